@@ -1,0 +1,121 @@
+"""Shared CLI machinery: the root group, `--db`, `--debug`, one output option, one error style."""
+
+from __future__ import annotations
+
+import functools
+import json
+import sys
+from collections.abc import Callable
+from typing import Any
+
+import click
+
+from warehouse.errors import MetaoptError
+
+FORMATS = ("table", "csv", "json")
+
+
+class _Group(click.Group):
+    """Root group: turns any MetaoptError (and, without --debug, any error) into one red line."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except (click.exceptions.Exit, click.exceptions.Abort, click.ClickException):
+            raise
+        except Exception as exc:  # noqa: BLE001 - the whole point is a one-line error
+            if ctx.obj and ctx.obj.get("debug"):
+                raise
+            message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            if not isinstance(exc, MetaoptError):
+                message = f"{type(exc).__name__}: {message}"
+            click.secho(f"Error: {message}", fg="red", err=True)
+            ctx.exit(1)
+
+
+@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
+@click.option(
+    "--db",
+    type=click.Path(dir_okay=False),
+    default=None,
+    envvar="METAOPT_DB",
+    help="Warehouse file (default: $METAOPT_DB, else ./metaopt.duckdb).",
+)
+@click.option("--debug", is_flag=True, help="Show full tracebacks on errors.")
+@click.version_option(package_name="metaopt")
+@click.pass_context
+def main(ctx: click.Context, db: str | None, debug: bool) -> None:
+    """metaopt: a SQL warehouse of training runs and a Bayesian meta-learner that says what
+    to train next.
+
+    \b
+    Example:
+      metaopt demo
+    """
+    ctx.ensure_object(dict)
+    ctx.obj["db"] = db
+    ctx.obj["debug"] = debug
+
+
+def open_warehouse(ctx: click.Context, read_only: bool = False):  # -> warehouse.Warehouse
+    """Open the warehouse named by ``--db`` (imported lazily to keep start-up fast)."""
+    from warehouse import Warehouse
+
+    return Warehouse(ctx.obj.get("db"), read_only=read_only)
+
+
+def output_option(func: Callable[..., Any]) -> Callable[..., Any]:
+    """The one shared output option: ``--format table|csv|json``."""
+
+    @click.option(
+        "--format",
+        "fmt",
+        type=click.Choice(FORMATS),
+        default="table",
+        show_default=True,
+        help="Output format.",
+    )
+    @functools.wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        return func(*args, **kwargs)
+
+    return wrapper
+
+
+def emit(data: Any, fmt: str, title: str | None = None) -> None:
+    """Print a DataFrame (or list of dicts / dict) as a rich table, CSV or JSON."""
+    import pandas as pd
+
+    if isinstance(data, dict):
+        data = pd.DataFrame([data])
+    elif isinstance(data, list):
+        data = pd.DataFrame(data)
+    df: pd.DataFrame = data
+    if fmt == "json":
+        click.echo(df.to_json(orient="records", date_format="iso", default_handler=str))
+    elif fmt == "csv":
+        df.to_csv(sys.stdout, index=False)
+    else:
+        from rich.console import Console
+        from rich.table import Table
+
+        table = Table(title=title, show_lines=False)
+        for col in df.columns:
+            table.add_column(str(col), overflow="fold")
+        for row in df.itertuples(index=False):
+            table.add_row(*(_fmt_cell(v) for v in row))
+        Console().print(table)
+        if df.empty:
+            click.echo("(no rows)")
+
+
+def _fmt_cell(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, float):
+        if value != value:  # NaN
+            return ""
+        return f"{value:.6g}"
+    if isinstance(value, dict | list):
+        return json.dumps(value, default=str)
+    return str(value)

@@ -1,0 +1,3 @@
+"""Warehouse commands: init, ingest, sql, views, runs."""
+
+from __future__ import annotations

@@ -1,0 +1,31 @@
+"""Errors raised by metaopt. Every user-facing failure is a :class:`MetaoptError` whose message
+is one line naming the problem; the CLI prints it as ``Error: …`` and exits 1."""
+
+from __future__ import annotations
+
+
+class MetaoptError(Exception):
+    """Base class of every error metaopt raises on purpose."""
+
+
+class ValidationError(MetaoptError, ValueError):
+    """Input that metaopt refuses (bad column, bad value, bad space, bad config)."""
+
+
+class UnsafeQueryError(MetaoptError):
+    """A SQL query refused by the read-only allowlist."""
+
+
+class WarehouseBusyError(MetaoptError):
+    """Another process holds the warehouse file for writing."""
+
+
+class SchemaVersionError(MetaoptError):
+    """The warehouse file was written by a newer metaopt, or is not a metaopt warehouse."""
+
+
+class NotFoundError(MetaoptError, KeyError):
+    """A named dataset, run, view or meta-model does not exist."""
+
+    def __str__(self) -> str:  # KeyError quotes its message; we want it plain
+        return str(self.args[0]) if self.args else ""
