@@ -21,6 +21,7 @@ columnar. :func:`load_dataset_frame` reads it back for the trainer.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import time
 from pathlib import Path
@@ -206,22 +207,24 @@ def register_dataset(
     }
     mf_rows = mf.assign(dataset=name)[["dataset", "name", "value", "method", "compute_s"]]
     table = _data_table(name)
-    with wh._transaction() as con:
-        if len(existing):  # created by ingest with the name only: complete it in place
-            con.execute(
-                "UPDATE datasets SET task = ?, target = ?, source = ?, n_rows = ?, "
-                "n_features = ?, n_classes = ?, content_hash = ? WHERE name = ?",
-                [*record.values(), name],
-            )
-        else:
-            con.execute(
-                "INSERT INTO datasets (name, task, target, source, n_rows, n_features, "
-                "n_classes, content_hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                [name, *record.values()],
-            )
-        con.register("_metaopt_mf", mf_rows)
-        con.register("_metaopt_data", frame)
-        try:
+    used: list[Any] = []
+    try:
+        with wh._transaction() as con:
+            used.append(con)
+            if len(existing):  # created by ingest with the name only: complete it in place
+                con.execute(
+                    "UPDATE datasets SET task = ?, target = ?, source = ?, n_rows = ?, "
+                    "n_features = ?, n_classes = ?, content_hash = ? WHERE name = ?",
+                    [*record.values(), name],
+                )
+            else:
+                con.execute(
+                    "INSERT INTO datasets (name, task, target, source, n_rows, n_features, "
+                    "n_classes, content_hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                    [name, *record.values()],
+                )
+            con.register("_metaopt_mf", mf_rows)
+            con.register("_metaopt_data", frame)
             con.execute(
                 "DELETE FROM dataset_meta_features WHERE dataset = ? AND name IN "
                 "(SELECT name FROM _metaopt_mf)",
@@ -234,9 +237,11 @@ def register_dataset(
             con.execute(f"CREATE SCHEMA IF NOT EXISTS {DATA_SCHEMA}")
             con.execute(f"DROP TABLE IF EXISTS {table}")
             con.execute(f"CREATE TABLE {table} AS SELECT * FROM _metaopt_data")
-        finally:
-            con.unregister("_metaopt_mf")
-            con.unregister("_metaopt_data")
+    finally:
+        for con in used:  # after commit/rollback: drop the temporary registrations
+            for view in ("_metaopt_mf", "_metaopt_data"):
+                with contextlib.suppress(Exception):
+                    con.unregister(view)
     return {
         "name": name,
         **record,
@@ -281,7 +286,7 @@ def list_datasets(wh: Any, meta_features: tuple[str, ...] | None = None) -> pd.D
 
     keys = list(meta_features or KEY_META_FEATURES)
     base = wh._read_df(
-        "SELECT name, task, target, n_rows, n_features, n_classes, source, "
+        "SELECT name, task, n_rows, n_features, n_classes, "
         "(SELECT count(*) FROM runs r WHERE r.dataset = d.name) AS n_runs "
         "FROM datasets d ORDER BY name"
     )
@@ -293,7 +298,17 @@ def list_datasets(wh: Any, meta_features: tuple[str, ...] | None = None) -> pd.D
         wide = mf.pivot_table(index="dataset", columns="name", values="value", aggfunc="first")
         cols = [k for k in keys if k in wide.columns and k not in base.columns]
         base = base.merge(wide[cols], left_on="name", right_index=True, how="left")
-    return base
+    return base.astype(object).where(base.notna(), None)
+
+
+def meta_feature_table(wh: Any, name: str) -> pd.DataFrame:
+    """Every meta-feature of dataset ``name`` (long form: name, value, method, compute_s)."""
+    _summary(wh, name)  # NotFoundError for an unknown dataset
+    return wh._read_df(
+        "SELECT name, value, method, compute_s FROM dataset_meta_features WHERE dataset = ? "
+        "ORDER BY method, name",
+        [name],
+    )
 
 
 def load_dataset_frame(wh: Any, name: str) -> tuple[pd.DataFrame, str, str]:
@@ -319,5 +334,6 @@ __all__: list[str] = [
     "list_datasets",
     "load_data",
     "load_dataset_frame",
+    "meta_feature_table",
     "register_dataset",
 ]

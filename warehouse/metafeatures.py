@@ -41,12 +41,10 @@ from warehouse.errors import ValidationError
 
 #: Meta-features shown by ``metaopt datasets`` next to each dataset.
 KEY_META_FEATURES = (
-    "n_instances",
-    "n_features",
-    "n_classes",
     "missing_ratio",
     "class_entropy",
     "mean_abs_correlation",
+    "pca_95_components",
     "landmark_1nn",
 )
 
@@ -242,7 +240,7 @@ def _moments_sql(data: pd.DataFrame, numeric: list[str]) -> dict[str, float]:
 
 def _numeric_matrix(data: pd.DataFrame, numeric: list[str]) -> np.ndarray:
     """Numeric features as float64 with missing values imputed by the column median."""
-    x = data[numeric].to_numpy(dtype=float, na_value=np.nan)
+    x = np.array(data[numeric].to_numpy(dtype=float, na_value=np.nan), copy=True)
     if np.isnan(x).any():
         med = np.nanmedian(x, axis=0)
         med = np.where(np.isnan(med), 0.0, med)
@@ -287,7 +285,8 @@ def _entropy(counts: np.ndarray) -> float:
 
 
 def discretize(values: np.ndarray, n_bins: int = N_BINS) -> np.ndarray:
-    """Equal-width bin codes 0..n_bins-1 between min and max; missing values get bin n_bins."""
+    """Equal-width bin codes 0..n_bins-1 (edges ``linspace(min, max, n_bins + 1)``, right-open
+    inner bins); missing values get bin ``n_bins``."""
     out = np.full(values.shape, n_bins, dtype=np.int64)
     ok = ~np.isnan(values)
     if not ok.any():
@@ -296,7 +295,8 @@ def discretize(values: np.ndarray, n_bins: int = N_BINS) -> np.ndarray:
     if hi == lo:
         out[ok] = 0
         return out
-    out[ok] = np.minimum(((values[ok] - lo) / (hi - lo) * n_bins).astype(np.int64), n_bins - 1)
+    edges = np.linspace(lo, hi, n_bins + 1)
+    out[ok] = np.clip(np.digitize(values[ok], edges[1:-1]), 0, n_bins - 1)
     return out
 
 

@@ -103,7 +103,7 @@ def test_bad_space_files(tmp_path):
         SearchSpace.from_file(tmp_path / "nope.yaml")
     p = tmp_path / "broken.yaml"
     p.write_text("params: {a: [1, 2\n")
-    with pytest.raises(ValidationError, match="cannot parse search space broken.yaml"):
+    with pytest.raises(ValidationError, match=r"cannot parse search space broken\.yaml"):
         SearchSpace.from_file(p)
 
 
@@ -127,10 +127,18 @@ def test_validate_names_the_parameter(svc_space, config, message):
 
 
 def test_validate_completes_config(svc_space):
-    cfg = svc_space.validate({"C": 2, "kernel": "poly", "gamma": 0.5, "degree": 3.0,
-                              "width": 32, "shrinking": False})
-    assert cfg == {"C": 2.0, "kernel": "poly", "gamma": 0.5, "degree": 3, "width": 32,
-                   "shrinking": False, "max_iter": 1000}
+    cfg = svc_space.validate(
+        {"C": 2, "kernel": "poly", "gamma": 0.5, "degree": 3.0, "width": 32, "shrinking": False}
+    )
+    assert cfg == {
+        "C": 2.0,
+        "kernel": "poly",
+        "gamma": 0.5,
+        "degree": 3,
+        "width": 32,
+        "shrinking": False,
+        "max_iter": 1000,
+    }
     assert isinstance(cfg["degree"], int)
 
 

@@ -20,13 +20,13 @@ from warehouse.errors import NotFoundError, ValidationError
 
 def test_binary_holdout_metrics_equal_sklearn():
     X, y = load_breast_cancer(return_X_y=True, as_frame=True)
-    got = evaluate(X, y, "classification", "logistic_regression",
-                   {"C": 0.5, "max_iter": 2000}, cv=0.3, seed=7)
+    got = evaluate(
+        X, y, "classification", "logistic_regression", {"C": 0.5, "max_iter": 2000}, cv=0.3, seed=7
+    )
     tr, te = train_test_split(np.arange(len(y)), test_size=0.3, random_state=7, stratify=y)
     from sklearn.linear_model import LogisticRegression
 
-    est = make_pipeline(StandardScaler(), LogisticRegression(C=0.5, max_iter=2000,
-                                                             random_state=7))
+    est = make_pipeline(StandardScaler(), LogisticRegression(C=0.5, max_iter=2000, random_state=7))
     est.fit(X.iloc[tr], y.iloc[tr])
     pred, proba = est.predict(X.iloc[te]), est.predict_proba(X.iloc[te])
     yt = y.iloc[te]
@@ -41,8 +41,15 @@ def test_binary_holdout_metrics_equal_sklearn():
 
 def test_multiclass_cv_metrics_are_fold_means_of_sklearn():
     X, y = load_iris(return_X_y=True, as_frame=True)
-    got = evaluate(X, y, "classification", "knn",
-                   {"n_neighbors": 15, "weights": "uniform", "p": 2}, cv=4, seed=3)
+    got = evaluate(
+        X,
+        y,
+        "classification",
+        "knn",
+        {"n_neighbors": 15, "weights": "uniform", "p": 2},
+        cv=4,
+        seed=3,
+    )
     acc, f1, auc, ll = [], [], [], []
     for tr, te in StratifiedKFold(4, shuffle=True, random_state=3).split(X, y):
         est = make_pipeline(StandardScaler(), KNeighborsClassifier(15))
@@ -61,8 +68,9 @@ def test_multiclass_cv_metrics_are_fold_means_of_sklearn():
 def test_string_labels_and_no_predict_proba():
     X, y = load_iris(return_X_y=True, as_frame=True)
     labels = np.array(["setosa", "versicolor", "virginica"])[y]
-    got = evaluate(X, labels, "classification", "svc",
-                   {"C": 1.0, "kernel": "linear", "max_iter": 20000}, cv=3)
+    got = evaluate(
+        X, labels, "classification", "svc", {"C": 1.0, "kernel": "linear", "max_iter": 20000}, cv=3
+    )
     assert got["accuracy"] > 0.9
     assert "log_loss" not in got  # SVC without probabilities has no log-loss
     assert 0.5 < got["roc_auc"] <= 1.0  # from decision scores
@@ -100,12 +108,25 @@ def test_every_family_trains_with_a_sampled_default_config(name):
 
 def test_mlp_architecture_is_searchable_and_recorded():
     fam = get_family("mlp")
-    cfg = {"n_layers": 3, "width": 32, "activation": "tanh", "alpha": 1e-4,
-           "learning_rate_init": 1e-3, "max_iter": 200, "early_stopping": True}
+    cfg = {
+        "n_layers": 3,
+        "width": 32,
+        "activation": "tanh",
+        "alpha": 1e-4,
+        "learning_rate_init": 1e-3,
+        "max_iter": 200,
+        "early_stopping": True,
+    }
     est = fam.make_estimator(cfg, "classification", seed=0)
     assert est.hidden_layer_sizes == (32, 32, 32) and est.activation == "tanh"
-    assert fam.architecture(cfg) == {"kind": "neural_net", "ensemble": 0, "n_layers": 3,
-                                     "width": 32, "activation": "tanh", "n_hidden_units": 96}
+    assert fam.architecture(cfg) == {
+        "kind": "neural_net",
+        "ensemble": 0,
+        "n_layers": 3,
+        "width": 32,
+        "activation": "tanh",
+        "n_hidden_units": 96,
+    }
     space = fam.default_space("classification")
     assert space["n_layers"].low == 1 and space["n_layers"].high == 3
     assert space["width"].log and (space["width"].low, space["width"].high) == (16, 256)
@@ -130,17 +151,33 @@ def test_raising_config_is_a_failed_result_not_an_exception():
 
 def test_timeout_kills_the_fit():
     X, y = load_breast_cancer(return_X_y=True, as_frame=True)
-    slow = {"n_layers": 3, "width": 256, "max_iter": 5000, "alpha": 1e-6,
-            "learning_rate_init": 1e-4, "early_stopping": False}
+    slow = {
+        "n_layers": 3,
+        "width": 256,
+        "max_iter": 5000,
+        "alpha": 1e-6,
+        "learning_rate_init": 1e-4,
+        "early_stopping": False,
+    }
     import time
 
     t0 = time.perf_counter()
-    res = run_trial(make_payload(X, y.to_numpy(), "classification", "mlp", slow, cv=5,
-                                 timeout_s=1.5))
+    res = run_trial(
+        make_payload(X, y.to_numpy(), "classification", "mlp", slow, cv=5, timeout_s=1.5)
+    )
     assert res["status"] == "failed" and "time limit of 1.5 s" in res["error"]
     assert time.perf_counter() - t0 < 30
-    ok = run_trial(make_payload(X.iloc[:100], y.to_numpy()[:100], "classification", "knn",
-                                {"n_neighbors": 3}, cv=3, timeout_s=60))
+    ok = run_trial(
+        make_payload(
+            X.iloc[:100],
+            y.to_numpy()[:100],
+            "classification",
+            "knn",
+            {"n_neighbors": 3},
+            cv=3,
+            timeout_s=60,
+        )
+    )
     assert ok["status"] == "finished" and ok["metrics"]["accuracy"] > 0.7
 
 
