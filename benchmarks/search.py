@@ -354,6 +354,7 @@ def _fit_fold(suite: Suite, train_tasks: list, method: str) -> dict:
     """Meta-train: a fresh in-memory warehouse with the meta-train runs, one MetaLearner
     (and, with costs, a duration learner) fitted on it."""
     from metaopt_bayes.model import MetaLearner
+
     from warehouse import Warehouse
 
     wh = Warehouse(":memory:")
@@ -379,8 +380,12 @@ def _fit_fold(suite: Suite, train_tasks: list, method: str) -> dict:
             "log_duration_s", model=suite.model, direction="minimize", method=method
         )
         cost_learner.fit(wh)
-    return {"wh": wh, "learner": learner, "cost_learner": cost_learner,
-            "fit_s": time.perf_counter() - t0}
+    return {
+        "wh": wh,
+        "learner": learner,
+        "cost_learner": cost_learner,
+        "fit_s": time.perf_counter() - t0,
+    }
 
 
 def _run_metaopt(task: Task, budget: int, seed: int, acquisition: str) -> list[int]:
@@ -495,8 +500,10 @@ def run_suite(suite: Suite, methods: list[str], args) -> pd.DataFrame:
         if any(m.startswith("metaopt") for m in methods):
             t0 = time.perf_counter()
             state["metaopt"] = _fit_fold(suite, train_tasks, args.fit_method)
-            print(f"[{suite.name}] fold {k}: meta-learner fit {time.perf_counter() - t0:.1f}s",
-                  flush=True)
+            print(
+                f"[{suite.name}] fold {k}: meta-learner fit {time.perf_counter() - t0:.1f}s",
+                flush=True,
+            )
         for name in test_tasks:
             pool = suite.pool(name)
             task = Task(suite, name, pool, encode(suite, pool), train_tasks, state)
@@ -508,22 +515,29 @@ def run_suite(suite: Suite, methods: list[str], args) -> pd.DataFrame:
                 order = METHODS[m](task, args.budget, k)
                 el = time.perf_counter() - t0
                 curve = regret_curve(values, order, suite.maximize, args.budget)
-                row = {"suite": suite.name, "fold": k, "task": name, "method": m,
-                       "wall_s": el}
+                row = {"suite": suite.name, "fold": k, "task": name, "method": m, "wall_s": el}
                 for b in range(1, args.budget + 1):
                     row[f"r{b}"] = curve[b - 1]
                 if suite.has_cost:
                     costs = pool["cost"].to_numpy()
                     tb = np.asarray(TIME_BUDGETS, float) * np.median(costs)
                     # past the trial budget the curve stays at its last value
-                    for b, r in zip(TIME_BUDGETS, regret_at_times(
-                        values, costs, order, suite.maximize, tb), strict=True):
+                    for b, r in zip(
+                        TIME_BUDGETS,
+                        regret_at_times(values, costs, order, suite.maximize, tb),
+                        strict=True,
+                    ):
                         row[f"time{b}"] = r
                 rows.append(row)
-            print(f"[{suite.name}] fold {k} task {name}: "
-                  + " ".join(f"{r['method']}={r[f'r{min(10, args.budget)}']:.3f}"
-                             for r in rows if r["task"] == name and r["fold"] == k),
-                  flush=True)
+            print(
+                f"[{suite.name}] fold {k} task {name}: "
+                + " ".join(
+                    f"{r['method']}={r[f'r{min(10, args.budget)}']:.3f}"
+                    for r in rows
+                    if r["task"] == name and r["fold"] == k
+                ),
+                flush=True,
+            )
     return pd.DataFrame(rows)
 
 
@@ -537,17 +551,26 @@ def summarize(df: pd.DataFrame, budgets, prefix: str = "r") -> pd.DataFrame:
         ranks = df.groupby(["fold", "task"])[col].rank(method="average")
         g = df.assign(rank=ranks).groupby("method")
         for m, sub in g:
-            out.append({"method": m, "budget": b, "regret": sub[col].mean(),
-                        "regret_se": sub[col].std(ddof=1) / math.sqrt(len(sub)),
-                        "rank": sub["rank"].mean(), "n": len(sub)})
+            out.append(
+                {
+                    "method": m,
+                    "budget": b,
+                    "regret": sub[col].mean(),
+                    "regret_se": sub[col].std(ddof=1) / math.sqrt(len(sub)),
+                    "rank": sub["rank"].mean(),
+                    "n": len(sub),
+                }
+            )
     return pd.DataFrame(out)
 
 
 def table(summary: pd.DataFrame, label: str) -> str:
     reg = summary.pivot(index="method", columns="budget", values="regret")
     rk = summary.pivot(index="method", columns="budget", values="rank")
-    lines = [f"| method | " + " | ".join(f"{label}={b}" for b in reg.columns) + " |",
-             "|---|" + "---|" * len(reg.columns)]
+    lines = [
+        "| method | " + " | ".join(f"{label}={b}" for b in reg.columns) + " |",
+        "|---|" + "---|" * len(reg.columns),
+    ]
     for m in reg.index:
         cells = [f"{reg.at[m, b]:.3f} ({rk.at[m, b]:.2f})" for b in reg.columns]
         lines.append(f"| {m} | " + " | ".join(cells) + " |")
@@ -561,11 +584,15 @@ def targets(summary: pd.DataFrame, ours: str) -> list[str]:
     others = [m for m in reg.index if not m.startswith("metaopt")]
     notes = []
     beats = all(reg.at[ours, b] < reg.at[o, b] for b in reg.columns if b >= 5 for o in others)
-    notes.append(f"{ours} beats every baseline at every budget >= 5: {'MET' if beats else 'NOT MET'}")
+    notes.append(
+        f"{ours} beats every baseline at every budget >= 5: {'MET' if beats else 'NOT MET'}"
+    )
     if "random" in reg.index and 50 in reg.columns and 10 in reg.columns:
         ok = reg.at[ours, 10] <= reg.at["random", 50]
-        notes.append(f"{ours} regret@10 = {reg.at[ours, 10]:.3f} vs random regret@50 = "
-                     f"{reg.at['random', 50]:.3f}: {'MET' if ok else 'NOT MET'}")
+        notes.append(
+            f"{ours} regret@10 = {reg.at[ours, 10]:.3f} vs random regret@50 = "
+            f"{reg.at['random', 50]:.3f}: {'MET' if ok else 'NOT MET'}"
+        )
     return notes
 
 
@@ -592,8 +619,13 @@ def plot(df: pd.DataFrame, suite: Suite, budget: int, path: Path) -> None:
         tb = [f"time{b}" for b in TIME_BUDGETS]
         xs_t = list(TIME_BUDGETS)
         for m, sub in df.groupby("method"):
-            ax.plot(xs_t, sub[tb].mean().to_numpy(), marker="o", label=m,
-                    lw=2 if m.startswith("metaopt") else 1.2)
+            ax.plot(
+                xs_t,
+                sub[tb].mean().to_numpy(),
+                marker="o",
+                label=m,
+                lw=2 if m.startswith("metaopt") else 1.2,
+            )
         ax.set_xscale("log")
         ax.set_yscale("log")
         ax.set_xlabel("cumulative training time (× task's median config time)")
@@ -637,18 +669,25 @@ def main(argv: list[str] | None = None) -> int:
         df = run_suite(suite, methods, args)
         df.to_csv(OUT / f"search_{suite.name}.csv", index=False)
         s = summarize(df, budgets)
-        text = [f"## {suite.name} — mean normalized regret (average rank), "
-                f"{df.task.nunique()} tasks, {df.fold.nunique()} folds",
-                table(s, "trials")]
+        text = [
+            f"## {suite.name} — mean normalized regret (average rank), "
+            f"{df.task.nunique()} tasks, {df.fold.nunique()} folds",
+            table(s, "trials"),
+        ]
         for ours in ("metaopt-ei", "metaopt-cei"):
             text += targets(s, ours)
         if suite.has_cost:
             st = summarize(df, TIME_BUDGETS, prefix="time")
-            text += ["", f"## {suite.name} — regret at cumulative training time "
-                     "(× median config time)", table(st, "time")]
+            text += [
+                "",
+                f"## {suite.name} — regret at cumulative training time (× median config time)",
+                table(st, "time"),
+            ]
         wall = df.groupby("method")["wall_s"].mean()
-        text += ["", "mean wall seconds per search: "
-                 + ", ".join(f"{m} {w:.2f}" for m, w in wall.items())]
+        text += [
+            "",
+            "mean wall seconds per search: " + ", ".join(f"{m} {w:.2f}" for m, w in wall.items()),
+        ]
         out = "\n".join(text)
         print(out)
         (OUT / f"search_{suite.name}.md").write_text(out + "\n")
