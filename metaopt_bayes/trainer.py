@@ -331,9 +331,27 @@ def _error_line(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {msg}" if msg else type(exc).__name__
 
 
+def _warm_imports(payload: Mapping[str, Any]) -> None:
+    """Import what the evaluation will import, so one-off module loading is not measured
+    as the fit's time or memory (a failure here resurfaces inside the measured call)."""
+    try:
+        import sklearn.metrics
+        import sklearn.model_selection  # noqa: F401
+
+        from metaopt_bayes.zoo import get_family, make_pipeline
+
+        est = get_family(payload["model"]).make_estimator(
+            payload["config"], payload["task"], payload.get("seed", 0)
+        )
+        make_pipeline(est, ["x"], ["c"])
+    except Exception:
+        return
+
+
 def _measured_trial(payload: Mapping[str, Any]) -> dict[str, Any]:
     """Run :func:`evaluate` on a payload, measuring it and capturing any error."""
     out: dict[str, Any] = {"status": "finished", "metrics": {}, "error": None}
+    _warm_imports(payload)
     with _Meter() as m:
         try:
             out["metrics"] = evaluate(

@@ -210,6 +210,8 @@ def _classify(columns: list[str]) -> dict[str, Any]:
             prefix, _, name = col.partition(".")
             if not name.strip():
                 raise ValidationError(f"column {col!r}: empty {prefix} name")
+            if name.startswith("__"):
+                raise ValidationError(f"column {col!r}: names starting with '__' are reserved")
             kinds[prefix].append((col, name))
         elif col in _IGNORED or col.startswith("tags."):
             continue
@@ -230,24 +232,28 @@ def _is_numeric_type(t: pa.DataType) -> bool:
     return pt.is_integer(t) or pt.is_floating(t) or pt.is_decimal(t)
 
 
-def _typed_value_sql(col: str, arrow_type: pa.DataType) -> tuple[str, str]:
-    """SQL for (value_num, value_text) of one parameter/architecture column."""
+def _is_text_type(arrow_type: pa.DataType) -> bool:
+    return not (_is_numeric_type(arrow_type) or _is_bool_type(arrow_type))
+
+
+def _is_bool_type(arrow_type: pa.DataType) -> bool:
     import pyarrow.types as pt
 
-    c = _qi(col)
-    if _is_numeric_type(arrow_type):
-        return f"CAST({c} AS DOUBLE)", "CAST(NULL AS VARCHAR)"
-    if pt.is_boolean(arrow_type):
-        return f"CAST({c} AS DOUBLE)", "CAST(NULL AS VARCHAR)"
-    t = f"trim(CAST({c} AS VARCHAR))"
+    return pt.is_boolean(arrow_type)
+
+
+def _typed_text_sql(expr: str) -> tuple[str, str]:
+    """SQL for (value_num, value_text) of a text parameter value: None/null → both NULL,
+    true/false → 1/0, a finite number → numeric, anything else → text."""
+    t = f"lower(trim({expr}))"
+    as_num = f"TRY_CAST(trim({expr}) AS DOUBLE)"
     num = (
-        f"CASE WHEN lower({t}) IN ('none', 'null') THEN NULL "
-        f"WHEN lower({t}) = 'true' THEN 1.0 WHEN lower({t}) = 'false' THEN 0.0 "
-        f"WHEN isfinite(TRY_CAST({t} AS DOUBLE)) THEN TRY_CAST({t} AS DOUBLE) END"
+        f"CASE WHEN {t} IN ('none', 'null') THEN NULL WHEN {t} = 'true' THEN 1.0 "
+        f"WHEN {t} = 'false' THEN 0.0 WHEN isfinite({as_num}) THEN {as_num} END"
     )
     text = (
-        f"CASE WHEN lower({t}) IN ('none', 'null', 'true', 'false') THEN NULL "
-        f"WHEN isfinite(TRY_CAST({t} AS DOUBLE)) THEN NULL ELSE CAST({c} AS VARCHAR) END"
+        f"CASE WHEN {t} IN ('none', 'null', 'true', 'false') OR isfinite({as_num}) "
+        f"THEN NULL ELSE {expr} END"
     )
     return num, text
 
@@ -257,49 +263,81 @@ def _first(con: Any, sql: str) -> tuple | None:
     return rows[0] if rows else None
 
 
+_ID_ALPHABET = b"0123456789abcdefghijklmnopqrstuv"
+
+
+def new_run_ids(n: int) -> list[str] | Any:
+    """``n`` random 12-character run ids (base-32, 60 random bits each).
+
+    Twelve characters keep ids inside DuckDB's 12-byte inline string, which made the run
+    and long-table inserts and joins several times faster than 32-character UUID hex; 60
+    bits make a collision among a million new ids about one in a million, and a collision
+    with an existing run is caught by the ingest validation rather than overwriting it.
+    Returns a pyarrow string array.
+    """
+    import secrets
+
+    import numpy as np
+    import pyarrow as pa
+
+    rng = np.random.default_rng(secrets.randbits(128))
+    while True:
+        values = rng.integers(0, 2**60, size=n, dtype=np.int64)
+        if len(np.unique(values)) == n:
+            break
+    shifts = np.arange(55, -1, -5, dtype=np.int64)
+    digits = (values[:, None] >> shifts[None, :]) & 31
+    chars = np.frombuffer(_ID_ALPHABET, dtype=np.uint8)[digits]
+    return pa.array(np.ascontiguousarray(chars).view("S12").ravel()).cast(pa.string())
+
+
 def log_runs(wh: Warehouse, data: Any) -> int:
     """Bulk-insert runs in the MLflow layout (see the module docstring); all or nothing.
 
-    Returns the number of runs written. Implementation: the input becomes one Arrow table,
-    registered with DuckDB and copied once into a temporary staging table (with generated
-    run ids and a row number); validation is a handful of vectorized queries over it; the
-    long tables are filled with one ``INSERT … SELECT`` per column.
+    Returns the number of runs written. Implementation: the input becomes one Arrow table
+    with helper columns (run id, row number, dataset/model/split as text) and is registered
+    with DuckDB (zero-copy); validation is a handful of vectorized queries over it; each long
+    table is filled by one ``INSERT … SELECT … UNPIVOT`` per value kind.
     """
     import numpy as np
     import pyarrow as pa
+    import pyarrow.compute as pc
 
     table = to_arrow(data)
     kinds = _classify(table.column_names)
     fields: dict[str, str] = kinds["fields"]
-    table = table.append_column("__row", pa.array(np.arange(1, table.num_rows + 1, dtype=np.int64)))
+    n = table.num_rows
+    if "run_id" in fields:
+        given = pc.cast(table[fields["run_id"]], pa.string())
+        run_ids = pc.if_else(pc.is_null(given), new_run_ids(n), given)
+    else:
+        run_ids = new_run_ids(n)
+
+    def text(field: str, default: str | None = None) -> Any:
+        if field not in fields:
+            return pa.nulls(n, pa.string()) if default is None else pa.array([default] * n)
+        try:
+            column = pc.cast(table[fields[field]], pa.string())
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:
+            raise ValidationError(f"column {fields[field]!r}: {_one_line(exc)}") from None
+        return column if default is None else pc.fill_null(column, default)
+
+    helpers = {
+        "__row": pa.array(np.arange(1, n + 1, dtype=np.int64)),
+        "__run_id": run_ids,
+        "__dataset": text("dataset"),
+        "__model": text("model"),
+        "__split": text("split", "valid"),
+    }
+    for name, values in helpers.items():
+        table = table.append_column(name, values)
     types = {name: table.schema.field(name).type for name in table.column_names}
-    tag = uuid.uuid4().hex[:12]
-    src, stage = f"__metaopt_src_{tag}", f"__metaopt_stage_{tag}"
-
-    def col(field: str, default: str = "NULL") -> str:
-        return _qi(fields[field]) if field in fields else default
-
+    src = f"__metaopt_src_{uuid.uuid4().hex[:12]}"
     with wh._transaction() as con:
         con.register(src, table)
         try:
-            fresh = "replace(CAST(uuid() AS VARCHAR), '-', '')"
-            run_id_sql = (
-                f"coalesce(CAST({col('run_id')} AS VARCHAR), {fresh})"
-                if "run_id" in fields
-                else fresh
-            )
-            con.execute(
-                f"CREATE TEMP TABLE {stage} AS SELECT *, {run_id_sql} AS __run_id, "
-                f"CAST({col('dataset')} AS VARCHAR) AS __dataset, "
-                f"CAST({col('model')} AS VARCHAR) AS __model, "
-                f"coalesce(CAST({col('split')} AS VARCHAR), 'valid') AS __split "
-                f"FROM {src}"
-            )
-            try:
-                _validate_runs(con, stage, fields, kinds, types)
-                n = _insert_runs(con, stage, fields, kinds, types)
-            finally:
-                con.execute(f"DROP TABLE IF EXISTS {stage}")
+            _validate_runs(con, src, fields, kinds, types)
+            _insert_runs(con, src, fields, kinds, types)
         finally:
             con.unregister(src)
     return n
@@ -310,12 +348,12 @@ def _fail(row: tuple | None, message: str) -> None:
         raise ValidationError(message.format(*row))
 
 
-def _validate_runs(con: Any, stage: str, fields: dict, kinds: dict, types: dict) -> None:
+def _validate_runs(con: Any, src: str, fields: dict, kinds: dict, types: dict) -> None:
     for field in ("dataset", "model"):
         _fail(
             _first(
                 con,
-                f"SELECT __row FROM {stage} WHERE __{field} IS NULL OR trim(__{field}) = '' "
+                f"SELECT __row FROM {src} WHERE __{field} IS NULL OR trim(__{field}) = '' "
                 "ORDER BY __row LIMIT 1",
             ),
             "row {0}, column " + repr(fields[field]) + ": empty " + field,
@@ -325,7 +363,7 @@ def _validate_runs(con: Any, stage: str, fields: dict, kinds: dict, types: dict)
         _fail(
             _first(
                 con,
-                f"SELECT __row FROM {stage} WHERE trim(CAST({c} AS VARCHAR)) = '' "
+                f"SELECT __row FROM {src} WHERE trim(CAST({c} AS VARCHAR)) = '' "
                 "ORDER BY __row LIMIT 1",
             ),
             "row {0}, column " + repr(fields["run_id"]) + ": empty run_id",
@@ -333,7 +371,7 @@ def _validate_runs(con: Any, stage: str, fields: dict, kinds: dict, types: dict)
         _fail(
             _first(
                 con,
-                f"SELECT min(__row), max(__row), __run_id FROM {stage} GROUP BY __run_id "
+                f"SELECT min(__row), max(__row), __run_id FROM {src} GROUP BY __run_id "
                 "HAVING count(*) > 1 ORDER BY min(__row) LIMIT 1",
             ),
             "rows {0} and {1}, column 'run_id': duplicate run_id {2!r}",
@@ -341,7 +379,7 @@ def _validate_runs(con: Any, stage: str, fields: dict, kinds: dict, types: dict)
         _fail(
             _first(
                 con,
-                f"SELECT s.__row, s.__run_id FROM {stage} AS s "
+                f"SELECT s.__row, s.__run_id FROM {src} AS s "
                 "JOIN runs AS r ON r.run_id = s.__run_id ORDER BY s.__row LIMIT 1",
             ),
             "row {0}, column 'run_id': run_id {1!r} is already in the warehouse",
@@ -352,7 +390,7 @@ def _validate_runs(con: Any, stage: str, fields: dict, kinds: dict, types: dict)
         _fail(
             _first(
                 con,
-                f"SELECT __row, {c} FROM {stage} WHERE {c} IS NOT NULL "
+                f"SELECT __row, {c} FROM {src} WHERE {c} IS NOT NULL "
                 f"AND lower(trim(CAST({c} AS VARCHAR))) NOT IN ({allowed}) ORDER BY __row LIMIT 1",
             ),
             "row {0}, column " + repr(fields["status"]) + ": unknown status {1!r} "
@@ -364,7 +402,7 @@ def _validate_runs(con: Any, stage: str, fields: dict, kinds: dict, types: dict)
             _fail(
                 _first(
                     con,
-                    f"SELECT __row, CAST({c} AS VARCHAR) FROM {stage} WHERE {c} IS NOT NULL "
+                    f"SELECT __row, CAST({c} AS VARCHAR) FROM {src} WHERE {c} IS NOT NULL "
                     f"AND TRY_CAST({c} AS TIMESTAMP) IS NULL ORDER BY __row LIMIT 1",
                 ),
                 "row {0}, column " + repr(fields[field]) + ": {1!r} is not a timestamp",
@@ -374,7 +412,7 @@ def _validate_runs(con: Any, stage: str, fields: dict, kinds: dict, types: dict)
         _fail(
             _first(
                 con,
-                f"SELECT __row, CAST({c} AS VARCHAR) FROM {stage} WHERE {c} IS NOT NULL "
+                f"SELECT __row, CAST({c} AS VARCHAR) FROM {src} WHERE {c} IS NOT NULL "
                 f"AND TRY_CAST({c} AS BIGINT) IS NULL ORDER BY __row LIMIT 1",
             ),
             "row {0}, column " + repr(fields["seed"]) + ": {1!r} is not an integer",
@@ -389,7 +427,7 @@ def _validate_runs(con: Any, stage: str, fields: dict, kinds: dict, types: dict)
         _fail(
             _first(
                 con,
-                f"SELECT __row, CAST({c} AS VARCHAR) FROM {stage} WHERE {c} IS NOT NULL "
+                f"SELECT __row, CAST({c} AS VARCHAR) FROM {src} WHERE {c} IS NOT NULL "
                 f"AND {v} IS NULL ORDER BY __row LIMIT 1",
             ),
             "row {0}, column " + repr(column) + ": {1!r} is not a number",
@@ -397,7 +435,7 @@ def _validate_runs(con: Any, stage: str, fields: dict, kinds: dict, types: dict)
         _fail(
             _first(
                 con,
-                f"SELECT __row, CAST({c} AS VARCHAR) FROM {stage} WHERE {c} IS NOT NULL "
+                f"SELECT __row, CAST({c} AS VARCHAR) FROM {src} WHERE {c} IS NOT NULL "
                 f"AND NOT isfinite({v}) ORDER BY __row LIMIT 1",
             ),
             "row {0}, column " + repr(column) + ": " + what + " value {1} is not finite "
@@ -405,7 +443,7 @@ def _validate_runs(con: Any, stage: str, fields: dict, kinds: dict, types: dict)
         )
         if nonneg:
             _fail(
-                _first(con, f"SELECT __row, {v} FROM {stage} WHERE {v} < 0 ORDER BY __row LIMIT 1"),
+                _first(con, f"SELECT __row, {v} FROM {src} WHERE {v} < 0 ORDER BY __row LIMIT 1"),
                 "row {0}, column " + repr(column) + ": {1} is negative",
             )
     for column, _name in kinds["params"] + kinds["arch"]:
@@ -414,7 +452,7 @@ def _validate_runs(con: Any, stage: str, fields: dict, kinds: dict, types: dict)
             _fail(
                 _first(
                     con,
-                    f"SELECT __row, CAST({c} AS VARCHAR) FROM {stage} WHERE {c} IS NOT NULL "
+                    f"SELECT __row, CAST({c} AS VARCHAR) FROM {src} WHERE {c} IS NOT NULL "
                     f"AND NOT isfinite(CAST({c} AS DOUBLE)) ORDER BY __row LIMIT 1",
                 ),
                 "row {0}, column " + repr(column) + ": value {1} is not finite",
@@ -435,9 +473,9 @@ def _ensure_datasets_and_metrics(con: Any, datasets_sql: str, metric_names: list
             )
 
 
-def _insert_runs(con: Any, stage: str, fields: dict, kinds: dict, types: dict) -> int:
+def _insert_runs(con: Any, src: str, fields: dict, kinds: dict, types: dict) -> None:
     _ensure_datasets_and_metrics(
-        con, f"SELECT __dataset FROM {stage}", [name for _, name in kinds["metrics"]]
+        con, f"SELECT __dataset FROM {src}", [name for _, name in kinds["metrics"]]
     )
 
     def f(field: str, cast: str) -> str:
@@ -461,23 +499,44 @@ def _insert_runs(con: Any, stage: str, fields: dict, kinds: dict, types: dict) -
         f"{f('started_at', 'TIMESTAMP')}, {f('finished_at', 'TIMESTAMP')}, "
         f"{f('duration_s', 'DOUBLE')}, {f('cpu_s', 'DOUBLE')}, {f('peak_mem_mb', 'DOUBLE')}, "
         f"{f('seed', 'BIGINT')}, {f('source', 'VARCHAR')}, {f('error', 'VARCHAR')}, "
-        f"(SELECT coalesce(max(seq), 0) FROM runs) + __row FROM {stage}"
+        f"? + __row FROM {src}",
+        [int(con.execute("SELECT coalesce(max(seq), 0) FROM runs").fetchall()[0][0])],
     )
     for table, key in (("run_params", "params"), ("run_architecture", "arch")):
-        for column, name in kinds[key]:
-            num, text = _typed_value_sql(column, types[column])
+        numeric = [(c, nm) for c, nm in kinds[key] if not _is_text_type(types[c])]
+        textual = [(c, nm) for c, nm in kinds[key] if _is_text_type(types[c])]
+        if numeric:
             con.execute(
                 f"INSERT INTO {table} (run_id, name, value_num, value_text) "
-                f"SELECT __run_id, {_ql(name)}, {num}, {text} FROM {stage} "
-                f"WHERE {_qi(column)} IS NOT NULL"
+                "SELECT __run_id, name, value, CAST(NULL AS VARCHAR) FROM "
+                + _unpivot(src, numeric, "DOUBLE")
             )
-    for column, name in kinds["metrics"]:
+        if textual:
+            num, txt = _typed_text_sql("value")
+            con.execute(
+                f"INSERT INTO {table} (run_id, name, value_num, value_text) "
+                f"SELECT __run_id, name, {num}, {txt} FROM " + _unpivot(src, textual, "VARCHAR")
+            )
+    if kinds["metrics"]:
         con.execute(
             "INSERT INTO run_metrics (run_id, name, split, value) "
-            f"SELECT __run_id, {_ql(name)}, __split, CAST({_qi(column)} AS DOUBLE) FROM {stage} "
-            f"WHERE {_qi(column)} IS NOT NULL"
+            "SELECT __run_id, name, __split, value FROM "
+            + _unpivot(src, kinds["metrics"], "DOUBLE", keep=("__split",))
         )
-    return int(con.execute(f"SELECT count(*) FROM {stage}").fetchall()[0][0])
+
+
+def _unpivot(
+    src: str, columns: list[tuple[str, str]], cast: str, keep: tuple[str, ...] = ()
+) -> str:
+    """``(UNPIVOT (SELECT __run_id, CAST(col AS cast) AS name, …) ON … INTO NAME name VALUE
+    value)``: one scan turns wide columns into (run, name, value) rows, skipping NULL cells."""
+    inner = ", ".join(f"CAST({_qi(column)} AS {cast}) AS {_qi(name)}" for column, name in columns)
+    kept = "".join(f", {k}" for k in keep)
+    on = ", ".join(_qi(name) for _, name in columns)
+    return (
+        f"(UNPIVOT (SELECT __run_id{kept}, {inner} FROM {src}) ON {on} "
+        "INTO NAME name VALUE value) AS u"
+    )
 
 
 # ---------------------------------------------------------------------------- one run
@@ -551,7 +610,7 @@ def log_run(
     arch_rows = [(n, *_typed(v, f"arch {n!r}")) for n, v in arch.items()]
     metric_rows = [(n, _metric(v, f"metric {n!r}")) for n, v in metrics.items()]
     run_id = meta.get("run_id")
-    run_id = uuid.uuid4().hex if run_id is None else str(run_id)
+    run_id = new_run_ids(1)[0].as_py() if run_id is None else str(run_id)
     if not run_id.strip():
         raise ValidationError("log_run: run_id must not be empty")
     raw_status = meta.get("status") or "finished"
@@ -580,14 +639,21 @@ def log_run(
     with wh._transaction() as con:
         if con.execute("SELECT 1 FROM runs WHERE run_id = ?", [run_id]).fetchall():
             raise ValidationError(f"log_run: run_id {run_id!r} is already in the warehouse")
-        con.execute(
-            "INSERT INTO datasets (name, source) VALUES (?, 'ingest') ON CONFLICT DO NOTHING",
-            [dataset],
-        )
-        for name, _ in metric_rows:
+        # Names known to exist (committed earlier by this Warehouse) skip their insert; INSERT …
+        # WHERE NOT IN is ~3x cheaper than ON CONFLICT DO NOTHING in DuckDB 2.0.
+        if dataset not in wh._known_datasets:
             con.execute(
-                "INSERT INTO metrics (name, direction) VALUES (?, ?) ON CONFLICT DO NOTHING",
-                [name, guess_direction(name)],
+                "INSERT INTO datasets (name, source) SELECT ?, 'ingest' "
+                "WHERE ? NOT IN (SELECT name FROM datasets)",
+                [dataset, dataset],
+            )
+        new_metrics = [name for name, _ in metric_rows if name not in wh._known_metrics]
+        if new_metrics:
+            con.execute(
+                "INSERT INTO metrics (name, direction) SELECT n, d FROM "
+                "(SELECT unnest(?::VARCHAR[]) AS n, unnest(?::VARCHAR[]) AS d) "
+                "WHERE n NOT IN (SELECT name FROM metrics)",
+                [new_metrics, [guess_direction(n) for n in new_metrics]],
             )
         try:
             con.execute(
@@ -619,25 +685,25 @@ def log_run(
         _insert_values(con, "run_params", run_id, param_rows)
         _insert_values(con, "run_architecture", run_id, arch_rows)
         if metric_rows:
-            placeholders = ", ".join(["(?, ?, ?, ?)"] * len(metric_rows))
-            args: list[Any] = []
-            for name, value in metric_rows:
-                args += [run_id, name, split, value]
             con.execute(
-                f"INSERT INTO run_metrics (run_id, name, split, value) VALUES {placeholders}", args
+                "INSERT INTO run_metrics (run_id, name, split, value) "
+                "SELECT ?, unnest(?::VARCHAR[]), ?, unnest(?::DOUBLE[])",
+                [run_id, [n for n, _ in metric_rows], split, [v for _, v in metric_rows]],
             )
+    if not wh._depth:  # committed: remember the names for the next call
+        wh._known_datasets.add(dataset)
+        wh._known_metrics.update(name for name, _ in metric_rows)
     return run_id
 
 
 def _insert_values(con: Any, table: str, run_id: str, rows: list[tuple]) -> None:
+    """One statement for all of a run's (name, value_num, value_text) rows."""
     if not rows:
         return
-    placeholders = ", ".join(["(?, ?, CAST(? AS DOUBLE), CAST(? AS VARCHAR))"] * len(rows))
-    args: list[Any] = []
-    for name, num, text in rows:
-        args += [run_id, name, num, text]
     con.execute(
-        f"INSERT INTO {table} (run_id, name, value_num, value_text) VALUES {placeholders}", args
+        f"INSERT INTO {table} (run_id, name, value_num, value_text) "
+        "SELECT ?, unnest(?::VARCHAR[]), unnest(?::DOUBLE[]), unnest(?::VARCHAR[])",
+        [run_id, [r[0] for r in rows], [r[1] for r in rows], [r[2] for r in rows]],
     )
 
 

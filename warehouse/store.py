@@ -86,6 +86,10 @@ class Warehouse:
         self.path = resolve_path(path)
         self.read_only = bool(read_only)
         self._depth = 0
+        # Dataset/metric names known to be committed (nothing deletes them): log_run skips
+        # re-inserting them. Filled only after a successful commit.
+        self._known_datasets: set[str] = set()
+        self._known_metrics: set[str] = set()
         self._reader: duckdb.DuckDBPyConnection | None = None
         self._con = self._connect()
         try:

@@ -15,26 +15,36 @@ SELECT
     r.duration_s,
     r.cpu_s,
     r.seq,
-    (
-        SELECT map(list(p.name ORDER BY p.name), list(p.value_num ORDER BY p.name))
-        FROM run_params AS p
-        WHERE p.run_id = r.run_id AND p.value_num IS NOT NULL
-    ) AS params_num,
-    (
-        SELECT map(list(p.name ORDER BY p.name), list(p.value_text ORDER BY p.name))
-        FROM run_params AS p
-        WHERE p.run_id = r.run_id AND p.value_text IS NOT NULL
-    ) AS params_text,
-    (
-        SELECT map(list(a.name ORDER BY a.name), list(a.value_num ORDER BY a.name))
-        FROM run_architecture AS a
-        WHERE a.run_id = r.run_id AND a.value_num IS NOT NULL
-    ) AS arch_num,
-    (
-        SELECT map(list(a.name ORDER BY a.name), list(a.value_text ORDER BY a.name))
-        FROM run_architecture AS a
-        WHERE a.run_id = r.run_id AND a.value_text IS NOT NULL
-    ) AS arch_text
+    p.params_num,
+    p.params_text,
+    a.arch_num,
+    a.arch_text
 FROM run_metrics AS x
 JOIN runs AS r ON r.run_id = x.run_id
+LEFT JOIN LATERAL (
+    SELECT
+        map(
+            list(p.name) FILTER (WHERE p.value_num IS NOT NULL),
+            list(p.value_num) FILTER (WHERE p.value_num IS NOT NULL)
+        ) AS params_num,
+        map(
+            list(p.name) FILTER (WHERE p.value_text IS NOT NULL),
+            list(p.value_text) FILTER (WHERE p.value_text IS NOT NULL)
+        ) AS params_text
+    FROM run_params AS p
+    WHERE p.run_id = r.run_id
+) AS p ON TRUE
+LEFT JOIN LATERAL (
+    SELECT
+        map(
+            list(a.name) FILTER (WHERE a.value_num IS NOT NULL),
+            list(a.value_num) FILTER (WHERE a.value_num IS NOT NULL)
+        ) AS arch_num,
+        map(
+            list(a.name) FILTER (WHERE a.value_text IS NOT NULL),
+            list(a.value_text) FILTER (WHERE a.value_text IS NOT NULL)
+        ) AS arch_text
+    FROM run_architecture AS a
+    WHERE a.run_id = r.run_id
+) AS a ON TRUE
 WHERE r.status = 'finished'
