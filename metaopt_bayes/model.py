@@ -171,7 +171,7 @@ def build_pymc_model(
     import pymc as pm
     import pytensor.tensor as pt
 
-    D, p, _ = S.shape
+    D = S.shape[0]
     q = Z.shape[1]
     coords = {"basis": basis_names, "dataset": datasets}
     if q > 1:
