@@ -29,8 +29,8 @@ import duckdb
 
 from warehouse import sqlfiles
 from warehouse.errors import (
-    MetaoptError,
     NotFoundError,
+    ReadOnlyWarehouseError,
     SchemaVersionError,
     ValidationError,
     WarehouseBusyError,
@@ -43,10 +43,6 @@ DEFAULT_PATH = "metaopt.duckdb"
 MEMORY = ":memory:"
 _CONFIG = {"enable_external_access": False, "lock_configuration": True}
 _INTERNAL_TABLES = ("metaopt_schema", "metaopt_meta")
-
-
-class ReadOnlyWarehouseError(MetaoptError):
-    """A write was attempted on a warehouse opened with ``read_only=True``."""
 
 
 def resolve_path(path: str | os.PathLike[str] | None) -> str:
