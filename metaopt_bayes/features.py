@@ -187,7 +187,10 @@ def infer_param_specs(
     specs: list[ParamSpec] = []
     for name in param_columns(runs):
         if name in overrides:
-            specs.append(_spec_from_space(name, overrides[name]))
+            entry = overrides[name]
+            kind = entry.get("type") if isinstance(entry, dict) else getattr(entry, "kind", None)
+            if kind != "fixed":  # a fixed parameter carries no information
+                specs.append(_spec_from_space(name, entry))
             continue
         col = _as_object_column(runs[PARAM_PREFIX + name])
         nullable = bool(col.isna().any())

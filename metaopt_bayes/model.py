@@ -774,7 +774,20 @@ class MetaLearner:
 
 
 def _training_matrix(wh: Any, metric: str, model: str | None, datasets: Any, exclude: Any):
-    return wh.training_matrix(metric, model=model, datasets=datasets, exclude=exclude)
+    """The warehouse's training matrix; ``duration_s`` (a run column, not a logged metric)
+    is read from the runs of the most frequently logged metric when no run logged it."""
+    df = wh.training_matrix(metric, model=model, datasets=datasets, exclude=exclude)
+    if metric == "duration_s" and len(df) == 0:
+        top = wh.sql(
+            "SELECT name FROM run_metrics WHERE name <> 'duration_s' GROUP BY name "
+            "ORDER BY count(*) DESC LIMIT 1"
+        )
+        if len(top):
+            df = wh.training_matrix(
+                str(top.iloc[0, 0]), model=model, datasets=datasets, exclude=exclude
+            )
+            df = df.assign(value=df["duration_s"])
+    return df
 
 
 def _as_configs(configs: Any) -> pd.DataFrame:

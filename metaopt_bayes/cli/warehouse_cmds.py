@@ -1,3 +1,295 @@
-"""Warehouse commands: init, ingest, sql, views, runs."""
+"""Warehouse commands: init, ingest, sql, views, runs, check, example."""
 
 from __future__ import annotations
+
+import click
+
+from metaopt_bayes.cli._common import emit, main, open_warehouse, output_option
+
+_DIALECTS = (
+    "duckdb",
+    "spark",
+    "databricks",
+    "postgres",
+    "trino",
+    "presto",
+    "bigquery",
+    "snowflake",
+    "sqlite",
+    "mysql",
+    "clickhouse",
+)
+
+
+@main.command()
+@click.pass_context
+def init(ctx: click.Context) -> None:
+    """Create the warehouse file (or migrate an existing one) and print its schema version.
+
+    \b
+    Example:
+      metaopt --db runs.duckdb init
+    """
+    with open_warehouse(ctx) as wh:
+        click.echo(f"warehouse {wh.path} ready (schema version {wh.schema_version})")
+
+
+@main.command()
+@click.argument("file", type=click.Path(dir_okay=False))
+@click.pass_context
+def ingest(ctx: click.Context, file: str) -> None:
+    """Load runs from a CSV or Parquet file in the MLflow layout, all or nothing.
+
+    Columns: dataset, model, params.<name>, metrics.<name>, optional arch.<name>, run_id,
+    status, started_at, duration_s, cpu_s, peak_mem_mb.
+
+    \b
+    Example:
+      metaopt ingest runs.csv
+    """
+    from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+    with (
+        open_warehouse(ctx) as wh,
+        Progress(
+            SpinnerColumn(),
+            TextColumn("{task.description}"),
+            TimeElapsedColumn(),
+            transient=True,
+            disable=None,
+        ) as progress,
+    ):
+        progress.add_task(f"ingesting {file}", total=None)
+        n = wh.log_runs(file)
+    click.echo(f"ingested {n} runs from {file}")
+
+
+@main.command("sql")
+@click.argument("query")
+@click.option(
+    "--dialect",
+    type=click.Choice(_DIALECTS),
+    default=None,
+    help="Print the query transpiled to this SQL dialect instead of running it.",
+)
+@output_option
+@click.pass_context
+def sql_cmd(ctx: click.Context, query: str, dialect: str | None, fmt: str) -> None:
+    """Run one read-only SQL query (SELECT/WITH/UNION/VALUES/DESCRIBE) on the warehouse.
+
+    \b
+    Example:
+      metaopt sql "SELECT model, count(*) AS n FROM runs GROUP BY model"
+      metaopt sql --dialect spark "SELECT * FROM incumbents"
+    """
+    if dialect:
+        from warehouse.sqlfiles import transpile
+
+        click.echo(transpile(query, dialect))
+        return
+    with open_warehouse(ctx, read_only=_exists(ctx)) as wh:
+        emit(wh.sql(query), fmt)
+
+
+@main.command()
+@click.argument("name", required=False)
+@click.option("--sql", "show_sql", is_flag=True, help="Print the view definitions instead.")
+@click.option(
+    "--dialect",
+    type=click.Choice(_DIALECTS),
+    default=None,
+    help="With --sql: transpile the definitions to this dialect.",
+)
+@click.option("--limit", type=int, default=20, show_default=True, help="Rows to show of NAME.")
+@output_option
+@click.pass_context
+def views(
+    ctx: click.Context, name: str | None, show_sql: bool, dialect: str | None, limit: int, fmt: str
+) -> None:
+    """List the SQL views, show one view's rows, or print their SQL (optionally transpiled).
+
+    \b
+    Example:
+      metaopt views
+      metaopt views incumbents --format csv
+      metaopt views --sql --dialect trino incumbents
+    """
+    from warehouse import sqlfiles
+
+    if show_sql or dialect:
+        names = [name] if name else sqlfiles.view_names()
+        for view_name in names:
+            text = sqlfiles.view_sql(view_name)
+            click.echo(sqlfiles.transpile(text, dialect) if dialect else text.rstrip() + ";")
+            click.echo()
+        return
+    if name is None:
+        from warehouse.query import list_views
+
+        emit(list_views(), fmt)
+        return
+    with open_warehouse(ctx, read_only=_exists(ctx)) as wh:
+        df = wh.view(name)
+        emit(df.head(limit) if limit >= 0 else df, fmt, title=name)
+
+
+@main.command()
+@click.option("--dataset", default=None, help="Only runs on this dataset.")
+@click.option("--model", default=None, help="Only runs of this model family.")
+@click.option("--limit", type=int, default=20, show_default=True, help="How many runs.")
+@output_option
+@click.pass_context
+def runs(ctx: click.Context, dataset: str | None, model: str | None, limit: int, fmt: str) -> None:
+    """Show the most recently logged runs, newest first.
+
+    \b
+    Example:
+      metaopt runs --dataset iris --limit 5
+    """
+    with open_warehouse(ctx, read_only=_exists(ctx)) as wh:
+        emit(wh.runs(dataset=dataset, model=model, limit=limit), fmt)
+
+
+@main.command()
+@output_option
+@click.pass_context
+def check(ctx: click.Context, fmt: str) -> None:
+    """Run the data audits (queries that must return zero rows); exit 1 if any fails.
+
+    \b
+    Example:
+      metaopt check
+    """
+    with open_warehouse(ctx, read_only=_exists(ctx)) as wh:
+        report = wh.check()
+    emit(report[["audit", "failing_rows", "ok"]], fmt)
+    if not report["ok"].all():
+        bad = ", ".join(report.loc[~report["ok"], "audit"])
+        raise click.ClickException(f"audits failed: {bad}")
+
+
+def _exists(ctx: click.Context) -> bool:
+    """Read-only when the file already exists (so several readers can share it)."""
+    from warehouse.store import MEMORY, resolve_path
+
+    path = resolve_path(ctx.obj.get("db"))
+    if path == MEMORY:
+        return False
+    from pathlib import Path
+
+    return Path(path).exists()
+
+
+# ---------------------------------------------------------------------------- example history
+#: The example grid: model family → (scikit-learn estimator path, parameter grid).
+EXAMPLE_GRID: dict[str, tuple[str, list[dict[str, object]]]] = {
+    "decision_tree": (
+        "sklearn.tree.DecisionTreeClassifier",
+        [{"max_depth": d, "criterion": c} for d in (1, 2, 3, 5, 8) for c in ("gini", "entropy")],
+    ),
+    "knn": (
+        "sklearn.neighbors.KNeighborsClassifier",
+        [{"n_neighbors": k, "weights": w} for k in (1, 3, 7, 15) for w in ("uniform", "distance")],
+    ),
+    "logistic_regression": (
+        "sklearn.linear_model.LogisticRegression",
+        [{"C": c, "max_iter": 1000} for c in (0.01, 0.1, 1.0, 10.0)],
+    ),
+}
+EXAMPLE_DATASETS = ("iris", "wine", "breast_cancer")
+
+
+def example_history(progress=None) -> object:  # -> pandas.DataFrame
+    """Train the example grid on scikit-learn's bundled datasets with 3-fold CV and return the
+    runs in the MLflow layout (accuracy and balanced accuracy, wall and CPU time measured)."""
+    import importlib
+    import time
+    import warnings
+
+    import numpy as np
+    import pandas as pd
+    import sklearn.datasets
+    from sklearn.model_selection import StratifiedKFold, cross_validate
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    rows = []
+    total = len(EXAMPLE_DATASETS) * sum(len(g) for _, g in EXAMPLE_GRID.values())
+    task = progress.add_task("training example runs", total=total) if progress else None
+    for name in EXAMPLE_DATASETS:
+        X, y = getattr(sklearn.datasets, f"load_{name}")(return_X_y=True)
+        cv = StratifiedKFold(n_splits=3, shuffle=True, random_state=0)
+        for family, (path, grid) in EXAMPLE_GRID.items():
+            module, _, cls = path.rpartition(".")
+            estimator_cls = getattr(importlib.import_module(module), cls)
+            for i, params in enumerate(grid):
+                estimator = estimator_cls(**params)
+                if family != "decision_tree":  # distance/gradient based: standardize first
+                    estimator = make_pipeline(StandardScaler(), estimator)
+                wall, cpu = time.perf_counter(), time.process_time()
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore")
+                    scores = cross_validate(
+                        estimator,
+                        X,
+                        y,
+                        cv=cv,
+                        scoring=("accuracy", "balanced_accuracy"),
+                    )
+                row = {
+                    "run_id": f"ex-{name}-{family}-{i}",
+                    "dataset": name,
+                    "model": family,
+                    "duration_s": time.perf_counter() - wall,
+                    "cpu_s": time.process_time() - cpu,
+                    "seed": 0,
+                    "source": "metaopt example",
+                    "metrics.accuracy": float(np.mean(scores["test_accuracy"])),
+                    "metrics.balanced_accuracy": float(np.mean(scores["test_balanced_accuracy"])),
+                }
+                row.update({f"params.{k}": v for k, v in params.items()})
+                rows.append(row)
+                if progress:
+                    progress.advance(task)
+    return pd.DataFrame(rows)
+
+
+@main.command()
+@output_option
+@click.pass_context
+def example(ctx: click.Context, fmt: str) -> None:
+    """Load a small real example history (3 sklearn datasets x 3 model families) and show it.
+
+    Registers iris, wine and breast_cancer with their meta-features, trains 66 small
+    configurations with 3-fold cross-validation, logs them, and prints the leaderboard.
+    Running it again reuses what is already there.
+
+    \b
+    Example:
+      metaopt example
+      metaopt sql "SELECT * FROM incumbents WHERE metric = 'accuracy'"
+    """
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+
+    with open_warehouse(ctx) as wh:
+        for name in EXAMPLE_DATASETS:
+            try:
+                wh.register_dataset(name, f"sklearn:{name}", target="target")
+            except ImportError:  # the datasets module is not installed: runs still load
+                break
+        have = wh.sql("SELECT count(*) AS n FROM runs WHERE source = 'metaopt example'").n[0]
+        if int(have) == 0:
+            with Progress(
+                TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), transient=True
+            ) as progress:
+                history = example_history(progress)
+            n = wh.log_runs(history)
+            click.echo(f"logged {n} example runs into {wh.path}", err=True)
+        else:
+            click.echo(f"example history already in {wh.path} ({int(have)} runs)", err=True)
+        board = wh.view("leaderboard", metric="accuracy")
+        emit(
+            board[["dataset", "rank", "model", "value", "run_id", "n_runs"]],
+            fmt,
+            title="leaderboard (accuracy)",
+        )

@@ -1,0 +1,698 @@
+"""Tabular search benchmark: metaopt's acquisition search against standard HPO baselines.
+
+Setting (HPO-B / tabular-benchmark style): every method may only pick configurations that were
+actually evaluated on the held-out task (its "pool"), so a pick costs a table look-up. Tasks are
+split leave-tasks-out with 5 folds (each fold: meta-train on 80% of the tasks, search the other
+20%; fold ``k`` uses seed ``k`` for every method), so every task is searched exactly once per
+repeat. Methods:
+
+- ``random``      — uniform random order of the pool.
+- ``tpe``         — Optuna's TPE sampler; each proposal is snapped to the nearest untried pool
+                    config (Euclidean in the unit-encoded space) and *that* config is told.
+- ``gp``          — Optuna's GPSampler, snapped the same way (needs torch; skipped without).
+- ``nn-warm``     — nearest datasets by meta-features (standardized L1, as auto-sklearn 1.0):
+                    the best config of each of the 25 nearest meta-train tasks, snapped to the
+                    pool, then random. Tasks without meta-features fall back to random order of
+                    meta-train tasks.
+- ``metaopt-ei``  — metaopt's :class:`MetaLearner` fitted on the meta-train tasks, then
+                    :func:`metaopt_bayes.search.recommend` (log-EI) one trial at a time, every
+                    trial logged to the warehouse so the few-shot update sees it.
+- ``metaopt-cei`` — cost-aware EI (EI per predicted training second) on tabrepo.
+
+Metric: normalized regret ``(best − found) / (best − worst)`` over the task's pool (sign-flipped
+for minimized metrics), and the average rank of the methods per task, after 1, 5, 10, 25 and
+50 trials; on tabrepo also against cumulative training time, measured in multiples of the
+task's median training time.
+
+Usage::
+
+    PYTHONPATH=. python benchmarks/search.py                 # both suites, all methods
+    PYTHONPATH=. python benchmarks/search.py --quick         # small smoke run
+    PYTHONPATH=. python benchmarks/search.py --suite tabrepo --methods random,tpe
+
+Writes ``benchmarks/results/search_<suite>.{csv,md,png}`` and prints the tables.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import os
+import sys
+import time
+import warnings
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+
+def _find_data() -> Path:
+    """``$METAOPT_SHARED_DATA``, else ``shared/data`` beside the checkout (or its worktree dir)."""
+    if os.environ.get("METAOPT_SHARED_DATA"):
+        return Path(os.environ["METAOPT_SHARED_DATA"])
+    for up in (ROOT.parent, ROOT.parent.parent):
+        if (up / "shared" / "data").is_dir():
+            return up / "shared" / "data"
+    return ROOT.parent / "shared" / "data"
+
+
+DATA = _find_data()
+OUT = ROOT / "benchmarks" / "results"
+BUDGETS = (1, 5, 10, 25, 50)
+TIME_BUDGETS = (1, 5, 10, 25, 50)  # multiples of the task's median training time
+
+
+# --------------------------------------------------------------------------------------------
+# Suites
+# --------------------------------------------------------------------------------------------
+@dataclass
+class Param:
+    """One hyperparameter: kind 'float' | 'int' | 'cat', bounds or choices, log scale."""
+
+    name: str
+    kind: str
+    low: float = 0.0
+    high: float = 1.0
+    log: bool = False
+    choices: tuple = ()
+
+
+@dataclass
+class Suite:
+    name: str
+    model: str
+    metric: str
+    maximize: bool
+    params: list[Param]
+    runs: pd.DataFrame  # task, param columns, value, cost (may be NaN)
+    meta: pd.DataFrame  # index task, numeric meta-feature columns
+    has_cost: bool = False
+    tasks: list = field(default_factory=list)
+
+    def pool(self, task) -> pd.DataFrame:
+        return self.runs[self.runs["task"] == task].reset_index(drop=True)
+
+
+def load_openml_rf() -> Suite:
+    """openml100_rf: 94 tasks × 500 random-forest configs, predictive accuracy (maximize)."""
+    rf = pd.read_csv(DATA / "openml100_rf" / "random_forest.csv")
+    cols = [
+        "bootstrap",
+        "criterion",
+        "max_features",
+        "min_samples_leaf",
+        "min_samples_split",
+        "strategy",
+    ]  # max_depth, max_leaf_nodes are always None; n_estimators always 100
+    runs = pd.DataFrame({"task": rf["task_id"].astype(str)})
+    runs["bootstrap"] = rf["bootstrap"].astype(bool).astype(int)
+    runs["criterion"] = rf["criterion"].astype(str)
+    runs["max_features"] = rf["max_features"].astype(float)
+    runs["min_samples_leaf"] = rf["min_samples_leaf"].astype(float)
+    runs["min_samples_split"] = rf["min_samples_split"].astype(float)
+    runs["strategy"] = rf["strategy"].astype(str)
+    runs["value"] = rf["predictive_accuracy"].astype(float)
+    runs["cost"] = np.nan
+    q = pd.read_csv(DATA / "openml100_rf" / "task_qualities.csv")
+    q["task_id"] = q["task_id"].astype(str)
+    meta = q.set_index("task_id").drop(columns=["source"]).astype(float)
+    meta = meta.loc[meta.index.isin(runs["task"])]
+    params = [
+        Param("bootstrap", "cat", choices=(0, 1)),
+        Param("criterion", "cat", choices=("entropy", "gini")),
+        Param("max_features", "float", runs.max_features.min(), runs.max_features.max()),
+        Param("min_samples_leaf", "int", 1, 20),
+        Param("min_samples_split", "int", 2, 20),
+        Param("strategy", "cat", choices=("mean", "median", "most_frequent")),
+    ]
+    assert [p.name for p in params] == cols
+    return Suite(
+        "openml100_rf",
+        "random_forest",
+        "predictive_accuracy",
+        True,
+        params,
+        runs,
+        meta,
+        False,
+        sorted(runs["task"].unique()),
+    )
+
+
+def load_tabrepo() -> Suite:
+    """tabrepo_lightgbm_2022: 93 tasks × 104 LightGBM configs, metric_error (minimize), cost."""
+    d = DATA / "tabrepo_lightgbm_2022"
+    res = pd.read_csv(d / "results.csv")
+    cfg = pd.read_csv(d / "configs_lightgbm.csv")
+    # Empty = the library default; AutoGluon's LightGBM defaults (learning_rate 0.05, the rest
+    # LightGBM's own) so every config is a point in the same space.
+    defaults = {
+        "hp_learning_rate": 0.05,
+        "hp_num_leaves": 31.0,
+        "hp_feature_fraction": 1.0,
+        "hp_min_data_in_leaf": 20.0,
+        "hp_extra_trees": False,
+    }
+    for k, v in defaults.items():
+        cfg[k] = cfg[k].astype(object).where(cfg[k].notna(), v)
+    cfg["extra_trees"] = cfg["hp_extra_trees"].map(lambda x: int(str(x) == "True"))
+    cfg["learning_rate"] = cfg["hp_learning_rate"].astype(float)
+    cfg["num_leaves"] = cfg["hp_num_leaves"].astype(float)
+    cfg["feature_fraction"] = cfg["hp_feature_fraction"].astype(float)
+    cfg["min_data_in_leaf"] = cfg["hp_min_data_in_leaf"].astype(float)
+    names = ["extra_trees", "learning_rate", "num_leaves", "feature_fraction", "min_data_in_leaf"]
+    m = res.merge(cfg[["config_name", *names]], on="config_name", how="left")
+    runs = pd.DataFrame({"task": m["task_id"].astype(str)})
+    for n in names:
+        runs[n] = m[n]
+    runs["value"] = m["metric_error"].astype(float)
+    runs["cost"] = m["time_train_s"].astype(float)
+    runs["config_name"] = m["config_name"]
+    tm = pd.read_csv(d / "task_metadata.csv")
+    tm["tid"] = tm["tid"].astype(str)
+    num = [
+        "MajorityClassSize",
+        "MinorityClassSize",
+        "NumberOfClasses",
+        "NumberOfFeatures",
+        "NumberOfInstances",
+        "NumberOfInstancesWithMissingValues",
+        "NumberOfMissingValues",
+        "NumberOfNumericFeatures",
+        "NumberOfSymbolicFeatures",
+    ]
+    meta = tm.set_index("tid")[num].astype(float)
+    # problem type is known up front for a new task: add it as meta-features
+    pt = res.drop_duplicates("task_id").set_index(res.drop_duplicates("task_id")["task_id"])
+    ptype = pt["problem_type"]
+    ptype.index = ptype.index.astype(str)
+    meta = meta.loc[meta.index.isin(runs["task"])]
+    meta["is_regression"] = (ptype.reindex(meta.index) == "regression").astype(float)
+    meta["is_multiclass"] = (ptype.reindex(meta.index) == "multiclass").astype(float)
+    meta = meta.fillna(0.0)
+    params = [
+        Param("extra_trees", "cat", choices=(0, 1)),
+        Param("learning_rate", "float", runs.learning_rate.min(), runs.learning_rate.max(), True),
+        Param("num_leaves", "int", runs.num_leaves.min(), runs.num_leaves.max(), True),
+        Param("feature_fraction", "float", runs.feature_fraction.min(), 1.0),
+        Param("min_data_in_leaf", "int", runs.min_data_in_leaf.min(), 60, True),
+    ]
+    return Suite(
+        "tabrepo_lightgbm_2022",
+        "lightgbm",
+        "metric_error",
+        False,
+        params,
+        runs,
+        meta,
+        True,
+        sorted(runs["task"].unique()),
+    )
+
+
+def encode(suite: Suite, df: pd.DataFrame) -> np.ndarray:
+    """Configs → unit cube (log where marked), categoricals one-hot; for snapping proposals."""
+    cols = []
+    for p in suite.params:
+        x = df[p.name]
+        if p.kind == "cat":
+            for c in p.choices:
+                cols.append((x.astype(str) == str(c)).astype(float).to_numpy())
+        else:
+            v = x.astype(float).to_numpy()
+            lo, hi = p.low, p.high
+            if p.log:
+                v, lo, hi = np.log(v), math.log(lo), math.log(hi)
+            cols.append((v - lo) / (hi - lo) if hi > lo else np.zeros_like(v))
+    return np.column_stack(cols)
+
+
+# --------------------------------------------------------------------------------------------
+# One search on one task
+# --------------------------------------------------------------------------------------------
+@dataclass
+class Task:
+    suite: Suite
+    name: str
+    pool: pd.DataFrame
+    X: np.ndarray
+    train_tasks: list
+    fold_state: dict
+
+
+def _snap(task: Task, proposal: pd.DataFrame, taken: np.ndarray) -> int:
+    """Index of the untried pool config nearest to ``proposal`` (unit-cube Euclidean)."""
+    x = encode(task.suite, proposal)[0]
+    d = ((task.X - x) ** 2).sum(axis=1)
+    d[taken] = np.inf
+    return int(np.argmin(d))
+
+
+def run_random(task: Task, budget: int, seed: int) -> list[int]:
+    rng = np.random.default_rng(seed)
+    return rng.permutation(len(task.pool))[:budget].tolist()
+
+
+def _optuna_run(task: Task, budget: int, seed: int, sampler) -> list[int]:
+    import optuna
+    from optuna.distributions import (
+        CategoricalDistribution,
+        FloatDistribution,
+        IntDistribution,
+    )
+    from optuna.trial import TrialState, create_trial
+
+    optuna.logging.set_verbosity(optuna.logging.ERROR)
+    dists = {}
+    for p in task.suite.params:
+        if p.kind == "cat":
+            dists[p.name] = CategoricalDistribution(list(p.choices))
+        elif p.kind == "int":
+            dists[p.name] = IntDistribution(int(p.low), int(p.high), log=p.log)
+        else:
+            dists[p.name] = FloatDistribution(float(p.low), float(p.high), log=p.log)
+    direction = "maximize" if task.suite.maximize else "minimize"
+    study = optuna.create_study(direction=direction, sampler=sampler)
+    taken = np.zeros(len(task.pool), dtype=bool)
+    order: list[int] = []
+    values = task.pool["value"].to_numpy()
+    for _ in range(min(budget, len(task.pool))):
+        trial = study.ask(dists)
+        idx = _snap(task, pd.DataFrame([trial.params]), taken)
+        # the asked trial is failed (TPE/GP ignore failed trials); the snapped config is told
+        study.tell(trial, state=TrialState.FAIL)
+        snapped = {}
+        for p in task.suite.params:
+            v = task.pool.at[idx, p.name]
+            if p.kind == "cat":
+                v = next(c for c in p.choices if str(c) == str(v))
+            elif p.kind == "int":
+                v = int(min(max(round(float(v)), p.low), p.high))
+            else:
+                v = float(min(max(float(v), p.low), p.high))
+            snapped[p.name] = v
+        study.add_trial(create_trial(params=snapped, distributions=dists, value=values[idx]))
+        taken[idx] = True
+        order.append(idx)
+    return order
+
+
+def run_tpe(task: Task, budget: int, seed: int) -> list[int]:
+    import optuna
+
+    return _optuna_run(task, budget, seed, optuna.samplers.TPESampler(seed=seed))
+
+
+def run_gp(task: Task, budget: int, seed: int) -> list[int]:
+    import optuna
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return _optuna_run(task, budget, seed, optuna.samplers.GPSampler(seed=seed))
+
+
+def run_nn_warm(task: Task, budget: int, seed: int, k: int = 25) -> list[int]:
+    """auto-sklearn 1.0 meta-learning warm start (Feurer et al. 2015): best configs of the
+    k nearest meta-train datasets by L1 distance of standardized meta-features, then random."""
+    suite = task.suite
+    rng = np.random.default_rng(seed)
+    train = [t for t in task.train_tasks]
+    meta = suite.meta
+    if task.name in meta.index:
+        known = [t for t in train if t in meta.index]
+        mf = meta.loc[[*known, task.name]]
+        mf = np.log1p(mf.clip(lower=0)) if (mf >= 0).all().all() else mf
+        z = (mf - mf.loc[known].mean()) / mf.loc[known].std(ddof=0).replace(0, 1)
+        dist = (z.loc[known] - z.loc[task.name]).abs().sum(axis=1)
+        nearest = dist.sort_values().index.tolist()
+        nearest += [t for t in rng.permutation(train).tolist() if t not in nearest]
+    else:
+        nearest = rng.permutation(train).tolist()
+    best_cfg = task.fold_state["best_config"]
+    taken = np.zeros(len(task.pool), dtype=bool)
+    order: list[int] = []
+    for t in nearest[:k]:
+        if len(order) >= budget:
+            break
+        idx = _snap(task, best_cfg.loc[[t]], taken)
+        taken[idx] = True
+        order.append(idx)
+    rest = [i for i in rng.permutation(len(task.pool)).tolist() if not taken[i]]
+    return (order + rest)[:budget]
+
+
+# --------------------------------------------------------------------------------------------
+# metaopt
+# --------------------------------------------------------------------------------------------
+def _fit_fold(suite: Suite, train_tasks: list, method: str) -> dict:
+    """Meta-train: a fresh in-memory warehouse with the meta-train runs, one MetaLearner
+    (and, with costs, a duration learner) fitted on it."""
+    from metaopt_bayes.model import MetaLearner
+    from warehouse import Warehouse
+
+    wh = Warehouse(":memory:")
+    tr = suite.runs[suite.runs["task"].isin(train_tasks)]
+    df = pd.DataFrame({"dataset": tr["task"].to_numpy(), "model": suite.model})
+    for p in suite.params:
+        df[f"params.{p.name}"] = tr[p.name].to_numpy()
+    df[f"metrics.{suite.metric}"] = tr["value"].to_numpy()
+    if suite.has_cost:
+        df["duration_s"] = tr["cost"].to_numpy()
+        df["metrics.log_duration_s"] = np.log(tr["cost"].to_numpy())
+    wh.log_runs(df)
+    meta = suite.meta.reset_index().rename(columns={suite.meta.index.name or "index": "dataset"})
+    meta = meta.rename(columns={meta.columns[0]: "dataset"})
+    wh.log_dataset_meta_features(meta)
+    t0 = time.perf_counter()
+    direction = "maximize" if suite.maximize else "minimize"
+    learner = MetaLearner(suite.metric, model=suite.model, direction=direction, method=method)
+    learner.fit(wh)
+    cost_learner = None
+    if suite.has_cost:
+        cost_learner = MetaLearner(
+            "log_duration_s", model=suite.model, direction="minimize", method=method
+        )
+        cost_learner.fit(wh)
+    return {
+        "wh": wh,
+        "learner": learner,
+        "cost_learner": cost_learner,
+        "fit_s": time.perf_counter() - t0,
+    }
+
+
+def _run_metaopt(task: Task, budget: int, seed: int, acquisition: str) -> list[int]:
+    from metaopt_bayes.search import recommend
+
+    st = task.fold_state["metaopt"]
+    wh, learner = st["wh"], st["learner"]
+    suite = task.suite
+    alias = f"{task.name}__{acquisition}__{seed}"  # a fresh dataset per search: no leakage
+    if task.name in suite.meta.index:
+        row = suite.meta.loc[[task.name]].reset_index(drop=True)
+        row.insert(0, "dataset", alias)
+        wh.log_dataset_meta_features(row)
+    names = [p.name for p in suite.params]
+    cands = task.pool[names].copy()
+    cands["_idx"] = np.arange(len(cands))
+    order: list[int] = []
+    for _ in range(min(budget, len(cands))):
+        rec = recommend(
+            learner,
+            wh,
+            alias,
+            cands,
+            n=1,
+            acquisition=acquisition,
+            cost_learner=st["cost_learner"],
+            seed=seed,
+        )
+        idx = int(rec["_idx"].iloc[0])
+        order.append(idx)
+        params = {n: _py(task.pool.at[idx, n]) for n in names}
+        metrics = {suite.metric: float(task.pool.at[idx, "value"])}
+        meta = {}
+        if suite.has_cost:
+            metrics["log_duration_s"] = float(np.log(task.pool.at[idx, "cost"]))
+            meta["duration_s"] = float(task.pool.at[idx, "cost"])
+        wh.log_run(alias, suite.model, params, metrics, **meta)
+    return order
+
+
+def _py(v):
+    return v.item() if hasattr(v, "item") else v
+
+
+def run_metaopt_ei(task: Task, budget: int, seed: int) -> list[int]:
+    return _run_metaopt(task, budget, seed, "ei")
+
+
+def run_metaopt_cei(task: Task, budget: int, seed: int) -> list[int]:
+    return _run_metaopt(task, budget, seed, "cost-ei")
+
+
+METHODS: dict[str, Callable[[Task, int, int], list[int]]] = {
+    "random": run_random,
+    "tpe": run_tpe,
+    "gp": run_gp,
+    "nn-warm": run_nn_warm,
+    "metaopt-ei": run_metaopt_ei,
+    "metaopt-cei": run_metaopt_cei,
+}
+
+
+# --------------------------------------------------------------------------------------------
+# Scoring
+# --------------------------------------------------------------------------------------------
+def regret_curve(values: np.ndarray, order: list[int], maximize: bool, budget: int) -> np.ndarray:
+    """Normalized simple regret after each trial, padded with its last value to ``budget``."""
+    v = values if maximize else -values
+    best, worst = v.max(), v.min()
+    found = np.maximum.accumulate(v[order])
+    r = (best - found) / (best - worst) if best > worst else np.zeros(len(found))
+    if len(r) < budget:
+        r = np.concatenate([r, np.full(budget - len(r), r[-1])])
+    return r[:budget]
+
+
+def regret_at_times(
+    values: np.ndarray, costs: np.ndarray, order: list[int], maximize: bool, budgets: np.ndarray
+) -> np.ndarray:
+    """Normalized regret once the cumulative training time reaches each budget (1 before the
+    first trial finishes)."""
+    v = values if maximize else -values
+    best, worst = v.max(), v.min()
+    found = np.maximum.accumulate(v[order])
+    r = (best - found) / (best - worst) if best > worst else np.zeros(len(found))
+    t = np.cumsum(costs[order])
+    out = np.ones(len(budgets))
+    for i, b in enumerate(budgets):
+        k = np.searchsorted(t, b, side="right")
+        out[i] = r[k - 1] if k > 0 else 1.0
+    return out
+
+
+def run_suite(suite: Suite, methods: list[str], args) -> pd.DataFrame:
+    tasks = list(suite.tasks)
+    if args.max_tasks:
+        rng = np.random.default_rng(1234)
+        tasks = sorted(rng.choice(tasks, size=min(args.max_tasks, len(tasks)), replace=False))
+    rng = np.random.default_rng(0)
+    perm = rng.permutation(tasks).tolist()
+    folds = [perm[k::5] for k in range(5)][: args.folds]
+    rows = []
+    best_config = (
+        suite.runs.sort_values("value", ascending=not suite.maximize)
+        .groupby("task", sort=False)
+        .head(1)
+        .set_index("task")
+    )
+    for k, test_tasks in enumerate(folds):
+        train_tasks = [t for t in suite.tasks if t not in set(perm[k::5])]
+        state: dict = {"best_config": best_config.loc[train_tasks]}
+        if any(m.startswith("metaopt") for m in methods):
+            t0 = time.perf_counter()
+            state["metaopt"] = _fit_fold(suite, train_tasks, args.fit_method)
+            print(
+                f"[{suite.name}] fold {k}: meta-learner fit {time.perf_counter() - t0:.1f}s",
+                flush=True,
+            )
+        for name in test_tasks:
+            pool = suite.pool(name)
+            task = Task(suite, name, pool, encode(suite, pool), train_tasks, state)
+            values = pool["value"].to_numpy()
+            for m in methods:
+                if m == "metaopt-cei" and not suite.has_cost:
+                    continue
+                t0 = time.perf_counter()
+                order = METHODS[m](task, args.budget, k)
+                el = time.perf_counter() - t0
+                curve = regret_curve(values, order, suite.maximize, args.budget)
+                row = {"suite": suite.name, "fold": k, "task": name, "method": m, "wall_s": el}
+                for b in range(1, args.budget + 1):
+                    row[f"r{b}"] = curve[b - 1]
+                if suite.has_cost:
+                    costs = pool["cost"].to_numpy()
+                    tb = np.asarray(TIME_BUDGETS, float) * np.median(costs)
+                    # past the trial budget the curve stays at its last value
+                    for b, r in zip(
+                        TIME_BUDGETS,
+                        regret_at_times(values, costs, order, suite.maximize, tb),
+                        strict=True,
+                    ):
+                        row[f"time{b}"] = r
+                rows.append(row)
+            print(
+                f"[{suite.name}] fold {k} task {name}: "
+                + " ".join(
+                    f"{r['method']}={r[f'r{min(10, args.budget)}']:.3f}"
+                    for r in rows
+                    if r["task"] == name and r["fold"] == k
+                ),
+                flush=True,
+            )
+    return pd.DataFrame(rows)
+
+
+def summarize(df: pd.DataFrame, budgets, prefix: str = "r") -> pd.DataFrame:
+    """Mean regret and average rank (methods ranked per task, ties averaged) at each budget."""
+    out = []
+    for b in budgets:
+        col = f"{prefix}{b}"
+        if col not in df:
+            continue
+        ranks = df.groupby(["fold", "task"])[col].rank(method="average")
+        g = df.assign(rank=ranks).groupby("method")
+        for m, sub in g:
+            out.append(
+                {
+                    "method": m,
+                    "budget": b,
+                    "regret": sub[col].mean(),
+                    "regret_se": sub[col].std(ddof=1) / math.sqrt(len(sub)),
+                    "rank": sub["rank"].mean(),
+                    "n": len(sub),
+                }
+            )
+    return pd.DataFrame(out)
+
+
+def table(summary: pd.DataFrame, label: str) -> str:
+    reg = summary.pivot(index="method", columns="budget", values="regret")
+    rk = summary.pivot(index="method", columns="budget", values="rank")
+    lines = [
+        "| method | " + " | ".join(f"{label}={b}" for b in reg.columns) + " |",
+        "|---|" + "---|" * len(reg.columns),
+    ]
+    for m in reg.index:
+        cells = [f"{reg.at[m, b]:.3f} ({rk.at[m, b]:.2f})" for b in reg.columns]
+        lines.append(f"| {m} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def targets(summary: pd.DataFrame, ours: str) -> list[str]:
+    reg = summary.pivot(index="method", columns="budget", values="regret")
+    if ours not in reg.index:
+        return []
+    others = [m for m in reg.index if not m.startswith("metaopt")]
+    notes = []
+    beats = all(reg.at[ours, b] < reg.at[o, b] for b in reg.columns if b >= 5 for o in others)
+    notes.append(
+        f"{ours} beats every baseline at every budget >= 5: {'MET' if beats else 'NOT MET'}"
+    )
+    if "random" in reg.index and 50 in reg.columns and 10 in reg.columns:
+        ok = reg.at[ours, 10] <= reg.at["random", 50]
+        notes.append(
+            f"{ours} regret@10 = {reg.at[ours, 10]:.3f} vs random regret@50 = "
+            f"{reg.at['random', 50]:.3f}: {'MET' if ok else 'NOT MET'}"
+        )
+    return notes
+
+
+def plot(df: pd.DataFrame, suite: Suite, budget: int, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    ncols = 2 if suite.has_cost else 1
+    fig, axes = plt.subplots(1, ncols, figsize=(6 * ncols, 4.2), squeeze=False)
+    ax = axes[0, 0]
+    xs = np.arange(1, budget + 1)
+    for m, sub in df.groupby("method"):
+        y = sub[[f"r{b}" for b in xs]].mean().to_numpy()
+        ax.plot(xs, y, label=m, lw=2 if m.startswith("metaopt") else 1.2)
+    ax.set_xlabel("trials")
+    ax.set_ylabel("mean normalized regret")
+    ax.set_yscale("log")
+    ax.set_title(f"{suite.name}: regret vs trials")
+    ax.legend(fontsize=8)
+    if suite.has_cost:
+        ax = axes[0, 1]
+        tb = [f"time{b}" for b in TIME_BUDGETS]
+        xs_t = list(TIME_BUDGETS)
+        for m, sub in df.groupby("method"):
+            ax.plot(
+                xs_t,
+                sub[tb].mean().to_numpy(),
+                marker="o",
+                label=m,
+                lw=2 if m.startswith("metaopt") else 1.2,
+            )
+        ax.set_xscale("log")
+        ax.set_yscale("log")
+        ax.set_xlabel("cumulative training time (× task's median config time)")
+        ax.set_title(f"{suite.name}: regret vs training time")
+        ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--suite", choices=["openml100_rf", "tabrepo", "all"], default="all")
+    ap.add_argument("--methods", default=",".join(METHODS))
+    ap.add_argument("--budget", type=int, default=50)
+    ap.add_argument("--folds", type=int, default=5, help="folds of the 5-fold task split to run")
+    ap.add_argument("--max-tasks", type=int, default=0, help="subsample tasks (0 = all)")
+    ap.add_argument("--fit-method", default="nuts", help="MetaLearner method for metaopt")
+    ap.add_argument("--quick", action="store_true", help="small smoke run")
+    args = ap.parse_args(argv)
+    if args.quick:
+        args.folds, args.max_tasks, args.budget = 1, 15, 25
+    if not DATA.exists():
+        print(f"shared data not found at {DATA}; set METAOPT_SHARED_DATA", file=sys.stderr)
+        return 2
+    methods = [m.strip() for m in args.methods.split(",") if m.strip()]
+    if "gp" in methods:
+        try:
+            import torch  # noqa: F401
+        except ImportError:
+            print("note: torch is not installed, Optuna's GPSampler is skipped", file=sys.stderr)
+            methods.remove("gp")
+    OUT.mkdir(parents=True, exist_ok=True)
+    suites = []
+    if args.suite in ("openml100_rf", "all"):
+        suites.append(load_openml_rf())
+    if args.suite in ("tabrepo", "all"):
+        suites.append(load_tabrepo())
+    budgets = [b for b in BUDGETS if b <= args.budget]
+    for suite in suites:
+        df = run_suite(suite, methods, args)
+        df.to_csv(OUT / f"search_{suite.name}.csv", index=False)
+        s = summarize(df, budgets)
+        text = [
+            f"## {suite.name} — mean normalized regret (average rank), "
+            f"{df.task.nunique()} tasks, {df.fold.nunique()} folds",
+            table(s, "trials"),
+        ]
+        for ours in ("metaopt-ei", "metaopt-cei"):
+            text += targets(s, ours)
+        if suite.has_cost:
+            st = summarize(df, TIME_BUDGETS, prefix="time")
+            text += [
+                "",
+                f"## {suite.name} — regret at cumulative training time (× median config time)",
+                table(st, "time"),
+            ]
+        wall = df.groupby("method")["wall_s"].mean()
+        text += [
+            "",
+            "mean wall seconds per search: " + ", ".join(f"{m} {w:.2f}" for m, w in wall.items()),
+        ]
+        out = "\n".join(text)
+        print(out)
+        (OUT / f"search_{suite.name}.md").write_text(out + "\n")
+        plot(df, suite, args.budget, OUT / f"search_{suite.name}.png")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,231 @@
+"""Dataset and training commands: datasets, datasets add, datasets show, zoo, sweep."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import click
+
+from metaopt_bayes.cli._common import emit, main, open_warehouse, output_option
+
+TASK_CHOICE = click.Choice(["classification", "regression"])
+
+
+@main.group("datasets", invoke_without_command=True)
+@output_option
+@click.pass_context
+def datasets(ctx: click.Context, fmt: str) -> None:
+    """List registered datasets with their key meta-features.
+
+    \b
+    Example:
+      metaopt datasets
+      metaopt datasets add sklearn:iris
+      metaopt datasets show iris
+    """
+    if ctx.invoked_subcommand is not None:
+        return
+    from warehouse.datasets import list_datasets
+
+    with open_warehouse(ctx, read_only=_exists(ctx)) as wh:
+        emit(list_datasets(wh), fmt, title="datasets")
+
+
+def _exists(ctx: click.Context) -> bool:
+    """Open read-only when the file exists (lets readers share it), else create it."""
+    from pathlib import Path
+
+    from warehouse.store import resolve_path
+
+    path = resolve_path(ctx.obj.get("db"))
+    return path != ":memory:" and Path(path).exists()
+
+
+@datasets.command("add")
+@click.argument("source")
+@click.option("--target", default=None, help="Target column (default for sklearn: 'target').")
+@click.option("--name", default=None, help="Dataset name (default: file stem / sklearn name).")
+@click.option("--task", type=TASK_CHOICE, default=None, help="Override the inferred task.")
+@output_option
+@click.pass_context
+def datasets_add(
+    ctx: click.Context,
+    source: str,
+    target: str | None,
+    name: str | None,
+    task: str | None,
+    fmt: str,
+) -> None:
+    """Register a dataset (CSV/TSV(.gz)/Parquet file or sklearn:NAME) and its meta-features.
+
+    \b
+    Example:
+      metaopt datasets add sklearn:iris
+      metaopt datasets add data/heart.tsv.gz --target target --name heart
+      metaopt datasets add runs.parquet --target y --task regression
+    """
+    from warehouse.errors import ValidationError
+
+    if target is None:
+        if not source.startswith("sklearn:"):
+            raise ValidationError("--target is required for a data file")
+        target = "target"
+    with open_warehouse(ctx) as wh:
+        info = wh.register_dataset(name, source, target, task=task)
+    info = {k: v for k, v in info.items() if k != "content_hash"}
+    if not info.get("created", True):
+        click.echo(f"dataset {info['name']!r} is already registered with identical data", err=True)
+    emit(info, fmt, title="registered")
+
+
+@datasets.command("show")
+@click.argument("name")
+@output_option
+@click.pass_context
+def datasets_show(ctx: click.Context, name: str, fmt: str) -> None:
+    """Show every meta-feature of one dataset, with its group and compute time.
+
+    \b
+    Example:
+      metaopt datasets show iris --format csv
+    """
+    from warehouse.datasets import meta_feature_table
+
+    with open_warehouse(ctx, read_only=_exists(ctx)) as wh:
+        emit(meta_feature_table(wh, name), fmt, title=name)
+
+
+@main.command("zoo")
+@click.argument("model", required=False)
+@click.option("--task", type=TASK_CHOICE, default="classification", show_default=True)
+@output_option
+def zoo(model: str | None, task: str, fmt: str) -> None:
+    """List the built-in model families, or show one family's default search space.
+
+    \b
+    Example:
+      metaopt zoo
+      metaopt zoo svc --task regression --format json
+    """
+    import pandas as pd
+
+    from metaopt_bayes.zoo import FAMILIES, get_family
+
+    if model is None:
+        rows = [
+            {
+                "model": f.name,
+                "tasks": ", ".join(f.tasks),
+                "kind": f.kind,
+                "description": f.description,
+            }
+            for f in FAMILIES.values()
+        ]
+        emit(pd.DataFrame(rows), fmt, title="model zoo")
+        return
+    space = get_family(model).default_space(task)
+    rows = []
+    for name, spec in space.to_dict()["params"].items():
+        rows.append({"param": name, **{k: _cell(v) for k, v in spec.items()}})
+    emit(pd.DataFrame(rows), fmt, title=f"{model} ({task})")
+
+
+def _cell(v: Any) -> Any:
+    if isinstance(v, dict | list):
+        import json
+
+        return json.dumps(v)
+    return v
+
+
+@main.command("sweep")
+@click.option("--dataset", "-d", required=True, help="A registered dataset.")
+@click.option("--model", "-m", required=True, help="A model family (see `metaopt zoo`).")
+@click.option("--n", "n", type=int, default=20, show_default=True, help="Configurations.")
+@click.option(
+    "--space",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="Search space YAML/JSON (default: the model's built-in space).",
+)
+@click.option(
+    "--jobs", "-j", type=int, default=1, show_default=True, help="Parallel worker processes."
+)
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option(
+    "--cv",
+    type=int,
+    default=5,
+    show_default=True,
+    help="Cross-validation folds (1 = a 25% holdout).",
+)
+@click.option(
+    "--timeout",
+    "timeout_s",
+    type=float,
+    default=None,
+    help="Seconds per configuration before it is killed and logged as failed.",
+)
+@click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
+@output_option
+@click.pass_context
+def sweep_cmd(
+    ctx: click.Context,
+    dataset: str,
+    model: str,
+    n: int,
+    space: str | None,
+    jobs: int,
+    seed: int,
+    cv: int,
+    timeout_s: float | None,
+    quiet: bool,
+    fmt: str,
+) -> None:
+    """Train N sampled configurations of a model on a dataset and log every run.
+
+    \b
+    Example:
+      metaopt datasets add sklearn:wine
+      metaopt sweep --dataset wine --model mlp --n 50 --jobs 2 --seed 1
+      metaopt sweep -d wine -m svc --n 20 --space svc.yaml --timeout 30
+    """
+    import pandas as pd
+
+    from metaopt_bayes.sweep import sweep
+
+    rows: list[dict[str, Any]] = []
+
+    def collect(run_id: str, result: dict[str, Any]) -> None:
+        m = result.get("metrics") or {}
+        key = "accuracy" if "accuracy" in m else "rmse" if "rmse" in m else None
+        rows.append(
+            {
+                "run_id": run_id,
+                "status": result.get("status"),
+                "metric": key,
+                "value": m.get(key) if key else None,
+                "duration_s": result.get("duration_s"),
+                "error": result.get("error"),
+            }
+        )
+
+    with open_warehouse(ctx) as wh:
+        sweep(
+            wh,
+            dataset,
+            model,
+            n,
+            space=space,
+            jobs=jobs,
+            seed=seed,
+            progress=not quiet,
+            cv=cv,
+            timeout_s=timeout_s,
+            on_result=collect,
+        )
+    emit(
+        pd.DataFrame(rows, columns=["run_id", "status", "metric", "value", "duration_s", "error"]),
+        fmt,
+        title=f"sweep: {model} on {dataset}",
+    )

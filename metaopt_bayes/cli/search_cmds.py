@@ -1,0 +1,541 @@
+"""Search commands: recommend, optimize, demo."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+import click
+
+from metaopt_bayes.cli._common import emit, main, open_warehouse, output_option
+
+ACQ_CHOICE = click.Choice(["ei", "cost-ei", "ucb", "ts", "pi"])
+
+
+def _space_or_default(wh: Any, dataset: str, model: str, space: str | None) -> Any:
+    from metaopt_bayes.space import SearchSpace
+    from metaopt_bayes.zoo import get_family
+
+    if space is not None:
+        return SearchSpace.from_file(space)
+    info = wh.sql("SELECT task FROM datasets WHERE name = ?", [dataset])
+    task = str(info.task[0]) if len(info) and info.task[0] is not None else "classification"
+    return get_family(model).default_space(task)
+
+
+def _default_metric(wh: Any, dataset: str) -> str:
+    info = wh.sql("SELECT task FROM datasets WHERE name = ?", [dataset])
+    task = str(info.task[0]) if len(info) and info.task[0] is not None else None
+    return "rmse" if task == "regression" else "accuracy"
+
+
+def _learner(wh: Any, metric: str, model: str, path: str | None, method: str, quiet: bool) -> Any:
+    """A saved MetaLearner (``path``), else the newest saved fit for (metric, model) recorded
+    in the warehouse, else a fresh fit."""
+    from metaopt_bayes.model import MetaLearner
+
+    if path is not None:
+        return MetaLearner.load(path, warehouse=wh, metric=metric)
+    try:
+        rows = wh.sql(
+            "SELECT path FROM meta_models WHERE metric = ? AND model_family = ? "
+            "AND path IS NOT NULL AND status <> 'failed' ORDER BY created_at DESC",
+            [metric, model],
+        )
+    except Exception:
+        rows = None
+    if rows is not None:
+        for p in rows.path:
+            if p and Path(p).exists():
+                try:
+                    return MetaLearner.load(p, warehouse=wh, metric=metric)
+                except Exception:
+                    continue
+    if not quiet:
+        click.echo(f"fitting the meta-learner ({method}) on the warehouse …", err=True)
+    return MetaLearner(metric, model=model, direction=None, method=method).fit(wh)
+
+
+def _cost_learner(wh: Any, model: str, method: str) -> Any:
+    from metaopt_bayes.model import MetaLearner
+
+    return MetaLearner(
+        "duration_s", model=model, direction="minimize", method=method, transform="log"
+    ).fit(wh)
+
+
+@main.command("recommend")
+@click.option("--dataset", "-d", required=True, help="The dataset to recommend for.")
+@click.option("--model", "-m", required=True, help="A model family (see `metaopt zoo`).")
+@click.option(
+    "--space",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="Search space YAML/JSON (default: the model's built-in space).",
+)
+@click.option(
+    "--candidates",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="CSV/Parquet pool of configs (columns = parameter names).",
+)
+@click.option("--n", "n", type=int, default=5, show_default=True, help="How many to recommend.")
+@click.option("--acquisition", "-a", type=ACQ_CHOICE, default="ei", show_default=True)
+@click.option("--metric", default=None, help="Metric (default: accuracy, or rmse for regression).")
+@click.option(
+    "--learner",
+    "learner_path",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="A saved meta-learner (default: newest recorded fit, else fit now).",
+)
+@click.option(
+    "--method",
+    default="nuts",
+    show_default=True,
+    help="Fit method when a fit is needed: nuts, pathfinder, advi, map.",
+)
+@click.option("--include-run", is_flag=True, help="Also rank configs already run on the dataset.")
+@click.option("--seed", type=int, default=0, show_default=True)
+@output_option
+@click.pass_context
+def recommend_cmd(
+    ctx: click.Context,
+    dataset: str,
+    model: str,
+    space: str | None,
+    candidates: str | None,
+    n: int,
+    acquisition: str,
+    metric: str | None,
+    learner_path: str | None,
+    method: str,
+    include_run: bool,
+    seed: int,
+    fmt: str,
+) -> None:
+    """Rank configurations for a dataset by expected improvement under the meta-learner.
+
+    \b
+    Example:
+      metaopt recommend --dataset wine --model svc --n 5
+      metaopt recommend -d wine -m svc --candidates pool.csv --acquisition ucb --format json
+      metaopt recommend -d wine -m hist_gradient_boosting --space hgb.yaml -a cost-ei
+    """
+    from metaopt_bayes.search import recommend
+    from warehouse.errors import ValidationError
+
+    if space is not None and candidates is not None:
+        raise ValidationError("give --space or --candidates, not both")
+    with open_warehouse(ctx) as wh:
+        metric = metric or _default_metric(wh, dataset)
+        lrn = _learner(wh, metric, model, learner_path, method, quiet=fmt != "table")
+        source = (
+            candidates if candidates is not None else _space_or_default(wh, dataset, model, space)
+        )
+        cost = _cost_learner(wh, model, method) if acquisition == "cost-ei" else None
+        out = recommend(
+            lrn,
+            wh,
+            dataset,
+            source,
+            n=n,
+            acquisition=acquisition,
+            include_run=include_run,
+            cost_learner=cost,
+            seed=seed,
+            record=True,
+        )
+    emit(out, fmt, title=f"{model} on {dataset}: {metric} ({lrn.direction}), by {acquisition}")
+
+
+def _cfg_text(cfg: dict[str, Any], width: int = 60) -> str:
+    parts = []
+    for k, v in cfg.items():
+        if v is None:
+            continue
+        parts.append(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}")
+    text = " ".join(parts)
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
+class _LiveTable:
+    """A rich live table of the last trials: trial, config, metric, best so far, predicted ± sd."""
+
+    def __init__(self, metric: str, maximize: bool, budget: int, enabled: bool) -> None:
+        self.metric, self.maximize, self.budget, self.enabled = metric, maximize, budget, enabled
+        self.rows: list[dict[str, Any]] = []
+        self.best: float | None = None
+        self.live = None
+
+    def __enter__(self) -> _LiveTable:
+        if self.enabled:
+            from rich.console import Console
+            from rich.live import Live
+
+            self.live = Live(self._render(), console=Console(stderr=True), refresh_per_second=4)
+            self.live.__enter__()
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        if self.live is not None:
+            self.live.__exit__(*exc)
+
+    def add(self, t: dict[str, Any]) -> None:
+        v = t.get("value")
+        if v is not None and (
+            self.best is None or (v > self.best if self.maximize else v < self.best)
+        ):
+            self.best = v
+        self.rows.append({**t, "best": self.best})
+        if self.live is not None:
+            self.live.update(self._render())
+
+    def _render(self) -> Any:
+        from rich.table import Table
+
+        done = self.rows[-1]["number"] if self.rows else 0
+        tab = Table(title=f"optimizing {self.metric} — trial {done}/{self.budget}")
+        for col in ("trial", "config", self.metric, "best so far", "predicted ± sd", "s"):
+            tab.add_column(col, overflow="fold")
+        for r in self.rows[-15:]:
+            v = r.get("value")
+            pm, ps = r.get("predicted_mean"), r.get("predicted_sd")
+            tab.add_row(
+                str(r["number"]),
+                _cfg_text(r["config"]),
+                "failed" if r.get("status") == "failed" else (f"{v:.4f}" if v is not None else ""),
+                f"{r['best']:.4f}" if r.get("best") is not None else "",
+                f"{pm:.4f} ± {ps:.4f}" if pm is not None and ps is not None else "(initial)",
+                f"{r['duration_s']:.1f}" if r.get("duration_s") is not None else "",
+            )
+        return tab
+
+
+def _run_optimize(
+    wh: Any,
+    dataset: str,
+    model: str,
+    budget: int,
+    *,
+    space: Any,
+    candidates: Any,
+    acquisition: str,
+    executor: str | None,
+    jobs: int,
+    metric: str | None,
+    method: str,
+    refit_every: int,
+    seed: int,
+    cv: int,
+    retrain: bool,
+    live: bool,
+    learner: Any = None,
+) -> Any:
+    from metaopt_bayes.search import optimize
+
+    metric = metric or (learner.metric if learner is not None else _default_metric(wh, dataset))
+    maximize = (learner.direction if learner is not None else None) != "minimize"
+    if learner is None:
+        from metaopt_bayes.model import infer_direction
+
+        maximize = infer_direction(metric) == "maximize"
+    with _LiveTable(metric, maximize, budget, live) as table:
+        return optimize(
+            wh,
+            dataset,
+            model,
+            budget,
+            space=space,
+            candidates=candidates,
+            acquisition=acquisition,
+            executor=executor,
+            jobs=jobs,
+            metric=metric,
+            learner=learner,
+            fit_method=method,
+            refit_every=refit_every,
+            seed=seed,
+            cv=cv,
+            retrain=retrain,
+            callback=table.add,
+        )
+
+
+@main.command("optimize")
+@click.option("--dataset", "-d", required=True, help="A registered dataset.")
+@click.option("--model", "-m", required=True, help="A model family (see `metaopt zoo`).")
+@click.option(
+    "--budget",
+    "-b",
+    type=int,
+    default=30,
+    show_default=True,
+    help="Total trials (re-running resumes up to this many).",
+)
+@click.option(
+    "--space",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="Search space YAML/JSON (default: the model's built-in space).",
+)
+@click.option(
+    "--candidates",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="CSV/Parquet pool of configs to choose from instead of a space.",
+)
+@click.option("--acquisition", "-a", type=ACQ_CHOICE, default="ei", show_default=True)
+@click.option("--cost-aware", is_flag=True, help="Expected improvement per predicted second.")
+@click.option("--jobs", "-j", type=int, default=1, show_default=True, help="Trials in flight.")
+@click.option("--executor", default=None, help="dask://HOST:PORT to run trials on a cluster.")
+@click.option("--metric", default=None, help="Metric (default: accuracy, or rmse for regression).")
+@click.option(
+    "--method",
+    default="map",
+    show_default=True,
+    help="Meta-learner fit method: nuts, pathfinder, advi, map.",
+)
+@click.option(
+    "--refit-every",
+    type=int,
+    default=10,
+    show_default=True,
+    help="Full refit every N trials (0 = never; few-shot updates in between).",
+)
+@click.option("--cv", type=int, default=5, show_default=True, help="Cross-validation folds.")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--no-retrain", is_flag=True, help="Skip retraining the winner on the test split.")
+@click.option("--quiet", "-q", is_flag=True, help="No live table.")
+@output_option
+@click.pass_context
+def optimize_cmd(
+    ctx: click.Context,
+    dataset: str,
+    model: str,
+    budget: int,
+    space: str | None,
+    candidates: str | None,
+    acquisition: str,
+    cost_aware: bool,
+    jobs: int,
+    executor: str | None,
+    metric: str | None,
+    method: str,
+    refit_every: int,
+    cv: int,
+    seed: int,
+    no_retrain: bool,
+    quiet: bool,
+    fmt: str,
+) -> None:
+    """Recommend, train, log and learn in a loop; then retrain and test the winner.
+
+    \b
+    Example:
+      metaopt optimize --dataset wine --model svc --budget 30
+      metaopt optimize -d wine -m hist_gradient_boosting --budget 40 --jobs 2 --cost-aware
+      metaopt optimize -d wine -m svc --executor dask://127.0.0.1:8786 --jobs 4
+    """
+    from warehouse.errors import ValidationError
+
+    if space is not None and candidates is not None:
+        raise ValidationError("give --space or --candidates, not both")
+    acq_name = "cost-ei" if cost_aware else acquisition
+    with open_warehouse(ctx) as wh:
+        res = _run_optimize(
+            wh,
+            dataset,
+            model,
+            budget,
+            space=space,
+            candidates=candidates,
+            acquisition=acq_name,
+            executor=executor,
+            jobs=jobs,
+            metric=metric,
+            method=method,
+            refit_every=refit_every,
+            seed=seed,
+            cv=cv,
+            retrain=not no_retrain,
+            live=not quiet and fmt == "table",
+        )
+    if res.interrupted:
+        click.secho(
+            f"interrupted: {len(res.trials)} trials are logged; run the same command again "
+            "to resume",
+            fg="yellow",
+            err=True,
+        )
+    emit(_summary(res), fmt, title=f"optimize: {model} on {dataset}")
+
+
+def _summary(res: Any) -> dict[str, Any]:
+    return {
+        "dataset": res.dataset,
+        "model": res.model,
+        "metric": res.metric,
+        "trials": len(res.trials),
+        "new_trials": res.n_new,
+        "best_value": res.best_value,
+        "best_config": json.dumps(res.best_config, default=str),
+        "test_metrics": json.dumps({k: round(v, 5) for k, v in res.test_metrics.items()}),
+        "model_path": str(res.model_path) if res.model_path else None,
+    }
+
+
+# --------------------------------------------------------------------------------------------
+# demo
+# --------------------------------------------------------------------------------------------
+DEMO_HISTORY = ("iris", "wine", "digits")
+DEMO_TARGET = "breast_cancer"
+DEMO_MODEL = "svc"
+
+
+@main.command("demo")
+@click.option("--model", "-m", default=DEMO_MODEL, show_default=True, help="Model family.")
+@click.option(
+    "--sweep",
+    "n_sweep",
+    type=int,
+    default=12,
+    show_default=True,
+    help="Configs per history dataset.",
+)
+@click.option(
+    "--budget",
+    "-b",
+    type=int,
+    default=12,
+    show_default=True,
+    help="Optimize trials on the held-out dataset.",
+)
+@click.option("--method", default="nuts", show_default=True, help="Meta-learner fit method.")
+@click.option("--jobs", "-j", type=int, default=2, show_default=True)
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--quiet", "-q", is_flag=True, help="No progress bars or live table.")
+@output_option
+@click.pass_context
+def demo_cmd(
+    ctx: click.Context,
+    model: str,
+    n_sweep: int,
+    budget: int,
+    method: str,
+    jobs: int,
+    seed: int,
+    quiet: bool,
+    fmt: str,
+) -> None:
+    """The whole loop on scikit-learn's bundled datasets, in a few minutes.
+
+    Registers iris, wine and digits, sweeps a few configs of the model on each, fits the
+    meta-learner, then optimizes breast_cancer (held out: it has no history), retrains the
+    winner and compares it with the model's default configuration on a held-out test split.
+    Re-running it reuses what the warehouse already holds.
+
+    \b
+    Example:
+      metaopt --db demo.duckdb demo
+      metaopt demo --model random_forest --budget 15 --format json
+    """
+    from metaopt_bayes.model import MetaLearner
+    from metaopt_bayes.sweep import sweep
+
+    t_start = time.perf_counter()
+    say = (lambda msg: None) if quiet else (lambda msg: click.echo(msg, err=True))
+    with open_warehouse(ctx) as wh:
+        have = set(wh.sql("SELECT name FROM datasets").name.astype(str))
+        for name in (*DEMO_HISTORY, DEMO_TARGET):
+            if name not in have:
+                wh.register_dataset(name, f"sklearn:{name}", "target")
+        say(f"[1/4] history: {n_sweep} configs of {model} on {', '.join(DEMO_HISTORY)}")
+        for name in DEMO_HISTORY:
+            n_have = int(
+                wh.sql(
+                    "SELECT count(*) AS n FROM runs WHERE dataset = ? AND model = ?", [name, model]
+                ).n[0]
+            )
+            if n_have < n_sweep:
+                sweep(
+                    wh,
+                    name,
+                    model,
+                    n_sweep - n_have,
+                    jobs=jobs,
+                    seed=seed + n_have,
+                    progress=not quiet,
+                    cv=3,
+                )
+        say(f"[2/4] fitting the meta-learner ({method}) on {len(DEMO_HISTORY)} datasets")
+        t0 = time.perf_counter()
+        lrn = MetaLearner("accuracy", model=model, direction="maximize", method=method)
+        lrn.fit(wh, exclude=[DEMO_TARGET])
+        fit_s = time.perf_counter() - t0
+        say(f"      fitted in {fit_s:.1f}s")
+        say(f"[3/4] optimizing {DEMO_TARGET} (held out, zero-shot start), budget {budget}")
+        res = _run_optimize(
+            wh,
+            DEMO_TARGET,
+            model,
+            budget,
+            space=None,
+            candidates=None,
+            acquisition="ei",
+            executor=None,
+            jobs=jobs,
+            metric="accuracy",
+            method=method,
+            refit_every=0,
+            seed=seed,
+            cv=3,
+            retrain=True,
+            live=not quiet and fmt == "table",
+            learner=lrn,
+        )
+        say("[4/4] default configuration on the same train/test split")
+        default = _default_vs_found(wh, res, model, seed)
+    default["seconds"] = round(time.perf_counter() - t_start, 1)
+    emit(
+        default["table"],
+        fmt,
+        title=(
+            f"{model} on {DEMO_TARGET}: default vs metaopt ({len(res.trials)} trials, "
+            f"{default['seconds']}s)"
+        ),
+    )
+    if res.model_path and fmt == "table":
+        click.echo(f"winner saved to {res.model_path}")
+
+
+def _default_vs_found(wh: Any, res: Any, model: str, seed: int) -> dict[str, Any]:
+    import numpy as np
+    import pandas as pd
+
+    from metaopt_bayes import trainer
+    from metaopt_bayes.search import _split, fit_and_test
+
+    X, y, task = trainer.load_dataset(wh, res.dataset)
+    y = np.asarray(y)
+    tr, te = _split(y, task, 0.25, seed)
+    _, default_metrics, _ = fit_and_test(X, y, task, model, {}, tr, te, seed)
+    rows = [
+        {
+            "config": "default (scikit-learn)",
+            "settings": "{}",
+            "test_accuracy": default_metrics.get("accuracy"),
+            "test_log_loss": default_metrics.get("log_loss"),
+        },
+        {
+            "config": "metaopt winner",
+            "settings": json.dumps(
+                {k: v for k, v in (res.best_config or {}).items() if v is not None}, default=str
+            ),
+            "test_accuracy": res.test_metrics.get("accuracy"),
+            "test_log_loss": res.test_metrics.get("log_loss"),
+        },
+    ]
+    return {"table": pd.DataFrame(rows)}

@@ -1,0 +1,201 @@
+"""Sweeps: many training experiments over a search space, logged as runs.
+
+:func:`sweep` samples ``n`` configurations from a space (scrambled Sobol, see
+:meth:`metaopt_bayes.space.SearchSpace.sample`), evaluates them — side by side in local
+worker processes (``jobs``) or on any ``concurrent.futures.Executor`` you pass, e.g. a Dask
+cluster's ``Client.get_executor()`` — and logs each result as it arrives. Workers only
+compute; the driving process is the only one that writes to the warehouse. A failing or
+timed-out configuration becomes a ``failed`` run with its error and the sweep goes on.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures as cf
+import multiprocessing as mp
+from collections.abc import Callable, Iterable
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from metaopt_bayes.space import SearchSpace
+from metaopt_bayes.trainer import (
+    _PRELOAD,
+    load_dataset,
+    log_trial,
+    make_payload,
+    run_trial,
+)
+from warehouse.errors import ValidationError
+
+# Per-worker copy of the dataset, set once by the pool initializer so that each task only
+# ships its config (not the data) to the worker.
+_WORKER_DATA: dict[str, Any] = {}
+
+
+def _init_worker(X: pd.DataFrame, y: np.ndarray) -> None:
+    _WORKER_DATA["X"], _WORKER_DATA["y"] = X, y
+
+
+def _run_with_worker_data(payload: dict[str, Any]) -> dict[str, Any]:
+    return run_trial({**payload, "X": _WORKER_DATA["X"], "y": _WORKER_DATA["y"]})
+
+
+def _resolve_space(space: SearchSpace | dict | str | None, family: Any, task: str) -> SearchSpace:
+    if space is None:
+        return family.default_space(task)
+    if isinstance(space, SearchSpace):
+        return space
+    if isinstance(space, dict):
+        return SearchSpace.from_dict(space)
+    return SearchSpace.from_file(space)
+
+
+def sweep(
+    warehouse: Any,
+    dataset: str,
+    model: str,
+    n: int,
+    space: SearchSpace | dict | str | None = None,
+    jobs: int = 1,
+    seed: int = 0,
+    progress: bool = True,
+    cv: int | float | None = 5,
+    timeout_s: float | None = None,
+    executor: cf.Executor | None = None,
+    configs: pd.DataFrame | Iterable[dict[str, Any]] | None = None,
+    on_result: Callable[[str, dict[str, Any]], None] | None = None,
+) -> list[str]:
+    """Train ``n`` configurations of ``model`` on ``dataset`` and log every run.
+
+    ``space``: a SearchSpace, a dict, a YAML/JSON path, or None for the model's default.
+    ``configs``: explicit configurations instead of sampling (each validated by the space).
+    ``jobs``: local worker processes (ignored when ``executor`` is given). ``timeout_s``:
+    per-config limit; the fit runs in a child process that is killed at the deadline.
+    Returns the run_ids in the order the configurations were drawn.
+    """
+    from metaopt_bayes.zoo import get_family
+
+    family = get_family(model)
+    if not isinstance(n, int | np.integer) or n < 0:
+        raise ValidationError(f"n must be a non-negative integer, not {n!r}")
+    if not isinstance(jobs, int | np.integer) or jobs < 1:
+        raise ValidationError(f"jobs must be a positive integer, not {jobs!r}")
+    X, y, task = load_dataset(warehouse, dataset)
+    if not family.supports(task):
+        raise ValidationError(f"model {model!r} does not support {task} (dataset {dataset!r})")
+    sp = _resolve_space(space, family, task)
+    if configs is not None:
+        records = configs.to_dict("records") if isinstance(configs, pd.DataFrame) else configs
+        cfgs = [sp.validate({k: v for k, v in c.items() if not _missing(v)}) for c in records]
+    else:
+        cfgs = [
+            sp.validate({k: v for k, v in rec.items() if not _missing(v)})
+            for rec in sp.sample(int(n), seed=seed).to_dict("records")
+        ]
+    if not cfgs:
+        return []
+    # each config gets its own seed so repeated sweeps with one seed are reproducible
+    payloads = [
+        make_payload(X, y, task, model, cfg, cv=cv, seed=seed + i, timeout_s=timeout_s)
+        for i, cfg in enumerate(cfgs)
+    ]
+    run_ids: list[str | None] = [None] * len(cfgs)
+
+    def record(i: int, result: dict[str, Any]) -> None:
+        run_ids[i] = log_trial(
+            warehouse, dataset, model, cfgs[i], result, seed=seed + i, source="metaopt.sweep"
+        )
+        if on_result is not None:
+            on_result(run_ids[i], result)
+
+    with _Progress(progress, len(cfgs), f"{model} on {dataset}") as bar:
+        if executor is None and jobs == 1:
+            for i, p in enumerate(payloads):
+                result = run_trial(p)
+                record(i, result)
+                bar.advance(result)
+        else:
+            own = executor is None
+            if own:
+                ctx = mp.get_context(
+                    "forkserver" if "forkserver" in mp.get_all_start_methods() else "spawn"
+                )
+                if ctx.get_start_method() == "forkserver":
+                    ctx.set_forkserver_preload(_PRELOAD)
+                pool: cf.Executor = cf.ProcessPoolExecutor(
+                    max_workers=int(jobs),
+                    mp_context=ctx,
+                    initializer=_init_worker,
+                    initargs=(X, y),
+                )
+                fn: Callable[[dict[str, Any]], dict[str, Any]] = _run_with_worker_data
+                slim = [{k: v for k, v in p.items() if k not in ("X", "y")} for p in payloads]
+            else:
+                pool, fn, slim = executor, run_trial, payloads
+            try:
+                futures = {pool.submit(fn, p): i for i, p in enumerate(slim)}
+                for fut in cf.as_completed(futures):
+                    i = futures[fut]
+                    try:
+                        result = fut.result()
+                    except Exception as exc:  # worker crashed: still a failed run
+                        result = {
+                            "status": "failed",
+                            "metrics": {},
+                            "error": f"{type(exc).__name__}: {exc}".splitlines()[0],
+                        }
+                    record(i, result)
+                    bar.advance(result)
+            finally:
+                if own:
+                    pool.shutdown(wait=True, cancel_futures=True)
+    return [r for r in run_ids if r is not None]
+
+
+def _missing(v: Any) -> bool:
+    return v is None or (isinstance(v, float) and np.isnan(v))
+
+
+class _Progress:
+    """A rich progress bar counting finished and failed trials (silent when disabled)."""
+
+    def __init__(self, enabled: bool, total: int, label: str) -> None:
+        self.enabled, self.total, self.label = enabled, total, label
+        self.failed = 0
+
+    def __enter__(self) -> _Progress:
+        if self.enabled:
+            from rich.console import Console
+            from rich.progress import (
+                BarColumn,
+                MofNCompleteColumn,
+                Progress,
+                TextColumn,
+                TimeElapsedColumn,
+                TimeRemainingColumn,
+            )
+
+            self._p = Progress(
+                TextColumn("[bold]{task.description}"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TextColumn("{task.fields[failed]} failed"),
+                TimeElapsedColumn(),
+                TimeRemainingColumn(),
+                transient=False,
+                console=Console(stderr=True),
+            )
+            self._p.__enter__()
+            self._task = self._p.add_task(self.label, total=self.total, failed=0)
+        return self
+
+    def advance(self, result: dict[str, Any]) -> None:
+        if result.get("status") != "finished":
+            self.failed += 1
+        if self.enabled:
+            self._p.update(self._task, advance=1, failed=self.failed)
+
+    def __exit__(self, *exc: Any) -> None:
+        if self.enabled:
+            self._p.__exit__(*exc)

@@ -1,0 +1,85 @@
+"""CLI: datasets, datasets add/show, zoo, sweep."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from click.testing import CliRunner
+
+from metaopt_bayes.cli import main
+
+
+@pytest.fixture
+def run(tmp_path):
+    db = str(tmp_path / "w.duckdb")
+    runner = CliRunner()
+
+    def invoke(*args: str):
+        return runner.invoke(main, ["--db", db, *args], catch_exceptions=False)
+
+    return invoke
+
+
+def test_add_list_show_and_sweep(run, tmp_path, iris_frame):
+    r = run("datasets", "add", "sklearn:wine", "--format", "json")
+    assert r.exit_code == 0, r.output
+    info = json.loads(r.stdout)[0]
+    assert info["name"] == "wine" and info["created"] is True and info["n_classes"] == 3
+    path = tmp_path / "flowers.csv"
+    iris_frame.to_csv(path, index=False)
+    r = run("datasets", "add", str(path), "--target", "target", "--name", "iris")
+    assert r.exit_code == 0, r.output
+    r = run("datasets", "add", str(path), "--target", "target", "--name", "iris")
+    assert r.exit_code == 0 and "already registered" in r.stderr
+    r = run("datasets", "--format", "json")
+    rows = {d["name"]: d for d in json.loads(r.stdout)}
+    assert set(rows) == {"iris", "wine"}
+    assert rows["iris"]["landmark_1nn"] > 0.8 and rows["wine"]["n_features"] == 13
+    r = run("datasets", "show", "iris", "--format", "csv")
+    assert r.exit_code == 0 and "class_entropy," in r.stdout and "landmarking" in r.stdout
+    r = run(
+        "sweep",
+        "--dataset",
+        "iris",
+        "--model",
+        "knn",
+        "--n",
+        "3",
+        "--cv",
+        "3",
+        "-q",
+        "--format",
+        "json",
+    )
+    assert r.exit_code == 0, r.output
+    out = json.loads(r.stdout)
+    assert len(out) == 3 and all(o["status"] == "finished" for o in out)
+    assert all(o["metric"] == "accuracy" and o["value"] > 0.8 for o in out)
+    r = run("sql", "SELECT count(*) AS n FROM runs WHERE dataset = 'iris'", "--format", "json")
+    assert json.loads(r.stdout)[0]["n"] == 3
+
+
+def test_errors_are_one_line(run):
+    r = CliRunner().invoke(main, ["datasets", "add", "data.csv"])
+    assert r.exit_code == 1 and "Error: --target is required" in r.output
+    r = run("datasets", "add", "sklearn:nope")
+    assert r.exit_code == 1 and r.output.count("\n") == 1 and "unknown bundled" in r.output
+    r = run("datasets", "show", "missing")
+    assert r.exit_code == 1 and "'missing' is not registered" in r.output
+
+
+def test_zoo_lists_families_and_spaces(run):
+    r = run("zoo", "--format", "json")
+    names = {d["model"] for d in json.loads(r.stdout)}
+    assert {
+        "hist_gradient_boosting",
+        "random_forest",
+        "logistic_regression",
+        "svc",
+        "knn",
+        "mlp",
+    } <= names
+    r = run("zoo", "mlp", "--format", "json")
+    params = {d["param"] for d in json.loads(r.stdout)}
+    assert {"n_layers", "width", "activation"} <= params

@@ -1,0 +1,145 @@
+"""Sweeps: sampled configs trained and logged; failures logged; parallel workers."""
+
+from __future__ import annotations
+
+import pytest
+
+from metaopt_bayes.sweep import sweep
+from metaopt_bayes.trainer import train_and_evaluate
+from warehouse.errors import NotFoundError, ValidationError
+
+
+@pytest.fixture
+def iris_wh(mem_wh, iris_frame):
+    mem_wh.register_dataset("iris", iris_frame, "target")
+    return mem_wh
+
+
+def test_train_and_evaluate_logs_everything(iris_wh):
+    rid = train_and_evaluate(
+        iris_wh,
+        "iris",
+        "mlp",
+        {"n_layers": 2, "width": 16, "activation": "relu", "max_iter": 300},
+        cv=3,
+        seed=1,
+    )
+    run = iris_wh.sql(f"SELECT * FROM runs WHERE run_id = '{rid}'").iloc[0]
+    assert run["status"] == "finished" and run["duration_s"] > 0 and run["cpu_s"] >= 0
+    assert run["peak_mem_mb"] >= 0 and run["seed"] == 1
+    arch = iris_wh.sql(
+        f"SELECT name, value_num, value_text FROM run_architecture WHERE run_id = '{rid}'"
+    ).set_index("name")
+    assert arch.loc["n_layers", "value_num"] == 2 and arch.loc["width", "value_num"] == 16
+    assert arch.loc["activation", "value_text"] == "relu"
+    metrics = set(iris_wh.sql(f"SELECT name FROM run_metrics WHERE run_id = '{rid}'")["name"])
+    assert {"accuracy", "balanced_accuracy", "f1_macro", "roc_auc", "log_loss"} <= metrics
+
+
+def test_sweep_logs_n_runs_and_is_reproducible(iris_wh):
+    ids = sweep(iris_wh, "iris", "knn", 6, seed=5, progress=False, cv=3)
+    assert len(ids) == len(set(ids)) == 6
+    runs = iris_wh.sql("SELECT status FROM runs")
+    assert (runs["status"] == "finished").all() and len(runs) == 6
+    p1 = iris_wh.sql(
+        "SELECT value_num FROM run_params WHERE name = 'n_neighbors' ORDER BY value_num"
+    )["value_num"].tolist()
+    sweep(iris_wh, "iris", "knn", 6, seed=5, progress=False, cv=3)
+    p2 = iris_wh.sql(
+        "SELECT value_num FROM run_params WHERE name = 'n_neighbors' ORDER BY value_num"
+    )["value_num"].tolist()
+    assert sorted(p2) == sorted(p1 * 2)
+
+
+def test_failing_configs_are_logged_and_the_sweep_goes_on(iris_wh):
+    # n_neighbors up to 500 > training rows: those configs raise inside sklearn
+    space = {"n_neighbors": {"type": "int", "low": 1, "high": 500}}
+    ids = sweep(iris_wh, "iris", "knn", 8, space=space, progress=False, cv=3, seed=0)
+    runs = iris_wh.sql(
+        "SELECT r.status, r.error, p.value_num AS k FROM runs r "
+        "JOIN run_params p USING (run_id) WHERE p.name = 'n_neighbors'"
+    )
+    assert len(ids) == 8 == len(runs)
+    failed = runs[runs["status"] == "failed"]
+    assert len(failed) and (failed["k"] > 100).all()
+    assert failed["error"].str.contains("n_neighbors").all()
+    assert (runs.loc[runs["status"] == "finished", "k"] <= 100).all()
+
+
+def test_timeout_in_a_sweep_is_a_failed_run(iris_wh):
+    space = {
+        "n_layers": 3,
+        "width": 256,
+        "max_iter": 20000,
+        "alpha": 1e-7,
+        "learning_rate_init": {"type": "float", "low": 1e-5, "high": 2e-5},
+        "early_stopping": False,
+        "tol": 0.0,
+    }
+    with pytest.raises(ValidationError):  # 'tol' is not an MLP parameter we expose
+        sweep(iris_wh, "iris", "mlp", 1, space={**space, "tol": "x", "bad": []}, progress=False)
+    del space["tol"]
+    ids = sweep(iris_wh, "iris", "mlp", 1, space=space, progress=False, timeout_s=1.0)
+    run = iris_wh.sql(f"SELECT status, error FROM runs WHERE run_id = '{ids[0]}'").iloc[0]
+    assert run["status"] == "failed" and "time limit" in run["error"]
+
+
+def test_bad_space_or_names_fail_before_any_run(iris_wh, tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("params:\n  C: {type: float, low: 5, high: 1}\n")
+    with pytest.raises(ValidationError, match="'C': low 5 is greater"):
+        sweep(iris_wh, "iris", "svc", 3, space=str(bad), progress=False)
+    with pytest.raises(NotFoundError, match="unknown model"):
+        sweep(iris_wh, "iris", "xgboost", 3, progress=False)
+    with pytest.raises(NotFoundError, match="'nope' is not registered"):
+        sweep(iris_wh, "nope", "knn", 3, progress=False)
+    with pytest.raises(ValidationError, match="does not support classification"):
+        sweep(iris_wh, "iris", "ridge", 3, progress=False)
+    assert iris_wh.sql("SELECT count(*) AS n FROM runs")["n"].iloc[0] == 0
+
+
+def test_parallel_workers_only_the_driver_writes(iris_wh):
+    ids = sweep(iris_wh, "iris", "logistic_regression", 4, jobs=2, progress=False, cv=3)
+    runs = iris_wh.sql("SELECT status FROM runs")
+    assert len(ids) == 4 and (runs["status"] == "finished").all()
+
+
+def test_any_executor_can_run_the_trials(iris_wh):
+    from concurrent.futures import ThreadPoolExecutor
+
+    seen = []
+    with ThreadPoolExecutor(2) as ex:
+        ids = sweep(
+            iris_wh,
+            "iris",
+            "knn",
+            3,
+            executor=ex,
+            progress=False,
+            cv=3,
+            on_result=lambda rid, res: seen.append((rid, res["status"])),
+        )
+    assert sorted(ids) == sorted(r for r, _ in seen)
+    assert [s for _, s in seen] == ["finished"] * 3
+
+
+def test_explicit_configs_are_validated_by_the_space(iris_wh):
+    ids = sweep(
+        iris_wh,
+        "iris",
+        "knn",
+        0,
+        progress=False,
+        cv=3,
+        configs=[{"n_neighbors": 3, "weights": "uniform", "p": 1}],
+    )
+    assert len(ids) == 1
+    with pytest.raises(ValidationError, match="'n_neighbors'"):
+        sweep(
+            iris_wh,
+            "iris",
+            "knn",
+            0,
+            progress=False,
+            configs=[{"n_neighbors": 0, "weights": "uniform", "p": 1}],
+        )

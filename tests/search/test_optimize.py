@@ -1,0 +1,120 @@
+"""optimize(): the loop with a custom objective (fast, with the stand-in learner)."""
+
+from __future__ import annotations
+
+import concurrent.futures as cf
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from metaopt_bayes.search import TRIAL_SOURCE, optimize
+from tests.search.conftest import FakeLearner
+from warehouse.errors import ValidationError
+
+
+def objective(cfg):
+    return {"score": float(FakeLearner.truth(cfg["x"], cfg["c"]))}
+
+
+def test_optimize_with_pool_and_objective(wh, pool):
+    lrn = FakeLearner()
+    seen = []
+    res = optimize(
+        wh,
+        "d1",
+        "toy",
+        6,
+        candidates=pool,
+        objective=objective,
+        learner=lrn,
+        refit_every=3,
+        callback=seen.append,
+    )
+    assert res.n_new == 6 and res.n_resumed == 0 and not res.interrupted
+    assert [t["number"] for t in seen] == [1, 2, 3, 4, 5, 6]
+    assert len(res.trials) == 6
+    assert not res.trials.duplicated(["x", "c"]).any()
+    assert res.best_value == pytest.approx(0.1)  # x = 0.3, c = b is in the pool and found
+    assert res.best_config == {"x": 0.3, "c": "b"}
+    assert lrn.fits >= 1  # refit every 3 trials
+    runs = wh.sql("SELECT count(*) AS n FROM runs WHERE source = ?", [TRIAL_SOURCE])
+    assert int(runs.n[0]) == 6
+    # every trial's recommendation was recorded with its run
+    recs = wh.sql("SELECT run_id FROM recommendations WHERE dataset = 'd1'")
+    assert set(recs.run_id) == set(res.trials.run_id)
+    # best-so-far column is monotone
+    assert np.all(np.diff(res.trials["best"].to_numpy(float)) >= 0)
+
+
+def test_optimize_resumes_without_duplicates(wh, pool):
+    lrn = FakeLearner()
+    first = optimize(wh, "d1", "toy", 3, candidates=pool, objective=objective, learner=lrn)
+    assert first.n_new == 3
+    again = optimize(wh, "d1", "toy", 3, candidates=pool, objective=objective, learner=lrn)
+    assert again.n_new == 0 and again.n_resumed == 3  # budget already reached
+    more = optimize(wh, "d1", "toy", 7, candidates=pool, objective=objective, learner=lrn)
+    assert more.n_resumed == 3 and more.n_new == 4
+    assert len(more.trials) == 7 and not more.trials.duplicated(["x", "c"]).any()
+
+
+def test_failing_objective_is_a_failed_trial(wh, pool):
+    def bad(cfg):
+        if cfg["c"] == "b":
+            raise RuntimeError("boom")
+        return {"score": 0.0}
+
+    res = optimize(wh, "d1", "toy", 3, candidates=pool, objective=bad, learner=FakeLearner())
+    st = wh.sql("SELECT status, error FROM runs WHERE source = ?", [TRIAL_SOURCE])
+    assert len(st) == 3
+    failed = st[st.status == "failed"]
+    assert len(failed) >= 1 and failed.error.str.contains("boom").all()
+    assert res.n_new == 3
+
+
+def test_parallel_trials_are_distinct(wh, pool):
+    with cf.ThreadPoolExecutor(2) as ex:
+        res = optimize(
+            wh,
+            "d1",
+            "toy",
+            6,
+            candidates=pool,
+            objective=objective,
+            learner=FakeLearner(),
+            jobs=2,
+            executor=ex,
+        )
+    assert len(res.trials) == 6 and not res.trials.duplicated(["x", "c"]).any()
+
+
+def test_bad_arguments(wh, pool):
+    with pytest.raises(ValidationError, match="budget"):
+        optimize(wh, "d1", "toy", 0, candidates=pool, objective=objective, learner=FakeLearner())
+    with pytest.raises(ValidationError, match="space= or candidates="):
+        optimize(wh, "d1", "toy", 2, objective=objective, learner=FakeLearner())
+    with pytest.raises(ValidationError, match="dask://"):
+        optimize(
+            wh,
+            "d1",
+            "toy",
+            2,
+            candidates=pool,
+            objective=objective,
+            learner=FakeLearner(),
+            executor="tcp://x:1",
+        )
+
+
+def test_objective_returning_a_number(wh):
+    pool = pd.DataFrame({"x": [0.1, 0.3], "c": ["a", "a"]})
+    res = optimize(
+        wh,
+        "d1",
+        "toy",
+        2,
+        candidates=pool,
+        learner=FakeLearner(),
+        objective=lambda cfg: -((cfg["x"] - 0.3) ** 2),
+    )
+    assert res.best_value == pytest.approx(0.0)

@@ -1,0 +1,114 @@
+"""recommend(): the public contract (columns, order, exclusion, batches, cost-aware)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from metaopt_bayes.search import exclude_run, load_candidates, recommend
+from tests.search.conftest import FakeCost
+from warehouse.errors import ValidationError
+
+
+def test_contract_columns_unchanged_best_first(fake_learner, wh, pool):
+    out = recommend(fake_learner, wh, "d1", pool, n=5)
+    assert list(out.columns) == ["x", "c", "mean", "sd", "acquisition", "rank"]
+    assert out["rank"].tolist() == [1, 2, 3, 4, 5]
+    # values unchanged: every row is a row of the pool
+    keys = set(map(tuple, pool.astype(str).to_numpy()))
+    assert all(tuple(r) in keys for r in out[["x", "c"]].astype(str).to_numpy())
+    # with no runs the incumbent is the best predicted mean; EI top pick is the true optimum
+    assert (out.at[0, "x"], out.at[0, "c"]) == (0.3, "b")
+    assert not out.duplicated(["x", "c"]).any()
+
+
+def test_configs_already_run_are_excluded_unless_asked(fake_learner, wh, pool):
+    wh.log_run("d1", "toy", {"x": 0.3, "c": "b"}, {"score": 0.1})
+    wh.log_run("d2", "toy", {"x": 0.35, "c": "b"}, {"score": 0.1})  # another dataset: kept
+    out = recommend(fake_learner, wh, "d1", pool, n=len(pool))
+    assert len(out) == len(pool) - 1
+    assert not ((out["x"] == 0.3) & (out["c"] == "b")).any()
+    assert ((out["x"] == 0.35) & (out["c"] == "b")).any()
+    again = recommend(fake_learner, wh, "d1", pool, n=len(pool), include_run=True)
+    assert len(again) == len(pool)
+
+
+def test_everything_run_is_a_clear_error(fake_learner, wh):
+    one = pd.DataFrame({"x": [0.5], "c": ["a"]})
+    wh.log_run("d1", "toy", {"x": 0.5, "c": "a"}, {"score": 0.0})
+    with pytest.raises(ValidationError, match="already run"):
+        recommend(fake_learner, wh, "d1", one)
+
+
+def test_batch_is_distinct_and_spread_by_kriging_believer(fake_learner, wh, pool):
+    wh.log_run("d1", "toy", {"x": 0.0, "c": "a"}, {"score": -0.09})
+    out = recommend(fake_learner, wh, "d1", pool, n=4)
+    assert not out.duplicated(["x", "c"]).any()
+    # the fantasized first pick shrinks sd around it, so the batch is not 4 neighbours in a row
+    assert out["x"].nunique() >= 2
+
+
+def test_thompson_batch(fake_learner, wh, pool):
+    out = recommend(fake_learner, wh, "d1", pool, n=3, acquisition="ts", seed=1)
+    assert len(out) == 3 and not out.duplicated(["x", "c"]).any()
+    assert out["acquisition"].between(0, 1).all()  # P(best) under the posterior
+
+
+def test_minimize_direction(wh, pool):
+    from tests.search.conftest import FakeLearner
+
+    lrn = FakeLearner(maximize=False)
+    out = recommend(lrn, wh, "d1", pool, n=1)
+    assert (out.at[0, "x"], out.at[0, "c"]) == (0.3, "b")  # mean is −f, lowest is best
+
+
+def test_cost_aware_prefers_cheap(fake_learner, wh):
+    # same x, two costs: cost-ei picks the 1-second config
+    cands = pd.DataFrame({"x": [0.3, 0.3], "c": ["a", "b"]})
+    out = recommend(
+        fake_learner, wh, "d1", cands, n=1, acquisition="cost-ei", cost_learner=FakeCost()
+    )
+    assert out.at[0, "c"] == "b" and "predicted_s" in out.columns
+    with pytest.raises(ValidationError, match="duration model"):
+        recommend(fake_learner, wh, "d1", cands, acquisition="cost-ei")
+
+
+def test_unknown_acquisition(fake_learner, wh, pool):
+    with pytest.raises(ValidationError, match="unknown acquisition"):
+        recommend(fake_learner, wh, "d1", pool, acquisition="nope")
+
+
+def test_candidates_from_csv_with_prefix(fake_learner, wh, pool, tmp_path):
+    path = tmp_path / "pool.csv"
+    pool.add_prefix("params.").to_csv(path, index=False)
+    df = load_candidates(path)
+    assert list(df.columns) == ["x", "c"]
+    out = recommend(fake_learner, wh, "d1", str(path), n=2)
+    assert list(out.columns[:2]) == ["x", "c"]
+    with pytest.raises(Exception, match="no candidates file"):
+        load_candidates(tmp_path / "missing.csv")
+
+
+def test_candidates_from_a_search_space(fake_learner, wh):
+    from metaopt_bayes.space import SearchSpace
+
+    space = SearchSpace.from_dict(
+        {
+            "x": {"type": "float", "low": 0.0, "high": 1.0},
+            "c": {"type": "categorical", "choices": ["a", "b"]},
+        }
+    )
+    wh.log_run("d1", "toy", {"x": 0.31, "c": "b"}, {"score": 0.1})
+    out = recommend(fake_learner, wh, "d1", space, n=3, n_candidates=64)
+    assert len(out) == 3
+    for rec in out[["x", "c"]].to_dict("records"):
+        space.validate(rec)
+    # local refinement around the best run puts candidates near x = 0.31
+    assert (out["x"] - 0.3).abs().min() < 0.1
+
+
+def test_exclude_run_normalizes_types():
+    cands = pd.DataFrame({"a": [1, 2, 3], "b": ["x", "y", None]})
+    runs = pd.DataFrame({"params.a": [1.0, 3.0], "params.b": ["x", np.nan]})
+    assert exclude_run(cands, runs, ["a", "b"]).tolist() == [False, True, False]

@@ -1,0 +1,120 @@
+"""CLI: warehouse commands, their help, formats and one-line errors."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from click.testing import CliRunner
+
+from metaopt_bayes.cli import main
+
+
+@pytest.fixture
+def db(tmp_path, tiny_history):
+    path = tmp_path / "cli.duckdb"
+    csv = tmp_path / "runs.csv"
+    tiny_history.to_csv(csv, index=False)
+    runner = CliRunner()
+    assert runner.invoke(main, ["--db", str(path), "init"]).exit_code == 0
+    result = runner.invoke(main, ["--db", str(path), "ingest", str(csv)])
+    assert result.exit_code == 0, result.output
+    assert "ingested 7 runs" in result.output
+    return path
+
+
+def _walk(group, prefix=()):
+    import click
+
+    for name, cmd in group.commands.items():
+        yield (*prefix, name), cmd
+        if isinstance(cmd, click.Group):
+            yield from _walk(cmd, (*prefix, name))
+
+
+@pytest.mark.parametrize("path", [p for p, _ in _walk(main)], ids=" ".join)
+def test_every_command_has_help_and_example(path):
+    cmd = dict(_walk(main))[path]
+    assert cmd.help and cmd.help.strip().splitlines()[0], f"{path} lacks help"
+    assert "Example:" in cmd.help, f"{path} lacks an Example: block"
+    result = CliRunner().invoke(main, [*path, "--help"])
+    assert result.exit_code == 0
+
+
+def test_sql_json(db):
+    result = CliRunner().invoke(
+        main,
+        [
+            "--db",
+            str(db),
+            "sql",
+            "--format",
+            "json",
+            "SELECT model, count(*) AS n FROM runs GROUP BY model ORDER BY model",
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.output) == [{"model": "rf", "n": 4}, {"model": "svm", "n": 3}]
+
+
+def test_sql_refused_is_one_line(db):
+    result = CliRunner().invoke(main, ["--db", str(db), "sql", "DROP TABLE runs"])
+    assert result.exit_code == 1
+    lines = result.output.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("Error: refused")
+
+
+def test_sql_dialect(db):
+    result = CliRunner().invoke(
+        main, ["sql", "--dialect", "spark", "SELECT list(x) FROM range(3) t(x)"]
+    )
+    assert result.exit_code == 0 and "COLLECT_LIST" in result.output.upper()
+
+
+def test_views_list_show_and_sql(db):
+    runner = CliRunner()
+    out = runner.invoke(main, ["--db", str(db), "views", "--format", "csv"]).output
+    assert "incumbents" in out and "run_features" in out
+    out = runner.invoke(main, ["--db", str(db), "views", "incumbents", "--format", "json"]).output
+    assert len(json.loads(out)) == 8
+    out = runner.invoke(main, ["views", "--sql", "--dialect", "postgres", "leaderboard"]).output
+    assert "RANK() OVER" in out.upper()
+
+
+def test_runs_and_check(db):
+    runner = CliRunner()
+    out = runner.invoke(main, ["--db", str(db), "runs", "--limit", "2", "--format", "json"]).output
+    assert [r["run_id"] for r in json.loads(out)] == ["r7", "r6"]
+    result = runner.invoke(main, ["--db", str(db), "check", "--format", "csv"])
+    assert result.exit_code == 0 and "orphan_run_params" in result.output
+
+
+def test_ingest_bad_file_one_line(tmp_path):
+    bad = tmp_path / "bad.csv"
+    bad.write_text("dataset,model,metrics.acc\na,m,x\n")
+    result = CliRunner().invoke(main, ["--db", str(tmp_path / "x.duckdb"), "ingest", str(bad)])
+    assert result.exit_code == 1
+    assert result.output.strip() == "Error: row 1, column 'metrics.acc': 'x' is not a number"
+
+
+def test_example_small_grid(tmp_path, monkeypatch):
+    """`metaopt example` trains for real; a one-config grid on iris keeps the test fast."""
+    from metaopt_bayes.cli import warehouse_cmds
+
+    grid = {k: (path, configs[:1]) for k, (path, configs) in warehouse_cmds.EXAMPLE_GRID.items()}
+    monkeypatch.setattr(warehouse_cmds, "EXAMPLE_GRID", grid)
+    monkeypatch.setattr(warehouse_cmds, "EXAMPLE_DATASETS", ("iris",))
+    db = tmp_path / "ex.duckdb"
+    runner = CliRunner()
+    result = runner.invoke(main, ["--db", str(db), "example", "--format", "json"])
+    assert result.exit_code == 0, result.output
+    assert "logged 3 example runs" in result.output
+    board = json.loads(result.stdout)
+    assert sorted(r["rank"] for r in board) == [1, 2, 3]
+    assert all(0.5 < r["value"] <= 1.0 for r in board)
+    again = runner.invoke(main, ["--db", str(db), "example", "--format", "csv"])
+    assert "already in" in again.output
+    out = runner.invoke(
+        main, ["--db", str(db), "sql", "--format", "json", "SELECT count(*) AS n FROM runs"]
+    ).output
+    assert json.loads(out) == [{"n": 3}]

@@ -1,0 +1,868 @@
+"""Getting runs into the warehouse: one run (:func:`log_run`) or many (:func:`log_runs`).
+
+Input layout for :func:`log_runs` is the one ``mlflow.search_runs()`` returns: one row per run,
+columns ``dataset``, ``model``, ``params.<name>``, ``metrics.<name>``, optional ``arch.<name>``
+and the run fields ``run_id, status, started_at, finished_at, duration_s, cpu_s, peak_mem_mb,
+seed, source, error, split``. MLflow's own ``start_time``/``end_time`` are read as
+``started_at``/``finished_at``, ``experiment_id``/``artifact_uri``/``lifecycle_stage``/``run_name``
+and ``tags.*`` are ignored, MLflow statuses (FINISHED, FAILED, KILLED, RUNNING, SCHEDULED) are
+mapped to finished/failed/running.
+
+Choices about values (documented in the README's data section):
+
+* A *missing* cell (null; in pandas, NaN is the missing marker) means the run did not record
+  that parameter/metric: nothing is stored. An *explicit* NaN or ±inf (a NaN in an Arrow
+  table or Parquet file, ``nan``/``inf`` text in a CSV, a NaN in ``log_run``'s dict) is refused.
+* Text parameter cells are typed per value: ``None``/``null`` → unset (stored with both values
+  NULL), ``true``/``false`` → 1/0, a finite number → numeric, anything else → text. MLflow
+  logs every parameter as text, so this recovers numbers from real MLflow exports.
+* Metric cells must be finite numbers; text that is not a number is refused.
+* ``run_id`` values must be unique in the batch and new to the warehouse; without a
+  ``run_id`` column, ids are generated (UUID hex).
+* Datasets and metric names seen for the first time are created (datasets with
+  ``source='ingest'``; metrics with a direction guessed from the name: loss, error, rmse,
+  mae, mse, time, duration → minimize, otherwise maximize).
+
+Everything happens in one transaction: a bad cell anywhere means nothing is written, and the
+error names the row (1-based, header excluded) and column.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import math
+import numbers
+import uuid
+from collections.abc import Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from warehouse.errors import ValidationError
+
+if TYPE_CHECKING:
+    import pandas as pd
+    import pyarrow as pa
+
+    from warehouse.store import Warehouse
+
+RUN_FIELDS = (
+    "run_id",
+    "status",
+    "started_at",
+    "finished_at",
+    "duration_s",
+    "cpu_s",
+    "peak_mem_mb",
+    "seed",
+    "source",
+    "error",
+    "split",
+)
+_ALIASES = {"start_time": "started_at", "end_time": "finished_at"}
+_IGNORED = {"experiment_id", "artifact_uri", "lifecycle_stage", "run_name"}
+_PREFIXES = ("params.", "metrics.", "arch.")
+_STATUS = {
+    "finished": "finished",
+    "failed": "failed",
+    "running": "running",
+    "killed": "failed",
+    "scheduled": "running",
+}
+_MINIMIZE_HINTS = ("loss", "error", "rmse", "mae", "mse", "time", "duration", "regret")
+_NONE_TEXT = ("none", "null", "nan_param_unset")
+
+
+def guess_direction(metric: str) -> str:
+    """``'minimize'`` when the name says lower is better (loss, error, rmse, mae, mse, time,
+    duration, regret), else ``'maximize'``."""
+    low = metric.lower()
+    return "minimize" if any(h in low for h in _MINIMIZE_HINTS) else "maximize"
+
+
+def _qi(name: str) -> str:
+    """A quoted DuckDB identifier, built with sqlglot (never string-formatted)."""
+    from sqlglot import exp
+
+    return exp.to_identifier(name, quoted=True).sql(dialect="duckdb")
+
+
+def _ql(text: str) -> str:
+    """A DuckDB string literal, built with sqlglot."""
+    from sqlglot import exp
+
+    return exp.Literal.string(text).sql(dialect="duckdb")
+
+
+# ---------------------------------------------------------------------------- loading
+def to_arrow(data: Any, what: str = "log_runs") -> pa.Table:
+    """A pyarrow Table from a DataFrame, an Arrow table, or a CSV/TSV/Parquet path."""
+    import pandas as pd
+    import pyarrow as pa
+
+    if isinstance(data, pa.Table):
+        table = data
+    elif isinstance(data, pd.DataFrame):
+        table = _from_pandas(data)
+    elif isinstance(data, str | Path):
+        table = _read_file(Path(data))
+    else:
+        raise ValidationError(
+            f"{what} expects a pandas DataFrame, a pyarrow Table or a CSV/Parquet path, "
+            f"not {type(data).__name__}"
+        )
+    names = table.column_names
+    dupes = sorted({n for n in names if names.count(n) > 1})
+    if dupes:
+        raise ValidationError(f"column {dupes[0]!r} appears more than once")
+    if table.num_rows == 0:
+        raise ValidationError(f"{what}: the input has no rows")
+    return table
+
+
+def _from_pandas(df: pd.DataFrame) -> pa.Table:
+    import pyarrow as pa
+
+    df = df.reset_index(drop=True)
+    fixed = {}
+    for col in df.columns:
+        if not isinstance(col, str):
+            raise ValidationError(f"column {col!r}: column names must be strings")
+        series = df[col]
+        if series.dtype == object and col.startswith(("params.", "arch.")):
+            # Mixed Python objects (0.5 and 'sqrt' in one column): keep values as text and
+            # let per-value typing recover the numbers.
+            fixed[col] = series.map(lambda v: None if _is_missing(v) else str(v)).astype(object)
+    if fixed:
+        df = df.assign(**fixed)
+    try:
+        return pa.Table.from_pandas(df, preserve_index=False)
+    except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError) as exc:
+        for col in df.columns:  # find the culprit column for a one-line message
+            try:
+                pa.Table.from_pandas(df[[col]], preserve_index=False)
+            except Exception:
+                raise ValidationError(
+                    f"column {col!r}: values cannot be stored ({_one_line(exc)})"
+                ) from None
+        raise ValidationError(f"the DataFrame cannot be converted: {_one_line(exc)}") from None
+
+
+def _is_missing(value: Any) -> bool:
+    if value is None:
+        return True
+    try:
+        return bool(value != value)  # NaN, pd.NA-safe enough for scalars
+    except (TypeError, ValueError):
+        return False
+
+
+def _read_file(path: Path) -> pa.Table:
+    import pyarrow as pa
+    import pyarrow.csv as pacsv
+    import pyarrow.parquet as pq
+
+    if not path.exists():
+        raise ValidationError(f"file {str(path)!r} does not exist")
+    if path.is_dir():
+        raise ValidationError(f"{str(path)!r} is a folder, not a CSV or Parquet file")
+    if path.stat().st_size == 0:
+        raise ValidationError(f"file {str(path)!r} is empty")
+    suffixes = [s.lower() for s in path.suffixes]
+    try:
+        if suffixes and suffixes[-1] in (".parquet", ".pq"):
+            return pq.read_table(path)
+        if ".csv" in suffixes or ".tsv" in suffixes or ".txt" in suffixes:
+            delimiter = "\t" if ".tsv" in suffixes else ","
+            return pacsv.read_csv(
+                path,
+                parse_options=pacsv.ParseOptions(delimiter=delimiter),
+                convert_options=pacsv.ConvertOptions(
+                    # NaN/inf text stays a float so it can be refused; empty means missing.
+                    null_values=["", "NULL", "null", "NA", "N/A"],
+                    strings_can_be_null=True,
+                ),
+            )
+    except (pa.ArrowInvalid, OSError) as exc:
+        raise ValidationError(f"cannot read {str(path)!r}: {_one_line(exc)}") from None
+    raise ValidationError(
+        f"file {str(path)!r}: unknown format (use .csv, .tsv, .csv.gz or .parquet)"
+    )
+
+
+def _one_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+# ---------------------------------------------------------------------------- bulk runs
+def _classify(columns: list[str]) -> dict[str, Any]:
+    kinds: dict[str, Any] = {"params": [], "metrics": [], "arch": [], "fields": {}}
+    for col in columns:
+        field = _ALIASES.get(col, col)
+        if col in ("dataset", "model") or field in RUN_FIELDS:
+            if field in kinds["fields"]:
+                raise ValidationError(
+                    f"column {col!r} duplicates column {kinds['fields'][field]!r}"
+                )
+            kinds["fields"][field] = col
+        elif col.startswith(_PREFIXES):
+            prefix, _, name = col.partition(".")
+            if not name.strip():
+                raise ValidationError(f"column {col!r}: empty {prefix} name")
+            if name.startswith("__"):
+                raise ValidationError(f"column {col!r}: names starting with '__' are reserved")
+            kinds[prefix].append((col, name))
+        elif col in _IGNORED or col.startswith("tags."):
+            continue
+        else:
+            raise ValidationError(
+                f"column {col!r}: unknown column; expected dataset, model, params.<name>, "
+                f"metrics.<name>, arch.<name> or one of {', '.join(RUN_FIELDS)}"
+            )
+    for required in ("dataset", "model"):
+        if required not in kinds["fields"]:
+            raise ValidationError(f"missing required column {required!r}")
+    return kinds
+
+
+def _is_numeric_type(t: pa.DataType) -> bool:
+    import pyarrow.types as pt
+
+    return pt.is_integer(t) or pt.is_floating(t) or pt.is_decimal(t)
+
+
+def _is_text_type(arrow_type: pa.DataType) -> bool:
+    return not (_is_numeric_type(arrow_type) or _is_bool_type(arrow_type))
+
+
+def _is_bool_type(arrow_type: pa.DataType) -> bool:
+    import pyarrow.types as pt
+
+    return pt.is_boolean(arrow_type)
+
+
+def _typed_text_sql(expr: str) -> tuple[str, str]:
+    """SQL for (value_num, value_text) of a text parameter value: None/null → both NULL,
+    true/false → 1/0, a finite number → numeric, anything else → text."""
+    t = f"lower(trim({expr}))"
+    as_num = f"TRY_CAST(trim({expr}) AS DOUBLE)"
+    num = (
+        f"CASE WHEN {t} IN ('none', 'null') THEN NULL WHEN {t} = 'true' THEN 1.0 "
+        f"WHEN {t} = 'false' THEN 0.0 WHEN isfinite({as_num}) THEN {as_num} END"
+    )
+    text = (
+        f"CASE WHEN {t} IN ('none', 'null', 'true', 'false') OR isfinite({as_num}) "
+        f"THEN NULL ELSE {expr} END"
+    )
+    return num, text
+
+
+def _first(con: Any, sql: str) -> tuple | None:
+    rows = con.execute(sql).fetchall()
+    return rows[0] if rows else None
+
+
+_ID_ALPHABET = b"0123456789abcdefghijklmnopqrstuv"
+
+
+def new_run_ids(n: int) -> list[str] | Any:
+    """``n`` random 12-character run ids (base-32, 60 random bits each).
+
+    Twelve characters keep ids inside DuckDB's 12-byte inline string, which made the run
+    and long-table inserts and joins several times faster than 32-character UUID hex; 60
+    bits make a collision among a million new ids about one in a million, and a collision
+    with an existing run is caught by the ingest validation rather than overwriting it.
+    Returns a pyarrow string array.
+    """
+    import secrets
+
+    import numpy as np
+    import pyarrow as pa
+
+    rng = np.random.default_rng(secrets.randbits(128))
+    while True:
+        values = rng.integers(0, 2**60, size=n, dtype=np.int64)
+        if len(np.unique(values)) == n:
+            break
+    shifts = np.arange(55, -1, -5, dtype=np.int64)
+    digits = (values[:, None] >> shifts[None, :]) & 31
+    chars = np.frombuffer(_ID_ALPHABET, dtype=np.uint8)[digits]
+    return pa.array(np.ascontiguousarray(chars).view("S12").ravel()).cast(pa.string())
+
+
+def log_runs(wh: Warehouse, data: Any) -> int:
+    """Bulk-insert runs in the MLflow layout (see the module docstring); all or nothing.
+
+    Returns the number of runs written. Implementation: the input becomes one Arrow table
+    with helper columns (run id, row number, dataset/model/split as text) and is registered
+    with DuckDB (zero-copy); validation is a handful of vectorized queries over it; each long
+    table is filled by one ``INSERT … SELECT … UNPIVOT`` per value kind.
+    """
+    import numpy as np
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    table = to_arrow(data)
+    kinds = _classify(table.column_names)
+    fields: dict[str, str] = kinds["fields"]
+    n = table.num_rows
+    if "run_id" in fields:
+        given = pc.cast(table[fields["run_id"]], pa.string())
+        run_ids = pc.if_else(pc.is_null(given), new_run_ids(n), given)
+    else:
+        run_ids = new_run_ids(n)
+
+    def text(field: str, default: str | None = None) -> Any:
+        if field not in fields:
+            return pa.nulls(n, pa.string()) if default is None else pa.array([default] * n)
+        try:
+            column = pc.cast(table[fields[field]], pa.string())
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:
+            raise ValidationError(f"column {fields[field]!r}: {_one_line(exc)}") from None
+        return column if default is None else pc.fill_null(column, default)
+
+    helpers = {
+        "__row": pa.array(np.arange(1, n + 1, dtype=np.int64)),
+        "__run_id": run_ids,
+        "__dataset": text("dataset"),
+        "__model": text("model"),
+        "__split": text("split", "valid"),
+    }
+    for name, values in helpers.items():
+        table = table.append_column(name, values)
+    types = {name: table.schema.field(name).type for name in table.column_names}
+    src = f"__metaopt_src_{uuid.uuid4().hex[:12]}"
+    with wh._transaction() as con:
+        con.register(src, table)
+        try:
+            _validate_runs(con, src, fields, kinds, types)
+            _insert_runs(con, src, fields, kinds, types)
+        finally:
+            con.unregister(src)
+    return n
+
+
+def _fail(row: tuple | None, message: str) -> None:
+    if row is not None:
+        raise ValidationError(message.format(*row))
+
+
+def _validate_runs(con: Any, src: str, fields: dict, kinds: dict, types: dict) -> None:
+    for field in ("dataset", "model"):
+        _fail(
+            _first(
+                con,
+                f"SELECT __row FROM {src} WHERE __{field} IS NULL OR trim(__{field}) = '' "
+                "ORDER BY __row LIMIT 1",
+            ),
+            "row {0}, column " + repr(fields[field]) + ": empty " + field,
+        )
+    if "run_id" in fields:
+        c = _qi(fields["run_id"])
+        _fail(
+            _first(
+                con,
+                f"SELECT __row FROM {src} WHERE trim(CAST({c} AS VARCHAR)) = '' "
+                "ORDER BY __row LIMIT 1",
+            ),
+            "row {0}, column " + repr(fields["run_id"]) + ": empty run_id",
+        )
+        _fail(
+            _first(
+                con,
+                f"SELECT min(__row), max(__row), __run_id FROM {src} GROUP BY __run_id "
+                "HAVING count(*) > 1 ORDER BY min(__row) LIMIT 1",
+            ),
+            "rows {0} and {1}, column 'run_id': duplicate run_id {2!r}",
+        )
+        _fail(
+            _first(
+                con,
+                f"SELECT s.__row, s.__run_id FROM {src} AS s "
+                "JOIN runs AS r ON r.run_id = s.__run_id ORDER BY s.__row LIMIT 1",
+            ),
+            "row {0}, column 'run_id': run_id {1!r} is already in the warehouse",
+        )
+    if "status" in fields:
+        c = _qi(fields["status"])
+        allowed = ", ".join(_ql(s) for s in _STATUS)
+        _fail(
+            _first(
+                con,
+                f"SELECT __row, {c} FROM {src} WHERE {c} IS NOT NULL "
+                f"AND lower(trim(CAST({c} AS VARCHAR))) NOT IN ({allowed}) ORDER BY __row LIMIT 1",
+            ),
+            "row {0}, column " + repr(fields["status"]) + ": unknown status {1!r} "
+            "(expected finished, failed or running)",
+        )
+    for field in ("started_at", "finished_at"):
+        if field in fields:
+            c = _qi(fields[field])
+            _fail(
+                _first(
+                    con,
+                    f"SELECT __row, CAST({c} AS VARCHAR) FROM {src} WHERE {c} IS NOT NULL "
+                    f"AND TRY_CAST({c} AS TIMESTAMP) IS NULL ORDER BY __row LIMIT 1",
+                ),
+                "row {0}, column " + repr(fields[field]) + ": {1!r} is not a timestamp",
+            )
+    if "seed" in fields:
+        c = _qi(fields["seed"])
+        _fail(
+            _first(
+                con,
+                f"SELECT __row, CAST({c} AS VARCHAR) FROM {src} WHERE {c} IS NOT NULL "
+                f"AND TRY_CAST({c} AS BIGINT) IS NULL ORDER BY __row LIMIT 1",
+            ),
+            "row {0}, column " + repr(fields["seed"]) + ": {1!r} is not an integer",
+        )
+    numeric_checks = [
+        (fields[f], f, True) for f in ("duration_s", "cpu_s", "peak_mem_mb") if f in fields
+    ]
+    numeric_checks += [(c, "metric", False) for c, _ in kinds["metrics"]]
+    for column, what, nonneg in numeric_checks:
+        c = _qi(column)
+        v = f"TRY_CAST({c} AS DOUBLE)"
+        _fail(
+            _first(
+                con,
+                f"SELECT __row, CAST({c} AS VARCHAR) FROM {src} WHERE {c} IS NOT NULL "
+                f"AND {v} IS NULL ORDER BY __row LIMIT 1",
+            ),
+            "row {0}, column " + repr(column) + ": {1!r} is not a number",
+        )
+        _fail(
+            _first(
+                con,
+                f"SELECT __row, CAST({c} AS VARCHAR) FROM {src} WHERE {c} IS NOT NULL "
+                f"AND NOT isfinite({v}) ORDER BY __row LIMIT 1",
+            ),
+            "row {0}, column " + repr(column) + ": " + what + " value {1} is not finite "
+            "(NaN/inf are refused; leave the cell empty if the run did not record it)",
+        )
+        if nonneg:
+            _fail(
+                _first(con, f"SELECT __row, {v} FROM {src} WHERE {v} < 0 ORDER BY __row LIMIT 1"),
+                "row {0}, column " + repr(column) + ": {1} is negative",
+            )
+    for column, _name in kinds["params"] + kinds["arch"]:
+        if _is_numeric_type(types[column]):
+            c = _qi(column)
+            _fail(
+                _first(
+                    con,
+                    f"SELECT __row, CAST({c} AS VARCHAR) FROM {src} WHERE {c} IS NOT NULL "
+                    f"AND NOT isfinite(CAST({c} AS DOUBLE)) ORDER BY __row LIMIT 1",
+                ),
+                "row {0}, column " + repr(column) + ": value {1} is not finite",
+            )
+
+
+def _ensure_datasets_and_metrics(con: Any, datasets_sql: str, metric_names: list[str]) -> None:
+    con.execute(
+        "INSERT INTO datasets (name, source) SELECT DISTINCT d, 'ingest' "
+        f"FROM ({datasets_sql}) AS t(d) "
+        "WHERE d NOT IN (SELECT name FROM datasets)"
+    )
+    if metric_names:
+        known = {r[0] for r in con.execute("SELECT name FROM metrics").fetchall()}
+        for name in sorted(set(metric_names) - known):
+            con.execute(
+                "INSERT INTO metrics (name, direction) VALUES (?, ?)", [name, guess_direction(name)]
+            )
+
+
+def _insert_runs(con: Any, src: str, fields: dict, kinds: dict, types: dict) -> None:
+    _ensure_datasets_and_metrics(
+        con, f"SELECT __dataset FROM {src}", [name for _, name in kinds["metrics"]]
+    )
+
+    def f(field: str, cast: str) -> str:
+        if field not in fields:
+            return f"CAST(NULL AS {cast})"
+        return f"CAST({_qi(fields[field])} AS {cast})"
+
+    status = (
+        (
+            "CASE lower(trim(CAST({c} AS VARCHAR))) "
+            + " ".join(f"WHEN {_ql(k)} THEN {_ql(v)}" for k, v in _STATUS.items())
+            + " ELSE 'finished' END"
+        ).format(c=_qi(fields["status"]))
+        if "status" in fields
+        else "'finished'"
+    )
+    con.execute(
+        "INSERT INTO runs (run_id, dataset, model, status, started_at, finished_at, duration_s, "
+        "cpu_s, peak_mem_mb, seed, source, error, seq) "
+        f"SELECT __run_id, __dataset, __model, {status}, "
+        f"{f('started_at', 'TIMESTAMP')}, {f('finished_at', 'TIMESTAMP')}, "
+        f"{f('duration_s', 'DOUBLE')}, {f('cpu_s', 'DOUBLE')}, {f('peak_mem_mb', 'DOUBLE')}, "
+        f"{f('seed', 'BIGINT')}, {f('source', 'VARCHAR')}, {f('error', 'VARCHAR')}, "
+        f"? + __row FROM {src}",
+        [int(con.execute("SELECT coalesce(max(seq), 0) FROM runs").fetchall()[0][0])],
+    )
+    for table, key in (("run_params", "params"), ("run_architecture", "arch")):
+        numeric = [(c, nm) for c, nm in kinds[key] if not _is_text_type(types[c])]
+        textual = [(c, nm) for c, nm in kinds[key] if _is_text_type(types[c])]
+        if numeric:
+            con.execute(
+                f"INSERT INTO {table} (run_id, name, value_num, value_text) "
+                "SELECT __run_id, name, value, CAST(NULL AS VARCHAR) FROM "
+                + _unpivot(src, numeric, "DOUBLE")
+            )
+        if textual:
+            num, txt = _typed_text_sql("value")
+            con.execute(
+                f"INSERT INTO {table} (run_id, name, value_num, value_text) "
+                f"SELECT __run_id, name, {num}, {txt} FROM " + _unpivot(src, textual, "VARCHAR")
+            )
+    if kinds["metrics"]:
+        con.execute(
+            "INSERT INTO run_metrics (run_id, name, split, value) "
+            "SELECT __run_id, name, __split, value FROM "
+            + _unpivot(src, kinds["metrics"], "DOUBLE", keep=("__split",))
+        )
+
+
+def _unpivot(
+    src: str, columns: list[tuple[str, str]], cast: str, keep: tuple[str, ...] = ()
+) -> str:
+    """``(UNPIVOT (SELECT __run_id, CAST(col AS cast) AS name, …) ON … INTO NAME name VALUE
+    value)``: one scan turns wide columns into (run, name, value) rows, skipping NULL cells."""
+    inner = ", ".join(f"CAST({_qi(column)} AS {cast}) AS {_qi(name)}" for column, name in columns)
+    kept = "".join(f", {k}" for k in keep)
+    on = ", ".join(_qi(name) for _, name in columns)
+    return (
+        f"(UNPIVOT (SELECT __run_id{kept}, {inner} FROM {src}) ON {on} "
+        "INTO NAME name VALUE value) AS u"
+    )
+
+
+# ---------------------------------------------------------------------------- one run
+def _typed(value: Any, where: str) -> tuple[float | None, str | None]:
+    """(value_num, value_text) for one parameter/architecture value from Python."""
+    if value is None:
+        return None, None
+    if isinstance(value, bool):
+        return float(value), None
+    if isinstance(value, numbers.Real):
+        number = float(value)
+        if not math.isfinite(number):
+            raise ValidationError(f"{where}: value {value!r} is not finite")
+        return number, None
+    if hasattr(value, "item") and not isinstance(value, str | bytes):  # numpy scalars
+        return _typed(value.item(), where)
+    if isinstance(value, str):
+        return None, value
+    raise ValidationError(
+        f"{where}: unsupported type {type(value).__name__} (use a number, bool, string or None)"
+    )
+
+
+def _metric(value: Any, where: str) -> float:
+    if hasattr(value, "item") and not isinstance(value, str | bytes):
+        value = value.item()
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise ValidationError(f"{where}: {value!r} is not a number")
+    number = float(value)
+    if not math.isfinite(number):
+        raise ValidationError(f"{where}: value {value!r} is not finite")
+    return number
+
+
+def _names(values: Mapping[str, Any], what: str) -> None:
+    if not isinstance(values, Mapping):
+        raise ValidationError(f"{what} must be a dict, not {type(values).__name__}")
+    for name in values:
+        if not isinstance(name, str) or not name.strip():
+            raise ValidationError(f"{what}: name {name!r} must be a non-empty string")
+
+
+def log_run(
+    wh: Warehouse,
+    dataset: str,
+    model: str,
+    params: Mapping[str, Any],
+    metrics: Mapping[str, Any],
+    **meta: Any,
+) -> str:
+    """Log one run; returns its ``run_id``.
+
+    ``meta`` may hold ``run_id, status, started_at, finished_at, duration_s, cpu_s,
+    peak_mem_mb, seed, source, error, split`` (the split of every metric, default 'valid') and
+    ``arch`` (a dict of architecture descriptors). Parameter values: numbers and booleans
+    (as 1/0) are numeric, strings are text, None is stored as explicitly unset.
+    """
+    unknown = sorted(set(meta) - set(RUN_FIELDS) - {"arch"})
+    if unknown:
+        raise ValidationError(
+            f"log_run: unknown field {unknown[0]!r} (expected {', '.join(RUN_FIELDS)} or arch)"
+        )
+    for value, field in ((dataset, "dataset"), (model, "model")):
+        if not isinstance(value, str) or not value.strip():
+            raise ValidationError(f"log_run: {field} must be a non-empty string, not {value!r}")
+    arch = meta.pop("arch", None) or {}
+    _names(params, "params")
+    _names(metrics, "metrics")
+    _names(arch, "arch")
+    param_rows = [(n, *_typed(v, f"param {n!r}")) for n, v in params.items()]
+    arch_rows = [(n, *_typed(v, f"arch {n!r}")) for n, v in arch.items()]
+    metric_rows = [(n, _metric(v, f"metric {n!r}")) for n, v in metrics.items()]
+    run_id = meta.get("run_id")
+    run_id = new_run_ids(1)[0].as_py() if run_id is None else str(run_id)
+    if not run_id.strip():
+        raise ValidationError("log_run: run_id must not be empty")
+    raw_status = meta.get("status") or "finished"
+    status = _STATUS.get(str(raw_status).lower())
+    if status is None:
+        raise ValidationError(
+            f"log_run: unknown status {raw_status!r} (expected finished, failed or running)"
+        )
+    numbers_ = {}
+    for field in ("duration_s", "cpu_s", "peak_mem_mb"):
+        if meta.get(field) is not None:
+            numbers_[field] = _metric(meta[field], f"log_run: {field}")
+            if numbers_[field] < 0:
+                raise ValidationError(f"log_run: {field} {numbers_[field]} is negative")
+    stamps = {}
+    for field in ("started_at", "finished_at"):
+        value = meta.get(field)
+        if value is not None and not isinstance(value, _dt.datetime | str):
+            raise ValidationError(f"log_run: {field} must be a datetime or ISO string")
+        stamps[field] = value
+    seed = meta.get("seed")
+    if seed is not None and (isinstance(seed, bool) or not isinstance(seed, numbers.Integral)):
+        raise ValidationError(f"log_run: seed {seed!r} is not an integer")
+    split = str(meta.get("split") or "valid")
+
+    with wh._transaction() as con:
+        if con.execute("SELECT 1 FROM runs WHERE run_id = ?", [run_id]).fetchall():
+            raise ValidationError(f"log_run: run_id {run_id!r} is already in the warehouse")
+        # Names known to exist (committed earlier by this Warehouse) skip their insert; INSERT …
+        # WHERE NOT IN is ~3x cheaper than ON CONFLICT DO NOTHING in DuckDB 2.0.
+        if dataset not in wh._known_datasets:
+            con.execute(
+                "INSERT INTO datasets (name, source) SELECT ?, 'ingest' "
+                "WHERE ? NOT IN (SELECT name FROM datasets)",
+                [dataset, dataset],
+            )
+        new_metrics = [name for name, _ in metric_rows if name not in wh._known_metrics]
+        if new_metrics:
+            con.execute(
+                "INSERT INTO metrics (name, direction) SELECT n, d FROM "
+                "(SELECT unnest(?::VARCHAR[]) AS n, unnest(?::VARCHAR[]) AS d) "
+                "WHERE n NOT IN (SELECT name FROM metrics)",
+                [new_metrics, [guess_direction(n) for n in new_metrics]],
+            )
+        try:
+            con.execute(
+                "INSERT INTO runs (run_id, dataset, model, status, started_at, finished_at, "
+                "duration_s, cpu_s, peak_mem_mb, seed, source, error, seq) "
+                "SELECT ?, ?, ?, ?, CAST(? AS TIMESTAMP), CAST(? AS TIMESTAMP), ?, ?, ?, ?, ?, ?, "
+                "coalesce(max(seq), 0) + 1 FROM runs",
+                [
+                    run_id,
+                    dataset,
+                    model,
+                    status,
+                    stamps["started_at"],
+                    stamps["finished_at"],
+                    numbers_.get("duration_s"),
+                    numbers_.get("cpu_s"),
+                    numbers_.get("peak_mem_mb"),
+                    None if seed is None else int(seed),
+                    meta.get("source"),
+                    meta.get("error"),
+                ],
+            )
+        except Exception as exc:  # conversion of a timestamp string
+            import duckdb
+
+            if isinstance(exc, duckdb.ConversionException | duckdb.InvalidInputException):
+                raise ValidationError(f"log_run: {_one_line(exc)}") from None
+            raise
+        _insert_values(con, "run_params", run_id, param_rows)
+        _insert_values(con, "run_architecture", run_id, arch_rows)
+        if metric_rows:
+            con.execute(
+                "INSERT INTO run_metrics (run_id, name, split, value) "
+                "SELECT ?, unnest(?::VARCHAR[]), ?, unnest(?::DOUBLE[])",
+                [run_id, [n for n, _ in metric_rows], split, [v for _, v in metric_rows]],
+            )
+    if not wh._depth:  # committed: remember the names for the next call
+        wh._known_datasets.add(dataset)
+        wh._known_metrics.update(name for name, _ in metric_rows)
+    return run_id
+
+
+def _insert_values(con: Any, table: str, run_id: str, rows: list[tuple]) -> None:
+    """One statement for all of a run's (name, value_num, value_text) rows."""
+    if not rows:
+        return
+    con.execute(
+        f"INSERT INTO {table} (run_id, name, value_num, value_text) "
+        "SELECT ?, unnest(?::VARCHAR[]), unnest(?::DOUBLE[]), unnest(?::VARCHAR[])",
+        [run_id, [r[0] for r in rows], [r[1] for r in rows], [r[2] for r in rows]],
+    )
+
+
+# ---------------------------------------------------------------------------- meta-features
+def log_dataset_meta_features(wh: Warehouse, data: Any, method: str = "user") -> int:
+    """Store meta-features from a wide table: ``dataset`` + one numeric column per name.
+
+    Empty cells are skipped; NaN/inf and text are refused; a dataset may appear once. Values
+    replace earlier ones of the same (dataset, name). Unknown datasets are created. Returns
+    the number of values written.
+    """
+    table = to_arrow(data, what="log_dataset_meta_features")
+    columns = table.column_names
+    if "dataset" not in columns:
+        raise ValidationError("missing required column 'dataset'")
+    features = [c for c in columns if c != "dataset"]
+    if not features:
+        raise ValidationError("no meta-feature columns besides 'dataset'")
+    for c in features:
+        if not c.strip():
+            raise ValidationError("a meta-feature column has an empty name")
+    import numpy as np
+    import pyarrow as pa
+
+    table = table.append_column("__row", pa.array(np.arange(1, table.num_rows + 1, dtype=np.int64)))
+    src = f"__metaopt_mf_{uuid.uuid4().hex[:12]}"
+    with wh._transaction() as con:
+        con.register(src, table)
+        try:
+            _fail(
+                _first(
+                    con,
+                    f"SELECT __row FROM {src} WHERE dataset IS NULL "
+                    "OR trim(CAST(dataset AS VARCHAR)) = '' ORDER BY __row LIMIT 1",
+                ),
+                "row {0}, column 'dataset': empty dataset",
+            )
+            _fail(
+                _first(
+                    con,
+                    f"SELECT min(__row), max(__row), CAST(dataset AS VARCHAR) FROM {src} "
+                    "GROUP BY dataset HAVING count(*) > 1 ORDER BY 1 LIMIT 1",
+                ),
+                "rows {0} and {1}, column 'dataset': dataset {2!r} appears twice",
+            )
+            for column in features:
+                c = _qi(column)
+                v = f"TRY_CAST({c} AS DOUBLE)"
+                _fail(
+                    _first(
+                        con,
+                        f"SELECT __row, CAST({c} AS VARCHAR) FROM {src} WHERE {c} IS NOT NULL "
+                        f"AND {v} IS NULL ORDER BY __row LIMIT 1",
+                    ),
+                    "row {0}, column " + repr(column) + ": {1!r} is not a number",
+                )
+                _fail(
+                    _first(
+                        con,
+                        f"SELECT __row, CAST({c} AS VARCHAR) FROM {src} WHERE {c} IS NOT NULL "
+                        f"AND NOT isfinite({v}) ORDER BY __row LIMIT 1",
+                    ),
+                    "row {0}, column " + repr(column) + ": value {1} is not finite",
+                )
+            _ensure_datasets_and_metrics(con, f"SELECT CAST(dataset AS VARCHAR) FROM {src}", [])
+            total = 0
+            for column in features:
+                c = _qi(column)
+                total += int(
+                    con.execute(
+                        "INSERT INTO dataset_meta_features (dataset, name, value, method) "
+                        f"SELECT CAST(dataset AS VARCHAR), {_ql(column)}, CAST({c} AS DOUBLE), ? "
+                        f"FROM {src} WHERE {c} IS NOT NULL "
+                        "ON CONFLICT (dataset, name) DO UPDATE SET value = excluded.value, "
+                        "method = excluded.method",
+                        [method],
+                    ).fetchall()[0][0]
+                )
+        finally:
+            con.unregister(src)
+    return total
+
+
+# ---------------------------------------------------------------------------- meta-models etc.
+def _table_columns(con: Any, table: str) -> list[str]:
+    return [
+        r[0]
+        for r in con.execute(
+            "SELECT column_name FROM duckdb_columns() "
+            "WHERE table_name = ? AND schema_name = 'main' "
+            "ORDER BY column_index",
+            [table],
+        ).fetchall()
+    ]
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, dict | list | tuple):
+        return json.dumps(value, default=_json_default, sort_keys=True)
+    return value
+
+
+def _json_default(value: Any) -> Any:
+    if hasattr(value, "item"):
+        return value.item()
+    if hasattr(value, "tolist"):
+        return value.tolist()
+    return str(value)
+
+
+def record_meta_model(wh: Warehouse, **row: Any) -> str:
+    """Insert one ``meta_models`` row; ``config``/``diagnostics`` dicts become JSON. Returns
+    ``model_id`` (generated when absent)."""
+    with wh._transaction() as con:
+        columns = _table_columns(con, "meta_models")
+        unknown = sorted(set(row) - set(columns))
+        if unknown:
+            raise ValidationError(f"record_meta_model: unknown column {unknown[0]!r}")
+        row = dict(row)
+        row.setdefault("model_id", uuid.uuid4().hex)
+        names = list(row)
+        con.execute(
+            f"INSERT INTO meta_models ({', '.join(_qi(n) for n in names)}) "
+            f"VALUES ({', '.join('?' for _ in names)})",
+            [_jsonable(row[n]) for n in names],
+        )
+    return str(row["model_id"])
+
+
+def record_recommendations(wh: Warehouse, df: pd.DataFrame) -> list[str]:
+    """Insert recommendations (columns of the ``recommendations`` table; ``config`` may hold
+    dicts). Returns their ``rec_id`` values (generated when absent). All or nothing."""
+    import pandas as pd
+
+    if not isinstance(df, pd.DataFrame) or df.empty:
+        raise ValidationError("record_recommendations expects a non-empty DataFrame")
+    df = df.reset_index(drop=True).copy()
+    if "rec_id" not in df.columns:
+        df["rec_id"] = [uuid.uuid4().hex for _ in range(len(df))]
+    if "config" in df.columns:
+        df["config"] = df["config"].map(_jsonable)
+    with wh._transaction() as con:
+        columns = _table_columns(con, "recommendations")
+        unknown = sorted(set(df.columns) - set(columns))
+        if unknown:
+            raise ValidationError(f"record_recommendations: unknown column {unknown[0]!r}")
+        con.execute(
+            "INSERT INTO datasets (name, source) SELECT DISTINCT d, 'ingest' FROM "
+            "(SELECT unnest(?::VARCHAR[])) AS t(d) WHERE d NOT IN (SELECT name FROM datasets)",
+            [sorted({str(d) for d in df["dataset"].dropna()})] if "dataset" in df.columns else [[]],
+        )
+        src = f"__metaopt_rec_{uuid.uuid4().hex[:12]}"
+        con.register(src, df)
+        try:
+            names = list(df.columns)
+            con.execute(
+                f"INSERT INTO recommendations ({', '.join(_qi(n) for n in names)}) "
+                f"SELECT {', '.join(_qi(n) for n in names)} FROM {src}"
+            )
+        finally:
+            con.unregister(src)
+    return [str(x) for x in df["rec_id"]]

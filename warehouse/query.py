@@ -1,0 +1,411 @@
+"""Reading the warehouse: safe user SQL, named views, the training matrix, audits.
+
+Safe SQL has two independent locks (see :func:`check_query` and :mod:`warehouse.store`):
+
+1. **An allowlist on sqlglot's AST.** Exactly one statement whose root is SELECT (WITH …
+   SELECT), a set operation (UNION/INTERSECT/EXCEPT), VALUES, DESCRIBE or SUMMARIZE. Every
+   table it reads must be a table or view of this warehouse (or a CTE of the query); the only
+   table functions allowed are ``range``/``generate_series``/``unnest`` and the read-only
+   catalog functions; scalar functions that reach outside the database (``getenv``,
+   ``query``, ``read_*``, ``glob`` …) are refused; ``SELECT … INTO`` is refused. Anything
+   sqlglot cannot parse is refused.
+2. **The engine.** The query runs inside ``BEGIN TRANSACTION READ ONLY`` (or on a read-only
+   connection) of a database opened with external access disabled and its configuration
+   locked: even a query that slipped past the allowlist could not write or touch a file.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+
+from warehouse import sqlfiles
+from warehouse.errors import NotFoundError, UnsafeQueryError, ValidationError
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from warehouse.store import Warehouse
+
+#: Table functions a query may use in FROM (all compute in memory, none reads a file).
+ALLOWED_TABLE_FUNCTIONS = frozenset(
+    {
+        "range",
+        "generate_series",
+        "unnest",
+        "duckdb_tables",
+        "duckdb_views",
+        "duckdb_columns",
+        "duckdb_constraints",
+        "duckdb_types",
+    }
+)
+#: Scalar functions refused anywhere in a query: they read outside the database or run SQL.
+REFUSED_FUNCTIONS = frozenset(
+    {
+        "getenv",
+        "query",
+        "query_table",
+        "glob",
+        "read_text",
+        "read_blob",
+        "read_csv",
+        "read_csv_auto",
+        "read_json",
+        "read_json_auto",
+        "read_json_objects",
+        "read_ndjson",
+        "read_ndjson_auto",
+        "read_ndjson_objects",
+        "read_parquet",
+        "parquet_scan",
+        "parquet_metadata",
+        "parquet_schema",
+        "parquet_file_metadata",
+        "parquet_kv_metadata",
+        "sniff_csv",
+        "current_setting",
+        "duckdb_settings",
+        "duckdb_extensions",
+        "duckdb_secrets",
+        "which_secret",
+        "load_extension",
+        "install_extension",
+        "duckdb_databases",
+        "duckdb_temporary_files",
+        "pragma_database_size",
+        "sqlite_scan",
+        "postgres_scan",
+        "iceberg_scan",
+        "delta_scan",
+        "read_xlsx",
+        "read_xml",
+    }
+)
+_REFUSED_PREFIXES = ("read_", "parquet_", "pragma_", "sqlite_", "postgres_", "mysql_", "http")
+_ALLOWED_SCHEMAS = ("", "main", "information_schema")
+
+
+def _function_name(node: Any) -> str:
+    from sqlglot import exp
+
+    if isinstance(node, exp.Anonymous):
+        return str(node.this).lower()
+    return (node.sql_name() if hasattr(node, "sql_name") else type(node).__name__).lower()
+
+
+def check_query(query: str, catalog: set[str] | frozenset[str]) -> Any:
+    """Parse ``query`` and refuse it unless it is one read-only statement over ``catalog``.
+
+    Returns the sqlglot tree; raises :class:`UnsafeQueryError` with the reason otherwise.
+    """
+    import sqlglot
+    from sqlglot import exp
+    from sqlglot.errors import SqlglotError
+
+    if not isinstance(query, str) or not query.strip():
+        raise UnsafeQueryError("empty query")
+    logger = logging.getLogger("sqlglot")
+    level = logger.level
+    logger.setLevel(logging.ERROR)  # "falling back to Command" warnings: we refuse those
+    try:
+        statements = [s for s in sqlglot.parse(query, read="duckdb") if s is not None]
+    except SqlglotError as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else "parse error"
+        raise UnsafeQueryError(f"refused: the query could not be parsed ({first})") from None
+    finally:
+        logger.setLevel(level)
+    if len(statements) != 1:
+        raise UnsafeQueryError(f"refused: exactly one statement allowed, got {len(statements)}")
+    tree = statements[0]
+    allowed_roots = (exp.Select, exp.SetOperation, exp.Values, exp.Describe, exp.Summarize)
+    if not isinstance(tree, allowed_roots):
+        kind = (
+            tree.key.upper() if isinstance(tree, exp.Command) is False else str(tree.this).upper()
+        )
+        raise UnsafeQueryError(
+            f"refused: only SELECT, WITH, UNION, VALUES, DESCRIBE and SUMMARIZE are allowed, "
+            f"not {kind}"
+        )
+    ctes = {cte.alias_or_name.lower() for cte in tree.find_all(exp.CTE)}
+    known = {name.lower() for name in catalog} | ctes
+    for node in tree.walk():
+        if isinstance(node, exp.Select) and node.args.get("into"):
+            raise UnsafeQueryError("refused: SELECT … INTO writes a table")
+        if isinstance(
+            node,
+            exp.Command
+            | exp.DDL
+            | exp.DML
+            | exp.Pragma
+            | exp.Set
+            | exp.Use
+            | exp.Transaction
+            | exp.Attach
+            | exp.Detach
+            | exp.Copy
+            | exp.Install,
+        ):
+            raise UnsafeQueryError(f"refused: {node.key.upper()} is not allowed in a query")
+        if isinstance(node, exp.Table):
+            _check_table(node, known)
+        elif isinstance(node, exp.Func):
+            name = _function_name(node)
+            if name in REFUSED_FUNCTIONS or name.startswith(_REFUSED_PREFIXES):
+                raise UnsafeQueryError(f"refused: function {name}() reaches outside the warehouse")
+    return tree
+
+
+def _check_table(node: Any, known: set[str]) -> None:
+    from sqlglot import exp
+
+    source = node.this
+    if isinstance(source, exp.Func):
+        name = _function_name(source)
+        if name not in ALLOWED_TABLE_FUNCTIONS:
+            raise UnsafeQueryError(
+                f"refused: table function {name}() is not allowed (only "
+                f"{', '.join(sorted(ALLOWED_TABLE_FUNCTIONS))})"
+            )
+        return
+    if not isinstance(source, exp.Identifier):
+        raise UnsafeQueryError(f"refused: unsupported table source {node.sql(dialect='duckdb')!r}")
+    if node.catalog:
+        raise UnsafeQueryError(f"refused: other databases are not readable ({node.catalog!r})")
+    schema = node.db.lower()
+    if schema not in _ALLOWED_SCHEMAS:
+        raise UnsafeQueryError(f"refused: unknown schema {node.db!r}")
+    if schema == "information_schema":
+        return
+    if source.name.lower() not in known:
+        raise UnsafeQueryError(
+            f"refused: {source.name!r} is not a table or view of this warehouse "
+            "(files and paths cannot be read)"
+        )
+
+
+def safe_sql(
+    wh: Warehouse, query: str, params: Sequence[Any] | Mapping[str, Any] | None = None
+) -> pd.DataFrame:
+    """Run one user query under both locks and return a DataFrame."""
+    import duckdb
+
+    check_query(query, wh.catalog())
+    try:
+        return wh._read_df(query, params)
+    except duckdb.Error as exc:
+        text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        if isinstance(exc, duckdb.PermissionException | duckdb.TransactionException):
+            raise UnsafeQueryError(f"refused by the engine: {text}") from None
+        raise ValidationError(f"query failed: {text}") from None
+
+
+# ---------------------------------------------------------------------------- views
+def list_views() -> pd.DataFrame:
+    """Name and header comment of each view in ``sql/views``."""
+    import pandas as pd
+
+    rows = []
+    for name in sqlfiles.view_names():
+        header = sqlfiles.header_comment(sqlfiles.view_sql(name))
+        rows.append({"view": name, "description": " ".join(header.split())})
+    return pd.DataFrame(rows)
+
+
+def _where(filters: Mapping[str, Any], columns: Sequence[str]) -> tuple[str, list[Any]]:
+    from sqlglot import exp
+
+    clauses, args = [], []
+    lower = {c.lower(): c for c in columns}
+    for key, value in filters.items():
+        if key.lower() not in lower:
+            raise ValidationError(f"unknown filter column {key!r}; columns: {', '.join(columns)}")
+        ident = exp.to_identifier(lower[key.lower()], quoted=True).sql(dialect="duckdb")
+        if value is None:
+            clauses.append(f"{ident} IS NULL")
+        elif isinstance(value, list | tuple | set | frozenset):
+            values = list(value)
+            if not values:
+                clauses.append("FALSE")
+                continue
+            clauses.append(f"{ident} IN ({', '.join('?' for _ in values)})")
+            args += values
+        else:
+            clauses.append(f"{ident} = ?")
+            args.append(value)
+    return (" WHERE " + " AND ".join(clauses)) if clauses else "", args
+
+
+def _view_columns(wh: Warehouse, name: str) -> list[str]:
+    from sqlglot import exp
+
+    ident = exp.to_identifier(name, quoted=True).sql(dialect="duckdb")
+    return list(wh._read_df(f"SELECT * FROM {ident} LIMIT 0").columns)
+
+
+def view(wh: Warehouse, name: str, **filters: Any) -> pd.DataFrame:
+    """Read view ``name`` with equality filters (a list/tuple/set means IN, None IS NULL)."""
+    from sqlglot import exp
+
+    if name not in sqlfiles.view_names():
+        raise NotFoundError(
+            f"no view named {name!r}; known views: {', '.join(sqlfiles.view_names())}"
+        )
+    where, args = _where(filters, _view_columns(wh, name))
+    ident = exp.to_identifier(name, quoted=True).sql(dialect="duckdb")
+    order = {
+        "run_features": " ORDER BY seq",
+        "training_matrix": " ORDER BY seq, metric, split",
+        "dataset_features": " ORDER BY dataset",
+        "incumbents": " ORDER BY dataset, model, metric, split",
+        "leaderboard": " ORDER BY dataset, metric, split, rank, model",
+    }.get(name, "")
+    return wh._read_df(f"SELECT * FROM {ident}{where}{order}", args or None, via_arrow=True)
+
+
+def recent_runs(
+    wh: Warehouse, dataset: str | None = None, model: str | None = None, limit: int | None = 20
+) -> pd.DataFrame:
+    """Newest runs first: run fields plus the valid-split metrics as a map."""
+    filters = {k: v for k, v in (("dataset", dataset), ("model", model)) if v is not None}
+    where, args = _where(filters, ["dataset", "model"])
+    tail = ""
+    if limit is not None:
+        if int(limit) < 0:
+            raise ValidationError(f"limit must be >= 0, not {limit}")
+        tail = f" LIMIT {int(limit)}"
+    return wh._read_df(
+        "SELECT run_id, dataset, model, status, duration_s, params_num, params_text, metrics "
+        f"FROM run_features{where} ORDER BY seq DESC{tail}",
+        args or None,
+        via_arrow=True,
+    )
+
+
+# ---------------------------------------------------------------------------- learner inputs
+def training_matrix(
+    wh: Warehouse,
+    metric: str,
+    model: str | None = None,
+    datasets: Sequence[str] | None = None,
+    exclude: Sequence[str] | None = None,
+    split: str = "valid",
+) -> pd.DataFrame:
+    """One row per finished run that reported ``metric`` on ``split``, ordered by ``seq``.
+
+    Columns: ``run_id, dataset, model, value, duration_s, seq`` then ``params.<name>``
+    (float for numeric parameters, object holding str for text ones; a parameter with both
+    kinds across runs is object with floats and strs) and ``arch.<name>`` likewise; NaN/None
+    where a run did not set it. Built from the ``training_matrix`` view; the typed maps are
+    unnested in SQL and pivoted here so new names never need a view change.
+    """
+    import numpy as np
+    import pandas as pd
+
+    if isinstance(datasets, str) or isinstance(exclude, str):
+        raise ValidationError("datasets/exclude must be lists of dataset names, not a string")
+    clauses, args = ["metric = ?", "split = ?"], [metric, split]
+    if model is not None:
+        clauses.append("model = ?")
+        args.append(model)
+    if datasets is not None:
+        ds = list(datasets)
+        clauses.append(f"dataset IN ({', '.join('?' for _ in ds)})" if ds else "FALSE")
+        args += ds
+    if exclude:
+        ex = list(exclude)
+        clauses.append(f"dataset NOT IN ({', '.join('?' for _ in ex)})")
+        args += ex
+    where = " AND ".join(clauses)
+    base = wh._read_df(
+        f"SELECT run_id, dataset, model, value, duration_s, seq FROM training_matrix "
+        f"WHERE {where} ORDER BY seq",
+        args,
+    )
+    base = base.reset_index(drop=True)
+    if base.empty:
+        return base
+    long = wh._read_df(
+        "WITH t AS (SELECT run_id, params_num, params_text, arch_num, arch_text "
+        f"FROM training_matrix WHERE {where}) "
+        "SELECT run_id, 'params.' || e.key AS col, e.value AS num, NULL AS txt "
+        "FROM t, unnest(map_entries(t.params_num)) AS u(e) "
+        "UNION ALL SELECT run_id, 'params.' || e.key, NULL, e.value "
+        "FROM t, unnest(map_entries(t.params_text)) AS u(e) "
+        "UNION ALL SELECT run_id, 'arch.' || e.key, e.value, NULL "
+        "FROM t, unnest(map_entries(t.arch_num)) AS u(e) "
+        "UNION ALL SELECT run_id, 'arch.' || e.key, NULL, e.value "
+        "FROM t, unnest(map_entries(t.arch_text)) AS u(e)",
+        args * 1,
+    )
+    if long.empty:
+        return base
+    position = pd.Series(np.arange(len(base)), index=base["run_id"].astype(object))
+    rows = position.reindex(long["run_id"].astype(object)).to_numpy()
+    columns: dict[str, Any] = {}
+    for col_name, group in long.groupby("col", sort=True):
+        idx = rows[group.index.to_numpy()]
+        num = group["num"].to_numpy(dtype=float, na_value=np.nan)
+        txt = group["txt"].astype(object).to_numpy()
+        has_text = pd.notna(txt).any()
+        if not has_text:
+            out = np.full(len(base), np.nan)
+            out[idx] = num
+        else:
+            out = np.full(len(base), None, dtype=object)
+            values = np.where(pd.notna(txt), txt, num).astype(object)
+            values = [None if (isinstance(v, float) and v != v) else v for v in values]
+            for i, v in zip(idx, values, strict=True):
+                out[i] = v
+        columns[str(col_name)] = out
+    params = sorted(c for c in columns if c.startswith("params."))
+    arch = sorted(c for c in columns if c.startswith("arch."))
+    extra = pd.DataFrame({c: columns[c] for c in params + arch}, index=base.index)
+    return pd.concat([base, extra], axis=1)
+
+
+def meta_features(wh: Warehouse, datasets: Sequence[str] | None = None) -> pd.DataFrame:
+    """Wide meta-features: index ``dataset`` (every dataset asked for, or every registered
+    one), one float column per meta-feature name, NaN where a dataset lacks it."""
+    import pandas as pd
+
+    if isinstance(datasets, str):
+        raise ValidationError("datasets must be a list of dataset names, not a string")
+    if datasets is None:
+        names = list(wh._read_df("SELECT name FROM datasets ORDER BY name")["name"])
+    else:
+        names = list(dict.fromkeys(datasets))
+    long = wh._read_df(
+        "SELECT dataset, name, value FROM dataset_meta_features "
+        "WHERE dataset IN (SELECT unnest(?::VARCHAR[]))",
+        [names],
+    )
+    if long.empty:
+        wide = pd.DataFrame(index=pd.Index(names, name="dataset", dtype=object))
+    else:
+        wide = long.pivot(index="dataset", columns="name", values="value")
+        wide = wide.reindex(index=pd.Index(names, dtype=object), columns=sorted(wide.columns))
+    wide.index.name = "dataset"
+    wide.columns.name = None
+    return wide.astype(float)
+
+
+# ---------------------------------------------------------------------------- audits
+def run_audits(wh: Warehouse) -> pd.DataFrame:
+    """Run each ``sql/audits/*.sql`` query; an audit passes when it returns zero rows."""
+    import pandas as pd
+
+    rows = []
+    for name, text in sorted(sqlfiles.audits().items()):
+        body = text.strip().rstrip(";")
+        found = wh._read_df(f"SELECT count(*) AS n FROM ({body}) AS audit")["n"].iloc[0]
+        rows.append(
+            {
+                "audit": name,
+                "failing_rows": int(found),
+                "ok": bool(found == 0),
+                "description": " ".join(sqlfiles.header_comment(text).split()),
+            }
+        )
+    return pd.DataFrame(rows)
