@@ -34,7 +34,7 @@ import os
 import time
 import traceback
 import warnings
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
@@ -54,6 +54,9 @@ CLASSIFICATION_METRICS = (
 )
 REGRESSION_METRICS = ("rmse", "mae", "r2")
 DEFAULT_HOLDOUT = 0.25
+#: Seconds an isolated trial's process may take to start before it counts as failed.
+STARTUP_LIMIT_S = 300.0
+_STARTED = "started"
 
 # Modules the fork server imports once, so each isolated trial starts in milliseconds.
 _PRELOAD = [
@@ -348,10 +351,14 @@ def _warm_imports(payload: Mapping[str, Any]) -> None:
         return
 
 
-def _measured_trial(payload: Mapping[str, Any]) -> dict[str, Any]:
+def _measured_trial(
+    payload: Mapping[str, Any], on_start: Callable[[], None] | None = None
+) -> dict[str, Any]:
     """Run :func:`evaluate` on a payload, measuring it and capturing any error."""
     out: dict[str, Any] = {"status": "finished", "metrics": {}, "error": None}
     _warm_imports(payload)
+    if on_start is not None:
+        on_start()
     with _Meter() as m:
         try:
             out["metrics"] = evaluate(
@@ -382,7 +389,7 @@ def _measured_trial(payload: Mapping[str, Any]) -> dict[str, Any]:
 
 def _child_main(payload: Mapping[str, Any], conn: Any) -> None:
     try:
-        result = _measured_trial(payload)
+        result = _measured_trial(payload, on_start=lambda: conn.send(_STARTED))
     except BaseException as exc:
         result = {"status": "failed", "metrics": {}, "error": _error_line(exc)}
     conn.send(result)
@@ -403,7 +410,12 @@ def _isolation_context() -> mp.context.BaseContext:
 
 
 def _isolated_trial(payload: Mapping[str, Any], timeout_s: float) -> dict[str, Any]:
-    """Run one trial in a child process; kill it when it exceeds ``timeout_s`` seconds."""
+    """Run one trial in a child process; kill it when it exceeds ``timeout_s`` seconds.
+
+    The clock starts when the child reports that it is about to fit (after start-up,
+    unpickling the data and imports, which get ``STARTUP_LIMIT_S`` of their own), so a
+    slow first start of the fork server never counts against the configuration.
+    """
     ctx = _isolation_context()
     recv, send = ctx.Pipe(duplex=False)
     started = datetime.now(UTC)
@@ -411,29 +423,33 @@ def _isolated_trial(payload: Mapping[str, Any], timeout_s: float) -> dict[str, A
     proc = ctx.Process(target=_child_main, args=(payload, send), daemon=True)
     proc.start()
     send.close()
-    try:
-        if recv.poll(timeout_s):
-            try:
-                return recv.recv()
-            except EOFError:
-                proc.join()
-                return {
-                    "status": "failed",
-                    "metrics": {},
-                    "error": f"worker process died (exit code {proc.exitcode})",
-                    "duration_s": time.perf_counter() - t0,
-                    "started_at": started,
-                    "finished_at": datetime.now(UTC),
-                }
-        proc.kill()
+
+    def failed(error: str) -> dict[str, Any]:
         return {
             "status": "failed",
             "metrics": {},
-            "error": f"TimeoutError: exceeded the time limit of {timeout_s:g} s",
+            "error": error,
             "duration_s": time.perf_counter() - t0,
             "started_at": started,
             "finished_at": datetime.now(UTC),
         }
+
+    try:
+        try:
+            if not recv.poll(STARTUP_LIMIT_S):
+                proc.kill()
+                return failed(f"worker process did not start within {STARTUP_LIMIT_S:g} s")
+            first = recv.recv()
+            if first != _STARTED:  # the child failed before fitting
+                return first
+            started, t0 = datetime.now(UTC), time.perf_counter()
+            if recv.poll(timeout_s):
+                return recv.recv()
+        except EOFError:
+            proc.join()
+            return failed(f"worker process died (exit code {proc.exitcode})")
+        proc.kill()
+        return failed(f"TimeoutError: exceeded the time limit of {timeout_s:g} s")
     finally:
         recv.close()
         proc.join(5)

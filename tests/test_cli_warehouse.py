@@ -95,3 +95,26 @@ def test_ingest_bad_file_one_line(tmp_path):
     result = CliRunner().invoke(main, ["--db", str(tmp_path / "x.duckdb"), "ingest", str(bad)])
     assert result.exit_code == 1
     assert result.output.strip() == "Error: row 1, column 'metrics.acc': 'x' is not a number"
+
+
+def test_example_small_grid(tmp_path, monkeypatch):
+    """`metaopt example` trains for real; a one-config grid on iris keeps the test fast."""
+    from metaopt_bayes.cli import warehouse_cmds
+
+    grid = {k: (path, configs[:1]) for k, (path, configs) in warehouse_cmds.EXAMPLE_GRID.items()}
+    monkeypatch.setattr(warehouse_cmds, "EXAMPLE_GRID", grid)
+    monkeypatch.setattr(warehouse_cmds, "EXAMPLE_DATASETS", ("iris",))
+    db = tmp_path / "ex.duckdb"
+    runner = CliRunner()
+    result = runner.invoke(main, ["--db", str(db), "example", "--format", "json"])
+    assert result.exit_code == 0, result.output
+    assert "logged 3 example runs" in result.output
+    board = json.loads(result.stdout)
+    assert sorted(r["rank"] for r in board) == [1, 2, 3]
+    assert all(0.5 < r["value"] <= 1.0 for r in board)
+    again = runner.invoke(main, ["--db", str(db), "example", "--format", "csv"])
+    assert "already in" in again.output
+    out = runner.invoke(
+        main, ["--db", str(db), "sql", "--format", "json", "SELECT count(*) AS n FROM runs"]
+    ).output
+    assert json.loads(out) == [{"n": 3}]

@@ -5,6 +5,7 @@ from __future__ import annotations
 from warehouse.errors import (
     MetaoptError,
     NotFoundError,
+    ReadOnlyWarehouseError,
     SchemaVersionError,
     UnsafeQueryError,
     ValidationError,
@@ -14,6 +15,7 @@ from warehouse.errors import (
 __all__ = [
     "MetaoptError",
     "NotFoundError",
+    "ReadOnlyWarehouseError",
     "SchemaVersionError",
     "UnsafeQueryError",
     "ValidationError",

@@ -20,6 +20,10 @@ class WarehouseBusyError(MetaoptError):
     """Another process holds the warehouse file for writing."""
 
 
+class ReadOnlyWarehouseError(MetaoptError):
+    """A write was attempted on a warehouse opened with ``read_only=True``."""
+
+
 class SchemaVersionError(MetaoptError):
     """The warehouse file was written by a newer metaopt, or is not a metaopt warehouse."""
 

@@ -261,7 +261,7 @@ def view(wh: Warehouse, name: str, **filters: Any) -> pd.DataFrame:
         "incumbents": " ORDER BY dataset, model, metric, split",
         "leaderboard": " ORDER BY dataset, metric, split, rank, model",
     }.get(name, "")
-    return wh._read_df(f"SELECT * FROM {ident}{where}{order}", args)
+    return wh._read_df(f"SELECT * FROM {ident}{where}{order}", args or None, via_arrow=True)
 
 
 def recent_runs(
@@ -278,7 +278,8 @@ def recent_runs(
     return wh._read_df(
         "SELECT run_id, dataset, model, status, duration_s, params_num, params_text, metrics "
         f"FROM run_features{where} ORDER BY seq DESC{tail}",
-        args,
+        args or None,
+        via_arrow=True,
     )
 
 

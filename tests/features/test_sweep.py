@@ -102,3 +102,44 @@ def test_parallel_workers_only_the_driver_writes(iris_wh):
     ids = sweep(iris_wh, "iris", "logistic_regression", 4, jobs=2, progress=False, cv=3)
     runs = iris_wh.sql("SELECT status FROM runs")
     assert len(ids) == 4 and (runs["status"] == "finished").all()
+
+
+def test_any_executor_can_run_the_trials(iris_wh):
+    from concurrent.futures import ThreadPoolExecutor
+
+    seen = []
+    with ThreadPoolExecutor(2) as ex:
+        ids = sweep(
+            iris_wh,
+            "iris",
+            "knn",
+            3,
+            executor=ex,
+            progress=False,
+            cv=3,
+            on_result=lambda rid, res: seen.append((rid, res["status"])),
+        )
+    assert sorted(ids) == sorted(r for r, _ in seen)
+    assert [s for _, s in seen] == ["finished"] * 3
+
+
+def test_explicit_configs_are_validated_by_the_space(iris_wh):
+    ids = sweep(
+        iris_wh,
+        "iris",
+        "knn",
+        0,
+        progress=False,
+        cv=3,
+        configs=[{"n_neighbors": 3, "weights": "uniform", "p": 1}],
+    )
+    assert len(ids) == 1
+    with pytest.raises(ValidationError, match="'n_neighbors'"):
+        sweep(
+            iris_wh,
+            "iris",
+            "knn",
+            0,
+            progress=False,
+            configs=[{"n_neighbors": 0, "weights": "uniform", "p": 1}],
+        )

@@ -1,0 +1,118 @@
+"""Locking (one writer process; no mixed modes in one process) and ingest round-trip
+properties."""
+
+from __future__ import annotations
+
+import math
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from warehouse import Warehouse
+from warehouse.errors import NotFoundError, ValidationError, WarehouseBusyError
+
+
+def test_second_process_is_refused_while_writer_open(tmp_path):
+    path = tmp_path / "busy.duckdb"
+    code = (
+        "import sys\nfrom warehouse import Warehouse\n"
+        "from warehouse.errors import WarehouseBusyError\n"
+        "try:\n    Warehouse(sys.argv[1], read_only=True)\n"
+        "except WarehouseBusyError as e:\n    print('BUSY', e)\n"
+    )
+    with Warehouse(path):
+        out = subprocess.run(
+            [sys.executable, "-c", code, str(path)],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            env={"PYTHONPATH": str(Path(__file__).resolve().parents[2]), "PATH": "/usr/bin:/bin"},
+        )
+    assert out.stdout.startswith("BUSY"), out.stderr[-500:]
+    assert "another process" in out.stdout
+
+
+def test_read_only_while_open_read_write_in_same_process(tmp_path):
+    path = tmp_path / "same.duckdb"
+    with Warehouse(path) as wh:
+        wh.log_run("d", "m", {}, {"accuracy": 0.5})
+        with pytest.raises(WarehouseBusyError, match="already open in this process"):
+            Warehouse(path, read_only=True)
+        # a second read-write handle shares the database instance
+        with Warehouse(path) as other:
+            assert int(other.sql("SELECT count(*) AS n FROM runs").n[0]) == 1
+
+
+def test_read_only_missing_and_memory(tmp_path):
+    with pytest.raises(NotFoundError, match="does not exist"):
+        Warehouse(tmp_path / "nope.duckdb", read_only=True)
+    with pytest.raises(ValidationError, match="in-memory"):
+        Warehouse(":memory:", read_only=True)
+    with pytest.raises(NotFoundError, match="folder"):
+        Warehouse(tmp_path / "no" / "such" / "dir.duckdb")
+
+
+def test_closed_warehouse(tmp_path):
+    wh = Warehouse(":memory:")
+    wh.close()
+    wh.close()  # idempotent
+    with pytest.raises(ValidationError, match="closed"):
+        wh.log_run("d", "m", {}, {})
+
+
+names = st.text(alphabet="abcdefghij_", min_size=1, max_size=6)
+finite = st.floats(min_value=-1e6, max_value=1e6, allow_nan=False, allow_infinity=False)
+param_values = st.one_of(
+    st.none(), finite, st.booleans(), st.text(alphabet="xyz", min_size=1, max_size=4)
+)
+
+
+@settings(
+    max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    params=st.dictionaries(names, param_values, max_size=5),
+    metrics=st.dictionaries(names, finite, max_size=4),
+)
+def test_log_run_roundtrip_property(params, metrics):
+    with Warehouse(":memory:") as wh:
+        run_id = wh.log_run("ds", "model", params, metrics)
+        row = wh.view("run_features", run_id=run_id).iloc[0]
+        got_num = row.params_num if isinstance(row.params_num, dict) else {}
+        got_text = row.params_text if isinstance(row.params_text, dict) else {}
+        for name, value in params.items():
+            if value is None:
+                assert name not in got_num and name not in got_text
+            elif isinstance(value, str):
+                assert got_text[name] == value
+            else:
+                assert math.isclose(got_num[name], float(value))
+        got_metrics = row.metrics if isinstance(row.metrics, dict) else {}
+        assert got_metrics.keys() == metrics.keys()
+        for name, value in metrics.items():
+            assert math.isclose(got_metrics[name], value)
+
+
+@settings(max_examples=15, deadline=None)
+@given(st.lists(st.tuples(st.sampled_from(["a", "b", "c"]), finite), min_size=1, max_size=30))
+def test_incumbent_is_best_property(rows):
+    df = pd.DataFrame(
+        {
+            "dataset": [d for d, _ in rows],
+            "model": "m",
+            "metrics.accuracy": [v for _, v in rows],
+            "metrics.log_loss": [v for _, v in rows],
+        }
+    )
+    with Warehouse(":memory:") as wh:
+        wh.log_runs(df)
+        inc = wh.view("incumbents")
+        for _, row in inc.iterrows():
+            values = df.loc[df.dataset == row.dataset, "metrics.accuracy"]
+            expected = values.max() if row.metric == "accuracy" else values.min()
+            assert row.value == expected
