@@ -102,6 +102,23 @@ def split_columns(X: pd.DataFrame) -> tuple[list[str], list[str]]:
     return [c for c in X.columns if c not in categorical], categorical
 
 
+def _as_model_input(X: pd.DataFrame, categorical: list[str]) -> pd.DataFrame:
+    """``X`` with categorical columns as plain ``object`` strings and ``np.nan`` for missing.
+
+    scikit-learn's imputers and encoders do not understand pandas' nullable ``string`` /
+    ``boolean`` dtypes (``pd.NA`` raises "boolean value of NA is ambiguous"), which is what
+    a DuckDB table with missing categories loads as.
+    """
+    if not categorical:
+        return X
+    X = X.copy()
+    for c in categorical:
+        col = X[c]
+        X[c] = np.where(col.isna().to_numpy(), np.nan, col.astype(str).to_numpy(dtype=object))
+        X[c] = X[c].astype(object)
+    return X
+
+
 def _splits(y: np.ndarray, task: str, cv: int | float | None, seed: int) -> list[tuple]:
     """Train/validation index pairs: k-fold for ``cv >= 2``, else one holdout split."""
     from sklearn.model_selection import KFold, StratifiedKFold, train_test_split
@@ -142,7 +159,9 @@ def _decision_scores(est: Any, X: pd.DataFrame, n_classes: int) -> np.ndarray | 
     s = np.asarray(est.decision_function(X))
     if s.ndim == 1:
         return s
-    out = np.full((len(X), n_classes), -np.inf)
+    # a class the fold's training rows lacked gets a constant score: its one-vs-rest AUC
+    # is then 0.5 (no ranking), not a crash on non-finite scores
+    out = np.zeros((len(X), n_classes))
     out[:, est.classes_.astype(int)] = s
     return out
 
@@ -153,8 +172,9 @@ def classification_metrics(
     """Metrics of one validation fold (labels are integer codes 0..n_classes-1).
 
     ROC-AUC is binary AUC for two classes, else the unweighted mean of one-vs-rest AUCs over
-    the classes present in the fold (Hand & Till's OvR macro, as ``roc_auc_score(...,
-    multi_class='ovr')``). Log-loss uses all ``n_classes`` labels.
+    the classes present in the fold (one-vs-rest macro AUC, Provost & Domingos 2000, as
+    ``roc_auc_score(..., multi_class='ovr', average='macro')`` when every class is present).
+    Log-loss uses all ``n_classes`` labels, so a class missing from a fold is still scored.
     """
     from sklearn import metrics as skm
 
@@ -224,6 +244,7 @@ def evaluate(
     else:
         y_fit, n_classes = y.astype(float), 0
     numeric, categorical = split_columns(X)
+    X = _as_model_input(X, categorical)
     pipe = make_pipeline(family.make_estimator(config, task, seed), numeric, categorical)
     folds: list[dict[str, float]] = []
     with threadpool_limits(limits=threads):
