@@ -247,3 +247,16 @@ def test_string_categorical_features_with_missing_values_train():
         assert res["status"] == "finished", res["error"]
     # the category carries the label: a linear model must find it
     assert evaluate(X, y, "classification", "logistic_regression", {}, cv=3)["accuracy"] > 0.75
+
+
+def test_isolated_and_in_process_trials_measure_the_same_peak_memory():
+    # a freshly forked worker first faults in library code and grows its heap; that
+    # one-off cost (~15 MB before) must not be charged to the configuration
+    X, y = load_breast_cancer(return_X_y=True, as_frame=True)
+    cfg = {"n_neighbors": 5}
+    local = run_trial(make_payload(X, y.to_numpy(), "classification", "knn", cfg, cv=3))
+    child = run_trial(
+        make_payload(X, y.to_numpy(), "classification", "knn", cfg, cv=3, timeout_s=120)
+    )
+    assert local["status"] == child["status"] == "finished"
+    assert abs(child["peak_mem_mb"] - local["peak_mem_mb"]) < 4
