@@ -75,6 +75,9 @@ def test_string_labels_and_no_predict_proba():
     assert got["accuracy"] > 0.9
     assert "log_loss" not in got  # SVC without probabilities has no log-loss
     assert 0.5 < got["roc_auc"] <= 1.0  # from decision scores
+    cfg = {"C": 1.0, "kernel": "linear", "max_iter": 20000, "probability": True}
+    calibrated = evaluate(X, labels, "classification", "svc", cfg, cv=3)
+    assert 0 < calibrated["log_loss"] < 1.0 and calibrated["roc_auc"] > 0.9
 
 
 def test_regression_metrics_equal_sklearn():
