@@ -122,7 +122,8 @@ def _as_model_input(X: pd.DataFrame, categorical: list[str]) -> pd.DataFrame:
 
 
 def _splits(y: np.ndarray, task: str, cv: int | float | None, seed: int) -> list[tuple]:
-    """Train/validation index pairs: k-fold for ``cv >= 2``, else one holdout split."""
+    """Train/validation index pairs: k-fold for ``cv >= 2`` (stratified for classification),
+    else one holdout split (stratified when every class has two rows)."""
     from sklearn.model_selection import KFold, StratifiedKFold, train_test_split
 
     n = len(y)
@@ -137,8 +138,12 @@ def _splits(y: np.ndarray, task: str, cv: int | float | None, seed: int) -> list
         raise ValidationError(f"cv must be an integer >= 2 or a holdout fraction, not {cv!r}")
     if k > n:
         raise ValidationError(f"cv={k} folds but the dataset has only {n} rows")
-    if task == "classification" and np.bincount(y).min() >= k:
-        return list(StratifiedKFold(k, shuffle=True, random_state=seed).split(idx, y))
+    if task == "classification" and np.bincount(y).max() >= k:
+        # stratified even when a rare class has fewer than k rows (those rows spread over
+        # as many folds as they can; scikit-learn's warning about it is expected here)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)
+            return list(StratifiedKFold(k, shuffle=True, random_state=seed).split(idx, y))
     return list(KFold(k, shuffle=True, random_state=seed).split(idx))
 
 

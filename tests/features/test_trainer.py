@@ -263,3 +263,14 @@ def test_isolated_and_in_process_trials_measure_the_same_peak_memory():
     )
     assert local["status"] == child["status"] == "finished"
     assert abs(child["peak_mem_mb"] - local["peak_mem_mb"]) < 4
+
+
+def test_a_rare_class_keeps_the_folds_stratified():
+    from metaopt_bayes.trainer import _splits
+
+    y = np.array([0] * 40 + [1] * 40 + [2] * 2)
+    folds = _splits(y, "classification", 5, seed=0)
+    expected = StratifiedKFold(5, shuffle=True, random_state=0).split(np.zeros(len(y)), y)
+    for (_, te), (_, te2) in zip(folds, expected, strict=True):
+        np.testing.assert_array_equal(te, te2)
+        assert np.bincount(y[te], minlength=3)[:2].tolist() == [8, 8]  # balanced majority
