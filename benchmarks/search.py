@@ -354,7 +354,6 @@ def _fit_fold(suite: Suite, train_tasks: list, method: str) -> dict:
     """Meta-train: a fresh in-memory warehouse with the meta-train runs, one MetaLearner
     (and, with costs, a duration learner) fitted on it."""
     from metaopt_bayes.model import MetaLearner
-
     from warehouse import Warehouse
 
     wh = Warehouse(":memory:")

@@ -12,5 +12,6 @@ from metaopt_bayes.cli._common import main
 from metaopt_bayes.cli import warehouse_cmds  # noqa: E402,F401  isort: skip
 from metaopt_bayes.cli import dataset_cmds  # noqa: E402,F401  isort: skip
 from metaopt_bayes.cli import search_cmds  # noqa: E402,F401  isort: skip
+from metaopt_bayes.cli import model_cmds  # noqa: E402,F401  isort: skip
 
 __all__ = ["main"]

@@ -1,0 +1,243 @@
+"""Meta-learner commands: fit, predict, models, diagnose."""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+import click
+
+from metaopt_bayes.cli._common import emit, main, open_warehouse, output_option
+from warehouse.errors import NotFoundError, ValidationError
+
+_MODEL_COLUMNS = (
+    "model_id, created_at, metric, model_family, method, status, n_runs, n_datasets, "
+    "max_rhat, min_ess, n_divergences, fit_s, compile_s, path"
+)
+
+
+def _models_dir(ctx: click.Context) -> Path:
+    db = ctx.obj.get("db") or os.environ.get("METAOPT_DB") or "metaopt.duckdb"
+    base = Path.cwd() if db == ":memory:" else Path(db).resolve().parent
+    return base / "metaopt_models"
+
+
+def _load_model(wh: Any, model_id: str | None, metric: str | None, model: str | None):
+    """A stored meta-model by id, else the newest one for ``metric`` (and ``model``)."""
+    from metaopt_bayes.model import MetaLearner
+
+    if model_id:
+        rows = wh.sql("SELECT model_id, path FROM meta_models WHERE model_id = ?", [model_id])
+        if rows.empty:
+            raise NotFoundError(f"no meta-model with id {model_id!r} (see `metaopt models`)")
+    else:
+        if not metric:
+            raise ValidationError("give --model-id, or --metric to use the newest model for it")
+        q = "SELECT model_id, path FROM meta_models WHERE metric = ? AND path IS NOT NULL"
+        args: list[Any] = [metric]
+        if model:
+            q += " AND model_family = ?"
+            args.append(model)
+        rows = wh.sql(q + " ORDER BY created_at DESC LIMIT 1", args)
+        if rows.empty:
+            raise NotFoundError(f"no fitted meta-model for metric {metric!r}; run `metaopt fit`")
+    path = rows.iloc[0]["path"]
+    if path is None or (isinstance(path, float) and path != path):
+        raise NotFoundError(f"meta-model {rows.iloc[0]['model_id']} has no saved file")
+    ml = MetaLearner.load(path, warehouse=wh)
+    ml.model_id = str(rows.iloc[0]["model_id"])
+    return ml
+
+
+@main.command("fit")
+@click.option("--metric", required=True, help="Metric to model (e.g. accuracy, duration_s).")
+@click.option("--model", "model", default=None, help="Model family (required if several).")
+@click.option(
+    "--method",
+    type=click.Choice(["nuts", "pathfinder", "advi", "map"]),
+    default="nuts",
+    show_default=True,
+    help="Inference method.",
+)
+@click.option(
+    "--direction",
+    type=click.Choice(["maximize", "minimize"]),
+    default=None,
+    help="Metric direction (default: inferred from its name).",
+)
+@click.option("--draws", type=int, default=None, help="Posterior draws per chain.")
+@click.option("--tune", type=int, default=None, help="Tuning steps per chain (NUTS).")
+@click.option("--dataset", "datasets", multiple=True, help="Learn only from these datasets.")
+@click.option("--exclude", multiple=True, help="Datasets to leave out.")
+@click.option(
+    "--out",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="Where to save the model (default: metaopt_models/ beside the warehouse).",
+)
+@output_option
+@click.pass_context
+def fit_cmd(
+    ctx: click.Context,
+    metric: str,
+    model: str | None,
+    method: str,
+    direction: str | None,
+    draws: int | None,
+    tune: int | None,
+    datasets: tuple[str, ...],
+    exclude: tuple[str, ...],
+    out: str | None,
+    fmt: str,
+) -> None:
+    """Fit the hierarchical meta-learner on the warehouse and record it.
+
+    \b
+    Example:
+      metaopt fit --model random_forest --metric accuracy --method map
+    """
+    from rich.console import Console
+
+    from metaopt_bayes.model import MetaLearner
+
+    config: dict[str, Any] = {}
+    if draws is not None:
+        config["draws"] = draws
+    if tune is not None:
+        config["tune"] = tune
+    if out is None:
+        stamp = time.strftime("%Y%m%d-%H%M%S")
+        out = str(_models_dir(ctx) / f"{metric}-{model or 'all'}-{method}-{stamp}.nc")
+    config["path"] = out
+    ml = MetaLearner(metric, model=model, direction=direction, method=method, **config)
+    with (
+        open_warehouse(ctx) as wh,
+        Console(stderr=True).status(f"Fitting {metric} ({method}) …", spinner="dots"),
+    ):
+        ml.fit(wh, datasets=list(datasets) or None, exclude=list(exclude) or None)
+    d = ml.diagnostics
+    emit(
+        {
+            "model_id": ml.model_id,
+            "metric": ml.metric,
+            "model": ml.model,
+            "method": method,
+            "status": d.get("status"),
+            "n_runs": d.get("n_runs"),
+            "n_datasets": d.get("n_datasets"),
+            "max_rhat": d.get("max_rhat"),
+            "min_ess": d.get("min_ess"),
+            "n_divergences": d.get("n_divergences"),
+            "fit_s": d.get("fit_s"),
+            "path": out,
+        },
+        fmt,
+    )
+
+
+@main.command("predict")
+@click.option("--dataset", required=True, help="Dataset to predict on (may have no runs).")
+@click.option("--config", "config_json", default=None, help="One config as a JSON object.")
+@click.option(
+    "--configs",
+    "configs_file",
+    type=click.Path(exists=True, dir_okay=False),
+    default=None,
+    help="Configs as CSV, Parquet or JSON (one column per parameter).",
+)
+@click.option("--model-id", default=None, help="Meta-model id (default: newest for --metric).")
+@click.option("--metric", default=None, help="Use the newest meta-model for this metric.")
+@click.option("--model", "model", default=None, help="Model family (with --metric).")
+@output_option
+@click.pass_context
+def predict_cmd(
+    ctx: click.Context,
+    dataset: str,
+    config_json: str | None,
+    configs_file: str | None,
+    model_id: str | None,
+    metric: str | None,
+    model: str | None,
+    fmt: str,
+) -> None:
+    """Predict mean, sd and a 90% interval of the metric for configs on a dataset.
+
+    \b
+    Example:
+      metaopt predict --metric accuracy --dataset iris --config '{"max_depth": 5}'
+    """
+    import pandas as pd
+
+    if (config_json is None) == (configs_file is None):
+        raise ValidationError("give exactly one of --config JSON or --configs FILE")
+    if config_json is not None:
+        try:
+            obj = json.loads(config_json)
+        except json.JSONDecodeError as exc:
+            raise ValidationError(f"--config is not valid JSON ({exc.msg})") from None
+        configs = pd.DataFrame(obj if isinstance(obj, list) else [obj])
+    else:
+        suffix = Path(configs_file).suffix.lower()
+        if suffix == ".parquet":
+            configs = pd.read_parquet(configs_file)
+        elif suffix == ".json":
+            configs = pd.read_json(configs_file)
+        else:
+            configs = pd.read_csv(configs_file)
+    with open_warehouse(ctx, read_only=True) as wh:
+        ml = _load_model(wh, model_id, metric, model)
+        pred = ml.predict(dataset, configs, warehouse=wh)
+    emit(pd.concat([configs.reset_index(drop=True), pred], axis=1), fmt)
+
+
+@main.command("models")
+@click.option("--metric", default=None, help="Only meta-models of this metric.")
+@output_option
+@click.pass_context
+def models_cmd(ctx: click.Context, metric: str | None, fmt: str) -> None:
+    """List fitted meta-models with their diagnostics.
+
+    \b
+    Example:
+      metaopt models --metric accuracy --format json
+    """
+    with open_warehouse(ctx, read_only=True) as wh:
+        if metric:
+            df = wh.sql(
+                f"SELECT {_MODEL_COLUMNS} FROM meta_models WHERE metric = ? "
+                "ORDER BY created_at DESC",
+                [metric],
+            )
+        else:
+            df = wh.sql(f"SELECT {_MODEL_COLUMNS} FROM meta_models ORDER BY created_at DESC")
+    emit(df, fmt, title="meta-models")
+
+
+@main.command("diagnose")
+@click.argument("model_id")
+@click.option(
+    "--out-dir",
+    type=click.Path(file_okay=False),
+    default=None,
+    help="Where to write the PNG plots (default: beside the model file).",
+)
+@output_option
+@click.pass_context
+def diagnose_cmd(ctx: click.Context, model_id: str, out_dir: str | None, fmt: str) -> None:
+    """Posterior summary of a meta-model, with trace and calibration plots as PNG.
+
+    \b
+    Example:
+      metaopt diagnose 3f2a9c... --out-dir plots/
+    """
+    from metaopt_bayes.diagnostics import diagnose
+
+    with open_warehouse(ctx, read_only=True) as wh:
+        ml = _load_model(wh, model_id, None, None)
+        summary, files = diagnose(ml, wh, out_dir)
+    emit(summary, fmt, title=f"meta-model {model_id}")
+    for f in files:
+        click.echo(f"wrote {f}", err=True)

@@ -1,0 +1,569 @@
+"""Training matrix → design matrix for the meta-learner.
+
+Three pure, serialisable pieces (no warehouse, no PyMC):
+
+* :func:`infer_param_specs` — the kind (``numeric``, ``int``, ``bool``, ``categorical``) and
+  scale (log when a positive range spans two or more orders of magnitude) of each
+  ``params.<name>`` column, inferred from the data unless a search space overrides it.
+* :class:`FeatureEncoder` — encodes a configuration table to a basis ``φ(x)``: an intercept,
+  the linear terms (numeric mapped to ``c ∈ [-1, 1]``, booleans ``±1``, categoricals in
+  treatment coding, a 0/1 indicator per parameter that can be unset), centred squares
+  ``c² − 1/3`` of the numeric terms (so the fitted surface can have interior optima), and
+  pairwise interactions ``c_i c_j`` of the numeric/boolean terms.
+* :class:`MetaFeatureScaler` — dataset meta-features → ``z_d = [1, standardized features,
+  missing-pattern indicators]``. A missing value is imputed with 0 (the training mean after
+  standardizing) and flagged by an indicator shared by all features that go missing together,
+  so datasets without meta-features are kept, not dropped.
+
+Everything round-trips through ``to_dict`` / ``from_dict`` (JSON-safe) for ``MetaLearner.save``.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, field
+from itertools import combinations
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from warehouse.errors import ValidationError
+
+PARAM_PREFIX = "params."
+KINDS = ("numeric", "int", "bool", "categorical")
+_NONE_STRINGS = {"", "none", "null", "nan", "na"}
+_TRUE_STRINGS = {"true", "yes"}
+_FALSE_STRINGS = {"false", "no"}
+#: encoded numeric values are clipped to this band so the quadratic terms do not explode
+#: when a candidate lies far outside the range seen in training.
+_CLIP = 1.25
+
+
+@dataclass
+class ParamSpec:
+    """How one hyperparameter is encoded.
+
+    ``low``/``high`` are on the encoded scale (``log10`` of the value when ``log``).
+    """
+
+    name: str
+    kind: str
+    log: bool = False
+    low: float = 0.0
+    high: float = 1.0
+    levels: list[str] = field(default_factory=list)
+    nullable: bool = False
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+# --------------------------------------------------------------------------------------------
+# raw value cleaning
+
+
+def _as_object_column(values: pd.Series) -> pd.Series:
+    """Normalise a raw column: ``None``-like strings → None, 'True'/'False' → bool."""
+
+    def clean(v: Any) -> Any:
+        if v is None:
+            return None
+        if isinstance(v, float) and math.isnan(v):
+            return None
+        if isinstance(v, str):
+            s = v.strip()
+            low = s.lower()
+            if low in _NONE_STRINGS:
+                return None
+            if low in _TRUE_STRINGS:
+                return True
+            if low in _FALSE_STRINGS:
+                return False
+            try:
+                return float(s)
+            except ValueError:
+                return s
+        if isinstance(v, bool | np.bool_):
+            return bool(v)
+        if isinstance(v, int | float | np.integer | np.floating):
+            return float(v)
+        return str(v)
+
+    return pd.Series([clean(v) for v in values.to_numpy(dtype=object)], index=values.index)
+
+
+def _numeric_values(col: pd.Series) -> np.ndarray:
+    """Float array with NaN for unset; booleans → 0/1; raises on text."""
+    out = np.full(len(col), np.nan)
+    for i, v in enumerate(col.to_numpy(dtype=object)):
+        if v is None:
+            continue
+        if isinstance(v, str):
+            raise ValueError(v)
+        out[i] = float(v)
+    return out
+
+
+def param_columns(df: pd.DataFrame) -> list[str]:
+    """Parameter names (without the ``params.`` prefix) of a training-matrix frame."""
+    return [c[len(PARAM_PREFIX) :] for c in df.columns if c.startswith(PARAM_PREFIX)]
+
+
+# --------------------------------------------------------------------------------------------
+# kind inference
+
+
+def _spec_from_space(name: str, entry: Any) -> ParamSpec:
+    """A ParamSpec from one search-space entry (mapping or object with the same fields)."""
+
+    def get(key: str, default: Any = None) -> Any:
+        if isinstance(entry, dict):
+            return entry.get(key, default)
+        return getattr(entry, key, default)
+
+    kind = str(get("kind", None) or get("type", None) or "numeric").lower()
+    kind = {
+        "float": "numeric",
+        "real": "numeric",
+        "integer": "int",
+        "boolean": "bool",
+        "categorical": "categorical",
+        "choice": "categorical",
+        "cat": "categorical",
+    }.get(kind, kind)
+    if kind not in KINDS:
+        raise ValidationError(f"search space parameter {name!r}: unknown kind {kind!r}")
+    log = bool(get("log", False))
+    if kind == "categorical":
+        choices = get("choices", None) or get("levels", None) or []
+        return ParamSpec(name, kind, levels=[_level(c) for c in choices], nullable=True)
+    if kind == "bool":
+        return ParamSpec(name, kind, low=0.0, high=1.0, nullable=True)
+    low, high = get("low", None), get("high", None)
+    if low is None or high is None:
+        raise ValidationError(f"search space parameter {name!r}: needs low and high")
+    low, high = float(low), float(high)
+    if log:
+        if low <= 0:
+            raise ValidationError(f"search space parameter {name!r}: log scale needs low > 0")
+        low, high = math.log10(low), math.log10(high)
+    return ParamSpec(name, kind, log=log, low=low, high=high, nullable=True)
+
+
+def _space_entries(space: Any) -> dict[str, Any]:
+    """Normalise a search space (mapping, ``.to_dict()``, or ``.params`` list) to a mapping."""
+    if space is None:
+        return {}
+    if hasattr(space, "to_dict"):
+        space = space.to_dict()
+    if isinstance(space, dict):
+        if "params" in space and isinstance(space["params"], list | dict):
+            space = space["params"]
+        if isinstance(space, dict):
+            return dict(space)
+    if hasattr(space, "params"):
+        space = space.params
+    if isinstance(space, list):
+        return {(e["name"] if isinstance(e, dict) else e.name): e for e in space}
+    raise ValidationError(f"search space of type {type(space).__name__} is not understood")
+
+
+def _level(v: Any) -> str:
+    return "None" if v is None else str(v)
+
+
+def infer_param_specs(
+    runs: pd.DataFrame, space: Any = None, log_span: float = 100.0
+) -> list[ParamSpec]:
+    """Infer one :class:`ParamSpec` per varying ``params.<name>`` column.
+
+    Rules (data-driven, overridden per parameter by ``space``): text → categorical; only 0/1
+    → bool; all integral → int; otherwise numeric. A numeric/int parameter is on log scale
+    when all its values are positive and ``max/min ≥ log_span``. Parameters that never vary
+    (one value, never unset) carry no information and are dropped.
+    """
+    overrides = _space_entries(space)
+    specs: list[ParamSpec] = []
+    for name in param_columns(runs):
+        if name in overrides:
+            entry = overrides[name]
+            kind = entry.get("type") if isinstance(entry, dict) else getattr(entry, "kind", None)
+            if kind != "fixed":  # a fixed parameter carries no information
+                specs.append(_spec_from_space(name, entry))
+            continue
+        col = _as_object_column(runs[PARAM_PREFIX + name])
+        nullable = bool(col.isna().any())
+        present = col.dropna()
+        if present.empty:
+            continue
+        try:
+            values = _numeric_values(present)
+        except ValueError:
+            levels = sorted(
+                {_level(v) for v in col}, key=lambda s: (-int((col.map(_level) == s).sum()), s)
+            )
+            if len(levels) > 1:
+                specs.append(ParamSpec(name, "categorical", levels=levels, nullable=False))
+            continue
+        uniq = np.unique(values)
+        if len(uniq) == 1 and not nullable:
+            continue
+        if set(uniq.tolist()) <= {0.0, 1.0} and (
+            len(uniq) == 2 or all(isinstance(v, bool) for v in present)
+        ):
+            specs.append(ParamSpec(name, "bool", low=0.0, high=1.0, nullable=nullable))
+            continue
+        kind = "int" if np.all(np.equal(np.mod(values, 1.0), 0.0)) else "numeric"
+        lo, hi = float(values.min()), float(values.max())
+        log = lo > 0 and hi / lo >= log_span
+        if log:
+            lo, hi = math.log10(lo), math.log10(hi)
+        if hi <= lo:
+            hi = lo + 1.0
+        specs.append(ParamSpec(name, kind, log=log, low=lo, high=hi, nullable=nullable))
+    return specs
+
+
+# --------------------------------------------------------------------------------------------
+# encoder
+
+
+class FeatureEncoder:
+    """Encode configurations to the basis ``φ(x)`` the meta-learner regresses on.
+
+    ``φ(x) = [1, ℓ(x), q(x), r(x)]`` with linear terms ``ℓ`` (numeric ``c = 2u − 1`` where
+    ``u`` is the value's position in ``[low, high]`` on its (log) scale, booleans ``±1``,
+    categoricals treatment-coded against their most frequent level, 0/1 indicators for unset
+    nullable parameters), squares ``q_j = c_j² − 1/3`` of numeric terms (zero mean under a
+    uniform ``c``) and pairwise products ``r_ij`` of numeric/boolean terms. Unset numeric values
+    are encoded ``c = 0`` with their indicator set, so the indicator's coefficient is the effect
+    of "unset" relative to the middle of the range.
+    """
+
+    def __init__(
+        self, specs: list[ParamSpec], quadratic: bool = True, interactions: bool = True
+    ) -> None:
+        self.specs = list(specs)
+        self.quadratic = bool(quadratic)
+        self.interactions = bool(interactions)
+        self._build_names()
+
+    # ---- construction -------------------------------------------------------------------
+    def _build_names(self) -> None:
+        lin: list[str] = []
+        self._smooth: list[str] = []  # names of numeric/int/bool linear terms
+        self._numeric: list[str] = []
+        for s in self.specs:
+            if s.kind == "categorical":
+                lin += [f"{s.name}[{lv}]" for lv in s.levels[1:]]
+                continue
+            lin.append(s.name)
+            self._smooth.append(s.name)
+            if s.kind in ("numeric", "int"):
+                self._numeric.append(s.name)
+            if s.nullable:
+                lin.append(f"{s.name}[unset]")
+        names = ["intercept", *lin]
+        if self.quadratic:
+            names += [f"{n}^2" for n in self._numeric]
+        if self.interactions:
+            names += [f"{a}*{b}" for a, b in combinations(self._smooth, 2)]
+        self.names = names
+        self._linear = lin
+
+    @classmethod
+    def fit(
+        cls,
+        runs: pd.DataFrame,
+        space: Any = None,
+        quadratic: bool = True,
+        interactions: bool = True,
+    ) -> FeatureEncoder:
+        """Infer the parameter specs from a training matrix and build the encoder."""
+        return cls(infer_param_specs(runs, space), quadratic=quadratic, interactions=interactions)
+
+    @property
+    def param_names(self) -> list[str]:
+        return [s.name for s in self.specs]
+
+    @property
+    def n_features(self) -> int:
+        return len(self.names)
+
+    # ---- encoding ----------------------------------------------------------------------
+    def _column(self, configs: pd.DataFrame, name: str) -> pd.Series:
+        for key in (name, PARAM_PREFIX + name):
+            if key in configs.columns:
+                return _as_object_column(configs[key])
+        return pd.Series([None] * len(configs), index=configs.index, dtype=object)
+
+    def transform(self, configs: pd.DataFrame) -> np.ndarray:
+        """Basis matrix ``Φ`` of shape (n, p) for configs keyed by parameter name.
+
+        Columns may be named ``<name>`` or ``params.<name>``; a missing column means unset.
+        Raises :class:`ValidationError` naming the row and parameter of a value that cannot
+        be encoded (text for a numeric parameter, a non-positive value on a log scale).
+        """
+        n = len(configs)
+        lin: dict[str, np.ndarray] = {}
+        for s in self.specs:
+            col = self._column(configs, s.name)
+            if s.kind == "categorical":
+                labels = col.map(_level).to_numpy(dtype=object)
+                for lv in s.levels[1:]:
+                    lin[f"{s.name}[{lv}]"] = (labels == lv).astype(float)
+                continue
+            try:
+                raw = _numeric_values(col)
+            except ValueError as exc:
+                bad = int(np.flatnonzero([isinstance(v, str) for v in col])[0])
+                raise ValidationError(
+                    f"config row {bad}: parameter {s.name!r} is {s.kind} but got text {exc}"
+                ) from None
+            unset = np.isnan(raw)
+            if s.kind == "bool":
+                c = np.where(unset, 0.0, np.where(raw > 0.5, 1.0, -1.0))
+            else:
+                v = raw.copy()
+                if s.log:
+                    bad = (~unset) & (v <= 0)
+                    if bad.any():
+                        i = int(np.flatnonzero(bad)[0])
+                        raise ValidationError(
+                            f"config row {i}: parameter {s.name!r} is on a log scale but "
+                            f"got {v[i]!r}"
+                        )
+                    with np.errstate(divide="ignore", invalid="ignore"):
+                        v = np.log10(v)
+                c = 2.0 * (v - s.low) / (s.high - s.low) - 1.0
+                c = np.where(unset, 0.0, np.clip(c, -_CLIP, _CLIP))
+            lin[s.name] = c
+            if s.nullable:
+                lin[f"{s.name}[unset]"] = unset.astype(float)
+        cols = [np.ones(n)] + [lin[k] for k in self._linear]
+        if self.quadratic:
+            cols += [lin[k] ** 2 - 1.0 / 3.0 for k in self._numeric]
+        if self.interactions:
+            cols += [lin[a] * lin[b] for a, b in combinations(self._smooth, 2)]
+        return np.column_stack(cols) if cols else np.ones((n, 1))
+
+    # ---- persistence ----------------------------------------------------------------------
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "specs": [s.to_dict() for s in self.specs],
+            "quadratic": self.quadratic,
+            "interactions": self.interactions,
+        }
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> FeatureEncoder:
+        return cls(
+            [ParamSpec(**s) for s in d["specs"]],
+            quadratic=d.get("quadratic", True),
+            interactions=d.get("interactions", True),
+        )
+
+
+# --------------------------------------------------------------------------------------------
+# meta-features
+
+
+class MetaFeatureScaler:
+    """Standardize dataset meta-features into ``z_d`` for the population regression.
+
+    For each meta-feature with at least two distinct finite training values: heavy-tailed
+    non-negative features (``(max+1)/(median+1) > 10``, e.g. instance counts) are mapped by
+    ``log1p``; then ``z = (x − mean)/sd`` over training datasets, clipped to ``[−clip, clip]``
+    for unseen datasets. Missing values become 0 and set an indicator; features that go
+    missing on exactly the same training datasets share one indicator (no collinear copies).
+    ``z_d = [1, z_1..z_m, ind_1..ind_g]``.
+    """
+
+    def __init__(
+        self,
+        columns: list[str],
+        log: list[bool],
+        mean: list[float],
+        sd: list[float],
+        groups: list[list[str]],
+        clip: float = 3.0,
+    ) -> None:
+        self.columns = list(columns)
+        self.log = list(log)
+        self.mean = list(mean)
+        self.sd = list(sd)
+        self.groups = [list(g) for g in groups]
+        self.clip = float(clip)
+
+    @property
+    def names(self) -> list[str]:
+        return ["intercept", *self.columns, *[f"missing[{g[0]}…]" for g in self.groups]]
+
+    @property
+    def n_features(self) -> int:
+        return 1 + len(self.columns) + len(self.groups)
+
+    @classmethod
+    def fit(
+        cls, meta: pd.DataFrame | None, datasets: list[str], max_features: int | None = None
+    ) -> MetaFeatureScaler:
+        """Fit on the meta-features of the training ``datasets`` (rows of ``meta`` by index)."""
+        if meta is None or meta.empty:
+            return cls([], [], [], [], [])
+        m = meta.reindex([str(d) for d in datasets])
+        m.index = m.index.astype(str)
+        cols, logs, means, sds = [], [], [], []
+        for c in m.columns:
+            x = np.array(pd.to_numeric(m[c], errors="coerce"), dtype=float)
+            x[~np.isfinite(x)] = np.nan
+            fin = x[np.isfinite(x)]
+            if len(np.unique(fin)) < 2:
+                continue
+            use_log = bool(fin.min() >= 0 and (fin.max() + 1) / (np.median(fin) + 1) > 10)
+            if use_log:
+                fin = np.log1p(fin)
+            sd = float(fin.std())
+            if sd <= 0:
+                continue
+            cols.append(str(c))
+            logs.append(use_log)
+            means.append(float(fin.mean()))
+            sds.append(sd)
+        if max_features is not None:
+            cols, logs, means, sds = (
+                cols[:max_features],
+                logs[:max_features],
+                means[:max_features],
+                sds[:max_features],
+            )
+        patterns: dict[tuple[bool, ...], list[str]] = {}
+        for c in cols:
+            miss = tuple(bool(v) for v in m[c].isna().to_numpy())
+            if any(miss):
+                patterns.setdefault(miss, []).append(c)
+        return cls(cols, logs, means, sds, list(patterns.values()))
+
+    def transform(self, meta: pd.DataFrame | None, datasets: list[str]) -> np.ndarray:
+        """``Z`` of shape (len(datasets), n_features); unknown datasets are all-missing."""
+        ds = [str(d) for d in datasets]
+        Z = np.zeros((len(ds), self.n_features))
+        Z[:, 0] = 1.0
+        if meta is None or meta.empty:
+            m = pd.DataFrame(index=ds)
+        else:
+            m = meta.copy()
+            m.index = m.index.astype(str)
+            m = m.reindex(ds)
+        missing: dict[str, np.ndarray] = {}
+        for j, c in enumerate(self.columns):
+            if c in m.columns:
+                x = np.array(pd.to_numeric(m[c], errors="coerce"), dtype=float)
+            else:
+                x = np.full(len(ds), np.nan)
+            x[~np.isfinite(x)] = np.nan
+            if self.log[j]:
+                x = np.log1p(np.clip(x, 0, None))
+            z = (x - self.mean[j]) / self.sd[j]
+            miss = np.isnan(z)
+            missing[c] = miss
+            Z[:, 1 + j] = np.where(miss, 0.0, np.clip(z, -self.clip, self.clip))
+        for g, group in enumerate(self.groups):
+            Z[:, 1 + len(self.columns) + g] = np.any(
+                np.column_stack([missing[c] for c in group]), axis=1
+            ).astype(float)
+        return Z
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "columns": self.columns,
+            "log": self.log,
+            "mean": self.mean,
+            "sd": self.sd,
+            "groups": self.groups,
+            "clip": self.clip,
+        }
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> MetaFeatureScaler:
+        return cls(d["columns"], d["log"], d["mean"], d["sd"], d["groups"], d.get("clip", 3.0))
+
+
+# --------------------------------------------------------------------------------------------
+# target transform
+
+
+@dataclass
+class TargetTransform:
+    """Monotone map of the metric to the modelling scale, then standardization.
+
+    ``kind``: ``logit`` for metrics inside [0, 1] (values clipped to ``[eps, 1 − eps]``),
+    ``log`` for positive metrics (times, losses), ``identity`` otherwise. ``t(y) = (g(y) −
+    center)/scale``; predictions are mapped back by ``g⁻¹(center + scale·t)``.
+    """
+
+    kind: str
+    center: float = 0.0
+    scale: float = 1.0
+    eps: float = 1e-4
+
+    @classmethod
+    def fit(cls, y: np.ndarray, metric: str = "", kind: str | None = None) -> TargetTransform:
+        y = np.asarray(y, dtype=float)
+        if kind is None:
+            if metric in ("duration_s", "cpu_s") or metric.startswith("time"):
+                kind = "log" if np.all(y > 0) else "identity"
+            elif np.all((y >= 0) & (y <= 1)):
+                kind = "logit"
+            elif np.all(y > 0):
+                kind = "log"
+            else:
+                kind = "identity"
+        t = cls(kind)
+        g = t._g(y)
+        t.center = float(np.mean(g))
+        t.scale = float(np.std(g)) or 1.0
+        return t
+
+    def _g(self, y: np.ndarray) -> np.ndarray:
+        y = np.asarray(y, dtype=float)
+        if self.kind == "logit":
+            y = np.clip(y, self.eps, 1 - self.eps)
+            return np.log(y) - np.log1p(-y)
+        if self.kind == "log":
+            return np.log(np.clip(y, 1e-12, None))
+        return y
+
+    def forward(self, y: np.ndarray) -> np.ndarray:
+        """Metric → standardized modelling scale."""
+        return (self._g(y) - self.center) / self.scale
+
+    def inverse(self, t: np.ndarray) -> np.ndarray:
+        """Standardized modelling scale → metric."""
+        g = self.center + self.scale * np.asarray(t, dtype=float)
+        if self.kind == "logit":
+            return 1.0 / (1.0 + np.exp(-g))
+        if self.kind == "log":
+            return np.exp(g)
+        return g
+
+    def check(self, y: np.ndarray, what: str) -> None:
+        """Refuse values the transform cannot take (one line naming the first bad row)."""
+        y = np.asarray(y, dtype=float)
+        bad = ~np.isfinite(y)
+        if self.kind == "log":
+            bad |= y <= 0
+        elif self.kind == "logit":
+            bad |= (y < 0) | (y > 1)
+        if bad.any():
+            i = int(np.flatnonzero(bad)[0])
+            raise ValidationError(
+                f"{what} row {i}: value {y[i]!r} is outside the {self.kind} scale of this model"
+            )
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> TargetTransform:
+        return cls(**d)

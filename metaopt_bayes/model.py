@@ -1,0 +1,822 @@
+"""MetaLearner: a hierarchical Bayesian model of a metric across datasets (PyMC).
+
+Model (one model family, one metric; ``y`` is the metric on the standardized modelling scale,
+see :class:`~metaopt_bayes.features.TargetTransform`; ``φ`` the configuration basis, see
+:class:`~metaopt_bayes.features.FeatureEncoder`; ``z_d`` standardized meta-features, see
+:class:`~metaopt_bayes.features.MetaFeatureScaler`)::
+
+    y_dr   = φ(x_dr)ᵀ β_d + ε_dr,        ε_dr ~ N(0, σ_d²)
+    β_d    ~ N(B z_d, diag τ²)           (population mean depends on the meta-features)
+    log σ_d ~ N(m_σ, s_σ)
+    B[:,0] ~ N(0, 1),  B[:,1:] ~ N(0, prior_meta²),  τ ~ HalfNormal(prior_tau),
+    m_σ ~ N(−1, 1),  s_σ ~ HalfNormal(0.5)
+
+``β_d`` is conjugate and is integrated out analytically: each dataset contributes its
+marginal likelihood computed from sufficient statistics ``(XᵀX, Xᵀy, yᵀy, n)`` with the
+Woodbury identity (:mod:`metaopt_bayes.update`), so the sampler sees only the population
+parameters and the cost of one gradient does not depend on the number of runs. At predict
+time the posterior of a dataset's ``β`` given its runs logged *at call time* is the same
+closed form per draw — the few-shot update costs milliseconds and needs no refit. This is the
+collapsed-Gibbs / "marginalized" treatment of Gaussian hierarchical models (e.g. Gelman et al.,
+*Bayesian Data Analysis* 3rd ed., §15.4).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import math
+import os
+import time
+import warnings
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from scipy.special import ndtri
+
+from metaopt_bayes.features import (
+    PARAM_PREFIX,
+    FeatureEncoder,
+    MetaFeatureScaler,
+    TargetTransform,
+)
+from metaopt_bayes.update import (
+    CoefficientPosterior,
+    predictive_moments,
+    update_dataset,
+)
+from warehouse.errors import NotFoundError, ValidationError
+
+log = logging.getLogger(__name__)
+
+METHODS = ("nuts", "pathfinder", "advi", "map")
+FORMAT_VERSION = 1
+_MINIMIZE_HINTS = ("loss", "error", "rmse", "mae", "mse", "time", "duration", "cpu_s", "mem")
+
+DEFAULT_CONFIG: dict[str, Any] = {
+    "draws": 500,  # per chain (nuts) / total (advi, pathfinder)
+    "tune": 500,
+    "chains": 2,
+    "seed": 0,
+    "target_accept": 0.85,
+    "quadratic": True,
+    "interactions": True,
+    "transform": None,  # logit | log | identity | None (infer)
+    "prior_tau": 1.0,
+    "prior_meta": 0.5,
+    "n_nodes": 12,  # σ quadrature nodes for datasets unseen in fitting
+    "max_draws": 1000,  # posterior draws kept for prediction
+    "space": None,
+    "progress": False,
+    "advi_steps": 20000,
+    "sampler": "pymc",  # NUTS implementation: pymc | nutpie
+}
+
+
+def _version() -> str:
+    from metaopt_bayes import __version__
+
+    return __version__
+
+
+def configure_compile_cache() -> Path:
+    """Point PyTensor (and numba) at one persistent cache before PyTensor is imported.
+
+    ``$METAOPT_CACHE_DIR`` or ``~/.cache/metaopt``; sets ``base_compiledir`` and
+    ``compiledir`` (numba's on-disk cache follows ``NUMBA_CACHE_DIR``) unless the user set
+    ``PYTENSOR_FLAGS`` already.
+    """
+    root = Path(os.environ.get("METAOPT_CACHE_DIR", Path.home() / ".cache" / "metaopt"))
+    base = root / "pytensor"
+    flags = os.environ.get("PYTENSOR_FLAGS", "")
+    if "compiledir" not in flags:
+        base.mkdir(parents=True, exist_ok=True)
+        extra = f"base_compiledir={base},compiledir={base / 'compiledir'}"
+        os.environ["PYTENSOR_FLAGS"] = f"{flags},{extra}" if flags else extra
+    os.environ.setdefault("NUMBA_CACHE_DIR", str(root / "numba"))
+    return base
+
+
+def infer_direction(metric: str) -> str:
+    """``minimize`` for names that look like losses/errors/times, else ``maximize``."""
+    low = metric.lower()
+    return "minimize" if any(h in low for h in _MINIMIZE_HINTS) else "maximize"
+
+
+# ----------------------------------------------------------------------------------------------
+# the PyMC model
+
+
+def collapsed_loglik_op(S: np.ndarray, b: np.ndarray, c: np.ndarray, n: np.ndarray):
+    """A PyTensor Op ``(μ (D,p), τ² (p,), σ² (D,)) → Σ_d log p(y_d | μ_d, τ, σ_d)``.
+
+    Value and exact gradient come from :func:`metaopt_bayes.update.collapsed_loglik_grad`
+    (batched numpy Cholesky over datasets). A hand-written Op is used because PyTensor's
+    symbolic batched Cholesky and its gradient compiled slowly and evaluated ~100× slower
+    (measured: 350 ms per gradient for 20 datasets × 17 basis terms on the C backend; the numba
+    compile took minutes); here one gradient costs well under a millisecond at that size.
+    """
+    import pytensor.tensor as pt
+    from pytensor.graph.basic import Apply
+    from pytensor.graph.op import Op
+
+    from metaopt_bayes.update import collapsed_loglik_grad
+
+    stats = (np.asarray(S, float), np.asarray(b, float), np.asarray(c, float), np.asarray(n, float))
+
+    class _Grad(Op):
+        def make_node(self, mu, tau2, sig2):
+            ins = [pt.as_tensor_variable(x) for x in (mu, tau2, sig2)]
+            return Apply(self, ins, [x.type() for x in ins])
+
+        def perform(self, node, inputs, outputs):
+            _, gm, gt, gs = collapsed_loglik_grad(*stats, *inputs)
+            outputs[0][0], outputs[1][0], outputs[2][0] = gm, gt, gs
+
+    grad_op = _Grad()
+
+    class _LogLik(Op):
+        def make_node(self, mu, tau2, sig2):
+            ins = [pt.as_tensor_variable(x) for x in (mu, tau2, sig2)]
+            return Apply(self, ins, [pt.dscalar()])
+
+        def perform(self, node, inputs, outputs):
+            outputs[0][0] = np.asarray(collapsed_loglik_grad(*stats, *inputs)[0])
+
+        def grad(self, inputs, output_grads):
+            g = output_grads[0]
+            gm, gt, gs = grad_op(*inputs)
+            return [g * gm, g * gt, g * gs]
+
+    return _LogLik()
+
+
+def build_pymc_model(
+    S: np.ndarray,
+    b: np.ndarray,
+    c: np.ndarray,
+    n: np.ndarray,
+    Z: np.ndarray,
+    basis_names: list[str],
+    meta_names: list[str],
+    datasets: list[str],
+    prior_tau: float = 1.0,
+    prior_meta: float = 0.5,
+):
+    """The collapsed hierarchical model: ``β_d`` integrated out (see module docstring)."""
+    configure_compile_cache()
+    import pymc as pm
+    import pytensor.tensor as pt
+
+    D = S.shape[0]
+    q = Z.shape[1]
+    coords = {"basis": basis_names, "dataset": datasets}
+    if q > 1:
+        coords["meta"] = meta_names[1:]
+    with pm.Model(coords=coords) as model:
+        B0 = pm.Normal("B0", 0.0, 1.0, dims="basis")
+        if q > 1:
+            Bz = pm.Normal("Bz", 0.0, prior_meta, dims=("basis", "meta"))
+            MU = Z[:, :1] * B0[None, :] + pt.dot(pt.as_tensor(Z[:, 1:]), Bz.T)
+        else:
+            MU = pt.ones((D, 1)) * B0[None, :]
+        tau = pm.HalfNormal("tau", prior_tau, dims="basis")
+        ls_mu = pm.Normal("log_sigma_mu", -1.0, 1.0)
+        ls_sd = pm.HalfNormal("log_sigma_sd", 0.5)
+        log_sigma = pm.Normal("log_sigma", ls_mu, ls_sd, dims="dataset")
+
+        op = collapsed_loglik_op(S, b, c, n)
+        ll = op(MU, tau**2, pt.exp(2.0 * log_sigma))
+        pm.Potential("marginal_loglik", ll)
+    return model
+
+
+# ----------------------------------------------------------------------------------------------
+
+
+class MetaLearner:
+    """Predict a configuration's metric on any dataset, with calibrated uncertainty.
+
+    ``method``: ``nuts`` (nutpie, else PyMC's NUTS), ``pathfinder`` (pymc-extras), ``advi``,
+    ``map`` (a point estimate of the population parameters; ``β_d`` stays Bayesian).
+    ``config`` overrides :data:`DEFAULT_CONFIG` (draws, tune, chains, seed, quadratic,
+    interactions, transform, space, …).
+    """
+
+    def __init__(
+        self,
+        metric: str,
+        model: str | None = None,
+        direction: str | None = "maximize",
+        method: str = "nuts",
+        **config: Any,
+    ) -> None:
+        if method not in METHODS:
+            raise ValidationError(f"unknown method {method!r}; choose one of {', '.join(METHODS)}")
+        unknown = set(config) - set(DEFAULT_CONFIG) - {"path"}
+        if unknown:
+            raise ValidationError(f"unknown MetaLearner option {sorted(unknown)[0]!r}")
+        if direction is None:
+            direction = infer_direction(metric)
+        if direction not in ("maximize", "minimize"):
+            raise ValidationError(f"direction must be maximize or minimize, not {direction!r}")
+        self.metric = metric
+        self.model = model
+        self.direction = direction
+        self.method = method
+        self.config = {**DEFAULT_CONFIG, **config}
+        self.warehouse = None
+        self.idata = None
+        self.encoder: FeatureEncoder | None = None
+        self.scaler: MetaFeatureScaler | None = None
+        self.transform: TargetTransform | None = None
+        self.datasets: list[str] = []
+        self.diagnostics: dict[str, Any] = {}
+        self.model_id: str | None = None
+        self._draws: dict[str, np.ndarray] = {}
+        self._Z: np.ndarray | None = None
+
+    # ---- public properties -------------------------------------------------------------
+    @property
+    def param_names(self) -> list[str]:
+        self._require_fitted()
+        return self.encoder.param_names
+
+    @property
+    def space(self) -> Any:
+        return self.config.get("space")
+
+    @property
+    def is_fitted(self) -> bool:
+        return bool(self._draws)
+
+    def _require_fitted(self) -> None:
+        if not self.is_fitted:
+            raise ValidationError("this MetaLearner is not fitted yet: call fit() or load()")
+
+    def config_dict(self) -> dict[str, Any]:
+        """JSON-safe configuration (what the config hash covers)."""
+        cfg = {k: v for k, v in self.config.items() if k not in ("progress", "path")}
+        if cfg.get("space") is not None and not isinstance(cfg["space"], dict | list):
+            cfg["space"] = (
+                cfg["space"].to_dict() if hasattr(cfg["space"], "to_dict") else str(cfg["space"])
+            )
+        return {
+            "metric": self.metric,
+            "model": self.model,
+            "direction": self.direction,
+            "method": self.method,
+            **cfg,
+        }
+
+    def config_hash(self) -> str:
+        blob = json.dumps(self.config_dict(), sort_keys=True, default=str)
+        return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+    # ---- fitting -------------------------------------------------------------------------
+    def fit(self, warehouse: Any, datasets: list[str] | None = None, exclude: Any = None):
+        """Fit on the warehouse's training matrix (and meta-features); record the fit there."""
+        runs = _training_matrix(warehouse, self.metric, self.model, datasets, exclude)
+        meta = warehouse.meta_features()
+        self.fit_frame(runs, meta)
+        self.warehouse = warehouse
+        path = self.config.get("path")
+        if path:
+            self.save(path)
+        if hasattr(warehouse, "record_meta_model"):
+            self.model_id = warehouse.record_meta_model(**self.meta_model_row(path))
+        return self
+
+    def meta_model_row(self, path: str | os.PathLike | None = None) -> dict[str, Any]:
+        """The ``meta_models`` row describing this fit (columns in docs/CONTRACT.md)."""
+        d = self.diagnostics
+        return {
+            "metric": self.metric,
+            "model_family": self.model,
+            "method": self.method,
+            "config_hash": self.config_hash(),
+            "config": json.dumps(self.config_dict(), sort_keys=True, default=str),
+            "path": str(path) if path else None,
+            "n_runs": int(d.get("n_runs", 0)),
+            "n_datasets": int(d.get("n_datasets", 0)),
+            "max_rhat": _none_if_nan(d.get("max_rhat")),
+            "min_ess": _none_if_nan(d.get("min_ess")),
+            "n_divergences": d.get("n_divergences"),
+            "fit_s": d.get("fit_s"),
+            "compile_s": d.get("compile_s"),
+            "status": d.get("status", "ok"),
+            "diagnostics": json.dumps(d, default=_json_default),
+        }
+
+    def _target(self, runs: pd.DataFrame) -> np.ndarray:
+        if (
+            self.metric in ("duration_s",)
+            and "duration_s" in runs.columns
+            and ("value" not in runs.columns or runs["value"].isna().all())
+        ):
+            return pd.to_numeric(runs["duration_s"], errors="coerce").to_numpy(dtype=float)
+        if "value" not in runs.columns:
+            raise ValidationError("training matrix has no 'value' column")
+        return pd.to_numeric(runs["value"], errors="coerce").to_numpy(dtype=float)
+
+    def fit_frame(self, runs: pd.DataFrame, meta: pd.DataFrame | None = None) -> MetaLearner:
+        """Fit on a training-matrix DataFrame (``dataset``, ``value``, ``params.*``) and a wide
+        meta-feature frame indexed by dataset. The warehouse-free core of :meth:`fit`."""
+        t_start = time.perf_counter()
+        if runs is None or len(runs) == 0:
+            raise ValidationError(f"no finished runs with metric {self.metric!r} to fit on")
+        if "dataset" not in runs.columns:
+            raise ValidationError("training matrix has no 'dataset' column")
+        runs = runs.copy()
+        if self.model is not None and "model" in runs.columns:
+            runs = runs[runs["model"].astype(str) == str(self.model)]
+            if runs.empty:
+                raise ValidationError(
+                    f"no runs of model {self.model!r} with metric {self.metric!r}"
+                )
+        elif "model" in runs.columns and runs["model"].nunique() > 1:
+            fams = ", ".join(sorted(runs["model"].astype(str).unique())[:5])
+            raise ValidationError(
+                f"runs of several model families ({fams}); pass model= to fit one of them"
+            )
+        if self.model is None and "model" in runs.columns:
+            self.model = str(runs["model"].iloc[0])
+        y_raw = self._target(runs)
+        keep = np.isfinite(y_raw)
+        runs, y_raw = runs[keep].reset_index(drop=True), y_raw[keep]
+        if len(runs) == 0:
+            raise ValidationError(f"no finite values of metric {self.metric!r} to fit on")
+        runs["dataset"] = runs["dataset"].astype(str)
+        self.transform = TargetTransform.fit(y_raw, self.metric, self.config.get("transform"))
+        self.transform.check(y_raw, "training run")
+        y = self.transform.forward(y_raw)
+        self.encoder = FeatureEncoder.fit(
+            runs,
+            space=self.config.get("space"),
+            quadratic=self.config["quadratic"],
+            interactions=self.config["interactions"],
+        )
+        Phi = self.encoder.transform(runs)
+        datasets = sorted(runs["dataset"].unique())
+        self.datasets = datasets
+        self.scaler = MetaFeatureScaler.fit(meta, datasets)
+        self._Z = self.scaler.transform(meta, datasets)
+        codes = pd.Categorical(runs["dataset"], categories=datasets).codes
+        p = Phi.shape[1]
+        D = len(datasets)
+        S = np.zeros((D, p, p))
+        b = np.zeros((D, p))
+        c = np.zeros(D)
+        n = np.zeros(D)
+        for d in range(D):
+            m = codes == d
+            Xd, yd = Phi[m], y[m]
+            S[d], b[d], c[d], n[d] = Xd.T @ Xd, Xd.T @ yd, yd @ yd, m.sum()
+        t_prep = time.perf_counter() - t_start
+        model = build_pymc_model(
+            S,
+            b,
+            c,
+            n,
+            self._Z,
+            self.encoder.names,
+            self.scaler.names,
+            datasets,
+            prior_tau=self.config["prior_tau"],
+            prior_meta=self.config["prior_meta"],
+        )
+        idata, compile_s, sample_s = self._infer(model)
+        self.idata = idata
+        self._extract_draws(idata)
+        self.diagnostics = self._diagnose(idata)
+        self.diagnostics.update(
+            n_runs=len(runs),
+            n_datasets=D,
+            n_basis=p,
+            n_meta=self._Z.shape[1],
+            prep_s=t_prep,
+            compile_s=compile_s,
+            sample_s=sample_s,
+            fit_s=time.perf_counter() - t_start,
+            transform=self.transform.kind,
+        )
+        if self.diagnostics["status"] != "ok":
+            msg = (
+                f"MetaLearner fit for {self.metric!r} failed its diagnostics: "
+                f"max r_hat={self.diagnostics.get('max_rhat'):.3f}, "
+                f"min ESS={self.diagnostics.get('min_ess'):.0f}, "
+                f"divergences={self.diagnostics.get('n_divergences')}; "
+                "predictions may be unreliable (try more draws/tune)"
+            )
+            warnings.warn(msg, RuntimeWarning, stacklevel=2)
+            log.warning(msg)
+        return self
+
+    def _infer(self, model) -> tuple[Any, float, float]:
+        """Run the chosen inference; returns (InferenceData, compile seconds, sampling seconds)."""
+        import pymc as pm
+
+        cfg = self.config
+        seed = int(cfg["seed"])
+        t0 = time.perf_counter()
+        if self.method == "nuts":
+            nutpie = None
+            if cfg["sampler"] == "nutpie":
+                try:
+                    import nutpie
+                except ImportError:  # pragma: no cover - nutpie is a dependency
+                    nutpie = None
+            if nutpie is not None:
+                compiled = nutpie.compile_pymc_model(model, backend="numba")
+                t1 = time.perf_counter()
+                idata = nutpie.sample(
+                    compiled,
+                    draws=int(cfg["draws"]),
+                    tune=int(cfg["tune"]),
+                    chains=int(cfg["chains"]),
+                    cores=min(int(cfg["chains"]), os.cpu_count() or 1),
+                    seed=seed,
+                    progress_bar=bool(cfg["progress"]),
+                    target_accept=float(cfg["target_accept"]),
+                )
+                return idata, t1 - t0, time.perf_counter() - t1
+            with model:
+                idata = pm.sample(
+                    draws=int(cfg["draws"]),
+                    tune=int(cfg["tune"]),
+                    chains=int(cfg["chains"]),
+                    random_seed=seed,
+                    progressbar=bool(cfg["progress"]),
+                    target_accept=float(cfg["target_accept"]),
+                    cores=1,  # the collapsed-likelihood Op is not picklable across processes
+                    compute_convergence_checks=False,
+                )
+            return idata, 0.0, time.perf_counter() - t0
+        if self.method == "map":
+            with model:
+                point = pm.find_MAP(progressbar=bool(cfg["progress"]), seed=seed)
+            import arviz as az
+
+            post = {
+                k: np.asarray(v)[None, None, ...]
+                for k, v in point.items()
+                if k in {rv.name for rv in model.free_RVs}
+            }
+            dims = {rv: list(model.named_vars_to_dims.get(rv, ())) for rv in post}
+            idata = az.from_dict(posterior=post, coords=model.coords, dims=dims)
+            return idata, 0.0, time.perf_counter() - t0
+        if self.method == "advi":
+            with model:
+                approx = pm.fit(
+                    n=int(cfg["advi_steps"]),
+                    method="advi",
+                    random_seed=seed,
+                    progressbar=bool(cfg["progress"]),
+                )
+                idata = approx.sample(int(cfg["draws"]) * int(cfg["chains"]), random_seed=seed)
+            return idata, 0.0, time.perf_counter() - t0
+        # pathfinder
+        import pymc_extras as pmx
+
+        with model:
+            idata = pmx.fit(
+                method="pathfinder",
+                num_draws=int(cfg["draws"]) * int(cfg["chains"]),
+                random_seed=seed,
+                progressbar=bool(cfg["progress"]),
+            )
+        return idata, 0.0, time.perf_counter() - t0
+
+    def _extract_draws(self, idata) -> None:
+        post = idata.posterior
+        p = len(self.encoder.names)
+        q = self._Z.shape[1]
+
+        def flat(name: str) -> np.ndarray:
+            a = np.asarray(post[name].values, dtype=float)
+            return a.reshape(a.shape[0] * a.shape[1], *a.shape[2:])
+
+        B0 = flat("B0")
+        S = B0.shape[0]
+        B = np.zeros((S, p, q))
+        B[:, :, 0] = B0
+        if q > 1:
+            B[:, :, 1:] = flat("Bz")
+        draws = {
+            "B": B,
+            "tau": flat("tau"),
+            "log_sigma": flat("log_sigma"),
+            "log_sigma_mu": flat("log_sigma_mu"),
+            "log_sigma_sd": flat("log_sigma_sd"),
+        }
+        keep = int(self.config["max_draws"])
+        if keep < S:
+            idx = np.linspace(0, S - 1, keep).round().astype(int)
+            draws = {k: v[idx] for k, v in draws.items()}
+        self._draws = draws
+
+    def _diagnose(self, idata) -> dict[str, Any]:
+        import arviz as az
+
+        out: dict[str, Any] = {"method": self.method}
+        if self.method != "nuts":
+            out.update(max_rhat=float("nan"), min_ess=float("nan"), n_divergences=0, status="ok")
+            return out
+        names = ["B0", "tau", "log_sigma", "log_sigma_mu", "log_sigma_sd"]
+        if "Bz" in idata.posterior:
+            names.append("Bz")
+        rhat = az.rhat(idata, var_names=names)
+        ess = az.ess(idata, var_names=names)
+        max_rhat = float(max(float(np.nanmax(rhat[v].values)) for v in names))
+        min_ess = float(min(float(np.nanmin(ess[v].values)) for v in names))
+        div = 0
+        if hasattr(idata, "sample_stats") and "diverging" in idata.sample_stats:
+            div = int(np.asarray(idata.sample_stats["diverging"].values).sum())
+        chains = int(idata.posterior.sizes.get("chain", 1))
+        bad = (chains > 1 and max_rhat > 1.01) or min_ess < 100 * chains or div > 0
+        out.update(
+            max_rhat=max_rhat,
+            min_ess=min_ess,
+            n_divergences=div,
+            status="warning" if bad else "ok",
+        )
+        return out
+
+    # ---- prediction ----------------------------------------------------------------------
+    def _dataset_inputs(
+        self, dataset: str, warehouse: Any, meta: pd.DataFrame | None, runs: pd.DataFrame | None
+    ) -> tuple[np.ndarray, pd.DataFrame | None]:
+        """Meta-feature row ``z`` and the dataset's observed runs (from warehouse unless given)."""
+        wh = warehouse if warehouse is not None else self.warehouse
+        dataset = str(dataset)
+        if meta is None and wh is not None:
+            meta = wh.meta_features(datasets=[dataset])
+        if meta is None and dataset in self.datasets:
+            z = self._Z[self.datasets.index(dataset)]
+        else:
+            z = self.scaler.transform(meta, [dataset])[0]
+        if runs is None and wh is not None:
+            try:
+                runs = _training_matrix(wh, self.metric, self.model, [dataset], None)
+            except NotFoundError:
+                runs = None
+        if runs is not None and len(runs) and "dataset" in runs.columns:
+            runs = runs[runs["dataset"].astype(str) == dataset]
+        return z, runs
+
+    def posterior(
+        self,
+        dataset: str,
+        warehouse: Any = None,
+        meta: pd.DataFrame | None = None,
+        runs: pd.DataFrame | None = None,
+        extra_runs: pd.DataFrame | None = None,
+    ) -> CoefficientPosterior:
+        """Few-shot posterior of ``dataset``'s coefficients per draw (closed form, no refit).
+
+        Uses the dataset's runs logged at call time (``runs`` overrides the warehouse) plus
+        ``extra_runs`` (parameter columns + ``value``, e.g. fantasized pending trials).
+        """
+        self._require_fitted()
+        z, runs = self._dataset_inputs(dataset, warehouse, meta, runs)
+        frames = [f for f in (runs, extra_runs) if f is not None and len(f)]
+        X = y = None
+        if frames:
+            obs = pd.concat(frames, ignore_index=True)
+            y_raw = self._target(obs)
+            ok = np.isfinite(y_raw)
+            obs, y_raw = obs[ok], y_raw[ok]
+            if len(obs):
+                self.transform.check(y_raw, f"dataset {dataset!r} run")
+                X = self.encoder.transform(obs.reset_index(drop=True))
+                y = self.transform.forward(y_raw)
+        dr = self._draws
+        mu = np.einsum("spq,q->sp", dr["B"], z)
+        tau2 = dr["tau"] ** 2
+        if str(dataset) in self.datasets:
+            sig2 = np.exp(2.0 * dr["log_sigma"][:, self.datasets.index(str(dataset))])
+            return update_dataset(mu, tau2, X, y, sigma2=sig2)
+        return update_dataset(
+            mu,
+            tau2,
+            X,
+            y,
+            log_sigma_mu=dr["log_sigma_mu"],
+            log_sigma_sd=dr["log_sigma_sd"],
+            n_nodes=int(self.config["n_nodes"]),
+        )
+
+    def predict(
+        self,
+        dataset: str,
+        configs: pd.DataFrame,
+        warehouse: Any = None,
+        meta: pd.DataFrame | None = None,
+        runs: pd.DataFrame | None = None,
+        extra_runs: pd.DataFrame | None = None,
+        interval: float = 0.9,
+        predictive: bool = True,
+    ) -> pd.DataFrame:
+        """Predictive ``mean``, ``sd``, ``lower``, ``upper`` (``interval`` central, default 90%)
+        of the metric for each config on ``dataset`` — zero-shot from its meta-features when it
+        has no runs, else after the closed-form update with its runs.
+
+        The mixture over draws is moment-matched to a Gaussian on the modelling scale
+        (:func:`metaopt_bayes.update.predictive_moments`, O(n p²)); interval ends map back
+        through the monotone inverse transform and mean/sd on the metric scale come from
+        20-node Gauss–Hermite quadrature. ``predictive=False`` leaves out observation noise.
+        """
+        configs = _as_configs(configs)
+        post = self.posterior(dataset, warehouse, meta, runs, extra_runs)
+        Phi = self.encoder.transform(configs)
+        m, v = predictive_moments(post, Phi, noise=predictive)
+        return self._summarize(m, np.sqrt(v), interval)
+
+    def _summarize(self, m: np.ndarray, s: np.ndarray, interval: float) -> pd.DataFrame:
+        zq = float(ndtri(0.5 + interval / 2.0))
+        lower = self.transform.inverse(m - zq * s)
+        upper = self.transform.inverse(m + zq * s)
+        if self.transform.kind == "identity":
+            mean = self.transform.inverse(m)
+            sd = s * self.transform.scale
+        else:
+            x, w = np.polynomial.hermite_e.hermegauss(20)
+            w = w / w.sum()
+            vals = self.transform.inverse(m[:, None] + s[:, None] * x[None, :])
+            mean = vals @ w
+            sd = np.sqrt(np.maximum((vals**2) @ w - mean**2, 0.0))
+        return pd.DataFrame({"mean": mean, "sd": sd, "lower": lower, "upper": upper})
+
+    def predict_draws(
+        self,
+        dataset: str,
+        configs: pd.DataFrame,
+        warehouse: Any = None,
+        extra_runs: pd.DataFrame | None = None,
+        predictive: bool = False,
+        meta: pd.DataFrame | None = None,
+        runs: pd.DataFrame | None = None,
+        seed: int | None = None,
+    ) -> np.ndarray:
+        """(S, n) posterior draws of the noise-free mean metric on the original scale after the
+        few-shot update (``predictive=True`` adds observation noise per draw)."""
+        configs = _as_configs(configs)
+        post = self.posterior(dataset, warehouse, meta, runs, extra_runs)
+        rng = np.random.default_rng(self.config["seed"] if seed is None else seed)
+        beta, sig2 = post.sample(rng)
+        f = beta @ self.encoder.transform(configs).T
+        if predictive:
+            f = f + rng.standard_normal(f.shape) * np.sqrt(sig2)[:, None]
+        return self.transform.inverse(f)
+
+    # ---- persistence --------------------------------------------------------------------
+    def save(self, path: str | os.PathLike) -> Path:
+        """Write draws + encoders to netCDF; attrs carry config JSON, its hash and the version."""
+        self._require_fitted()
+        import xarray as xr
+
+        dr = self._draws
+        ds = xr.Dataset(
+            {
+                "B": (("draw", "basis", "meta"), dr["B"]),
+                "tau": (("draw", "basis"), dr["tau"]),
+                "log_sigma": (("draw", "dataset"), dr["log_sigma"]),
+                "log_sigma_mu": (("draw",), dr["log_sigma_mu"]),
+                "log_sigma_sd": (("draw",), dr["log_sigma_sd"]),
+                "Z": (("dataset", "meta"), self._Z),
+            },
+            coords={
+                "basis": list(self.encoder.names),
+                "meta": list(self.scaler.names),
+                "dataset": list(self.datasets),
+            },
+        )
+        ds.attrs.update(
+            {
+                "metaopt_format": FORMAT_VERSION,
+                "metaopt_version": _version(),
+                "config": json.dumps(self.config_dict(), sort_keys=True, default=str),
+                "config_hash": self.config_hash(),
+                "encoder": json.dumps(self.encoder.to_dict()),
+                "scaler": json.dumps(self.scaler.to_dict()),
+                "transform": json.dumps(self.transform.to_dict()),
+                "diagnostics": json.dumps(self.diagnostics, default=_json_default),
+                "model_id": self.model_id or "",
+            }
+        )
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        ds.to_netcdf(path)
+        return path
+
+    @classmethod
+    def load(
+        cls, path: str | os.PathLike, warehouse: Any = None, metric: str | None = None
+    ) -> MetaLearner:
+        """Read a model written by :meth:`save`; refuses files that are not metaopt models,
+        come from a newer format, whose config does not match its hash, or whose metric differs
+        from ``metric`` when given."""
+        import xarray as xr
+
+        path = Path(path)
+        if not path.exists():
+            raise NotFoundError(f"no model file at {path}")
+        try:
+            with xr.open_dataset(path) as f:
+                ds = f.load()
+        except Exception as exc:
+            raise ValidationError(f"{path} is not a readable metaopt model file ({exc})") from None
+        a = ds.attrs
+        if "metaopt_format" not in a or "config" not in a:
+            raise ValidationError(f"{path} is not a metaopt model file (no metaopt attributes)")
+        if int(a["metaopt_format"]) > FORMAT_VERSION:
+            raise ValidationError(
+                f"{path} was written in model format {a['metaopt_format']} by metaopt "
+                f"{a.get('metaopt_version')}; this metaopt reads format ≤ {FORMAT_VERSION}"
+            )
+        cfg = json.loads(a["config"])
+        base = {k: cfg.pop(k) for k in ("metric", "model", "direction", "method")}
+        self = cls(base["metric"], base["model"], base["direction"], base["method"], **cfg)
+        if self.config_hash() != a["config_hash"]:
+            raise ValidationError(
+                f"{path}: config hash mismatch (file says {a['config_hash']}, config hashes to "
+                f"{self.config_hash()}); the file was altered or written by incompatible code"
+            )
+        if metric is not None and metric != self.metric:
+            raise ValidationError(f"{path} models metric {self.metric!r}, not {metric!r}")
+        self.encoder = FeatureEncoder.from_dict(json.loads(a["encoder"]))
+        self.scaler = MetaFeatureScaler.from_dict(json.loads(a["scaler"]))
+        self.transform = TargetTransform.from_dict(json.loads(a["transform"]))
+        self.diagnostics = json.loads(a.get("diagnostics", "{}"))
+        self.model_id = a.get("model_id") or None
+        self.datasets = [str(d) for d in ds["dataset"].values]
+        self._Z = np.asarray(ds["Z"].values, dtype=float)
+        self._draws = {
+            k: np.asarray(ds[k].values, dtype=float)
+            for k in ("B", "tau", "log_sigma", "log_sigma_mu", "log_sigma_sd")
+        }
+        if list(ds["basis"].values) != self.encoder.names:
+            raise ValidationError(f"{path}: basis names do not match the stored encoder")
+        self.warehouse = warehouse
+        return self
+
+    def __repr__(self) -> str:
+        state = f"{len(self.datasets)} datasets" if self.is_fitted else "unfitted"
+        return (
+            f"MetaLearner({self.metric!r}, model={self.model!r}, method={self.method!r}, {state})"
+        )
+
+
+# ----------------------------------------------------------------------------------------------
+
+
+def _training_matrix(wh: Any, metric: str, model: str | None, datasets: Any, exclude: Any):
+    """The warehouse's training matrix; ``duration_s`` (a run column, not a logged metric)
+    is read from the runs of the most frequently logged metric when no run logged it."""
+    df = wh.training_matrix(metric, model=model, datasets=datasets, exclude=exclude)
+    if metric == "duration_s" and len(df) == 0:
+        top = wh.sql(
+            "SELECT name FROM run_metrics WHERE name <> 'duration_s' GROUP BY name "
+            "ORDER BY count(*) DESC LIMIT 1"
+        )
+        if len(top):
+            df = wh.training_matrix(
+                str(top.iloc[0, 0]), model=model, datasets=datasets, exclude=exclude
+            )
+            df = df.assign(value=df["duration_s"])
+    return df
+
+
+def _as_configs(configs: Any) -> pd.DataFrame:
+    if isinstance(configs, pd.DataFrame):
+        return configs.reset_index(drop=True)
+    if isinstance(configs, dict):
+        return pd.DataFrame([configs])
+    if isinstance(configs, list):
+        return pd.DataFrame(configs)
+    raise ValidationError(
+        f"configs must be a DataFrame, a dict or a list of dicts, not {type(configs).__name__}"
+    )
+
+
+def _none_if_nan(v: Any) -> Any:
+    if v is None:
+        return None
+    try:
+        return None if math.isnan(float(v)) else float(v)
+    except (TypeError, ValueError):
+        return None
+
+
+def _json_default(v: Any) -> Any:
+    if isinstance(v, np.generic):
+        return v.item()
+    if isinstance(v, float) and math.isnan(v):
+        return None
+    return str(v)
+
+
+__all__ = ["PARAM_PREFIX", "MetaLearner", "build_pymc_model", "configure_compile_cache"]

@@ -1,0 +1,123 @@
+from __future__ import annotations
+
+import json
+
+import pandas as pd
+import pytest
+from click.testing import CliRunner
+
+from metaopt_bayes.cli import main
+from tests.learner.conftest import make_hierarchical
+
+
+@pytest.fixture(scope="module")
+def db(tmp_path_factory):
+    from warehouse import Warehouse
+
+    runs, meta, _ = make_hierarchical(n_datasets=5, n_runs=20, seed=1)
+    path = tmp_path_factory.mktemp("wh") / "m.duckdb"
+    mlflow = runs.drop(columns=["value", "seq"]).assign(**{"metrics.accuracy": runs["value"]})
+    with Warehouse(str(path)) as wh:
+        wh.log_runs(mlflow)
+        wh.log_dataset_meta_features(meta.rename_axis("dataset").reset_index())
+    return path
+
+
+def test_fit_models_predict_diagnose(db, tmp_path):
+    r = CliRunner()
+    out = r.invoke(
+        main,
+        [
+            "--db",
+            str(db),
+            "fit",
+            "--metric",
+            "accuracy",
+            "--method",
+            "map",
+            "--exclude",
+            "ds4",
+            "--format",
+            "json",
+        ],
+    )
+    assert out.exit_code == 0, out.output
+    row = json.loads(out.stdout)[0]
+    assert row["n_datasets"] == 4 and row["status"] == "ok"
+    models = r.invoke(main, ["--db", str(db), "models", "--format", "json"])
+    listed = json.loads(models.stdout)
+    assert listed[0]["model_id"] == row["model_id"] and listed[0]["method"] == "map"
+    pred = r.invoke(
+        main,
+        [
+            "--db",
+            str(db),
+            "predict",
+            "--metric",
+            "accuracy",
+            "--dataset",
+            "brand_new",
+            "--config",
+            '{"lr": 0.01, "depth": 3, "booster": "dart"}',
+            "--format",
+            "json",
+        ],
+    )
+    assert pred.exit_code == 0, pred.output
+    p = json.loads(pred.stdout)[0]
+    assert p["lower"] < p["mean"] < p["upper"] and p["lr"] == 0.01
+    cfgs = tmp_path / "c.csv"
+    pd.DataFrame({"lr": [1e-3, 1e-2], "depth": [2, 4], "booster": ["gbtree", "dart"]}).to_csv(
+        cfgs, index=False
+    )
+    pred2 = r.invoke(
+        main,
+        [
+            "--db",
+            str(db),
+            "predict",
+            "--model-id",
+            row["model_id"],
+            "--dataset",
+            "ds4",
+            "--configs",
+            str(cfgs),
+            "--format",
+            "csv",
+        ],
+    )
+    assert pred2.exit_code == 0, pred2.output
+    assert len(pred2.stdout.strip().splitlines()) == 3
+    diag = r.invoke(
+        main,
+        [
+            "--db",
+            str(db),
+            "diagnose",
+            row["model_id"],
+            "--out-dir",
+            str(tmp_path / "plots"),
+            "--format",
+            "json",
+        ],
+    )
+    assert diag.exit_code == 0, diag.output
+    assert (tmp_path / "plots" / f"meta_model_{row['model_id']}_trace.png").exists()
+    assert (tmp_path / "plots" / f"meta_model_{row['model_id']}_calibration.png").exists()
+
+
+def test_errors_are_one_line(db):
+    r = CliRunner()
+    out = r.invoke(
+        main, ["--db", str(db), "predict", "--dataset", "x", "--metric", "rmse", "--config", "{}"]
+    )
+    assert out.exit_code == 1 and "Error:" in out.output and "rmse" in out.output
+    out = r.invoke(main, ["--db", str(db), "predict", "--dataset", "x", "--metric", "accuracy"])
+    assert out.exit_code == 1 and "exactly one of" in out.output
+
+
+def test_commands_have_help_with_example():
+    r = CliRunner()
+    for cmd in ("fit", "predict", "models", "diagnose"):
+        out = r.invoke(main, [cmd, "--help"])
+        assert out.exit_code == 0 and "Example:" in out.output

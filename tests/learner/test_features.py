@@ -1,0 +1,104 @@
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from metaopt_bayes.features import (
+    FeatureEncoder,
+    MetaFeatureScaler,
+    TargetTransform,
+    infer_param_specs,
+)
+from warehouse.errors import ValidationError
+
+
+def _runs():
+    return pd.DataFrame(
+        {
+            "params.lr": [1e-4, 1e-3, 1e-2, 1e-1],
+            "params.depth": [1.0, 2.0, None, 8.0],
+            "params.frac": [0.1, 0.5, 0.7, 0.9],
+            "params.flag": [True, False, True, False],
+            "params.kind": ["a", "b", "a", "c"],
+            "params.const": [100.0] * 4,
+            "params.depth_txt": ["None", "3", "4", "5"],
+        }
+    )
+
+
+def test_kinds_and_scales_are_inferred():
+    specs = {s.name: s for s in infer_param_specs(_runs())}
+    assert specs["lr"].kind == "numeric" and specs["lr"].log
+    assert specs["depth"].kind == "int" and specs["depth"].nullable and not specs["depth"].log
+    assert specs["frac"].kind == "numeric" and not specs["frac"].log
+    assert specs["flag"].kind == "bool"
+    assert specs["kind"].kind == "categorical" and specs["kind"].levels[0] == "a"
+    assert "const" not in specs  # never varies → no information
+    assert specs["depth_txt"].kind == "int" and specs["depth_txt"].nullable  # "None" = unset
+
+
+def test_space_overrides_inference():
+    space = {"frac": {"type": "float", "low": 0.01, "high": 1.0, "log": True}}
+    specs = {s.name: s for s in infer_param_specs(_runs(), space=space)}
+    assert specs["frac"].log and specs["frac"].low == pytest.approx(-2.0)
+
+
+def test_encoder_basis_and_roundtrip():
+    enc = FeatureEncoder.fit(_runs())
+    X = enc.transform(_runs())
+    assert X.shape == (4, len(enc.names))
+    assert np.all(X[:, 0] == 1.0)
+    lr = X[:, enc.names.index("lr")]
+    np.testing.assert_allclose(lr, [-1, -1 / 3, 1 / 3, 1])  # log10 scale mapped to [-1, 1]
+    assert X[2, enc.names.index("depth[unset]")] == 1.0
+    assert "lr^2" in enc.names and "lr*frac" in enc.names
+    enc2 = FeatureEncoder.from_dict(enc.to_dict())
+    np.testing.assert_array_equal(enc2.transform(_runs()), X)
+    # configs keyed without the prefix encode identically; unknown level → baseline
+    cfg = pd.DataFrame(
+        {
+            "lr": [1e-4],
+            "depth": [1.0],
+            "frac": [0.1],
+            "flag": [True],
+            "kind": ["zzz"],
+            "depth_txt": [None],
+        }
+    )
+    row = enc.transform(cfg)[0]
+    assert row[enc.names.index("kind[b]")] == 0 and row[enc.names.index("kind[c]")] == 0
+
+
+def test_encoder_refuses_bad_value_with_row_and_name():
+    enc = FeatureEncoder.fit(_runs())
+    bad = pd.DataFrame({"lr": [1e-3, -1.0]})
+    with pytest.raises(ValidationError, match=r"row 1.*'lr'"):
+        enc.transform(bad)
+    with pytest.raises(ValidationError, match=r"row 0.*'frac'"):
+        enc.transform(pd.DataFrame({"frac": ["lots"]}))
+
+
+def test_meta_scaler_missing_indicators_are_grouped():
+    meta = pd.DataFrame(
+        {"n": [100.0, 1e4, np.nan, 1e6], "f": [1.0, 2.0, np.nan, 3.0], "g": [1.0, np.nan, 2, 4]},
+        index=["a", "b", "c", "d"],
+    )
+    sc = MetaFeatureScaler.fit(meta, ["a", "b", "c", "d"])
+    assert sc.log[sc.columns.index("n")]  # heavy-tailed count → log1p
+    assert len(sc.groups) == 2  # n and f go missing together → one indicator
+    Z = sc.transform(meta, ["a", "c", "unknown"])
+    assert Z.shape == (3, 1 + 3 + 2)
+    assert np.all(Z[:, 0] == 1)
+    assert np.all(Z[1, 1:4][:2] == 0) and Z[1, 4] == 1  # c: imputed 0, indicator set
+    assert np.all(Z[2, 1:4] == 0) and np.all(Z[2, 4:] == 1)  # unseen dataset: all missing
+
+
+def test_target_transform():
+    t = TargetTransform.fit(np.array([0.5, 0.9, 0.99]), "accuracy")
+    assert t.kind == "logit"
+    np.testing.assert_allclose(t.inverse(t.forward(np.array([0.7]))), [0.7])
+    assert TargetTransform.fit(np.array([1.0, 50.0]), "duration_s").kind == "log"
+    assert TargetTransform.fit(np.array([-1.0, 50.0]), "r2").kind == "identity"
+    with pytest.raises(ValidationError, match="row 1"):
+        t.check(np.array([0.5, 1.5]), "run")

@@ -1,0 +1,141 @@
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from metaopt_bayes.model import MetaLearner
+from warehouse.errors import ValidationError
+
+
+def test_import_is_lazy():
+    import subprocess
+    import sys
+
+    code = "import metaopt_bayes, sys; metaopt_bayes.__version__; print('pymc' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
+
+
+def test_fit_map_and_zero_shot_prediction(fitted_map, synth):
+    runs, meta, _ = synth
+    ml = fitted_map
+    assert ml.is_fitted and ml.diagnostics["n_datasets"] == 7
+    assert set(ml.param_names) == {"lr", "depth", "booster"}
+    target = runs[runs["dataset"] == "ds7"]
+    pred = ml.predict("ds7", target, meta=meta, runs=target.iloc[:0])
+    assert list(pred.columns) == ["mean", "sd", "lower", "upper"]
+    assert len(pred) == len(target)
+    assert np.all((pred["lower"] < pred["mean"]) & (pred["mean"] < pred["upper"]))
+    assert np.all((pred["lower"] > 0) & (pred["upper"] < 1))  # logit scale maps back into (0,1)
+    rho = pd.Series(pred["mean"].to_numpy()).corr(
+        pd.Series(target["value"].to_numpy()), method="spearman"
+    )
+    assert rho > 0.3  # the population surface transfers to an unseen dataset (random ≈ 0)
+
+
+def test_few_shot_update_narrows_and_improves(fitted_map, synth):
+    runs, meta, _ = synth
+    target = runs[runs["dataset"] == "ds7"].reset_index(drop=True)
+    obs, test = target.iloc[:15], target.iloc[15:]
+    zero = fitted_map.predict("ds7", test, meta=meta, runs=target.iloc[:0])
+    few = fitted_map.predict("ds7", test, meta=meta, runs=obs)
+    assert few["sd"].mean() < zero["sd"].mean()
+    err0 = np.abs(zero["mean"] - test["value"].to_numpy()).mean()
+    err1 = np.abs(few["mean"] - test["value"].to_numpy()).mean()
+    assert err1 < err0
+    inside = (test["value"].to_numpy() >= few["lower"]) & (test["value"].to_numpy() <= few["upper"])
+    assert inside.mean() >= 0.6
+
+
+def test_missing_meta_features_do_not_drop_runs(synth):
+    runs, meta, _ = synth
+    meta = meta.copy()
+    meta.loc[["ds0", "ds1"], :] = np.nan
+    ml = MetaLearner("accuracy", method="map", interactions=False, quadratic=False)
+    ml.fit_frame(runs[runs["dataset"].isin([f"ds{i}" for i in range(5)])], meta)
+    assert ml.diagnostics["n_runs"] == 150
+    assert ml.scaler.groups  # a missing-pattern indicator exists
+    pred = ml.predict("never_seen", runs.head(3), meta=meta.iloc[:0], runs=runs.iloc[:0])
+    assert np.all(np.isfinite(pred.to_numpy()))
+
+
+def test_predict_draws_shape_scale_and_extra_runs(fitted_map, synth):
+    runs, meta, _ = synth
+    target = runs[runs["dataset"] == "ds7"].reset_index(drop=True)
+    d0 = fitted_map.predict_draws("ds7", target.head(4), meta=meta, runs=target.iloc[:0])
+    assert d0.shape == (fitted_map._draws["B"].shape[0], 4)
+    assert np.all((d0 > 0) & (d0 < 1))
+    extra = target.iloc[:20][["params.lr", "params.depth", "params.booster", "value"]]
+    d1 = fitted_map.predict_draws(
+        "ds7", target.head(4), meta=meta, runs=target.iloc[:0], extra_runs=extra, predictive=True
+    )
+    assert d1.shape == d0.shape
+
+
+def test_duration_target_uses_log(synth):
+    runs, meta, _ = synth
+    ml = MetaLearner("duration_s", direction=None, method="map", interactions=False)
+    r = runs.copy()
+    r["value"] = np.nan
+    ml.fit_frame(r[r["dataset"].isin(["ds0", "ds1", "ds2"])], meta)
+    assert ml.transform.kind == "log" and ml.direction == "minimize"
+    pred = ml.predict("ds0", r.head(5), meta=meta, runs=r[r["dataset"] == "ds0"])
+    assert np.all(pred["lower"] > 0)
+
+
+def test_save_load_roundtrip_and_refusals(fitted_map, synth, tmp_path):
+    runs, meta, _ = synth
+    path = fitted_map.save(tmp_path / "m.nc")
+    back = MetaLearner.load(path)
+    target = runs[runs["dataset"] == "ds7"].head(6)
+    a = fitted_map.predict("ds7", target, meta=meta, runs=target.iloc[:3])
+    b = back.predict("ds7", target, meta=meta, runs=target.iloc[:3])
+    pd.testing.assert_frame_equal(a, b)
+    assert back.config_hash() == fitted_map.config_hash()
+    with pytest.raises(ValidationError, match="metric"):
+        MetaLearner.load(path, metric="rmse")
+    # tamper with the stored config: the hash no longer matches
+    import xarray as xr
+
+    with xr.open_dataset(path) as f:
+        ds = f.load()
+    cfg = json.loads(ds.attrs["config"])
+    cfg["prior_tau"] = 9.0
+    ds.attrs["config"] = json.dumps(cfg, sort_keys=True)
+    ds.to_netcdf(tmp_path / "bad.nc")
+    with pytest.raises(ValidationError, match="hash mismatch"):
+        MetaLearner.load(tmp_path / "bad.nc")
+    xr.Dataset({"x": ("a", [1.0])}).to_netcdf(tmp_path / "other.nc")
+    with pytest.raises(ValidationError, match="not a metaopt model"):
+        MetaLearner.load(tmp_path / "other.nc")
+
+
+def test_bad_inputs_are_one_line_errors(synth):
+    runs, meta, _ = synth
+    with pytest.raises(ValidationError, match="unknown method"):
+        MetaLearner("accuracy", method="gibbs")
+    with pytest.raises(ValidationError, match="no finished runs"):
+        MetaLearner("accuracy", method="map").fit_frame(runs.iloc[:0], meta)
+    two = runs.copy()
+    two.loc[two.index[:5], "model"] = "other"
+    with pytest.raises(ValidationError, match="several model families"):
+        MetaLearner("accuracy", method="map").fit_frame(two, meta)
+    with pytest.raises(ValidationError, match="not fitted"):
+        MetaLearner("accuracy").predict("ds0", runs.head(1))
+
+
+@pytest.mark.slow
+def test_nuts_parameter_recovery():
+    from tests.learner.conftest import make_hierarchical
+
+    runs, meta, _truth = make_hierarchical(n_datasets=10, n_runs=40, seed=5, noise=0.1)
+    ml = MetaLearner("accuracy", method="nuts", draws=300, tune=300, interactions=False)
+    ml.fit_frame(runs, meta)
+    assert ml.diagnostics["max_rhat"] < 1.05
+    # true noise on the logit scale is 0.1: recovered per-dataset σ (on the original logit
+    # scale) should be near it
+    sig = np.exp(ml._draws["log_sigma"]).mean(0) * ml.transform.scale
+    assert np.all((sig > 0.05) & (sig < 0.2))

@@ -1,0 +1,100 @@
+from __future__ import annotations
+
+import numpy as np
+from scipy.stats import multivariate_normal
+
+from metaopt_bayes.update import (
+    collapsed_loglik_grad,
+    marginal_loglik,
+    predictive_moments,
+    sufficient_stats,
+    update_dataset,
+)
+
+
+def _problem(seed=0, n=7, p=4, D=3):
+    rng = np.random.default_rng(seed)
+    X = [rng.normal(size=(n, p)) for _ in range(D)]
+    y = [rng.normal(size=n) for _ in range(D)]
+    return rng, X, y
+
+
+def test_marginal_loglik_matches_dense_gaussian():
+    rng, X, y = _problem()
+    mu, tau2, s2 = rng.normal(size=4), rng.uniform(0.2, 2, 4), 0.4
+    S, b, c, n = sufficient_stats(X[0], y[0])
+    direct = multivariate_normal.logpdf(
+        y[0], X[0] @ mu, s2 * np.eye(len(y[0])) + X[0] @ np.diag(tau2) @ X[0].T
+    )
+    assert np.isclose(marginal_loglik(S, b, c, n, mu, tau2, np.array(s2)), direct)
+
+
+def test_collapsed_gradient_matches_finite_differences():
+    rng, X, y = _problem(1)
+    S = np.stack([x.T @ x for x in X])
+    b = np.stack([x.T @ v for x, v in zip(X, y, strict=True)])
+    c = np.array([v @ v for v in y])
+    n = np.full(3, 7.0)
+    mu, tau2, s2 = rng.normal(size=(3, 4)), rng.uniform(0.5, 2, 4), rng.uniform(0.3, 1, 3)
+    ll, gm, gt, gs = collapsed_loglik_grad(S, b, c, n, mu, tau2, s2)
+    eps = 1e-6
+    f = lambda m, t, s: collapsed_loglik_grad(S, b, c, n, m, t, s)[0]  # noqa: E731
+    m2 = mu.copy()
+    m2[1, 2] += eps
+    assert np.isclose((f(m2, tau2, s2) - f(mu - 0, tau2, s2)) / eps, gm[1, 2], rtol=1e-4)
+    t2 = tau2.copy()
+    t2[3] += eps
+    assert np.isclose((f(mu, t2, s2) - ll) / eps, gt[3], rtol=1e-4)
+    sg = s2.copy()
+    sg[0] += eps
+    assert np.isclose((f(mu, tau2, sg) - ll) / eps, gs[0], rtol=1e-3)
+
+
+def test_few_shot_update_equals_direct_conjugate_posterior():
+    rng, X, y = _problem(2)
+    Sdraws, p = 3, 4
+    mu = rng.normal(size=(Sdraws, p))
+    tau2 = rng.uniform(0.3, 2, (Sdraws, p))
+    s2 = rng.uniform(0.2, 1, Sdraws)
+    post = update_dataset(mu, tau2, X[0], y[0], sigma2=s2)
+    for s in range(Sdraws):
+        prec = np.diag(1 / tau2[s]) + X[0].T @ X[0] / s2[s]
+        cov = np.linalg.inv(prec)
+        mean = cov @ (mu[s] / tau2[s] + X[0].T @ y[0] / s2[s])
+        np.testing.assert_allclose(post.mean[s, 0], mean, rtol=1e-8)
+        np.testing.assert_allclose(post.cov[s, 0], cov, rtol=1e-8, atol=1e-12)
+
+
+def test_zero_shot_is_prior_and_moments_are_exact_mixture():
+    rng = np.random.default_rng(3)
+    mu = rng.normal(size=(5, 3))
+    tau2 = rng.uniform(0.5, 1.5, (5, 3))
+    post = update_dataset(
+        mu, tau2, None, None, log_sigma_mu=np.full(5, -1.0), log_sigma_sd=np.full(5, 0.3), n_nodes=4
+    )
+    np.testing.assert_allclose(post.mean[:, 0], mu)
+    np.testing.assert_allclose(post.weight, 0.25)
+    Phi = rng.normal(size=(6, 3))
+    m, v = predictive_moments(post, Phi, noise=False)
+    # mixture over draws: mean of means; variance = mean of variances + variance of means
+    means = mu @ Phi.T
+    vars_ = np.einsum("ni,si,ni->sn", Phi, tau2, Phi)
+    np.testing.assert_allclose(m, means.mean(0))
+    np.testing.assert_allclose(v, vars_.mean(0) + means.var(0))
+
+
+def test_sigma_nodes_weighted_by_evidence():
+    rng = np.random.default_rng(4)
+    X = rng.normal(size=(40, 2))
+    y = X @ np.array([1.0, -1.0]) + 0.05 * rng.normal(size=40)
+    post = update_dataset(
+        np.zeros((1, 2)),
+        np.ones((1, 2)),
+        X,
+        y,
+        log_sigma_mu=np.array([-1.0]),
+        log_sigma_sd=np.array([1.0]),
+        n_nodes=8,
+    )
+    best = post.sigma2[0, np.argmax(post.weight[0])]
+    assert np.sqrt(best) < 0.15  # the smallest-noise nodes explain the data
