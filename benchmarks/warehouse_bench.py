@@ -125,7 +125,13 @@ def main() -> None:
     from rich.console import Console
     from rich.table import Table
 
-    table = Table(title=f"metaopt warehouse benchmark ({n:,} runs)")
+    import os
+
+    load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
+    table = Table(
+        title=f"metaopt warehouse benchmark ({n:,} runs)",
+        caption=f"{os.cpu_count()} CPUs, load average {load} (timings scale with load)",
+    )
     for col in ("measure", "time", "rate", "target"):
         table.add_column(col)
     for row in rows:
