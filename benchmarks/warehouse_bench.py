@@ -122,10 +122,10 @@ def main() -> None:
         size_mb = path.stat().st_size / 1e6 if path.exists() else float("nan")
     rows.append(("warehouse file size", f"{size_mb:.0f} MB", "", "-"))
 
+    import os
+
     from rich.console import Console
     from rich.table import Table
-
-    import os
 
     load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
     table = Table(
