@@ -54,7 +54,7 @@ def _learner_gaussian(ml: MetaLearner, ds: str, test: pd.DataFrame, obs: pd.Data
     return t.center + t.scale * m, t.scale * np.sqrt(v)
 
 
-def run_scenario(name, runs, meta, metric, method, seed, quick, rows, timings):
+def run_scenario(name, runs, meta, metric, method, seed, quick, rows, timings, extra=None):
     rng = np.random.default_rng(seed)
     tasks = np.array(sorted(runs["dataset"].unique()))
     rng.shuffle(tasks)
@@ -62,7 +62,7 @@ def run_scenario(name, runs, meta, metric, method, seed, quick, rows, timings):
     test_tasks, train_tasks = tasks[:n_test], tasks[n_test:]
     train = runs[runs["dataset"].isin(train_tasks)]
     draws = {"draws": 250, "tune": 250} if quick else {}
-    ml = MetaLearner(metric, method=method, seed=seed, **draws)
+    ml = MetaLearner(metric, method=method, seed=seed, **draws, **(extra or {}))
     t0 = time.perf_counter()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -192,7 +192,12 @@ def main() -> None:
     ap.add_argument("--method", default="map", choices=["map", "nuts", "advi", "pathfinder"])
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--only", default=None, help="run only scenarios whose name contains this")
+    ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                    help="MetaLearner option, e.g. --set prior_meta=0.1 (repeatable)")
     args = ap.parse_args()
+    import json
+
+    extra = {k: json.loads(v) for k, v in (kv.split("=", 1) for kv in args.set)}
     root = shared_data_dir()
     if root is None:
         sys.exit("shared data not found: set METAOPT_SHARED_DATA")
