@@ -364,7 +364,6 @@ def _fit_fold(suite: Suite, train_tasks: list, method: str) -> dict:
     df[f"metrics.{suite.metric}"] = tr["value"].to_numpy()
     if suite.has_cost:
         df["duration_s"] = tr["cost"].to_numpy()
-        df["metrics.log_duration_s"] = np.log(tr["cost"].to_numpy())
     wh.log_runs(df)
     meta = suite.meta.reset_index().rename(columns={suite.meta.index.name or "index": "dataset"})
     meta = meta.rename(columns={meta.columns[0]: "dataset"})
@@ -375,10 +374,9 @@ def _fit_fold(suite: Suite, train_tasks: list, method: str) -> dict:
     learner.fit(wh)
     cost_learner = None
     if suite.has_cost:
-        cost_learner = MetaLearner(
-            "log_duration_s", model=suite.model, direction="minimize", method=method
-        )
-        cost_learner.fit(wh)
+        from metaopt_bayes.search import fit_cost_learner
+
+        cost_learner = fit_cost_learner(wh, suite.metric, suite.model, method)
     return {
         "wh": wh,
         "learner": learner,
@@ -419,7 +417,6 @@ def _run_metaopt(task: Task, budget: int, seed: int, acquisition: str) -> list[i
         metrics = {suite.metric: float(task.pool.at[idx, "value"])}
         meta = {}
         if suite.has_cost:
-            metrics["log_duration_s"] = float(np.log(task.pool.at[idx, "cost"]))
             meta["duration_s"] = float(task.pool.at[idx, "cost"])
         wh.log_run(alias, suite.model, params, metrics, **meta)
     return order

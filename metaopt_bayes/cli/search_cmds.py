@@ -58,12 +58,10 @@ def _learner(wh: Any, metric: str, model: str, path: str | None, method: str, qu
     return MetaLearner(metric, model=model, direction=None, method=method).fit(wh)
 
 
-def _cost_learner(wh: Any, model: str, method: str) -> Any:
-    from metaopt_bayes.model import MetaLearner
+def _cost_learner(wh: Any, metric: str, model: str, method: str) -> Any:
+    from metaopt_bayes.search import fit_cost_learner
 
-    return MetaLearner(
-        "duration_s", model=model, direction="minimize", method=method, transform="log"
-    ).fit(wh)
+    return fit_cost_learner(wh, metric, model, method)
 
 
 @main.command("recommend")
@@ -135,7 +133,7 @@ def recommend_cmd(
         source = (
             candidates if candidates is not None else _space_or_default(wh, dataset, model, space)
         )
-        cost = _cost_learner(wh, model, method) if acquisition == "cost-ei" else None
+        cost = _cost_learner(wh, metric, model, method) if acquisition == "cost-ei" else None
         out = recommend(
             lrn,
             wh,
@@ -294,7 +292,7 @@ def _run_optimize(
 @click.option("--metric", default=None, help="Metric (default: accuracy, or rmse for regression).")
 @click.option(
     "--method",
-    default="map",
+    default="nuts",
     show_default=True,
     help="Meta-learner fit method: nuts, pathfinder, advi, map.",
 )
