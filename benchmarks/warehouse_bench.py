@@ -122,10 +122,16 @@ def main() -> None:
         size_mb = path.stat().st_size / 1e6 if path.exists() else float("nan")
     rows.append(("warehouse file size", f"{size_mb:.0f} MB", "", "-"))
 
+    import os
+
     from rich.console import Console
     from rich.table import Table
 
-    table = Table(title=f"metaopt warehouse benchmark ({n:,} runs)")
+    load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
+    table = Table(
+        title=f"metaopt warehouse benchmark ({n:,} runs)",
+        caption=f"{os.cpu_count()} CPUs, load average {load} (timings scale with load)",
+    )
     for col in ("measure", "time", "rate", "target"):
         table.add_column(col)
     for row in rows:

@@ -672,6 +672,20 @@ class MetaLearner:
             f = f + rng.standard_normal(f.shape) * np.sqrt(sig2)[:, None]
         return self.transform.inverse(f)
 
+    def recommend(
+        self,
+        warehouse: Any,
+        dataset: str,
+        candidates: Any,
+        n: int = 1,
+        acquisition: str = "ei",
+        **kwargs: Any,
+    ) -> pd.DataFrame:
+        """The ``n`` best candidates by ``acquisition`` (see ``metaopt_bayes.search.recommend``)."""
+        from metaopt_bayes.search import recommend
+
+        return recommend(self, warehouse, dataset, candidates, n, acquisition, **kwargs)
+
     # ---- persistence --------------------------------------------------------------------
     def save(self, path: str | os.PathLike) -> Path:
         """Write draws + encoders to netCDF; attrs carry config JSON, its hash and the version."""

@@ -220,8 +220,13 @@ def recommend(
     shown = learner.predict(dataset, pool, warehouse=warehouse, runs=runs, extra_runs=fantasy)
     cost = None
     if key == "cost-ei":
+        cost_runs = None
+        if len(runs) and "duration_s" in runs.columns:  # the dataset's measured seconds
+            cost_runs = runs.assign(value=pd.to_numeric(runs["duration_s"], errors="coerce"))
+            cost_runs = cost_runs[cost_runs["value"] > 0]
         cost = np.asarray(
-            cost_learner.predict(dataset, pool, warehouse=warehouse)["mean"], dtype=float
+            cost_learner.predict(dataset, pool, warehouse=warehouse, runs=cost_runs)["mean"],
+            dtype=float,
         )
     chosen: list[int] = []
     scores: list[float] = []
@@ -264,6 +269,25 @@ def recommend(
     if record:
         record_recommendations(warehouse, learner, dataset, out, key)
     return out
+
+
+def fit_cost_learner(
+    warehouse: Any, metric: str, model: str | None, method: str = "nuts", **config: Any
+) -> Any:
+    """A MetaLearner of training seconds (``duration_s`` of the runs that logged ``metric``),
+    on a log scale, for cost-aware EI (Snoek et al. 2012 model the cost with a second GP)."""
+    from metaopt_bayes.model import MetaLearner
+
+    runs = warehouse.training_matrix(metric, model=model)
+    if len(runs):
+        runs = runs.assign(value=pd.to_numeric(runs["duration_s"], errors="coerce"))
+        runs = runs[runs["value"] > 0]
+    if not len(runs):
+        raise ValidationError(f"no runs of {model!r} with a measured duration_s to model cost")
+    lrn = MetaLearner(
+        "duration_s", model=model, direction="minimize", method=method, transform="log", **config
+    )
+    return lrn.fit_frame(runs.reset_index(drop=True), warehouse.meta_features())
 
 
 def _fantasies(
@@ -540,7 +564,7 @@ def optimize(
     jobs: int = 1,
     refit_every: int = 10,
     n_init: int | None = None,
-    fit_method: str = "map",
+    fit_method: str = "nuts",
     cost_learner: Any = None,
     cv: int | float | None = 5,
     seed: int = 0,
@@ -608,17 +632,13 @@ def optimize(
             lrn = MetaLearner(metric, model=model, direction=direction, method=fit_method)
         try:
             return lrn.fit(warehouse)
-        except ValidationError:
-            return None  # nothing to learn from yet: initial design first
+        except (ValidationError, np.linalg.LinAlgError):
+            # nothing (or too little) to learn from yet: keep the initial design going
+            return None
 
     def fit_cost() -> Any:
-        from metaopt_bayes.model import MetaLearner
-
-        c = MetaLearner(
-            "duration_s", model=model, direction="minimize", method=fit_method, transform="log"
-        )
         try:
-            return c.fit(warehouse)
+            return fit_cost_learner(warehouse, metric, model, fit_method)
         except ValidationError:
             return None
 
@@ -754,7 +774,7 @@ def optimize(
         cfg_cols = [
             c for c in trials.columns if c not in ("number", "run_id", "status", "value", "best")
         ]
-        result.best_config = {c: _plain(best_row[c]) for c in cfg_cols}
+        result.best_config = _typed_config({c: _plain(best_row[c]) for c in cfg_cols}, space, pool)
         result.best_value = float(best_row["value"])
         result.best_run_id = str(best_row["run_id"])
     if not interrupted and retrain and objective is None and result.best_config is not None:
@@ -762,6 +782,24 @@ def optimize(
             warehouse, result, X, np.asarray(y), task, tr_idx, te_idx, seed, artifacts_dir
         )
     return result
+
+
+def _typed_config(cfg: dict[str, Any], space: Any, pool: pd.DataFrame | None) -> dict[str, Any]:
+    """A config read back from the warehouse (numbers as floats) with its original types: the
+    matching pool row, or the space's validation (which restores ints and drops unknowns)."""
+    if pool is not None:
+        names = [c for c in pool.columns if not str(c).startswith("_")]
+        key = _keys(pd.DataFrame([cfg]), names)[0]
+        for i, k in enumerate(_keys(pool, names)):
+            if k == key:
+                return {c: _plain(pool.iloc[i][c]) for c in names}
+        return cfg
+    if space is not None:
+        try:
+            return dict(space.validate({k: v for k, v in cfg.items() if k in space.names}))
+        except ValidationError:
+            return cfg
+    return cfg
 
 
 def _next_config(
@@ -900,6 +938,7 @@ __all__ = [
     "call_objective",
     "exclude_run",
     "fit_and_test",
+    "fit_cost_learner",
     "load_candidates",
     "make_executor",
     "optimize",

@@ -21,9 +21,11 @@ Measurements cover the whole cross-validated evaluation (every fold's fit and pr
   (``os.times``), so multi-threaded fits count every core they used;
 * ``peak_mem_mb`` — peak resident memory *added* during the evaluation: on Linux the
   process's high-water mark is reset before the fit (``/proc/self/clear_refs`` ← 5) and
-  ``VmHWM − RSS_before`` is read after it; elsewhere the ``ru_maxrss`` increase (a lower
-  bound). This costs nothing during the fit, unlike ``tracemalloc`` (which also misses
-  memory allocated by native code) or a psutil polling thread (which can miss short peaks).
+  ``VmHWM − RSS_before − ΔRssFile`` is read after it (ΔRssFile: shared-library pages first
+  touched by the fit, not memory the configuration needs); elsewhere the ``ru_maxrss``
+  increase (a lower bound). This costs nothing during the fit, unlike ``tracemalloc``
+  (which also misses memory allocated by native code) or a psutil polling thread (which
+  can miss short peaks).
 """
 
 from __future__ import annotations
@@ -102,8 +104,26 @@ def split_columns(X: pd.DataFrame) -> tuple[list[str], list[str]]:
     return [c for c in X.columns if c not in categorical], categorical
 
 
+def _as_model_input(X: pd.DataFrame, categorical: list[str]) -> pd.DataFrame:
+    """``X`` with categorical columns as plain ``object`` strings and ``np.nan`` for missing.
+
+    scikit-learn's imputers and encoders do not understand pandas' nullable ``string`` /
+    ``boolean`` dtypes (``pd.NA`` raises "boolean value of NA is ambiguous"), which is what
+    a DuckDB table with missing categories loads as.
+    """
+    if not categorical:
+        return X
+    X = X.copy()
+    for c in categorical:
+        col = X[c]
+        X[c] = np.where(col.isna().to_numpy(), np.nan, col.astype(str).to_numpy(dtype=object))
+        X[c] = X[c].astype(object)
+    return X
+
+
 def _splits(y: np.ndarray, task: str, cv: int | float | None, seed: int) -> list[tuple]:
-    """Train/validation index pairs: k-fold for ``cv >= 2``, else one holdout split."""
+    """Train/validation index pairs: k-fold for ``cv >= 2`` (stratified for classification),
+    else one holdout split (stratified when every class has two rows)."""
     from sklearn.model_selection import KFold, StratifiedKFold, train_test_split
 
     n = len(y)
@@ -118,8 +138,12 @@ def _splits(y: np.ndarray, task: str, cv: int | float | None, seed: int) -> list
         raise ValidationError(f"cv must be an integer >= 2 or a holdout fraction, not {cv!r}")
     if k > n:
         raise ValidationError(f"cv={k} folds but the dataset has only {n} rows")
-    if task == "classification" and np.bincount(y).min() >= k:
-        return list(StratifiedKFold(k, shuffle=True, random_state=seed).split(idx, y))
+    if task == "classification" and np.bincount(y).max() >= k:
+        # stratified even when a rare class has fewer than k rows (those rows spread over
+        # as many folds as they can; scikit-learn's warning about it is expected here)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)
+            return list(StratifiedKFold(k, shuffle=True, random_state=seed).split(idx, y))
     return list(KFold(k, shuffle=True, random_state=seed).split(idx))
 
 
@@ -142,7 +166,9 @@ def _decision_scores(est: Any, X: pd.DataFrame, n_classes: int) -> np.ndarray | 
     s = np.asarray(est.decision_function(X))
     if s.ndim == 1:
         return s
-    out = np.full((len(X), n_classes), -np.inf)
+    # a class the fold's training rows lacked gets a constant score: its one-vs-rest AUC
+    # is then 0.5 (no ranking), not a crash on non-finite scores
+    out = np.zeros((len(X), n_classes))
     out[:, est.classes_.astype(int)] = s
     return out
 
@@ -153,8 +179,9 @@ def classification_metrics(
     """Metrics of one validation fold (labels are integer codes 0..n_classes-1).
 
     ROC-AUC is binary AUC for two classes, else the unweighted mean of one-vs-rest AUCs over
-    the classes present in the fold (Hand & Till's OvR macro, as ``roc_auc_score(...,
-    multi_class='ovr')``). Log-loss uses all ``n_classes`` labels.
+    the classes present in the fold (one-vs-rest macro AUC, Provost & Domingos 2000, as
+    ``roc_auc_score(..., multi_class='ovr', average='macro')`` when every class is present).
+    Log-loss uses all ``n_classes`` labels, so a class missing from a fold is still scored.
     """
     from sklearn import metrics as skm
 
@@ -224,6 +251,7 @@ def evaluate(
     else:
         y_fit, n_classes = y.astype(float), 0
     numeric, categorical = split_columns(X)
+    X = _as_model_input(X, categorical)
     pipe = make_pipeline(family.make_estimator(config, task, seed), numeric, categorical)
     folds: list[dict[str, float]] = []
     with threadpool_limits(limits=threads):
@@ -267,23 +295,18 @@ def _fit_fold(
 # measurement
 
 
-def _rss_bytes() -> int | None:
-    try:
-        with open("/proc/self/statm") as fh:
-            return int(fh.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
-    except (OSError, ValueError, IndexError):
-        return None
-
-
-def _hwm_bytes() -> int | None:
+def _proc_status(*fields: str) -> dict[str, int] | None:
+    """Selected ``kB`` fields of ``/proc/self/status`` in bytes (None off Linux)."""
+    out: dict[str, int] = {}
     try:
         with open("/proc/self/status") as fh:
             for line in fh:
-                if line.startswith("VmHWM:"):
-                    return int(line.split()[1]) * 1024
-    except (OSError, ValueError):
+                key, _, rest = line.partition(":")
+                if key in fields:
+                    out[key] = int(rest.split()[0]) * 1024
+    except (OSError, ValueError, IndexError):
         return None
-    return None
+    return out if len(out) == len(fields) else None
 
 
 def _reset_hwm() -> bool:
@@ -309,7 +332,7 @@ class _Meter:
     def __enter__(self) -> _Meter:
         self.started_at = datetime.now(UTC)
         self.exact = _reset_hwm()
-        self.rss0 = _rss_bytes() if self.exact else None
+        self.status0 = _proc_status("VmRSS", "RssFile") if self.exact else None
         self.maxrss0 = _maxrss_bytes()
         t = os.times()
         self.cpu0 = t.user + t.system + t.children_user + t.children_system
@@ -321,9 +344,15 @@ class _Meter:
         t = os.times()
         self.cpu_s = t.user + t.system + t.children_user + t.children_system - self.cpu0
         self.finished_at = datetime.now(UTC)
-        hwm = _hwm_bytes() if self.exact else None
-        if hwm is not None and self.rss0 is not None:
-            added = hwm - self.rss0
+        status = _proc_status("VmHWM", "RssFile") if self.status0 is not None else None
+        if status is not None and self.status0 is not None:
+            # peak RSS growth minus the file-backed pages (shared-library code) first touched
+            # during the block: a freshly forked worker faults in scikit-learn's code pages
+            # on its first fit, which is not memory the configuration needs (it inflated
+            # the peak of isolated trials by ~15 MB). File pages are rarely dropped, so the
+            # end-of-block RssFile bounds their contribution to the peak.
+            file_growth = max(status["RssFile"] - self.status0["RssFile"], 0)
+            added = status["VmHWM"] - self.status0["VmRSS"] - file_growth
         else:
             added = _maxrss_bytes() - self.maxrss0
         self.peak_mem_mb = max(added, 0) / 2**20
@@ -347,6 +376,48 @@ def _warm_imports(payload: Mapping[str, Any]) -> None:
             payload["config"], payload["task"], payload.get("seed", 0)
         )
         make_pipeline(est, ["x"], ["c"])
+    except Exception:
+        return
+    key = (payload["model"], payload["task"])
+    if key not in _WARMED:
+        _warm_fit(payload)
+        _WARMED.add(key)
+
+
+#: Rows of the tiny warm-up fit (see :func:`_warm_fit`).
+WARM_ROWS = 40
+#: (model, task) pairs this process has already fitted once.
+_WARMED: set[tuple[str, str]] = set()
+
+
+def _warm_fit(payload: Mapping[str, Any]) -> None:
+    """Fit the configuration once on a tiny slice of the data, unmeasured.
+
+    The first fit in a process loads code lazily (scikit-learn's submodules, Cython
+    extensions, BLAS kernels) and grows the allocator's heap; in a freshly started worker
+    that one-off cost was ~5 MB of "peak memory" and a fraction of a second that belong to
+    the process, not to the configuration. Iterations are capped so a slow config stays
+    cheap here; any error is ignored (the measured call reports it).
+    """
+    try:
+        X, y = payload["X"], np.asarray(payload["y"])
+        n = len(y)
+        if n < 4:
+            return
+        rng = np.random.default_rng(0)
+        idx = np.sort(rng.choice(n, size=min(WARM_ROWS, n), replace=False))
+        if payload["task"] == "classification":
+            # keep two classes present so the classifier actually fits
+            first = {v: i for i, v in reversed(list(enumerate(y)))}
+            idx = np.unique(np.concatenate([idx, list(first.values())[:2]]))
+        cfg = dict(payload["config"])
+        for key in ("max_iter", "n_estimators"):
+            if isinstance(cfg.get(key), int | float) and cfg[key] > 5:
+                cfg[key] = 5
+        Xs = X.iloc[idx] if isinstance(X, pd.DataFrame) else np.asarray(X)[idx]
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            evaluate(Xs, y[idx], payload["task"], payload["model"], cfg, cv=0.5, seed=0)
     except Exception:
         return
 

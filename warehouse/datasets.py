@@ -175,6 +175,11 @@ def register_dataset(
         raise ValidationError(f"target column {target!r} is missing in row {row}")
     if task == "regression" and not pd.api.types.is_numeric_dtype(frame[target]):
         raise ValidationError(f"regression target {target!r} is not numeric")
+    if task == "classification" and frame[target].nunique() < 2:
+        raise ValidationError(
+            f"classification target {target!r} has a single class "
+            f"({frame[target].iloc[0]!r}); at least 2 are needed"
+        )
     digest = content_hash(frame, target)
 
     existing = wh._read_df(

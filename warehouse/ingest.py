@@ -242,22 +242,6 @@ def _is_bool_type(arrow_type: pa.DataType) -> bool:
     return pt.is_boolean(arrow_type)
 
 
-def _typed_text_sql(expr: str) -> tuple[str, str]:
-    """SQL for (value_num, value_text) of a text parameter value: None/null → both NULL,
-    true/false → 1/0, a finite number → numeric, anything else → text."""
-    t = f"lower(trim({expr}))"
-    as_num = f"TRY_CAST(trim({expr}) AS DOUBLE)"
-    num = (
-        f"CASE WHEN {t} IN ('none', 'null') THEN NULL WHEN {t} = 'true' THEN 1.0 "
-        f"WHEN {t} = 'false' THEN 0.0 WHEN isfinite({as_num}) THEN {as_num} END"
-    )
-    text = (
-        f"CASE WHEN {t} IN ('none', 'null', 'true', 'false') OR isfinite({as_num}) "
-        f"THEN NULL ELSE {expr} END"
-    )
-    return num, text
-
-
 def _first(con: Any, sql: str) -> tuple | None:
     rows = con.execute(sql).fetchall()
     return rows[0] if rows else None
@@ -512,10 +496,17 @@ def _insert_runs(con: Any, src: str, fields: dict, kinds: dict, types: dict) -> 
                 + _unpivot(src, numeric, "DOUBLE")
             )
         if textual:
-            num, txt = _typed_text_sql("value")
             con.execute(
                 f"INSERT INTO {table} (run_id, name, value_num, value_text) "
-                f"SELECT __run_id, name, {num}, {txt} FROM " + _unpivot(src, textual, "VARCHAR")
+                "SELECT __run_id, name, "
+                "CASE WHEN t IN ('none', 'null') THEN NULL WHEN t = 'true' THEN 1.0 "
+                "WHEN t = 'false' THEN 0.0 WHEN isfinite(n) THEN n END, "
+                "CASE WHEN t IN ('none', 'null', 'true', 'false') OR isfinite(n) THEN NULL "
+                "ELSE value END "
+                "FROM (SELECT __run_id, name, value, lower(trim(value)) AS t, "
+                "TRY_CAST(trim(value) AS DOUBLE) AS n FROM "
+                + _unpivot(src, textual, "VARCHAR")
+                + ")"
             )
     if kinds["metrics"]:
         con.execute(

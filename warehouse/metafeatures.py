@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import math
 import time
+import warnings
 from collections.abc import Callable
 from typing import Any
 
@@ -253,7 +254,9 @@ def _numeric_matrix(data: pd.DataFrame, numeric: list[str]) -> np.ndarray:
     """Numeric features as float64 with missing values imputed by the column median."""
     x = np.array(data[numeric].to_numpy(dtype=float, na_value=np.nan), copy=True)
     if np.isnan(x).any():
-        med = np.nanmedian(x, axis=0)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)  # an all-missing column → 0
+            med = np.nanmedian(x, axis=0)
         med = np.where(np.isnan(med), 0.0, med)
         idx = np.nonzero(np.isnan(x))
         x[idx] = np.take(med, idx[1])
@@ -361,13 +364,17 @@ def _info_theory(
     return out
 
 
-def landmark_matrix(data: pd.DataFrame, numeric: list[str], categorical: list[str]) -> np.ndarray:
-    """Standardized numeric features (median-imputed) plus one-hot categorical columns."""
+def landmark_matrix(
+    data: pd.DataFrame, numeric: list[str], categorical: list[str], standardize: bool = False
+) -> np.ndarray:
+    """Numeric features (median-imputed; standardized if asked) plus one-hot categoricals."""
     parts = []
     if numeric:
         x = _numeric_matrix(data, numeric)
-        sd = x.std(axis=0)
-        parts.append((x - x.mean(axis=0)) / np.where(sd > 0, sd, 1.0))
+        if standardize:
+            sd = x.std(axis=0)
+            x = (x - x.mean(axis=0)) / np.where(sd > 0, sd, 1.0)
+        parts.append(x)
     for c in categorical:
         codes, _ = pd.factorize(data[c], use_na_sentinel=False)
         parts.append(np.eye(int(codes.max()) + 1)[codes])
@@ -401,20 +408,26 @@ def _landmarkers(
     task: str,
     seed: int,
 ) -> list[dict[str, Any]]:
-    """Cross-validated scores of cheap learners on a subsample of ≤ ``LANDMARK_MAX_ROWS``."""
-    import warnings
+    """Cross-validated scores of cheap learners on a subsample of ≤ ``LANDMARK_MAX_ROWS``.
 
+    Standardization (which only 1-NN is sensitive to) is fitted inside each training fold,
+    so no statistic of a validation fold leaks into the score.
+    """
+    from sklearn.compose import ColumnTransformer
     from sklearn.discriminant_analysis import LinearDiscriminantAnalysis
     from sklearn.linear_model import LinearRegression
     from sklearn.model_selection import KFold, StratifiedKFold, cross_val_score
     from sklearn.naive_bayes import GaussianNB
     from sklearn.neighbors import KNeighborsClassifier, KNeighborsRegressor
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
     from sklearn.tree import DecisionTreeClassifier, DecisionTreeRegressor
 
     t0 = time.perf_counter()
     idx = landmark_subsample(y, task, LANDMARK_MAX_ROWS, seed)
     sub = data.iloc[idx]
-    x = landmark_matrix(sub, numeric, categorical)
+    x = landmark_matrix(sub, numeric, categorical)  # numeric columns come first
+    n_num = len(numeric)
     ys = y[idx]
     prep_s = time.perf_counter() - t0
     if x.shape[1] == 0:
@@ -422,13 +435,11 @@ def _landmarkers(
     if task == "classification":
         if n_classes < 2 or len(np.unique(ys)) < 2:
             return []
+        # stratified whenever the largest class can fill every fold; a rare class only
+        # triggers scikit-learn's warning instead of shrinking the number of folds
         counts = np.bincount(ys)
-        folds = int(min(LANDMARK_FOLDS, counts[counts > 0].min()))
-        if folds < 2:
-            folds = 2
-            cv: Any = KFold(folds, shuffle=True, random_state=seed)
-        else:
-            cv = StratifiedKFold(folds, shuffle=True, random_state=seed)
+        folds = int(max(2, min(LANDMARK_FOLDS, counts.max())))
+        cv: Any = StratifiedKFold(folds, shuffle=True, random_state=seed)
         learners = {
             "landmark_1nn": KNeighborsClassifier(n_neighbors=1),
             "landmark_stump": DecisionTreeClassifier(max_depth=1, random_state=seed),
@@ -445,7 +456,11 @@ def _landmarkers(
         }
         scoring = "r2"
     rows = []
-    for name, est in learners.items():
+    for name, learner in learners.items():
+        scale = ColumnTransformer(
+            [("num", StandardScaler(), list(range(n_num)))], remainder="passthrough"
+        )
+        est = make_pipeline(scale, learner)
         t1 = time.perf_counter()
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")

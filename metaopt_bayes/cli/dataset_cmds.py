@@ -193,7 +193,10 @@ def sweep_cmd(
     import pandas as pd
 
     from metaopt_bayes.sweep import sweep
+    from warehouse.errors import ValidationError
 
+    if n < 1:
+        raise ValidationError(f"--n must be at least 1, not {n}")
     rows: list[dict[str, Any]] = []
 
     def collect(run_id: str, result: dict[str, Any]) -> None:

@@ -58,12 +58,10 @@ def _learner(wh: Any, metric: str, model: str, path: str | None, method: str, qu
     return MetaLearner(metric, model=model, direction=None, method=method).fit(wh)
 
 
-def _cost_learner(wh: Any, model: str, method: str) -> Any:
-    from metaopt_bayes.model import MetaLearner
+def _cost_learner(wh: Any, metric: str, model: str, method: str) -> Any:
+    from metaopt_bayes.search import fit_cost_learner
 
-    return MetaLearner(
-        "duration_s", model=model, direction="minimize", method=method, transform="log"
-    ).fit(wh)
+    return fit_cost_learner(wh, metric, model, method)
 
 
 @main.command("recommend")
@@ -135,7 +133,7 @@ def recommend_cmd(
         source = (
             candidates if candidates is not None else _space_or_default(wh, dataset, model, space)
         )
-        cost = _cost_learner(wh, model, method) if acquisition == "cost-ei" else None
+        cost = _cost_learner(wh, metric, model, method) if acquisition == "cost-ei" else None
         out = recommend(
             lrn,
             wh,
@@ -294,7 +292,7 @@ def _run_optimize(
 @click.option("--metric", default=None, help="Metric (default: accuracy, or rmse for regression).")
 @click.option(
     "--method",
-    default="map",
+    default="nuts",
     show_default=True,
     help="Meta-learner fit method: nuts, pathfinder, advi, map.",
 )
@@ -522,10 +520,14 @@ def _default_vs_found(wh: Any, res: Any, model: str, seed: int) -> dict[str, Any
     y = np.asarray(y)
     tr, te = _split(y, task, 0.25, seed)
     _, default_metrics, _ = fit_and_test(X, y, task, model, {}, tr, te, seed)
+    default_cv = trainer.evaluate(
+        X.iloc[tr].reset_index(drop=True), y[tr], task, model, {}, cv=3, seed=seed
+    )
     rows = [
         {
             "config": "default (scikit-learn)",
             "settings": "{}",
+            "cv_accuracy": default_cv.get("accuracy"),
             "test_accuracy": default_metrics.get("accuracy"),
             "test_log_loss": default_metrics.get("log_loss"),
         },
@@ -534,6 +536,7 @@ def _default_vs_found(wh: Any, res: Any, model: str, seed: int) -> dict[str, Any
             "settings": json.dumps(
                 {k: v for k, v in (res.best_config or {}).items() if v is not None}, default=str
             ),
+            "cv_accuracy": res.best_value,
             "test_accuracy": res.test_metrics.get("accuracy"),
             "test_log_loss": res.test_metrics.get("log_loss"),
         },

@@ -83,3 +83,47 @@ def test_zoo_lists_families_and_spaces(run):
     r = run("zoo", "mlp", "--format", "json")
     params = {d["param"] for d in json.loads(r.stdout)}
     assert {"n_layers", "width", "activation"} <= params
+
+
+def test_sweep_errors_are_one_line_and_log_nothing(run, tmp_path):
+    assert run("datasets", "add", "sklearn:iris").exit_code == 0
+    bad_space = tmp_path / "bad.yaml"
+    bad_space.write_text("C: {type: float, low: 5, high: 1}\n")
+    cases = [
+        (["-d", "nope", "-m", "knn"], "dataset 'nope' is not registered"),
+        (["-d", "iris", "-m", "gbm"], "unknown model 'gbm'"),
+        (["-d", "iris", "-m", "ridge"], "does not support classification"),
+        (["-d", "iris", "-m", "svc", "--space", str(bad_space)], "'C'"),
+        (["-d", "iris", "-m", "knn", "--n", "0"], "--n must be at least 1"),
+    ]
+    for args, message in cases:
+        r = run("sweep", *args, "-q")
+        assert r.exit_code == 1, (args, r.output)
+        lines = r.output.strip().splitlines()
+        assert len(lines) == 1 and lines[0].startswith("Error: ") and message in lines[0], args
+    r = run("sql", "SELECT count(*) AS n FROM runs", "--format", "json")
+    assert json.loads(r.stdout)[0]["n"] == 0
+    csv = tmp_path / "t.csv"
+    csv.write_text("a,b\n1,2\n3,4\n")
+    r = run("datasets", "add", str(csv), "--target", "y")
+    assert r.exit_code == 1 and r.output.count("\n") == 1 and "target column 'y'" in r.output
+
+
+def test_run_features_shows_every_feature_group_through_sql(run):
+    assert run("datasets", "add", "sklearn:wine").exit_code == 0
+    r = run("sweep", "-d", "wine", "-m", "mlp", "--n", "2", "--cv", "3", "-q")
+    assert r.exit_code == 0, r.output
+    r = run("sql", "SELECT * FROM run_features", "--format", "json")
+    assert r.exit_code == 0, r.output
+    rows = json.loads(r.stdout)
+    assert len(rows) == 2
+    for row in rows:
+        assert row["status"] == "finished" and row["n_rows"] == 178
+        assert row["duration_s"] > 0 and row["cpu_s"] >= 0 and row["peak_mem_mb"] >= 0
+        mf = row["meta_features"]
+        for name in ("n_instances", "skewness_mean", "class_entropy", "landmark_lda"):
+            assert name in mf  # general, statistical, info-theory, landmarking
+        assert {"n_layers", "width", "alpha"} <= set(row["params_num"])
+        assert {"n_layers", "width", "n_hidden_units"} <= set(row["arch_num"])
+        assert row["arch_text"]["kind"] == "neural_net"
+        assert set(row["metrics"]) >= {"accuracy", "f1_macro", "roc_auc", "log_loss"}

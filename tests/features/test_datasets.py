@@ -123,3 +123,10 @@ def test_infer_task():
     assert infer_task(pd.Series([0, 1, 2, 1])) == "classification"
     assert infer_task(pd.Series([0.5, 1.2, 3.3])) == "regression"
     assert infer_task(pd.Series(np.arange(100))) == "regression"
+
+
+def test_single_class_target_is_rejected_and_nothing_is_stored(mem_wh, iris_frame):
+    one = iris_frame.assign(target=0)
+    with pytest.raises(ValidationError, match="single class"):
+        mem_wh.register_dataset("one", one, "target")
+    assert mem_wh._read_df("SELECT count(*) AS n FROM datasets")["n"].iloc[0] == 0

@@ -11,6 +11,7 @@ from sklearn.decomposition import PCA
 from sklearn.metrics import mutual_info_score
 from sklearn.model_selection import StratifiedKFold, cross_val_score
 from sklearn.neighbors import KNeighborsClassifier
+from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
 from warehouse.errors import ValidationError
@@ -115,10 +116,16 @@ def test_information_theory_matches_scipy_and_sklearn(wine):
 
 def test_landmark_1nn_matches_sklearn_cross_validation(wine):
     mf = _mf(wine)
-    x = StandardScaler().fit_transform(wine.drop(columns="target"))
+    x = wine.drop(columns="target").to_numpy()
     y = wine["target"].to_numpy()
     cv = StratifiedKFold(5, shuffle=True, random_state=0)
-    expected = cross_val_score(KNeighborsClassifier(1), x, y, cv=cv).mean()
+    # the scaler is fitted on each training fold only (no validation-fold leakage)
+    knn = make_pipeline(StandardScaler(), KNeighborsClassifier(1))
+    expected = cross_val_score(knn, x, y, cv=cv).mean()
+    leaky = StandardScaler().fit_transform(x)
+    assert mf["landmark_1nn"] != pytest.approx(
+        cross_val_score(KNeighborsClassifier(1), leaky, y, cv=cv).mean()
+    )
     assert mf["landmark_1nn"] == pytest.approx(expected)
     for name in ("landmark_stump", "landmark_naive_bayes", "landmark_lda"):
         assert 0 < mf[name] <= 1

@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
+import pandas as pd
 import pytest
 from sklearn import metrics as skm
 from sklearn.datasets import load_breast_cancer, load_diabetes, load_iris
@@ -74,6 +75,9 @@ def test_string_labels_and_no_predict_proba():
     assert got["accuracy"] > 0.9
     assert "log_loss" not in got  # SVC without probabilities has no log-loss
     assert 0.5 < got["roc_auc"] <= 1.0  # from decision scores
+    cfg = {"C": 1.0, "kernel": "linear", "max_iter": 20000, "probability": True}
+    calibrated = evaluate(X, labels, "classification", "svc", cfg, cv=3)
+    assert 0 < calibrated["log_loss"] < 1.0 and calibrated["roc_auc"] > 0.9
 
 
 def test_regression_metrics_equal_sklearn():
@@ -194,3 +198,79 @@ def test_meter_sees_cpu_and_peak_memory():
     with _Meter() as small:
         sum(range(1000))
     assert small.peak_mem_mb < 20
+
+
+def test_fold_missing_a_class_scores_log_loss_and_auc_like_sklearn():
+    from metaopt_bayes.trainer import classification_metrics
+
+    # 3 classes in the dataset, class 2 absent from this validation fold
+    y_true = np.array([0, 0, 1, 1, 0, 1])
+    proba = np.array(
+        [
+            [0.7, 0.2, 0.1],
+            [0.5, 0.4, 0.1],
+            [0.2, 0.7, 0.1],
+            [0.3, 0.3, 0.4],
+            [0.6, 0.3, 0.1],
+            [0.1, 0.8, 0.1],
+        ]
+    )
+    pred = proba.argmax(axis=1)
+    got = classification_metrics(y_true, pred, proba, None, 3)
+    assert got["log_loss"] == pytest.approx(skm.log_loss(y_true, proba, labels=[0, 1, 2]))
+    aucs = [skm.roc_auc_score(y_true == k, proba[:, k]) for k in (0, 1)]
+    assert got["roc_auc"] == pytest.approx(np.mean(aucs))
+    assert got["f1_macro"] == pytest.approx(skm.f1_score(y_true, pred, average="macro"))
+
+
+def test_class_missing_from_a_training_fold_does_not_crash_decision_scores():
+    # class 3 has a single row: the fold that validates it never trained on it
+    rng = np.random.default_rng(0)
+    X = pd.DataFrame({"a": rng.normal(size=61), "b": rng.normal(size=61)})
+    y = np.array([0] * 20 + [1] * 20 + [2] * 20 + [3])
+    got = evaluate(X, y, "classification", "svc", {"kernel": "rbf"}, cv=3, seed=0)
+    assert 0.0 <= got["roc_auc"] <= 1.0 and math.isfinite(got["roc_auc"])
+
+
+def test_string_categorical_features_with_missing_values_train():
+    rng = np.random.default_rng(1)
+    n = 90
+    y = rng.integers(0, 2, n)
+    cat = np.where(y == 1, "yes", "no").astype(object)
+    cat[rng.random(n) < 0.2] = None
+    X = pd.DataFrame(
+        {
+            "num": rng.normal(size=n),
+            "cat": pd.array(cat, dtype="string"),  # pd.NA for missing, as DuckDB loads it
+            "flag": pd.array(rng.random(n) > 0.5, dtype="boolean"),
+        }
+    )
+    for model in ("logistic_regression", "hist_gradient_boosting", "knn"):
+        res = run_trial(make_payload(X, y, "classification", model, {}, cv=3))
+        assert res["status"] == "finished", res["error"]
+    # the category carries the label: a linear model must find it
+    assert evaluate(X, y, "classification", "logistic_regression", {}, cv=3)["accuracy"] > 0.75
+
+
+def test_isolated_and_in_process_trials_measure_the_same_peak_memory():
+    # a freshly forked worker first faults in library code and grows its heap; that
+    # one-off cost (~15 MB before) must not be charged to the configuration
+    X, y = load_breast_cancer(return_X_y=True, as_frame=True)
+    cfg = {"n_neighbors": 5}
+    local = run_trial(make_payload(X, y.to_numpy(), "classification", "knn", cfg, cv=3))
+    child = run_trial(
+        make_payload(X, y.to_numpy(), "classification", "knn", cfg, cv=3, timeout_s=120)
+    )
+    assert local["status"] == child["status"] == "finished"
+    assert abs(child["peak_mem_mb"] - local["peak_mem_mb"]) < 4
+
+
+def test_a_rare_class_keeps_the_folds_stratified():
+    from metaopt_bayes.trainer import _splits
+
+    y = np.array([0] * 40 + [1] * 40 + [2] * 2)
+    folds = _splits(y, "classification", 5, seed=0)
+    expected = StratifiedKFold(5, shuffle=True, random_state=0).split(np.zeros(len(y)), y)
+    for (_, te), (_, te2) in zip(folds, expected, strict=True):
+        np.testing.assert_array_equal(te, te2)
+        assert np.bincount(y[te], minlength=3)[:2].tolist() == [8, 8]  # balanced majority
