@@ -192,8 +192,13 @@ def main() -> None:
     ap.add_argument("--method", default="map", choices=["map", "nuts", "advi", "pathfinder"])
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--only", default=None, help="run only scenarios whose name contains this")
-    ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                    help="MetaLearner option, e.g. --set prior_meta=0.1 (repeatable)")
+    ap.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="MetaLearner option, e.g. --set prior_meta=0.1 (repeatable)",
+    )
     args = ap.parse_args()
     import json
 
@@ -222,7 +227,7 @@ def main() -> None:
     for name, runs, meta, metric in scenarios:
         print(f"… {name} ({len(runs)} runs)", file=sys.stderr, flush=True)
         ml, test_tasks = run_scenario(
-            name, runs, meta, metric, args.method, args.seed, args.quick, rows, timings
+            name, runs, meta, metric, args.method, args.seed, args.quick, rows, timings, extra
         )
         timings[-1].update(speed_update(ml, runs, meta, str(test_tasks[0])))
     pd.set_option("display.width", 160)
