@@ -641,7 +641,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--max-tasks", type=int, default=0, help="subsample tasks (0 = all)")
     ap.add_argument("--fit-method", default="nuts", help="MetaLearner method for metaopt")
     ap.add_argument("--quick", action="store_true", help="small smoke run")
+    ap.add_argument("--out", default=str(OUT), help="folder for the csv/md/png results")
     args = ap.parse_args(argv)
+    out_dir = Path(args.out)
     if args.quick:
         args.folds, args.max_tasks, args.budget = 1, 15, 25
     if not DATA.exists():
@@ -654,7 +656,7 @@ def main(argv: list[str] | None = None) -> int:
         except ImportError:
             print("note: torch is not installed, Optuna's GPSampler is skipped", file=sys.stderr)
             methods.remove("gp")
-    OUT.mkdir(parents=True, exist_ok=True)
+    out_dir.mkdir(parents=True, exist_ok=True)
     suites = []
     if args.suite in ("openml100_rf", "all"):
         suites.append(load_openml_rf())
@@ -663,7 +665,7 @@ def main(argv: list[str] | None = None) -> int:
     budgets = [b for b in BUDGETS if b <= args.budget]
     for suite in suites:
         df = run_suite(suite, methods, args)
-        df.to_csv(OUT / f"search_{suite.name}.csv", index=False)
+        df.to_csv(out_dir / f"search_{suite.name}.csv", index=False)
         s = summarize(df, budgets)
         text = [
             f"## {suite.name} — mean normalized regret (average rank), "
@@ -686,8 +688,8 @@ def main(argv: list[str] | None = None) -> int:
         ]
         out = "\n".join(text)
         print(out)
-        (OUT / f"search_{suite.name}.md").write_text(out + "\n")
-        plot(df, suite, args.budget, OUT / f"search_{suite.name}.png")
+        (out_dir / f"search_{suite.name}.md").write_text(out + "\n")
+        plot(df, suite, args.budget, out_dir / f"search_{suite.name}.png")
     return 0
 
 

@@ -632,8 +632,9 @@ def optimize(
             lrn = MetaLearner(metric, model=model, direction=direction, method=fit_method)
         try:
             return lrn.fit(warehouse)
-        except ValidationError:
-            return None  # nothing to learn from yet: initial design first
+        except (ValidationError, np.linalg.LinAlgError):
+            # nothing (or too little) to learn from yet: keep the initial design going
+            return None
 
     def fit_cost() -> Any:
         try:

@@ -378,12 +378,16 @@ def _warm_imports(payload: Mapping[str, Any]) -> None:
         make_pipeline(est, ["x"], ["c"])
     except Exception:
         return
-    if payload.get("warm_fit", True):
+    key = (payload["model"], payload["task"])
+    if key not in _WARMED:
         _warm_fit(payload)
+        _WARMED.add(key)
 
 
 #: Rows of the tiny warm-up fit (see :func:`_warm_fit`).
 WARM_ROWS = 40
+#: (model, task) pairs this process has already fitted once.
+_WARMED: set[tuple[str, str]] = set()
 
 
 def _warm_fit(payload: Mapping[str, Any]) -> None:

@@ -520,10 +520,14 @@ def _default_vs_found(wh: Any, res: Any, model: str, seed: int) -> dict[str, Any
     y = np.asarray(y)
     tr, te = _split(y, task, 0.25, seed)
     _, default_metrics, _ = fit_and_test(X, y, task, model, {}, tr, te, seed)
+    default_cv = trainer.evaluate(
+        X.iloc[tr].reset_index(drop=True), y[tr], task, model, {}, cv=3, seed=seed
+    )
     rows = [
         {
             "config": "default (scikit-learn)",
             "settings": "{}",
+            "cv_accuracy": default_cv.get("accuracy"),
             "test_accuracy": default_metrics.get("accuracy"),
             "test_log_loss": default_metrics.get("log_loss"),
         },
@@ -532,6 +536,7 @@ def _default_vs_found(wh: Any, res: Any, model: str, seed: int) -> dict[str, Any
             "settings": json.dumps(
                 {k: v for k, v in (res.best_config or {}).items() if v is not None}, default=str
             ),
+            "cv_accuracy": res.best_value,
             "test_accuracy": res.test_metrics.get("accuracy"),
             "test_log_loss": res.test_metrics.get("log_loss"),
         },
