@@ -263,3 +263,30 @@ def test_bad_meta_features_write_nothing(wh_memory):
         wh_memory.log_dataset_meta_features(pd.DataFrame({"dataset": ["a", "a"], "x": [1, 2]}))
     assert wh_memory.meta_features().empty
     assert _counts(wh_memory)[3] == 0
+
+
+def test_long_rows_carry_their_runs_seq(wh_memory, tiny_history):
+    wh_memory.log_runs(tiny_history)
+    wh_memory.log_run("d1", "rf", {"max_depth": 3}, {"accuracy": 0.7}, arch={"n_layers": 2})
+    for table in ("run_params", "run_metrics", "run_architecture"):
+        bad = wh_memory.sql(
+            f"SELECT count(*) AS n FROM {table} AS t JOIN runs AS r USING (run_id) "
+            "WHERE r.seq <> t.seq"
+        ).n[0]
+        assert bad == 0, table
+    assert wh_memory.sql("SELECT count(*) AS n FROM run_architecture").n[0] == 1
+    report = wh_memory.check().set_index("audit")
+    assert report.loc["run_seq_mismatch", "ok"]
+    with wh_memory._transaction() as con:  # corrupt one row behind the API's back
+        con.execute("UPDATE run_metrics SET seq = seq + 100 WHERE run_id = 'r1'")
+    report = wh_memory.check().set_index("audit")
+    assert not report.loc["run_seq_mismatch", "ok"]
+    assert report.loc["run_seq_mismatch", "failing_rows"] >= 1
+
+
+def test_log_run_duplicate_id_is_one_line_and_writes_nothing(wh_memory):
+    wh_memory.log_run("d1", "rf", {"a": 1}, {"accuracy": 0.5}, run_id="dup")
+    with pytest.raises(ValidationError, match=r"run_id 'dup' is already in the warehouse"):
+        wh_memory.log_run("d1", "rf", {"a": 2}, {"accuracy": 0.6}, run_id="dup")
+    n = wh_memory.sql("SELECT (SELECT count(*) FROM run_params) + (SELECT count(*) FROM runs) AS n")
+    assert int(n.n[0]) == 2
