@@ -321,9 +321,11 @@ def log_runs(wh: Warehouse, data: Any) -> int:
         con.register(src, table)
         try:
             _validate_runs(con, src, fields, kinds, types)
-            _insert_runs(con, src, fields, kinds, types)
+            top = _insert_runs(con, src, fields, kinds, types) + n
         finally:
             con.unregister(src)
+    if not wh._depth:  # committed
+        wh._seq_floor = max(wh._seq_floor, top)
     return n
 
 
@@ -457,7 +459,8 @@ def _ensure_datasets_and_metrics(con: Any, datasets_sql: str, metric_names: list
             )
 
 
-def _insert_runs(con: Any, src: str, fields: dict, kinds: dict, types: dict) -> None:
+def _insert_runs(con: Any, src: str, fields: dict, kinds: dict, types: dict) -> int:
+    """Insert the runs (seq base+1 … base+n) and their long rows; returns base."""
     _ensure_datasets_and_metrics(
         con, f"SELECT __dataset FROM {src}", [name for _, name in kinds["metrics"]]
     )
@@ -515,6 +518,7 @@ def _insert_runs(con: Any, src: str, fields: dict, kinds: dict, types: dict) -> 
             f"SELECT __run_id, {base} + __row, name, __split, value FROM "
             + _unpivot(src, kinds["metrics"], "DOUBLE", keep=("__row", "__split"))
         )
+    return base
 
 
 def _unpivot(
@@ -645,16 +649,16 @@ def log_run(
                 "WHERE n NOT IN (SELECT name FROM metrics)",
                 [new_metrics, [guess_direction(n) for n in new_metrics]],
             )
-        # The primary key refuses a duplicate run_id (no separate lookup); RETURNING hands
-        # back the new run's seq, which its long rows carry.
+        seq = _next_seq(wh, con)
+        # The primary key refuses a duplicate run_id (no separate lookup).
         import duckdb
 
         try:
-            seq = con.execute(
+            con.execute(
                 "INSERT INTO runs (run_id, dataset, model, status, started_at, finished_at, "
                 "duration_s, cpu_s, peak_mem_mb, seed, source, error, seq) "
-                "SELECT ?, ?, ?, ?, CAST(? AS TIMESTAMP), CAST(? AS TIMESTAMP), ?, ?, ?, ?, ?, ?, "
-                "coalesce(max(seq), 0) + 1 FROM runs RETURNING seq",
+                "VALUES (?, ?, ?, ?, CAST(? AS TIMESTAMP), CAST(? AS TIMESTAMP), "
+                "?, ?, ?, ?, ?, ?, ?)",
                 [
                     run_id,
                     dataset,
@@ -668,8 +672,9 @@ def log_run(
                     None if seed is None else int(seed),
                     meta.get("source"),
                     meta.get("error"),
+                    seq,
                 ],
-            ).fetchall()[0][0]
+            )
         except duckdb.ConstraintException as exc:
             if "duplicate key" in str(exc).lower():
                 raise ValidationError(
@@ -687,10 +692,27 @@ def log_run(
                 "SELECT ?, ?, unnest(?::VARCHAR[]), ?, unnest(?::DOUBLE[])",
                 [run_id, seq, [n for n, _ in metric_rows], split, [v for _, v in metric_rows]],
             )
-    if not wh._depth:  # committed: remember the names for the next call
+    if not wh._depth:  # committed: remember the names and the seq for the next call
+        wh._seq_floor = max(wh._seq_floor, seq)
         wh._known_datasets.add(dataset)
         wh._known_metrics.update(name for name, _ in metric_rows)
     return run_id
+
+
+def _next_seq(wh: Warehouse, con: Any) -> int:
+    """The next ``runs.seq``: max + 1, read cheaply.
+
+    ``wh._seq_floor`` is a seq this Warehouse saw committed; seqs only grow (nothing deletes
+    runs), so ``max(seq) WHERE seq >= floor`` equals the true maximum and DuckDB's zone maps
+    skip every row group below the floor (a full max over 1M runs cost ~2-5 ms per log_run).
+    Another writer in this process only raises the maximum, which the query still sees; if
+    rows at or above the floor were ever gone, the full maximum is read instead.
+    """
+    floor = wh._seq_floor
+    top = con.execute("SELECT max(seq) FROM runs WHERE seq >= ?", [floor]).fetchall()[0][0]
+    if top is None and floor > 0:
+        top = con.execute("SELECT max(seq) FROM runs").fetchall()[0][0]
+    return int(top or 0) + 1
 
 
 def _insert_values(con: Any, table: str, run_id: str, seq: int, rows: list[tuple]) -> None:

@@ -240,8 +240,13 @@ def _where(filters: Mapping[str, Any], columns: Sequence[str]) -> tuple[str, lis
 def _view_columns(wh: Warehouse, name: str) -> list[str]:
     from sqlglot import exp
 
-    ident = exp.to_identifier(name, quoted=True).sql(dialect="duckdb")
-    return list(wh._read_df(f"SELECT * FROM {ident} LIMIT 0").columns)
+    cached = wh._view_columns.get(name)
+    if cached is None:
+        ident = exp.to_identifier(name, quoted=True).sql(dialect="duckdb")
+        cached = wh._view_columns[name] = list(
+            wh._read_df(f"SELECT * FROM {ident} LIMIT 0").columns
+        )
+    return cached
 
 
 def view(wh: Warehouse, name: str, **filters: Any) -> pd.DataFrame:

@@ -109,6 +109,10 @@ class Warehouse:
         self._known_datasets: set[str] = set()
         self._known_metrics: set[str] = set()
         self._reader: duckdb.DuckDBPyConnection | None = None
+        # Column names of each named view (fixed once the views are created at open).
+        self._view_columns: dict[str, list[str]] = {}
+        # A runs.seq known to be committed (seqs only grow): log_run reads max(seq) above it.
+        self._seq_floor = 0
         self._con = self._connect()
         try:
             self._migrate()
