@@ -65,6 +65,13 @@ class ParamSpec:
 
 def _as_object_column(values: pd.Series) -> pd.Series:
     """Normalise a raw column: ``None``-like strings → None, 'True'/'False' → bool."""
+    if pd.api.types.is_numeric_dtype(values.dtype) and not pd.api.types.is_bool_dtype(
+        values.dtype
+    ):  # fast path: plain numbers, NaN = unset
+        arr = values.to_numpy(dtype=float, na_value=np.nan)
+        out = arr.astype(object)
+        out[np.isnan(arr)] = None
+        return pd.Series(out, index=values.index)
 
     def clean(v: Any) -> Any:
         if v is None:
@@ -90,19 +97,20 @@ def _as_object_column(values: pd.Series) -> pd.Series:
             return float(v)
         return str(v)
 
-    return pd.Series([clean(v) for v in values.to_numpy(dtype=object)], index=values.index)
+    codes, uniques = pd.factorize(values, use_na_sentinel=True)
+    table = np.empty(len(uniques) + 1, dtype=object)
+    table[:-1] = [clean(u) for u in uniques]
+    table[-1] = None  # code -1: missing
+    return pd.Series(table[codes], index=values.index)
 
 
 def _numeric_values(col: pd.Series) -> np.ndarray:
     """Float array with NaN for unset; booleans → 0/1; raises on text."""
-    out = np.full(len(col), np.nan)
-    for i, v in enumerate(col.to_numpy(dtype=object)):
-        if v is None:
-            continue
+    vals = col.to_numpy(dtype=object)
+    for v in pd.unique(vals):
         if isinstance(v, str):
             raise ValueError(v)
-        out[i] = float(v)
-    return out
+    return np.array([np.nan if v is None else float(v) for v in vals], dtype=float)
 
 
 def param_columns(df: pd.DataFrame) -> list[str]:

@@ -191,7 +191,7 @@ def predictive_moments(
     """
     mbar, cov, s2 = post.moments()
     mean = Phi @ mbar
-    var = np.einsum("ni,ij,nj->n", Phi, cov, Phi)
+    var = np.einsum("ni,ni->n", Phi @ cov, Phi)
     if noise:
         var = var + s2
     return mean, np.maximum(var, 1e-12)

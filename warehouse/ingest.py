@@ -476,6 +476,8 @@ def _insert_runs(con: Any, src: str, fields: dict, kinds: dict, types: dict) -> 
         if "status" in fields
         else "'finished'"
     )
+    # The runs of this batch get seq base+1 … base+n; every long row carries its run's seq.
+    base = int(con.execute("SELECT coalesce(max(seq), 0) FROM runs").fetchall()[0][0])
     con.execute(
         "INSERT INTO runs (run_id, dataset, model, status, started_at, finished_at, duration_s, "
         "cpu_s, peak_mem_mb, seed, source, error, seq) "
@@ -483,36 +485,35 @@ def _insert_runs(con: Any, src: str, fields: dict, kinds: dict, types: dict) -> 
         f"{f('started_at', 'TIMESTAMP')}, {f('finished_at', 'TIMESTAMP')}, "
         f"{f('duration_s', 'DOUBLE')}, {f('cpu_s', 'DOUBLE')}, {f('peak_mem_mb', 'DOUBLE')}, "
         f"{f('seed', 'BIGINT')}, {f('source', 'VARCHAR')}, {f('error', 'VARCHAR')}, "
-        f"? + __row FROM {src}",
-        [int(con.execute("SELECT coalesce(max(seq), 0) FROM runs").fetchall()[0][0])],
+        f"{base} + __row FROM {src}",
     )
     for table, key in (("run_params", "params"), ("run_architecture", "arch")):
         numeric = [(c, nm) for c, nm in kinds[key] if not _is_text_type(types[c])]
         textual = [(c, nm) for c, nm in kinds[key] if _is_text_type(types[c])]
         if numeric:
             con.execute(
-                f"INSERT INTO {table} (run_id, name, value_num, value_text) "
-                "SELECT __run_id, name, value, CAST(NULL AS VARCHAR) FROM "
-                + _unpivot(src, numeric, "DOUBLE")
+                f"INSERT INTO {table} (run_id, seq, name, value_num, value_text) "
+                f"SELECT __run_id, {base} + __row, name, value, CAST(NULL AS VARCHAR) FROM "
+                + _unpivot(src, numeric, "DOUBLE", keep=("__row",))
             )
         if textual:
             con.execute(
-                f"INSERT INTO {table} (run_id, name, value_num, value_text) "
-                "SELECT __run_id, name, "
+                f"INSERT INTO {table} (run_id, seq, name, value_num, value_text) "
+                f"SELECT __run_id, {base} + __row, name, "
                 "CASE WHEN t IN ('none', 'null') THEN NULL WHEN t = 'true' THEN 1.0 "
                 "WHEN t = 'false' THEN 0.0 WHEN isfinite(n) THEN n END, "
                 "CASE WHEN t IN ('none', 'null', 'true', 'false') OR isfinite(n) THEN NULL "
                 "ELSE value END "
-                "FROM (SELECT __run_id, name, value, lower(trim(value)) AS t, "
+                "FROM (SELECT __run_id, __row, name, value, lower(trim(value)) AS t, "
                 "TRY_CAST(trim(value) AS DOUBLE) AS n FROM "
-                + _unpivot(src, textual, "VARCHAR")
+                + _unpivot(src, textual, "VARCHAR", keep=("__row",))
                 + ")"
             )
     if kinds["metrics"]:
         con.execute(
-            "INSERT INTO run_metrics (run_id, name, split, value) "
-            "SELECT __run_id, name, __split, value FROM "
-            + _unpivot(src, kinds["metrics"], "DOUBLE", keep=("__split",))
+            "INSERT INTO run_metrics (run_id, seq, name, split, value) "
+            f"SELECT __run_id, {base} + __row, name, __split, value FROM "
+            + _unpivot(src, kinds["metrics"], "DOUBLE", keep=("__row", "__split"))
         )
 
 
@@ -628,8 +629,6 @@ def log_run(
     split = str(meta.get("split") or "valid")
 
     with wh._transaction() as con:
-        if con.execute("SELECT 1 FROM runs WHERE run_id = ?", [run_id]).fetchall():
-            raise ValidationError(f"log_run: run_id {run_id!r} is already in the warehouse")
         # Names known to exist (committed earlier by this Warehouse) skip their insert; INSERT …
         # WHERE NOT IN is ~3x cheaper than ON CONFLICT DO NOTHING in DuckDB 2.0.
         if dataset not in wh._known_datasets:
@@ -646,12 +645,16 @@ def log_run(
                 "WHERE n NOT IN (SELECT name FROM metrics)",
                 [new_metrics, [guess_direction(n) for n in new_metrics]],
             )
+        # The primary key refuses a duplicate run_id (no separate lookup); RETURNING hands
+        # back the new run's seq, which its long rows carry.
+        import duckdb
+
         try:
-            con.execute(
+            seq = con.execute(
                 "INSERT INTO runs (run_id, dataset, model, status, started_at, finished_at, "
                 "duration_s, cpu_s, peak_mem_mb, seed, source, error, seq) "
                 "SELECT ?, ?, ?, ?, CAST(? AS TIMESTAMP), CAST(? AS TIMESTAMP), ?, ?, ?, ?, ?, ?, "
-                "coalesce(max(seq), 0) + 1 FROM runs",
+                "coalesce(max(seq), 0) + 1 FROM runs RETURNING seq",
                 [
                     run_id,
                     dataset,
@@ -666,20 +669,23 @@ def log_run(
                     meta.get("source"),
                     meta.get("error"),
                 ],
-            )
-        except Exception as exc:  # conversion of a timestamp string
-            import duckdb
-
-            if isinstance(exc, duckdb.ConversionException | duckdb.InvalidInputException):
-                raise ValidationError(f"log_run: {_one_line(exc)}") from None
+            ).fetchall()[0][0]
+        except duckdb.ConstraintException as exc:
+            if "duplicate key" in str(exc).lower():
+                raise ValidationError(
+                    f"log_run: run_id {run_id!r} is already in the warehouse"
+                ) from None
             raise
-        _insert_values(con, "run_params", run_id, param_rows)
-        _insert_values(con, "run_architecture", run_id, arch_rows)
+        except (duckdb.ConversionException, duckdb.InvalidInputException) as exc:
+            # conversion of a timestamp string
+            raise ValidationError(f"log_run: {_one_line(exc)}") from None
+        _insert_values(con, "run_params", run_id, seq, param_rows)
+        _insert_values(con, "run_architecture", run_id, seq, arch_rows)
         if metric_rows:
             con.execute(
-                "INSERT INTO run_metrics (run_id, name, split, value) "
-                "SELECT ?, unnest(?::VARCHAR[]), ?, unnest(?::DOUBLE[])",
-                [run_id, [n for n, _ in metric_rows], split, [v for _, v in metric_rows]],
+                "INSERT INTO run_metrics (run_id, seq, name, split, value) "
+                "SELECT ?, ?, unnest(?::VARCHAR[]), ?, unnest(?::DOUBLE[])",
+                [run_id, seq, [n for n, _ in metric_rows], split, [v for _, v in metric_rows]],
             )
     if not wh._depth:  # committed: remember the names for the next call
         wh._known_datasets.add(dataset)
@@ -687,14 +693,14 @@ def log_run(
     return run_id
 
 
-def _insert_values(con: Any, table: str, run_id: str, rows: list[tuple]) -> None:
+def _insert_values(con: Any, table: str, run_id: str, seq: int, rows: list[tuple]) -> None:
     """One statement for all of a run's (name, value_num, value_text) rows."""
     if not rows:
         return
     con.execute(
-        f"INSERT INTO {table} (run_id, name, value_num, value_text) "
-        "SELECT ?, unnest(?::VARCHAR[]), unnest(?::DOUBLE[]), unnest(?::VARCHAR[])",
-        [run_id, [r[0] for r in rows], [r[1] for r in rows], [r[2] for r in rows]],
+        f"INSERT INTO {table} (run_id, seq, name, value_num, value_text) "
+        "SELECT ?, ?, unnest(?::VARCHAR[]), unnest(?::DOUBLE[]), unnest(?::VARCHAR[])",
+        [run_id, seq, [r[0] for r in rows], [r[1] for r in rows], [r[2] for r in rows]],
     )
 
 

