@@ -217,8 +217,13 @@ def collapsed_loglik_grad(
         ∂ℓ/∂σ²  = ½ [ (‖y − Xm‖² + tr(S P))/σ⁴ − n/σ² ],  ‖y − Xm‖² = c − 2mᵀb + mᵀSm
     """
     D, p, _ = S.shape
+    tau2 = np.maximum(tau2, 1e-12)
+    sigma2 = np.maximum(sigma2, 1e-12)
     A = S / sigma2[:, None, None] + _diag(np.broadcast_to(1.0 / tau2, (D, p)), p)
-    L = np.linalg.cholesky(A)
+    try:
+        L = np.linalg.cholesky(A)
+    except np.linalg.LinAlgError:  # numerically singular: reject the point (NUTS/optimizers)
+        return -np.inf, np.zeros_like(mu), np.zeros_like(tau2), np.zeros_like(sigma2)
     Smu = np.einsum("dij,dj->di", S, mu)
     rr = c - 2.0 * np.einsum("di,di->d", mu, b) + np.einsum("di,di->d", mu, Smu)
     v = (b - Smu) / sigma2[:, None]
