@@ -57,22 +57,22 @@ FORMAT_VERSION = 1
 _MINIMIZE_HINTS = ("loss", "error", "rmse", "mae", "mse", "time", "duration", "cpu_s", "mem")
 
 DEFAULT_CONFIG: dict[str, Any] = {
-    "draws": 500,  # per chain (nuts) / total (advi, pathfinder)
-    "tune": 500,
+    "draws": 1000,  # per chain (nuts) / total (advi, pathfinder)
+    "tune": 1000,
     "chains": 2,
     "seed": 0,
-    "target_accept": 0.85,
+    "target_accept": 0.95,
     "quadratic": True,
     "interactions": True,
     "transform": None,  # logit | log | identity | None (infer)
     "prior_tau": 1.0,
-    "prior_meta": 0.5,
+    "prior_meta": 0.1,
     "n_nodes": 12,  # σ quadrature nodes for datasets unseen in fitting
     "max_draws": 1000,  # posterior draws kept for prediction
     "space": None,
     "progress": False,
     "advi_steps": 20000,
-    "sampler": "pymc",  # NUTS implementation: pymc | nutpie
+    "sampler": "nutpie",  # NUTS implementation: nutpie (numba) | pymc
 }
 
 
@@ -114,10 +114,12 @@ def collapsed_loglik_op(S: np.ndarray, b: np.ndarray, c: np.ndarray, n: np.ndarr
     """A PyTensor Op ``(μ (D,p), τ² (p,), σ² (D,)) → Σ_d log p(y_d | μ_d, τ, σ_d)``.
 
     Value and exact gradient come from :func:`metaopt_bayes.update.collapsed_loglik_grad`
-    (batched numpy Cholesky over datasets). A hand-written Op is used because PyTensor's
-    symbolic batched Cholesky and its gradient compiled slowly and evaluated ~100× slower
-    (measured: 350 ms per gradient for 20 datasets × 17 basis terms on the C backend; the numba
-    compile took minutes); here one gradient costs well under a millisecond at that size.
+    (batched numpy Cholesky over datasets) on PyTensor's C/Python backend, and from the numba
+    kernel :func:`metaopt_bayes._numba_loglik.collapsed_loglik_grad_nb` when nutpie compiles
+    the model with numba (registered through ``numba_funcify``; without it numba falls back to
+    object mode, which made nutpie's compile hang). A hand-written Op is used because
+    PyTensor's symbolic batched Cholesky and its gradient compiled slowly and evaluated ~100×
+    slower (measured: 350 ms per gradient for 20 datasets × 17 basis terms on the C backend).
     """
     import pytensor.tensor as pt
     from pytensor.graph.basic import Apply
@@ -125,9 +127,11 @@ def collapsed_loglik_op(S: np.ndarray, b: np.ndarray, c: np.ndarray, n: np.ndarr
 
     from metaopt_bayes.update import collapsed_loglik_grad
 
-    stats = (np.asarray(S, float), np.asarray(b, float), np.asarray(c, float), np.asarray(n, float))
+    stats = tuple(np.ascontiguousarray(x, dtype=float) for x in (S, b, c, n))
 
     class _Grad(Op):
+        collapsed_stats = stats
+
         def make_node(self, mu, tau2, sig2):
             ins = [pt.as_tensor_variable(x) for x in (mu, tau2, sig2)]
             return Apply(self, ins, [x.type() for x in ins])
@@ -139,6 +143,8 @@ def collapsed_loglik_op(S: np.ndarray, b: np.ndarray, c: np.ndarray, n: np.ndarr
     grad_op = _Grad()
 
     class _LogLik(Op):
+        collapsed_stats = stats
+
         def make_node(self, mu, tau2, sig2):
             ins = [pt.as_tensor_variable(x) for x in (mu, tau2, sig2)]
             return Apply(self, ins, [pt.dscalar()])
@@ -151,7 +157,45 @@ def collapsed_loglik_op(S: np.ndarray, b: np.ndarray, c: np.ndarray, n: np.ndarr
             gm, gt, gs = grad_op(*inputs)
             return [g * gm, g * gt, g * gs]
 
+    _register_numba(_LogLik, _Grad)
     return _LogLik()
+
+
+def _register_numba(loglik_cls: type, grad_cls: type) -> None:
+    """Give the two Op classes numba implementations (for nutpie's numba backend)."""
+    try:
+        from pytensor.link.numba.dispatch import numba_funcify
+    except ImportError:  # pragma: no cover - numba missing: C backend only
+        return
+
+    @numba_funcify.register(loglik_cls)
+    def _funcify_loglik(op, node=None, **kwargs):
+        import numba
+
+        from metaopt_bayes._numba_loglik import collapsed_loglik_grad_nb as kernel
+
+        S, b, c, n = op.collapsed_stats
+
+        @numba.njit
+        def loglik(mu, tau2, sig2):
+            return np.asarray(kernel(S, b, c, n, mu, tau2, sig2)[0])
+
+        return loglik
+
+    @numba_funcify.register(grad_cls)
+    def _funcify_grad(op, node=None, **kwargs):
+        import numba
+
+        from metaopt_bayes._numba_loglik import collapsed_loglik_grad_nb as kernel
+
+        S, b, c, n = op.collapsed_stats
+
+        @numba.njit
+        def grad(mu, tau2, sig2):
+            _, gm, gt, gs = kernel(S, b, c, n, mu, tau2, sig2)
+            return gm, gt, gs
+
+        return grad
 
 
 def build_pymc_model(
@@ -186,7 +230,11 @@ def build_pymc_model(
         tau = pm.HalfNormal("tau", prior_tau, dims="basis")
         ls_mu = pm.Normal("log_sigma_mu", -1.0, 1.0)
         ls_sd = pm.HalfNormal("log_sigma_sd", 0.5)
-        log_sigma = pm.Normal("log_sigma", ls_mu, ls_sd, dims="dataset")
+        if np.median(n) < 100:  # few runs per dataset: non-centered (avoids the funnel)
+            ls_z = pm.Normal("log_sigma_z", 0.0, 1.0, dims="dataset")
+            log_sigma = pm.Deterministic("log_sigma", ls_mu + ls_sd * ls_z, dims="dataset")
+        else:
+            log_sigma = pm.Normal("log_sigma", ls_mu, ls_sd, dims="dataset")
 
         op = collapsed_loglik_op(S, b, c, n)
         ll = op(MU, tau**2, pt.exp(2.0 * log_sigma))
@@ -463,7 +511,7 @@ class MetaLearner:
             post = {
                 k: np.asarray(v)[None, None, ...]
                 for k, v in point.items()
-                if k in {rv.name for rv in model.free_RVs}
+                if k in {rv.name for rv in (*model.free_RVs, *model.deterministics)}
             }
             dims = {rv: list(model.named_vars_to_dims.get(rv, ())) for rv in post}
             idata = az.from_dict(posterior=post, coords=model.coords, dims=dims)

@@ -58,7 +58,7 @@ def marginal_loglik(
     tau2 = np.asarray(tau2, dtype=float)
     p = S.shape[-1]
     A = S / sigma2[..., None, None] + _diag(1.0 / tau2, p)
-    L = np.linalg.cholesky(A)
+    L = safe_cholesky(A)
     Smu = np.einsum("...ij,...j->...i", S, mu)
     rr = c - 2.0 * np.einsum("...i,...i->...", mu, b) + np.einsum("...i,...i->...", mu, Smu)
     v = (b - Smu) / sigma2[..., None]
@@ -68,6 +68,31 @@ def marginal_loglik(
     return -0.5 * (
         n * np.log(2 * np.pi) + n * np.log(sigma2) + np.log(tau2).sum(-1) + logdetA + quad
     )
+
+
+def safe_cholesky(A: np.ndarray) -> np.ndarray:
+    """Batched Cholesky factor of symmetric PSD ``A`` (..., p, p), robust to round-off.
+
+    Tries the plain factorization; when a matrix is numerically not positive definite (e.g. a
+    posterior covariance for a collapsed ``τ → 0``), retries with diagonal jitter
+    ``ε · mean(diag A)``, ``ε = 1e-10 … 1e-4``, the usual "nugget" remedy (Rasmussen & Williams,
+    *GPML* §A.4). Raises ``LinAlgError`` only if even the largest jitter fails.
+    """
+    A = 0.5 * (A + np.swapaxes(A, -1, -2))
+    try:
+        return np.linalg.cholesky(A)
+    except np.linalg.LinAlgError:
+        pass
+    p = A.shape[-1]
+    scale = np.abs(np.diagonal(A, axis1=-2, axis2=-1)).mean(-1)[..., None, None]
+    scale = np.where(np.isfinite(scale) & (scale > 0), scale, 1.0)
+    eye = np.eye(p)
+    for eps in (1e-10, 1e-8, 1e-6, 1e-4):
+        try:
+            return np.linalg.cholesky(A + eps * scale * eye)
+        except np.linalg.LinAlgError:
+            continue
+    raise np.linalg.LinAlgError("matrix is not positive definite even with jitter")
 
 
 def _diag(v: np.ndarray, p: int) -> np.ndarray:
@@ -84,7 +109,7 @@ def posterior_coefficients(
     p = mu.shape[-1]
     A = S / sigma2[..., None, None] + _diag(1.0 / tau2, p)
     rhs = mu / tau2 + b / sigma2[..., None]
-    L = np.linalg.cholesky(A)
+    L = safe_cholesky(A)
     Linv = np.linalg.inv(L)
     cov = np.einsum("...ki,...kj->...ij", Linv, Linv)
     mean = np.einsum("...ij,...j->...i", cov, rhs)
@@ -134,7 +159,7 @@ class CoefficientPosterior:
         idx = np.arange(S)
         mean = self.mean[idx, g]
         cov = self.cov[idx, g]
-        L = np.linalg.cholesky(cov + 1e-12 * np.eye(p))
+        L = safe_cholesky(cov)
         beta = mean + np.einsum("sij,sj->si", L, rng.standard_normal((S, p)))
         return beta, self.sigma2[idx, g]
 

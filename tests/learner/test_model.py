@@ -139,3 +139,15 @@ def test_nuts_parameter_recovery():
     # scale) should be near it
     sig = np.exp(ml._draws["log_sigma"]).mean(0) * ml.transform.scale
     assert np.all((sig > 0.05) & (sig < 0.2))
+
+
+@pytest.mark.slow
+def test_nuts_nutpie_numba_compiles_and_samples_cleanly():
+    from tests.learner.conftest import make_hierarchical
+
+    runs, meta, _ = make_hierarchical(n_datasets=3, n_runs=12, seed=1)
+    ml = MetaLearner("accuracy", method="nuts", sampler="nutpie", interactions=False)
+    ml.fit_frame(runs, meta)
+    d = ml.diagnostics
+    assert d["compile_s"] < 120 and d["sample_s"] < 60  # numba, not the object-mode fallback
+    assert d["n_divergences"] <= 10 and d["max_rhat"] < 1.05

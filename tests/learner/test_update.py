@@ -98,3 +98,29 @@ def test_sigma_nodes_weighted_by_evidence():
     )
     best = post.sigma2[0, np.argmax(post.weight[0])]
     assert np.sqrt(best) < 0.15  # the smallest-noise nodes explain the data
+
+
+def test_numba_kernel_matches_numpy_and_rejects_singular_points():
+    from metaopt_bayes._numba_loglik import collapsed_loglik_grad_nb
+
+    rng, X, y = _problem(3, n=9, p=5, D=4)
+    S = np.stack([x.T @ x for x in X])
+    b = np.stack([x.T @ v for x, v in zip(X, y, strict=True)])
+    c = np.array([v @ v for v in y])
+    n = np.full(4, 9.0)
+    mu, tau2, s2 = rng.normal(size=(4, 5)), rng.uniform(0.2, 2, 5), rng.uniform(0.1, 1, 4)
+    got = collapsed_loglik_grad_nb(S, b, c, n, mu, tau2, s2)
+    want = collapsed_loglik_grad(S, b, c, n, mu, tau2, s2)
+    for g, w in zip(got, want, strict=True):
+        np.testing.assert_allclose(g, w, rtol=1e-9, atol=1e-9)
+    bad = collapsed_loglik_grad_nb(S, b, c, n, mu, tau2, np.full(4, np.nan))
+    assert bad[0] == -np.inf and np.all(bad[1] == 0)
+
+
+def test_safe_cholesky_survives_round_off():
+    from metaopt_bayes.update import safe_cholesky
+
+    v = np.array([1.0, 1.0 + 1e-15])
+    A = np.outer(v, v) * 1e-10  # rank one: np.linalg.cholesky refuses it
+    L = safe_cholesky(A)
+    np.testing.assert_allclose(L @ L.T, A, atol=1e-15)
