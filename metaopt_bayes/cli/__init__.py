@@ -9,9 +9,9 @@ from __future__ import annotations
 from metaopt_bayes.cli._common import main
 
 # Command modules register themselves on `main` when imported.
-from metaopt_bayes.cli import warehouse_cmds  # noqa: E402,F401  isort: skip
-from metaopt_bayes.cli import dataset_cmds  # noqa: E402,F401  isort: skip
-from metaopt_bayes.cli import search_cmds  # noqa: E402,F401  isort: skip
-from metaopt_bayes.cli import model_cmds  # noqa: E402,F401  isort: skip
+from metaopt_bayes.cli import warehouse_cmds  # noqa: F401  isort: skip
+from metaopt_bayes.cli import dataset_cmds  # noqa: F401  isort: skip
+from metaopt_bayes.cli import search_cmds  # noqa: F401  isort: skip
+from metaopt_bayes.cli import model_cmds  # noqa: F401  isort: skip
 
 __all__ = ["main"]
