@@ -61,7 +61,7 @@ def run_scenario(name, runs, meta, metric, method, seed, quick, rows, timings, e
     n_test = max(2, round(0.2 * len(tasks)))
     test_tasks, train_tasks = tasks[:n_test], tasks[n_test:]
     train = runs[runs["dataset"].isin(train_tasks)]
-    draws = {"draws": 250, "tune": 250} if quick else {}
+    draws = {"draws": 500, "tune": 500} if quick else {}
     ml = MetaLearner(metric, method=method, seed=seed, **draws, **(extra or {}))
     t0 = time.perf_counter()
     with warnings.catch_warnings():
@@ -189,7 +189,7 @@ def speed_update(ml: MetaLearner, runs: pd.DataFrame, meta, ds: str) -> dict[str
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="small smoke run")
-    ap.add_argument("--method", default="map", choices=["map", "nuts", "advi", "pathfinder"])
+    ap.add_argument("--method", default="nuts", choices=["map", "nuts", "advi", "pathfinder"])
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--only", default=None, help="run only scenarios whose name contains this")
     ap.add_argument(
