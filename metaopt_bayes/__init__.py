@@ -1,15 +1,30 @@
-"""metaopt's Bayesian side: featurize → meta-learner → acquisition → search."""
+"""metaopt's Bayesian side: featurize → meta-learner → acquisition → search.
+
+The public API is re-exported here lazily, so ``import metaopt_bayes`` stays cheap (no PyMC,
+no scikit-learn) until one of these names is used.
+"""
 
 from __future__ import annotations
 
+import importlib
+from typing import Any
+
 __version__ = "0.1.0"
 
-__all__ = ["MetaLearner", "__version__"]
+_EXPORTS = {
+    "MetaLearner": "metaopt_bayes.model",
+    "optimize": "metaopt_bayes.search",
+    "recommend": "metaopt_bayes.search",
+    "OptimizeResult": "metaopt_bayes.search",
+    "SearchSpace": "metaopt_bayes.space",
+    "train_and_evaluate": "metaopt_bayes.trainer",
+    "sweep": "metaopt_bayes.sweep",
+}
+
+__all__ = [*sorted(_EXPORTS), "__version__"]
 
 
-def __getattr__(name: str):  # lazy: `import metaopt_bayes` must not import pymc
-    if name == "MetaLearner":
-        from metaopt_bayes.model import MetaLearner
-
-        return MetaLearner
-    raise AttributeError(name)
+def __getattr__(name: str) -> Any:
+    if name in _EXPORTS:
+        return getattr(importlib.import_module(_EXPORTS[name]), name)
+    raise AttributeError(f"module 'metaopt_bayes' has no attribute {name!r}")

@@ -5,20 +5,7 @@ from __future__ import annotations
 import click
 
 from metaopt_bayes.cli._common import emit, main, open_warehouse, output_option
-
-_DIALECTS = (
-    "duckdb",
-    "spark",
-    "databricks",
-    "postgres",
-    "trino",
-    "presto",
-    "bigquery",
-    "snowflake",
-    "sqlite",
-    "mysql",
-    "clickhouse",
-)
+from warehouse.sqlfiles import DIALECTS
 
 
 @main.command()
@@ -68,7 +55,7 @@ def ingest(ctx: click.Context, file: str) -> None:
 @click.argument("query")
 @click.option(
     "--dialect",
-    type=click.Choice(_DIALECTS),
+    type=click.Choice(DIALECTS),
     default=None,
     help="Print the query transpiled to this SQL dialect instead of running it.",
 )
@@ -96,7 +83,7 @@ def sql_cmd(ctx: click.Context, query: str, dialect: str | None, fmt: str) -> No
 @click.option("--sql", "show_sql", is_flag=True, help="Print the view definitions instead.")
 @click.option(
     "--dialect",
-    type=click.Choice(_DIALECTS),
+    type=click.Choice(DIALECTS),
     default=None,
     help="With --sql: transpile the definitions to this dialect.",
 )

@@ -1,0 +1,43 @@
+"""The public surface promised in the README and the issues: importable by name, lazily."""
+
+from __future__ import annotations
+
+import inspect
+import subprocess
+import sys
+
+import metaopt_bayes
+
+
+def test_public_names_resolve_to_the_real_objects() -> None:
+    from metaopt_bayes.model import MetaLearner
+    from metaopt_bayes.search import optimize, recommend
+    from metaopt_bayes.space import SearchSpace
+    from metaopt_bayes.trainer import train_and_evaluate
+
+    assert metaopt_bayes.MetaLearner is MetaLearner
+    assert metaopt_bayes.optimize is optimize
+    assert metaopt_bayes.recommend is recommend
+    assert metaopt_bayes.SearchSpace is SearchSpace
+    assert metaopt_bayes.train_and_evaluate is train_and_evaluate
+
+
+def test_optimize_signature_matches_the_contract() -> None:
+    params = list(inspect.signature(metaopt_bayes.optimize).parameters)
+    assert params[:9] == [
+        "warehouse",
+        "dataset",
+        "model",
+        "budget",
+        "space",
+        "candidates",
+        "objective",
+        "acquisition",
+        "executor",
+    ]
+
+
+def test_importing_the_package_does_not_import_pymc() -> None:
+    code = "import sys, metaopt_bayes, warehouse; print('pymc' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
