@@ -410,21 +410,11 @@ def _validate_runs(con: Any, src: str, fields: dict, kinds: dict, types: dict) -
     for column, what, nonneg in numeric_checks:
         c = _qi(column)
         v = f"TRY_CAST({c} AS DOUBLE)"
-        _fail(
-            _first(
-                con,
-                f"SELECT __row, CAST({c} AS VARCHAR) FROM {src} WHERE {c} IS NOT NULL "
-                f"AND {v} IS NULL ORDER BY __row LIMIT 1",
-            ),
-            "row {0}, column " + repr(column) + ": {1!r} is not a number",
-        )
-        _fail(
-            _first(
-                con,
-                f"SELECT __row, CAST({c} AS VARCHAR) FROM {src} WHERE {c} IS NOT NULL "
-                f"AND NOT isfinite({v}) ORDER BY __row LIMIT 1",
-            ),
-            "row {0}, column " + repr(column) + ": " + what + " value {1} is not finite "
+        _check_finite_numbers(
+            con,
+            src,
+            column,
+            what + " value {1} is not finite "
             "(NaN/inf are refused; leave the cell empty if the run did not record it)",
         )
         if nonneg:
@@ -769,24 +759,7 @@ def log_dataset_meta_features(wh: Warehouse, data: Any, method: str = "user") ->
                 "rows {0} and {1}, column 'dataset': dataset {2!r} appears twice",
             )
             for column in features:
-                c = _qi(column)
-                v = f"TRY_CAST({c} AS DOUBLE)"
-                _fail(
-                    _first(
-                        con,
-                        f"SELECT __row, CAST({c} AS VARCHAR) FROM {src} WHERE {c} IS NOT NULL "
-                        f"AND {v} IS NULL ORDER BY __row LIMIT 1",
-                    ),
-                    "row {0}, column " + repr(column) + ": {1!r} is not a number",
-                )
-                _fail(
-                    _first(
-                        con,
-                        f"SELECT __row, CAST({c} AS VARCHAR) FROM {src} WHERE {c} IS NOT NULL "
-                        f"AND NOT isfinite({v}) ORDER BY __row LIMIT 1",
-                    ),
-                    "row {0}, column " + repr(column) + ": value {1} is not finite",
-                )
+                _check_finite_numbers(con, src, column, "value {1} is not finite")
             _ensure_datasets_and_metrics(con, f"SELECT CAST(dataset AS VARCHAR) FROM {src}", [])
             total = 0
             for column in features:
@@ -885,3 +858,28 @@ def record_recommendations(wh: Warehouse, df: pd.DataFrame) -> list[str]:
         finally:
             con.unregister(src)
     return [str(x) for x in df["rec_id"]]
+
+
+def _check_finite_numbers(con: Any, src: str, column: str, not_finite: str) -> None:
+    """Refuse the first row whose ``column`` is not a number, then the first that is NaN/inf.
+
+    ``not_finite`` is the message tail for the second case (``{1}`` is the offending value).
+    """
+    c = _qi(column)
+    v = f"TRY_CAST({c} AS DOUBLE)"
+    _fail(
+        _first(
+            con,
+            f"SELECT __row, CAST({c} AS VARCHAR) FROM {src} WHERE {c} IS NOT NULL "
+            f"AND {v} IS NULL ORDER BY __row LIMIT 1",
+        ),
+        "row {0}, column " + repr(column) + ": {1!r} is not a number",
+    )
+    _fail(
+        _first(
+            con,
+            f"SELECT __row, CAST({c} AS VARCHAR) FROM {src} WHERE {c} IS NOT NULL "
+            f"AND NOT isfinite({v}) ORDER BY __row LIMIT 1",
+        ),
+        "row {0}, column " + repr(column) + ": " + not_finite,
+    )
