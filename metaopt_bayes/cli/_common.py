@@ -82,6 +82,20 @@ def output_option(func: Callable[..., Any]) -> Callable[..., Any]:
     return wrapper
 
 
+space_option = click.option(
+    "--space",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="Search space YAML/JSON (default: the model's built-in space).",
+)
+candidates_option = click.option(
+    "--candidates",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="CSV/Parquet pool of configs (columns = parameter names) instead of a space.",
+)
+
+
 def emit(data: Any, fmt: str, title: str | None = None) -> None:
     """Print a DataFrame (or list of dicts / dict) as a rich table, CSV or JSON."""
     import pandas as pd

@@ -6,7 +6,7 @@ from typing import Any
 
 import click
 
-from metaopt_bayes.cli._common import emit, main, open_warehouse, output_option
+from metaopt_bayes.cli._common import emit, main, open_warehouse, output_option, space_option
 
 TASK_CHOICE = click.Choice(["classification", "regression"])
 
@@ -142,12 +142,7 @@ def _cell(v: Any) -> Any:
 @click.option("--dataset", "-d", required=True, help="A registered dataset.")
 @click.option("--model", "-m", required=True, help="A model family (see `metaopt zoo`).")
 @click.option("--n", "n", type=int, default=20, show_default=True, help="Configurations.")
-@click.option(
-    "--space",
-    type=click.Path(dir_okay=False),
-    default=None,
-    help="Search space YAML/JSON (default: the model's built-in space).",
-)
+@space_option
 @click.option(
     "--jobs", "-j", type=int, default=1, show_default=True, help="Parallel worker processes."
 )

@@ -9,7 +9,14 @@ from typing import Any
 
 import click
 
-from metaopt_bayes.cli._common import emit, main, open_warehouse, output_option
+from metaopt_bayes.cli._common import (
+    candidates_option,
+    emit,
+    main,
+    open_warehouse,
+    output_option,
+    space_option,
+)
 
 ACQ_CHOICE = click.Choice(["ei", "cost-ei", "ucb", "ts", "pi"])
 
@@ -67,18 +74,8 @@ def _cost_learner(wh: Any, metric: str, model: str, method: str) -> Any:
 @main.command("recommend")
 @click.option("--dataset", "-d", required=True, help="The dataset to recommend for.")
 @click.option("--model", "-m", required=True, help="A model family (see `metaopt zoo`).")
-@click.option(
-    "--space",
-    type=click.Path(dir_okay=False),
-    default=None,
-    help="Search space YAML/JSON (default: the model's built-in space).",
-)
-@click.option(
-    "--candidates",
-    type=click.Path(dir_okay=False),
-    default=None,
-    help="CSV/Parquet pool of configs (columns = parameter names).",
-)
+@space_option
+@candidates_option
 @click.option("--n", "n", type=int, default=5, show_default=True, help="How many to recommend.")
 @click.option("--acquisition", "-a", type=ACQ_CHOICE, default="ei", show_default=True)
 @click.option("--metric", default=None, help="Metric (default: accuracy, or rmse for regression).")
@@ -273,18 +270,8 @@ def _run_optimize(
     show_default=True,
     help="Total trials (re-running resumes up to this many).",
 )
-@click.option(
-    "--space",
-    type=click.Path(dir_okay=False),
-    default=None,
-    help="Search space YAML/JSON (default: the model's built-in space).",
-)
-@click.option(
-    "--candidates",
-    type=click.Path(dir_okay=False),
-    default=None,
-    help="CSV/Parquet pool of configs to choose from instead of a space.",
-)
+@space_option
+@candidates_option
 @click.option("--acquisition", "-a", type=ACQ_CHOICE, default="ei", show_default=True)
 @click.option("--cost-aware", is_flag=True, help="Expected improvement per predicted second.")
 @click.option("--jobs", "-j", type=int, default=1, show_default=True, help="Trials in flight.")
