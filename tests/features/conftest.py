@@ -2,26 +2,19 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pandas as pd
 import pytest
 
 
-def shared_data_dir() -> Path | None:
-    """``$METAOPT_SHARED_DATA`` or ``<repo>/../shared/data``; None when absent."""
-    env = os.environ.get("METAOPT_SHARED_DATA")
-    path = Path(env) if env else Path(__file__).resolve().parents[2] / ".." / "shared" / "data"
-    return path if path.is_dir() else None
-
-
 @pytest.fixture
-def pmlb_dir() -> Path:
-    base = shared_data_dir()
-    if base is None or not (base / "pmlb" / "datasets").is_dir():
-        pytest.skip("shared data folder with pmlb/ is absent (set METAOPT_SHARED_DATA)")
-    return base / "pmlb" / "datasets"
+def pmlb_dir(shared_data: Path) -> Path:
+    """The PMLB datasets folder of the shared data (``shared_data`` skips when it is absent)."""
+    path = shared_data / "pmlb" / "datasets"
+    if not path.is_dir():
+        pytest.skip(f"shared data folder has no pmlb/datasets ({shared_data})")
+    return path
 
 
 @pytest.fixture
