@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import logging
 import math
 import os
 import time
@@ -49,8 +48,6 @@ from metaopt_bayes.update import (
     update_dataset,
 )
 from warehouse.errors import NotFoundError, ValidationError
-
-log = logging.getLogger(__name__)
 
 METHODS = ("nuts", "pathfinder", "advi", "map")
 FORMAT_VERSION = 1
@@ -460,7 +457,6 @@ class MetaLearner:
                 "predictions may be unreliable (try more draws/tune)"
             )
             warnings.warn(msg, RuntimeWarning, stacklevel=2)
-            log.warning(msg)
         return self
 
     def _infer(self, model) -> tuple[Any, float, float]:
