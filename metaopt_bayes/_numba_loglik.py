@@ -30,7 +30,8 @@ def collapsed_loglik_grad_nb(S, b, c, n, mu, tau2, sigma2):  # pragma: no cover 
         sum_log_t2 += math.log(t2[j])
     L = np.zeros((p, p))
     Linv = np.zeros((p, p))
-    P = np.zeros((p, p))
+    Pd = np.empty(p)
+    w = np.empty(p)
     Smu = np.empty(p)
     v = np.empty(p)
     u = np.empty(p)
@@ -52,10 +53,7 @@ def collapsed_loglik_grad_nb(S, b, c, n, mu, tau2, sigma2):  # pragma: no cover 
                     L[i, i] = math.sqrt(acc)
                 else:
                     L[i, j] = acc / L[j, j]
-        # Linv (lower triangular)
-        for i in range(p):
-            for j in range(p):
-                Linv[i, j] = 0.0
+        # Linv (lower triangular); only diag(A⁻¹) is needed: P_jj = Σ_k Linv[k, j]²
         for j in range(p):
             Linv[j, j] = 1.0 / L[j, j]
             for i in range(j + 1, p):
@@ -63,14 +61,11 @@ def collapsed_loglik_grad_nb(S, b, c, n, mu, tau2, sigma2):  # pragma: no cover 
                 for k in range(j, i):
                     acc -= L[i, k] * Linv[k, j]
                 Linv[i, j] = acc / L[i, i]
-        # P = A⁻¹ = Linvᵀ Linv
-        for i in range(p):
-            for j in range(i + 1):
-                acc = 0.0
-                for k in range(i, p):
-                    acc += Linv[k, i] * Linv[k, j]
-                P[i, j] = acc
-                P[j, i] = acc
+        for j in range(p):
+            acc = 0.0
+            for k in range(j, p):
+                acc += Linv[k, j] * Linv[k, j]
+            Pd[j] = acc
         logdetA = 0.0
         for i in range(p):
             logdetA += 2.0 * math.log(L[i, i])
@@ -83,29 +78,38 @@ def collapsed_loglik_grad_nb(S, b, c, n, mu, tau2, sigma2):  # pragma: no cover 
         for i in range(p):
             rr += -2.0 * mu[d, i] * b[d, i] + mu[d, i] * Smu[i]
             v[i] = (b[d, i] - Smu[i]) / s2
+        # u = A⁻¹ v by two triangular solves: L w = v, Lᵀ u = w
+        for i in range(p):
+            acc = v[i]
+            for k in range(i):
+                acc -= L[i, k] * w[k]
+            w[i] = acc / L[i, i]
         vu = 0.0
         for i in range(p):
-            acc = 0.0
-            for j in range(p):
-                acc += P[i, j] * v[j]
-            u[i] = acc
-            vu += v[i] * acc
+            vu += w[i] * w[i]
+        for i in range(p - 1, -1, -1):
+            acc = w[i]
+            for k in range(i + 1, p):
+                acc -= L[k, i] * u[k]
+            u[i] = acc / L[i, i]
         quad = rr / s2 - vu
         total += -0.5 * (
             n[d] * math.log(2.0 * math.pi) + n[d] * math.log(s2) + sum_log_t2 + logdetA + quad
         )
         for i in range(p):
             m[i] = mu[d, i] + u[i]
+        # tr(S A⁻¹) = σ² (p − Σ_j P_jj / τ_j²) because S = σ² (A − diag(1/τ²))
         resid2 = c[d]
-        trSP = 0.0
+        trSP = float(p)
         for i in range(p):
             acc = 0.0
             for j in range(p):
                 acc += S[d, i, j] * m[j]
-                trSP += S[d, i, j] * P[j, i]
             resid2 += -2.0 * m[i] * b[d, i] + m[i] * acc
+            trSP -= Pd[i] / t2[i]
+        trSP *= s2
         for i in range(p):
             g_mu[d, i] = u[i] / t2[i]
-            g_tau2[i] += 0.5 * ((P[i, i] + u[i] * u[i]) / (t2[i] * t2[i]) - 1.0 / t2[i])
+            g_tau2[i] += 0.5 * ((Pd[i] + u[i] * u[i]) / (t2[i] * t2[i]) - 1.0 / t2[i])
         g_sig2[d] = 0.5 * ((resid2 + trSP) / (s2 * s2) - n[d] / s2)
     return total, g_mu, g_tau2, g_sig2

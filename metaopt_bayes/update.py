@@ -173,13 +173,15 @@ def update_dataset(
     log_sigma_mu: np.ndarray | None = None,
     log_sigma_sd: np.ndarray | None = None,
     n_nodes: int = 12,
+    sigma_floor2: float = 0.0,
 ) -> CoefficientPosterior:
     """Few-shot posterior of a dataset's coefficients for every population draw.
 
     ``mu`` (S, p) is ``B z_d`` per draw and ``tau2`` (S, p). With ``sigma2`` (S,) the dataset's
     noise is known per draw (a dataset seen in fitting). Otherwise ``σ`` is integrated over
     ``n_nodes`` quantiles of ``log σ ~ N(log_sigma_mu, log_sigma_sd)`` weighted by the
-    marginal likelihood of ``(X, y)``. ``X``/``y`` may be empty (zero-shot: prior only).
+    marginal likelihood of ``(X, y)``; ``sigma_floor2`` is added to each node's variance (the
+    model's noise floor). ``X``/``y`` may be empty (zero-shot: prior only).
     """
     S, p = mu.shape
     if X is None or y is None or len(y) == 0:
@@ -192,7 +194,7 @@ def update_dataset(
     else:
         q = ndtri((np.arange(n_nodes) + 0.5) / n_nodes)  # standard-normal quantile nodes
         log_sig = np.asarray(log_sigma_mu)[:, None] + np.asarray(log_sigma_sd)[:, None] * q
-        sig2 = np.exp(2.0 * log_sig)
+        sig2 = np.exp(2.0 * log_sig) + sigma_floor2
         if ns > 0:
             logw = marginal_loglik(Ss, bs, cs, ns, mu[:, None, :], tau2[:, None, :], sig2)
         else:

@@ -151,3 +151,21 @@ def test_nuts_nutpie_numba_compiles_and_samples_cleanly():
     d = ml.diagnostics
     assert d["compile_s"] < 120 and d["sample_s"] < 60  # numba, not the object-mode fallback
     assert d["n_divergences"] <= 10 and d["max_rhat"] < 1.05
+
+
+def test_meta_terms_choose_which_population_means_use_meta_features(synth):
+    runs, meta, _ = synth
+    n_lin = None
+    for terms in ("intercept", "linear", "all"):
+        ml = MetaLearner("accuracy", method="map", meta_terms=terms).fit_frame(runs, meta)
+        Bz = ml._draws["B"][:, :, 1:]  # (draw, basis, meta) coefficients on the meta-features
+        n_lin = 1 + len(ml.encoder._linear)
+        uses = np.abs(Bz).sum(axis=(0, 2)) > 0
+        expected = {
+            "intercept": np.arange(len(uses)) < 1,
+            "linear": np.arange(len(uses)) < n_lin,
+            "all": np.ones(len(uses), dtype=bool),
+        }[terms]
+        np.testing.assert_array_equal(uses, expected)
+    with pytest.raises(ValidationError, match="meta_terms"):
+        MetaLearner("accuracy", meta_terms="quadratic")
