@@ -642,6 +642,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--fit-method", default="nuts", help="MetaLearner method for metaopt")
     ap.add_argument("--quick", action="store_true", help="small smoke run")
     ap.add_argument("--out", default=str(OUT), help="folder for the csv/md/png results")
+    ap.add_argument(
+        "--merge",
+        action="store_true",
+        help="keep the other methods' rows of an earlier search_<suite>.csv in --out "
+        "(same split), so one method can be re-run without re-running every baseline",
+    )
     args = ap.parse_args(argv)
     out_dir = Path(args.out)
     if args.quick:
@@ -665,6 +671,10 @@ def main(argv: list[str] | None = None) -> int:
     budgets = [b for b in BUDGETS if b <= args.budget]
     for suite in suites:
         df = run_suite(suite, methods, args)
+        earlier = out_dir / f"search_{suite.name}.csv"
+        if args.merge and earlier.exists():
+            prev = pd.read_csv(earlier)
+            df = pd.concat([prev[~prev["method"].isin(methods)], df], ignore_index=True)
         df.to_csv(out_dir / f"search_{suite.name}.csv", index=False)
         s = summarize(df, budgets)
         text = [
