@@ -50,7 +50,7 @@ def synthetic_history(n_datasets: int = 6, n_configs: int = 8, seed: int = 0):
 
 
 class FakeFamily:
-    """A family's stand-in MetaLearner: mean = ``level`` + 0.01·x, sd 0.05 (0.01 once the
+    """A family's stand-in MetaLearner: mean = ``level`` + slope·x, sd 0.05 (0.01 once the
     family has runs on the dataset); residual-free zero-shot."""
 
     direction = "maximize"
@@ -58,13 +58,13 @@ class FakeFamily:
     method = "map"
     model_id = None
 
-    def __init__(self, model: str, level: float, param: str = "x"):
-        self.model, self.level, self.param = model, level, param
+    def __init__(self, model: str, level: float, param: str = "x", slope: float = 0.01):
+        self.model, self.level, self.param, self.slope = model, level, param, slope
 
     def predict(self, dataset, configs, runs=None, extra_runs=None, predictive=True, **_):
         col = self.param if self.param in configs.columns else "params." + self.param
         x = pd.to_numeric(configs[col], errors="coerce").to_numpy(float)
-        mean = self.level + 0.01 * x
+        mean = self.level + self.slope * x
         seen = any(f is not None and len(f) for f in (runs, extra_runs))
         sd = np.full(len(x), 0.01 if seen else 0.05)
         return pd.DataFrame({"mean": mean, "sd": sd, "lower": mean - sd, "upper": mean + sd})
