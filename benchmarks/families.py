@@ -438,6 +438,9 @@ def evaluate_cmd(args: argparse.Namespace) -> int:
 
     warnings.filterwarnings("ignore")
     runs, meta, datasets, fams = load_history(args.history, args.meta)
+    if args.families:
+        fams = [f for f in fams if f in args.families.split(",")]
+        runs = runs[runs["model"].isin(fams)]
     if args.max_datasets:
         datasets = datasets[: args.max_datasets]
     runs = runs[runs["dataset"].isin(datasets)].reset_index(drop=True)
@@ -568,6 +571,7 @@ def main(argv: list[str] | None = None) -> int:
     ev.add_argument("--prior-meta", type=float, default=0.1)
     ev.add_argument("--methods", default="metaopt,metaopt-share,random,tpe")
     ev.add_argument("--max-datasets", type=int, default=0)
+    ev.add_argument("--families", default="", help="comma-separated subset (default: all)")
     ev.add_argument("--quick", action="store_true", help="8 datasets, 2 folds, 2 seeds")
     args = ap.parse_args(argv)
     if args.cmd == "evaluate":

@@ -509,7 +509,9 @@ class FamilyLearner:
         """One row per family, best first: the predicted metric of its best candidate
         (``mean``, ``sd``, ``lower``, ``upper`` — a ``interval`` predictive interval of what a
         run of that config would score), that config's ``predicted_s``, the family's observed
-        ``best_observed`` and ``n_runs`` on the dataset, and the ``config`` (JSON text).
+        ``best_observed`` and ``n_runs`` on the dataset, ``expected_best`` = the better of
+        ``mean`` and ``best_observed`` (what the family is expected to reach; the ranking key)
+        and the ``config`` (JSON text).
 
         ``candidates``: a JointSpace (default: the fitted families' zoo spaces for the
         dataset's task, ``n_candidates`` Sobol points each plus neighbours of the family's
@@ -560,9 +562,19 @@ class FamilyLearner:
                     "config": json.dumps(cfg, default=str),
                 }
             )
-        out = pd.DataFrame(rows).sort_values("mean", ascending=not self.maximize)
+        out = pd.DataFrame(rows)
+        # what the family is expected to reach: its predicted best, or what it already
+        # reached on this dataset when that is better (a run observed is not undone)
+        obs_best = out["best_observed"].fillna(-np.inf if self.maximize else np.inf)
+        out["expected_best"] = (
+            np.maximum(out["mean"], obs_best)
+            if self.maximize
+            else np.minimum(out["mean"], obs_best)
+        )
+        out = out.sort_values("expected_best", ascending=not self.maximize, kind="stable")
         out.insert(1, "rank", np.arange(1, len(out) + 1))
-        return out.reset_index(drop=True)
+        cols = [c for c in out.columns if c != "config"] + ["config"]
+        return out[cols].reset_index(drop=True)
 
     def _candidates(
         self,

@@ -152,3 +152,11 @@ def test_fit_through_the_warehouse_skips_families_without_runs(fitted):
         assert list(fl.learners) == ["knn"] and "mlp" in fl.skipped
         out = fl.recommend(wh, "d7", None, n=2)
         assert (out["model"] == "knn").all() and out["rank"].tolist() == [1, 2]
+
+
+def test_a_family_that_already_reached_more_than_predicted_ranks_by_it():
+    fl = _fake()  # a predicted 0.81, b 0.72
+    r = fl.rank_families("t", _pool(), runs=_obs([("b", 0.0, 0.95)]))
+    assert r["model"].tolist() == ["b", "a"]
+    assert r.loc[0, "expected_best"] == pytest.approx(0.95)
+    assert r.loc[1, "expected_best"] == pytest.approx(r.loc[1, "mean"])
