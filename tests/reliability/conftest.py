@@ -1,16 +1,14 @@
-"""Shared pieces of the reliability suite: a tally of what was tried, printed at the end.
+"""Reliability suite hook: print the tally of what was tried at the end of the session.
 
-Each attack test adds to :data:`TALLY` (hostile queries tried and refused, bad inputs, kills
-survived, runs verified); ``pytest_terminal_summary`` prints one line per count so a CI log
-shows the numbers the reliability issue asks for (docs/reliability.md has the commands).
+Each attack test adds to :data:`tests.reliability._tally.TALLY` (hostile queries tried and
+refused, bad inputs, kills survived, runs verified); ``pytest_terminal_summary`` prints one
+line per count so a CI log shows the numbers the reliability issue asks for
+(docs/reliability.md has the commands).
 """
 
 from __future__ import annotations
 
-from collections import Counter
-
-#: Counts gathered by the reliability tests of this session.
-TALLY: Counter[str] = Counter()
+from tests.reliability._tally import TALLY
 
 
 def pytest_terminal_summary(terminalreporter, exitstatus, config):

@@ -20,7 +20,7 @@ import pandas as pd
 import pytest
 
 from tests.conftest import tiny_history_frame, tiny_meta_features_frame
-from tests.reliability.conftest import TALLY
+from tests.reliability._tally import TALLY
 from warehouse import Warehouse
 from warehouse.errors import MetaoptError, NotFoundError, SchemaVersionError, ValidationError
 

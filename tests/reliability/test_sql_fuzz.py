@@ -42,7 +42,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from tests.conftest import tiny_history_frame, tiny_meta_features_frame
-from tests.reliability.conftest import TALLY
+from tests.reliability._tally import TALLY
 from warehouse import Warehouse
 from warehouse.errors import MetaoptError, UnsafeQueryError
 from warehouse.query import check_query
