@@ -178,3 +178,59 @@ def export_cmd(ctx: click.Context, directory: str, dialect: str, overwrite: bool
     with open_warehouse(ctx, read_only=_exists(ctx)) as wh, _spinner(f"exporting to {directory}"):
         counts = export_warehouse(wh, directory, dialect=dialect, overwrite=overwrite)
     emit(pd.DataFrame({"table": list(counts), "rows": list(counts.values())}), fmt)
+
+
+@main.command("report")
+@click.option("--dataset", default=None, help="Target dataset (default: the one with most runs).")
+@click.option("--model", default=None, help="Model family (default: the one with most runs).")
+@click.option("--metric", default="accuracy", show_default=True, help="Metric to model.")
+@click.option(
+    "--method",
+    type=click.Choice(["nuts", "pathfinder", "advi", "map"]),
+    default="nuts",
+    show_default=True,
+    help="Meta-learner inference (map is fast but over-confident on few runs).",
+)
+@click.option("--draws", type=int, default=None, help="Posterior draws per chain (nuts).")
+@click.option("--folds", type=int, default=5, show_default=True, help="Cross-validation folds.")
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(dir_okay=False),
+    default="report.html",
+    show_default=True,
+    help="HTML file to write.",
+)
+@click.pass_context
+def report_cmd(
+    ctx: click.Context,
+    dataset: str | None,
+    model: str | None,
+    metric: str,
+    method: str,
+    draws: int | None,
+    folds: int,
+    output: str,
+) -> None:
+    """Write one self-contained HTML report: calibration, trace, parameter effects, neighbours.
+
+    \b
+    Example:
+      metaopt report --dataset iris --model mlp -o iris.html
+      metaopt report --method map -o quick.html
+    """
+    from metaopt_bayes.report import write_report
+
+    config = {} if draws is None else {"draws": draws, "tune": draws}
+    with open_warehouse(ctx, read_only=_exists(ctx)) as wh, _spinner("fitting and plotting"):
+        path = write_report(
+            wh,
+            output,
+            dataset=dataset,
+            model=model,
+            metric=metric,
+            method=method,
+            folds=folds,
+            **config,
+        )
+    click.echo(f"wrote {path}")
