@@ -672,8 +672,8 @@ def log_run(
                 ) from None
             raise
         except (duckdb.ConversionException, duckdb.InvalidInputException) as exc:
-            # conversion of a timestamp string
-            raise ValidationError(f"log_run: {_one_line(exc)}") from None
+            # conversion of a timestamp string: name the field that failed
+            raise ValidationError(f"log_run: {_bad_stamp(stamps)}{_one_line(exc)}") from None
         _insert_values(con, "run_params", run_id, seq, param_rows)
         _insert_values(con, "run_architecture", run_id, seq, arch_rows)
         if metric_rows:
@@ -687,6 +687,17 @@ def log_run(
         wh._known_datasets.add(dataset)
         wh._known_metrics.update(name for name, _ in metric_rows)
     return run_id
+
+
+def _bad_stamp(stamps: Mapping[str, Any]) -> str:
+    """``"started_at 'x': "`` for the first string stamp Python cannot read as ISO."""
+    for field, value in stamps.items():
+        if isinstance(value, str):
+            try:
+                _dt.datetime.fromisoformat(value)
+            except ValueError:
+                return f"{field} {value!r}: "
+    return "started_at/finished_at: "
 
 
 def _next_seq(wh: Warehouse, con: Any) -> int:

@@ -4,11 +4,16 @@ Safe SQL has two independent locks (see :func:`check_query` and :mod:`warehouse.
 
 1. **An allowlist on sqlglot's AST.** Exactly one statement whose root is SELECT (WITH …
    SELECT), a set operation (UNION/INTERSECT/EXCEPT), VALUES, DESCRIBE or SUMMARIZE. Every
-   table it reads must be a table or view of this warehouse (or a CTE of the query); the only
-   table functions allowed are ``range``/``generate_series``/``unnest`` and the read-only
-   catalog functions; scalar functions that reach outside the database (``getenv``,
-   ``query``, ``read_*``, ``glob`` …) are refused; ``SELECT … INTO`` is refused. Anything
-   sqlglot cannot parse is refused.
+   table it reads must be a table or view of this warehouse, an ``information_schema`` view,
+   or a CTE of the query *visible where it is read* (a CTE named like a file in one subquery
+   does not cover a reference elsewhere); the only table functions allowed are
+   ``range``/``generate_series``/``unnest`` and the read-only catalog functions; scalar
+   functions that reach outside the database, run SQL, mutate state or stall the engine
+   (``getenv``, ``query``, ``read_*``, ``glob``, ``nextval``, ``sleep_ms`` …) are refused,
+   quoted or not; ``SELECT … INTO`` is refused. Anything sqlglot cannot parse is refused.
+   DuckDB's own parser must then agree that the text is exactly one SELECT statement, so a
+   tokenizer disagreement between sqlglot and DuckDB (comments, string escapes) cannot smuggle
+   a second statement past the allowlist.
 2. **The engine.** The query runs inside ``BEGIN TRANSACTION READ ONLY`` (or on a read-only
    connection) of a database opened with external access disabled and its configuration
    locked: even a query that slipped past the allowlist could not write or touch a file.
@@ -81,17 +86,49 @@ REFUSED_FUNCTIONS = frozenset(
         "delta_scan",
         "read_xlsx",
         "read_xml",
+        # state changes and stalls (found by tests/reliability/test_sql_fuzz.py)
+        "nextval",
+        "setval",
+        "write_log",
+        "sleep_ms",
+        "pg_sleep",
+        "json_execute_serialized_sql",
+        "checkpoint",
+        "force_checkpoint",
+        "enable_logging",
+        "disable_logging",
+        "truncate_duckdb_logs",
+        "enable_profiling",
+        "disable_profiling",
     }
 )
 _REFUSED_PREFIXES = ("read_", "parquet_", "pragma_", "sqlite_", "postgres_", "mysql_", "http")
 _ALLOWED_SCHEMAS = ("", "main", "information_schema")
+#: The views of DuckDB's ``information_schema`` (a name outside this set is refused: DuckDB
+#: would otherwise try it as a file path).
+INFORMATION_SCHEMA_VIEWS = frozenset(
+    {
+        "character_sets",
+        "columns",
+        "constraint_column_usage",
+        "key_column_usage",
+        "referential_constraints",
+        "schemata",
+        "table_constraints",
+        "tables",
+        "views",
+    }
+)
+#: DuckDB statement kinds a user query may have (DESCRIBE/SUMMARIZE/VALUES parse as SELECT).
+_DUCKDB_READ_KINDS = frozenset({"SELECT"})
 
 
 def _function_name(node: Any) -> str:
     from sqlglot import exp
 
     if isinstance(node, exp.Anonymous):
-        return str(node.this).lower()
+        # node.name drops identifier quotes: "getenv"(…) calls getenv
+        return (node.name or str(node.this)).lower()
     return (node.sql_name() if hasattr(node, "sql_name") else type(node).__name__).lower()
 
 
@@ -128,9 +165,15 @@ def check_query(query: str, catalog: set[str] | frozenset[str]) -> Any:
             f"refused: only SELECT, WITH, UNION, VALUES, DESCRIBE and SUMMARIZE are allowed, "
             f"not {kind}"
         )
-    ctes = {cte.alias_or_name.lower() for cte in tree.find_all(exp.CTE)}
-    known = {name.lower() for name in catalog} | ctes
+    known = {name.lower() for name in catalog}
     for node in tree.walk():
+        if isinstance(node, exp.Describe | exp.Summarize) and not isinstance(
+            node.this, exp.Table | exp.Query | exp.Subquery
+        ):  # SUMMARIZE 'x.csv' scans a file, at the top or nested in FROM (…)
+            raise UnsafeQueryError(
+                f"refused: {node.key.upper()} of {node.this.sql(dialect='duckdb')!r} (files "
+                "and paths cannot be read; name a table or view)"
+            )
         if isinstance(node, exp.Select) and node.args.get("into"):
             raise UnsafeQueryError("refused: SELECT … INTO writes a table")
         if isinstance(
@@ -149,12 +192,63 @@ def check_query(query: str, catalog: set[str] | frozenset[str]) -> Any:
         ):
             raise UnsafeQueryError(f"refused: {node.key.upper()} is not allowed in a query")
         if isinstance(node, exp.Table):
-            _check_table(node, known)
+            _check_table(node, known | _visible_ctes(node))
         elif isinstance(node, exp.Func):
             name = _function_name(node)
             if name in REFUSED_FUNCTIONS or name.startswith(_REFUSED_PREFIXES):
                 raise UnsafeQueryError(f"refused: function {name}() reaches outside the warehouse")
+    _check_duckdb_parse(query)
     return tree
+
+
+def _visible_ctes(node: Any) -> set[str]:
+    """Names of the CTEs in scope at ``node``: every CTE of an enclosing WITH, except that
+    inside a CTE body only the CTEs before it (and itself, when RECURSIVE) are visible —
+    DuckDB's own scoping, so a CTE cannot vouch for a file-like name read outside it."""
+    from sqlglot import exp
+
+    names: set[str] = set()
+    child, parent = node, node.parent
+    while parent is not None:
+        if isinstance(parent, exp.With):
+            ctes = list(parent.expressions)
+            position = next((i for i, c in enumerate(ctes) if c is child), len(ctes))
+            recursive = bool(parent.args.get("recursive"))
+            for i, cte in enumerate(ctes):
+                if i < position or (i == position and recursive):
+                    names.add(cte.alias_or_name.lower())
+        else:
+            with_ = parent.args.get("with_") or parent.args.get("with")
+            if isinstance(with_, exp.With) and with_ is not child:
+                names.update(cte.alias_or_name.lower() for cte in with_.expressions)
+        child, parent = parent, parent.parent
+    return names
+
+
+_PARSER: Any = None
+
+
+def _check_duckdb_parse(query: str) -> None:
+    """Refuse unless DuckDB's own parser sees exactly one SELECT statement (parse only)."""
+    import duckdb
+
+    global _PARSER
+    if _PARSER is None:
+        _PARSER = duckdb.connect(
+            ":memory:", config={"enable_external_access": False, "lock_configuration": True}
+        )
+    try:
+        statements = _PARSER.extract_statements(query)
+    except duckdb.Error as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else "parse error"
+        raise UnsafeQueryError(f"refused: DuckDB could not parse the query ({first})") from None
+    if len(statements) != 1:
+        raise UnsafeQueryError(
+            f"refused: DuckDB reads {len(statements)} statements here; exactly one is allowed"
+        )
+    kind = str(statements[0].type).rsplit(".", 1)[-1]
+    if kind not in _DUCKDB_READ_KINDS:
+        raise UnsafeQueryError(f"refused: DuckDB reads this as a {kind} statement, not a SELECT")
 
 
 def _check_table(node: Any, known: set[str]) -> None:
@@ -177,6 +271,8 @@ def _check_table(node: Any, known: set[str]) -> None:
     if schema not in _ALLOWED_SCHEMAS:
         raise UnsafeQueryError(f"refused: unknown schema {node.db!r}")
     if schema == "information_schema":
+        if source.name.lower() not in INFORMATION_SCHEMA_VIEWS:
+            raise UnsafeQueryError(f"refused: information_schema has no view {source.name!r}")
         return
     if source.name.lower() not in known:
         raise UnsafeQueryError(
@@ -416,20 +512,76 @@ def meta_features(wh: Warehouse, datasets: Sequence[str] | None = None) -> pd.Da
 
 
 # ---------------------------------------------------------------------------- audits
-def run_audits(wh: Warehouse) -> pd.DataFrame:
-    """Run each ``sql/audits/*.sql`` query; an audit passes when it returns zero rows."""
+def run_audits(wh: Warehouse, examples: int = 3) -> pd.DataFrame:
+    """Run each ``sql/audits/*.sql`` query; an audit passes when it returns zero rows.
+
+    Then two integrity checks: ``integrity_views`` (every named view binds and runs) and
+    ``integrity_tables`` (every table is read in full, which makes DuckDB verify the checksum
+    of each block it stores). One row per check: ``audit, failing_rows, ok, description,
+    example`` (up to ``examples`` failing rows, as text, for a failing check).
+    """
     import pandas as pd
 
     rows = []
     for name, text in sorted(sqlfiles.audits().items()):
         body = text.strip().rstrip(";")
-        found = wh._read_df(f"SELECT count(*) AS n FROM ({body}) AS audit")["n"].iloc[0]
+        found = int(wh._read_df(f"SELECT count(*) AS n FROM ({body}) AS audit")["n"].iloc[0])
+        example = ""
+        if found:
+            sample = wh._read_df(f"SELECT * FROM ({body}) AS audit LIMIT {int(examples)}")
+            example = "; ".join(
+                ", ".join(f"{k}={v}" for k, v in rec.items()) for rec in sample.to_dict("records")
+            )
         rows.append(
             {
                 "audit": name,
-                "failing_rows": int(found),
-                "ok": bool(found == 0),
+                "failing_rows": found,
+                "ok": found == 0,
                 "description": " ".join(sqlfiles.header_comment(text).split()),
+                "example": example,
             }
         )
+    rows += _integrity(wh)
     return pd.DataFrame(rows)
+
+
+def _integrity(wh: Warehouse) -> list[dict[str, Any]]:
+    """Views bind and every table reads back in full (DuckDB checks block checksums)."""
+    import duckdb
+    from sqlglot import exp
+
+    def ident(name: str) -> str:
+        return exp.to_identifier(name, quoted=True).sql(dialect="duckdb")
+
+    broken_views = []
+    for name in sqlfiles.view_names():
+        try:
+            wh._read_df(f"SELECT * FROM {ident(name)} LIMIT 1")
+        except duckdb.Error as exc:
+            broken_views.append(f"{name}: {str(exc).strip().splitlines()[0]}")
+    tables = wh._read_df(
+        "SELECT table_name FROM duckdb_tables() WHERE NOT internal AND schema_name = 'main'"
+    )["table_name"]
+    unreadable = []
+    for name in sorted(tables):
+        try:  # hash every column of every row: all blocks are read and verified
+            wh._read_df(f"SELECT count(hash(COLUMNS(*))) FROM {ident(name)}")
+        except duckdb.Error as exc:
+            unreadable.append(f"{name}: {str(exc).strip().splitlines()[0]}")
+    return [
+        {
+            "audit": "integrity_views",
+            "failing_rows": len(broken_views),
+            "ok": not broken_views,
+            "description": "integrity_views: every named view binds and runs.",
+            "example": "; ".join(broken_views[:3]),
+        },
+        {
+            "audit": "integrity_tables",
+            "failing_rows": len(unreadable),
+            "ok": not unreadable,
+            "description": "integrity_tables: every table reads back in full (block checksums "
+            "verified).",
+            "example": "; ".join(unreadable[:3]),
+        },
+    ]

@@ -14,13 +14,16 @@ Connection design (measured on DuckDB 2.0, see tests/warehouse/test_safe_sql.py)
   cursor shares the database instance, which sidesteps DuckDB's rule that one process cannot
   hold a read-only and a read-write connection to the same file.
 * DuckDB lets one process hold a file for writing; a second process (read-only or not)
-  fails to open it. That failure is reported as :class:`WarehouseBusyError`.
+  fails to open it. Opening retries for ``busy_timeout`` seconds (default 3, or
+  ``$METAOPT_BUSY_TIMEOUT``; 0 = fail at once) and then raises :class:`WarehouseBusyError`:
+  a short job queued behind another gets its turn, a long sweep is reported as busy.
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
+import time
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -43,6 +46,22 @@ DEFAULT_PATH = "metaopt.duckdb"
 MEMORY = ":memory:"
 _CONFIG = {"enable_external_access": False, "lock_configuration": True}
 _INTERNAL_TABLES = ("metaopt_schema", "metaopt_meta")
+#: Seconds a second process waits for the file lock before WarehouseBusyError.
+DEFAULT_BUSY_TIMEOUT = 3.0
+
+
+def _busy_timeout(value: float | None) -> float:
+    if value is None:
+        text = os.environ.get("METAOPT_BUSY_TIMEOUT")
+        try:
+            value = float(text) if text else DEFAULT_BUSY_TIMEOUT
+        except ValueError:
+            raise ValidationError(
+                f"METAOPT_BUSY_TIMEOUT must be a number of seconds, not {text!r}"
+            ) from None
+    if not value >= 0:
+        raise ValidationError(f"busy_timeout must be >= 0 seconds, not {value!r}")
+    return float(value)
 
 
 def resolve_path(path: str | os.PathLike[str] | None) -> str:
@@ -100,9 +119,15 @@ class Warehouse:
     Use it as a context manager or call :meth:`close`.
     """
 
-    def __init__(self, path: str | os.PathLike[str] | None = None, read_only: bool = False):
+    def __init__(
+        self,
+        path: str | os.PathLike[str] | None = None,
+        read_only: bool = False,
+        busy_timeout: float | None = None,
+    ):
         self.path = resolve_path(path)
         self.read_only = bool(read_only)
+        self.busy_timeout = _busy_timeout(busy_timeout)
         self._depth = 0
         # Dataset/metric names known to be committed (nothing deletes them): log_run skips
         # re-inserting them. Filled only after a successful commit.
@@ -133,23 +158,32 @@ class Warehouse:
                 )
             if self.read_only and not Path(self.path).exists():
                 raise NotFoundError(f"warehouse {self.path!r} does not exist (run `metaopt init`)")
-        try:
-            return duckdb.connect(self.path, read_only=self.read_only, config=dict(_CONFIG))
-        except duckdb.IOException as exc:
-            msg = _first_line(exc)
-            if "lock" in msg.lower():
+        deadline = time.monotonic() + self.busy_timeout
+        pause = 0.02
+        while True:
+            try:
+                return duckdb.connect(self.path, read_only=self.read_only, config=dict(_CONFIG))
+            except duckdb.IOException as exc:
+                msg = _first_line(exc)
+                if "lock" not in msg.lower():
+                    raise SchemaVersionError(f"cannot open {self.path!r}: {msg}") from None
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    raise WarehouseBusyError(
+                        f"warehouse {self.path!r} is busy: in use by another process (DuckDB "
+                        f"allows one writer at a time; waited {self.busy_timeout:g} s); retry "
+                        "when it is done or raise METAOPT_BUSY_TIMEOUT"
+                    ) from None
+                time.sleep(min(pause, remaining))
+                pause = min(pause * 2, 0.25)
+            except duckdb.ConnectionException as exc:
                 raise WarehouseBusyError(
-                    f"warehouse {self.path!r} is in use by another process (DuckDB allows one "
-                    "writer at a time); close it and retry"
+                    f"warehouse {self.path!r} is already open in this process with other "
+                    "settings (read-only vs read-write); close that Warehouse first "
+                    f"({_first_line(exc)})"
                 ) from None
-            raise SchemaVersionError(f"cannot open {self.path!r}: {msg}") from None
-        except duckdb.ConnectionException as exc:
-            raise WarehouseBusyError(
-                f"warehouse {self.path!r} is already open in this process with other settings "
-                f"(read-only vs read-write); close that Warehouse first ({_first_line(exc)})"
-            ) from None
-        except duckdb.Error as exc:
-            raise SchemaVersionError(f"cannot open {self.path!r}: {_first_line(exc)}") from None
+            except duckdb.Error as exc:
+                raise SchemaVersionError(f"cannot open {self.path!r}: {_first_line(exc)}") from None
 
     def close(self) -> None:
         """Close the warehouse (idempotent)."""

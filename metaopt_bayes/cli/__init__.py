@@ -13,5 +13,6 @@ from metaopt_bayes.cli import warehouse_cmds  # noqa: F401  isort: skip
 from metaopt_bayes.cli import dataset_cmds  # noqa: F401  isort: skip
 from metaopt_bayes.cli import search_cmds  # noqa: F401  isort: skip
 from metaopt_bayes.cli import model_cmds  # noqa: F401  isort: skip
+from metaopt_bayes.cli import io_cmds  # noqa: F401  isort: skip
 
 __all__ = ["main"]

@@ -149,10 +149,12 @@ def check(ctx: click.Context, fmt: str) -> None:
     """
     with open_warehouse(ctx, read_only=_exists(ctx)) as wh:
         report = wh.check()
-    emit(report[["audit", "failing_rows", "ok"]], fmt)
-    if not report["ok"].all():
-        bad = ", ".join(report.loc[~report["ok"], "audit"])
-        raise click.ClickException(f"audits failed: {bad}")
+    emit(report[["audit", "failing_rows", "ok", "example"]], fmt)
+    failed = report.loc[~report["ok"]]
+    for row in failed.itertuples():
+        click.echo(f"{row.failing_rows} failing row(s) in {row.description}", err=True)
+    if len(failed):
+        raise click.ClickException(f"audits failed: {', '.join(failed['audit'])}")
 
 
 def _exists(ctx: click.Context) -> bool:

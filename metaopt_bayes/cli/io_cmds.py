@@ -1,0 +1,236 @@
+"""Import/export commands: import mlflow, import optuna, export, report."""
+
+from __future__ import annotations
+
+from contextlib import contextmanager
+from typing import Any
+
+import click
+
+from metaopt_bayes.cli._common import emit, main, open_warehouse, output_option
+from metaopt_bayes.cli.warehouse_cmds import _exists
+from warehouse.sqlfiles import DIALECTS
+
+
+@contextmanager
+def _spinner(description: str) -> Any:
+    from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+    with Progress(
+        SpinnerColumn(),
+        TextColumn("{task.description}"),
+        TimeElapsedColumn(),
+        transient=True,
+        disable=None,
+    ) as progress:
+        progress.add_task(description, total=None)
+        yield progress
+
+
+@main.group("import")
+def import_group() -> None:
+    """Import run history from MLflow or Optuna (idempotent: re-importing adds nothing).
+
+    \b
+    Example:
+      metaopt import mlflow --tracking-uri sqlite:///mlflow.db
+      metaopt import optuna --storage sqlite:///optuna.db --study s1 --dataset iris --model mlp
+    """
+
+
+@import_group.command("mlflow")
+@click.option(
+    "--tracking-uri",
+    default=None,
+    help="MLflow store: a local mlruns folder, a SQLite .db file or a tracking URI "
+    "(default: $MLFLOW_TRACKING_URI, else MLflow's default).",
+)
+@click.option(
+    "--experiment",
+    "experiments",
+    multiple=True,
+    help="Experiment name to import (repeatable; default: all active experiments).",
+)
+@click.option("--dataset", default=None, help="Dataset name for every run (overrides tags).")
+@click.option("--model", default=None, help="Model family for every run (overrides tags).")
+@click.option(
+    "--dataset-tag",
+    default="dataset",
+    show_default=True,
+    help="Tag (or parameter) holding the dataset name; fallback: the experiment name.",
+)
+@click.option(
+    "--model-tag",
+    default="model",
+    show_default=True,
+    help="Tag (or parameter) holding the model family.",
+)
+@click.option(
+    "--tag",
+    "include_tags",
+    multiple=True,
+    help="Also store this run tag as parameter tag.<name> (repeatable).",
+)
+@output_option
+@click.pass_context
+def import_mlflow_cmd(
+    ctx: click.Context,
+    tracking_uri: str | None,
+    experiments: tuple[str, ...],
+    dataset: str | None,
+    model: str | None,
+    dataset_tag: str,
+    model_tag: str,
+    include_tags: tuple[str, ...],
+    fmt: str,
+) -> None:
+    """Import runs, params, metrics and durations from an MLflow tracking store.
+
+    \b
+    Example:
+      metaopt import mlflow --tracking-uri ./mlruns --experiment iris-sweep
+      metaopt import mlflow --tracking-uri mlflow.db --model-tag mlflow.runName
+    """
+    from warehouse.importers import import_mlflow
+
+    with open_warehouse(ctx) as wh, _spinner("importing MLflow runs"):
+        result = import_mlflow(
+            wh,
+            tracking_uri,
+            experiments=list(experiments) or None,
+            dataset=dataset,
+            model=model,
+            dataset_tag=dataset_tag,
+            model_tag=model_tag,
+            include_tags=include_tags,
+        )
+    emit(result.as_dict(), fmt)
+
+
+@import_group.command("optuna")
+@click.option("--storage", required=True, help="Optuna storage URL, e.g. sqlite:///optuna.db.")
+@click.option("--study", required=True, help="Study name.")
+@click.option("--dataset", required=True, help="Dataset the study tuned on.")
+@click.option("--model", required=True, help="Model family the study tuned.")
+@click.option(
+    "--metric",
+    "metrics",
+    multiple=True,
+    help="Metric name for the objective (repeat for multi-objective; default value / "
+    "value_0, value_1, …). Its direction is the study's.",
+)
+@output_option
+@click.pass_context
+def import_optuna_cmd(
+    ctx: click.Context,
+    storage: str,
+    study: str,
+    dataset: str,
+    model: str,
+    metrics: tuple[str, ...],
+    fmt: str,
+) -> None:
+    """Import the trials of an Optuna study (parameters, values, durations, states).
+
+    \b
+    Example:
+      metaopt import optuna --storage sqlite:///optuna.db --study s1 \\
+          --dataset iris --model mlp --metric accuracy
+    """
+    from warehouse.importers import import_optuna
+
+    metric: str | list[str] | None = None
+    if len(metrics) == 1:
+        metric = metrics[0]
+    elif metrics:
+        metric = list(metrics)
+    with open_warehouse(ctx) as wh, _spinner("importing Optuna trials"):
+        result = import_optuna(wh, storage, study, dataset=dataset, model=model, metric=metric)
+    emit(result.as_dict(), fmt)
+
+
+@main.command("export")
+@click.argument("directory", type=click.Path(file_okay=False))
+@click.option(
+    "--dialect",
+    type=click.Choice(DIALECTS),
+    default="spark",
+    show_default=True,
+    help="SQL dialect for the exported views (views/<name>.sql).",
+)
+@click.option("--overwrite", is_flag=True, help="Replace DIRECTORY if it is not empty.")
+@output_option
+@click.pass_context
+def export_cmd(ctx: click.Context, directory: str, dialect: str, overwrite: bool, fmt: str) -> None:
+    """Write runs, params, metrics, datasets and meta-features as Parquet plus the views' SQL.
+
+    Tables are partitioned by dataset (Hive layout: runs/dataset=<name>/…), readable by
+    Spark, Trino, DuckDB or pandas.
+
+    \b
+    Example:
+      metaopt export ./metaopt-export --dialect trino
+    """
+    import pandas as pd
+
+    from warehouse.export import export_warehouse
+
+    with open_warehouse(ctx, read_only=_exists(ctx)) as wh, _spinner(f"exporting to {directory}"):
+        counts = export_warehouse(wh, directory, dialect=dialect, overwrite=overwrite)
+    emit(pd.DataFrame({"table": list(counts), "rows": list(counts.values())}), fmt)
+
+
+@main.command("report")
+@click.option("--dataset", default=None, help="Target dataset (default: the one with most runs).")
+@click.option("--model", default=None, help="Model family (default: the one with most runs).")
+@click.option("--metric", default="accuracy", show_default=True, help="Metric to model.")
+@click.option(
+    "--method",
+    type=click.Choice(["nuts", "pathfinder", "advi", "map"]),
+    default="nuts",
+    show_default=True,
+    help="Meta-learner inference (map is fast but over-confident on few runs).",
+)
+@click.option("--draws", type=int, default=None, help="Posterior draws per chain (nuts).")
+@click.option("--folds", type=int, default=5, show_default=True, help="Cross-validation folds.")
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(dir_okay=False),
+    default="report.html",
+    show_default=True,
+    help="HTML file to write.",
+)
+@click.pass_context
+def report_cmd(
+    ctx: click.Context,
+    dataset: str | None,
+    model: str | None,
+    metric: str,
+    method: str,
+    draws: int | None,
+    folds: int,
+    output: str,
+) -> None:
+    """Write one self-contained HTML report: calibration, trace, parameter effects, neighbours.
+
+    \b
+    Example:
+      metaopt report --dataset iris --model mlp -o iris.html
+      metaopt report --method map -o quick.html
+    """
+    from metaopt_bayes.report import write_report
+
+    config = {} if draws is None else {"draws": draws, "tune": draws}
+    with open_warehouse(ctx, read_only=_exists(ctx)) as wh, _spinner("fitting and plotting"):
+        path = write_report(
+            wh,
+            output,
+            dataset=dataset,
+            model=model,
+            metric=metric,
+            method=method,
+            folds=folds,
+            **config,
+        )
+    click.echo(f"wrote {path}")

@@ -1,0 +1,140 @@
+"""Export the warehouse as an open, engine-neutral folder: Parquet tables plus the views' SQL.
+
+Layout written by :func:`export_warehouse` (``DIR``)::
+
+    runs/dataset=<name>/*.parquet                 one row per run
+    run_params/dataset=<name>/*.parquet           one row per run × parameter
+    run_metrics/dataset=<name>/*.parquet          one row per run × metric × split
+    run_architecture/dataset=<name>/*.parquet     one row per run × architecture descriptor
+    dataset_meta_features/dataset=<name>/*.parquet one row per dataset × meta-feature
+    datasets.parquet                              one row per dataset
+    metrics.parquet                               one row per known metric (its direction)
+    views/<view>.sql                              each view, transpiled to the chosen dialect
+    manifest.json                                 row counts, schema version, dialect
+
+The partitioned folders are Hive-style (``dataset=<name>``), which Spark, Trino/Presto,
+DuckDB, pandas and pyarrow all read as a ``dataset`` column. The long tables keep ``seq`` (the
+run's internal key) because the views join on it; register each folder as a table of the same
+name and the exported view SQL runs unchanged.
+
+The warehouse's own connection cannot write files (external access is disabled on purpose),
+so the tables are read as Arrow and written by a scratch in-memory DuckDB with ``COPY …
+(FORMAT parquet, PARTITION_BY (dataset))``.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from warehouse import sqlfiles
+from warehouse.errors import ValidationError
+
+if TYPE_CHECKING:
+    from warehouse.store import Warehouse
+
+__all__ = ["PARTITIONED", "export_warehouse"]
+
+# table → query (trusted SQL) giving its rows with a `dataset` column to partition on.
+PARTITIONED: dict[str, str] = {
+    "runs": "SELECT * FROM runs",
+    "run_params": (
+        "SELECT p.run_id, p.seq, p.name, p.value_num, p.value_text, r.dataset "
+        "FROM run_params AS p JOIN runs AS r ON r.seq = p.seq"
+    ),
+    "run_metrics": (
+        "SELECT m.run_id, m.seq, m.name, m.split, m.value, r.dataset "
+        "FROM run_metrics AS m JOIN runs AS r ON r.seq = m.seq"
+    ),
+    "run_architecture": (
+        "SELECT a.run_id, a.seq, a.name, a.value_num, a.value_text, r.dataset "
+        "FROM run_architecture AS a JOIN runs AS r ON r.seq = a.seq"
+    ),
+    "dataset_meta_features": "SELECT * FROM dataset_meta_features",
+}
+_SINGLE: dict[str, str] = {
+    "datasets": "SELECT * FROM datasets ORDER BY name",
+    "metrics": "SELECT * FROM metrics ORDER BY name",
+}
+
+
+def export_warehouse(
+    wh: Warehouse,
+    directory: str | Path,
+    dialect: str = "duckdb",
+    overwrite: bool = False,
+) -> dict[str, int]:
+    """Write every table of ``wh`` as Parquet (partitioned by dataset) and each view's SQL
+    transpiled to ``dialect`` into ``directory``; returns rows written per table.
+
+    Refuses a non-empty ``directory`` unless ``overwrite`` (which replaces it).
+    """
+    import duckdb
+
+    if dialect not in sqlfiles.DIALECTS:
+        raise ValidationError(
+            f"unknown dialect {dialect!r}; choose one of {', '.join(sqlfiles.DIALECTS)}"
+        )
+    out = Path(directory).expanduser()
+    if out.exists() and not out.is_dir():
+        raise ValidationError(f"export target {str(out)!r} is a file, not a folder")
+    if out.is_dir() and any(out.iterdir()):
+        if not overwrite:
+            raise ValidationError(
+                f"export folder {str(out)!r} is not empty; pass --overwrite to replace it"
+            )
+        shutil.rmtree(out)
+    out.mkdir(parents=True, exist_ok=True)
+
+    views = {
+        name: sqlfiles.transpile(sqlfiles.view_sql(name), dialect) for name in sqlfiles.view_names()
+    }
+    counts: dict[str, int] = {}
+    scratch = duckdb.connect(":memory:")
+    try:
+        for table, query in {**PARTITIONED, **_SINGLE}.items():
+            arrow = wh._read_arrow(query)
+            counts[table] = arrow.num_rows
+            scratch.register("__export_src", arrow)
+            target = out / table if table in PARTITIONED else out / f"{table}.parquet"
+            if table in PARTITIONED:
+                if arrow.num_rows == 0:
+                    _write_empty(arrow, target)
+                else:
+                    scratch.execute(
+                        "COPY (SELECT * FROM __export_src) TO ? "
+                        "(FORMAT parquet, PARTITION_BY (dataset), OVERWRITE_OR_IGNORE)",
+                        [str(target)],
+                    )
+            else:
+                scratch.execute(
+                    "COPY (SELECT * FROM __export_src) TO ? (FORMAT parquet)", [str(target)]
+                )
+            scratch.unregister("__export_src")
+    finally:
+        scratch.close()
+
+    (out / "views").mkdir()
+    for name, text in views.items():
+        header = f"-- {name}: exported from metaopt, dialect {dialect}\n"
+        (out / "views" / f"{name}.sql").write_text(header + text + "\n", "utf-8")
+    manifest: dict[str, Any] = {
+        "format": "metaopt-export/1",
+        "schema_version": wh.schema_version,
+        "dialect": dialect,
+        "partitioned_by": "dataset",
+        "tables": counts,
+        "views": sorted(views),
+    }
+    (out / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n", "utf-8")
+    return counts
+
+
+def _write_empty(arrow: Any, target: Path) -> None:
+    """An empty table still gets a folder with one schema-only file, so readers find it."""
+    import pyarrow.parquet as pq
+
+    target.mkdir(parents=True, exist_ok=True)
+    pq.write_table(arrow.drop_columns(["dataset"]), target / "empty.parquet")

@@ -1,0 +1,358 @@
+"""Bring existing history into the warehouse: MLflow tracking stores and Optuna studies.
+
+Both importers read the foreign store through its own Python API (``mlflow``/``optuna`` are
+optional dependencies, imported lazily) and write through :meth:`Warehouse.log_runs`, so the
+usual validation applies and a failed import writes nothing.
+
+Idempotent: every imported run gets a stable id derived from the source (``mlflow:<run_id>``,
+``optuna:<study>:<trial number>``). Ids already in the warehouse are skipped, so importing
+the same store twice adds nothing and a later import adds only the new runs.
+
+Mapping choices (see docs/import_export.md):
+
+* MLflow: ``dataset``/``model`` come from ``--dataset``/``--model`` when given, else from the
+  run's tag (``dataset_tag``/``model_tag``, default ``dataset``/``model``), else from a
+  parameter of that name (which is then not stored as a parameter). A run without a dataset
+  falls back to its experiment's name; a run without a model is an error naming the run.
+  Parameters are text in MLflow: ``log_runs`` types them back per value (numbers, ``true``/
+  ``false`` → 1/0, ``None`` → unset). Metrics keep MLflow's latest value per key (non-finite
+  values are dropped). Status FINISHED → finished, FAILED/KILLED → failed; RUNNING and
+  SCHEDULED runs are skipped (they are not done yet; a later import picks them up).
+  ``duration_s`` = end − start. Tags listed in ``include_tags`` are stored as parameters
+  ``tag.<name>``; other tags are not stored (the warehouse has no tags table).
+* Optuna: COMPLETE → finished with the objective value(s) as metric(s); FAIL → failed;
+  PRUNED → failed with ``error='pruned'`` (the trial never reached its final value, and the
+  meta-learner trains on finished runs only); RUNNING/WAITING → skipped. A single objective is
+  stored as metric ``value`` (or ``metric``), several as ``value_0, value_1, …``; each metric
+  is registered with the study's direction, and an existing metric of that name with the
+  opposite direction is refused.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as _dt
+import math
+import os
+from collections.abc import Iterator, Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from warehouse.errors import MetaoptError, NotFoundError, ValidationError
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from warehouse.store import Warehouse
+
+__all__ = ["ImportResult", "import_mlflow", "import_optuna"]
+
+_MLFLOW_STATUS = {"FINISHED": "finished", "FAILED": "failed", "KILLED": "failed"}
+_PAGE = 5000
+
+
+@dataclass(frozen=True)
+class ImportResult:
+    """What an import did: runs written, runs skipped because already present, runs skipped
+    because not finished yet (MLflow RUNNING/SCHEDULED, Optuna RUNNING/WAITING)."""
+
+    source: str
+    imported: int
+    already_present: int
+    skipped_unfinished: int
+
+    def as_dict(self) -> dict[str, Any]:
+        """The result as a plain dict (one row for the CLI)."""
+        return asdict(self)
+
+
+def _require(module: str, extra: str) -> Any:
+    import importlib
+
+    try:
+        return importlib.import_module(module)
+    except ImportError:
+        raise MetaoptError(
+            f"{module} is not installed; install it with `pip install 'metaopt[{extra}]'`"
+        ) from None
+
+
+def _existing_ids(wh: Warehouse, prefix: str) -> set[str]:
+    df = wh._read_df("SELECT run_id FROM runs WHERE starts_with(run_id, ?)", [prefix])
+    return set(df["run_id"].astype(str))
+
+
+def _ms_to_dt(ms: int | None) -> _dt.datetime | None:
+    if ms is None:
+        return None
+    return _dt.datetime.fromtimestamp(ms / 1000.0, tz=_dt.UTC).replace(tzinfo=None)
+
+
+def _frame(rows: list[dict[str, Any]]) -> pd.DataFrame:
+    """Rows → MLflow-layout DataFrame; parameter columns as text so typing is per value."""
+    import pandas as pd
+
+    df = pd.DataFrame(rows)
+    for col in df.columns:
+        if col.startswith("params."):
+            df[col] = df[col].map(lambda v: None if v is None or v != v else str(v)).astype(object)
+    for col in ("started_at", "finished_at"):
+        if col in df.columns:
+            df[col] = pd.to_datetime(df[col])
+    return df
+
+
+# ---------------------------------------------------------------------------------- MLflow
+def _require_sqlite_file(url: str, what: str) -> None:
+    """A ``sqlite:///path`` URL must name an existing file: SQLAlchemy would silently create
+    an empty database (and the importer would report "nothing found")."""
+    if url.startswith("sqlite:///") and url not in ("sqlite:///", "sqlite:///:memory:"):
+        path = Path(url[len("sqlite:///") :]).expanduser()
+        if not path.exists():
+            raise NotFoundError(f"{what} {url!r} does not exist")
+
+
+def _tracking_uri(uri: str | os.PathLike[str] | None) -> str:
+    """A local folder or ``*.db`` file → an MLflow URI; URIs pass through; ``None`` →
+    ``$MLFLOW_TRACKING_URI`` → MLflow's default."""
+    if uri is None:
+        uri = os.environ.get("MLFLOW_TRACKING_URI")
+        if not uri:
+            mlflow = _require("mlflow", "mlflow")
+            return str(mlflow.get_tracking_uri())
+    text = os.fspath(uri)
+    if "://" in text or text.startswith(("sqlite:", "databricks")):
+        _require_sqlite_file(text, "MLflow tracking store")
+        return text
+    path = Path(text).expanduser().resolve()
+    if not path.exists():
+        raise NotFoundError(f"MLflow tracking store {text!r} does not exist")
+    if path.is_file():
+        return f"sqlite:///{path}"
+    return path.as_uri()
+
+
+@contextlib.contextmanager
+def _allow_file_store() -> Iterator[None]:
+    """MLflow 3 refuses to open a folder store unless ``MLFLOW_ALLOW_FILE_STORE=true``; reading
+    an existing one is exactly what an importer is for."""
+    old = os.environ.get("MLFLOW_ALLOW_FILE_STORE")
+    os.environ["MLFLOW_ALLOW_FILE_STORE"] = "true"
+    try:
+        yield
+    finally:
+        if old is None:
+            os.environ.pop("MLFLOW_ALLOW_FILE_STORE", None)
+        else:
+            os.environ["MLFLOW_ALLOW_FILE_STORE"] = old
+
+
+def import_mlflow(
+    wh: Warehouse,
+    tracking_uri: str | os.PathLike[str] | None = None,
+    experiments: Sequence[str] | None = None,
+    dataset: str | None = None,
+    model: str | None = None,
+    dataset_tag: str = "dataset",
+    model_tag: str = "model",
+    include_tags: Sequence[str] = (),
+) -> ImportResult:
+    """Import the runs of an MLflow tracking store (a local folder, a SQLite database file or
+    any tracking URI) into ``wh``; see the module docstring for the mapping.
+
+    ``experiments`` are experiment names (default: every active experiment). Returns an
+    :class:`ImportResult`. Re-importing the same store adds nothing.
+    """
+    _require("mlflow", "mlflow")
+    from mlflow.entities import ViewType
+    from mlflow.exceptions import MlflowException
+    from mlflow.tracking import MlflowClient
+
+    uri = _tracking_uri(tracking_uri)
+    with _allow_file_store():
+        try:
+            client = MlflowClient(tracking_uri=uri)
+            if experiments:
+                found = []
+                for name in experiments:
+                    exp = client.get_experiment_by_name(name)
+                    if exp is None:
+                        known = [e.name for e in client.search_experiments()]
+                        raise NotFoundError(
+                            f"no MLflow experiment named {name!r} in {uri}; known: "
+                            + ", ".join(sorted(known))
+                        )
+                    found.append(exp)
+            else:
+                found = list(client.search_experiments(view_type=ViewType.ACTIVE_ONLY))
+            names = {e.experiment_id: e.name for e in found}
+            runs = []
+            if names:
+                token = None
+                while True:
+                    page = client.search_runs(
+                        list(names),
+                        run_view_type=ViewType.ACTIVE_ONLY,
+                        max_results=_PAGE,
+                        page_token=token,
+                    )
+                    runs.extend(page)
+                    token = page.token
+                    if not token:
+                        break
+        except MlflowException as exc:
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else "error"
+            raise MetaoptError(f"cannot read MLflow store {uri}: {first}") from None
+
+    existing = _existing_ids(wh, "mlflow:")
+    rows: list[dict[str, Any]] = []
+    already = unfinished = 0
+    for run in runs:
+        info, data = run.info, run.data
+        run_id = f"mlflow:{info.run_id}"
+        if run_id in existing:
+            already += 1
+            continue
+        status = _MLFLOW_STATUS.get(str(info.status).upper())
+        if status is None:
+            unfinished += 1
+            continue
+        params = dict(data.params)
+        tags = dict(data.tags)
+        # A parameter named like the dataset/model tag is the run's label, not a setting.
+        ds_param = params.pop(dataset_tag, None)
+        md_param = params.pop(model_tag, None)
+        ds = dataset or tags.get(dataset_tag) or ds_param or names.get(info.experiment_id)
+        md = model or tags.get(model_tag) or md_param
+        if not md:
+            raise ValidationError(
+                f"MLflow run {info.run_id!r}: no {model_tag!r} tag or parameter; pass "
+                "--model or --model-tag"
+            )
+        start, end = _ms_to_dt(info.start_time), _ms_to_dt(info.end_time)
+        row: dict[str, Any] = {
+            "run_id": run_id,
+            "dataset": str(ds),
+            "model": str(md),
+            "status": status,
+            "started_at": start,
+            "finished_at": end,
+            "duration_s": (
+                max(0.0, (info.end_time - info.start_time) / 1000.0)
+                if info.start_time is not None and info.end_time is not None
+                else None
+            ),
+            "source": f"mlflow:{names.get(info.experiment_id, info.experiment_id)}",
+        }
+        for name, value in params.items():
+            row[f"params.{name}"] = value
+        for name in include_tags:
+            if name in tags:
+                row[f"params.tag.{name}"] = tags[name]
+        for name, value in data.metrics.items():
+            if value is not None and math.isfinite(float(value)):
+                row[f"metrics.{name}"] = float(value)
+        rows.append(row)
+    if rows:
+        wh.log_runs(_frame(rows))
+    return ImportResult(uri, len(rows), already, unfinished)
+
+
+# ---------------------------------------------------------------------------------- Optuna
+def _register_metric(wh: Warehouse, name: str, direction: str, study: str) -> None:
+    with wh._transaction() as con:
+        rows = con.execute("SELECT direction FROM metrics WHERE name = ?", [name]).fetchall()
+        if not rows:
+            con.execute("INSERT INTO metrics (name, direction) VALUES (?, ?)", [name, direction])
+        elif rows[0][0] != direction:
+            raise ValidationError(
+                f"metric {name!r} is recorded as {rows[0][0]} but Optuna study {study!r} "
+                f"will {direction} it; choose another name with --metric"
+            )
+
+
+def import_optuna(
+    wh: Warehouse,
+    storage: str,
+    study: str,
+    dataset: str,
+    model: str,
+    metric: str | Sequence[str] | None = None,
+) -> ImportResult:
+    """Import the trials of one Optuna study (any Optuna storage URL, e.g.
+    ``sqlite:///optuna.db``) as runs of ``model`` on ``dataset``.
+
+    ``metric`` names the objective(s): default ``value`` for one objective and ``value_0``,
+    ``value_1``, … for several. Returns an :class:`ImportResult`; re-importing adds nothing.
+    """
+    optuna = _require("optuna", "optuna")
+    from optuna.trial import TrialState
+
+    if not dataset or not model:
+        raise ValidationError("import_optuna needs a dataset and a model name")
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    _require_sqlite_file(storage, "Optuna storage")
+    try:
+        loaded = optuna.load_study(study_name=study, storage=storage)
+    except KeyError:
+        try:
+            known = optuna.get_all_study_names(storage=storage)
+        except Exception:
+            known = []
+        raise NotFoundError(
+            f"no Optuna study named {study!r} in {storage}; known: " + ", ".join(sorted(known))
+        ) from None
+    except Exception as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise MetaoptError(f"cannot open Optuna storage {storage}: {first}") from None
+
+    directions = ["maximize" if d.name == "MAXIMIZE" else "minimize" for d in loaded.directions]
+    if metric is None:
+        n_obj = len(directions)
+        names = ["value"] if n_obj == 1 else [f"value_{i}" for i in range(n_obj)]
+    else:
+        names = [metric] if isinstance(metric, str) else list(metric)
+    if len(names) != len(directions):
+        raise ValidationError(
+            f"Optuna study {study!r} has {len(directions)} objective(s) but "
+            f"{len(names)} metric name(s) were given"
+        )
+
+    prefix = f"optuna:{study}:"
+    existing = _existing_ids(wh, prefix)
+    rows: list[dict[str, Any]] = []
+    already = unfinished = 0
+    for trial in loaded.get_trials(deepcopy=False):
+        run_id = f"{prefix}{trial.number}"
+        if run_id in existing:
+            already += 1
+            continue
+        if trial.state in (TrialState.RUNNING, TrialState.WAITING):
+            unfinished += 1
+            continue
+        start, end = trial.datetime_start, trial.datetime_complete
+        row: dict[str, Any] = {
+            "run_id": run_id,
+            "dataset": dataset,
+            "model": model,
+            "status": "finished" if trial.state == TrialState.COMPLETE else "failed",
+            "error": "pruned" if trial.state == TrialState.PRUNED else None,
+            "started_at": start,
+            "finished_at": end,
+            "duration_s": (end - start).total_seconds() if start and end else None,
+            "source": f"optuna:{study}",
+        }
+        for name, value in trial.params.items():
+            row[f"params.{name}"] = value
+        if trial.state == TrialState.COMPLETE and trial.values is not None:
+            for name, value in zip(names, trial.values, strict=True):
+                if value is not None and math.isfinite(float(value)):
+                    row[f"metrics.{name}"] = float(value)
+        rows.append(row)
+    if rows:
+        with wh._transaction():
+            for name, direction in zip(names, directions, strict=True):
+                _register_metric(wh, name, direction, study)
+            wh.log_runs(_frame(rows))
+    return ImportResult(f"{storage}#{study}", len(rows), already, unfinished)
