@@ -643,6 +643,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--quick", action="store_true", help="small smoke run")
     ap.add_argument("--out", default=str(OUT), help="folder for the csv/md/png results")
     ap.add_argument(
+        "--report-only",
+        action="store_true",
+        help="rebuild the tables and plot from search_<suite>.csv in --out without searching",
+    )
+    ap.add_argument(
         "--merge",
         action="store_true",
         help="keep the other methods' rows of an earlier search_<suite>.csv in --out "
@@ -670,11 +675,15 @@ def main(argv: list[str] | None = None) -> int:
         suites.append(load_tabrepo())
     budgets = [b for b in BUDGETS if b <= args.budget]
     for suite in suites:
-        df = run_suite(suite, methods, args)
         earlier = out_dir / f"search_{suite.name}.csv"
-        if args.merge and earlier.exists():
-            prev = pd.read_csv(earlier)
-            df = pd.concat([prev[~prev["method"].isin(methods)], df], ignore_index=True)
+        if args.report_only:
+            df = pd.read_csv(earlier, dtype={"task": str})
+        else:
+            df = run_suite(suite, methods, args)
+            if args.merge and earlier.exists():
+                prev = pd.read_csv(earlier, dtype={"task": str})
+                df = pd.concat([prev[~prev["method"].isin(methods)], df], ignore_index=True)
+        df["task"] = df["task"].astype(str)  # one key type, or ranks group tasks apart
         df.to_csv(out_dir / f"search_{suite.name}.csv", index=False)
         s = summarize(df, budgets)
         text = [
