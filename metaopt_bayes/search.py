@@ -178,6 +178,10 @@ def recommend(
     runs). Configs already run on the dataset are excluded unless ``include_run``. ``pending``:
     configs in flight (parameter columns), fantasized at their predicted mean (Kriging
     believer). ``cost_learner``: a MetaLearner of training seconds, needed by ``cost-ei``.
+    Across model families: pass a :class:`~metaopt_bayes.families.FamilyLearner` (its
+    ``families`` None = every family with history) and a joint space or a candidate frame
+    with a ``model`` column (a single-family space is ignored in favour of the joint space);
+    see :meth:`~metaopt_bayes.families.FamilyLearner.recommend`.
 
     Returns the candidates' columns, values unchanged, plus ``mean`` and ``sd`` (the
     predictive distribution of the metric a run would show), ``acquisition`` (the score it
@@ -185,6 +189,24 @@ def recommend(
     the best candidate, or log EI per second) and ``rank``
     (1 = best). ``record=True`` also stores them in the ``recommendations`` table.
     """
+    from metaopt_bayes.families import FamilyLearner
+
+    if isinstance(learner, FamilyLearner):  # across model families: the joint space
+        return learner.recommend(
+            warehouse,
+            dataset,
+            None if _is_space(candidates) else candidates,
+            n,
+            acquisition,
+            include_run=include_run,
+            pending=pending,
+            n_candidates=n_candidates,
+            seed=seed,
+            beta=beta,
+            xi=xi,
+            alpha=alpha,
+            record=record,
+        )
     if n < 1:
         raise ValidationError(f"n must be a positive integer, not {n!r}")
     key = acquisition.lower().replace("_", "-")
@@ -550,7 +572,7 @@ def fit_and_test(
 def optimize(
     warehouse: Any,
     dataset: str,
-    model: str,
+    model: str | list[str] | tuple[str, ...] | None,
     budget: int,
     space: Any = None,
     candidates: Any = None,
@@ -588,7 +610,45 @@ def optimize(
     At the end (built-in trainer, ``retrain=True``) the best config is refitted on the whole
     training split, evaluated on the held-out test split, saved as joblib next to the
     warehouse (or in ``artifacts_dir``) and logged with ``split='test'``.
+
+    ``model=None`` (every zoo family for the dataset's task) or a list of families searches
+    the families and their spaces together (:func:`metaopt_bayes.families.optimize_families`;
+    built-in trainer only, ``learner`` a FamilyLearner); ``result.model`` is then the
+    winner's family and ``result.trials`` has a ``model`` column.
     """
+    if model is None or isinstance(model, list | tuple):
+        if objective is not None or candidates is not None:
+            raise ValidationError(
+                "a search across model families takes no objective= or candidates=; "
+                "pass one model to use them"
+            )
+        from metaopt_bayes.families import JointSpace, optimize_families
+
+        if space is not None and not isinstance(space, JointSpace):
+            raise ValidationError("space= for several model families must be a JointSpace")
+        return optimize_families(
+            warehouse,
+            dataset,
+            model,
+            budget,
+            space=space,
+            acquisition=acquisition,
+            executor=executor,
+            jobs=jobs,
+            metric=metric,
+            learner=learner,
+            fit_method=fit_method,
+            refit_every=refit_every,
+            n_init=n_init,
+            cv=cv,
+            seed=seed,
+            test_size=test_size,
+            retrain=retrain,
+            n_candidates=min(n_candidates, 256),
+            timeout_s=timeout_s,
+            artifacts_dir=artifacts_dir,
+            callback=callback,
+        )
     if not isinstance(budget, int | np.integer) or budget < 1:
         raise ValidationError(f"budget must be a positive integer, not {budget!r}")
     if not isinstance(jobs, int | np.integer) or jobs < 1:

@@ -104,6 +104,15 @@ def _frame(rows: list[dict[str, Any]]) -> pd.DataFrame:
 
 
 # ---------------------------------------------------------------------------------- MLflow
+def _require_sqlite_file(url: str, what: str) -> None:
+    """A ``sqlite:///path`` URL must name an existing file: SQLAlchemy would silently create
+    an empty database (and the importer would report "nothing found")."""
+    if url.startswith("sqlite:///") and url not in ("sqlite:///", "sqlite:///:memory:"):
+        path = Path(url[len("sqlite:///") :]).expanduser()
+        if not path.exists():
+            raise NotFoundError(f"{what} {url!r} does not exist")
+
+
 def _tracking_uri(uri: str | os.PathLike[str] | None) -> str:
     """A local folder or ``*.db`` file → an MLflow URI; URIs pass through; ``None`` →
     ``$MLFLOW_TRACKING_URI`` → MLflow's default."""
@@ -114,6 +123,7 @@ def _tracking_uri(uri: str | os.PathLike[str] | None) -> str:
             return str(mlflow.get_tracking_uri())
     text = os.fspath(uri)
     if "://" in text or text.startswith(("sqlite:", "databricks")):
+        _require_sqlite_file(text, "MLflow tracking store")
         return text
     path = Path(text).expanduser().resolve()
     if not path.exists():
@@ -282,6 +292,7 @@ def import_optuna(
     if not dataset or not model:
         raise ValidationError("import_optuna needs a dataset and a model name")
     optuna.logging.set_verbosity(optuna.logging.WARNING)
+    _require_sqlite_file(storage, "Optuna storage")
     try:
         loaded = optuna.load_study(study_name=study, storage=storage)
     except KeyError:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import time
 from pathlib import Path
@@ -71,9 +72,108 @@ def _cost_learner(wh: Any, metric: str, model: str, method: str) -> Any:
     return fit_cost_learner(wh, metric, model, method)
 
 
+def _family_learner(
+    wh: Any, dataset: str, metric: str, families: list[str] | None, method: str, fmt: str
+) -> Any:
+    """A FamilyLearner for the families with history on ``metric`` (or the named ones): each
+    family's newest saved fit when there is one, else a fresh fit, plus a duration learner
+    per family; the cross-family sharing coefficient is estimated on the warehouse."""
+    from metaopt_bayes.families import FamilyLearner, resolve_families
+    from metaopt_bayes.search import fit_cost_learner
+    from warehouse.errors import ValidationError
+
+    info = wh.sql("SELECT task FROM datasets WHERE name = ?", [dataset])
+    task = str(info.task[0]) if len(info) and info.task[0] is not None else "classification"
+    wanted = resolve_families(families, task)
+    runs = wh.training_matrix(metric)
+    have = set(runs["model"].astype(str)) if len(runs) else set()
+    fams = [f for f in wanted if f in have]
+    if not fams:
+        raise ValidationError(
+            f"no runs of {', '.join(wanted)} with metric {metric!r} to learn from; "
+            "log some first (metaopt sweep)"
+        )
+    learners: dict[str, Any] = {}
+    costs: dict[str, Any] = {}
+    with _FitProgress(len(fams), fmt == "table") as bar:
+        for fam in fams:
+            bar.step(fam)
+            learners[fam] = _learner(wh, metric, fam, None, method, quiet=True)
+            with contextlib.suppress(ValidationError):
+                costs[fam] = fit_cost_learner(wh, metric, fam, method)
+    fl = FamilyLearner.from_learners(learners, costs, share=True)
+    fl.warehouse = wh
+    fl.estimate_sharing(runs[runs["model"].astype(str).isin(fams)], wh.meta_features())
+    return fl
+
+
+class _FitProgress:
+    """A rich progress bar over the families being fitted (silent when disabled)."""
+
+    def __init__(self, total: int, enabled: bool) -> None:
+        self.total, self.enabled, self.p = total, enabled, None
+
+    def __enter__(self) -> _FitProgress:
+        if self.enabled:
+            from rich.console import Console
+            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+
+            self.p = Progress(
+                TextColumn("[bold]meta-learners"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TextColumn("{task.fields[fam]}"),
+                console=Console(stderr=True),
+                transient=True,
+            )
+            self.p.__enter__()
+            self.task = self.p.add_task("fit", total=self.total, fam="")
+        return self
+
+    def step(self, fam: str) -> None:
+        if self.p is not None:
+            done = self.p.tasks[0].completed
+            self.p.update(self.task, completed=done + (1 if self.p.tasks[0].fields["fam"] else 0))
+            self.p.update(self.task, fam=fam)
+
+    def __exit__(self, *exc: Any) -> None:
+        if self.p is not None:
+            self.p.update(self.task, completed=self.total)
+            self.p.__exit__(*exc)
+
+
+def _record_ranking(wh: Any, fl: Any, dataset: str, ranking: Any) -> None:
+    """Store each family's predicted best config as a recommendation ('family-rank')."""
+    import contextlib
+    import json as _json
+
+    import pandas as pd
+
+    from metaopt_bayes.families import record_family_recommendations
+
+    rows = pd.DataFrame(
+        [
+            {
+                "model": r["model"],
+                **_json.loads(r["config"]),
+                **{k: r[k] for k in ("mean", "sd", "rank")},
+                "acquisition": float("nan"),
+            }
+            for r in ranking.to_dict("records")
+        ]
+    )
+    with contextlib.suppress(Exception):
+        record_family_recommendations(wh, fl, dataset, rows, "family-rank")
+
+
 @main.command("recommend")
 @click.option("--dataset", "-d", required=True, help="The dataset to recommend for.")
-@click.option("--model", "-m", required=True, help="A model family (see `metaopt zoo`).")
+@click.option(
+    "--model",
+    "-m",
+    multiple=True,
+    help="A model family (repeat for several; omit to rank every family with history).",
+)
 @space_option
 @candidates_option
 @click.option("--n", "n", type=int, default=5, show_default=True, help="How many to recommend.")
@@ -99,7 +199,7 @@ def _cost_learner(wh: Any, metric: str, model: str, method: str) -> Any:
 def recommend_cmd(
     ctx: click.Context,
     dataset: str,
-    model: str,
+    model: tuple[str, ...],
     space: str | None,
     candidates: str | None,
     n: int,
@@ -111,19 +211,48 @@ def recommend_cmd(
     seed: int,
     fmt: str,
 ) -> None:
-    """Rank configurations for a dataset by expected improvement under the meta-learner.
+    """Rank configurations (one --model) or model families (none or several) for a dataset.
+
+    Without --model, or with several, every family is scored with its own meta-learner and
+    the families are ranked by the predicted metric of their best configuration, with a 90%
+    interval and the predicted training time.
 
     \b
     Example:
       metaopt recommend --dataset wine --model svc --n 5
       metaopt recommend -d wine -m svc --candidates pool.csv --acquisition ucb --format json
       metaopt recommend -d wine -m hist_gradient_boosting --space hgb.yaml -a cost-ei
+      metaopt recommend --dataset wine --method map
+      metaopt recommend -d wine -m svc -m knn -m mlp --format json
     """
     from metaopt_bayes.search import recommend
     from warehouse.errors import ValidationError
 
     if space is not None and candidates is not None:
         raise ValidationError("give --space or --candidates, not both")
+    if len(model) != 1:
+        if space is not None:
+            raise ValidationError("--space needs exactly one --model")
+        with open_warehouse(ctx) as wh:
+            metric = metric or _default_metric(wh, dataset)
+            fl = _family_learner(wh, dataset, metric, list(model) or None, method, fmt)
+            out = fl.rank_families(
+                dataset,
+                candidates if candidates is not None else None,
+                warehouse=wh,
+                seed=seed,
+            )
+            _record_ranking(wh, fl, dataset, out)
+        emit(
+            out,
+            fmt,
+            title=(
+                f"model families on {dataset}: predicted best {metric} ({fl.direction}), "
+                f"90% interval, predicted seconds"
+            ),
+        )
+        return
+    model = model[0]
     with open_warehouse(ctx) as wh:
         metric = metric or _default_metric(wh, dataset)
         lrn = _learner(wh, metric, model, learner_path, method, quiet=fmt != "table")
@@ -193,13 +322,16 @@ class _LiveTable:
 
         done = self.rows[-1]["number"] if self.rows else 0
         tab = Table(title=f"optimizing {self.metric} — trial {done}/{self.budget}")
-        for col in ("trial", "config", self.metric, "best so far", "predicted ± sd", "s"):
+        joint = any(r.get("model") for r in self.rows)
+        cols = ("trial", *(("family",) if joint else ()), "config", self.metric)
+        for col in (*cols, "best so far", "predicted ± sd", "s"):
             tab.add_column(col, overflow="fold")
         for r in self.rows[-15:]:
             v = r.get("value")
             pm, ps = r.get("predicted_mean"), r.get("predicted_sd")
             tab.add_row(
                 str(r["number"]),
+                *((str(r.get("model") or ""),) if joint else ()),
                 _cfg_text(r["config"]),
                 "failed" if r.get("status") == "failed" else (f"{v:.4f}" if v is not None else ""),
                 f"{r['best']:.4f}" if r.get("best") is not None else "",
@@ -212,7 +344,7 @@ class _LiveTable:
 def _run_optimize(
     wh: Any,
     dataset: str,
-    model: str,
+    model: str | list[str] | None,
     budget: int,
     *,
     space: Any,
@@ -261,7 +393,12 @@ def _run_optimize(
 
 @main.command("optimize")
 @click.option("--dataset", "-d", required=True, help="A registered dataset.")
-@click.option("--model", "-m", required=True, help="A model family (see `metaopt zoo`).")
+@click.option(
+    "--model",
+    "-m",
+    multiple=True,
+    help="A model family (repeat for several; omit to search every family of the zoo).",
+)
 @click.option(
     "--budget",
     "-b",
@@ -299,7 +436,7 @@ def _run_optimize(
 def optimize_cmd(
     ctx: click.Context,
     dataset: str,
-    model: str,
+    model: tuple[str, ...],
     budget: int,
     space: str | None,
     candidates: str | None,
@@ -318,9 +455,14 @@ def optimize_cmd(
 ) -> None:
     """Recommend, train, log and learn in a loop; then retrain and test the winner.
 
+    Without --model (or with several) the search spans the model families and their own
+    spaces together; the live table shows each trial's family.
+
     \b
     Example:
       metaopt optimize --dataset wine --model svc --budget 30
+      metaopt optimize --dataset wine --budget 30 --method map
+      metaopt optimize -d wine -m svc -m random_forest -m mlp --budget 20
       metaopt optimize -d wine -m hist_gradient_boosting --budget 40 --jobs 2 --cost-aware
       metaopt optimize -d wine -m svc --executor dask://127.0.0.1:8786 --jobs 4
     """
@@ -328,12 +470,15 @@ def optimize_cmd(
 
     if space is not None and candidates is not None:
         raise ValidationError("give --space or --candidates, not both")
+    if len(model) != 1 and (space is not None or candidates is not None):
+        raise ValidationError("--space and --candidates need exactly one --model")
+    families = model[0] if len(model) == 1 else (list(model) or None)
     acq_name = "cost-ei" if cost_aware else acquisition
     with open_warehouse(ctx) as wh:
         res = _run_optimize(
             wh,
             dataset,
-            model,
+            families,
             budget,
             space=space,
             candidates=candidates,
@@ -355,7 +500,8 @@ def optimize_cmd(
             fg="yellow",
             err=True,
         )
-    emit(_summary(res), fmt, title=f"optimize: {model} on {dataset}")
+    what = model[0] if len(model) == 1 else ", ".join(model) or "all model families"
+    emit(_summary(res), fmt, title=f"optimize: {what} on {dataset}")
 
 
 def _summary(res: Any) -> dict[str, Any]:

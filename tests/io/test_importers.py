@@ -204,6 +204,15 @@ def test_optuna_multi_objective_and_direction_conflict(wh_memory, tmp_path: Path
     assert wh_memory.sql("SELECT count(*) AS n FROM runs WHERE source = 'optuna:mini'")["n"][0] == 0
 
 
+def test_missing_sqlite_files_are_refused_not_created(wh_memory, tmp_path: Path):
+    missing = tmp_path / "nope.db"
+    with pytest.raises(NotFoundError, match=r"Optuna storage .* does not exist"):
+        import_optuna(wh_memory, f"sqlite:///{missing}", "s", dataset="d", model="m")
+    with pytest.raises(NotFoundError, match=r"MLflow tracking store .* does not exist"):
+        import_mlflow(wh_memory, f"sqlite:///{missing}")
+    assert not missing.exists()
+
+
 def test_optuna_unknown_study(wh_memory, tmp_path: Path):
     storage = f"sqlite:///{tmp_path / 'optuna.db'}"
     _optuna_study(storage)

@@ -1,0 +1,1110 @@
+"""Search across model families: a joint space, a meta-learner per family, family ranking.
+
+A user with a new dataset first wants to know *which kind of model* to train, then its
+settings. This module lifts the one-family machinery of :mod:`metaopt_bayes.model` and
+:mod:`metaopt_bayes.search` to several families:
+
+* :class:`JointSpace` — the union of the families' spaces with a ``model`` choice at the top;
+  every other parameter is conditional on its family (a tree-structured space, as in
+  auto-sklearn's CASH formulation, Thornton et al. 2013 / Feurer et al. 2015). Candidates are
+  rows with a ``model`` column plus the union of parameter columns (unset where inactive).
+  Parameter names may repeat across families with different ranges (``C`` of logistic
+  regression vs ``C`` of the SVM): each family keeps its own space.
+* :class:`FamilyLearner` — one :class:`~metaopt_bayes.model.MetaLearner` per family for the
+  metric, and one per family for training seconds (``duration_s`` on a log scale), all fitted
+  on the same datasets. Each predicts zero-shot from meta-features and is sharpened by the
+  runs of *its* family on the target dataset (the closed-form few-shot update).
+* Sharing across families (``share=True``): a *dataset effect* common to all families. On the
+  training datasets the zero-shot residual of family ``f`` on dataset ``d`` is
+  ``r_df = mean_runs(y − ŷ₀)``; ``ρ = Σ_d,f r_df · r̄_d,−f / Σ_d,f r̄_d,−f²`` (least squares
+  through the origin, clipped to [0, 1]) regresses one family's residual on the mean residual
+  of the *other* families. On a target dataset, a family with no runs of its own gets its
+  zero-shot mean shifted by ``ρ · r̄`` where ``r̄`` is the mean residual of the families that
+  were observed there (a one-factor "dataset difficulty" model; residuals on the metric
+  scale). Families with runs of their own rely on their own update. Whether this helps is
+  measured by ``benchmarks/families.py evaluate`` (``share`` on/off) — see its results file.
+* :func:`recommend_families` / :meth:`FamilyLearner.recommend` — EI (or cost-aware EI with
+  each family's predicted seconds) over the joint candidates, against the incumbent across
+  families; :meth:`FamilyLearner.rank_families` — each family's predicted best metric with an
+  interval, its predicted training time and its observed history on the dataset.
+* :func:`optimize_families` — the closed loop over the joint space (recommend → train → log →
+  update; refit every ``refit_every`` trials), resumable like
+  :func:`metaopt_bayes.search.optimize`, whose ``model=None`` / list form calls it.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures as cf
+import contextlib
+import math
+import warnings
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from metaopt_bayes import acquisition as acq
+from warehouse.errors import NotFoundError, ValidationError
+
+MODEL_COLUMN = "model"
+PARAM_PREFIX = "params."
+OUTPUT_COLUMNS = ("mean", "sd", "acquisition", "rank", "predicted_s", "lower", "upper")
+
+
+# --------------------------------------------------------------------------------------------
+# families and the joint space
+# --------------------------------------------------------------------------------------------
+def zoo_families(task: str = "classification") -> list[str]:
+    """Names of the built-in families that support ``task``, in zoo order."""
+    from metaopt_bayes.zoo import FAMILIES
+
+    return [name for name, fam in FAMILIES.items() if fam.supports(task)]
+
+
+def resolve_families(model: str | Iterable[str] | None, task: str = "classification") -> list[str]:
+    """``None`` → every zoo family for ``task``; a name or list → those (each checked)."""
+    from metaopt_bayes.zoo import get_family
+
+    if model is None:
+        return zoo_families(task)
+    names = [model] if isinstance(model, str) else [str(m) for m in model]
+    if not names:
+        raise ValidationError("the list of model families is empty")
+    out: list[str] = []
+    for name in names:
+        fam = get_family(name)
+        if not fam.supports(task):
+            raise ValidationError(f"model {name!r} does not support {task}")
+        if name not in out:
+            out.append(name)
+    return out
+
+
+class JointSpace:
+    """A ``model`` choice over families, each with its own (conditional) search space."""
+
+    def __init__(self, spaces: Mapping[str, Any]) -> None:
+        if not spaces:
+            raise ValidationError("a joint space needs at least one model family")
+        self.spaces: dict[str, Any] = dict(spaces)
+
+    @classmethod
+    def from_families(
+        cls, families: str | Iterable[str] | None = None, task: str = "classification"
+    ) -> JointSpace:
+        """The zoo's default spaces of ``families`` (None = every family for ``task``)."""
+        from metaopt_bayes.zoo import get_family
+
+        names = resolve_families(families, task)
+        return cls({n: get_family(n).default_space(task) for n in names})
+
+    @property
+    def families(self) -> list[str]:
+        return list(self.spaces)
+
+    @property
+    def names(self) -> list[str]:
+        """``model`` then the union of the families' parameter names (first-seen order)."""
+        out = [MODEL_COLUMN]
+        for sp in self.spaces.values():
+            out.extend(n for n in sp.names if n not in out)
+        return out
+
+    def __repr__(self) -> str:
+        return f"JointSpace({', '.join(self.families)})"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"model": {f: sp.to_dict() for f, sp in self.spaces.items()}}
+
+    def validate(self, config: Mapping[str, Any]) -> dict[str, Any]:
+        """A complete config of its family (``model`` first); other families' keys must be
+        unset. Raises ValidationError naming the model or parameter at fault."""
+        fam = config.get(MODEL_COLUMN)
+        if fam not in self.spaces:
+            raise ValidationError(
+                f"config has model {fam!r}; the joint space has {', '.join(self.families)}"
+            )
+        sp = self.spaces[fam]
+        own = {k: v for k, v in config.items() if k in sp.names}
+        foreign = [
+            k for k, v in config.items() if k != MODEL_COLUMN and k not in sp.names and _set(v)
+        ]
+        if foreign:
+            raise ValidationError(f"parameter {foreign[0]!r} does not belong to model {fam!r}")
+        return {MODEL_COLUMN: fam, **sp.validate({k: v for k, v in own.items() if _set(v)})}
+
+    def sample(self, n: int, seed: int = 0) -> pd.DataFrame:
+        """``n`` scrambled-Sobol configs *per family* (families stratified, so a family with a
+        small space is not starved), as one frame with a ``model`` column."""
+        frames = [
+            _with_model(sp.sample(n, seed=seed + 7 * i), fam)
+            for i, (fam, sp) in enumerate(self.spaces.items())
+        ]
+        return _concat(frames)
+
+    def candidates(
+        self,
+        n: int = 256,
+        seed: int = 0,
+        incumbents: Mapping[str, list[dict[str, Any]]] | None = None,
+        n_local: int = 64,
+    ) -> pd.DataFrame:
+        """Per family ``n`` Sobol points plus ``n_local`` neighbours of each of its incumbents
+        (see :func:`metaopt_bayes.search.space_candidates`)."""
+        from metaopt_bayes.search import space_candidates
+
+        frames = []
+        for i, (fam, sp) in enumerate(self.spaces.items()):
+            inc = (incumbents or {}).get(fam)
+            c = space_candidates(sp, n, seed=seed + 7 * i, incumbents=inc, n_local=n_local)
+            frames.append(_with_model(c.drop_duplicates(), fam))
+        return _concat(frames)
+
+
+def _set(v: Any) -> bool:
+    return not (v is None or (isinstance(v, float) and math.isnan(v)) or v is pd.NA)
+
+
+def _with_model(df: pd.DataFrame, fam: str) -> pd.DataFrame:
+    df = df.reset_index(drop=True).copy()
+    df.insert(0, MODEL_COLUMN, fam)
+    return df
+
+
+def _concat(frames: list[pd.DataFrame]) -> pd.DataFrame:
+    frames = [f.astype(object) for f in frames if len(f)]
+    if not frames:
+        return pd.DataFrame(columns=[MODEL_COLUMN])
+    return pd.concat(frames, ignore_index=True)
+
+
+def family_rows(df: pd.DataFrame, fam: str) -> pd.DataFrame:
+    """Rows of ``df`` whose ``model`` is ``fam``, with the columns no row of it sets dropped."""
+    sub = df[df[MODEL_COLUMN].astype(str) == fam]
+    return sub.dropna(axis=1, how="all").reset_index(drop=True)
+
+
+# --------------------------------------------------------------------------------------------
+# the learner across families
+# --------------------------------------------------------------------------------------------
+def _log_seconds_runs(runs: pd.DataFrame) -> pd.DataFrame:
+    dur = pd.to_numeric(runs.get("duration_s"), errors="coerce")
+    out = runs.assign(value=dur)
+    return out[np.isfinite(out["value"].to_numpy(float)) & (out["value"] > 0)]
+
+
+class FamilyLearner:
+    """One MetaLearner per model family (metric) plus one per family (training seconds).
+
+    ``families``: the families to learn (None = every family with runs in the training
+    matrix). ``method`` and ``config`` go to every MetaLearner. ``cost``: also fit duration
+    learners. ``share``: the cross-family dataset effect (module docstring).
+    """
+
+    def __init__(
+        self,
+        metric: str,
+        families: str | Iterable[str] | None = None,
+        direction: str | None = None,
+        method: str = "nuts",
+        share: bool = True,
+        cost: bool = True,
+        **config: Any,
+    ) -> None:
+        from metaopt_bayes.model import infer_direction
+
+        self.metric = metric
+        self.families: list[str] | None = (
+            None
+            if families is None
+            else ([families] if isinstance(families, str) else list(families))
+        )
+        self.direction = direction or infer_direction(metric)
+        if self.direction not in ("maximize", "minimize"):
+            raise ValidationError(f"direction must be maximize or minimize, not {direction!r}")
+        self.method = method
+        self.share = bool(share)
+        self.cost = bool(cost)
+        self.config = dict(config)
+        self.learners: dict[str, Any] = {}
+        self.cost_learners: dict[str, Any] = {}
+        self.skipped: dict[str, str] = {}
+        self.rho: float = 0.0
+        self.rho_n: int = 0
+        self.warehouse: Any = None
+        self._meta: pd.DataFrame | None = None
+
+    # ---- construction --------------------------------------------------------------------
+    @property
+    def model(self) -> list[str]:
+        """The fitted families (what ``MetaLearner.model`` is for one family)."""
+        return list(self.learners)
+
+    @property
+    def is_fitted(self) -> bool:
+        return bool(self.learners)
+
+    @property
+    def maximize(self) -> bool:
+        return self.direction == "maximize"
+
+    @classmethod
+    def from_learners(
+        cls,
+        learners: Mapping[str, Any],
+        cost_learners: Mapping[str, Any] | None = None,
+        share: bool = False,
+    ) -> FamilyLearner:
+        """Wrap already fitted MetaLearners (e.g. loaded from disk), keyed by family.
+
+        The sharing coefficient needs the training matrix: call :meth:`estimate_sharing`.
+        """
+        if not learners:
+            raise ValidationError("no fitted meta-learners to combine")
+        first = next(iter(learners.values()))
+        out = cls(first.metric, list(learners), first.direction, first.method, share=share)
+        out.learners = dict(learners)
+        out.cost_learners = dict(cost_learners or {})
+        out.cost = bool(out.cost_learners)
+        return out
+
+    def _learner_config(self) -> dict[str, Any]:
+        return {k: v for k, v in self.config.items() if k != "space"}
+
+    def fit_frame(self, runs: pd.DataFrame, meta: pd.DataFrame | None = None) -> FamilyLearner:
+        """Fit on a training matrix holding several families (``model`` column) and a wide
+        meta-feature frame. A family with too few runs to fit is skipped (``.skipped``)."""
+        from metaopt_bayes.model import MetaLearner
+
+        if runs is None or len(runs) == 0:
+            raise ValidationError(f"no finished runs with metric {self.metric!r} to fit on")
+        if MODEL_COLUMN not in runs.columns:
+            raise ValidationError("training matrix has no 'model' column")
+        present = sorted(runs[MODEL_COLUMN].astype(str).unique())
+        wanted = self.families if self.families is not None else present
+        missing = [f for f in wanted if f not in present]
+        self.learners, self.cost_learners, self.skipped = {}, {}, {}
+        for f in missing:
+            self.skipped[f] = "no runs in the training matrix"
+        for fam in [f for f in wanted if f in present]:
+            sub = runs[runs[MODEL_COLUMN].astype(str) == fam].reset_index(drop=True)
+            sub = sub.dropna(axis=1, how="all")
+            try:
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore", RuntimeWarning)
+                    self.learners[fam] = MetaLearner(
+                        self.metric,
+                        model=fam,
+                        direction=self.direction,
+                        method=self.method,
+                        **self._learner_config(),
+                    ).fit_frame(sub, meta)
+            except (ValidationError, np.linalg.LinAlgError, ValueError) as exc:
+                self.skipped[fam] = str(exc).splitlines()[0]
+                continue
+            if self.cost:
+                cost_runs = _log_seconds_runs(sub)
+                if len(cost_runs):
+                    try:
+                        with warnings.catch_warnings():
+                            warnings.simplefilter("ignore", RuntimeWarning)
+                            self.cost_learners[fam] = MetaLearner(
+                                "duration_s",
+                                model=fam,
+                                direction="minimize",
+                                method=self.method,
+                                **{**self._learner_config(), "transform": "log"},
+                            ).fit_frame(cost_runs, meta)
+                    except (ValidationError, np.linalg.LinAlgError, ValueError):
+                        pass
+        if not self.learners:
+            why = "; ".join(f"{k}: {v}" for k, v in self.skipped.items())
+            raise ValidationError(f"no model family could be fitted ({why})")
+        self._meta = meta
+        if self.share:
+            self.estimate_sharing(runs, meta)
+        return self
+
+    def fit(
+        self, warehouse: Any, datasets: list[str] | None = None, exclude: Any = None
+    ) -> FamilyLearner:
+        """Fit on the warehouse's training matrix of every (wanted) family."""
+        runs = warehouse.training_matrix(self.metric, datasets=datasets, exclude=exclude)
+        self.fit_frame(runs, warehouse.meta_features())
+        self.warehouse = warehouse
+        for lrn in self.learners.values():
+            lrn.warehouse = warehouse
+        for lrn in self.cost_learners.values():
+            lrn.warehouse = warehouse
+        return self
+
+    # ---- sharing -------------------------------------------------------------------------
+    def _zero_shot(self, fam: str, dataset: str, configs: pd.DataFrame, meta: Any) -> np.ndarray:
+        lrn = self.learners[fam]
+        empty = pd.DataFrame(columns=["dataset", "value"])
+        pred = lrn.predict(dataset, configs, meta=meta, runs=empty, predictive=False)
+        return pred["mean"].to_numpy(float)
+
+    def residuals(
+        self, runs: pd.DataFrame, meta: pd.DataFrame | None, dataset: str
+    ) -> dict[str, float]:
+        """Mean zero-shot residual ``mean(y − ŷ₀)`` of each fitted family observed in ``runs``
+        (one dataset's runs, metric scale)."""
+        out: dict[str, float] = {}
+        if runs is None or not len(runs):
+            return out
+        for fam, sub in runs.groupby(runs[MODEL_COLUMN].astype(str)):
+            if fam not in self.learners:
+                continue
+            y = pd.to_numeric(sub["value"], errors="coerce").to_numpy(float)
+            ok = np.isfinite(y)
+            if not ok.any():
+                continue
+            sub = sub[ok].dropna(axis=1, how="all").reset_index(drop=True)
+            yhat = self._zero_shot(str(fam), dataset, sub, meta)
+            out[str(fam)] = float(np.mean(y[ok] - yhat))
+        return out
+
+    def estimate_sharing(self, runs: pd.DataFrame, meta: pd.DataFrame | None) -> float:
+        """``ρ``: least squares (through 0) of a family's zero-shot residual on the mean
+        residual of the other families, over the training datasets; clipped to [0, 1]."""
+        xs: list[float] = []
+        ys: list[float] = []
+        for d, sub in runs.groupby(runs["dataset"].astype(str)):
+            r = self.residuals(sub, meta, str(d))
+            if len(r) < 2:
+                continue
+            for f, rf in r.items():
+                others = [v for g, v in r.items() if g != f]
+                xs.append(float(np.mean(others)))
+                ys.append(rf)
+        x, y = np.asarray(xs), np.asarray(ys)
+        self.rho_n = len(x)
+        denom = float(x @ x)
+        self.rho = float(np.clip((x @ y) / denom, 0.0, 1.0)) if denom > 0 else 0.0
+        return self.rho
+
+    # ---- prediction ----------------------------------------------------------------------
+    def _meta_for(self, dataset: str, warehouse: Any, meta: pd.DataFrame | None) -> Any:
+        wh = warehouse if warehouse is not None else self.warehouse
+        if meta is not None:
+            return meta
+        if wh is not None:
+            return wh.meta_features(datasets=[dataset])
+        return self._meta
+
+    def observed_runs(
+        self, warehouse: Any, dataset: str, runs: pd.DataFrame | None = None
+    ) -> pd.DataFrame:
+        """The dataset's finished runs of the fitted families (``runs`` overrides the
+        warehouse; it may hold other datasets, which are dropped)."""
+        if runs is None:
+            wh = warehouse if warehouse is not None else self.warehouse
+            if wh is None:
+                return pd.DataFrame(columns=["dataset", MODEL_COLUMN, "value"])
+            try:
+                runs = wh.training_matrix(self.metric, datasets=[dataset])
+            except NotFoundError:
+                return pd.DataFrame(columns=["dataset", MODEL_COLUMN, "value"])
+        if len(runs) and "dataset" in runs.columns:
+            runs = runs[runs["dataset"].astype(str) == str(dataset)]
+        if len(runs) and MODEL_COLUMN in runs.columns:
+            runs = runs[runs[MODEL_COLUMN].astype(str).isin(self.learners)]
+        return runs.reset_index(drop=True)
+
+    def predict(
+        self,
+        dataset: str,
+        configs: pd.DataFrame,
+        warehouse: Any = None,
+        meta: pd.DataFrame | None = None,
+        runs: pd.DataFrame | None = None,
+        extra_runs: pd.DataFrame | None = None,
+        predictive: bool = True,
+        interval: float = 0.9,
+        share: bool | None = None,
+    ) -> pd.DataFrame:
+        """``mean, sd, lower, upper`` (and ``predicted_s`` when duration learners exist) for
+        configs of several families (``model`` column), in the input order.
+
+        Each family's learner uses that family's observed runs on ``dataset`` (``runs``, else
+        the warehouse) plus ``extra_runs`` (fantasies); families without runs there are
+        shifted by the shared dataset effect when ``share`` (default: the learner's).
+        """
+        if MODEL_COLUMN not in configs.columns:
+            raise ValidationError("configs need a 'model' column naming each row's family")
+        configs = configs.reset_index(drop=True)
+        dataset = str(dataset)
+        meta = self._meta_for(dataset, warehouse, meta)
+        obs = self.observed_runs(warehouse, dataset, runs)
+        share = self.share if share is None else share
+        shift = 0.0
+        own = set(obs[MODEL_COLUMN].astype(str)) if len(obs) else set()
+        if extra_runs is not None and len(extra_runs):
+            own |= set(extra_runs[MODEL_COLUMN].astype(str))
+        if share and self.rho > 0 and len(obs):
+            r = self.residuals(obs, meta, dataset)
+            if r:
+                shift = self.rho * float(np.mean(list(r.values())))
+        out = pd.DataFrame(
+            {
+                "mean": np.nan,
+                "sd": np.nan,
+                "lower": np.nan,
+                "upper": np.nan,
+                "predicted_s": np.nan,
+            },
+            index=configs.index,
+        )
+        fams = configs[MODEL_COLUMN].astype(str)
+        unknown = sorted(set(fams) - set(self.learners))
+        if unknown:
+            raise NotFoundError(
+                f"no meta-learner for model {unknown[0]!r}; fitted: {', '.join(self.learners)}"
+            )
+        empty = pd.DataFrame(columns=["dataset", "value"])
+        for fam in fams.unique():
+            idx = np.flatnonzero(fams.to_numpy() == fam)
+            cf_ = family_rows(configs.iloc[idx], fam)
+            fam_obs = family_rows(obs, fam) if len(obs) else empty
+            extra = None
+            if extra_runs is not None and len(extra_runs):
+                e = extra_runs[extra_runs[MODEL_COLUMN].astype(str) == fam]
+                extra = family_rows(e, fam) if len(e) else None
+            lrn = self.learners[fam]
+            pred = lrn.predict(
+                dataset,
+                cf_,
+                meta=meta,
+                runs=fam_obs if len(fam_obs) else empty,
+                extra_runs=extra,
+                predictive=predictive,
+                interval=interval,
+            )
+            delta = shift if fam not in own else 0.0
+            for c in ("mean", "lower", "upper"):
+                out.loc[idx, c] = pred[c].to_numpy(float) + delta
+            out.loc[idx, "sd"] = pred["sd"].to_numpy(float)
+            if fam in self.cost_learners:
+                cobs = _log_seconds_runs(fam_obs) if len(fam_obs) else empty
+                cp = self.cost_learners[fam].predict(
+                    dataset, cf_, meta=meta, runs=cobs if len(cobs) else empty
+                )
+                out.loc[idx, "predicted_s"] = cp["mean"].to_numpy(float)
+        return out
+
+    def rank_families(
+        self,
+        dataset: str,
+        candidates: JointSpace | pd.DataFrame | None = None,
+        warehouse: Any = None,
+        meta: pd.DataFrame | None = None,
+        runs: pd.DataFrame | None = None,
+        n_candidates: int = 256,
+        seed: int = 0,
+        interval: float = 0.9,
+        share: bool | None = None,
+    ) -> pd.DataFrame:
+        """One row per family, best first: the predicted metric of its best candidate
+        (``mean``, ``sd``, ``lower``, ``upper`` — a ``interval`` predictive interval of what a
+        run of that config would score), that config's ``predicted_s``, the family's observed
+        ``best_observed`` and ``n_runs`` on the dataset, ``expected_best`` = the better of
+        ``mean`` and ``best_observed`` (what the family is expected to reach; the ranking key)
+        and the ``config`` (JSON text).
+
+        ``candidates``: a JointSpace (default: the fitted families' zoo spaces for the
+        dataset's task, ``n_candidates`` Sobol points each plus neighbours of the family's
+        best runs) or a frame with a ``model`` column (e.g. a tabular pool).
+        """
+        import json
+
+        dataset = str(dataset)
+        obs = self.observed_runs(warehouse, dataset, runs)
+        cands = self._candidates(candidates, obs, n_candidates, seed, warehouse, dataset)
+        pred = self.predict(
+            dataset,
+            cands,
+            warehouse,
+            meta,
+            runs=obs,
+            predictive=True,
+            interval=interval,
+            share=share,
+        )
+        lat = self.predict(dataset, cands, warehouse, meta, runs=obs, predictive=False, share=share)
+        rows = []
+        sign = 1.0 if self.maximize else -1.0
+        for fam, idx in cands.groupby(cands[MODEL_COLUMN].astype(str)).groups.items():
+            idx = np.asarray(idx)
+            best = idx[int(np.argmax(sign * lat.loc[idx, "mean"].to_numpy(float)))]
+            fam_obs = obs[obs[MODEL_COLUMN].astype(str) == fam] if len(obs) else obs
+            vals = pd.to_numeric(fam_obs["value"], errors="coerce") if len(fam_obs) else None
+            cfg = {
+                k: _plain(v)
+                for k, v in cands.loc[best].items()
+                if k != MODEL_COLUMN and _set(v) and not str(k).startswith("_")
+            }
+            rows.append(
+                {
+                    "model": fam,
+                    "mean": float(lat.at[best, "mean"]),
+                    "sd": float(pred.at[best, "sd"]),
+                    "lower": float(pred.at[best, "lower"]),
+                    "upper": float(pred.at[best, "upper"]),
+                    "predicted_s": float(pred.at[best, "predicted_s"]),
+                    "best_observed": (
+                        float(vals.max() if self.maximize else vals.min())
+                        if vals is not None and vals.notna().any()
+                        else np.nan
+                    ),
+                    "n_runs": len(fam_obs),
+                    "config": json.dumps(cfg, default=str),
+                }
+            )
+        out = pd.DataFrame(rows)
+        # what the family is expected to reach: its predicted best, or what it already
+        # reached on this dataset when that is better (a run observed is not undone)
+        obs_best = out["best_observed"].fillna(-np.inf if self.maximize else np.inf)
+        out["expected_best"] = (
+            np.maximum(out["mean"], obs_best)
+            if self.maximize
+            else np.minimum(out["mean"], obs_best)
+        )
+        out = out.sort_values("expected_best", ascending=not self.maximize, kind="stable")
+        out.insert(1, "rank", np.arange(1, len(out) + 1))
+        cols = [c for c in out.columns if c != "config"] + ["config"]
+        return out[cols].reset_index(drop=True)
+
+    def _candidates(
+        self,
+        candidates: Any,
+        obs: pd.DataFrame,
+        n_candidates: int,
+        seed: int,
+        warehouse: Any,
+        dataset: str,
+    ) -> pd.DataFrame:
+        if candidates is None:
+            candidates = JointSpace.from_families(
+                self.model, _task(warehouse or self.warehouse, dataset)
+            )
+        if isinstance(candidates, JointSpace):
+            spaces = {f: s for f, s in candidates.spaces.items() if f in self.learners}
+            if not spaces:
+                raise ValidationError(
+                    f"none of the space's families ({', '.join(candidates.families)}) has a "
+                    "fitted meta-learner"
+                )
+            inc = {f: _best_configs(family_rows(obs, f), self.maximize) for f in spaces}
+            return JointSpace(spaces).candidates(n_candidates, seed=seed, incumbents=inc)
+        from metaopt_bayes.search import load_candidates
+
+        cands = load_candidates(candidates)
+        if MODEL_COLUMN not in cands.columns:
+            raise ValidationError("candidates for several families need a 'model' column")
+        keep = cands[MODEL_COLUMN].astype(str).isin(self.learners)
+        if not keep.any():
+            raise ValidationError("no candidate belongs to a family with a fitted meta-learner")
+        return cands[keep].reset_index(drop=True)
+
+    # ---- recommend -----------------------------------------------------------------------
+    def recommend(
+        self,
+        warehouse: Any,
+        dataset: str,
+        candidates: JointSpace | pd.DataFrame | None = None,
+        n: int = 1,
+        acquisition: str = "ei",
+        *,
+        runs: pd.DataFrame | None = None,
+        meta: pd.DataFrame | None = None,
+        include_run: bool = False,
+        pending: pd.DataFrame | None = None,
+        n_candidates: int = 256,
+        seed: int = 0,
+        beta: float = 2.0,
+        xi: float = 0.0,
+        alpha: float = 1.0,
+        share: bool | None = None,
+        record: bool = False,
+    ) -> pd.DataFrame:
+        """The ``n`` best joint candidates (any family) by ``acquisition``, best first.
+
+        Every family's candidates are scored under its own learner, against the incumbent
+        *across* families (the dataset's best observed run of any fitted family; with none,
+        the best predicted mean). ``cost-ei`` divides EI by each family's predicted seconds.
+        A batch (``n > 1``) is picked by Kriging believer per family; ``pending`` configs
+        (with a ``model`` column) are fantasized at their predicted mean.
+        Returns ``model``, parameter columns, ``mean``, ``sd`` (predictive), ``acquisition``,
+        ``rank`` and ``predicted_s`` (NaN without duration learners).
+        """
+        from metaopt_bayes.search import exclude_run
+
+        if n < 1:
+            raise ValidationError(f"n must be a positive integer, not {n!r}")
+        key = acquisition.lower().replace("_", "-")
+        if key not in ("ei", "log-ei", "logei", "pi", "ucb", "cost-ei"):
+            raise ValidationError(
+                f"acquisition {acquisition!r} is not available across families; "
+                "choose ei, cost-ei, pi or ucb"
+            )
+        if key == "cost-ei" and not self.cost_learners:
+            raise ValidationError("acquisition 'cost-ei' needs duration learners (cost=True)")
+        dataset = str(dataset)
+        obs = self.observed_runs(warehouse, dataset, runs)
+        cands = self._candidates(candidates, obs, n_candidates, seed, warehouse, dataset)
+        keep = pd.Series(True, index=cands.index)
+        fams = cands[MODEL_COLUMN].astype(str)
+        for fam in fams.unique():
+            m = (fams == fam).to_numpy()
+            sub = family_rows(cands[m], fam)
+            names = [c for c in sub.columns if c != MODEL_COLUMN and not str(c).startswith("_")]
+            fobs = obs[obs[MODEL_COLUMN].astype(str) == fam] if len(obs) else None
+            mask = pd.Series(True, index=sub.index)
+            if not include_run:
+                mask &= exclude_run(sub, fobs, names).to_numpy()
+            if pending is not None and len(pending):
+                pf = pending[pending[MODEL_COLUMN].astype(str) == fam]
+                if len(pf):
+                    pf = pf.drop(columns=[MODEL_COLUMN]).add_prefix(PARAM_PREFIX)
+                    mask &= exclude_run(sub, pf, names).to_numpy()
+            keep[np.flatnonzero(m)] = mask.to_numpy()
+        pool = cands[keep.to_numpy()].reset_index(drop=True)
+        if pool.empty:
+            raise ValidationError(
+                f"every candidate was already run on dataset {dataset!r} (pass include_run=True)"
+            )
+        n = min(int(n), len(pool))
+        observed = pd.to_numeric(obs["value"], errors="coerce").to_numpy(float) if len(obs) else []
+        extra = None
+        if pending is not None and len(pending):
+            extra = pending.reset_index(drop=True).copy()
+            if "value" not in extra.columns:
+                lat0 = self.predict(dataset, extra, warehouse, meta, obs, predictive=False)
+                extra["value"] = lat0["mean"].to_numpy(float)
+        shown = self.predict(dataset, pool, warehouse, meta, obs, extra, share=share)
+        cost = shown["predicted_s"].to_numpy(float) if key == "cost-ei" else None
+        if cost is not None:
+            cost = np.where(np.isfinite(cost), cost, np.nanmedian(cost))
+        chosen: list[int] = []
+        scores: list[float] = []
+        for step in range(n):
+            lat = self.predict(
+                dataset, pool, warehouse, meta, obs, extra, predictive=False, share=share
+            )
+            mu, sd = lat["mean"].to_numpy(float), lat["sd"].to_numpy(float)
+            best = acq.incumbent(observed, mu, maximize=self.maximize)
+            s = acq.score(
+                key, mu, sd, best, maximize=self.maximize, cost=cost, beta=beta, xi=xi, alpha=alpha
+            )
+            s = np.where(np.isfinite(s), s, -np.inf)
+            s[chosen] = -np.inf
+            idx = int(np.argmax(s))
+            chosen.append(idx)
+            scores.append(float(s[idx]))
+            if step + 1 < n:  # Kriging believer: the pick returns its predicted mean
+                believed = pool.iloc[[idx]].copy()
+                believed["value"] = mu[idx]
+                extra = believed if extra is None else pd.concat([extra, believed])
+        out = pool.iloc[chosen].reset_index(drop=True).copy()
+        out["mean"] = shown["mean"].to_numpy(float)[chosen]
+        out["sd"] = shown["sd"].to_numpy(float)[chosen]
+        out["acquisition"] = scores
+        out["rank"] = np.arange(1, len(out) + 1)
+        out["predicted_s"] = shown["predicted_s"].to_numpy(float)[chosen]
+        out = out.dropna(axis=1, how="all") if len(out) else out
+        for c in ("mean", "sd", "acquisition", "rank", "predicted_s"):
+            if c not in out.columns:
+                out[c] = np.nan
+        if record:
+            record_family_recommendations(warehouse or self.warehouse, self, dataset, out, key)
+        return out
+
+
+def _task(warehouse: Any, dataset: str) -> str:
+    if warehouse is None:
+        return "classification"
+    try:
+        info = warehouse.sql("SELECT task FROM datasets WHERE name = ?", [dataset])
+    except Exception:
+        return "classification"
+    if len(info) and info["task"].iloc[0] is not None and str(info["task"].iloc[0]) != "nan":
+        return str(info["task"].iloc[0])
+    return "classification"
+
+
+def _plain(v: Any) -> Any:
+    if isinstance(v, np.generic):
+        v = v.item()
+    if isinstance(v, float) and math.isnan(v):
+        return None
+    return v
+
+
+def _best_configs(runs: pd.DataFrame, maximize: bool, k: int = 3) -> list[dict[str, Any]]:
+    if runs is None or runs.empty or "value" not in runs.columns:
+        return []
+    top = runs.sort_values("value", ascending=not maximize).head(k)
+    cols = [c for c in top.columns if str(c).startswith(PARAM_PREFIX)]
+    return [
+        {c[len(PARAM_PREFIX) :]: _plain(v) for c, v in rec.items() if _set(v)}
+        for rec in top[cols].to_dict(orient="records")
+    ]
+
+
+def record_family_recommendations(
+    warehouse: Any,
+    learner: FamilyLearner,
+    dataset: str,
+    recs: pd.DataFrame,
+    acquisition: str,
+    run_ids: list[str | None] | None = None,
+) -> list[str]:
+    """Store joint recommendations: one ``recommendations`` row each, with the ``model_id`` of
+    the row's family learner (so ``family_predictions`` knows the metric)."""
+    rows = []
+    for i, rec in enumerate(recs.to_dict("records")):
+        fam = str(rec[MODEL_COLUMN])
+        lrn = learner.learners.get(fam)
+        cfg = {
+            k: _plain(v)
+            for k, v in rec.items()
+            if k not in (*OUTPUT_COLUMNS, MODEL_COLUMN, "config", "best_observed", "n_runs")
+            and not str(k).startswith("_")
+            and _set(v)
+        }
+        rows.append(
+            {
+                "model_id": getattr(lrn, "model_id", None),
+                "dataset": dataset,
+                "model": fam,
+                "config": cfg,
+                "mean": float(rec["mean"]),
+                "sd": float(rec["sd"]),
+                "acquisition": acquisition,
+                "acquisition_value": float(rec.get("acquisition", np.nan)),
+                "rank": int(rec["rank"]),
+                **({"run_id": run_ids[i]} if run_ids is not None else {}),
+            }
+        )
+    return warehouse.record_recommendations(pd.DataFrame(rows))
+
+
+def recommend_families(
+    learner: FamilyLearner,
+    warehouse: Any,
+    dataset: str,
+    candidates: JointSpace | pd.DataFrame | None = None,
+    n: int = 1,
+    acquisition: str = "ei",
+    **kwargs: Any,
+) -> pd.DataFrame:
+    """Functional form of :meth:`FamilyLearner.recommend`."""
+    return learner.recommend(warehouse, dataset, candidates, n, acquisition, **kwargs)
+
+
+def fit_family_learner(
+    warehouse: Any,
+    metric: str,
+    families: str | Iterable[str] | None = None,
+    method: str = "nuts",
+    exclude: Any = None,
+    record: bool = True,
+    **config: Any,
+) -> FamilyLearner:
+    """Fit a :class:`FamilyLearner` on the warehouse and record each family's fit in
+    ``meta_models`` (so its recommendations carry a ``model_id``)."""
+    lrn = FamilyLearner(metric, families, method=method, **config).fit(warehouse, exclude=exclude)
+    if record and hasattr(warehouse, "record_meta_model"):
+        for sub in lrn.learners.values():
+            with contextlib.suppress(Exception):
+                sub.model_id = warehouse.record_meta_model(**sub.meta_model_row())
+    return lrn
+
+
+# --------------------------------------------------------------------------------------------
+# optimize across families
+# --------------------------------------------------------------------------------------------
+def _trials(warehouse: Any, dataset: str, families: list[str]) -> pd.DataFrame:
+    from metaopt_bayes.search import TRIAL_SOURCE
+
+    try:
+        return warehouse.sql(
+            "SELECT run_id, model, status, seq FROM runs WHERE dataset = ? AND source = ? "
+            "ORDER BY seq",
+            [dataset, TRIAL_SOURCE],
+        ).pipe(lambda d: d[d["model"].astype(str).isin(families)])
+    except NotFoundError:
+        return pd.DataFrame(columns=["run_id", "model", "status", "seq"])
+
+
+def optimize_families(
+    warehouse: Any,
+    dataset: str,
+    families: str | Iterable[str] | None,
+    budget: int,
+    *,
+    space: JointSpace | None = None,
+    acquisition: str = "ei",
+    executor: Any = None,
+    jobs: int = 1,
+    metric: str | None = None,
+    learner: FamilyLearner | None = None,
+    fit_method: str = "nuts",
+    refit_every: int = 10,
+    n_init: int | None = None,
+    cv: int | float | None = 5,
+    seed: int = 0,
+    test_size: float = 0.25,
+    retrain: bool = True,
+    n_candidates: int = 256,
+    timeout_s: float | None = None,
+    artifacts_dir: Any = None,
+    callback: Callable[[dict[str, Any]], None] | None = None,
+) -> Any:
+    """Search families and their spaces together on a registered ``dataset`` (built-in
+    trainer). ``families``: None (every zoo family for the task) or names. Same loop, resume
+    and final retrain as :func:`metaopt_bayes.search.optimize`; each trial's family is in the
+    ``model`` column of ``result.trials``, ``result.model`` is the winner's family.
+
+    Without history to fit on, the first ``n_init`` trials cycle through the families
+    (a Sobol point each); families that cannot be fitted yet are explored the same way.
+    """
+    from metaopt_bayes import search, trainer
+
+    if not isinstance(budget, int | np.integer) or budget < 1:
+        raise ValidationError(f"budget must be a positive integer, not {budget!r}")
+    if not isinstance(jobs, int | np.integer) or jobs < 1:
+        raise ValidationError(f"jobs must be a positive integer, not {jobs!r}")
+    dataset = str(dataset)
+    X, y, task = trainer.load_dataset(warehouse, dataset)
+    fams = space.families if space is not None else resolve_families(families, task)
+    space = space or JointSpace.from_families(fams, task)
+    tr_idx, te_idx = search._split(np.asarray(y), task, test_size, seed)
+    metric = metric or (learner.metric if learner is not None else search._default_metric(task))
+    from metaopt_bayes.model import infer_direction
+
+    direction = learner.direction if learner is not None else infer_direction(metric)
+    key = acquisition.lower()
+    n_init = max(2, min(len(fams), budget // 4)) if n_init is None else n_init
+
+    def fit_learner() -> FamilyLearner | None:
+        try:
+            return fit_family_learner(
+                warehouse, metric, fams, method=fit_method, cost=key == "cost-ei"
+            )
+        except (ValidationError, np.linalg.LinAlgError):
+            return None
+
+    existing = _trials(warehouse, dataset, fams)
+    n_resumed = len(existing)
+    remaining = max(0, int(budget) - n_resumed)
+    lrn = learner if (learner is not None and learner.is_fitted) else None
+    if remaining and lrn is None:
+        lrn = fit_learner()
+    ex, shutdown = search.make_executor(executor, jobs) if remaining else (None, lambda: None)
+    in_flight: dict[cf.Future, dict[str, Any]] = {}
+    new_done = since_refit = 0
+    step = n_resumed
+    interrupted = False
+    Xtr, ytr = X.iloc[tr_idx].reset_index(drop=True), np.asarray(y)[tr_idx]
+    try:
+        while remaining > 0 or in_flight:
+            while remaining > 0 and len(in_flight) < max(1, jobs):
+                pend = pd.DataFrame([t["config"] for t in in_flight.values()])
+                info = _next_joint(
+                    lrn, warehouse, dataset, space, pend, key, n_candidates,
+                    seed * 100003 + step, n_init, metric, step,
+                )  # fmt: skip
+                cfg = info["config"]
+                fam = cfg[MODEL_COLUMN]
+                params = {k: v for k, v in cfg.items() if k != MODEL_COLUMN}
+                payload = trainer.make_payload(Xtr, ytr, task, fam, params, cv, seed, timeout_s)
+                in_flight[ex.submit(trainer.run_trial, payload)] = info
+                remaining -= 1
+                step += 1
+            done, _ = cf.wait(list(in_flight), return_when=cf.FIRST_COMPLETED)
+            for fut in done:
+                info = in_flight.pop(fut)
+                try:
+                    result = fut.result()
+                except Exception as exc:
+                    result = {"status": "failed", "metrics": {}, "error": f"{exc}"}
+                cfg = info["config"]
+                fam = cfg[MODEL_COLUMN]
+                params = {k: v for k, v in cfg.items() if k != MODEL_COLUMN}
+                run_id = trainer.log_trial(
+                    warehouse, dataset, fam, params, result, seed=seed, source=search.TRIAL_SOURCE
+                )
+                new_done += 1
+                since_refit += 1
+                if info.get("rec") is not None and lrn is not None:
+                    with contextlib.suppress(Exception):
+                        record_family_recommendations(
+                            warehouse, lrn, dataset, info["rec"], key, [run_id]
+                        )
+                if callback is not None:
+                    callback(
+                        {
+                            "number": n_resumed + new_done,
+                            "run_id": run_id,
+                            "model": fam,
+                            "status": result.get("status"),
+                            "config": params,
+                            "value": (result.get("metrics") or {}).get(metric),
+                            "predicted_mean": info.get("mean"),
+                            "predicted_sd": info.get("sd"),
+                            "duration_s": result.get("duration_s"),
+                            "error": result.get("error"),
+                        }
+                    )
+            if remaining and lrn is None and n_resumed + new_done >= n_init:
+                lrn = fit_learner()
+                since_refit = 0
+            elif remaining and refit_every and since_refit >= refit_every:
+                lrn = fit_learner() or lrn
+                since_refit = 0
+    except KeyboardInterrupt:
+        interrupted = True
+    finally:
+        for fut in in_flight:
+            fut.cancel()
+        shutdown()
+    return _family_result(
+        warehouse, dataset, fams, metric, direction, space, n_resumed, new_done, interrupted,
+        lrn, retrain, X, np.asarray(y), task, tr_idx, te_idx, seed, artifacts_dir,
+    )  # fmt: skip
+
+
+def _next_joint(
+    lrn: FamilyLearner | None,
+    warehouse: Any,
+    dataset: str,
+    space: JointSpace,
+    pending: pd.DataFrame,
+    key: str,
+    n_candidates: int,
+    seed: int,
+    n_init: int,
+    metric: str,
+    step: int,
+) -> dict[str, Any]:
+    """A joint recommendation; else an initial-design point of the next family in turn
+    (families without a fitted learner are always explored this way first)."""
+    runs = pd.DataFrame()
+    with contextlib.suppress(NotFoundError):
+        runs = warehouse.training_matrix(metric, datasets=[dataset])
+    tried = set(runs["model"].astype(str)) if len(runs) else set()
+    if len(pending):
+        tried |= set(pending[MODEL_COLUMN].astype(str))
+    unfitted = [f for f in space.families if lrn is None or f not in lrn.learners]
+    explore = [f for f in unfitted if f not in tried]
+    if lrn is not None and not explore:
+        fitted = {f: s for f, s in space.spaces.items() if f in lrn.learners}
+        try:
+            rec = lrn.recommend(
+                warehouse,
+                dataset,
+                JointSpace(fitted),
+                n=1,
+                acquisition=key,
+                pending=pending if len(pending) else None,
+                n_candidates=n_candidates,
+                seed=seed,
+            )
+            row = rec.iloc[0]
+            fam = str(row[MODEL_COLUMN])
+            params = {
+                k: _plain(row[k])
+                for k in rec.columns
+                if k in space.spaces[fam].names and _set(row[k])
+            }
+            cfg = space.validate({MODEL_COLUMN: fam, **params})
+            return {"config": cfg, "mean": float(row["mean"]), "sd": float(row["sd"]), "rec": rec}
+        except ValidationError:
+            pass
+    order = explore or space.families
+    fam = order[step % len(order)] if not explore else explore[0]
+    sp = space.spaces[fam]
+    cands = sp.sample(max(64, n_init * 4), seed=seed)
+    from metaopt_bayes.search import exclude_run
+
+    fobs = runs[runs["model"].astype(str) == fam] if len(runs) else None
+    free = cands[exclude_run(cands, fobs, sp.names).to_numpy()]
+    if free.empty:
+        raise ValidationError(f"no untried candidate of {fam!r} left for dataset {dataset!r}")
+    row = free.iloc[0]
+    cfg = space.validate({MODEL_COLUMN: fam, **{c: _plain(row[c]) for c in sp.names}})
+    return {"config": cfg, "mean": None, "sd": None, "rec": None}
+
+
+def _family_result(
+    warehouse: Any,
+    dataset: str,
+    fams: list[str],
+    metric: str,
+    direction: str,
+    space: JointSpace,
+    n_resumed: int,
+    new_done: int,
+    interrupted: bool,
+    lrn: Any,
+    retrain: bool,
+    X: pd.DataFrame,
+    y: np.ndarray,
+    task: str,
+    tr_idx: np.ndarray,
+    te_idx: np.ndarray,
+    seed: int,
+    artifacts_dir: Any,
+) -> Any:
+    from metaopt_bayes import search
+
+    maximize = direction == "maximize"
+    ids = _trials(warehouse, dataset, fams)
+    try:
+        tm = warehouse.training_matrix(metric, datasets=[dataset])
+    except NotFoundError:
+        tm = pd.DataFrame(columns=["run_id", "value"])
+    keep = ["run_id", "value"] + [c for c in tm.columns if str(c).startswith(PARAM_PREFIX)]
+    tm = tm[tm["run_id"].isin(ids["run_id"])][keep] if len(tm) else pd.DataFrame(columns=keep)
+    trials = ids.merge(tm, on="run_id", how="left").drop(columns=["seq"])
+    trials = trials.rename(
+        columns=lambda c: c[len(PARAM_PREFIX) :] if str(c).startswith(PARAM_PREFIX) else c
+    )
+    trials.insert(0, "number", np.arange(1, len(trials) + 1))
+    v = pd.to_numeric(trials["value"], errors="coerce")
+    trials["best"] = (v if maximize else -v).cummax() * (1 if maximize else -1)
+    res = search.OptimizeResult(
+        dataset, "", metric, direction, trials.reset_index(drop=True), None, None, None,
+        n_resumed, new_done, interrupted, learner=lrn,
+    )  # fmt: skip
+    fin = trials[v.notna()]
+    if len(fin):
+        vals = pd.to_numeric(fin["value"], errors="coerce")
+        best = fin.loc[vals.idxmax() if maximize else vals.idxmin()]
+        fam = str(best["model"])
+        sp = space.spaces[fam]
+        cfg = {c: _plain(best[c]) for c in sp.names if c in best.index}
+        with contextlib.suppress(ValidationError):
+            cfg = dict(sp.validate({k: v for k, v in cfg.items() if _set(v)}))
+        res.model = fam
+        res.best_config = cfg
+        res.best_value = float(best["value"])
+        res.best_run_id = str(best["run_id"])
+    if not interrupted and retrain and res.best_config is not None:
+        search._retrain_winner(warehouse, res, X, y, task, tr_idx, te_idx, seed, artifacts_dir)
+    return res
+
+
+__all__ = [
+    "FamilyLearner",
+    "JointSpace",
+    "fit_family_learner",
+    "optimize_families",
+    "recommend_families",
+    "record_family_recommendations",
+    "resolve_families",
+    "zoo_families",
+]
