@@ -319,9 +319,31 @@ def _search_metaopt(fl, pool, sub, meta, d, budget, share):
     return order
 
 
+def _restore(row: Any, space) -> dict[str, Any]:
+    """A pool row (numbers as stored: booleans 0/1, ints as floats) as a valid config."""
+    cfg: dict[str, Any] = {}
+    for p in space.params:
+        v = row.get(p.name) if hasattr(row, "get") else None
+        if p.kind == "fixed" or not _present(v):
+            continue
+        v = _plain(v)
+        if p.kind == "categorical":
+            for c in p.choices:
+                same = str(c) == str(v)
+                if isinstance(c, bool) and isinstance(v, int | float) and not isinstance(v, str):
+                    same = float(c) == float(v)
+                if same:
+                    v = c
+                    break
+        elif p.kind == "int":
+            v = round(float(v))
+        cfg[p.name] = v
+    return space.validate(cfg)
+
+
 def _unit(pool: pd.DataFrame, fam: str, space) -> tuple[np.ndarray, np.ndarray]:
     rows = pool[pool["model"] == fam]
-    cfgs = rows[[c for c in space.names if c in rows.columns]].copy()
+    cfgs = pd.DataFrame([_restore(r, space) for r in rows.to_dict("records")])
     return space.to_unit(cfgs), rows["_idx"].to_numpy()
 
 
@@ -391,9 +413,7 @@ def _search_tpe(pool, budget, seed, joint):
         tsp = joint.spaces[tf]
         params: dict[str, Any] = {"model": tf}
         dists: dict[str, Any] = {"model": model_dist}
-        cfg = tsp.validate(
-            {c: _plain(row[c]) for c in tsp.names if c in row.index and _present(row[c])}
-        )
+        cfg = _restore(row.to_dict(), tsp)
         for p in tsp.params:
             v = cfg.get(p.name)
             if p.kind == "fixed" or v is None:

@@ -158,6 +158,15 @@ def build_history(
     from metaopt_bayes.sweep import sweep
     from warehouse import Warehouse
 
+    source = args.history or (HISTORY if HISTORY.exists() else None)
+    h = None
+    if source is not None:
+        h = pd.read_parquet(source)
+        h = h[h["dataset"].isin(history) & h["model"].isin(families)].dropna(axis=1, how="all")
+        if len(h):
+            history = sorted(set(h["dataset"]))  # register only what the history covers
+        else:
+            h = None
     with Warehouse(base) as wh:
         for name in history + targets:
             wh.register_dataset(
@@ -167,16 +176,9 @@ def build_history(
                 task="classification",
                 source="pmlb",
             )
-        source = args.history or (HISTORY if HISTORY.exists() else None)
-        if source is not None:
-            h = pd.read_parquet(source)
-            h = h[h["dataset"].isin(history) & h["model"].isin(families)]
-            if len(h):
-                h = h.dropna(axis=1, how="all")
-                wh.log_runs(h)
-                return (
-                    f"{len(h)} runs from {Path(source).name} on {h['dataset'].nunique()} datasets"
-                )
+        if h is not None:
+            wh.log_runs(h)
+            return f"{len(h)} runs from {Path(source).name} on {len(history)} datasets"
         n = 0
         for name in history:
             for fam in families:
@@ -243,10 +245,7 @@ def main() -> None:
         base = work / "history.duckdb"
         t0 = time.perf_counter()
         desc = build_history(base, pmlb, history, targets, families, args)
-        print(
-            f"history: {desc}; {len(history)} history datasets; built in "
-            f"{time.perf_counter() - t0:.0f} s"
-        )
+        print(f"history: {desc}; built in {time.perf_counter() - t0:.0f} s")
         print(f"targets: {', '.join(targets)}")
         for target in targets:
             data = load_pmlb(pmlb, target, args.max_rows)

@@ -192,6 +192,12 @@ class Warehouse:
                 self._reader.close()
             self._reader = None
         if self._con is not None:
+            if not self.read_only and self.path != MEMORY and not self._depth:
+                # Fold the WAL into the file while we still hold the lock, so the next
+                # process never depends on DuckDB's shutdown checkpoint (see
+                # docs/reliability.md); fails harmlessly if another handle is mid-transaction.
+                with contextlib.suppress(duckdb.Error):
+                    self._con.execute("CHECKPOINT")
             with contextlib.suppress(duckdb.Error):
                 self._con.close()
             self._con = None  # type: ignore[assignment]

@@ -77,7 +77,7 @@ def _family_learner(
 ) -> Any:
     """A FamilyLearner for the families with history on ``metric`` (or the named ones): each
     family's newest saved fit when there is one, else a fresh fit, plus a duration learner
-    per family; the cross-family sharing coefficient is estimated on the warehouse."""
+    per family (no cross-family sharing: benchmarks/families.py measured no gain)."""
     from metaopt_bayes.families import FamilyLearner, resolve_families
     from metaopt_bayes.search import fit_cost_learner
     from warehouse.errors import ValidationError
@@ -101,9 +101,8 @@ def _family_learner(
             learners[fam] = _learner(wh, metric, fam, None, method, quiet=True)
             with contextlib.suppress(ValidationError):
                 costs[fam] = fit_cost_learner(wh, metric, fam, method)
-    fl = FamilyLearner.from_learners(learners, costs, share=True)
+    fl = FamilyLearner.from_learners(learners, costs)  # no sharing: measured no gain
     fl.warehouse = wh
-    fl.estimate_sharing(runs[runs["model"].astype(str).isin(fams)], wh.meta_features())
     return fl
 
 

@@ -54,9 +54,11 @@ def ingest(db: str, prefix: str) -> None:
             print(f"BATCH {run_id} 1", flush=True)
 
 
-def pool() -> pd.DataFrame:
-    xs = np.round(np.linspace(0, 1, 201), 4)
-    return pd.DataFrame({"x": np.concatenate([xs, xs]), "c": ["a"] * 201 + ["b"] * 201})
+def pool(budget: int) -> pd.DataFrame:
+    """Twice as many distinct configurations as the budget (never exhausted)."""
+    n = max(201, budget + 1)
+    xs = np.round(np.linspace(0, 1, n), 6)
+    return pd.DataFrame({"x": np.concatenate([xs, xs]), "c": ["a"] * n + ["b"] * n})
 
 
 def optimize(db: str, budget: int) -> None:
@@ -76,7 +78,7 @@ def optimize(db: str, budget: int) -> None:
             "d1",
             "toy",
             budget,
-            candidates=pool(),
+            candidates=pool(budget),
             objective=objective,
             learner=FakeLearner(),
             refit_every=0,

@@ -123,13 +123,12 @@ def _ingest_kills(tmp_path: Path, kills: int, seed: int) -> None:
     TALLY["ingest runs verified present exactly once"] += sum(reported.values())
 
 
-def _optimize_kills(tmp_path: Path, kills: int, seed: int) -> None:
+def _optimize_kills(tmp_path: Path, kills: int, seed: int, budget: int = 400) -> None:
     rnd = random.Random(seed)
     db = tmp_path / "opt.duckdb"
     with Warehouse(db):
         pass
     reported: list[str] = []
-    budget = 400
     for _k in range(kills):
         child = Child("optimize", str(db), str(budget))
         killed = child.kill_after_ready(rnd.uniform(0.2, 2.5))
@@ -175,4 +174,4 @@ def test_sigkill_ingest_100_times(tmp_path):
 
 @pytest.mark.slow
 def test_sigkill_optimize_100_times(tmp_path):
-    _optimize_kills(tmp_path, 100, seed=2)
+    _optimize_kills(tmp_path, 100, seed=2, budget=5000)
