@@ -47,6 +47,7 @@ class Child:
         )
         self.lines: list[str] = []
         self.ready = threading.Event()
+        self.progress = threading.Event()  # set at the first finished unit of work
         self._reader = threading.Thread(target=self._read, daemon=True)
         self._reader.start()
 
@@ -56,14 +57,22 @@ class Child:
             line = line.strip()
             if line == "READY":
                 self.ready.set()
+            elif line.startswith(("RUN ", "BATCH ")):
+                self.progress.set()
             self.lines.append(line)
 
-    def kill_after_ready(self, delay: float, timeout: float = 120.0) -> bool:
-        """SIGKILL ``delay`` s after READY; False if the child exited on its own first."""
+    def kill_after_ready(
+        self, delay: float, timeout: float = 120.0, after_progress: bool = False
+    ) -> bool:
+        """SIGKILL ``delay`` s after READY (after the first finished unit of work with
+        ``after_progress``, so a loaded machine still verifies some work); False if the child
+        exited on its own first."""
         if not self.ready.wait(timeout):
             self.proc.kill()
             err = self.proc.stderr.read() if self.proc.stderr else ""
             pytest.fail(f"child never became ready: {err[-2000:]}")
+        if after_progress:
+            self.progress.wait(timeout)
         time.sleep(delay)
         alive = self.proc.poll() is None
         if alive:
@@ -92,7 +101,7 @@ def _ingest_kills(tmp_path: Path, kills: int, seed: int) -> None:
     reported: dict[str, int] = {}
     for k in range(kills):
         child = Child("ingest", str(db), f"k{k}")
-        killed = child.kill_after_ready(rnd.uniform(0.0, 1.5))
+        killed = child.kill_after_ready(rnd.uniform(0.0, 1.5), after_progress=k == 0)
         assert killed, "the ingest child runs forever; it must have been killed"
         TALLY["ingest processes killed with SIGKILL"] += 1
         done = {}
@@ -131,7 +140,7 @@ def _optimize_kills(tmp_path: Path, kills: int, seed: int, budget: int = 400) ->
     reported: list[str] = []
     for _k in range(kills):
         child = Child("optimize", str(db), str(budget))
-        killed = child.kill_after_ready(rnd.uniform(0.2, 2.5))
+        killed = child.kill_after_ready(rnd.uniform(0.2, 2.5), after_progress=_k == 0)
         TALLY["optimize processes killed with SIGKILL" if killed else "optimize runs finished"] += 1
         reported += [line.split()[1] for line in child.lines if line.startswith("RUN ")]
         with _audit(db) as wh:
