@@ -685,6 +685,10 @@ def main(argv: list[str] | None = None) -> int:
                 df = pd.concat([prev[~prev["method"].isin(methods)], df], ignore_index=True)
         df["task"] = df["task"].astype(str)  # one key type, or ranks group tasks apart
         df.to_csv(out_dir / f"search_{suite.name}.csv", index=False)
+        # compare methods only where all of them searched (a merged run may cover fewer folds)
+        per_pair = df.groupby(["fold", "task"])["method"].nunique()
+        full = per_pair[per_pair == df["method"].nunique()].index
+        df = df.set_index(["fold", "task"]).loc[full].reset_index()
         s = summarize(df, budgets)
         text = [
             f"## {suite.name} — mean normalized regret (average rank), "
