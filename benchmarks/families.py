@@ -28,7 +28,6 @@ Usage::
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 import time
 from pathlib import Path
@@ -47,17 +46,9 @@ META = OUT / "families_meta.parquet"
 METRIC = "accuracy"
 
 
-def _find_data() -> Path:
-    """``$METAOPT_SHARED_DATA``, else ``shared/data`` beside the checkout (or its worktree dir)."""
-    if os.environ.get("METAOPT_SHARED_DATA"):
-        return Path(os.environ["METAOPT_SHARED_DATA"])
-    for up in (ROOT.parent, ROOT.parent.parent):
-        if (up / "shared" / "data").is_dir():
-            return up / "shared" / "data"
-    return ROOT.parent / "shared" / "data"
+from benchmarks._data import shared_data_dir  # noqa: E402
 
-
-DATA = _find_data()
+DATA = shared_data_dir() or ROOT.parent / "shared" / "data"
 
 
 # --------------------------------------------------------------------------------------------

@@ -51,7 +51,6 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from metaopt_bayes import acquisition as acq
 from warehouse.errors import NotFoundError, ValidationError
 
 MODEL_COLUMN = "model"
@@ -646,7 +645,7 @@ class FamilyLearner:
         Returns ``model``, parameter columns, ``mean``, ``sd`` (predictive), ``acquisition``,
         ``rank`` and ``predicted_s`` (NaN without duration learners).
         """
-        from metaopt_bayes.search import exclude_run
+        from metaopt_bayes.search import believer_batch, exclude_run
 
         if n < 1:
             raise ValidationError(f"n must be a positive integer, not {n!r}")
@@ -694,26 +693,21 @@ class FamilyLearner:
         cost = shown["predicted_s"].to_numpy(float) if key == "cost-ei" else None
         if cost is not None:
             cost = np.where(np.isfinite(cost), cost, np.nanmedian(cost))
-        chosen: list[int] = []
-        scores: list[float] = []
-        for step in range(n):
-            lat = self.predict(
-                dataset, pool, warehouse, meta, obs, extra, predictive=False, share=share
-            )
-            mu, sd = lat["mean"].to_numpy(float), lat["sd"].to_numpy(float)
-            best = acq.incumbent(observed, mu, maximize=self.maximize)
-            s = acq.score(
-                key, mu, sd, best, maximize=self.maximize, cost=cost, beta=beta, xi=xi, alpha=alpha
-            )
-            s = np.where(np.isfinite(s), s, -np.inf)
-            s[chosen] = -np.inf
-            idx = int(np.argmax(s))
-            chosen.append(idx)
-            scores.append(float(s[idx]))
-            if step + 1 < n:  # Kriging believer: the pick returns its predicted mean
-                believed = pool.iloc[[idx]].copy()
-                believed["value"] = mu[idx]
-                extra = believed if extra is None else pd.concat([extra, believed])
+        chosen, scores = believer_batch(
+            lambda ext: self.predict(
+                dataset, pool, warehouse, meta, obs, ext, predictive=False, share=share
+            ),
+            pool,
+            n,
+            key,
+            observed,
+            self.maximize,
+            extra,
+            cost=cost,
+            beta=beta,
+            xi=xi,
+            alpha=alpha,
+        )
         out = pool.iloc[chosen].reset_index(drop=True).copy()
         out["mean"] = shown["mean"].to_numpy(float)[chosen]
         out["sd"] = shown["sd"].to_numpy(float)[chosen]

@@ -262,25 +262,21 @@ def recommend(
         p_best = np.bincount(winners, minlength=draws.shape[1]) / draws.shape[0]
         scores = [float(p_best[i]) for i in chosen]
     else:
-        extra = fantasy
-        for step in range(n):
-            lat = learner.predict(
+        chosen, scores = believer_batch(
+            lambda extra: learner.predict(
                 dataset, pool, warehouse=warehouse, runs=runs, extra_runs=extra, predictive=False
-            )
-            mu, sd = lat["mean"].to_numpy(float), lat["sd"].to_numpy(float)
-            best = acq.incumbent(observed, mu, maximize=maximize)
-            s = acq.score(
-                key, mu, sd, best, maximize=maximize, cost=cost, beta=beta, xi=xi, alpha=alpha
-            )
-            s = np.where(np.isfinite(s), s, -np.inf)
-            s[chosen] = -np.inf
-            idx = int(np.argmax(s))
-            chosen.append(idx)
-            scores.append(float(s[idx]))
-            if step + 1 < n:  # Kriging believer: the pick returns its predicted mean
-                believed = pool.iloc[[idx]].copy()
-                believed["value"] = mu[idx]
-                extra = believed if extra is None else pd.concat([extra, believed])
+            ),
+            pool,
+            n,
+            key,
+            observed,
+            maximize,
+            fantasy,
+            cost=cost,
+            beta=beta,
+            xi=xi,
+            alpha=alpha,
+        )
     out = pool.iloc[chosen].reset_index(drop=True).copy()
     out["mean"] = shown["mean"].to_numpy(float)[chosen]
     out["sd"] = shown["sd"].to_numpy(float)[chosen]
@@ -291,6 +287,41 @@ def recommend(
     if record:
         record_recommendations(warehouse, learner, dataset, out, key)
     return out
+
+
+def believer_batch(
+    predict: Callable[[pd.DataFrame | None], pd.DataFrame],
+    pool: pd.DataFrame,
+    n: int,
+    key: str,
+    observed: Any,
+    maximize: bool,
+    extra: pd.DataFrame | None = None,
+    **score_kw: Any,
+) -> tuple[list[int], list[float]]:
+    """``n`` distinct picks from ``pool`` by greedy acquisition with a Kriging believer.
+
+    ``predict(extra_runs)`` returns the latent ``mean``/``sd`` of every pool row given the
+    fantasized runs ``extra_runs``; after each pick the chosen config "returns" its predicted
+    mean and the rest are re-scored (Ginsbourger et al., 2010). Returns (indices, scores).
+    """
+    chosen: list[int] = []
+    scores: list[float] = []
+    for step in range(n):
+        lat = predict(extra)
+        mu, sd = lat["mean"].to_numpy(float), lat["sd"].to_numpy(float)
+        best = acq.incumbent(observed, mu, maximize=maximize)
+        s = acq.score(key, mu, sd, best, maximize=maximize, **score_kw)
+        s = np.where(np.isfinite(s), s, -np.inf)
+        s[chosen] = -np.inf
+        idx = int(np.argmax(s))
+        chosen.append(idx)
+        scores.append(float(s[idx]))
+        if step + 1 < n:
+            believed = pool.iloc[[idx]].copy()
+            believed["value"] = mu[idx]
+            extra = believed if extra is None else pd.concat([extra, believed])
+    return chosen, scores
 
 
 def fit_cost_learner(
