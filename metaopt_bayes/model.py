@@ -72,9 +72,10 @@ DEFAULT_CONFIG: dict[str, Any] = {
     "prior_meta": 0.1,
     # noise floor on the standardized scale: σ_d² = exp(2 log σ_d) + floor², so a dataset
     # whose metric never varies (e.g. 100% accuracy everywhere) cannot drive log σ_d → −∞.
-    # Measured on openml100_rf (NUTS, 200+200 draws): without it 31 leapfrog steps per draw
-    # and min ESS 29; floor 0.001 → 15 steps, min ESS 152; floor 0.02 sat above most datasets'
-    # noise and left their log σ_d unidentified.
+    # Without a floor the likelihood of a constant dataset grows without bound as σ_d → 0.
+    # Measured on openml100_rf (NUTS, 200+200 draws): floor 0.02 sat above most datasets' noise
+    # and left their log σ_d unidentified (31 leapfrog steps per draw, min ESS 29); floor 0.001
+    # → 15 steps, min ESS 152.
     "sigma_floor": 0.001,
     # which basis terms have meta-feature-dependent population means: "intercept" (the level
     # only), "linear" (level + main effects) or "all" (every term); see docs/architecture.md
