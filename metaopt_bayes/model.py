@@ -78,7 +78,7 @@ DEFAULT_CONFIG: dict[str, Any] = {
     # → 15 steps, min ESS 152.
     "sigma_floor": 0.001,
     # which basis terms have meta-feature-dependent population means: "intercept" (the level
-    # only), "linear" (level + main effects) or "all" (every term); see docs/architecture.md
+    # only), "linear" (level + main effects) or "all" (every term); measured in the docstring
     "meta_terms": "intercept",
     "n_nodes": 12,  # σ quadrature nodes for datasets unseen in fitting
     "max_draws": 1000,  # posterior draws kept for prediction
