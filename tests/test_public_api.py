@@ -41,3 +41,17 @@ def test_importing_the_package_does_not_import_pymc() -> None:
     code = "import sys, metaopt_bayes, warehouse; print('pymc' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+def test_cli_method_choices_match_the_learner_and_refuse_unknown_methods() -> None:
+    from click.testing import CliRunner
+
+    from metaopt_bayes.cli import main
+    from metaopt_bayes.cli._common import FIT_METHODS
+    from metaopt_bayes.model import METHODS
+
+    assert FIT_METHODS == METHODS
+    commands = (["fit", "--metric", "accuracy"], ["optimize", "-d", "x", "--budget", "1"], ["demo"])
+    for cmd in commands:
+        res = CliRunner().invoke(main, [*cmd, "--method", "mcmc"])
+        assert res.exit_code == 2 and "'mcmc' is not one of" in res.output, (cmd, res.output)

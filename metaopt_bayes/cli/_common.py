@@ -88,6 +88,22 @@ space_option = click.option(
     default=None,
     help="Search space YAML/JSON (default: the model's built-in space).",
 )
+#: MetaLearner inference methods (the same tuple as ``metaopt_bayes.model.METHODS``, repeated
+#: here so the CLI does not import the model at start-up; a test keeps the two equal)
+FIT_METHODS = ("nuts", "pathfinder", "advi", "map")
+
+
+def method_option(help: str = "Meta-learner inference method.") -> Callable[..., Any]:
+    """The one shared ``--method nuts|pathfinder|advi|map`` option (default nuts)."""
+    return click.option(
+        "--method",
+        type=click.Choice(FIT_METHODS),
+        default="nuts",
+        show_default=True,
+        help=help,
+    )
+
+
 candidates_option = click.option(
     "--candidates",
     type=click.Path(dir_okay=False),

@@ -7,7 +7,13 @@ from typing import Any
 
 import click
 
-from metaopt_bayes.cli._common import emit, main, open_warehouse, output_option
+from metaopt_bayes.cli._common import (
+    emit,
+    main,
+    method_option,
+    open_warehouse,
+    output_option,
+)
 from metaopt_bayes.cli.warehouse_cmds import _exists
 from warehouse.sqlfiles import DIALECTS
 
@@ -184,13 +190,7 @@ def export_cmd(ctx: click.Context, directory: str, dialect: str, overwrite: bool
 @click.option("--dataset", default=None, help="Target dataset (default: the one with most runs).")
 @click.option("--model", default=None, help="Model family (default: the one with most runs).")
 @click.option("--metric", default="accuracy", show_default=True, help="Metric to model.")
-@click.option(
-    "--method",
-    type=click.Choice(["nuts", "pathfinder", "advi", "map"]),
-    default="nuts",
-    show_default=True,
-    help="Meta-learner inference (map is fast but over-confident on few runs).",
-)
+@method_option("Meta-learner inference (map is fast but over-confident on few runs).")
 @click.option("--draws", type=int, default=None, help="Posterior draws per chain (nuts).")
 @click.option("--folds", type=int, default=5, show_default=True, help="Cross-validation folds.")
 @click.option(

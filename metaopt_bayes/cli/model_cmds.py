@@ -10,7 +10,13 @@ from typing import Any
 
 import click
 
-from metaopt_bayes.cli._common import emit, main, open_warehouse, output_option
+from metaopt_bayes.cli._common import (
+    emit,
+    main,
+    method_option,
+    open_warehouse,
+    output_option,
+)
 from warehouse.errors import NotFoundError, ValidationError
 
 _MODEL_COLUMNS = (
@@ -55,13 +61,7 @@ def _load_model(wh: Any, model_id: str | None, metric: str | None, model: str | 
 @main.command("fit")
 @click.option("--metric", required=True, help="Metric to model (e.g. accuracy, duration_s).")
 @click.option("--model", "model", default=None, help="Model family (required if several).")
-@click.option(
-    "--method",
-    type=click.Choice(["nuts", "pathfinder", "advi", "map"]),
-    default="nuts",
-    show_default=True,
-    help="Inference method.",
-)
+@method_option("Inference method.")
 @click.option(
     "--direction",
     type=click.Choice(["maximize", "minimize"]),

@@ -14,6 +14,7 @@ from metaopt_bayes.cli._common import (
     candidates_option,
     emit,
     main,
+    method_option,
     open_warehouse,
     output_option,
     space_option,
@@ -185,12 +186,7 @@ def _record_ranking(wh: Any, fl: Any, dataset: str, ranking: Any) -> None:
     default=None,
     help="A saved meta-learner (default: newest recorded fit, else fit now).",
 )
-@click.option(
-    "--method",
-    default="nuts",
-    show_default=True,
-    help="Fit method when a fit is needed: nuts, pathfinder, advi, map.",
-)
+@method_option("Fit method when a fit is needed.")
 @click.option("--include-run", is_flag=True, help="Also rank configs already run on the dataset.")
 @click.option("--seed", type=int, default=0, show_default=True)
 @output_option
@@ -413,12 +409,7 @@ def _run_optimize(
 @click.option("--jobs", "-j", type=int, default=1, show_default=True, help="Trials in flight.")
 @click.option("--executor", default=None, help="dask://HOST:PORT to run trials on a cluster.")
 @click.option("--metric", default=None, help="Metric (default: accuracy, or rmse for regression).")
-@click.option(
-    "--method",
-    default="nuts",
-    show_default=True,
-    help="Meta-learner fit method: nuts, pathfinder, advi, map.",
-)
+@method_option("Meta-learner fit method.")
 @click.option(
     "--refit-every",
     type=int,
@@ -543,7 +534,7 @@ DEMO_MODEL = "svc"
     show_default=True,
     help="Optimize trials on the held-out dataset.",
 )
-@click.option("--method", default="nuts", show_default=True, help="Meta-learner fit method.")
+@method_option("Meta-learner fit method.")
 @click.option("--jobs", "-j", type=int, default=2, show_default=True)
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--quiet", "-q", is_flag=True, help="No progress bars or live table.")
