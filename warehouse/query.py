@@ -287,7 +287,10 @@ def safe_sql(
     """Run one user query under both locks and return a DataFrame."""
     import duckdb
 
-    check_query(query, wh.catalog())
+    try:
+        check_query(query, wh.catalog(cached=True))
+    except UnsafeQueryError:
+        check_query(query, wh.catalog())  # a table or view created since the cached lookup
     try:
         return wh._read_df(query, params)
     except duckdb.Error as exc:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import duckdb
 import pytest
 
-from warehouse.errors import UnsafeQueryError
+from warehouse.errors import UnsafeQueryError, ValidationError
 
 HOSTILE = [
     # DDL / DML
@@ -124,3 +124,19 @@ def test_engine_blocks_files_even_without_allowlist(wh_seeded, tmp_path):
 def test_cte_name_shadowing_path_is_allowed_only_as_cte(wh_seeded):
     df = wh_seeded.sql('WITH "x.csv" AS (SELECT 1 AS a) SELECT * FROM "x.csv"')
     assert df.a.tolist() == [1]
+
+
+def test_cached_catalog_sees_new_and_dropped_names(wh_seeded):
+    """The allowlist answers from a cached catalog; a name created after the cached lookup is
+    still found (one fresh look on a miss), a dropped one fails in the engine, not silently."""
+    wh_seeded.sql("SELECT count(*) AS n FROM runs")  # fills the cache
+    con = wh_seeded._con
+    con.execute("CREATE VIEW late_view AS SELECT 42 AS answer")
+    wh_seeded._reader = None  # a fresh read cursor sees the new view
+    assert wh_seeded.sql("SELECT answer FROM late_view").answer.tolist() == [42]
+    con.execute("DROP VIEW late_view")
+    wh_seeded._reader = None
+    with pytest.raises(ValidationError, match="query failed"):
+        wh_seeded.sql("SELECT answer FROM late_view")
+    with pytest.raises(UnsafeQueryError, match="not a table or view"):
+        wh_seeded.sql("SELECT * FROM never_existed")
