@@ -94,6 +94,9 @@ class Suite:
     meta: pd.DataFrame  # index task, numeric meta-feature columns
     has_cost: bool = False
     tasks: list = field(default_factory=list)
+    # task → group with its own meta-learner (tabrepo: the problem type, whose metric_error
+    # is 1-AUC, log loss or RMSE — three different metrics under one name)
+    groups: dict = field(default_factory=dict)
 
     def pool(self, task) -> pd.DataFrame:
         return self.runs[self.runs["task"] == task].reset_index(drop=True)
@@ -213,6 +216,7 @@ def load_tabrepo() -> Suite:
         meta,
         True,
         sorted(runs["task"].unique()),
+        ptype.to_dict(),
     )
 
 
@@ -351,8 +355,8 @@ def run_nn_warm(task: Task, budget: int, seed: int, k: int = 25) -> list[int]:
 # metaopt
 # --------------------------------------------------------------------------------------------
 def _fit_fold(suite: Suite, train_tasks: list, method: str) -> dict:
-    """Meta-train: a fresh in-memory warehouse with the meta-train runs, one MetaLearner
-    (and, with costs, a duration learner) fitted on it."""
+    """Meta-train: a fresh in-memory warehouse with the meta-train runs and one MetaLearner per
+    task group (one in all when the suite has no groups), plus a duration learner with costs."""
     from metaopt_bayes.model import MetaLearner
     from warehouse import Warehouse
 
@@ -370,8 +374,12 @@ def _fit_fold(suite: Suite, train_tasks: list, method: str) -> dict:
     wh.log_dataset_meta_features(meta)
     t0 = time.perf_counter()
     direction = "maximize" if suite.maximize else "minimize"
-    learner = MetaLearner(suite.metric, model=suite.model, direction=direction, method=method)
-    learner.fit(wh)
+    learners = {}
+    for group in sorted(set(suite.groups.get(t) for t in train_tasks), key=str):
+        members = [t for t in train_tasks if suite.groups.get(t) == group]
+        learners[group] = MetaLearner(
+            suite.metric, model=suite.model, direction=direction, method=method
+        ).fit(wh, datasets=members)
     cost_learner = None
     if suite.has_cost:
         from metaopt_bayes.search import fit_cost_learner
@@ -379,7 +387,7 @@ def _fit_fold(suite: Suite, train_tasks: list, method: str) -> dict:
         cost_learner = fit_cost_learner(wh, suite.metric, suite.model, method)
     return {
         "wh": wh,
-        "learner": learner,
+        "learners": learners,
         "cost_learner": cost_learner,
         "fit_s": time.perf_counter() - t0,
     }
@@ -389,8 +397,8 @@ def _run_metaopt(task: Task, budget: int, seed: int, acquisition: str) -> list[i
     from metaopt_bayes.search import recommend
 
     st = task.fold_state["metaopt"]
-    wh, learner = st["wh"], st["learner"]
     suite = task.suite
+    wh, learner = st["wh"], st["learners"][suite.groups.get(task.name)]
     alias = f"{task.name}__{acquisition}__{seed}"  # a fresh dataset per search: no leakage
     if task.name in suite.meta.index:
         row = suite.meta.loc[[task.name]].reset_index(drop=True)
