@@ -50,6 +50,8 @@ from metaopt_bayes.features import (
 )
 from metaopt_bayes.update import (
     CoefficientPosterior,
+    mixture_quantile,
+    noise_mixture,
     predictive_moments,
     update_dataset,
 )
@@ -720,20 +722,30 @@ class MetaLearner:
         has no runs, else after the closed-form update with its runs.
 
         The mixture over draws is moment-matched to a Gaussian on the modelling scale
-        (:func:`metaopt_bayes.update.predictive_moments`, O(n p²)); interval ends map back
-        through the monotone inverse transform and mean/sd on the metric scale come from
-        20-node Gauss–Hermite quadrature. ``predictive=False`` leaves out observation noise.
+        (:func:`metaopt_bayes.update.predictive_moments`, O(n p²)), except the observation
+        noise: its interval comes from the noise's scale mixture over draws and σ-nodes
+        (:func:`~metaopt_bayes.update.mixture_quantile`) — for a new dataset the noise level is
+        uncertain over orders of magnitude and one Gaussian made intervals too wide. Interval
+        ends map back through the monotone inverse transform and mean/sd on the metric scale
+        come from 20-node Gauss–Hermite quadrature. ``predictive=False`` leaves out the noise.
         """
         configs = _as_configs(configs)
         post = self.posterior(dataset, warehouse, meta, runs, extra_runs)
         Phi = self.encoder.transform(configs)
-        m, v = predictive_moments(post, Phi, noise=predictive)
-        return self._summarize(m, np.sqrt(v), interval)
+        m, v = predictive_moments(post, Phi, noise=False)
+        if not predictive:
+            return self._summarize(m, np.sqrt(v), interval)
+        w, s2 = noise_mixture(post)
+        half = mixture_quantile(v, w, s2, interval)
+        return self._summarize(m, np.sqrt(v + float(w @ s2)), interval, half)
 
-    def _summarize(self, m: np.ndarray, s: np.ndarray, interval: float) -> pd.DataFrame:
-        zq = float(ndtri(0.5 + interval / 2.0))
-        lower = self.transform.inverse(m - zq * s)
-        upper = self.transform.inverse(m + zq * s)
+    def _summarize(
+        self, m: np.ndarray, s: np.ndarray, interval: float, half: np.ndarray | None = None
+    ) -> pd.DataFrame:
+        if half is None:
+            half = float(ndtri(0.5 + interval / 2.0)) * s
+        lower = self.transform.inverse(m - half)
+        upper = self.transform.inverse(m + half)
         if self.transform.kind == "identity":
             mean = self.transform.inverse(m)
             sd = s * self.transform.scale
