@@ -304,6 +304,13 @@ def believer_batch(
     ``predict(extra_runs)`` returns the latent ``mean``/``sd`` of every pool row given the
     fantasized runs ``extra_runs``; after each pick the chosen config "returns" its predicted
     mean and the rest are re-scored (Ginsbourger et al., 2010). Returns (indices, scores).
+
+    For EI, with nothing observed on the dataset (and nothing pending) the first pick is the
+    best predicted mean, not the best EI: against a *predicted* incumbent, EI prefers the widest
+    intervals — the corners of the space. Measured on tabrepo_lightgbm_2022 (93 held-out tasks,
+    5 folds): first-pick regret .459 with EI (worse than a random config, .331), .253 with the
+    best mean, and lower regret at 5 and 25 trials too. Cost-aware EI keeps its own first pick
+    (a cheap one: it led at every training-time budget). The reported score is still the EI.
     """
     chosen: list[int] = []
     scores: list[float] = []
@@ -314,7 +321,11 @@ def believer_batch(
         s = acq.score(key, mu, sd, best, maximize=maximize, **score_kw)
         s = np.where(np.isfinite(s), s, -np.inf)
         s[chosen] = -np.inf
-        idx = int(np.argmax(s))
+        zero_shot = extra is None and not np.isfinite(np.asarray(observed, float)).any()
+        if step == 0 and zero_shot and key in ("ei", "logei", "log-ei"):
+            idx = int(np.nanargmax(mu if maximize else -mu))
+        else:
+            idx = int(np.argmax(s))
         chosen.append(idx)
         scores.append(float(s[idx]))
         if step + 1 < n:

@@ -112,3 +112,30 @@ def test_exclude_run_normalizes_types():
     cands = pd.DataFrame({"a": [1, 2, 3], "b": ["x", "y", None]})
     runs = pd.DataFrame({"params.a": [1.0, 3.0], "params.b": ["x", np.nan]})
     assert exclude_run(cands, runs, ["a", "b"]).tolist() == [False, True, False]
+
+
+def test_zero_shot_ei_starts_from_the_best_mean_then_explores(wh, pool):
+    """Against a predicted incumbent EI would take the widest interval first; with nothing
+    observed the first EI pick is the best predicted mean, afterwards EI decides."""
+    from tests.search.conftest import FakeLearner
+
+    class Wide(FakeLearner):
+        def predict(self, dataset, configs, *args, **kwargs):
+            out = super().predict(dataset, configs, *args, **kwargs)
+            wide = (self._col(configs, "x").astype(float) == 0.9) & (
+                self._col(configs, "c").astype(str) == "a"
+            )
+            out.loc[wide, "sd"] = 5.0  # a far corner the model knows nothing about
+            return out
+
+    lrn = Wide()
+    first = recommend(lrn, wh, "d1", pool, n=2)
+    assert (first.at[0, "x"], first.at[0, "c"]) == (0.3, "b")  # best mean, not the corner
+    assert (first.at[1, "x"], first.at[1, "c"]) == (0.9, "a")  # then EI: the corner
+    wh.log_run("d1", "toy", {"x": 0.3, "c": "b"}, {"score": 0.1})
+    after = recommend(lrn, wh, "d1", pool, n=1)
+    assert (after.at[0, "x"], after.at[0, "c"]) == (0.9, "a")
+    # cost-aware EI keeps its own first pick
+    cands = pd.DataFrame({"x": [0.3, 0.9], "c": ["a", "b"]})
+    out = recommend(lrn, wh, "d2", cands, n=1, acquisition="cost-ei", cost_learner=FakeCost())
+    assert out.at[0, "x"] == 0.9
