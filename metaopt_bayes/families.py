@@ -649,7 +649,7 @@ class FamilyLearner:
         Returns ``model``, parameter columns, ``mean``, ``sd`` (predictive), ``acquisition``,
         ``rank`` and ``predicted_s`` (NaN without duration learners).
         """
-        from metaopt_bayes.search import believer_batch, exclude_run
+        from metaopt_bayes.search import believer_batch, exclude_run, ranked
 
         if n < 1:
             raise ValidationError(f"n must be a positive integer, not {n!r}")
@@ -712,11 +712,7 @@ class FamilyLearner:
             xi=xi,
             alpha=alpha,
         )
-        out = pool.iloc[chosen].reset_index(drop=True).copy()
-        out["mean"] = shown["mean"].to_numpy(float)[chosen]
-        out["sd"] = shown["sd"].to_numpy(float)[chosen]
-        out["acquisition"] = scores
-        out["rank"] = np.arange(1, len(out) + 1)
+        out = ranked(pool, chosen, shown, scores)
         out["predicted_s"] = shown["predicted_s"].to_numpy(float)[chosen]
         out = out.dropna(axis=1, how="all") if len(out) else out
         for c in ("mean", "sd", "acquisition", "rank", "predicted_s"):

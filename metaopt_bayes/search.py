@@ -277,15 +277,24 @@ def recommend(
             xi=xi,
             alpha=alpha,
         )
+    out = ranked(pool, chosen, shown, scores)
+    if cost is not None:
+        out["predicted_s"] = cost[chosen]
+    if record:
+        record_recommendations(warehouse, learner, dataset, out, key)
+    return out
+
+
+def ranked(
+    pool: pd.DataFrame, chosen: list[int], shown: pd.DataFrame, scores: list[float]
+) -> pd.DataFrame:
+    """The chosen pool rows, best first, with their predicted ``mean``/``sd``, ``acquisition``
+    score and ``rank`` (the frame ``recommend`` returns)."""
     out = pool.iloc[chosen].reset_index(drop=True).copy()
     out["mean"] = shown["mean"].to_numpy(float)[chosen]
     out["sd"] = shown["sd"].to_numpy(float)[chosen]
     out["acquisition"] = scores
     out["rank"] = np.arange(1, len(out) + 1)
-    if cost is not None:
-        out["predicted_s"] = cost[chosen]
-    if record:
-        record_recommendations(warehouse, learner, dataset, out, key)
     return out
 
 
