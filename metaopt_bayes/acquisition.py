@@ -51,7 +51,7 @@ ACQUISITIONS = ("ei", "logei", "pi", "ucb", "ts", "cost-ei")
 
 _LOG_SQRT_2PI = 0.5 * math.log(2.0 * math.pi)  # c1 in Ament et al.
 _LOG_SQRT_PI_OVER_2 = 0.5 * math.log(math.pi / 2.0)  # c2 in Ament et al.
-_INV_SQRT_EPS = 1.0 / math.sqrt(np.finfo(np.float64).eps)  # past this, the asymptotic form
+_TAIL_Z = 1e3  # below −_TAIL_Z, log h uses its asymptotic series (see log_h)
 _MIN_SIGMA = 1e-12
 
 
@@ -87,16 +87,20 @@ def log_h(z: ArrayLike) -> NDArray[np.float64]:
     Ament et al. (2023), eq. 9:
 
     - ``z > −1``: ``log(φ(z) + z Φ(z))`` directly;
-    - ``−1/√ε < z ≤ −1``: ``−z²/2 − c1 + log1mexp(log(erfcx(−z/√2)·|z|) + c2)``;
-    - ``z ≤ −1/√ε``: ``−z²/2 − c1 − 2 log|z|`` (the asymptote, where the bracket is ``z⁻²``),
+    - ``−1000 < z ≤ −1``: ``−z²/2 − c1 + log1mexp(log(erfcx(−z/√2)·|z|) + c2)``;
+    - ``z ≤ −1000``: ``−z²/2 − c1 − 2 log|z| + log1p(−3/z² + 15/z⁴)``, the asymptotic series
+      ``h(z) = φ(z) z⁻² (1 − 3z⁻² + 15z⁻⁴ − …)`` (Abramowitz & Stegun 7.1.23; the next term is
+      below 1e-16 there),
 
-    with ``c1 = log √(2π)`` and ``c2 = log √(π/2)``.
+    with ``c1 = log √(2π)`` and ``c2 = log √(π/2)``. The paper switches to the asymptote only
+    at ``−1/√ε``; just above it the log1mexp argument is ``≈ −z⁻²``, within round-off of 0, and
+    came out non-negative (log h = NaN at z = −5.3e7, found by hypothesis).
     """
     # below −1e154, z² overflows; log h is then < −5e307 anyway and candidates tie there
     z = np.maximum(np.asarray(z, dtype=np.float64), -1e154)
     out = np.empty_like(z)
     upper = z > -1.0
-    tail = z <= -_INV_SQRT_EPS
+    tail = z <= -_TAIL_Z
     mid = ~upper & ~tail
     zu = z[upper]
     out[upper] = np.log(special.ndtr(zu) * zu + np.exp(-0.5 * zu * zu - _LOG_SQRT_2PI))
@@ -107,7 +111,13 @@ def log_h(z: ArrayLike) -> NDArray[np.float64]:
         + _log1mexp(np.log(special.erfcx(-zm / math.sqrt(2.0)) * np.abs(zm)) + _LOG_SQRT_PI_OVER_2)
     )
     zt = z[tail]
-    out[tail] = -0.5 * zt * zt - _LOG_SQRT_2PI - 2.0 * np.log(np.abs(zt))
+    zi2 = 1.0 / (zt * zt)
+    out[tail] = (
+        -0.5 * zt * zt
+        - _LOG_SQRT_2PI
+        - 2.0 * np.log(np.abs(zt))
+        + np.log1p(-3.0 * zi2 + 15.0 * zi2 * zi2)
+    )
     return out
 
 

@@ -150,3 +150,16 @@ def test_score_dispatch_and_errors():
         acq.score("cost-ei", mu, sd, 0.5)
     with pytest.raises(ValueError, match="sigma"):
         acq.expected_improvement(mu, [-1.0, 1.0], 0.0)
+
+
+@pytest.mark.parametrize(
+    ("z", "reference"),  # log(φ(z) + zΦ(z)) at 50 digits (mpmath)
+    [
+        (-37.0, -692.6429601632705),
+        (-999.999, -500013.7344505912),
+        (-1000.001, -500015.7344545911),
+        (-5.348e7, -1430055200000036.5),  # hypothesis found NaN here: round-off in log1mexp
+    ],
+)
+def test_log_h_is_accurate_across_the_tail_switch(z, reference):
+    assert acq.log_h(np.array([z]))[0] == pytest.approx(reference, rel=1e-14)
