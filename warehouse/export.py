@@ -9,6 +9,7 @@ Layout written by :func:`export_warehouse` (``DIR``)::
     dataset_meta_features/dataset=<name>/*.parquet one row per dataset × meta-feature
     datasets.parquet                              one row per dataset
     metrics.parquet                               one row per known metric (its direction)
+    run_incumbents.parquet                        best run per dataset × model × metric × split
     views/<view>.sql                              each view, transpiled to the chosen dialect
     manifest.json                                 row counts, schema version, dialect
 
@@ -57,6 +58,8 @@ PARTITIONED: dict[str, str] = {
 _SINGLE: dict[str, str] = {
     "datasets": "SELECT * FROM datasets ORDER BY name",
     "metrics": "SELECT * FROM metrics ORDER BY name",
+    # the maintained table the incumbents view reads (a snapshot, consistent with the runs)
+    "run_incumbents": "SELECT * FROM run_incumbents ORDER BY dataset, model, metric, split",
 }
 
 

@@ -53,7 +53,8 @@ def test_exported_tables_and_views_reproduce_the_warehouse(wh_seeded, tmp_path: 
             f"CREATE TABLE {table} AS SELECT * FROM read_parquet(?, hive_partitioning = true)",
             [str(out / table / "**" / "*.parquet")],
         )
-    con.execute(f"CREATE TABLE metrics AS SELECT * FROM '{out / 'metrics.parquet'}'")
+    for table in ("metrics", "run_incumbents"):
+        con.execute(f"CREATE TABLE {table} AS SELECT * FROM '{out / f'{table}.parquet'}'")
     con.execute((out / "views" / "incumbents.sql").read_text())
     cols = "dataset, model, metric, run_id, value"
     got = con.sql(f"SELECT {cols} FROM incumbents ORDER BY ALL").df()

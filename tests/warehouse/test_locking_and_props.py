@@ -116,3 +116,65 @@ def test_incumbent_is_best_property(rows):
             values = df.loc[df.dataset == row.dataset, "metrics.accuracy"]
             expected = values.max() if row.metric == "accuracy" else values.min()
             assert row.value == expected
+
+
+_step = st.tuples(
+    st.booleans(),  # a batch through log_runs (True) or one log_run (False)
+    st.lists(
+        st.tuples(
+            st.sampled_from(["a", "b"]),  # dataset
+            st.sampled_from(["m", "n"]),  # model
+            st.sampled_from([0.1, 0.5, 0.9]),  # few values: ties are common
+            st.sampled_from(["finished", "finished", "failed"]),
+        ),
+        min_size=1,
+        max_size=6,
+    ),
+)
+
+
+@settings(max_examples=25, deadline=None)
+@given(st.lists(_step, min_size=1, max_size=5))
+def test_incumbents_stay_exact_across_batches_property(steps):
+    """run_incumbents is merged batch by batch; after any mix of batches and single runs it
+    equals the best finished run recomputed from everything logged (earliest run on ties)."""
+    logged: list[dict] = []
+    with Warehouse(":memory:") as wh:
+        for batch, rows in steps:
+            recs = [
+                {
+                    "run_id": f"r{len(logged) + i}",
+                    "dataset": d,
+                    "model": m,
+                    "status": s,
+                    "metrics.accuracy": v,
+                    "metrics.log_loss": v,
+                }
+                for i, (d, m, v, s) in enumerate(rows)
+            ]
+            if batch:
+                wh.log_runs(pd.DataFrame(recs))
+            else:
+                for r in recs:
+                    wh.log_run(
+                        r["dataset"],
+                        r["model"],
+                        {},
+                        {"accuracy": r["metrics.accuracy"], "log_loss": r["metrics.log_loss"]},
+                        run_id=r["run_id"],
+                        status=r["status"],
+                    )
+            logged += recs
+        done = pd.DataFrame(logged)
+        done = done[done.status == "finished"]
+        got = wh.view("incumbents").set_index(["dataset", "model", "metric"])
+        assert len(got) == 2 * done.groupby(["dataset", "model"]).ngroups
+        for (d, m), g in done.groupby(["dataset", "model"]):
+            for metric, pick in (
+                ("accuracy", g["metrics.accuracy"].idxmax()),
+                ("log_loss", g["metrics.log_loss"].idxmin()),
+            ):
+                row = got.loc[(d, m, metric)]
+                assert row.run_id == done.at[pick, "run_id"]  # idxmax/idxmin: first on ties
+                assert row.n_runs == len(g)
+        assert wh.check().ok.all()
