@@ -155,15 +155,23 @@ class JointSpace:
         seed: int = 0,
         incumbents: Mapping[str, list[dict[str, Any]]] | None = None,
         n_local: int = 64,
+        portfolios: Mapping[str, list[dict[str, Any]]] | None = None,
     ) -> pd.DataFrame:
-        """Per family ``n`` Sobol points plus ``n_local`` neighbours of each of its incumbents
-        (see :func:`metaopt_bayes.search.space_candidates`)."""
+        """Per family ``n`` Sobol points, ``n_local`` neighbours of each of its incumbents and
+        its portfolio configs (see :func:`metaopt_bayes.search.space_candidates`)."""
         from metaopt_bayes.search import space_candidates
 
         frames = []
         for i, (fam, sp) in enumerate(self.spaces.items()):
             inc = (incumbents or {}).get(fam)
-            c = space_candidates(sp, n, seed=seed + 7 * i, incumbents=inc, n_local=n_local)
+            c = space_candidates(
+                sp,
+                n,
+                seed=seed + 7 * i,
+                incumbents=inc,
+                n_local=n_local,
+                portfolio=(portfolios or {}).get(fam),
+            )
             frames.append(_with_model(c.drop_duplicates(), fam))
         return _concat(frames)
 
@@ -607,7 +615,10 @@ class FamilyLearner:
                     "fitted meta-learner"
                 )
             inc = {f: _best_configs(family_rows(obs, f), self.maximize) for f in spaces}
-            return JointSpace(spaces).candidates(n_candidates, seed=seed, incumbents=inc)
+            folios = {f: getattr(self.learners[f], "portfolio", None) for f in spaces}
+            return JointSpace(spaces).candidates(
+                n_candidates, seed=seed, incumbents=inc, portfolios=folios
+            )
         from metaopt_bayes.search import load_candidates
 
         cands = load_candidates(candidates)

@@ -313,6 +313,9 @@ class MetaLearner:
         self.datasets: list[str] = []
         self.diagnostics: dict[str, Any] = {}
         self.model_id: str | None = None
+        # the best configuration seen on each training dataset (params without prefix):
+        # search adds these to its candidates, a data-driven portfolio (Feurer et al. 2015)
+        self.portfolio: list[dict[str, Any]] = []
         self._draws: dict[str, np.ndarray] = {}
         self._Z: np.ndarray | None = None
 
@@ -439,6 +442,7 @@ class MetaLearner:
         Phi = self.encoder.transform(runs)
         datasets = sorted(runs["dataset"].unique())
         self.datasets = datasets
+        self.portfolio = _portfolio(runs, y_raw, self.direction == "maximize")
         self.scaler = MetaFeatureScaler.fit(meta, datasets)
         self._Z = self.scaler.transform(meta, datasets)
         codes = pd.Categorical(runs["dataset"], categories=datasets).codes
@@ -826,6 +830,7 @@ class MetaLearner:
                 "transform": json.dumps(self.transform.to_dict()),
                 "diagnostics": json.dumps(self.diagnostics, default=_json_default),
                 "model_id": self.model_id or "",
+                "portfolio": json.dumps(self.portfolio, default=_json_default),
             }
         )
         path = Path(path)
@@ -877,6 +882,7 @@ class MetaLearner:
         self.transform = TargetTransform.from_dict(json.loads(a["transform"]))
         self.diagnostics = json.loads(a.get("diagnostics", "{}"))
         self.model_id = a.get("model_id") or None
+        self.portfolio = json.loads(a.get("portfolio", "[]"))  # absent in older files
         self.datasets = [str(d) for d in ds["dataset"].values]
         self._Z = np.asarray(ds["Z"].values, dtype=float)
         self._draws = {
@@ -942,6 +948,27 @@ def _json_default(v: Any) -> Any:
     if isinstance(v, float) and math.isnan(v):
         return None
     return str(v)
+
+
+def _portfolio(runs: pd.DataFrame, y: np.ndarray, maximize: bool) -> list[dict[str, Any]]:
+    """The best run's parameters on each training dataset, in dataset-name order (NaN, i.e.
+    inactive, parameters dropped)."""
+    cols = [c for c in runs.columns if str(c).startswith(PARAM_PREFIX)]
+    if not cols:
+        return []
+    score = pd.Series(y if maximize else -y, index=runs.index)
+    best = score.groupby(runs["dataset"]).idxmax().sort_index()
+    out = []
+    for rec in runs.loc[best.to_numpy(), cols].to_dict(orient="records"):
+        cfg = {}
+        for c, v in rec.items():
+            if isinstance(v, np.generic):
+                v = v.item()
+            if v is None or (isinstance(v, float) and np.isnan(v)):
+                continue
+            cfg[c[len(PARAM_PREFIX) :]] = v
+        out.append(cfg)
+    return out
 
 
 __all__ = ["PARAM_PREFIX", "MetaLearner", "build_pymc_model", "configure_compile_cache"]

@@ -83,11 +83,22 @@ def space_candidates(
     incumbents: list[Mapping[str, Any]] | None = None,
     n_local: int = 64,
     scale: float = 0.08,
+    portfolio: list[Mapping[str, Any]] | None = None,
 ) -> pd.DataFrame:
     """Candidates from a search space: ``n`` scrambled-Sobol points (Owen 1998) plus ``n_local``
     Gaussian neighbours in the unit cube around each incumbent (local refinement, as in SMAC's
-    local search, Hutter et al. 2011). Conditional parameters are decoded by the space."""
+    local search, Hutter et al. 2011), plus the ``portfolio`` configs that lie in the space
+    (the best config of each history dataset: known-good points the Sobol set would only
+    approximate). Conditional parameters are decoded by the space."""
     frames = [space.sample(n, seed=seed)]
+    kept = []
+    for cfg in portfolio or []:
+        try:
+            kept.append(space.validate({k: v for k, v in cfg.items() if k in space.names}))
+        except ValidationError:
+            continue  # outside this space (other bounds, another layout): not a candidate
+    if kept:
+        frames.append(pd.DataFrame(kept, columns=frames[0].columns))
     for i, cfg in enumerate(incumbents or []):
         try:
             frames.append(space.neighbors(cfg, n_local, scale=scale, seed=seed * 7919 + i))
@@ -221,7 +232,13 @@ def recommend(
     maximize = learner.direction == "maximize"
     if _is_space(candidates):
         best = _best_configs(runs, maximize, k=3)
-        cands = space_candidates(candidates, n_candidates, seed=seed, incumbents=best)
+        cands = space_candidates(
+            candidates,
+            n_candidates,
+            seed=seed,
+            incumbents=best,
+            portfolio=getattr(learner, "portfolio", None),
+        )
         cands = cands.drop_duplicates().reset_index(drop=True)
     else:
         cands = load_candidates(candidates)

@@ -95,6 +95,7 @@ def test_save_load_roundtrip_and_refusals(fitted_map, synth, tmp_path):
     b = back.predict("ds7", target, meta=meta, runs=target.iloc[:3])
     pd.testing.assert_frame_equal(a, b)
     assert back.config_hash() == fitted_map.config_hash()
+    assert back.portfolio == fitted_map.portfolio
     with pytest.raises(ValidationError, match="metric"):
         MetaLearner.load(path, metric="rmse")
     # tamper with the stored config: the hash no longer matches
@@ -169,3 +170,21 @@ def test_meta_terms_choose_which_population_means_use_meta_features(synth):
         np.testing.assert_array_equal(uses, expected)
     with pytest.raises(ValidationError, match="meta_terms"):
         MetaLearner("accuracy", meta_terms="quadratic")
+
+
+def test_portfolio_is_each_training_datasets_best_config(fitted_map, synth):
+    runs, _, _ = synth
+    train = runs[runs["dataset"] != "ds7"]
+    best = train.loc[train.groupby("dataset")["value"].idxmax()].sort_values("dataset")
+    assert len(fitted_map.portfolio) == best["dataset"].nunique() == 7
+    for cfg, (_, row) in zip(fitted_map.portfolio, best.iterrows(), strict=True):
+        assert cfg == {
+            "lr": row["params.lr"],
+            "depth": row["params.depth"],
+            "booster": row["params.booster"],
+        }
+    # a metric to minimize: the lowest value is each dataset's best
+    low = MetaLearner("log_loss", direction="minimize", method="map", interactions=False).fit_frame(
+        train.assign(value=1 - train["value"])
+    )
+    assert low.portfolio == fitted_map.portfolio

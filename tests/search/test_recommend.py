@@ -139,3 +139,39 @@ def test_zero_shot_ei_starts_from_the_best_mean_then_explores(wh, pool):
     cands = pd.DataFrame({"x": [0.3, 0.9], "c": ["a", "b"]})
     out = recommend(lrn, wh, "d2", cands, n=1, acquisition="cost-ei", cost_learner=FakeCost())
     assert out.at[0, "x"] == 0.9
+
+
+def test_portfolio_configs_join_the_space_candidates():
+    from metaopt_bayes.search import space_candidates
+    from metaopt_bayes.space import SearchSpace
+
+    space = SearchSpace.from_dict(
+        {
+            "x": {"type": "float", "low": 0.0, "high": 1.0},
+            "c": {"type": "categorical", "choices": ["a", "b"]},
+        }
+    )
+    inside, outside = {"x": 0.123456789, "c": "b"}, {"x": 7.0, "c": "a"}
+    plain = space_candidates(space, 16, seed=0)
+    cands = space_candidates(space, 16, seed=0, portfolio=[inside, outside, {"c": "a"}])
+    # the in-space config is added exactly; out-of-range and incomplete ones are skipped
+    assert len(cands) == len(plain) + 1
+    assert cands.iloc[-1].to_dict() == inside
+    assert (cands["x"] <= 1.0).all()
+
+
+def test_recommend_can_pick_a_portfolio_config(fake_learner, wh):
+    from metaopt_bayes.space import SearchSpace
+
+    space = SearchSpace.from_dict(
+        {
+            "x": {"type": "float", "low": 0.0, "high": 1.0},
+            "c": {"type": "categorical", "choices": ["a", "b"]},
+        }
+    )
+    fake_learner.portfolio = [{"x": 0.3, "c": "b"}]  # the true optimum, known from history
+    out = recommend(fake_learner, wh, "d1", space, n=1, n_candidates=8)
+    assert (out.at[0, "x"], out.at[0, "c"]) == (0.3, "b")
+    fake_learner.portfolio = []
+    out = recommend(fake_learner, wh, "d1", space, n=1, n_candidates=8)
+    assert out.at[0, "x"] != 0.3
