@@ -664,6 +664,7 @@ def optimize(
     timeout_s: float | None = None,
     artifacts_dir: str | Path | None = None,
     callback: Callable[[dict[str, Any]], None] | None = None,
+    default_first: bool = True,
 ) -> OptimizeResult:
     """Optimize ``model`` on ``dataset`` for ``budget`` trials (in total, resumed ones count).
 
@@ -675,6 +676,9 @@ def optimize(
     ``n_init`` Sobol/random trials come first. ``executor``: None (in-process for ``jobs=1``,
     else a local process pool), ``"dask://HOST:PORT"`` or any ``concurrent.futures.Executor``.
     Ctrl-C stops cleanly (``result.interrupted``); calling again resumes.
+    ``default_first``: on a dataset with no runs of ``model`` yet, the first trial is the
+    family's scikit-learn default configuration when it lies in the space (as SMAC's initial
+    design does), so the result is never a config the user's obvious baseline beats unseen.
     At the end (built-in trainer, ``retrain=True``) the best config is refitted on the whole
     training split, evaluated on the held-out test split, saved as joblib next to the
     warehouse (or in ``artifacts_dir``) and logged with ``split='test'``.
@@ -772,6 +776,9 @@ def optimize(
 
     existing = _existing_trials(warehouse, dataset, model)
     n_resumed = len(existing)
+    first = None
+    if default_first and n_resumed == 0 and pool is None and space is not None:
+        first = _family_default(warehouse, dataset, model, space, task)
     remaining = max(0, int(budget) - n_resumed)
     new_done = 0
     interrupted = False
@@ -789,23 +796,26 @@ def optimize(
         while remaining > 0 or in_flight:
             while remaining > 0 and len(in_flight) < max(1, jobs):
                 pend = pd.DataFrame([t["config"] for t in in_flight.values()])
-                info = _next_config(
-                    lrn,
-                    warehouse,
-                    dataset,
-                    space,
-                    pool,
-                    pend,
-                    key,
-                    cost,
-                    n_candidates,
-                    seed * 100003 + step,
-                    n_init,
-                    maximize,
-                    metric,
-                    model,
-                )
-                cfg = info["config"]
+                if first is not None:  # the family default opens the search
+                    info = {"config": first, "mean": None, "sd": None, "rec": None}
+                else:
+                    info = _next_config(
+                        lrn,
+                        warehouse,
+                        dataset,
+                        space,
+                        pool,
+                        pend,
+                        key,
+                        cost,
+                        n_candidates,
+                        seed * 100003 + step,
+                        n_init,
+                        maximize,
+                        metric,
+                        model,
+                    )
+                cfg, first = info["config"], None
                 if objective is None:
                     from metaopt_bayes.trainer import make_payload, run_trial
 
@@ -910,6 +920,39 @@ def optimize(
             warehouse, result, X, np.asarray(y), task, tr_idx, te_idx, seed, artifacts_dir
         )
     return result
+
+
+def _family_default(
+    warehouse: Any, dataset: str, model: str, space: Any, task: str | None
+) -> dict[str, Any] | None:
+    """The zoo family's default configuration as a point of ``space``, or None (not a zoo
+    family, runs of it on the dataset already, unknown task, or a default outside the
+    space)."""
+    from metaopt_bayes.zoo import FAMILIES
+
+    family = FAMILIES.get(model)
+    if family is None:
+        return None
+    ran = warehouse._read_df(
+        "SELECT count(*) AS n FROM runs WHERE dataset = ? AND model = ?", [dataset, model]
+    )
+    if int(ran["n"][0]):
+        return None  # the dataset has runs of this model already: they are the start
+    rows = warehouse._read_df(
+        "SELECT task, n_features FROM datasets WHERE name = ?", [dataset]
+    ).to_dict("records")
+    info = rows[0] if rows else {}
+    task = task or info.get("task")
+    if task not in family.tasks:
+        return None
+    p = info.get("n_features")
+    cfg = family.default_config(task, int(p) if p is not None and p == p and p > 0 else None)
+    if cfg is None:
+        return None
+    try:
+        return space.validate({k: v for k, v in cfg.items() if k in space.names})
+    except ValidationError:
+        return None
 
 
 def _typed_config(cfg: dict[str, Any], space: Any, pool: pd.DataFrame | None) -> dict[str, Any]:

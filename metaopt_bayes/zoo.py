@@ -36,6 +36,7 @@ class Family:
     _arch: Callable[[dict[str, Any]], dict[str, Any]]
     kind: str
     description: str = ""
+    _defaults: Callable[[str, int | None], dict[str, Any]] | None = None
 
     def supports(self, task: str) -> bool:
         return task in self.tasks
@@ -50,6 +51,28 @@ class Family:
         """The built-in search space of this family for ``task``."""
         self._check_task(task)
         return SearchSpace.from_dict(self._spaces[task])
+
+    def default_config(self, task: str = "classification", n_features: int | None = None):
+        """scikit-learn's default configuration as a point of :meth:`default_space`, or None.
+
+        A default outside the space becomes the nearest point (``max_depth=None`` → the
+        deepest allowed); data-dependent ones (``gamma='scale'``, ``max_features='sqrt'``)
+        need ``n_features`` (features are standardized, so ``'scale'`` is ``1/n_features``).
+        None when the family has no defaults or they do not validate in the space.
+        """
+        self._check_task(task)
+        if self._defaults is None:
+            return None
+        space = self.default_space(task)
+        cfg = self._defaults(task, n_features)
+        for name, value in list(cfg.items()):
+            p = space[name] if name in space.names else None
+            if p is not None and p.kind in ("float", "int") and value is not None:
+                cfg[name] = min(max(value, p.low), p.high)
+        try:
+            return space.validate(cfg)
+        except ValidationError:
+            return None
 
     def make_estimator(self, config: Mapping[str, Any], task: str, seed: int = 0) -> Any:
         """An unfitted scikit-learn estimator for ``config`` (no preprocessing)."""
@@ -265,6 +288,54 @@ _MLP_SPACE = {
     "early_stopping": True,
 }
 
+
+# scikit-learn's defaults in the coordinates of the spaces above (see Family.default_config)
+def _hgb_defaults(task: str, p: int | None) -> dict[str, Any]:
+    return {
+        "learning_rate": 0.1,
+        "max_iter": 100,
+        "max_leaf_nodes": 31,
+        "min_samples_leaf": 20,
+        "l2_regularization": 0.0,
+        "early_stopping": False,
+    }
+
+
+def _rf_defaults(task: str, p: int | None) -> dict[str, Any]:
+    cfg: dict[str, Any] = {
+        "n_estimators": 100,
+        "max_depth": 10**6,
+        "min_samples_leaf": 1,
+        "bootstrap": True,
+    }
+    if task == "regression":
+        cfg["max_features"] = 1.0
+    elif p:
+        cfg["max_features"] = max(1, int(p**0.5)) / p
+    return cfg
+
+
+def _svc_defaults(task: str, p: int | None) -> dict[str, Any]:
+    cfg: dict[str, Any] = {"C": 1.0, "kernel": "rbf", "max_iter": 20000}
+    if p:
+        cfg["gamma"] = 1.0 / p
+    if task == "regression":
+        cfg["epsilon"] = 0.1
+    return cfg
+
+
+def _mlp_defaults(task: str, p: int | None) -> dict[str, Any]:
+    return {
+        "n_layers": 1,
+        "width": 100,
+        "activation": "relu",
+        "alpha": 1e-4,
+        "learning_rate_init": 1e-3,
+        "max_iter": 200,
+        "early_stopping": True,
+    }
+
+
 FAMILIES: dict[str, Family] = {
     f.name: f
     for f in (
@@ -276,6 +347,7 @@ FAMILIES: dict[str, Family] = {
             _arch_hgb,
             kind="boosted_trees",
             description="Histogram gradient-boosted trees (LightGBM-style).",
+            _defaults=_hgb_defaults,
         ),
         Family(
             "random_forest",
@@ -285,6 +357,7 @@ FAMILIES: dict[str, Family] = {
             _arch_rf,
             kind="bagged_trees",
             description="Random forest of decision trees.",
+            _defaults=_rf_defaults,
         ),
         Family(
             "logistic_regression",
@@ -300,6 +373,7 @@ FAMILIES: dict[str, Family] = {
             _arch_linear,
             kind="linear",
             description="L2-regularized logistic regression.",
+            _defaults=lambda task, p: {"C": 1.0, "class_weight": "none", "max_iter": 1000},
         ),
         Family(
             "ridge",
@@ -309,6 +383,7 @@ FAMILIES: dict[str, Family] = {
             _arch_linear,
             kind="linear",
             description="L2-regularized linear regression.",
+            _defaults=lambda task, p: {"alpha": 1.0},
         ),
         Family(
             "svc",
@@ -321,6 +396,7 @@ FAMILIES: dict[str, Family] = {
             _arch_svc,
             kind="kernel",
             description="Support-vector machine (SVC / SVR) with rbf, poly or linear kernel.",
+            _defaults=_svc_defaults,
         ),
         Family(
             "knn",
@@ -330,6 +406,7 @@ FAMILIES: dict[str, Family] = {
             _arch_knn,
             kind="instance_based",
             description="k-nearest neighbours.",
+            _defaults=lambda task, p: {"n_neighbors": 5, "weights": "uniform", "p": 2},
         ),
         Family(
             "mlp",
@@ -339,6 +416,7 @@ FAMILIES: dict[str, Family] = {
             _arch_mlp,
             kind="neural_net",
             description="Multi-layer perceptron: n_layers hidden layers of equal width.",
+            _defaults=_mlp_defaults,
         ),
     )
 }

@@ -355,6 +355,7 @@ def _run_optimize(
     retrain: bool,
     live: bool,
     learner: Any = None,
+    default_first: bool = True,
 ) -> Any:
     from metaopt_bayes.search import optimize
 
@@ -383,6 +384,7 @@ def _run_optimize(
             cv=cv,
             retrain=retrain,
             callback=table.add,
+            default_first=default_first,
         )
 
 
@@ -420,6 +422,12 @@ def _run_optimize(
 @click.option("--cv", type=int, default=5, show_default=True, help="Cross-validation folds.")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--no-retrain", is_flag=True, help="Skip retraining the winner on the test split.")
+@click.option(
+    "--no-default",
+    is_flag=True,
+    help="Do not open with the model's scikit-learn default (tried first on a dataset with no "
+    "runs of the model).",
+)
 @click.option("--quiet", "-q", is_flag=True, help="No live table.")
 @output_option
 @click.pass_context
@@ -440,6 +448,7 @@ def optimize_cmd(
     cv: int,
     seed: int,
     no_retrain: bool,
+    no_default: bool,
     quiet: bool,
     fmt: str,
 ) -> None:
@@ -482,6 +491,7 @@ def optimize_cmd(
             cv=cv,
             retrain=not no_retrain,
             live=not quiet and fmt == "table",
+            default_first=not no_default,
         )
     if res.interrupted:
         click.secho(

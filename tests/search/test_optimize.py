@@ -118,3 +118,69 @@ def test_objective_returning_a_number(wh):
         objective=lambda cfg: -((cfg["x"] - 0.3) ** 2),
     )
     assert res.best_value == pytest.approx(0.0)
+
+
+def _registered(wh, name="tiny"):
+    rng = np.random.default_rng(0)
+    df = pd.DataFrame(rng.normal(size=(40, 4)), columns=list("abcd"))
+    df["y"] = (df["a"] > 0).astype(int)
+    wh.register_dataset(name, df, target="y", task="classification")
+    return name
+
+
+def _config(row, names):
+    return {k: (None if pd.isna(row[k]) else row[k]) for k in names}
+
+
+def test_first_trial_is_the_family_default(wh):
+    from metaopt_bayes.zoo import get_family
+
+    name = _registered(wh)
+    svc = get_family("svc")
+    space = svc.default_space("classification")
+
+    def score(cfg):
+        return {"accuracy": 1.0 / (1.0 + abs(np.log10(cfg["C"])))}
+
+    res = optimize(
+        wh, name, "svc", 2, space=space, objective=score, metric="accuracy", fit_method="map"
+    )
+    first = _config(res.trials.iloc[0], ["C", "kernel", "gamma"])
+    # scikit-learn's SVC(): C=1, rbf, gamma='scale' = 1/n_features on standardized features
+    assert first == {"C": 1.0, "kernel": "rbf", "gamma": 0.25}
+    assert svc.default_config("classification", 4)["gamma"] == 0.25
+    # runs of the model on the dataset exist now: no second default on resume
+    more = optimize(
+        wh, name, "svc", 3, space=space, objective=score, metric="accuracy", fit_method="map"
+    )
+    assert (more.trials["C"] == 1.0).sum() == 1
+
+
+def test_default_first_can_be_turned_off(wh):
+    name = _registered(wh)
+    from metaopt_bayes.zoo import get_family
+
+    space = get_family("knn").default_space("classification")
+    res = optimize(
+        wh,
+        name,
+        "knn",
+        2,
+        space=space,
+        objective=lambda cfg: {"accuracy": 1.0 / cfg["n_neighbors"]},
+        metric="accuracy",
+        fit_method="map",
+        default_first=False,
+    )
+    first = _config(res.trials.iloc[0], ["n_neighbors", "weights", "p"])
+    assert first != {"n_neighbors": 5, "weights": "uniform", "p": 2}
+
+
+def test_every_family_default_lies_in_its_space():
+    from metaopt_bayes.zoo import FAMILIES
+
+    for fam in FAMILIES.values():
+        for task in fam.tasks:
+            cfg = fam.default_config(task, n_features=12)
+            assert cfg is not None, (fam.name, task)
+            assert fam.default_space(task).validate(cfg) == cfg
