@@ -548,8 +548,7 @@ class MetaLearner:
                 )
             return idata, 0.0, time.perf_counter() - t0
         if self.method == "map":
-            with model:
-                point = pm.find_MAP(progressbar=bool(cfg["progress"]), seed=seed)
+            point = _map_point(model, seed)
             import arviz as az
 
             post = {
@@ -948,6 +947,41 @@ def _json_default(v: Any) -> Any:
     if isinstance(v, float) and math.isnan(v):
         return None
     return str(v)
+
+
+def _map_point(model: Any, seed: int, maxiter: int = 5000) -> dict[str, np.ndarray]:
+    """The posterior mode in the unconstrained space (log-density *with* the Jacobian of the
+    transforms), every variable back on its own scale.
+
+    ``pm.find_MAP`` drops the Jacobian, so a scale whose data prefer small values (a random
+    effect's τ, HalfNormal prior with its mode at 0) has its mode on the boundary: L-BFGS
+    walked log τ towards −∞ until its 5,000 evaluations ran out (24 s on 360 runs) and the
+    fit came back with τ ≈ 1e-4 — no room left for a new dataset to differ from the population.
+    With the Jacobian the mode is interior (Stan's ``optimize(jacobian=true)``, the centre of a
+    Laplace approximation): converged in ~1,500 evaluations there, every τ a usable size.
+    """
+    from pymc.blocking import DictToArrayBijection, RaveledVars
+    from pymc.util import get_default_varnames
+    from scipy.optimize import minimize
+
+    start = model.initial_point(random_seed=seed)
+    value_vars = {v.name: v for v in model.continuous_value_vars}
+    x0 = DictToArrayBijection.map({k: v for k, v in start.items() if k in value_vars})
+    info = x0.point_map_info
+    rvs = [model.values_to_rvs[value_vars[name]] for name, *_ in info]
+    logp = DictToArrayBijection.mapf(model.compile_logp(jacobian=True), start)
+    dlogp = DictToArrayBijection.mapf(model.compile_dlogp(rvs, jacobian=True), start)
+
+    def loss(x: np.ndarray) -> tuple[float, np.ndarray]:
+        r = RaveledVars(x, info)
+        return -float(logp(r)), -np.asarray(dlogp(r), dtype=float)
+
+    res = minimize(loss, x0.data, jac=True, method="L-BFGS-B", options={"maxiter": maxiter})
+    outs = get_default_varnames(model.unobserved_value_vars, include_transformed=True)
+    values = model.compile_fn(inputs=model.value_vars, outs=outs)(
+        DictToArrayBijection.rmap(RaveledVars(res.x, info), start)
+    )
+    return {v.name: np.asarray(val) for v, val in zip(outs, values, strict=True)}
 
 
 def _portfolio(runs: pd.DataFrame, y: np.ndarray, maximize: bool) -> list[dict[str, Any]]:
