@@ -6,10 +6,10 @@ Protocol (identical for the three methods):
    ``--max-rows`` rows by a stratified subsample, seed 0) are split in two halves by
    alternating position: *history* datasets (even positions) and *target* datasets (odd
    positions; the ``--targets`` smallest with at least ``--min-rows`` rows are used).
-2. History: runs of each family on the history half only — taken from
-   ``benchmarks/results/families_history.parquet`` (``benchmarks/families.py sweep``) when it
-   exists, filtered to the history half; otherwise swept here with
-   :func:`metaopt_bayes.sweep.sweep` (``--history-configs`` Sobol configs per dataset).
+2. History: runs of each family on every dataset of the history half, swept here with
+   :func:`metaopt_bayes.sweep.sweep` (``--history-configs`` Sobol configs per dataset and
+   family, same CV) and cached as ``benchmarks/results/head_to_head_history.parquet``
+   (MLflow layout) so later runs reuse it; ``--history PATH`` loads another such file.
    Every dataset (history and target) is registered, so targets have meta-features
    (metaopt's zero-shot start) but **no runs**.
 3. For each target × family, the same objective for everyone: ``trainer.evaluate`` —
@@ -47,7 +47,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 RESULTS = ROOT / "benchmarks" / "results"
-HISTORY = RESULTS / "families_history.parquet"
+HISTORY = RESULTS / "head_to_head_history.parquet"
 METRIC = "accuracy"
 METHODS = ("metaopt", "optuna_tpe", "random")
 
@@ -83,6 +83,12 @@ def split_datasets(pmlb: Path, n_targets: int, min_rows: int = 100) -> tuple[lis
     odd = cls.iloc[1::2]
     odd = odd[odd["n_rows"] >= min_rows].sort_values(["n_rows", "dataset"])
     return history, odd["dataset"].head(n_targets).tolist()
+
+
+def target_rows(pmlb: Path, targets: list[str], max_rows: int) -> dict[str, int]:
+    """Rows each target is evaluated on (capped like :func:`load_pmlb`)."""
+    index = pd.read_csv(pmlb / "index.csv").set_index("dataset")
+    return {t: int(min(index.loc[t, "n_rows"], max_rows)) for t in targets}
 
 
 def optuna_config(trial: Any, space: Any) -> dict[str, Any]:
@@ -154,19 +160,24 @@ def run_metaopt(base: Path, work: Path, target, family, objective, space, args) 
 def build_history(
     base: Path, pmlb: Path, history: list[str], targets: list[str], families: list[str], args
 ) -> str:
-    """Register every dataset, then load (or sweep) the history half; returns a description."""
+    """Register every dataset, then load (or sweep and cache) the history half's runs."""
     from metaopt_bayes.sweep import sweep
     from warehouse import Warehouse
 
-    source = args.history or (HISTORY if HISTORY.exists() else None)
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    from families import export_history
+
+    source = Path(args.history) if args.history else HISTORY
     h = None
-    if source is not None:
+    if source.exists():
         h = pd.read_parquet(source)
         h = h[h["dataset"].isin(history) & h["model"].isin(families)].dropna(axis=1, how="all")
-        if len(h):
-            history = sorted(set(h["dataset"]))  # register only what the history covers
-        else:
-            h = None
+        missing = set(history) - set(h["dataset"])
+        if missing:
+            raise SystemExit(
+                f"{source} lacks {len(missing)} history datasets (e.g. {sorted(missing)[0]});"
+                " delete it to sweep again"
+            )
     with Warehouse(base) as wh:
         for name in history + targets:
             wh.register_dataset(
@@ -178,9 +189,9 @@ def build_history(
             )
         if h is not None:
             wh.log_runs(h)
-            return f"{len(h)} runs from {Path(source).name} on {len(history)} datasets"
+            return f"{len(h)} runs from {source.name} on {len(history)} datasets"
         n = 0
-        for name in history:
+        for i, name in enumerate(history, 1):
             for fam in families:
                 n += len(
                     sweep(
@@ -193,6 +204,9 @@ def build_history(
                         progress=False,
                     )
                 )
+            print(f"  history {i}/{len(history)} {name}: {n} runs so far", flush=True)
+        if not args.quick:
+            export_history(wh, source, source.with_name(source.stem + "_meta.parquet"))
         return f"{n} runs swept here ({args.history_configs} per dataset x family)"
 
 
@@ -210,6 +224,9 @@ def main() -> None:
         default=None,
         help="cap on history datasets (smallest first)",
     )
+    parser.add_argument(
+        "--history-only", action="store_true", help="sweep and cache the history, then stop"
+    )
     parser.add_argument("--max-rows", type=int, default=1000)
     parser.add_argument("--min-rows", type=int, default=100, help="smallest target dataset")
     parser.add_argument("--cv", type=int, default=3)
@@ -217,7 +234,20 @@ def main() -> None:
     parser.add_argument("--fit-method", default=None, help="meta-learner method for optimize")
     parser.add_argument("--tie", type=float, default=0.005, help="|difference| counted a tie")
     parser.add_argument("--out", default=None, help="per-trial CSV (default benchmarks/results)")
+    parser.add_argument(
+        "--summarize",
+        nargs="+",
+        default=None,
+        metavar="CSV",
+        help="only print the tables of earlier runs' CSVs (e.g. one per family, run apart)",
+    )
     args = parser.parse_args()
+    if args.summarize:
+        res = pd.concat([pd.read_csv(f) for f in args.summarize], ignore_index=True)
+        ks = sorted(int(c.split("@")[1]) for c in res.columns if c.startswith("best@"))
+        rows = target_rows(_data_dir(), sorted(set(res["dataset"])), args.max_rows)
+        print(summarize(res, ks, args.tie, rows))
+        return
     args.targets = args.targets or (3 if args.quick else 10)
     args.budget = args.budget or (8 if args.quick else 20)
     families = args.families or (
@@ -239,13 +269,14 @@ def main() -> None:
         history = sorted(history, key=lambda d: (index.loc[d, "n_rows"], d))[:hist_cap]
     ks = sorted({k for k in (5, 10, args.budget) if k <= args.budget})
     records: list[dict[str, Any]] = []
-    walls: dict[tuple[str, str], float] = {}
     with tempfile.TemporaryDirectory(prefix="metaopt-h2h-") as tmp:
         work = Path(tmp)
         base = work / "history.duckdb"
         t0 = time.perf_counter()
         desc = build_history(base, pmlb, history, targets, families, args)
         print(f"history: {desc}; built in {time.perf_counter() - t0:.0f} s")
+        if args.history_only:
+            return
         print(f"targets: {', '.join(targets)}")
         for target in targets:
             data = load_pmlb(pmlb, target, args.max_rows)
@@ -264,7 +295,6 @@ def main() -> None:
                         sampler = "tpe" if method == "optuna_tpe" else "random"
                         values = run_optuna(objective, space, args.budget, args.seed, sampler)
                     wall = time.perf_counter() - t1
-                    walls[(method, fam)] = walls.get((method, fam), 0.0) + wall
                     best = best_after(values, ks)
                     records.append(
                         {
@@ -290,39 +320,52 @@ def main() -> None:
     )
     out.parent.mkdir(parents=True, exist_ok=True)
     res.to_csv(out, index=False)
-    summarize(res, ks, args.tie, walls)
+    print()
+    print(summarize(res, ks, args.tie, target_rows(pmlb, targets, args.max_rows)))
     print(f"per-trial values: {out}")
 
 
-def summarize(res: pd.DataFrame, ks: list[int], tie: float, walls: dict) -> None:
-    """Print mean best-so-far per budget, W/T/L at the full budget and wall time."""
+def summarize(res: pd.DataFrame, ks: list[int], tie: float, n_rows: dict[str, int]) -> str:
+    """Markdown: mean best CV accuracy per budget and wall time per family x method; then
+    per budget, metaopt's wins/ties/losses against each baseline, where a difference within
+    ``tie`` is a tie and a loss beyond the dataset's noise (one binomial standard error of a
+    CV accuracy over its ``n_rows`` rows, sqrt(p(1-p)/n)) is counted apart."""
+    out = []
     rows = []
     for (fam, method), g in res.groupby(["family", "method"], sort=False):
-        row = {"family": fam, "method": method}
+        row = {"family": fam, "method": method, "targets": len(g)}
         row.update({f"mean best@{k}": g[f"best@{k}"].mean() for k in ks})
-        row["wall_s"] = walls.get((method, fam), float("nan"))
+        row["wall s (sum)"] = g["wall_s"].sum()
         rows.append(row)
-    print()
-    print(pd.DataFrame(rows).to_string(index=False, float_format=lambda v: f"{v:.4f}"))
-    k = ks[-1]
-    print(f"\nmetaopt vs baseline at budget {k} (tie: |diff| <= {tie}), per target dataset:")
-    wide = res.pivot_table(index=["family", "dataset"], columns="method", values=f"best@{k}")
+    out.append(pd.DataFrame(rows).to_markdown(index=False, floatfmt=".4f"))
     lines = []
-    for base in ("optuna_tpe", "random"):
-        for fam, g in wide.groupby(level="family"):
-            d = g["metaopt"] - g[base]
-            lines.append(
-                {
-                    "family": fam,
-                    "vs": base,
-                    "wins": int((d > tie).sum()),
-                    "ties": int((d.abs() <= tie).sum()),
-                    "losses": int((d < -tie).sum()),
-                    "worst diff": float(d.min()),
-                    "mean diff": float(d.mean()),
-                }
-            )
-    print(pd.DataFrame(lines).to_string(index=False, float_format=lambda v: f"{v:+.4f}"))
+    for k in ks:
+        wide = res.pivot_table(index=["family", "dataset"], columns="method", values=f"best@{k}")
+        for base in ("optuna_tpe", "random"):
+            for fam, g in wide.groupby(level="family"):
+                d = g["metaopt"] - g[base]
+                p = g[["metaopt", base]].max(axis=1).clip(0, 1)
+                n = np.array([n_rows[ds] for ds in g.index.get_level_values("dataset")])
+                se = np.sqrt(p * (1 - p) / n)
+                lines.append(
+                    {
+                        "budget": k,
+                        "family": fam,
+                        "vs": base,
+                        "wins": int((d > tie).sum()),
+                        "ties": int((d.abs() <= tie).sum()),
+                        "losses": int((d < -tie).sum()),
+                        "losses beyond noise": int((d < -np.maximum(se, tie)).sum()),
+                        "worst diff": float(d.min()),
+                        "mean diff": float(d.mean()),
+                    }
+                )
+    out.append(
+        f"metaopt vs baseline per target dataset (tie: |diff| <= {tie}; noise: one binomial "
+        "standard error of the CV accuracy)"
+    )
+    out.append(pd.DataFrame(lines).to_markdown(index=False, floatfmt="+.4f"))
+    return "\n\n".join(out)
 
 
 if __name__ == "__main__":

@@ -678,7 +678,7 @@ def optimize(
     Ctrl-C stops cleanly (``result.interrupted``); calling again resumes.
     ``default_first``: on a dataset with no runs of ``model`` yet, the first trial is the
     family's scikit-learn default configuration when it lies in the space (as SMAC's initial
-    design does), so the result is never a config the user's obvious baseline beats unseen.
+    design does): the best trial is then never worse in CV than the default.
     At the end (built-in trainer, ``retrain=True``) the best config is refitted on the whole
     training split, evaluated on the held-out test split, saved as joblib next to the
     warehouse (or in ``artifacts_dir``) and logged with ``split='test'``.
