@@ -301,6 +301,7 @@ def main() -> None:
                             "dataset": target,
                             "family": fam,
                             "method": method,
+                            "seed": args.seed,
                             "wall_s": wall,
                             **{f"best@{k}": best[k] for k in ks},
                             "values": ";".join(f"{v:.6g}" for v in values),
@@ -325,19 +326,39 @@ def main() -> None:
     print(f"per-trial values: {out}")
 
 
+def _markdown(df: pd.DataFrame, floatfmt: str) -> str:
+    """A GitHub markdown table (floats through ``floatfmt``; no tabulate dependency)."""
+
+    def cell(v: Any) -> str:
+        return floatfmt.format(v) if isinstance(v, float) else str(v)
+
+    head = "| " + " | ".join(map(str, df.columns)) + " |"
+    rule = "|" + "---|" * len(df.columns)
+    body = ["| " + " | ".join(cell(v) for v in row) + " |" for row in df.itertuples(index=False)]
+    return "\n".join([head, rule, *body])
+
+
 def summarize(res: pd.DataFrame, ks: list[int], tie: float, n_rows: dict[str, int]) -> str:
     """Markdown: mean best CV accuracy per budget and wall time per family x method; then
     per budget, metaopt's wins/ties/losses against each baseline, where a difference within
     ``tie`` is a tie and a loss beyond the dataset's noise (one binomial standard error of a
     CV accuracy over its ``n_rows`` rows, sqrt(p(1-p)/n)) is counted apart."""
-    out = []
+    res = res.assign(seed=res["seed"] if "seed" in res.columns else 0)
+    seeds = sorted(res["seed"].unique())
+    walls = res.groupby(["family", "method"], sort=False)["wall_s"].sum()
+    # several seeds: each target's best-so-far is averaged over them first
+    cols = [f"best@{k}" for k in ks]
+    res = res.groupby(["family", "dataset", "method"], sort=False, as_index=False)[cols].mean()
+    out = [
+        f"seeds: {', '.join(map(str, seeds))} (per target, best CV accuracy averaged over seeds)"
+    ]
     rows = []
     for (fam, method), g in res.groupby(["family", "method"], sort=False):
         row = {"family": fam, "method": method, "targets": len(g)}
         row.update({f"mean best@{k}": g[f"best@{k}"].mean() for k in ks})
-        row["wall s (sum)"] = g["wall_s"].sum()
+        row["wall s (sum)"] = float(walls[(fam, method)])
         rows.append(row)
-    out.append(pd.DataFrame(rows).to_markdown(index=False, floatfmt=".4f"))
+    out.append(_markdown(pd.DataFrame(rows), "{:.4f}"))
     lines = []
     for k in ks:
         wide = res.pivot_table(index=["family", "dataset"], columns="method", values=f"best@{k}")
@@ -364,7 +385,7 @@ def summarize(res: pd.DataFrame, ks: list[int], tie: float, n_rows: dict[str, in
         f"metaopt vs baseline per target dataset (tie: |diff| <= {tie}; noise: one binomial "
         "standard error of the CV accuracy)"
     )
-    out.append(pd.DataFrame(lines).to_markdown(index=False, floatfmt="+.4f"))
+    out.append(_markdown(pd.DataFrame(lines), "{:+.4f}"))
     return "\n\n".join(out)
 
 
