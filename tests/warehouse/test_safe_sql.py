@@ -5,6 +5,7 @@ from __future__ import annotations
 import duckdb
 import pytest
 
+from warehouse import Warehouse
 from warehouse.errors import UnsafeQueryError, ValidationError
 
 HOSTILE = [
@@ -140,3 +141,18 @@ def test_cached_catalog_sees_new_and_dropped_names(wh_seeded):
         wh_seeded.sql("SELECT answer FROM late_view")
     with pytest.raises(UnsafeQueryError, match="not a table or view"):
         wh_seeded.sql("SELECT * FROM never_existed")
+
+
+def test_verdicts_are_remembered_only_for_accepted_queries(tmp_path):
+    from warehouse.query import _check_once
+
+    with Warehouse(tmp_path / "w.duckdb") as wh:
+        wh.log_run("d", "m", {"a": 1}, {"accuracy": 0.5})
+        ok = "SELECT count(*) AS n FROM runs"
+        before = _check_once.cache_info().hits
+        assert int(wh.sql(ok).n[0]) == 1 and int(wh.sql(ok).n[0]) == 1
+        assert _check_once.cache_info().hits > before  # the second call skipped the parse
+        bad = "SELECT * FROM read_csv('/etc/passwd')"
+        for _ in range(2):  # refused every time: a refusal is never cached as a pass
+            with pytest.raises(UnsafeQueryError):
+                wh.sql(bad)
