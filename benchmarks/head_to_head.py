@@ -16,16 +16,24 @@ Protocol (identical for the three methods):
    ``--cv``-fold stratified cross-validated accuracy with the same folds and model seed —
    over the family's default search space (``zoo.get_family(f).default_space``):
    * metaopt: ``optimize(..., objective=…, space=…, retrain=False)`` on a fresh copy of the
-     history warehouse (no method sees another target's trials);
+     history warehouse (no method sees another target's trials); its first trial is the
+     family's scikit-learn default (``default_first``), as for any user;
    * Optuna TPE (``TPESampler(seed)``) and random search (``RandomSampler(seed)``), the space
      mapped to ``suggest_float/int/categorical`` with the same bounds and log scales.
-4. Reported: the best CV accuracy after 5, 10 and ``--budget`` trials (mean over targets),
-   wins/ties/losses of metaopt against each baseline per target at the full budget (a tie is
-   a difference within ``--tie``), and wall time per method. Per-trial values go to a CSV.
+4. Reported: the best CV accuracy after 5, 10 and ``--budget`` trials (mean over targets;
+   with several ``--seed`` runs each target is first averaged over seeds), wins/ties/losses
+   of metaopt against each baseline per target at each budget (a tie is a difference within
+   ``--tie``; a loss "beyond noise" exceeds the CV accuracy's binomial standard error
+   sqrt(p(1-p)/n) on the target's n rows), and wall time per method. Per-trial values go to
+   a CSV.
 
-Usage (from the repository root; heavy CPU — the full run takes hours on 2 cores):
-    PYTHONPATH=. python benchmarks/head_to_head.py            # 10 targets, budget 20, hgb+mlp
+Usage (from the repository root; heavy CPU — about 30 min per family and seed on 2 cores):
+    PYTHONPATH=. python benchmarks/head_to_head.py --history-only   # sweep + cache history
+    PYTHONPATH=. python benchmarks/head_to_head.py --families mlp --seed 1 --out mlp1.csv
+    PYTHONPATH=. python benchmarks/head_to_head.py --summarize mlp0.csv mlp1.csv hgb0.csv
     PYTHONPATH=. python benchmarks/head_to_head.py --quick    # 3 targets, budget 8, hgb only
+The published run uses ``--fit-method map`` (a NUTS fit of this history takes ~1 min, and
+``optimize`` refits every 10 trials).
 """
 
 from __future__ import annotations
