@@ -64,7 +64,7 @@ def make_history(n_runs: int, seed: int = 0) -> pd.DataFrame:
     )
 
 
-def _timed(fn, repeat: int = 3) -> tuple[float, object]:
+def _timed(fn, repeat: int = 15) -> tuple[float, object]:
     """Best of ``repeat`` wall times (seconds) and the last result."""
     best, out = float("inf"), None
     for _ in range(repeat):
