@@ -36,3 +36,17 @@ def test_space_and_candidates_are_exclusive(tmp_path):
         )
         assert out.exit_code == 1
         assert "not both" in out.output
+
+
+def test_demo_verdict_line():
+    import pandas as pd
+
+    from metaopt_bayes.cli.search_cmds import _verdict
+
+    def table(default_cv, found_cv):
+        return pd.DataFrame({"cv_accuracy": [default_cv, found_cv], "test_accuracy": [0.95, 0.96]})
+
+    assert _verdict(table(0.90, 0.93)).startswith("metaopt's winner beats the default by 3.0")
+    assert _verdict(table(0.93, 0.93)).startswith("no trial beat scikit-learn's default")
+    assert "test accuracy 0.960 vs 0.950" in _verdict(table(0.93, 0.93))
+    assert _verdict(table(0.93, 0.92)).startswith("the default is 1.0 CV accuracy points better")
