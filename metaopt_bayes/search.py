@@ -946,7 +946,7 @@ def _family_default(
     if task not in family.tasks:
         return None
     p = info.get("n_features")
-    cfg = family.default_config(task, int(p) if p is not None and p == p and p > 0 else None)
+    cfg = family.default_config(task, int(p) if pd.notna(p) and p > 0 else None)
     if cfg is None:
         return None
     try:

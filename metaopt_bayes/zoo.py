@@ -52,7 +52,9 @@ class Family:
         self._check_task(task)
         return SearchSpace.from_dict(self._spaces[task])
 
-    def default_config(self, task: str = "classification", n_features: int | None = None):
+    def default_config(
+        self, task: str = "classification", n_features: int | None = None
+    ) -> dict[str, Any] | None:
         """scikit-learn's default configuration as a point of :meth:`default_space`, or None.
 
         A default outside the space becomes the nearest point (``max_depth=None`` → the
