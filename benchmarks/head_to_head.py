@@ -31,6 +31,7 @@ Usage (from the repository root; heavy CPU — about 30 min per family and seed 
     PYTHONPATH=. python benchmarks/head_to_head.py --history-only   # sweep + cache history
     PYTHONPATH=. python benchmarks/head_to_head.py --families mlp --seed 1 --out mlp1.csv
     PYTHONPATH=. python benchmarks/head_to_head.py --summarize mlp0.csv mlp1.csv hgb0.csv
+    PYTHONPATH=. python benchmarks/head_to_head.py --families mlp --methods metaopt --out m.csv
     PYTHONPATH=. python benchmarks/head_to_head.py --quick    # 3 targets, budget 8, hgb only
 The meta-learner is fitted with MAP by default (``--fit-method nuts``: ~1 min per fit here, and
 ``optimize`` refits every 10 trials).
@@ -239,6 +240,13 @@ def main() -> None:
     parser.add_argument("--min-rows", type=int, default=100, help="smallest target dataset")
     parser.add_argument("--cv", type=int, default=3)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--methods",
+        nargs="+",
+        default=list(METHODS),
+        choices=list(METHODS),
+        help="methods to run (e.g. re-run metaopt alone after a change; --summarize the CSVs)",
+    )
     parser.add_argument("--fit-method", default=None, help="meta-learner method for optimize")
     parser.add_argument("--tie", type=float, default=0.005, help="|difference| counted a tie")
     parser.add_argument("--out", default=None, help="per-trial CSV (default benchmarks/results)")
@@ -295,7 +303,7 @@ def main() -> None:
                 def objective(config, X=X, y=y, fam=fam):
                     return evaluate(X, y, "classification", fam, config, cv=args.cv, seed=args.seed)
 
-                for method in METHODS:
+                for method in args.methods:
                     t1 = time.perf_counter()
                     if method == "metaopt":
                         values = run_metaopt(base, work, target, fam, objective, space, args)

@@ -901,13 +901,28 @@ def optimize_families(
     key = acquisition.lower()
     n_init = max(2, min(len(fams), budget // 4)) if n_init is None else n_init
 
+    fitted_on: list[int | None] = [None]
+
     def fit_learner() -> FamilyLearner | None:
-        try:
-            return fit_family_learner(
-                warehouse, metric, fams, method=fit_method, cost=key == "cost-ei"
-            )
-        except (ValidationError, np.linalg.LinAlgError):
-            return None
+        # as in search.optimize: learn the population from the other datasets, the target
+        # through the closed-form update; the target is the history only when alone
+        others = search.other_runs(warehouse, dataset, fams)
+        for exclude in ([dataset], None) if others else (None,):
+            try:
+                fitted = fit_family_learner(
+                    warehouse, metric, fams, method=fit_method, cost=key == "cost-ei",
+                    exclude=exclude,
+                )  # fmt: skip
+            except (ValidationError, np.linalg.LinAlgError):
+                continue
+            fitted_on[0] = others if exclude else None
+            return fitted
+        return None
+
+    def refit_learner(current: FamilyLearner) -> FamilyLearner:
+        if fitted_on[0] == search.other_runs(warehouse, dataset, fams):
+            return current  # the same data as the last fit: nothing to learn
+        return fit_learner() or current
 
     existing = _trials(warehouse, dataset, fams)
     n_resumed = len(existing)
@@ -975,7 +990,7 @@ def optimize_families(
                 lrn = fit_learner()
                 since_refit = 0
             elif remaining and refit_every and since_refit >= refit_every:
-                lrn = fit_learner() or lrn
+                lrn = refit_learner(lrn)
                 since_refit = 0
     except KeyboardInterrupt:
         interrupted = True

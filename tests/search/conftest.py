@@ -22,9 +22,11 @@ class FakeLearner:
     def __init__(self, maximize: bool = True):
         self.direction = "maximize" if maximize else "minimize"
         self.fits = 0
+        self.excluded: list = []  # the exclude= of each fit
 
     def fit(self, warehouse, datasets=None, exclude=None):
         self.fits += 1
+        self.excluded.append(exclude)
         return self
 
     @staticmethod

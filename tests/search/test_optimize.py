@@ -184,3 +184,36 @@ def test_every_family_default_lies_in_its_space():
             cfg = fam.default_config(task, n_features=12)
             assert cfg is not None, (fam.name, task)
             assert fam.default_space(task).validate(cfg) == cfg
+
+
+def _log_other(wh, dataset, x):
+    wh.log_run(dataset=dataset, model="toy", params={"x": x, "c": "a"}, metrics={"score": 0.0})
+
+
+def test_fits_leave_the_target_out_and_skip_refits_that_would_see_the_same_data(wh, pool):
+    # History on another dataset: the population is learned from it alone; the target's
+    # trials reach the learner through the closed-form update at predict time.
+    for x in (0.1, 0.5, 0.9):
+        _log_other(wh, "other", x)
+    lrn = FakeLearner()
+    optimize(wh, "d1", "toy", 7, candidates=pool, objective=objective, learner=lrn, refit_every=2)
+    # the learner came fitted; the refit after trial 2 fitted it, those after 4 and 6 would
+    # have seen the same data and were skipped
+    assert lrn.excluded == [["d1"]]
+
+    def objective_with_a_neighbour(cfg):
+        _log_other(wh, "other2", float(cfg["x"]))  # another process logging elsewhere
+        return objective(cfg)
+
+    lrn2 = FakeLearner()
+    optimize(
+        wh, "d2", "toy", 6, candidates=pool, objective=objective_with_a_neighbour,
+        learner=lrn2, refit_every=2,
+    )  # fmt: skip
+    assert lrn2.excluded == [["d2"], ["d2"]]  # other datasets grew: refits at 2 and 4
+
+
+def test_without_other_datasets_the_target_is_the_history(wh, pool):
+    lrn = FakeLearner()
+    optimize(wh, "d1", "toy", 5, candidates=pool, objective=objective, learner=lrn, refit_every=2)
+    assert lrn.fits == 2 and lrn.excluded == [None, None]  # refits at 2 and 4, target included
