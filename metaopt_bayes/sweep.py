@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import concurrent.futures as cf
 import multiprocessing as mp
+import zlib
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -51,6 +52,12 @@ def _resolve_space(space: SearchSpace | dict | str | None, family: Any, task: st
     return SearchSpace.from_file(space)
 
 
+def design_seed(seed: int, dataset: str) -> int:
+    """The Sobol scramble seed of a sweep: stable across runs and platforms (CRC-32 of the
+    dataset name, not Python's salted ``hash``), different for each dataset."""
+    return (int(seed) * 1_000_003 + zlib.crc32(str(dataset).encode())) % 2**32
+
+
 def sweep(
     warehouse: Any,
     dataset: str,
@@ -73,6 +80,13 @@ def sweep(
     ``jobs``: local worker processes (ignored when ``executor`` is given). ``timeout_s``:
     per-config limit; the fit runs in a child process that is killed at the deadline.
     Returns the run_ids in the order the configurations were drawn.
+
+    The sampled configurations are a scrambled Sobol set whose scramble depends on ``seed``
+    *and* ``dataset`` (:func:`design_seed`): the same sweep is reproducible, and sweeps of
+    several datasets cover the space with different points. A meta-learner needs that: a
+    history whose datasets all share the same 12 configs cannot identify the 21 terms of a
+    5-parameter quadratic basis, and a target's new configs then move population effects
+    that no history run pinned down.
     """
     from metaopt_bayes.zoo import get_family
 
@@ -91,7 +105,7 @@ def sweep(
     else:
         cfgs = [
             sp.validate({k: v for k, v in rec.items() if not _missing(v)})
-            for rec in sp.sample(int(n), seed=seed).to_dict("records")
+            for rec in sp.sample(int(n), seed=design_seed(seed, dataset)).to_dict("records")
         ]
     if not cfgs:
         return []

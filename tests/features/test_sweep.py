@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from metaopt_bayes.sweep import sweep
+from metaopt_bayes.sweep import design_seed, sweep
 from metaopt_bayes.trainer import train_and_evaluate
 from warehouse.errors import NotFoundError, ValidationError
 
@@ -49,6 +49,21 @@ def test_sweep_logs_n_runs_and_is_reproducible(iris_wh):
         "SELECT value_num FROM run_params WHERE name = 'n_neighbors' ORDER BY value_num"
     )["value_num"].tolist()
     assert sorted(p2) == sorted(p1 * 2)
+
+
+def test_each_dataset_gets_its_own_design(iris_wh, iris_frame):
+    # a history of several datasets should cover the space with different points
+    iris_wh.register_dataset("iris2", iris_frame, "target")
+    for name in ("iris", "iris2"):
+        sweep(iris_wh, name, "knn", 4, seed=5, progress=False, cv=3)
+    cfg = iris_wh.sql(
+        "SELECT r.dataset, p.value_num FROM runs r JOIN run_params p USING (run_id)"
+        " WHERE p.name = 'n_neighbors'"
+    )
+    a, b = (sorted(cfg.loc[cfg.dataset == d, "value_num"]) for d in ("iris", "iris2"))
+    assert len(a) == len(b) == 4 and a != b
+    assert design_seed(5, "iris") == design_seed(5, "iris")  # stable, not Python's hash
+    assert design_seed(5, "iris") != design_seed(6, "iris")
 
 
 def test_failing_configs_are_logged_and_the_sweep_goes_on(iris_wh):
