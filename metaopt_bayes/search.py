@@ -8,8 +8,8 @@
   mean, update, pick again — or, for Thompson sampling, one fresh joint draw per pick
   (Kandasamy et al. 2018).
 - :func:`optimize` is the loop: recommend → train and evaluate (the built-in trainer, or any
-  ``config -> metrics`` callable) → log the run → update; a full refit every ``refit_every``
-  trials; ``jobs`` trials in flight with the pending ones fantasized (Kriging believer); a
+  ``config -> metrics`` callable) → log the run → update; a full refit (of the population,
+  on the other datasets) every ``refit_every`` trials when they gained runs; ``jobs`` trials in flight with the pending ones fantasized (Kriging believer); a
   local process pool by default or a Dask cluster (``executor="dask://HOST:PORT"``); only
   this (driving) process writes to the warehouse. It resumes from the warehouse: trials are
   runs with ``source='metaopt-optimize'`` on (dataset, model), so a run stopped by Ctrl-C or
@@ -677,7 +677,9 @@ def optimize(
     Each step recommends (``acquisition`` under the meta-learner, pending trials fantasized),
     trains and evaluates — the built-in trainer (cross-validation on the training split of a
     registered dataset) or ``objective(config) -> {metric: value}`` — logs the run and lets the
-    few-shot update see it; a full refit every ``refit_every`` new trials. Without a fitted
+    few-shot update see it. The learner's population is fitted on the *other* datasets (the
+    target's trials act only through the closed-form update) and refitted every
+    ``refit_every`` new trials if they gained runs meanwhile. Without a fitted
     ``learner`` one is fitted on the warehouse (``fit_method``); with no history at all,
     ``n_init`` Sobol/random trials come first. ``executor``: None (in-process for ``jobs=1``,
     else a local process pool), ``"dask://HOST:PORT"`` or any ``concurrent.futures.Executor``.

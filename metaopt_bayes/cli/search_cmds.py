@@ -417,7 +417,8 @@ def _run_optimize(
     type=int,
     default=10,
     show_default=True,
-    help="Full refit every N trials (0 = never; few-shot updates in between).",
+    help="Full refit every N trials when other datasets gained runs (0 = never); the "
+    "target's trials act through the few-shot update.",
 )
 @click.option("--cv", type=int, default=5, show_default=True, help="Cross-validation folds.")
 @click.option("--seed", type=int, default=0, show_default=True)
