@@ -9,9 +9,10 @@
   (Kandasamy et al. 2018).
 - :func:`optimize` is the loop: recommend → train and evaluate (the built-in trainer, or any
   ``config -> metrics`` callable) → log the run → update; a full refit (of the population,
-  on the other datasets) every ``refit_every`` trials when they gained runs; ``jobs`` trials in flight with the pending ones fantasized (Kriging believer); a
-  local process pool by default or a Dask cluster (``executor="dask://HOST:PORT"``); only
-  this (driving) process writes to the warehouse. It resumes from the warehouse: trials are
+  on the other datasets) every ``refit_every`` trials when they gained runs; ``jobs``
+  trials in flight with the pending ones fantasized (Kriging believer); a local process pool
+  by default or a Dask cluster (``executor="dask://HOST:PORT"``); only this (driving) process
+  writes to the warehouse. It resumes from the warehouse: trials are
   runs with ``source='metaopt-optimize'`` on (dataset, model), so a run stopped by Ctrl-C or
   ``kill -9`` and started again continues where the finished runs left off, re-running only
   trials that had not finished. At the end the winner is retrained on the full training split,
