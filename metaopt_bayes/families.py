@@ -906,18 +906,15 @@ def optimize_families(
     def fit_learner() -> FamilyLearner | None:
         # as in search.optimize: learn the population from the other datasets, the target
         # through the closed-form update; the target is the history only when alone
-        others = search.other_runs(warehouse, dataset, fams)
-        for exclude in ([dataset], None) if others else (None,):
-            try:
-                fitted = fit_family_learner(
-                    warehouse, metric, fams, method=fit_method, cost=key == "cost-ei",
-                    exclude=exclude,
-                )  # fmt: skip
-            except (ValidationError, np.linalg.LinAlgError):
-                continue
-            fitted_on[0] = others if exclude else None
-            return fitted
-        return None
+        fitted, fitted_on[0] = search.fit_without_target(
+            lambda exclude: fit_family_learner(
+                warehouse, metric, fams, method=fit_method, cost=key == "cost-ei",
+                exclude=exclude,
+            ),
+            dataset,
+            search.other_runs(warehouse, dataset, fams),
+        )  # fmt: skip
+        return fitted
 
     def refit_learner(current: FamilyLearner) -> FamilyLearner:
         if fitted_on[0] == search.other_runs(warehouse, dataset, fams):

@@ -780,15 +780,12 @@ def optimize(
             from metaopt_bayes.model import MetaLearner
 
             lrn = MetaLearner(metric, model=model, direction=direction, method=fit_method)
-        others = other_runs(warehouse, dataset, model)
-        for exclude in ([dataset], None) if others else (None,):
-            try:
-                fitted = lrn.fit(warehouse, exclude=exclude)
-            except (ValidationError, np.linalg.LinAlgError):
-                continue  # nothing (or too little) to learn from yet
-            fitted_on[0] = others if exclude else None
-            return fitted
-        return None  # keep the initial design going
+        fitted, fitted_on[0] = fit_without_target(
+            lambda exclude: lrn.fit(warehouse, exclude=exclude),
+            dataset,
+            other_runs(warehouse, dataset, model),
+        )
+        return fitted  # None: nothing to learn from yet, the initial design goes on
 
     def refit_learner(current: Any) -> Any:
         """A full refit, unless it would see the same data: the target is left out of the
@@ -798,13 +795,11 @@ def optimize(
         return fit_learner() or current
 
     def fit_cost() -> Any:
-        others = other_runs(warehouse, dataset, model)
-        for exclude in ([dataset], None) if others else (None,):
-            try:
-                return fit_cost_learner(warehouse, metric, model, fit_method, exclude=exclude)
-            except ValidationError:
-                continue
-        return None
+        return fit_without_target(
+            lambda exclude: fit_cost_learner(warehouse, metric, model, fit_method, exclude),
+            dataset,
+            other_runs(warehouse, dataset, model),
+        )[0]
 
     existing = _existing_trials(warehouse, dataset, model)
     n_resumed = len(existing)
@@ -952,6 +947,20 @@ def optimize(
             warehouse, result, X, np.asarray(y), task, tr_idx, te_idx, seed, artifacts_dir
         )
     return result
+
+
+def fit_without_target(
+    fit: Callable[[list[str] | None], Any], dataset: str, others: int
+) -> tuple[Any, int | None]:
+    """``fit(exclude)`` with the target ``dataset`` left out when ``others`` (runs on other
+    datasets) > 0, else — or when that fails — with it. Returns the fitted object (None when
+    nothing could be fitted) and ``others`` if the target was left out, else None."""
+    for exclude in ([dataset], None) if others else (None,):
+        try:
+            return fit(exclude), (others if exclude else None)
+        except (ValidationError, np.linalg.LinAlgError):
+            continue  # nothing (or too little) to learn from this way
+    return None, None
 
 
 def other_runs(warehouse: Any, dataset: str, models: str | list[str]) -> int:
