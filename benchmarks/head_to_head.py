@@ -379,6 +379,8 @@ def summarize(res: pd.DataFrame, ks: list[int], tie: float, n_rows: dict[str, in
     for k in ks:
         wide = res.pivot_table(index=["family", "dataset"], columns="method", values=f"best@{k}")
         for base in ("optuna_tpe", "random"):
+            if base not in wide.columns or "metaopt" not in wide.columns:
+                continue  # a run of some methods only (--methods)
             for fam, g in wide.groupby(level="family"):
                 d = g["metaopt"] - g[base]
                 p = g[["metaopt", base]].max(axis=1).clip(0, 1)
