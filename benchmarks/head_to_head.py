@@ -8,7 +8,7 @@ Protocol (identical for the three methods):
    positions; the ``--targets`` smallest with at least ``--min-rows`` rows are used).
 2. History: runs of each family on every dataset of the history half, swept here with
    :func:`metaopt_bayes.sweep.sweep` (``--history-configs`` Sobol configs per dataset and
-   family, same CV) and cached as ``benchmarks/results/head_to_head_history.parquet``
+   family — a different scramble for each dataset — same CV) and cached as ``benchmarks/results/head_to_head_history.parquet``
    (MLflow layout) so later runs reuse it; ``--history PATH`` loads another such file.
    Every dataset (history and target) is registered, so targets have meta-features
    (metaopt's zero-shot start) but **no runs**.
