@@ -8,10 +8,10 @@ Protocol (identical for the three methods):
    positions; the ``--targets`` smallest with at least ``--min-rows`` rows are used).
 2. History: runs of each family on every dataset of the history half, swept here with
    :func:`metaopt_bayes.sweep.sweep` (``--history-configs`` Sobol configs per dataset and
-   family — a different scramble for each dataset — same CV) and cached as ``benchmarks/results/head_to_head_history.parquet``
-   (MLflow layout) so later runs reuse it; ``--history PATH`` loads another such file.
-   Every dataset (history and target) is registered, so targets have meta-features
-   (metaopt's zero-shot start) but **no runs**.
+   family — a different scramble for each dataset — same CV) and cached as
+   ``benchmarks/results/head_to_head_history.parquet`` (MLflow layout) so later runs reuse
+   it; ``--history PATH`` loads another such file. Every dataset (history and target) is
+   registered, so targets have meta-features (metaopt's zero-shot start) but **no runs**.
 3. For each target × family, the same objective for everyone: ``trainer.evaluate`` —
    ``--cv``-fold stratified cross-validated accuracy with the same folds and model seed —
    over the family's default search space (``zoo.get_family(f).default_space``):
