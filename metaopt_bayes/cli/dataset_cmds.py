@@ -146,7 +146,13 @@ def _cell(v: Any) -> Any:
 @click.option(
     "--jobs", "-j", type=int, default=1, show_default=True, help="Parallel worker processes."
 )
-@click.option("--seed", type=int, default=0, show_default=True)
+@click.option(
+    "--seed",
+    type=int,
+    default=0,
+    show_default=True,
+    help="Seed of the Sobol design (scrambled per dataset) and of the models.",
+)
 @click.option(
     "--cv",
     type=int,
