@@ -901,12 +901,13 @@ def optimize_families(
     key = acquisition.lower()
     n_init = max(2, min(len(fams), budget // 4)) if n_init is None else n_init
 
-    fitted_on: list[int | None] = [None]
+    fitted_on: int | None = None  # other datasets' runs seen by the last fit
 
     def fit_learner() -> FamilyLearner | None:
         # as in search.optimize: learn the population from the other datasets, the target
         # through the closed-form update; the target is the history only when alone
-        fitted, fitted_on[0] = search.fit_without_target(
+        nonlocal fitted_on
+        fitted, fitted_on = search.fit_without_target(
             lambda exclude: fit_family_learner(
                 warehouse, metric, fams, method=fit_method, cost=key == "cost-ei",
                 exclude=exclude,
@@ -917,7 +918,7 @@ def optimize_families(
         return fitted
 
     def refit_learner(current: FamilyLearner) -> FamilyLearner:
-        if fitted_on[0] == search.other_runs(warehouse, dataset, fams):
+        if fitted_on == search.other_runs(warehouse, dataset, fams):
             return current  # the same data as the last fit: nothing to learn
         return fit_learner() or current
 

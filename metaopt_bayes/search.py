@@ -764,9 +764,10 @@ def optimize(
     key = acquisition.lower()
     n_init = max(2, min(5, budget // 4)) if n_init is None else n_init
 
-    fitted_on: list[int | None] = [None]  # other datasets' runs seen by the last fit
+    fitted_on: int | None = None  # other datasets' runs seen by the last fit
 
     def fit_learner() -> Any:
+        nonlocal fitted_on
         # The population (meta-feature effects, scales, noise distribution) is learned from
         # the *other* datasets; the target's own trials enter at predict time through the
         # closed-form update (the path the surrogate benchmark validates). Fitting the target
@@ -780,7 +781,7 @@ def optimize(
             from metaopt_bayes.model import MetaLearner
 
             lrn = MetaLearner(metric, model=model, direction=direction, method=fit_method)
-        fitted, fitted_on[0] = fit_without_target(
+        fitted, fitted_on = fit_without_target(
             lambda exclude: lrn.fit(warehouse, exclude=exclude),
             dataset,
             other_runs(warehouse, dataset, model),
@@ -790,7 +791,7 @@ def optimize(
     def refit_learner(current: Any) -> Any:
         """A full refit, unless it would see the same data: the target is left out of the
         fit, so while no other dataset gains runs a refit would reproduce ``current``."""
-        if current is not None and fitted_on[0] == other_runs(warehouse, dataset, model):
+        if current is not None and fitted_on == other_runs(warehouse, dataset, model):
             return current
         return fit_learner() or current
 
