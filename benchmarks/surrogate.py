@@ -48,7 +48,6 @@ from metaopt_bayes.update import (
     mixture_logpdf,
     mixture_quantile,
     noise_mixture,
-    predictive_moments,
 )
 
 KS = (0, 5, 20)
@@ -66,9 +65,9 @@ def _scores(y: np.ndarray, m: np.ndarray, s: np.ndarray) -> dict[str, np.ndarray
 
 def _learner_scores(ml: MetaLearner, ds: str, test: pd.DataFrame, obs: pd.DataFrame, meta):
     """The learner's predictive on the transformed scale, scored as the product predicts it:
-    moment-matched coefficients, the observation noise as its scale mixture."""
-    post = ml.posterior(ds, meta=meta, runs=obs)
-    m, vf = predictive_moments(post, ml.encoder.transform(test), noise=False)
+    moment-matched coefficients plus the model discrepancy, the observation noise as its
+    scale mixture."""
+    m, vf, post = ml.latent(ds, test, meta=meta, runs=obs)
     w, s2 = noise_mixture(post)
     t = ml.transform
     m, vf, s2 = t.center + t.scale * m, t.scale**2 * vf, t.scale**2 * s2

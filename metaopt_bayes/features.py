@@ -299,6 +299,11 @@ class FeatureEncoder:
     def n_features(self) -> int:
         return len(self.names)
 
+    def linear_terms(self, Phi: np.ndarray) -> np.ndarray:
+        """The linear block ``ℓ(x)`` of a basis matrix (the configs' coordinates: numeric in
+        ``[-1, 1]``, booleans ``±1``, categoricals 0/1)."""
+        return Phi[:, 1 : 1 + len(self._linear)]
+
     # ---- encoding ----------------------------------------------------------------------
     def _column(self, configs: pd.DataFrame, name: str) -> pd.Series:
         for key in (name, PARAM_PREFIX + name):

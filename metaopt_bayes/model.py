@@ -42,6 +42,7 @@ import numpy as np
 import pandas as pd
 from scipy.special import ndtri
 
+from metaopt_bayes.discrepancy import Discrepancy, fit_discrepancy, fit_prior
 from metaopt_bayes.features import (
     PARAM_PREFIX,
     FeatureEncoder,
@@ -83,6 +84,8 @@ DEFAULT_CONFIG: dict[str, Any] = {
     # only), "linear" (level + main effects) or "all" (every term); measured in the docstring
     "meta_terms": "intercept",
     "n_nodes": 12,  # σ quadrature nodes for datasets unseen in fitting
+    # a Gaussian-process discrepancy on each dataset's residuals (metaopt_bayes.discrepancy)
+    "discrepancy": True,
     "max_draws": 1000,  # posterior draws kept for prediction
     "space": None,
     "progress": False,
@@ -318,6 +321,8 @@ class MetaLearner:
         self.portfolio: list[dict[str, Any]] = []
         self._draws: dict[str, np.ndarray] = {}
         self._Z: np.ndarray | None = None
+        # grid weights of the model discrepancy, learnt in fitting (None: the default prior)
+        self.discrepancy_prior: np.ndarray | None = None
 
     # ---- public properties -------------------------------------------------------------
     @property
@@ -474,6 +479,7 @@ class MetaLearner:
         idata, compile_s, sample_s = self._infer(model)
         self.idata = idata
         self._extract_draws(idata)
+        self.discrepancy_prior = self._discrepancy_prior(Phi, y, codes)
         self.diagnostics = self._diagnose(idata)
         self.diagnostics.update(
             n_runs=len(runs),
@@ -496,6 +502,50 @@ class MetaLearner:
             )
             warnings.warn(msg, RuntimeWarning, stacklevel=2)
         return self
+
+    def _discrepancy_prior(self, Phi: np.ndarray, y: np.ndarray, codes: np.ndarray) -> np.ndarray:
+        """Grid weights of the model discrepancy, chosen on the training datasets
+        (:func:`metaopt_bayes.discrepancy.fit_prior`): each dataset, treated as a new one, is
+        updated on 5 and on 20 of its runs and the weights are those that predict up to 50 of
+        its other runs best. 50 evenly spaced posterior draws carry the population."""
+        dr = self._draws
+        keep = np.unique(np.linspace(0, len(dr["tau"]) - 1, 50).astype(int))
+        tau2 = dr["tau"][keep] ** 2
+        floor2 = float(self.config["sigma_floor"]) ** 2
+        rng = np.random.default_rng(int(self.config["seed"]))
+        groups = []
+        for d in range(len(self.datasets)):
+            idx = np.flatnonzero(codes == d)
+            mu = np.einsum("spq,q->sp", dr["B"][keep], self._Z[d])
+            for k in (5, 20):
+                if len(idx) < k + 5:
+                    continue
+                perm = rng.permutation(idx)
+                obs, test = perm[:k], perm[k : k + 50]
+                post = update_dataset(
+                    mu,
+                    tau2,
+                    Phi[obs],
+                    y[obs],
+                    log_sigma_mu=dr["log_sigma_mu"][keep],
+                    log_sigma_sd=dr["log_sigma_sd"][keep],
+                    n_nodes=int(self.config["n_nodes"]),
+                    sigma_floor2=floor2,
+                )
+                m_test, v_test = predictive_moments(post, Phi[test], noise=False)
+                mbar, _, s2 = post.moments()
+                groups.append(
+                    (
+                        self.encoder.linear_terms(Phi[obs]),
+                        y[obs] - Phi[obs] @ mbar,
+                        s2,
+                        _typical_noise(post),
+                        self.encoder.linear_terms(Phi[test]),
+                        y[test] - m_test,
+                        v_test,
+                    )
+                )
+        return fit_prior(groups)
 
     def _meta_rows(self) -> np.ndarray:
         """Basis indices whose population mean depends on meta-features (``meta_terms``)."""
@@ -678,6 +728,18 @@ class MetaLearner:
         Uses the dataset's runs logged at call time (``runs`` overrides the warehouse) plus
         ``extra_runs`` (parameter columns + ``value``, e.g. fantasized pending trials).
         """
+        return self._update(dataset, warehouse, meta, runs, extra_runs)[0]
+
+    def _update(
+        self,
+        dataset: str,
+        warehouse: Any,
+        meta: pd.DataFrame | None,
+        runs: pd.DataFrame | None,
+        extra_runs: pd.DataFrame | None,
+    ) -> tuple[CoefficientPosterior, np.ndarray | None, np.ndarray | None]:
+        """The coefficient posterior and the runs it conditions on: basis ``X`` and the
+        transformed metric ``y`` (both None without runs)."""
         self._require_fitted()
         z, runs = self._dataset_inputs(dataset, warehouse, meta, runs)
         frames = [f for f in (runs, extra_runs) if f is not None and len(f)]
@@ -697,8 +759,8 @@ class MetaLearner:
         floor2 = float(self.config["sigma_floor"]) ** 2
         if str(dataset) in self.datasets:
             sig2 = np.exp(2.0 * dr["log_sigma"][:, self.datasets.index(str(dataset))])
-            return update_dataset(mu, tau2, X, y, sigma2=sig2 + floor2)
-        return update_dataset(
+            return update_dataset(mu, tau2, X, y, sigma2=sig2 + floor2), X, y
+        post = update_dataset(
             mu,
             tau2,
             X,
@@ -708,6 +770,45 @@ class MetaLearner:
             n_nodes=int(self.config["n_nodes"]),
             sigma_floor2=floor2,
         )
+        return post, X, y
+
+    def _discrepancy(
+        self, post: CoefficientPosterior, X: np.ndarray | None, y: np.ndarray | None
+    ) -> Discrepancy | None:
+        """The dataset's model discrepancy (:mod:`metaopt_bayes.discrepancy`) given the update's
+        posterior and its runs, or None (no runs, or ``discrepancy=False``)."""
+        if X is None or y is None or not self.config["discrepancy"]:
+            return None
+        mbar, _, s2 = post.moments()
+        return fit_discrepancy(
+            self.encoder.linear_terms(X),
+            y - X @ mbar,
+            s2,
+            prior=self.discrepancy_prior,
+            scale=_typical_noise(post),
+        )
+
+    def latent(
+        self,
+        dataset: str,
+        configs: pd.DataFrame,
+        warehouse: Any = None,
+        meta: pd.DataFrame | None = None,
+        runs: pd.DataFrame | None = None,
+        extra_runs: pd.DataFrame | None = None,
+    ) -> tuple[np.ndarray, np.ndarray, CoefficientPosterior]:
+        """Mean and variance of the noise-free metric on the modelling (transformed) scale for
+        each config, and the coefficient posterior behind them: the quadratic surface after the
+        closed-form update plus the dataset's model discrepancy, when it has runs."""
+        configs = _as_configs(configs)
+        post, X, y = self._update(dataset, warehouse, meta, runs, extra_runs)
+        Phi = self.encoder.transform(configs)
+        m, v = predictive_moments(post, Phi, noise=False)
+        disc = self._discrepancy(post, X, y)
+        if disc is not None:
+            dm, dv = disc.moments(self.encoder.linear_terms(Phi))
+            m, v = m + dm, v + dv
+        return m, v, post
 
     def predict(
         self,
@@ -722,7 +823,8 @@ class MetaLearner:
     ) -> pd.DataFrame:
         """Predictive ``mean``, ``sd``, ``lower``, ``upper`` (``interval`` central, default 90%)
         of the metric for each config on ``dataset`` — zero-shot from its meta-features when it
-        has no runs, else after the closed-form update with its runs.
+        has no runs, else after the closed-form update with its runs (plus the model
+        discrepancy those runs reveal, see :meth:`latent`).
 
         The mixture over draws is moment-matched to a Gaussian on the modelling scale
         (:func:`metaopt_bayes.update.predictive_moments`, O(n p²)), except the observation
@@ -732,10 +834,7 @@ class MetaLearner:
         ends map back through the monotone inverse transform and mean/sd on the metric scale
         come from 20-node Gauss–Hermite quadrature. ``predictive=False`` leaves out the noise.
         """
-        configs = _as_configs(configs)
-        post = self.posterior(dataset, warehouse, meta, runs, extra_runs)
-        Phi = self.encoder.transform(configs)
-        m, v = predictive_moments(post, Phi, noise=False)
+        m, v, post = self.latent(dataset, configs, warehouse, meta, runs, extra_runs)
         if not predictive:
             return self._summarize(m, np.sqrt(v), interval)
         w, s2 = noise_mixture(post)
@@ -772,12 +871,19 @@ class MetaLearner:
         seed: int | None = None,
     ) -> np.ndarray:
         """(S, n) posterior draws of the noise-free mean metric on the original scale after the
-        few-shot update (``predictive=True`` adds observation noise per draw)."""
+        few-shot update (``predictive=True`` adds observation noise per draw). The model
+        discrepancy enters through its marginals, independently per config (its correlation
+        across configs is left out: a joint draw over a candidate pool costs O(n³))."""
         configs = _as_configs(configs)
-        post = self.posterior(dataset, warehouse, meta, runs, extra_runs)
+        post, X, y = self._update(dataset, warehouse, meta, runs, extra_runs)
         rng = np.random.default_rng(self.config["seed"] if seed is None else seed)
         beta, sig2 = post.sample(rng)
-        f = beta @ self.encoder.transform(configs).T
+        Phi = self.encoder.transform(configs)
+        f = beta @ Phi.T
+        disc = self._discrepancy(post, X, y)
+        if disc is not None:  # the discrepancy's marginals, drawn independently per config
+            dm, dv = disc.moments(self.encoder.linear_terms(Phi))
+            f = f + dm + np.sqrt(dv) * rng.standard_normal(f.shape)
         if predictive:
             f = f + rng.standard_normal(f.shape) * np.sqrt(sig2)[:, None]
         return self.transform.inverse(f)
@@ -830,6 +936,9 @@ class MetaLearner:
                 "diagnostics": json.dumps(self.diagnostics, default=_json_default),
                 "model_id": self.model_id or "",
                 "portfolio": json.dumps(self.portfolio, default=_json_default),
+                "discrepancy_prior": json.dumps(
+                    None if self.discrepancy_prior is None else list(self.discrepancy_prior)
+                ),
             }
         )
         path = Path(path)
@@ -872,6 +981,7 @@ class MetaLearner:
         # files written before these options existed behave as they did then
         cfg.setdefault("meta_terms", "all")
         cfg.setdefault("sigma_floor", 0.0)
+        cfg.setdefault("discrepancy", False)
         base = {k: cfg.pop(k) for k in ("metric", "model", "direction", "method")}
         self = cls(base["metric"], base["model"], base["direction"], base["method"], **cfg)
         if metric is not None and metric != self.metric:
@@ -882,6 +992,8 @@ class MetaLearner:
         self.diagnostics = json.loads(a.get("diagnostics", "{}"))
         self.model_id = a.get("model_id") or None
         self.portfolio = json.loads(a.get("portfolio", "[]"))  # absent in older files
+        prior = json.loads(a.get("discrepancy_prior", "null"))
+        self.discrepancy_prior = None if prior is None else np.asarray(prior, dtype=float)
         self.datasets = [str(d) for d in ds["dataset"].values]
         self._Z = np.asarray(ds["Z"].values, dtype=float)
         self._draws = {
@@ -982,6 +1094,14 @@ def _map_point(model: Any, seed: int, maxiter: int = 5000) -> dict[str, np.ndarr
         DictToArrayBijection.rmap(RaveledVars(res.x, info), start)
     )
     return {v.name: np.asarray(val) for v, val in zip(outs, values, strict=True)}
+
+
+def _typical_noise(post: CoefficientPosterior) -> float:
+    """The posterior geometric mean of a dataset's noise variance, ``exp E[log σ²]``: the unit
+    of the discrepancy's amplitude. After a few runs the arithmetic mean ``E[σ²]`` is dominated
+    by the log-normal's upper tail and would inflate the discrepancy with the noise doubt."""
+    w = post.weight / post.n_draws
+    return float(np.exp(np.sum(w * np.log(post.sigma2))))
 
 
 def _portfolio(runs: pd.DataFrame, y: np.ndarray, maximize: bool) -> list[dict[str, Any]]:

@@ -1,0 +1,100 @@
+"""The model discrepancy: a model-averaged GP on one dataset's residuals."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from metaopt_bayes.discrepancy import fit_discrepancy
+
+
+def test_noise_residuals_leave_predictions_alone():
+    rng = np.random.default_rng(0)
+    U = rng.uniform(-1, 1, (30, 3))
+    r = 0.1 * rng.standard_normal(30)
+    d = fit_discrepancy(U, r, noise=0.01)
+    assert d.weight_none > 0.5
+    mean, var = d.moments(rng.uniform(-1, 1, (50, 3)))
+    assert np.abs(mean).max() < 0.05
+    assert var.max() < 0.05
+
+
+def test_a_contradicted_region_is_lifted_and_the_rest_is_not():
+    rng = np.random.default_rng(1)
+    U = rng.uniform(-1, 1, (25, 2))
+    near = np.linalg.norm(U - [0.6, 0.6], axis=1) < 0.4
+    r = np.where(near, 0.5, 0.0) + 0.02 * rng.standard_normal(25)
+    assert near.sum() >= 3
+    d = fit_discrepancy(U, r, noise=0.02**2)
+    assert d.weight_none < 0.01
+    mean, _ = d.moments(np.array([[0.6, 0.6], [-0.7, -0.7]]))
+    assert 0.3 < mean[0] < 0.7
+    assert abs(mean[1]) < 0.1
+
+
+def test_nothing_to_fit():
+    assert fit_discrepancy(np.zeros((0, 2)), np.zeros(0), noise=1.0) is None
+    assert fit_discrepancy(np.zeros((3, 0)), np.zeros(3), noise=1.0) is None
+    assert fit_discrepancy(np.zeros((3, 2)), np.zeros(3), noise=0.0) is None
+
+
+def test_learner_fits_a_cliff_the_quadratic_cannot(fitted_map, synth):
+    """A dataset whose metric collapses beyond depth 8: in-sample, the surface alone misses
+    the runs; with the discrepancy the prediction at a run's config comes close to it."""
+    _, meta, _ = synth
+    rng = np.random.default_rng(3)
+    n = 24
+    obs = pd.DataFrame(
+        {
+            "dataset": "cliff",
+            "params.lr": 10 ** rng.uniform(-4, 0, n),
+            "params.depth": rng.integers(1, 12, n).astype(float),
+            "params.booster": "gbtree",
+        }
+    )
+    obs["value"] = np.where(obs["params.depth"] > 8, 0.35, 0.8) + 0.005 * rng.normal(size=n)
+    cfg = obs[["params.lr", "params.depth", "params.booster"]].rename(
+        columns=lambda c: c.removeprefix("params.")
+    )
+    meta_row = meta.loc[["ds7"]].rename(index={"ds7": "cliff"})
+    errs = {}
+    try:
+        for flag in (False, True):
+            fitted_map.config["discrepancy"] = flag
+            pred = fitted_map.predict("cliff", cfg, meta=meta_row, runs=obs, predictive=False)
+            errs[flag] = float(np.abs(pred["mean"] - obs["value"]).mean())
+    finally:
+        fitted_map.config["discrepancy"] = True
+    assert errs[True] < 0.5 * errs[False]
+
+
+def _groups(amplitude: float, seed: int = 0) -> list[tuple]:
+    """Datasets whose residuals are a smooth bump of ``amplitude`` plus noise 0.05: 10 runs
+    to update on and 20 held out."""
+    rng = np.random.default_rng(seed)
+    out = []
+    for _ in range(12):
+        U = rng.uniform(-1, 1, (30, 2))
+        centre = rng.uniform(-1, 1, 2)
+        r = amplitude * np.exp(-4 * ((U - centre) ** 2).sum(1)) + 0.05 * rng.normal(size=30)
+        out.append((U[:10], r[:10], 0.05**2, 0.05**2, U[10:], r[10:], np.zeros(20)))
+    return out
+
+
+def _heldout_logpdf(groups: list[tuple], prior: np.ndarray) -> float:
+    total = 0.0
+    for U, r, noise, _, U_test, r_test, _ in groups:
+        mean, var = fit_discrepancy(U, r, noise, prior=prior).moments(U_test)
+        tot = var + noise
+        total += float((-0.5 * (np.log(2 * np.pi * tot) + (r_test - mean) ** 2 / tot)).sum())
+    return total
+
+
+def test_prior_learnt_on_a_history_predicts_new_datasets_better():
+    from metaopt_bayes.discrepancy import default_prior, fit_prior
+
+    noise = fit_prior(_groups(0.0))
+    assert noise[-1] > 0.5  # residuals are noise: "none" gains on its default of one half
+    learnt = fit_prior(_groups(0.3, seed=0))
+    fresh = _groups(0.3, seed=1)  # other datasets from the same history
+    assert _heldout_logpdf(fresh, learnt) > _heldout_logpdf(fresh, default_prior()) + 5.0
