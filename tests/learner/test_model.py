@@ -96,6 +96,7 @@ def test_save_load_roundtrip_and_refusals(fitted_map, synth, tmp_path):
     pd.testing.assert_frame_equal(a, b)
     assert back.config_hash() == fitted_map.config_hash()
     assert back.portfolio == fitted_map.portfolio
+    np.testing.assert_allclose(back.discrepancy_prior, fitted_map.discrepancy_prior)
     with pytest.raises(ValidationError, match="metric"):
         MetaLearner.load(path, metric="rmse")
     # tamper with the stored config: the hash no longer matches
