@@ -55,14 +55,28 @@ def default_prior() -> np.ndarray:
 
 def _sqdist(U: np.ndarray, V: np.ndarray) -> np.ndarray:
     """Mean squared difference per dimension between rows of ``U`` (m, d) and ``V`` (n, d)."""
-    d2 = (U * U).sum(1)[:, None] + (V * V).sum(1)[None, :] - 2.0 * U @ V.T
-    return np.maximum(d2, 0.0) / U.shape[1]
+    d2 = U @ V.T
+    d2 *= -2.0
+    d2 += (U * U).sum(1)[:, None]
+    d2 += (V * V).sum(1)[None, :]
+    np.maximum(d2, 0.0, out=d2)
+    d2 /= U.shape[1]
+    return d2
 
 
 def matern52(d2: np.ndarray, length: float) -> np.ndarray:
     """Matérn-5/2 correlation at mean squared per-dimension distances ``d2``."""
-    r = np.sqrt(5.0 * d2) / length
-    return (1.0 + r + r * r / 3.0) * np.exp(-r)
+    return _matern_r(np.sqrt(5.0 * d2) / length)
+
+
+def _matern_r(r: np.ndarray) -> np.ndarray:
+    """``(1 + r + r²/3) e^{−r}``, in place on ``r`` (the scaled distance; a large candidate
+    pool makes this the cost of a prediction, so no temporaries beyond one)."""
+    k = np.exp(-r)
+    r += r * r / 3.0
+    r += 1.0
+    k *= r
+    return k
 
 
 def _eigen(U: np.ndarray) -> list[tuple[np.ndarray, np.ndarray]]:
@@ -112,14 +126,14 @@ class Discrepancy:
         """Mean and variance of ``δ`` at ``U_new`` under the model average (law of total
         variance over components; "no discrepancy" contributes zero to both). O(m n) per
         component after one O(m n d) distance matrix."""
-        d2 = _sqdist(np.asarray(U_new, dtype=float), self.U)
-        mean = np.zeros(len(d2))
-        second = np.zeros(len(d2))
+        r0 = np.sqrt(5.0 * _sqdist(np.asarray(U_new, dtype=float), self.U))
+        mean = np.zeros(len(r0))
+        second = np.zeros(len(r0))
         w = self.weights[:-1].reshape(len(LENGTH_SCALES), len(AMPLITUDES))
         for ell, (lam, Q), w_ell in zip(LENGTH_SCALES, self.eig, w, strict=True):
             if w_ell.max() < 1e-12:
                 continue
-            P = matern52(d2, ell) @ Q  # (m, n): cross-correlations in the eigenbasis
+            P = _matern_r(r0 / ell) @ Q  # (m, n): cross-correlations in the eigenbasis
             P2 = P * P
             rq = Q.T @ self.r
             for mult, wj in zip(AMPLITUDES, w_ell, strict=True):
