@@ -37,7 +37,8 @@ import numpy as np
 
 #: length scales (RMS distance per dimension; a numeric parameter's range has width 2)
 LENGTH_SCALES = (0.2, 0.4, 0.8)
-#: discrepancy variance as multiples of the noise variance ``s²``
+#: discrepancy variance as multiples of the amplitude unit ``scale`` (the model passes the
+#: dataset's typical noise variance, so a sensitive dataset may deviate more)
 AMPLITUDES = (1.0, 4.0, 16.0)
 #: the grid's components: every (length scale, amplitude), then "no discrepancy"
 N_COMPONENTS = len(LENGTH_SCALES) * len(AMPLITUDES) + 1
