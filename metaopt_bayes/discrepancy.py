@@ -42,9 +42,11 @@ LENGTH_SCALES = (0.2, 0.4, 0.8)
 AMPLITUDES = (1.0, 4.0, 16.0)
 #: the grid's components: every (length scale, amplitude), then "no discrepancy"
 N_COMPONENTS = len(LENGTH_SCALES) * len(AMPLITUDES) + 1
-#: above this many runs the discrepancy is skipped (an O(n³) GP; by then the surface is
-#: pinned down by its data and the residuals are what the noise leaves)
+#: the GP uses at most this many runs, the most recent ones (it is O(n³); by then the
+#: surface is pinned down by its data)
 MAX_RUNS = 1000
+#: candidate rows per block in :meth:`Discrepancy.moments` (bounds memory on large pools)
+_BLOCK = 4096
 
 
 def default_prior() -> np.ndarray:
@@ -126,8 +128,12 @@ class Discrepancy:
     def moments(self, U_new: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Mean and variance of ``δ`` at ``U_new`` under the model average (law of total
         variance over components; "no discrepancy" contributes zero to both). O(m n) per
-        component after one O(m n d) distance matrix."""
-        r0 = np.sqrt(5.0 * _sqdist(np.asarray(U_new, dtype=float), self.U))
+        component after one O(m n d) distance matrix, in blocks of rows."""
+        U_new = np.asarray(U_new, dtype=float)
+        if len(U_new) > _BLOCK:
+            parts = [self.moments(U_new[i : i + _BLOCK]) for i in range(0, len(U_new), _BLOCK)]
+            return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
+        r0 = np.sqrt(5.0 * _sqdist(U_new, self.U))
         mean = np.zeros(len(r0))
         second = np.zeros(len(r0))
         w = self.weights[:-1].reshape(len(LENGTH_SCALES), len(AMPLITUDES))
@@ -149,9 +155,16 @@ class Discrepancy:
         return mean, np.maximum(second - mean * mean, 0.0)
 
 
-def _usable(U: np.ndarray, r: np.ndarray, noise: float) -> bool:
-    n = len(r)
-    return 0 < n <= MAX_RUNS and U.ndim == 2 and U.shape[1] > 0 and noise > 0
+def _usable(U: np.ndarray, r: np.ndarray, noise: float, scale: float | None = None) -> bool:
+    finite = np.isfinite(noise) and (scale is None or (np.isfinite(scale) and scale > 0))
+    return (
+        len(r) > 0
+        and U.ndim == 2
+        and U.shape[1] > 0
+        and bool(finite)
+        and noise > 0
+        and bool(np.isfinite(U).all() and np.isfinite(r).all())
+    )
 
 
 def fit_discrepancy(
@@ -162,12 +175,12 @@ def fit_discrepancy(
     scale: float | None = None,
 ) -> Discrepancy | None:
     """Model-averaged GP on residuals ``r`` at inputs ``U`` (module docstring) under grid
-    weights ``prior`` (default :func:`default_prior`); None when there is nothing to fit (no
-    runs, no inputs, more than :data:`MAX_RUNS` runs or a non-positive noise). ``scale``: the
-    amplitude grid's unit (default ``noise``)."""
-    U = np.asarray(U, dtype=float)
-    r = np.asarray(r, dtype=float)
-    if not _usable(U, r, noise):
+    weights ``prior`` (default :func:`default_prior`), on the last :data:`MAX_RUNS` runs;
+    None when there is nothing to fit (no runs, no inputs, a non-finite value or a
+    non-positive noise). ``scale``: the amplitude grid's unit (default ``noise``)."""
+    U = np.asarray(U, dtype=float)[-MAX_RUNS:]
+    r = np.asarray(r, dtype=float)[-MAX_RUNS:]
+    if not _usable(U, r, noise, scale):
         return None
     prior = default_prior() if prior is None else np.asarray(prior, dtype=float)
     eig = _eigen(U)
@@ -188,8 +201,8 @@ def fit_prior(
     ``π`` maximize the summed log predictive density of the held-out residuals, with each
     dataset's components weighted by ``π_j`` times their marginal likelihood on its few runs
     (exactly how :func:`fit_discrepancy` uses them on a target), plus a Dirichlet log prior
-    centred on :func:`default_prior` and worth as many pseudo-datasets as there are
-    components, so a small or uninformative history leaves the default nearly unchanged.
+    centred on :func:`default_prior` and worth as many held-out runs as there are
+    components, so an uninformative history leaves the default nearly unchanged.
     The weights are chosen for the calibration a user sees after a few runs, not for the fit
     of a full history.
     """
@@ -198,7 +211,7 @@ def fit_prior(
     logml, logpred, gid = [], [], []
     for U, r, noise, scale, U_test, r_test, v_test in groups:
         U, r = np.asarray(U, dtype=float), np.asarray(r, dtype=float)
-        if not _usable(U, r, noise) or len(r_test) == 0:
+        if not _usable(U, r, noise, scale) or len(r_test) == 0:
             continue
         eig = _eigen(U)
         logml.append(_loglik(eig, r, noise, scale))
