@@ -147,3 +147,40 @@ def test_prior_learnt_on_a_history_predicts_new_datasets_better():
     learnt = fit_prior(_groups(0.3, seed=0))
     fresh = _groups(0.3, seed=1)  # other datasets from the same history
     assert _heldout_logpdf(fresh, learnt) > _heldout_logpdf(fresh, default_prior()) + 5.0
+
+
+def test_a_model_saved_before_the_discrepancy_loads_without_it(fitted_map, synth, tmp_path):
+    """A format-1 file (no ``discrepancy`` option, no learnt weights) predicts as the model
+    did then: exactly the predictions with the discrepancy switched off."""
+    import hashlib
+    import json
+
+    import xarray as xr
+
+    from metaopt_bayes.model import MetaLearner
+
+    runs, meta, _ = synth
+    path = fitted_map.save(tmp_path / "new.nc")
+    with xr.open_dataset(path) as f:
+        ds = f.load()
+    cfg = json.loads(ds.attrs["config"])
+    del cfg["discrepancy"]
+    blob = json.dumps(cfg, sort_keys=True)
+    ds.attrs.update(
+        config=blob,
+        config_hash=hashlib.sha256(blob.encode()).hexdigest()[:16],
+        metaopt_format=1,
+    )
+    del ds.attrs["discrepancy_prior"]
+    ds.to_netcdf(tmp_path / "old.nc")
+    old = MetaLearner.load(tmp_path / "old.nc")
+    assert old.config["discrepancy"] is False and old.discrepancy_prior is None
+    target = runs[runs["dataset"] == "ds7"].head(8)
+    before = fitted_map.config["discrepancy"]
+    try:
+        fitted_map.config["discrepancy"] = False
+        expected = fitted_map.predict("ds7", target, meta=meta, runs=target.iloc[:5])
+    finally:
+        fitted_map.config["discrepancy"] = before
+    got = old.predict("ds7", target, meta=meta, runs=target.iloc[:5])
+    pd.testing.assert_frame_equal(got, expected)
