@@ -27,6 +27,7 @@ weighted by the marginal likelihood of the observed runs (a mixture posterior ov
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 from scipy.special import ndtri
@@ -138,7 +139,12 @@ class CoefficientPosterior:
         """Mixture mean ``E[β]``, covariance ``Cov[β]`` and mean noise variance ``E[σ²]``.
 
         ``Cov[β] = Σ w (C + m mᵀ) − m̄ m̄ᵀ`` (law of total covariance over components).
+        Computed once per posterior (the surface and its discrepancy both need them).
         """
+        return self._moments
+
+    @cached_property
+    def _moments(self) -> tuple[np.ndarray, np.ndarray, float]:
         w = self.weight / self.n_draws
         mbar = np.einsum("sg,sgi->i", w, self.mean)
         second = np.einsum("sg,sgij->ij", w, self.cov) + np.einsum(
