@@ -22,6 +22,10 @@ conditional posterior the MCMC fit implies. Everything is batched over draws wit
 When the dataset's noise ``σ`` is unknown (a dataset the model was not fitted on), it is
 integrated numerically per draw: ``G`` quantile nodes of the population ``log σ ~ N(m, s)``
 weighted by the marginal likelihood of the observed runs (a mixture posterior over ``σ``).
+The dataset's sensitivity ``λ`` (how far its slopes stray from the population, ``T → λT``
+except for the intercept) is integrated the same way over a grid (:func:`update_dataset`).
+The population fit itself has ``λ = 1``; the grid's weights are a second, empirical-Bayes
+stage (``MetaLearner._sensitivity_prior``), like the model discrepancy's.
 """
 
 from __future__ import annotations
@@ -40,62 +44,6 @@ def sufficient_stats(X: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarr
     return X.T @ X, X.T @ y, float(y @ y), len(y)
 
 
-def marginal_loglik(
-    S: np.ndarray,
-    b: np.ndarray,
-    c: np.ndarray | float,
-    n: np.ndarray | int,
-    mu: np.ndarray,
-    tau2: np.ndarray,
-    sigma2: np.ndarray,
-) -> np.ndarray:
-    """``log p(y | μ, τ, σ)`` with ``β`` integrated out (Woodbury form, module docstring).
-
-    Shapes broadcast over leading batch axes: ``S`` (..., p, p), ``b``/``mu``/``tau2`` (..., p),
-    ``c``/``n``/``sigma2`` (...).
-    """
-    S = np.asarray(S, dtype=float)
-    sigma2 = np.asarray(sigma2, dtype=float)
-    tau2 = np.asarray(tau2, dtype=float)
-    p = S.shape[-1]
-    A = S / sigma2[..., None, None] + _diag(1.0 / tau2, p)
-    L = safe_cholesky(A)
-    Smu = np.einsum("...ij,...j->...i", S, mu)
-    rr = c - 2.0 * np.einsum("...i,...i->...", mu, b) + np.einsum("...i,...i->...", mu, Smu)
-    v = (b - Smu) / sigma2[..., None]
-    w = np.linalg.solve(L, v[..., None])[..., 0]
-    logdetA = 2.0 * np.log(np.diagonal(L, axis1=-2, axis2=-1)).sum(-1)
-    quad = rr / sigma2 - (w**2).sum(-1)
-    return -0.5 * (
-        n * np.log(2 * np.pi) + n * np.log(sigma2) + np.log(tau2).sum(-1) + logdetA + quad
-    )
-
-
-def safe_cholesky(A: np.ndarray) -> np.ndarray:
-    """Batched Cholesky factor of symmetric PSD ``A`` (..., p, p), robust to round-off.
-
-    Tries the plain factorization; when a matrix is numerically not positive definite (e.g. a
-    posterior covariance for a collapsed ``τ → 0``), retries with diagonal jitter
-    ``ε · mean(diag A)``, ``ε = 1e-10 … 1e-4``, the usual "nugget" remedy (Rasmussen & Williams,
-    *GPML* §A.4). Raises ``LinAlgError`` only if even the largest jitter fails.
-    """
-    A = 0.5 * (A + np.swapaxes(A, -1, -2))
-    try:
-        return np.linalg.cholesky(A)
-    except np.linalg.LinAlgError:
-        pass
-    p = A.shape[-1]
-    scale = np.abs(np.diagonal(A, axis1=-2, axis2=-1)).mean(-1)[..., None, None]
-    scale = np.where(np.isfinite(scale) & (scale > 0), scale, 1.0)
-    eye = np.eye(p)
-    for eps in (1e-10, 1e-8, 1e-6, 1e-4):
-        try:
-            return np.linalg.cholesky(A + eps * scale * eye)
-        except np.linalg.LinAlgError:
-            continue
-    raise np.linalg.LinAlgError("matrix is not positive definite even with jitter")
-
-
 def _diag(v: np.ndarray, p: int) -> np.ndarray:
     out = np.zeros((*v.shape[:-1], p, p))
     idx = np.arange(p)
@@ -103,37 +51,37 @@ def _diag(v: np.ndarray, p: int) -> np.ndarray:
     return out
 
 
-def posterior_coefficients(
-    S: np.ndarray, b: np.ndarray, mu: np.ndarray, tau2: np.ndarray, sigma2: np.ndarray
-) -> tuple[np.ndarray, np.ndarray]:
-    """Conjugate posterior ``(m, A⁻¹)`` of ``β`` per draw (batched; see module docstring)."""
-    p = mu.shape[-1]
-    A = S / sigma2[..., None, None] + _diag(1.0 / tau2, p)
-    rhs = mu / tau2 + b / sigma2[..., None]
-    L = safe_cholesky(A)
-    Linv = np.linalg.inv(L)
-    cov = np.einsum("...ki,...kj->...ij", Linv, Linv)
-    mean = np.einsum("...ij,...j->...i", cov, rhs)
-    return mean, cov
-
-
 @dataclass
 class CoefficientPosterior:
     """Mixture posterior of one dataset's coefficients after the few-shot update.
 
-    Component ``(s, g)``: posterior draw ``s`` and noise node ``g``, with ``β ~ N(mean, cov)``,
-    noise variance ``sigma2`` and mixture weight ``weight`` (each row of ``weight`` sums to 1;
-    draws are equally likely).
+    Component ``(s, g)``: posterior draw ``s`` and node ``g`` (a noise level and a
+    sensitivity), with ``β ~ N(mean, F diag(eig) Fᵀ)`` where ``F = factor[s, g // H]`` (nodes
+    with the same noise level share one factor, ``H = n_scales``), noise variance ``sigma2``
+    and mixture weight ``weight`` (each row of ``weight`` sums to 1; draws are equally
+    likely). The covariances are kept factored; ``cov`` builds them on demand.
     """
 
     mean: np.ndarray  # (S, G, p)
-    cov: np.ndarray  # (S, G, p, p)
+    factor: np.ndarray  # (S, G // H, p, p)
+    eig: np.ndarray  # (S, G, p)
     sigma2: np.ndarray  # (S, G)
     weight: np.ndarray  # (S, G)
+    n_scales: int = 1
+    log_evidence: np.ndarray | None = None  # (S, G) log p(runs | component), prior left out
 
     @property
     def n_draws(self) -> int:
         return self.mean.shape[0]
+
+    def _factors(self) -> np.ndarray:
+        """The factor of every node (S, G, p, p) (a view where nodes share it)."""
+        return np.repeat(self.factor, self.n_scales, axis=1)
+
+    @property
+    def cov(self) -> np.ndarray:
+        """Each component's covariance (S, G, p, p)."""
+        return np.einsum("sgij,sgj,sgkj->sgik", self._factors(), self.eig, self._factors())
 
     def moments(self) -> tuple[np.ndarray, np.ndarray, float]:
         """Mixture mean ``E[β]``, covariance ``Cov[β]`` and mean noise variance ``E[σ²]``.
@@ -147,9 +95,11 @@ class CoefficientPosterior:
     def _moments(self) -> tuple[np.ndarray, np.ndarray, float]:
         w = self.weight / self.n_draws
         mbar = np.einsum("sg,sgi->i", w, self.mean)
-        second = np.einsum("sg,sgij->ij", w, self.cov) + np.einsum(
-            "sg,sgi,sgj->ij", w, self.mean, self.mean
-        )
+        S, G, p = self.eig.shape
+        we = (w[:, :, None] * self.eig).reshape(S, G // self.n_scales, self.n_scales, p).sum(2)
+        Y = (self.factor * np.sqrt(we)[:, :, None, :]).transpose(2, 0, 1, 3).reshape(p, -1)
+        Wm = (np.sqrt(w)[:, :, None] * self.mean).reshape(-1, p)
+        second = Y @ Y.T + Wm.T @ Wm
         cov = second - np.outer(mbar, mbar)
         cov = 0.5 * (cov + cov.T)
         return mbar, cov, float(np.sum(w * self.sigma2))
@@ -163,10 +113,8 @@ class CoefficientPosterior:
             u = rng.random(S)[:, None]
             g = np.minimum((np.cumsum(self.weight, axis=1) < u).sum(1), G - 1)
         idx = np.arange(S)
-        mean = self.mean[idx, g]
-        cov = self.cov[idx, g]
-        L = safe_cholesky(cov)
-        beta = mean + np.einsum("sij,sj->si", L, rng.standard_normal((S, p)))
+        z = rng.standard_normal((S, p)) * np.sqrt(self.eig[idx, g])
+        beta = self.mean[idx, g] + np.einsum("sij,sj->si", self.factor[idx, g // self.n_scales], z)
         return beta, self.sigma2[idx, g]
 
 
@@ -180,14 +128,29 @@ def update_dataset(
     log_sigma_sd: np.ndarray | None = None,
     n_nodes: int = 12,
     sigma_floor2: float = 0.0,
+    scales: np.ndarray | None = None,
+    scale_weights: np.ndarray | None = None,
 ) -> CoefficientPosterior:
     """Few-shot posterior of a dataset's coefficients for every population draw.
 
-    ``mu`` (S, p) is ``B z_d`` per draw and ``tau2`` (S, p). With ``sigma2`` (S,) the dataset's
-    noise is known per draw (a dataset seen in fitting). Otherwise ``σ`` is integrated over
-    ``n_nodes`` quantiles of ``log σ ~ N(log_sigma_mu, log_sigma_sd)`` weighted by the
-    marginal likelihood of ``(X, y)``; ``sigma_floor2`` is added to each node's variance (the
-    model's noise floor). ``X``/``y`` may be empty (zero-shot: prior only).
+    ``mu`` (S, p) is ``B z_d`` per draw and ``tau2`` (S, p); column 0 is the intercept. With
+    ``sigma2`` (S,) the dataset's noise is known per draw (a dataset seen in fitting).
+    Otherwise ``σ`` is integrated over ``n_nodes`` quantiles of ``log σ ~ N(log_sigma_mu,
+    log_sigma_sd)`` weighted by the marginal likelihood of ``(X, y)``; ``sigma_floor2`` is
+    added to each node's variance (the model's noise floor). ``X``/``y`` may be empty
+    (zero-shot: prior only).
+
+    ``scales`` (H,) with prior ``scale_weights`` is the dataset's sensitivity ``λ``: its
+    slopes (every term but the intercept) deviate from the population by ``N(0, λ τ²)``,
+    integrated the same way over the given values (default ``λ = 1`` only). Nodes are every
+    (σ, λ) pair, ``g · H + h``.
+
+    Algebra (the module docstring's formulas, arranged so that one symmetric
+    eigendecomposition per draw and noise level serves every ``λ``): eliminating the intercept
+    (Schur complement, ``a₀₀ = 1/τ₀² + S₀₀/σ²``) leaves the slopes with precision
+    ``T_r⁻¹/λ + M/σ²``, ``M = S_rr − S_r0 S_0r / (σ² a₀₀)``. With ``D = T_r^½`` and
+    ``D M D = U diag(Λ) Uᵀ``, their covariance is ``F diag(e) Fᵀ``, ``F = D U``,
+    ``e = λσ² / (σ² + λΛ)``; ``T`` is never inverted.
     """
     S, p = mu.shape
     if X is None or y is None or len(y) == 0:
@@ -196,22 +159,63 @@ def update_dataset(
         Ss, bs, cs, ns = sufficient_stats(X, y)
     if sigma2 is not None:
         sig2 = np.asarray(sigma2, dtype=float).reshape(S, 1)
-        logw = np.zeros((S, 1))
     else:
         q = ndtri((np.arange(n_nodes) + 0.5) / n_nodes)  # standard-normal quantile nodes
         log_sig = np.asarray(log_sigma_mu)[:, None] + np.asarray(log_sigma_sd)[:, None] * q
         sig2 = np.exp(2.0 * log_sig) + sigma_floor2
-        if ns > 0:
-            logw = marginal_loglik(Ss, bs, cs, ns, mu[:, None, :], tau2[:, None, :], sig2)
-        else:
-            logw = np.zeros_like(sig2)
-    G = sig2.shape[1]
-    mu_g = np.broadcast_to(mu[:, None, :], (S, G, p))
-    tau2_g = np.broadcast_to(tau2[:, None, :], (S, G, p))
-    mean, cov = posterior_coefficients(Ss, bs, mu_g, tau2_g, sig2)
+    lam = np.ones(1) if scales is None else np.asarray(scales, dtype=float)
+    lam_w = np.ones(len(lam)) if scale_weights is None else np.asarray(scale_weights, float)
+    keep = lam_w > 0
+    lam, log_prior = lam[keep], np.log(lam_w[keep] / lam_w[keep].sum())
+    H, G = len(lam), sig2.shape[1]
+    tau2 = np.maximum(np.asarray(tau2, dtype=float), 1e-300)
+
+    # eliminate the intercept: per draw s and noise node g
+    a00 = 1.0 / tau2[:, :1] + Ss[0, 0] / sig2  # (S, G)
+    s_r0 = Ss[1:, 0]
+    M = Ss[None, None, 1:, 1:] - (s_r0[:, None] * s_r0[None, :]) / (sig2 * a00)[:, :, None, None]
+    d = np.sqrt(tau2[:, 1:])  # (S, r)
+    Lam, U = np.linalg.eigh(d[:, None, :, None] * M * d[:, None, None, :])
+    Lam = np.maximum(Lam, 0.0)  # (S, G, r)
+    F = d[:, None, :, None] * U  # (S, G, r, r)
+    h = (bs[None, :] - mu @ Ss)[:, None, :] / sig2[:, :, None]  # Xᵀ(y − Xμ)/σ², (S, G, p)
+    a = s_r0[None, None, :] / sig2[:, :, None]  # (S, G, r)
+    t = np.einsum("sgji,sgj->sgi", F, h[..., 1:] - a * (h[..., :1] / a00[:, :, None]))
+    s2 = sig2[:, :, None, None]
+    lam4 = lam[None, None, :, None]
+    e = lam4 * s2 / (s2 + lam4 * Lam[:, :, None, :])  # (S, G, H, r)
+    delta_r = np.einsum("sgij,sghj->sghi", F, e * t[:, :, None, :])
+    delta_0 = (h[..., :1] - np.einsum("sgi,sghi->sgh", a, delta_r)) / a00[:, :, None]
+    mean = mu[:, None, None, :] + np.concatenate([delta_0[..., None], delta_r], axis=-1)
+    # full factor: slopes' eigenvectors with the intercept's induced row, then the intercept
+    factor = np.zeros((S, G, p, p))
+    factor[:, :, 1:, : p - 1] = F
+    factor[:, :, 0, : p - 1] = -np.einsum("sgi,sgij->sgj", a, F) / a00[:, :, None]
+    factor[:, :, 0, p - 1] = 1.0
+    eig = np.concatenate([e, np.broadcast_to((1.0 / a00)[:, :, None, None], (S, G, H, 1))], axis=-1)
+    evidence = np.zeros((S, G, H))
+    if ns > 0:
+        rr = cs - 2.0 * mu @ bs + np.einsum("si,si->s", mu, mu @ Ss)
+        evidence = -0.5 * (
+            (ns * np.log(2 * np.pi * sig2) + np.log(tau2[:, :1] * a00) + rr[:, None] / sig2)[
+                :, :, None
+            ]
+            + np.log1p(lam4 * Lam[:, :, None, :] / s2).sum(-1)
+            - (h[..., :1] ** 2 / a00[:, :, None])
+            - (e * t[:, :, None, :] ** 2).sum(-1)
+        )
+    logw = (evidence + log_prior[None, None, :]).reshape(S, G * H)
     w = np.exp(logw - logw.max(axis=1, keepdims=True))
     w /= w.sum(axis=1, keepdims=True)
-    return CoefficientPosterior(mean=mean, cov=cov, sigma2=sig2, weight=w)
+    return CoefficientPosterior(
+        mean=mean.reshape(S, G * H, p),
+        factor=factor,
+        eig=eig.reshape(S, G * H, p),
+        sigma2=np.repeat(sig2, H, axis=1),
+        weight=w,
+        n_scales=H,
+        log_evidence=evidence.reshape(S, G * H),
+    )
 
 
 def predictive_moments(

@@ -97,6 +97,7 @@ def test_save_load_roundtrip_and_refusals(fitted_map, synth, tmp_path):
     assert back.config_hash() == fitted_map.config_hash()
     assert back.portfolio == fitted_map.portfolio
     np.testing.assert_allclose(back.discrepancy_prior, fitted_map.discrepancy_prior)
+    np.testing.assert_allclose(back.sensitivity_prior, fitted_map.sensitivity_prior)
     with pytest.raises(ValidationError, match="metric"):
         MetaLearner.load(path, metric="rmse")
     # tamper with the stored config: the hash no longer matches
@@ -189,3 +190,45 @@ def test_portfolio_is_each_training_datasets_best_config(fitted_map, synth):
         train.assign(value=1 - train["value"])
     )
     assert low.portfolio == fitted_map.portfolio
+
+
+@pytest.mark.parametrize(
+    ("fmt", "absent"), [(1, ("discrepancy", "sensitivity")), (2, ("sensitivity",))]
+)
+def test_a_model_saved_before_an_option_loads_without_it(fitted_map, synth, tmp_path, fmt, absent):
+    """A format-1 file (no discrepancy, no sensitivity) and a format-2 file (no sensitivity)
+    predict as the model did then: exactly the predictions with those options switched off."""
+    import hashlib
+    import json
+
+    import xarray as xr
+
+    from metaopt_bayes.model import MetaLearner
+
+    runs, meta, _ = synth
+    path = fitted_map.save(tmp_path / "new.nc")
+    with xr.open_dataset(path) as f:
+        ds = f.load()
+    cfg = json.loads(ds.attrs["config"])
+    for option in absent:
+        del cfg[option]
+        del ds.attrs[f"{option}_prior"]
+    blob = json.dumps(cfg, sort_keys=True)
+    ds.attrs.update(
+        config=blob,
+        config_hash=hashlib.sha256(blob.encode()).hexdigest()[:16],
+        metaopt_format=fmt,
+    )
+    ds.to_netcdf(tmp_path / "old.nc")
+    old = MetaLearner.load(tmp_path / "old.nc")
+    for option in absent:
+        assert old.config[option] is False and getattr(old, f"{option}_prior") is None
+    target = runs[runs["dataset"] == "ds7"].head(8)
+    before = dict(fitted_map.config)
+    try:
+        fitted_map.config.update({option: False for option in absent})
+        expected = fitted_map.predict("ds7", target, meta=meta, runs=target.iloc[:5])
+    finally:
+        fitted_map.config.update(before)
+    got = old.predict("ds7", target, meta=meta, runs=target.iloc[:5])
+    pd.testing.assert_frame_equal(got, expected)

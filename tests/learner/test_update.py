@@ -6,12 +6,10 @@ from scipy.stats import multivariate_normal
 from metaopt_bayes.update import (
     CoefficientPosterior,
     collapsed_loglik_grad,
-    marginal_loglik,
     mixture_logpdf,
     mixture_quantile,
     noise_mixture,
     predictive_moments,
-    sufficient_stats,
     update_dataset,
 )
 
@@ -23,14 +21,26 @@ def _problem(seed=0, n=7, p=4, D=3):
     return rng, X, y
 
 
-def test_marginal_loglik_matches_dense_gaussian():
+def test_node_weights_are_prior_times_dense_evidence():
+    # every (σ, λ) node is weighted by its prior times p(y | σ, λ) with β integrated out,
+    # checked against the dense n-dimensional Gaussian
     rng, X, y = _problem()
-    mu, tau2, s2 = rng.normal(size=4), rng.uniform(0.2, 2, 4), 0.4
-    S, b, c, n = sufficient_stats(X[0], y[0])
-    direct = multivariate_normal.logpdf(
-        y[0], X[0] @ mu, s2 * np.eye(len(y[0])) + X[0] @ np.diag(tau2) @ X[0].T
-    )
-    assert np.isclose(marginal_loglik(S, b, c, n, mu, tau2, np.array(s2)), direct)
+    mu, tau2 = rng.normal(size=(1, 4)), rng.uniform(0.2, 2, (1, 4))
+    scales, prior = np.array([0.25, 1.0, 4.0]), np.array([0.2, 0.5, 0.3])
+    post = update_dataset(
+        mu, tau2, X[0], y[0], log_sigma_mu=np.array([-0.5]), log_sigma_sd=np.array([0.7]),
+        n_nodes=3, scales=scales, scale_weights=prior,
+    )  # fmt: skip
+    logp = []
+    for g in range(3):
+        for h in range(3):
+            s2, lam = post.sigma2[0, 3 * g + h], scales[h]
+            T = tau2[0] * np.r_[1.0, np.full(3, lam)]  # the sensitivity spares the intercept
+            cov = s2 * np.eye(len(y[0])) + X[0] @ np.diag(T) @ X[0].T
+            logp.append(np.log(prior[h]) + multivariate_normal.logpdf(y[0], X[0] @ mu[0], cov))
+    want = np.exp(np.array(logp) - max(logp))
+    np.testing.assert_allclose(post.weight[0], want / want.sum(), rtol=1e-8)
+    np.testing.assert_allclose(post.sigma2[0, ::3], post.sigma2[0, 2::3])
 
 
 def test_collapsed_gradient_matches_finite_differences():
@@ -60,13 +70,15 @@ def test_few_shot_update_equals_direct_conjugate_posterior():
     mu = rng.normal(size=(Sdraws, p))
     tau2 = rng.uniform(0.3, 2, (Sdraws, p))
     s2 = rng.uniform(0.2, 1, Sdraws)
-    post = update_dataset(mu, tau2, X[0], y[0], sigma2=s2)
+    scales = np.array([0.5, 3.0])
+    post = update_dataset(mu, tau2, X[0], y[0], sigma2=s2, scales=scales)
     for s in range(Sdraws):
-        prec = np.diag(1 / tau2[s]) + X[0].T @ X[0] / s2[s]
-        cov = np.linalg.inv(prec)
-        mean = cov @ (mu[s] / tau2[s] + X[0].T @ y[0] / s2[s])
-        np.testing.assert_allclose(post.mean[s, 0], mean, rtol=1e-8)
-        np.testing.assert_allclose(post.cov[s, 0], cov, rtol=1e-8, atol=1e-12)
+        for h, lam in enumerate(scales):
+            T = tau2[s] * np.r_[1.0, np.full(p - 1, lam)]  # column 0 is the intercept
+            cov = np.linalg.inv(np.diag(1 / T) + X[0].T @ X[0] / s2[s])
+            mean = cov @ (mu[s] / T + X[0].T @ y[0] / s2[s])
+            np.testing.assert_allclose(post.mean[s, h], mean, rtol=1e-8)
+            np.testing.assert_allclose(post.cov[s, h], cov, rtol=1e-8, atol=1e-12)
 
 
 def test_zero_shot_is_prior_and_moments_are_exact_mixture():
@@ -121,15 +133,6 @@ def test_numba_kernel_matches_numpy_and_rejects_singular_points():
     assert bad[0] == -np.inf and np.all(bad[1] == 0)
 
 
-def test_safe_cholesky_survives_round_off():
-    from metaopt_bayes.update import safe_cholesky
-
-    v = np.array([1.0, 1.0 + 1e-15])
-    A = np.outer(v, v) * 1e-10  # rank one: np.linalg.cholesky refuses it
-    L = safe_cholesky(A)
-    np.testing.assert_allclose(L @ L.T, A, atol=1e-15)
-
-
 def test_noise_mixture_keeps_the_mean_variance_and_weights():
     rng = np.random.default_rng(3)
     S, G, p = 50, 12, 3
@@ -138,7 +141,8 @@ def test_noise_mixture_keeps_the_mean_variance_and_weights():
     w /= w.sum(1, keepdims=True)
     post = CoefficientPosterior(
         mean=np.zeros((S, G, p)),
-        cov=np.broadcast_to(np.eye(p), (S, G, p, p)).copy(),
+        factor=np.broadcast_to(np.eye(p), (S, p, p)).copy(),
+        eig=np.ones((S, G, p)),
         sigma2=np.exp(2 * log_sig),
         weight=w,
     )
