@@ -75,7 +75,7 @@ class CoefficientPosterior:
         return self.mean.shape[0]
 
     def _factors(self) -> np.ndarray:
-        """The factor of every node (S, G, p, p) (a view where nodes share it)."""
+        """The factor of every node (S, G, p, p) (a copy: nodes share one per noise level)."""
         return np.repeat(self.factor, self.n_scales, axis=1)
 
     @property
@@ -165,6 +165,10 @@ def update_dataset(
         sig2 = np.exp(2.0 * log_sig) + sigma_floor2
     lam = np.ones(1) if scales is None else np.asarray(scales, dtype=float)
     lam_w = np.ones(len(lam)) if scale_weights is None else np.asarray(scale_weights, float)
+    if lam_w.shape != lam.shape or not (np.all(np.isfinite(lam_w)) and np.any(lam_w > 0)):
+        raise ValueError("scale_weights must be finite, one per scale, and not all zero")
+    if not np.all(np.isfinite(lam) & (lam > 0)):
+        raise ValueError("scales must be positive and finite")
     keep = lam_w > 0
     lam, log_prior = lam[keep], np.log(lam_w[keep] / lam_w[keep].sum())
     H, G = len(lam), sig2.shape[1]

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 from scipy.stats import multivariate_normal
 
 from metaopt_bayes.update import (
@@ -174,3 +175,68 @@ def test_mixture_quantile_matches_gaussian_and_monte_carlo():
     assert abs(dens.sum() * (y[1] - y[0]) - 1.0) < 1e-4
     lp = mixture_logpdf(np.array([0.3]), np.array([0.0]), np.array([0.5]), np.ones(1), np.ones(1))
     assert np.isclose(lp[0], -0.5 * (np.log(2 * np.pi * 1.5) + 0.09 / 1.5))
+
+
+def _dense_mixture(rng, S=3, n_nodes=4, scales=(0.3, 1.0, 2.5)):
+    """A few-shot posterior with several draws, noise nodes and sensitivities, and the dense
+    per-component covariances and evidences it must equal."""
+    X, y = rng.normal(size=(6, 4)), rng.normal(size=6)
+    mu, tau2 = rng.normal(size=(S, 4)), rng.uniform(0.2, 2, (S, 4))
+    prior = np.array([0.2, 0.5, 0.3])
+    post = update_dataset(
+        mu, tau2, X, y, log_sigma_mu=rng.normal(-0.5, 0.2, S), log_sigma_sd=np.full(S, 0.6),
+        n_nodes=n_nodes, scales=np.array(scales), scale_weights=prior,
+    )  # fmt: skip
+    H = len(scales)
+    covs, evid = np.zeros((S, n_nodes * H, 4, 4)), np.zeros((S, n_nodes * H))
+    for s in range(S):
+        for node in range(n_nodes * H):
+            T = tau2[s] * np.r_[1.0, np.full(3, scales[node % H])]
+            s2 = post.sigma2[s, node]
+            covs[s, node] = np.linalg.inv(np.diag(1 / T) + X.T @ X / s2)
+            evid[s, node] = multivariate_normal.logpdf(
+                y, X @ mu[s], s2 * np.eye(6) + X @ np.diag(T) @ X.T
+            )
+    return post, covs, evid
+
+
+def test_log_evidence_and_mixture_moments_equal_the_dense_formulas():
+    rng = np.random.default_rng(11)
+    post, covs, evid = _dense_mixture(rng)
+    np.testing.assert_allclose(post.log_evidence, evid, rtol=1e-9)
+    np.testing.assert_allclose(post.cov, covs, rtol=1e-8, atol=1e-12)
+    w = post.weight / post.n_draws
+    mbar = np.einsum("sg,sgi->i", w, post.mean)
+    second = np.einsum("sg,sgij->ij", w, covs) + np.einsum(
+        "sg,sgi,sgj->ij", w, post.mean, post.mean
+    )
+    m, cov, _ = post.moments()
+    np.testing.assert_allclose(m, mbar, rtol=1e-9)
+    np.testing.assert_allclose(cov, second - np.outer(mbar, mbar), rtol=1e-8, atol=1e-12)
+
+
+def test_samples_follow_the_mixture():
+    rng = np.random.default_rng(12)
+    post, _, _ = _dense_mixture(rng, S=2)
+    m, cov, _ = post.moments()
+    # one β per posterior draw: with every draw repeated 20,000 times they follow the mixture
+    many = CoefficientPosterior(
+        **{f: np.repeat(getattr(post, f), 20000, axis=0) for f in ("mean", "factor", "eig",
+                                                                   "sigma2", "weight")},
+        n_scales=post.n_scales,
+    )  # fmt: skip
+    draws = many.sample(np.random.default_rng(0))[0]
+    np.testing.assert_allclose(draws.mean(0), m, atol=0.03 * np.sqrt(np.diag(cov)).max())
+    np.testing.assert_allclose(np.cov(draws.T), cov, rtol=0.05, atol=0.02 * np.abs(cov).max())
+
+
+def test_bad_sensitivity_grids_are_refused():
+    mu, tau2 = np.zeros((1, 2)), np.ones((1, 2))
+    with pytest.raises(ValueError, match="one per scale"):
+        update_dataset(mu, tau2, None, None, sigma2=np.ones(1), scales=np.ones(2),
+                       scale_weights=np.ones(3))  # fmt: skip
+    with pytest.raises(ValueError, match="not all zero"):
+        update_dataset(mu, tau2, None, None, sigma2=np.ones(1), scales=np.ones(2),
+                       scale_weights=np.zeros(2))  # fmt: skip
+    with pytest.raises(ValueError, match="positive"):
+        update_dataset(mu, tau2, None, None, sigma2=np.ones(1), scales=np.array([0.0, 1.0]))
