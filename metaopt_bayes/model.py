@@ -623,7 +623,6 @@ class MetaLearner:
                         self.encoder.linear_terms(Phi[test]),
                         y[test] - m_test,
                         v_test,
-                        noise_mixture(post),
                     )
                 )
         return fit_prior(groups)

@@ -126,14 +126,13 @@ def _groups(amplitude: float, seed: int = 0) -> list[tuple]:
         U = rng.uniform(-1, 1, (30, 2))
         centre = rng.uniform(-1, 1, 2)
         r = amplitude * np.exp(-4 * ((U - centre) ** 2).sum(1)) + 0.05 * rng.normal(size=30)
-        noise = (np.ones(1), np.full(1, 0.05**2))  # the noise known exactly: one component
-        out.append((U[:10], r[:10], 0.05**2, 0.05**2, U[10:], r[10:], np.zeros(20), noise))
+        out.append((U[:10], r[:10], 0.05**2, 0.05**2, U[10:], r[10:], np.zeros(20)))
     return out
 
 
 def _heldout_logpdf(groups: list[tuple], prior: np.ndarray) -> float:
     total = 0.0
-    for U, r, noise, _, U_test, r_test, _, _ in groups:
+    for U, r, noise, _, U_test, r_test, _ in groups:
         mean, var = fit_discrepancy(U, r, noise, prior=prior).moments(U_test)
         tot = var + noise
         total += float((-0.5 * (np.log(2 * np.pi * tot) + (r_test - mean) ** 2 / tot)).sum())
