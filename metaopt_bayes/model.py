@@ -60,8 +60,8 @@ from warehouse.errors import NotFoundError, ValidationError
 
 METHODS = ("nuts", "pathfinder", "advi", "map")
 FORMAT_VERSION = 3  # 2: discrepancy option and its grid weights; 3: dataset sensitivity
-#: the grid of a dataset's sensitivity ``λ``: its coefficients deviate from the population by
-#: ``N(0, λ diag τ²)`` (see :meth:`MetaLearner._sensitivity_prior`)
+#: the grid of a dataset's sensitivity ``λ``: its slopes (every term but the intercept) deviate
+#: from the population by ``N(0, λ τ²)`` (see :meth:`MetaLearner._sensitivity_prior`)
 SENSITIVITIES = 2.0 ** np.arange(-4, 3)
 _MINIMIZE_HINTS = ("loss", "error", "rmse", "mae", "mse", "time", "duration", "cpu_s", "mem")
 
@@ -100,7 +100,7 @@ DEFAULT_CONFIG: dict[str, Any] = {
     "sensitivity": True,
     # posterior draws kept for prediction (evenly thinned). The few-shot update costs one
     # eigendecomposition per draw and noise node; 250 draws of the population posterior
-    # (effective sizes are in the hundreds) keep it at ~0.15 s for a 25-term basis.
+    # (effective sizes are in the hundreds) keep it ~3x faster than 1000 were before.
     "max_draws": 250,
     "space": None,
     "progress": False,
@@ -535,8 +535,11 @@ class MetaLearner:
         it has a few runs. So each dataset's slopes (not its level) deviate by
         ``N(0, λ τ²)``, ``λ`` on a log₂ grid. The grid's weights are the maximum-likelihood
         mixture (EM) over the training datasets, each scored by the evidence of all its runs
-        at its own noise level (the likelihood averaged over 50 posterior draws), with a
-        Dirichlet pseudo-count of one dataset per grid point centred on ``λ = 1``. On a new
+        at its own noise level (the likelihood averaged over 50 posterior draws), with
+        Dirichlet pseudo-counts worth one dataset per grid point, half of them on ``λ = 1``.
+        (Measured cost: on tabrepo multiclass, MAP, NLPD after 5 runs is 0.50 with it and
+        −0.74 without — a few datasets look typical after 5 runs and are not; after 20 runs
+        −1.76 vs −1.66.) On a new
         dataset the few-shot update weighs the grid by the evidence of its runs
         (:func:`~metaopt_bayes.update.update_dataset`).
         """
