@@ -232,3 +232,32 @@ def test_a_model_saved_before_an_option_loads_without_it(fitted_map, synth, tmp_
         fitted_map.config.update(before)
     got = old.predict("ds7", target, meta=meta, runs=target.iloc[:5])
     pd.testing.assert_frame_equal(got, expected)
+
+
+def test_a_format_3_model_uses_the_sensitivity_grid_it_was_fitted_on(fitted_map, synth, tmp_path):
+    """Format-3 files do not store their sensitivity grid: they load with the 7-point grid
+    (λ = 1/16 … 4) they were fitted on, and predict as a model with that grid and weights."""
+    import xarray as xr
+
+    runs, meta, _ = synth
+    path = fitted_map.save(tmp_path / "new.nc")
+    with xr.open_dataset(path) as f:
+        ds = f.load()
+    old_grid = 2.0 ** np.arange(-4, 3)
+    weights = np.arange(1.0, 8.0) / 28.0
+    del ds.attrs["sensitivity_grid"]
+    ds.attrs.update(sensitivity_prior=json.dumps(list(weights)), metaopt_format=3)
+    ds.to_netcdf(tmp_path / "v3.nc")
+    old = MetaLearner.load(tmp_path / "v3.nc")
+    np.testing.assert_array_equal(old.sensitivity_grid, old_grid)
+    target = runs[runs["dataset"] == "ds7"].head(8)
+    saved = fitted_map.sensitivity_grid, fitted_map.sensitivity_prior
+    try:
+        fitted_map.sensitivity_grid, fitted_map.sensitivity_prior = old_grid, weights
+        expected = fitted_map.predict("ds7", target, meta=meta, runs=target.iloc[:5])
+    finally:
+        fitted_map.sensitivity_grid, fitted_map.sensitivity_prior = saved
+    got = old.predict("ds7", target, meta=meta, runs=target.iloc[:5])
+    pd.testing.assert_frame_equal(got, expected)
+    # and a format-4 round trip keeps the grid
+    assert len(MetaLearner.load(path).sensitivity_grid) == len(fitted_map.sensitivity_prior)
