@@ -1112,6 +1112,12 @@ class MetaLearner:
         self.sensitivity_prior = None if prior is None else np.asarray(prior, dtype=float)
         grid = json.loads(a.get("sensitivity_grid", "null"))
         self.sensitivity_grid = _SENSITIVITIES_V3 if grid is None else np.asarray(grid, float)
+        w, grid = self.sensitivity_prior, self.sensitivity_grid
+        if w is not None and len(w) != len(grid):
+            raise ValidationError(
+                f"{path}: {len(w)} sensitivity weights for a grid of {len(grid)} points; the "
+                "file was altered or written by incompatible code"
+            )
         self.datasets = [str(d) for d in ds["dataset"].values]
         self._Z = np.asarray(ds["Z"].values, dtype=float)
         self._draws = {

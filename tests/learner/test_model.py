@@ -261,3 +261,15 @@ def test_a_format_3_model_uses_the_sensitivity_grid_it_was_fitted_on(fitted_map,
     pd.testing.assert_frame_equal(got, expected)
     # and a format-4 round trip keeps the grid
     assert len(MetaLearner.load(path).sensitivity_grid) == len(fitted_map.sensitivity_prior)
+
+
+def test_a_file_whose_sensitivity_weights_do_not_fit_its_grid_is_refused(fitted_map, tmp_path):
+    import xarray as xr
+
+    path = fitted_map.save(tmp_path / "m.nc")
+    with xr.open_dataset(path) as f:
+        ds = f.load()
+    ds.attrs["sensitivity_grid"] = json.dumps([0.5, 1.0, 2.0])
+    ds.to_netcdf(tmp_path / "bad.nc")
+    with pytest.raises(ValidationError, match="sensitivity weights for a grid of 3 points"):
+        MetaLearner.load(tmp_path / "bad.nc")
