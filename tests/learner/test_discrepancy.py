@@ -96,8 +96,9 @@ def _cliff(rng: np.random.Generator, n: int) -> pd.DataFrame:
 
 def test_learner_predicts_a_cliff_the_quadratic_cannot(fitted_map, synth):
     """Held-out configs of a dataset whose metric collapses beyond depth 8: with the
-    discrepancy the predictions after 24 runs are ~40% closer, and Thompson draws carry its
-    correction too."""
+    discrepancy the predictions after 24 runs are ~20% closer (mean error .077 vs .099; the
+    sensitivity grid up to λ = 64 already lets the surface follow part of the cliff — capped
+    at λ = 4 the errors were .103 vs .172), and Thompson draws carry its correction too."""
     _, meta, _ = synth
     rng = np.random.default_rng(3)
     obs, test = _cliff(rng, 24), _cliff(rng, 40)
@@ -113,7 +114,7 @@ def test_learner_predicts_a_cliff_the_quadratic_cannot(fitted_map, synth):
         draws = fitted_map.predict_draws("cliff", cfg, meta=meta_row, runs=obs)
     finally:
         fitted_map.config["discrepancy"] = before
-    assert errs[True] < 0.7 * errs[False]
+    assert errs[True] < 0.85 * errs[False]
     assert np.abs(draws.mean(0) - pred["mean"].to_numpy()).max() < 0.03
 
 
