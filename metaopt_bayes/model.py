@@ -529,7 +529,8 @@ class MetaLearner:
         return self
 
     def _sensitivity_prior(self, Phi: np.ndarray, y: np.ndarray, codes: np.ndarray) -> np.ndarray:
-        """Weights of the sensitivity grid :data:`SENSITIVITIES` (empirical Bayes).
+        """Weights of the sensitivity grid ``sensitivity_grid`` (:data:`SENSITIVITIES` when
+        fitting; empirical Bayes).
 
         The population fit gives every dataset the same spread ``τ`` of its coefficients
         around ``B z_d``, but datasets differ. On openml100_rf (MAP, all 500 runs of each of
@@ -559,12 +560,10 @@ class MetaLearner:
           .418 / .465. The whole loss at 64 is two tasks (task_9967, task_3492) whose accuracy
           is 1.0 on many runs, i.e. at the logit transform's clip.
         """
-        dr = self._draws
-        keep = np.unique(np.linspace(0, len(dr["tau"]) - 1, 50).astype(int))
-        tau2 = dr["tau"][keep] ** 2
-        floor2 = float(self.config["sigma_floor"]) ** 2
-        H = len(SENSITIVITIES)
-        default = _centred_prior(H, int(np.argmin(np.abs(np.log(SENSITIVITIES)))))
+        dr, keep, tau2, floor2 = self._second_stage_draws()
+        grid = self.sensitivity_grid
+        H = len(grid)
+        default = _centred_prior(H, int(np.argmin(np.abs(np.log(grid)))))
         logL = []
         for d in range(len(self.datasets)):
             idx = np.flatnonzero(codes == d)
@@ -575,7 +574,7 @@ class MetaLearner:
                 Phi[idx],
                 y[idx],
                 sigma2=np.exp(2.0 * dr["log_sigma"][keep, d]) + floor2,
-                scales=SENSITIVITIES,
+                scales=grid,
             )
             # the likelihood averaged over draws, per grid point (S, H) → (H,)
             logL.append(logsumexp(post.log_evidence, axis=0) - np.log(len(keep)))
@@ -597,6 +596,13 @@ class MetaLearner:
             warnings.warn("sensitivity grid weights: EM did not converge", RuntimeWarning, 2)
         return pi
 
+    def _second_stage_draws(self) -> tuple[dict[str, np.ndarray], np.ndarray, np.ndarray, float]:
+        """What the second-stage learners (sensitivity and discrepancy grid weights) share: the
+        posterior draws, 50 evenly spaced indices into them, their ``τ²`` and the noise floor²."""
+        dr = self._draws
+        keep = np.unique(np.linspace(0, len(dr["tau"]) - 1, 50).astype(int))
+        return dr, keep, dr["tau"][keep] ** 2, float(self.config["sigma_floor"]) ** 2
+
     def _discrepancy_prior(self, Phi: np.ndarray, y: np.ndarray, codes: np.ndarray) -> np.ndarray:
         """Grid weights of the model discrepancy, chosen on the training datasets
         (:func:`metaopt_bayes.discrepancy.fit_prior`): each dataset, treated as a new one, is
@@ -606,10 +612,7 @@ class MetaLearner:
         NLPD after 5 runs at equal coverage, .954.) 50 evenly spaced posterior draws carry
         the population. The held-out runs were part of the population fit, so the learnt
         discrepancy errs small."""
-        dr = self._draws
-        keep = np.unique(np.linspace(0, len(dr["tau"]) - 1, 50).astype(int))
-        tau2 = dr["tau"][keep] ** 2
-        floor2 = float(self.config["sigma_floor"]) ** 2
+        dr, keep, tau2, floor2 = self._second_stage_draws()
         rng = np.random.default_rng(int(self.config["seed"]))
         groups = []
         for d in range(len(self.datasets)):
