@@ -14,10 +14,18 @@ repeat. Methods:
                     the best config of each of the 25 nearest meta-train tasks, snapped to the
                     pool, then random. Tasks without meta-features fall back to random order of
                     meta-train tasks.
+- ``portfolio``   — a zero-shot portfolio (auto-sklearn 2.0, TabRepo): the configs that one by
+                    one most lower the meta-train tasks' mean regret, in that order, then random.
+                    Only where every task has the same configs (tabrepo).
 - ``metaopt-ei``  — metaopt's :class:`MetaLearner` fitted on the meta-train tasks, then
                     :func:`metaopt_bayes.search.recommend` (log-EI) one trial at a time, every
                     trial logged to the warehouse so the few-shot update sees it.
 - ``metaopt-cei`` — cost-aware EI (EI per predicted training second) on tabrepo.
+
+Each table is followed by what the targets ask for on those tasks: random search's exact
+expected regret, and on tabrepo the lowest regret any fixed set of configs reaches when chosen
+knowing every result of the searched tasks (an integer program) — a bound for every method
+that does not adapt to the task.
 
 Metric: normalized regret ``(best − found) / (best − worst)`` over the task's pool (sign-flipped
 for minimized metrics), and the average rank of the methods per task, after 1, 5, 10, 25 and
@@ -351,6 +359,112 @@ def run_nn_warm(task: Task, budget: int, seed: int, k: int = 25) -> list[int]:
     return (order + rest)[:budget]
 
 
+def _regret_matrix(runs: pd.DataFrame, maximize: bool) -> pd.DataFrame:
+    """Task × config_name normalized regret (suites whose configs recur on every task)."""
+    v = runs.pivot_table(index="task", columns="config_name", values="value")
+    v = v if maximize else -v
+    best, worst = v.max(axis=1), v.min(axis=1)
+    span = (best - worst).replace(0, 1)
+    return v.rsub(best, axis=0).div(span, axis=0).fillna(1.0)
+
+
+def greedy_portfolio(regret: pd.DataFrame, size: int) -> list:
+    """Configs chosen one at a time, each the one that most lowers the tasks' mean regret
+    given those before it (the zero-shot portfolios of auto-sklearn 2.0 and TabRepo)."""
+    R = regret.to_numpy()
+    cur = np.ones(len(R))
+    chosen: list[int] = []
+    for _ in range(min(size, R.shape[1])):
+        score = np.minimum(cur[:, None], R).mean(axis=0)
+        score[chosen] = np.inf
+        j = int(np.argmin(score))
+        chosen.append(j)
+        cur = np.minimum(cur, R[:, j])
+    return [regret.columns[j] for j in chosen]
+
+
+def run_portfolio(task: Task, budget: int, seed: int) -> list[int]:
+    """The meta-train tasks' greedy portfolio, in its order, then random."""
+    names = task.pool["config_name"].tolist()
+    order = [names.index(c) for c in task.fold_state["portfolio"] if c in names]
+    rng = np.random.default_rng(seed)
+    rest = [i for i in rng.permutation(len(names)).tolist() if i not in set(order)]
+    return (order + rest)[:budget]
+
+
+def best_fixed_regret(regret: pd.DataFrame, k: int, time_limit: float = 120.0) -> float:
+    """The lowest mean regret any fixed set of ``k`` configs reaches on these tasks, chosen
+    knowing every result (a facility-location integer program, solved by HiGHS): no method
+    that does not adapt to the task's results can do better."""
+    from scipy import sparse
+    from scipy.optimize import Bounds, LinearConstraint, milp
+
+    R = regret.to_numpy()
+    T, C = R.shape
+    if k >= C:
+        return 0.0
+    # x[t, c] = task t is served by config c; y[c] = config c is in the set
+    cost = np.concatenate([R.ravel() / T, np.zeros(C)])
+    one_each = sparse.hstack(
+        [sparse.kron(sparse.eye(T), np.ones((1, C))), sparse.csr_matrix((T, C))]
+    )
+    only_chosen = sparse.hstack([sparse.eye(T * C), -sparse.kron(np.ones((T, 1)), sparse.eye(C))])
+    k_of_them = sparse.hstack([sparse.csr_matrix((1, T * C)), np.ones((1, C))])
+    A = sparse.vstack([one_each, only_chosen, k_of_them]).tocsr()
+    lo = np.concatenate([np.ones(T), np.full(T * C, -np.inf), [k]])
+    hi = np.concatenate([np.ones(T), np.zeros(T * C), [k]])
+    res = milp(
+        cost,
+        constraints=LinearConstraint(A, lo, hi),
+        integrality=np.concatenate([np.zeros(T * C), np.ones(C)]),
+        bounds=Bounds(0, 1),
+        options={"time_limit": time_limit},
+    )
+    if res.status != 0:  # time limit: report the solver's proven lower bound
+        return float(res.mip_dual_bound)
+    return float(res.fun)
+
+
+def _own_regret(values: np.ndarray, maximize: bool) -> np.ndarray:
+    """Each config's normalized regret on its task."""
+    v = values if maximize else -values
+    span = v.max() - v.min()
+    return (v.max() - v) / span if span > 0 else np.zeros(len(v))
+
+
+def _expected_random_regret(regret: np.ndarray, b: int) -> float:
+    """Expected best regret of ``b`` configs drawn without replacement from the pool."""
+    r = np.sort(regret)
+    n = len(r)
+    if b >= n:
+        return float(r[0])
+    # P(the i-th best is the best drawn) = C(n-1-i, b-1) / C(n, b)
+    p = np.array([math.comb(n - 1 - i, b - 1) for i in range(n)], dtype=float) / math.comb(n, b)
+    return float(p @ r)
+
+
+def reach(suite: Suite, budgets, tasks) -> str:
+    """What can be reached on ``tasks``, for reading the targets: random search's exact
+    expected regret, and (configs shared by every task) the best fixed set of configs."""
+    runs = suite.runs[suite.runs["task"].isin(set(tasks))]
+    rows = {"random search, exact expectation": []}
+    for b in budgets:
+        per_task = [
+            _expected_random_regret(_own_regret(g.to_numpy(), suite.maximize), b)
+            for _, g in runs.groupby("task")["value"]
+        ]
+        rows["random search, exact expectation"].append(float(np.mean(per_task)))
+    if "config_name" in runs.columns:
+        R = _regret_matrix(runs, suite.maximize)
+        rows["best fixed set, chosen knowing every result"] = [
+            best_fixed_regret(R, b) for b in budgets
+        ]
+    head = "| reference | " + " | ".join(f"trials={b}" for b in budgets) + " |"
+    lines = [head, "|" + "---|" * (len(budgets) + 1)]
+    lines += [f"| {k} | " + " | ".join(f"{x:.4f}" for x in v) + " |" for k, v in rows.items()]
+    return "\n".join(lines)
+
+
 # --------------------------------------------------------------------------------------------
 # metaopt
 # --------------------------------------------------------------------------------------------
@@ -447,6 +561,7 @@ METHODS: dict[str, Callable[[Task, int, int], list[int]]] = {
     "tpe": run_tpe,
     "gp": run_gp,
     "nn-warm": run_nn_warm,
+    "portfolio": run_portfolio,
     "metaopt-ei": run_metaopt_ei,
     "metaopt-cei": run_metaopt_cei,
 }
@@ -501,6 +616,9 @@ def run_suite(suite: Suite, methods: list[str], args) -> pd.DataFrame:
     for k, test_tasks in enumerate(folds):
         train_tasks = [t for t in suite.tasks if t not in set(perm[k::5])]
         state: dict = {"best_config": best_config.loc[train_tasks]}
+        if "portfolio" in methods and "config_name" in suite.runs.columns:
+            tr = suite.runs[suite.runs["task"].isin(train_tasks)]
+            state["portfolio"] = greedy_portfolio(_regret_matrix(tr, suite.maximize), args.budget)
         if any(m.startswith("metaopt") for m in methods):
             t0 = time.perf_counter()
             state["metaopt"] = _fit_fold(suite, train_tasks, args.fit_method)
@@ -513,8 +631,10 @@ def run_suite(suite: Suite, methods: list[str], args) -> pd.DataFrame:
             task = Task(suite, name, pool, encode(suite, pool), train_tasks, state)
             values = pool["value"].to_numpy()
             for m in methods:
-                if m == "metaopt-cei" and not suite.has_cost:
-                    continue
+                if (m == "metaopt-cei" and not suite.has_cost) or (
+                    m == "portfolio" and "portfolio" not in state
+                ):
+                    continue  # needs training costs / configs shared by every task
                 t0 = time.perf_counter()
                 order = METHODS[m](task, args.budget, k)
                 el = time.perf_counter() - t0
@@ -705,6 +825,11 @@ def main(argv: list[str] | None = None) -> int:
         ]
         for ours in ("metaopt-ei", "metaopt-cei"):
             text += targets(s, ours)
+        text += [
+            "",
+            f"## {suite.name} — what the targets ask for, on these tasks",
+            reach(suite, budgets, df.task.unique()),
+        ]
         if suite.has_cost:
             st = summarize(df, TIME_BUDGETS, prefix="time")
             text += [
