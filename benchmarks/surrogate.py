@@ -4,7 +4,9 @@ Fits on 80% of the tasks (fixed seed), predicts every held-out configuration zer
 after k = 5 and 20 observed runs of the held-out task (the fast closed-form update), and
 prints one table: RMSE, mean within-task Spearman, NLPD and coverage of 50%/90% intervals.
 All scores are on the model's transformed metric scale (logit for accuracy-like metrics in
-[0, 1], log for errors/times), the scale every method predicts a Gaussian on. The same k runs
+[0, 1], log for errors/times), the scale every method predicts a Gaussian on; a value at a
+bound of [0, 1] is moved inside by half its dataset's resolution, taken from all of the
+dataset's runs, so the yardstick is the same for every method and k. The same k runs
 are observed by every method; test points are the held-out task's runs outside the first 20
 of a fixed permutation, identical for every k.
 
@@ -43,6 +45,7 @@ from scipy.stats import norm, spearmanr
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks._data import load_openml_rf, load_tabrepo, shared_data_dir
+from metaopt_bayes.features import TargetTransform
 from metaopt_bayes.model import MetaLearner
 from metaopt_bayes.update import (
     mixture_logpdf,
@@ -143,7 +146,14 @@ def _run_fold(
             "div": d["n_divergences"],
         }
     )
-    g = ml.transform._g  # metric → transformed (unstandardized) scale
+
+    # metric → transformed (unstandardized) scale; a value at a bound moves in by its dataset's
+    # resolution, taken from all of the dataset's runs, so the yardstick is the same at every k
+    yardstick = TargetTransform(ml.transform.kind, resolution=True)
+
+    def g(df: pd.DataFrame) -> np.ndarray:
+        return yardstick._g(ml._target(df), df["dataset"].to_numpy())
+
     # random forest features: linear encoded params + meta-features
     n_lin = 1 + len(ml.encoder._linear)
 
@@ -156,8 +166,9 @@ def _run_fold(
     from sklearn.gaussian_process.kernels import ConstantKernel, Matern, WhiteKernel
 
     rf_train = train.sample(n=min(len(train), 8000 if quick else 20000), random_state=seed)
-    y_rf_train = g(ml._target(rf_train))
-    pooled_m, pooled_s = float(np.mean(g(ml._target(train)))), float(np.std(g(ml._target(train))))
+    g_train = pd.Series(g(train), index=train.index)
+    y_rf_train = g_train.loc[rf_train.index].to_numpy()
+    pooled_m, pooled_s = float(g_train.mean()), float(g_train.std(ddof=0))
 
     def add(method_name, k, y, m, s, ds, scores=None):
         a = acc.setdefault(
@@ -172,10 +183,11 @@ def _run_fold(
         task = runs[runs["dataset"] == ds].reset_index(drop=True)
         perm = np.random.default_rng(seed + 1).permutation(len(task))
         test = task.iloc[perm[20:]].reset_index(drop=True)
-        y = g(ml._target(test))
+        g_task = g(task)
+        y = g_task[perm[20:]]
         for k in KS:
             obs = task.iloc[perm[:k]].reset_index(drop=True)
-            y_obs = g(ml._target(obs)) if k else np.array([])
+            y_obs = g_task[perm[:k]]
             m, vf, w, s2 = _learner_scores(ml, ds, test, obs, meta)
             add("MetaLearner", k, y, m, None, ds, _mixture_scores(y, m, vf, w, s2))
             if k >= 2:

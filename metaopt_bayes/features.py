@@ -510,18 +510,35 @@ class MetaFeatureScaler:
 class TargetTransform:
     """Monotone map of the metric to the modelling scale, then standardization.
 
-    ``kind``: ``logit`` for metrics inside [0, 1] (values clipped to ``[eps, 1 − eps]``),
-    ``log`` for positive metrics (times, losses), ``identity`` otherwise. ``t(y) = (g(y) −
-    center)/scale``; predictions are mapped back by ``g⁻¹(center + scale·t)``.
+    ``kind``: ``logit`` for metrics inside [0, 1], ``log`` for positive metrics (times,
+    losses), ``identity`` otherwise. ``t(y) = (g(y) − center)/scale``; predictions are mapped
+    back by ``g⁻¹(center + scale·t)``.
+
+    The logit of a metric *at* its bound (accuracy 1.0) is infinite, so such values are moved
+    inside by the dataset's resolution (``resolution=True``, every fit since format 5): half
+    the finest spacing between the dataset's distinct values, within ``[eps, eps_max]``. On a
+    dataset of 556 rows (grain 1/556) a perfect score then sits half an error above the best
+    imperfect one — the empirical logit's continuity correction — instead of ~3 logits above
+    it at a fixed ``1 − 10⁻⁴``, where one perfect run looked like a gross outlier. Interior
+    values are only clipped to ``[eps, 1 − eps]``. Older files keep the fixed clip.
     """
 
     kind: str
     center: float = 0.0
     scale: float = 1.0
     eps: float = 1e-4
+    eps_max: float = 0.01
+    resolution: bool = False
 
     @classmethod
-    def fit(cls, y: np.ndarray, metric: str = "", kind: str | None = None) -> TargetTransform:
+    def fit(
+        cls,
+        y: np.ndarray,
+        metric: str = "",
+        kind: str | None = None,
+        groups: np.ndarray | None = None,
+    ) -> TargetTransform:
+        """``groups``: each value's dataset (the resolution is a dataset's own)."""
         y = np.asarray(y, dtype=float)
         if kind is None:
             if metric in ("duration_s", "cpu_s") or metric.startswith("time"):
@@ -532,24 +549,44 @@ class TargetTransform:
                 kind = "log"
             else:
                 kind = "identity"
-        t = cls(kind)
-        g = t._g(y)
+        t = cls(kind, resolution=True)
+        g = t._g(y, groups)
         t.center = float(np.mean(g))
         t.scale = float(np.std(g)) or 1.0
         return t
 
-    def _g(self, y: np.ndarray) -> np.ndarray:
+    def bound_eps(self, y: np.ndarray, groups: np.ndarray | None = None) -> np.ndarray:
+        """Per value, how far inside (0, 1) a value at a bound is moved: half the finest
+        spacing of its group's distinct values (all one group without ``groups``), within
+        ``[eps, eps_max]``; ``eps`` for a group with a single distinct value."""
+        y = np.asarray(y, dtype=float)
+        if not self.resolution or len(y) == 0:
+            return np.full(len(y), self.eps)
+        codes = np.zeros(len(y), dtype=np.int64)
+        if groups is not None:
+            codes = pd.factorize(np.asarray(groups))[0]
+        out = np.empty(len(y))
+        for c in np.unique(codes):
+            sel = codes == c
+            gaps = np.diff(np.unique(np.round(y[sel], 9)))
+            grain = gaps.min() if len(gaps) else 2 * self.eps
+            out[sel] = min(max(grain / 2, self.eps), self.eps_max)
+        return out
+
+    def _g(self, y: np.ndarray, groups: np.ndarray | None = None) -> np.ndarray:
         y = np.asarray(y, dtype=float)
         if self.kind == "logit":
-            y = np.clip(y, self.eps, 1 - self.eps)
+            e = self.bound_eps(y, groups)
+            y = np.where(y >= 1, 1 - e, np.where(y <= 0, e, np.clip(y, self.eps, 1 - self.eps)))
             return np.log(y) - np.log1p(-y)
         if self.kind == "log":
             return np.log(np.clip(y, 1e-12, None))
         return y
 
-    def forward(self, y: np.ndarray) -> np.ndarray:
-        """Metric → standardized modelling scale."""
-        return (self._g(y) - self.center) / self.scale
+    def forward(self, y: np.ndarray, groups: np.ndarray | None = None) -> np.ndarray:
+        """Metric → standardized modelling scale (``groups``: each value's dataset; all one
+        dataset without it)."""
+        return (self._g(y, groups) - self.center) / self.scale
 
     def inverse(self, t: np.ndarray) -> np.ndarray:
         """Standardized modelling scale → metric."""

@@ -59,8 +59,9 @@ from metaopt_bayes.update import (
 from warehouse.errors import NotFoundError, ValidationError
 
 METHODS = ("nuts", "pathfinder", "advi", "map")
-# 2: discrepancy option and its grid weights; 3: dataset sensitivity; 4: its grid is stored
-FORMAT_VERSION = 4
+# 2: discrepancy option and its grid weights; 3: dataset sensitivity; 4: its grid is stored;
+# 5: a bounded metric's values at the bound are moved inside by the dataset's resolution
+FORMAT_VERSION = 5
 #: the grid of a dataset's sensitivity ``λ``: its slopes (every term but the intercept) deviate
 #: from the population by ``N(0, λ τ²)`` (see :meth:`MetaLearner._sensitivity_prior`)
 SENSITIVITIES = 2.0 ** np.arange(-4, 7)
@@ -456,9 +457,12 @@ class MetaLearner:
         if len(runs) == 0:
             raise ValidationError(f"no finite values of metric {self.metric!r} to fit on")
         runs["dataset"] = runs["dataset"].astype(str)
-        self.transform = TargetTransform.fit(y_raw, self.metric, self.config.get("transform"))
+        groups = runs["dataset"].to_numpy()
+        self.transform = TargetTransform.fit(
+            y_raw, self.metric, self.config.get("transform"), groups=groups
+        )
         self.transform.check(y_raw, "training run")
-        y = self.transform.forward(y_raw)
+        y = self.transform.forward(y_raw, groups)
         self.encoder = FeatureEncoder.fit(
             runs,
             space=self.config.get("space"),

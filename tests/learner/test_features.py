@@ -102,3 +102,30 @@ def test_target_transform():
     assert TargetTransform.fit(np.array([-1.0, 50.0]), "r2").kind == "identity"
     with pytest.raises(ValidationError, match="row 1"):
         t.check(np.array([0.5, 1.5]), "run")
+
+
+def test_logit_moves_a_perfect_score_in_by_the_datasets_resolution():
+    # accuracy on 556 rows moves in steps of 1/556: a perfect run sits half a step above the
+    # best imperfect one, not ~3 logits above it as at a fixed 1 - 1e-4
+    y = np.array([1.0, 1 - 1 / 556, 1 - 2 / 556, 1 - 5 / 556])
+    t = TargetTransform.fit(y, "accuracy")
+    g = t._g(y)
+    logit = lambda p: np.log(p / (1 - p))  # noqa: E731
+    np.testing.assert_allclose(g[0], logit(1 - 0.5 / 556), rtol=1e-6)
+    np.testing.assert_allclose(g[1:], logit(y[1:]))  # interior values are untouched
+    assert g[0] - g[1] < 0.8 and logit(1 - 1e-4) - g[1] > 2.5
+    # each dataset has its own grain; a zero is moved in the same way
+    g2 = t._g(np.array([1.0, 0.99, 0.0, 0.5, 0.25]), np.array(["a", "a", "b", "b", "b"]))
+    np.testing.assert_allclose(g2[[0, 2]], [logit(1 - 0.005), logit(0.01)])
+    # a dataset with one distinct value, a very fine grain, a coarse one: within [eps, eps_max]
+    assert t.bound_eps(np.array([1.0, 1.0]))[0] == t.eps
+    assert t.bound_eps(np.array([1.0, 1 - 1e-6]))[0] == t.eps
+    assert t.bound_eps(np.array([1.0, 0.5]))[0] == t.eps_max
+
+
+def test_transforms_of_older_files_keep_the_fixed_clip():
+    old = {"kind": "logit", "center": 0.0, "scale": 1.0, "eps": 1e-4}  # format ≤ 4
+    t = TargetTransform.from_dict(old)
+    assert not t.resolution
+    np.testing.assert_allclose(t._g(np.array([1.0, 0.99])), np.log([(1 - 1e-4) / 1e-4, 99.0]))
+    assert TargetTransform.from_dict(TargetTransform.fit(np.array([0.5, 1.0])).to_dict()).resolution
