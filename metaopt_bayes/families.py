@@ -1045,7 +1045,7 @@ def _next_joint(
                 for k in rec.columns
                 if k in space.spaces[fam].names and _set(row[k])
             }
-            cfg = space.validate({MODEL_COLUMN: fam, **params})
+            cfg = space.validate({MODEL_COLUMN: fam, **space.spaces[fam].restore(params)})
             return {"config": cfg, "mean": float(row["mean"]), "sd": float(row["sd"]), "rec": rec}
         except ValidationError:
             pass
@@ -1060,7 +1060,7 @@ def _next_joint(
     if free.empty:
         raise ValidationError(f"no untried candidate of {fam!r} left for dataset {dataset!r}")
     row = free.iloc[0]
-    cfg = space.validate({MODEL_COLUMN: fam, **{c: _plain(row[c]) for c in sp.names}})
+    cfg = space.validate({MODEL_COLUMN: fam, **sp.restore({c: _plain(row[c]) for c in sp.names})})
     return {"config": cfg, "mean": None, "sd": None, "rec": None}
 
 
@@ -1113,7 +1113,7 @@ def _family_result(
         sp = space.spaces[fam]
         cfg = {c: _plain(best[c]) for c in sp.names if c in best.index}
         with contextlib.suppress(ValidationError):
-            cfg = dict(sp.validate({k: v for k, v in cfg.items() if _set(v)}))
+            cfg = dict(sp.validate(sp.restore({k: v for k, v in cfg.items() if _set(v)})))
         res.model = fam
         res.best_config = cfg
         res.best_value = float(best["value"])

@@ -95,14 +95,17 @@ def space_candidates(
     kept = []
     for cfg in portfolio or []:
         try:
-            kept.append(space.validate({k: v for k, v in cfg.items() if k in space.names}))
+            own = {k: v for k, v in cfg.items() if k in space.names}
+            kept.append(space.validate(space.restore(own)))
         except ValidationError:
             continue  # outside this space (other bounds, another layout): not a candidate
     if kept:
         frames.append(pd.DataFrame(kept, columns=frames[0].columns))
     for i, cfg in enumerate(incumbents or []):
         try:
-            frames.append(space.neighbors(cfg, n_local, scale=scale, seed=seed * 7919 + i))
+            frames.append(
+                space.neighbors(space.restore(cfg), n_local, scale=scale, seed=seed * 7919 + i)
+            )
         except ValidationError:
             continue  # an incumbent outside this space (e.g. an imported run) refines nothing
     return pd.concat(frames, ignore_index=True)
@@ -1021,7 +1024,8 @@ def _typed_config(cfg: dict[str, Any], space: Any, pool: pd.DataFrame | None) ->
         return cfg
     if space is not None:
         try:
-            return dict(space.validate({k: v for k, v in cfg.items() if k in space.names}))
+            own = {k: v for k, v in cfg.items() if k in space.names}
+            return dict(space.validate(space.restore(own)))
         except ValidationError:
             return cfg
     return cfg
@@ -1069,7 +1073,7 @@ def _next_config(
                 cfg_cols = [c for c in cfg_cols if c in space.names]
             cfg = {c: _plain(rec.at[0, c]) for c in cfg_cols}
             if space is not None:
-                cfg = {k: v for k, v in space.validate(cfg).items()}
+                cfg = space.validate(space.restore(cfg))
             return {
                 "config": cfg,
                 "mean": float(rec.at[0, "mean"]),

@@ -160,6 +160,26 @@ class Param:
         k = len(self.choices or ())
         return (self.choices or ())[min(math.floor(u * k), k - 1)]
 
+    def restore(self, value: Any) -> Any:
+        """``value`` as the warehouse gives it back — a boolean as 1.0/0.0, any choice as its
+        number or text — in this parameter's own type where that is unambiguous; else as is
+        (so :meth:`check` still refuses what does not fit)."""
+        if isinstance(value, np.generic):
+            value = value.item()
+        if self.kind == "fixed":
+            options = [self.value]
+        elif self.kind == "categorical":
+            options = list(self.choices or ())
+        else:
+            return value
+        if _is_missing(value) or any(_same(o, value) for o in options):
+            return value
+        if isinstance(value, int | float):
+            hits = [o for o in options if isinstance(o, bool) and float(o) == value]
+        else:
+            hits = [o for o in options if str(o) == str(value)]
+        return hits[0] if len(hits) == 1 else value
+
     def check(self, value: Any) -> Any:
         """``value`` normalised to this parameter's type, or a ValidationError naming it."""
         where = f"parameter {self.name!r}"
@@ -368,6 +388,14 @@ class SearchSpace:
         return True
 
     # -- configs ----------------------------------------------------------------------
+    def restore(self, config: Mapping[str, Any]) -> dict[str, Any]:
+        """A config read back from the warehouse (which keeps a boolean as 1.0/0.0 and an
+        integer as a float) with this space's types where unambiguous; names it does not know
+        are kept, for :meth:`validate` to refuse."""
+        return {
+            k: self._by_name[k].restore(v) if k in self._by_name else v for k, v in config.items()
+        }
+
     def validate(self, config: Mapping[str, Any]) -> dict[str, Any]:
         """Check ``config`` and return it complete: fixed values filled, inactive → None.
 

@@ -142,6 +142,22 @@ def test_validate_completes_config(svc_space):
     assert isinstance(cfg["degree"], int)
 
 
+def test_a_config_read_back_from_the_warehouse_gets_its_types_again(svc_space):
+    # the warehouse keeps booleans as 1.0/0.0 and integers as floats; validation stays strict
+    stored = {"C": 2.0, "kernel": "rbf", "gamma": 0.5, "width": 32.0, "shrinking": 0.0}
+    with pytest.raises(ValidationError, match="shrinking"):
+        svc_space.validate(stored)
+    cfg = svc_space.validate(svc_space.restore({**stored, "max_iter": 1000.0}))
+    assert cfg["shrinking"] is False and cfg["width"] == 32 and cfg["max_iter"] == 1000
+    fixed = SearchSpace.from_dict({"x": {"type": "float", "low": 0, "high": 1}, "es": True})
+    assert fixed.validate(fixed.restore({"x": 0.5, "es": 1.0}))["es"] is True
+    assert fixed.restore({"es": "True", "other": 3}) == {"es": True, "other": 3}
+    with pytest.raises(ValidationError, match="fixed to True"):
+        fixed.validate(fixed.restore({"x": 0.5, "es": 0.0}))  # not the fixed value: refused
+    ambiguous = SearchSpace.from_dict({"v": [0, False, "a"]})
+    assert ambiguous.restore({"v": 0.0}) == {"v": 0.0}  # 0 matches as a number: kept as is
+
+
 @settings(max_examples=60, deadline=None)
 @given(hs.lists(hs.lists(hs.floats(0, 1), min_size=6, max_size=6), min_size=1, max_size=8))
 def test_unit_round_trip_is_identity(rows):

@@ -217,3 +217,13 @@ def test_without_other_datasets_the_target_is_the_history(wh, pool):
     lrn = FakeLearner()
     optimize(wh, "d1", "toy", 5, candidates=pool, objective=objective, learner=lrn, refit_every=2)
     assert lrn.fits == 2 and lrn.excluded == [None, None]  # refits at 2 and 4, target included
+
+
+def test_the_winner_of_a_family_with_a_boolean_is_retrained(wh):
+    # hist_gradient_boosting fixes early_stopping=False; the warehouse gives it back as 0.0,
+    # which scikit-learn refuses — the retrain of the winner used to crash on it
+    name = _registered(wh)
+    res = optimize(wh, name, "hist_gradient_boosting", 2, fit_method="map", cv=2)
+    assert res.best_config["early_stopping"] is False
+    assert isinstance(res.best_config["max_iter"], int)
+    assert res.test_metrics["accuracy"] > 0.5  # retrained on the train split, tested once

@@ -160,6 +160,23 @@ def test_portfolio_configs_join_the_space_candidates():
     assert (cands["x"] <= 1.0).all()
 
 
+def test_configs_read_back_from_the_warehouse_still_seed_the_candidates():
+    # booleans come back from the warehouse as 1.0/0.0: the best runs must still be refined
+    # locally and the portfolio kept (both were silently dropped for spaces with a boolean)
+    from metaopt_bayes.search import space_candidates
+    from metaopt_bayes.space import SearchSpace
+
+    space = SearchSpace.from_dict(
+        {"x": {"type": "float", "low": 0.0, "high": 1.0}, "flag": [True, False], "es": False}
+    )
+    stored = {"x": 0.25, "flag": 1.0, "es": 0.0}
+    plain = space_candidates(space, 16, seed=0)
+    cands = space_candidates(space, 16, seed=0, incumbents=[stored], n_local=8, portfolio=[stored])
+    assert len(cands) == len(plain) + 1 + 8
+    assert cands.iloc[16].to_dict() == {"x": 0.25, "flag": True, "es": False}
+    assert (cands["es"] == False).all()  # noqa: E712 — the fixed value, as a bool
+
+
 def test_recommend_can_pick_a_portfolio_config(fake_learner, wh):
     from metaopt_bayes.space import SearchSpace
 
