@@ -387,9 +387,9 @@ def run_portfolio(task: Task, budget: int, seed: int) -> list[int]:
     """The meta-train tasks' greedy portfolio, in its order, then random."""
     names = task.pool["config_name"].tolist()
     order = [names.index(c) for c in task.fold_state["portfolio"] if c in names]
-    rng = np.random.default_rng(seed)
-    rest = [i for i in rng.permutation(len(names)).tolist() if i not in set(order)]
-    return (order + rest)[:budget]
+    taken = set(order)
+    rest = [i for i in np.random.default_rng(seed).permutation(len(names)) if i not in taken]
+    return (order + [int(i) for i in rest])[:budget]
 
 
 def best_fixed_regret(regret: pd.DataFrame, k: int, time_limit: float = 120.0) -> float:
