@@ -4,7 +4,7 @@ Setting (HPO-B / tabular-benchmark style): every method may only pick configurat
 actually evaluated on the held-out task (its "pool"), so a pick costs a table look-up. Tasks are
 split leave-tasks-out with 5 folds (each fold: meta-train on 80% of the tasks, search the other
 20%; fold ``k`` uses seed ``k`` for every method), so every task is searched exactly once per
-repeat. Methods:
+repeat; ``--split-seed s`` draws another split (seeds ``5s + k``). Methods:
 
 - ``random``      — uniform random order of the pool.
 - ``tpe``         — Optuna's TPE sampler; each proposal is snapped to the nearest untried pool
@@ -603,7 +603,7 @@ def run_suite(suite: Suite, methods: list[str], args) -> pd.DataFrame:
     if args.max_tasks:
         rng = np.random.default_rng(1234)
         tasks = sorted(rng.choice(tasks, size=min(args.max_tasks, len(tasks)), replace=False))
-    rng = np.random.default_rng(0)
+    rng = np.random.default_rng(args.split_seed)
     perm = rng.permutation(tasks).tolist()
     folds = [perm[k::5] for k in range(5)][: args.folds]
     rows = []
@@ -636,7 +636,7 @@ def run_suite(suite: Suite, methods: list[str], args) -> pd.DataFrame:
                 ):
                     continue  # needs training costs / configs shared by every task
                 t0 = time.perf_counter()
-                order = METHODS[m](task, args.budget, k)
+                order = METHODS[m](task, args.budget, k + 5 * args.split_seed)
                 el = time.perf_counter() - t0
                 curve = regret_curve(values, order, suite.maximize, args.budget)
                 row = {"suite": suite.name, "fold": k, "task": name, "method": m, "wall_s": el}
@@ -769,6 +769,13 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--max-tasks", type=int, default=0, help="subsample tasks (0 = all)")
     ap.add_argument("--fit-method", default="nuts", help="MetaLearner method for metaopt")
     ap.add_argument("--quick", action="store_true", help="small smoke run")
+    ap.add_argument(
+        "--split-seed",
+        type=int,
+        default=0,
+        help="another 5-fold task split (methods then use seeds 5·s … 5·s+4); write it to "
+        "another --out",
+    )
     ap.add_argument("--out", default=str(OUT), help="folder for the csv/md/png results")
     ap.add_argument(
         "--report-only",
