@@ -572,10 +572,7 @@ METHODS: dict[str, Callable[[Task, int, int], list[int]]] = {
 # --------------------------------------------------------------------------------------------
 def regret_curve(values: np.ndarray, order: list[int], maximize: bool, budget: int) -> np.ndarray:
     """Normalized simple regret after each trial, padded with its last value to ``budget``."""
-    v = values if maximize else -values
-    best, worst = v.max(), v.min()
-    found = np.maximum.accumulate(v[order])
-    r = (best - found) / (best - worst) if best > worst else np.zeros(len(found))
+    r = np.minimum.accumulate(_own_regret(values, maximize)[order])
     if len(r) < budget:
         r = np.concatenate([r, np.full(budget - len(r), r[-1])])
     return r[:budget]
@@ -586,10 +583,7 @@ def regret_at_times(
 ) -> np.ndarray:
     """Normalized regret once the cumulative training time reaches each budget (1 before the
     first trial finishes)."""
-    v = values if maximize else -values
-    best, worst = v.max(), v.min()
-    found = np.maximum.accumulate(v[order])
-    r = (best - found) / (best - worst) if best > worst else np.zeros(len(found))
+    r = np.minimum.accumulate(_own_regret(values, maximize)[order])
     t = np.cumsum(costs[order])
     out = np.ones(len(budgets))
     for i, b in enumerate(budgets):

@@ -562,7 +562,9 @@ class MetaLearner:
         - openml100_rf (default NUTS, one split), after 5 runs RMSE .665 / .604 / .731, NLPD
           −0.49 / −0.47 / −0.45, 90% coverage .956 / .946 / .944; after 20 runs RMSE .408 /
           .418 / .465. The whole loss at 64 is two tasks (task_9967, task_3492) whose accuracy
-          is 1.0 on many runs, i.e. at the logit transform's clip.
+          is 1.0 on many runs, i.e. at the logit transform's clip (fixed since format 5: a
+          value at a bound moves inside by its dataset's resolution, see
+          :class:`~metaopt_bayes.features.TargetTransform`).
         """
         dr, keep, tau2, floor2 = self._second_stage_draws()
         grid = self.sensitivity_grid
