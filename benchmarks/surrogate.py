@@ -28,6 +28,10 @@ to read a 90% coverage from).
 runs over 100 datasets — all 47,000 openml100_rf runs of 94 tasks plus six of those tasks again
 under new names — with compile and sampling apart, then the fast update on 20 runs plus
 prediction for 100,000 candidate configs (best of ``--repeat``).
+
+``--levels`` instead prints, in seconds, how well the meta-features predict each task's level
+(its mean metric), leave one task out: ridge regressions on the standardized meta-features
+against the pooled mean of the other tasks. Zero-shot scores rest mostly on that level.
 """
 
 from __future__ import annotations
@@ -231,6 +235,51 @@ def _run_fold(
     return ml
 
 
+LEVEL_ALPHAS = (1.0, 10.0, 100.0, 1000.0)
+
+
+def level_predictability(name: str, runs: pd.DataFrame, meta: pd.DataFrame, metric: str):
+    """How much the meta-features tell about a task's level, the quantity a zero-shot
+    prediction mostly rests on: each task's mean metric on the transformed scale, predicted
+    leave-one-task-out by the pooled mean of the other tasks and by ridge regressions on the
+    product's standardized meta-features (:class:`MetaFeatureScaler`, fitted on all tasks: it
+    sees no metric). Rows: the RMSE of those predictions across tasks, and its ratio to the
+    pooled mean's (below 1: the meta-features carry information about the level)."""
+    from sklearn.linear_model import Ridge
+    from sklearn.model_selection import LeaveOneOut, cross_val_predict
+
+    from metaopt_bayes.features import MetaFeatureScaler
+
+    groups = runs["dataset"].astype(str).to_numpy()
+    y_raw = pd.to_numeric(runs["value"], errors="coerce").to_numpy(float)
+    kind = TargetTransform.fit(y_raw, metric, None, groups=groups).kind
+    g = TargetTransform(kind, resolution=True)._g(y_raw, groups)
+    level = pd.Series(g).groupby(groups).mean()
+    tasks = list(level.index)
+    Z = MetaFeatureScaler.fit(meta, tasks).transform(meta, tasks)[:, 1:]
+    y = level.to_numpy()
+    n = len(y)
+    preds = {"pooled mean of the other tasks": (y.sum() - y) / (n - 1)}
+    for a in LEVEL_ALPHAS:
+        preds[f"ridge on meta-features, alpha={a:g}"] = cross_val_predict(
+            Ridge(alpha=a), Z, y, cv=LeaveOneOut()
+        )
+    rmse = {k: float(np.sqrt(np.mean((v - y) ** 2))) for k, v in preds.items()}
+    pooled = rmse["pooled mean of the other tasks"]
+    return [
+        {
+            "scenario": name,
+            "tasks": n,
+            "meta-features": Z.shape[1],
+            "level sd": float(y.std(ddof=1)),
+            "predictor": k,
+            "RMSE": v,
+            "RMSE / pooled": v / pooled,
+        }
+        for k, v in rmse.items()
+    ]
+
+
 def speed_update(ml: MetaLearner, runs: pd.DataFrame, meta, ds: str) -> dict[str, float]:
     """Seconds for the few-shot update on 20 runs + predict of 100k candidate configs."""
     task = runs[runs["dataset"] == ds]
@@ -312,6 +361,11 @@ def main() -> None:
         help="how many of the 5 task folds to hold out in turn (scores pooled; default 1)",
     )
     ap.add_argument("--speed", action="store_true", help="the 50k-runs/100-datasets timing")
+    ap.add_argument(
+        "--levels",
+        action="store_true",
+        help="only the table of how well the meta-features predict a task's level (seconds)",
+    )
     ap.add_argument("--repeat", type=int, default=2, help="--speed repeats")
     args = ap.parse_args()
     import json
@@ -340,6 +394,13 @@ def main() -> None:
         scenarios = [scenarios[0], scenarios[1], scenarios[-1]]
     if args.only:
         scenarios = [s for s in scenarios if args.only in s[0]]
+    pd.set_option("display.width", 160)
+    pd.set_option("display.max_columns", 20)
+    if args.levels:
+        levels = [r for sc in scenarios for r in level_predictability(*sc)]
+        print("\n## Task levels predicted leave-one-task-out (transformed metric scale)")
+        print(pd.DataFrame(levels).to_string(index=False, float_format=lambda v: f"{v:.3f}"))
+        return
     rows, timings = [], []
     for name, runs, meta, metric in scenarios:
         print(f"… {name} ({len(runs)} runs)", file=sys.stderr, flush=True)
@@ -357,8 +418,6 @@ def main() -> None:
             args.folds,
         )
         timings[-1].update(speed_update(ml, runs, meta, str(test_tasks[0])))
-    pd.set_option("display.width", 160)
-    pd.set_option("display.max_columns", 20)
     print("\n## Leave-datasets-out accuracy (transformed metric scale)")
     print(pd.DataFrame(rows).to_string(index=False, float_format=lambda v: f"{v:.3f}"))
     print("\n## Fit and update timings")

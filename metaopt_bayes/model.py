@@ -79,13 +79,12 @@ DEFAULT_CONFIG: dict[str, Any] = {
     "interactions": True,
     "transform": None,  # logit | log | identity | None (infer)
     "prior_tau": 1.0,
-    # prior sd of a standardized meta-feature's effect on the level. Measured zero-shot NLPD
-    # (MAP, leave-tasks-out; pooled training mean in brackets): 0.1 → openml 2.243 (2.240),
-    # tabrepo binary / multiclass / regression 2.124 / 2.313 / 3.199 (2.086 / 2.193 / 3.112);
-    # 0.03 → 2.232, 2.093 / 2.182 / 3.126 (with the sensitivity, except binary at 0.03,
-    # measured before it; it moves zero-shot NLPD by ≤ 0.001). With 19–32 tasks per type the
-    # meta-features predict tabrepo's error level no better than its pooled mean.
-    "prior_meta": 0.03,
+    # prior sd of a standardized meta-feature's effect on the level: "auto" (empirical Bayes
+    # from the datasets' mean levels, see meta_prior_scale) or a number. A fixed scale cannot
+    # serve every metric: 0.03 was best for error metrics, whose levels the meta-features do
+    # not predict (`benchmarks/surrogate.py --levels`), but left the training time's zero-shot
+    # RMSE at 1.61 where 0.3 gives 1.09 (tabrepo, MAP, five task folds)
+    "prior_meta": "auto",
     # noise floor on the standardized scale: σ_d² = exp(2 log σ_d) + floor², so a dataset
     # whose metric never varies (e.g. 100% accuracy everywhere) cannot drive log σ_d → −∞.
     # Without a floor the likelihood of a constant dataset grows without bound as σ_d → 0.
@@ -327,6 +326,11 @@ class MetaLearner:
             raise ValidationError(
                 f"meta_terms must be intercept, linear or all, not {self.config['meta_terms']!r}"
             )
+        pm_ = self.config["prior_meta"]
+        if pm_ != "auto" and not (
+            isinstance(pm_, int | float) and not isinstance(pm_, bool) and pm_ > 0
+        ):
+            raise ValidationError(f"prior_meta must be 'auto' or a positive number, not {pm_!r}")
         self.warehouse = None
         self.idata = None
         self.encoder: FeatureEncoder | None = None
@@ -342,6 +346,9 @@ class MetaLearner:
         self._Z: np.ndarray | None = None
         # grid weights of the model discrepancy, learnt in fitting (None: the default prior)
         self.discrepancy_prior: np.ndarray | None = None
+        # the prior scale of the meta-features' effects used in fitting (prior_meta, or its
+        # empirical-Bayes value when "auto")
+        self.meta_prior: float | str | None = None
         # weights of the sensitivity grid, learnt in fitting, and the grid itself
         self.sensitivity_prior: np.ndarray | None = None
         self.sensitivity_grid: np.ndarray = SENSITIVITIES
@@ -486,6 +493,9 @@ class MetaLearner:
             m = codes == d
             Xd, yd = Phi[m], y[m]
             S[d], b[d], c[d], n[d] = Xd.T @ Xd, Xd.T @ yd, yd @ yd, m.sum()
+        self.meta_prior = self.config["prior_meta"]
+        if self.meta_prior == "auto":
+            self.meta_prior = meta_prior_scale(y, codes, self._Z)
         t_prep = time.perf_counter() - t_start
         model = build_pymc_model(
             S,
@@ -497,7 +507,7 @@ class MetaLearner:
             self.scaler.names,
             datasets,
             prior_tau=self.config["prior_tau"],
-            prior_meta=self.config["prior_meta"],
+            prior_meta=self.meta_prior,
             meta_rows=self._meta_rows(),
             sigma_floor=float(self.config["sigma_floor"]),
         )
@@ -520,6 +530,7 @@ class MetaLearner:
             sample_s=sample_s,
             fit_s=time.perf_counter() - t_start,
             transform=self.transform.kind,
+            prior_meta=float(self.meta_prior),
         )
         if self.diagnostics["status"] != "ok":
             msg = (
@@ -1227,6 +1238,48 @@ def _map_point(model: Any, seed: int, maxiter: int = 5000) -> dict[str, np.ndarr
         DictToArrayBijection.rmap(RaveledVars(res.x, info), start)
     )
     return {v.name: np.asarray(val) for v, val in zip(outs, values, strict=True)}
+
+
+# candidate prior scales of the meta-features' effects (standardized units; see below)
+META_PRIOR_GRID = (0.01, 0.02, 0.03, 0.05, 0.1, 0.2, 0.3, 0.5, 1.0)
+
+
+def meta_prior_scale(
+    y: np.ndarray, codes: np.ndarray, Z: np.ndarray, grid: tuple[float, ...] = META_PRIOR_GRID
+) -> float:
+    """Empirical-Bayes prior scale ``s`` of the meta-features' effects on a dataset's level.
+
+    The datasets' mean levels ``ȳ_d`` are modelled as ``ȳ_d = b₀ + z_dᵀb + η_d + ē_d`` with
+    ``b₀ ~ N(0, 1)``, ``b ~ N(0, s² I)``, ``η_d ~ N(0, t²)`` and ``ē_d`` the sampling error of
+    the mean (its variance the dataset's spread over its run count). Everything is Gaussian,
+    so ``ȳ ~ N(0, 11ᵀ + s² ZZᵀ + t² I + diag v)``; its log density (Woodbury, O(D q²)) is
+    maximized over ``t`` for each ``s`` of ``grid`` and the best ``s`` returned — type-II
+    maximum likelihood, as for the ridge penalty of Bayesian linear regression (MacKay 1992;
+    Bishop, *PRML* §3.5). Meta-features that predict the level (training time from the
+    dataset's size) get a wide prior, uninformative ones a tight one."""
+    Zm = np.asarray(Z, dtype=float)[:, 1:]
+    D, q = Zm.shape
+    if q == 0 or D < 3:
+        return float(grid[len(grid) // 2])
+    n = np.bincount(codes, minlength=D).astype(float)
+    mean = np.bincount(codes, weights=y, minlength=D) / np.maximum(n, 1)
+    spread = np.bincount(codes, weights=y**2, minlength=D) / np.maximum(n, 1) - mean**2
+    v = np.maximum(spread, 0.0) / np.maximum(n, 1)
+    t2_grid = np.geomspace(1e-4, 4.0, 49) * max(float(np.var(mean)), 1e-8)
+    best, best_s = -np.inf, float(grid[0])
+    for s in grid:
+        U = np.hstack([np.ones((D, 1)), s * Zm])  # C = diag(t² + v) + U Uᵀ
+        for t2 in t2_grid:
+            d = t2 + v
+            Ud = U / d[:, None]
+            M = np.eye(q + 1) + U.T @ Ud
+            L = np.linalg.cholesky(M)
+            w = np.linalg.solve(L, Ud.T @ mean)
+            logdet = np.log(d).sum() + 2.0 * np.log(np.diag(L)).sum()
+            ll = -0.5 * (logdet + mean @ (mean / d) - w @ w)
+            if ll > best:
+                best, best_s = ll, float(s)
+    return best_s
 
 
 def _centred_prior(n: int, centre: int) -> np.ndarray:
