@@ -1240,8 +1240,11 @@ def _map_point(model: Any, seed: int, maxiter: int = 5000) -> dict[str, np.ndarr
     return {v.name: np.asarray(val) for v, val in zip(outs, values, strict=True)}
 
 
-# candidate prior scales of the meta-features' effects (standardized units; see below)
+# candidate prior scales of the meta-features' effects (standardized units; see below), and
+# the scale used with fewer than META_PRIOR_MIN_DATASETS datasets, too few to estimate it
 META_PRIOR_GRID = (0.01, 0.02, 0.03, 0.05, 0.1, 0.2, 0.3, 0.5, 1.0)
+META_PRIOR_FALLBACK = 0.03
+META_PRIOR_MIN_DATASETS = 10
 
 
 def meta_prior_scale(
@@ -1256,11 +1259,12 @@ def meta_prior_scale(
     maximized over ``t`` for each ``s`` of ``grid`` and the best ``s`` returned — type-II
     maximum likelihood, as for the ridge penalty of Bayesian linear regression (MacKay 1992;
     Bishop, *PRML* §3.5). Meta-features that predict the level (training time from the
-    dataset's size) get a wide prior, uninformative ones a tight one."""
+    dataset's size) get a wide prior, uninformative ones a tight one. With no meta-features
+    or fewer than ``META_PRIOR_MIN_DATASETS`` datasets: ``META_PRIOR_FALLBACK``."""
     Zm = np.asarray(Z, dtype=float)[:, 1:]
     D, q = Zm.shape
-    if q == 0 or D < 3:
-        return float(grid[len(grid) // 2])
+    if q == 0 or D < META_PRIOR_MIN_DATASETS:
+        return META_PRIOR_FALLBACK
     n = np.bincount(codes, minlength=D).astype(float)
     mean = np.bincount(codes, weights=y, minlength=D) / np.maximum(n, 1)
     spread = np.bincount(codes, weights=y**2, minlength=D) / np.maximum(n, 1) - mean**2

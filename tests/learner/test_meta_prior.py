@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from metaopt_bayes import MetaLearner
-from metaopt_bayes.model import META_PRIOR_GRID, meta_prior_scale
+from metaopt_bayes.model import META_PRIOR_FALLBACK, META_PRIOR_GRID, meta_prior_scale
 from warehouse.errors import ValidationError
 
 
@@ -34,9 +34,11 @@ def test_uninformative_meta_features_get_a_tight_prior():
     assert np.median(picks) == META_PRIOR_GRID[0]
 
 
-def test_no_meta_features_falls_back_to_the_middle_of_the_grid():
+def test_no_meta_features_or_few_datasets_fall_back():
     y, codes, Z = _levels(effect=1.0)
-    assert meta_prior_scale(y, codes, Z[:, :1]) == META_PRIOR_GRID[len(META_PRIOR_GRID) // 2]
+    assert meta_prior_scale(y, codes, Z[:, :1]) == META_PRIOR_FALLBACK
+    y, codes, Z = _levels(effect=1.0, D=8)
+    assert meta_prior_scale(y, codes, Z) == META_PRIOR_FALLBACK
 
 
 @pytest.mark.parametrize("bad", [0, -0.1, "wide", True])
