@@ -1245,6 +1245,8 @@ def _map_point(model: Any, seed: int, maxiter: int = 5000) -> dict[str, np.ndarr
 META_PRIOR_GRID = (0.01, 0.02, 0.03, 0.05, 0.1, 0.2, 0.3, 0.5, 1.0)
 META_PRIOR_FALLBACK = 0.03
 META_PRIOR_MIN_DATASETS = 10
+# a wider scale must beat the tightest one within this many nats of evidence to be chosen
+META_PRIOR_MARGIN = 1.0
 
 
 def meta_prior_scale(
@@ -1256,11 +1258,15 @@ def meta_prior_scale(
     ``b₀ ~ N(0, 1)``, ``b ~ N(0, s² I)``, ``η_d ~ N(0, t²)`` and ``ē_d`` the sampling error of
     the mean (its variance the dataset's spread over its run count). Everything is Gaussian,
     so ``ȳ ~ N(0, 11ᵀ + s² ZZᵀ + t² I + diag v)``; its log density (Woodbury, O(D q²)) is
-    maximized over ``t`` for each ``s`` of ``grid`` and the best ``s`` returned — type-II
-    maximum likelihood, as for the ridge penalty of Bayesian linear regression (MacKay 1992;
-    Bishop, *PRML* §3.5). Meta-features that predict the level (training time from the
-    dataset's size) get a wide prior, uninformative ones a tight one. With no meta-features
-    or fewer than ``META_PRIOR_MIN_DATASETS`` datasets: ``META_PRIOR_FALLBACK``."""
+    maximized over ``t`` for each ``s`` of ``grid`` — type-II maximum likelihood, as for the
+    ridge penalty of Bayesian linear regression (MacKay 1992; Bishop, *PRML* §3.5). The
+    smallest ``s`` within ``META_PRIOR_MARGIN`` nats of the best is returned, a parsimony rule
+    like the one-standard-error rule (Hastie et al., *ESL* §7.10): with 20–30 datasets and
+    ten meta-features a chance correlation gains up to 0.8 nats and, taken at face value,
+    raised the zero-shot NLPD of tabrepo's multiclass error from 2.16 to 2.61, while the
+    training time's real signal gains ~30. Meta-features that predict the level (training
+    time from the dataset's size) get a wide prior, uninformative ones the tightest. With no
+    meta-features or fewer than ``META_PRIOR_MIN_DATASETS`` datasets: ``META_PRIOR_FALLBACK``."""
     Zm = np.asarray(Z, dtype=float)[:, 1:]
     D, q = Zm.shape
     if q == 0 or D < META_PRIOR_MIN_DATASETS:
@@ -1270,20 +1276,17 @@ def meta_prior_scale(
     spread = np.bincount(codes, weights=y**2, minlength=D) / np.maximum(n, 1) - mean**2
     v = np.maximum(spread, 0.0) / np.maximum(n, 1)
     t2_grid = np.geomspace(1e-4, 4.0, 49) * max(float(np.var(mean)), 1e-8)
-    best, best_s = -np.inf, float(grid[0])
-    for s in grid:
+    evidence = np.full(len(grid), -np.inf)
+    for i, s in enumerate(grid):
         U = np.hstack([np.ones((D, 1)), s * Zm])  # C = diag(t² + v) + U Uᵀ
         for t2 in t2_grid:
             d = t2 + v
             Ud = U / d[:, None]
-            M = np.eye(q + 1) + U.T @ Ud
-            L = np.linalg.cholesky(M)
+            L = np.linalg.cholesky(np.eye(q + 1) + U.T @ Ud)
             w = np.linalg.solve(L, Ud.T @ mean)
             logdet = np.log(d).sum() + 2.0 * np.log(np.diag(L)).sum()
-            ll = -0.5 * (logdet + mean @ (mean / d) - w @ w)
-            if ll > best:
-                best, best_s = ll, float(s)
-    return best_s
+            evidence[i] = max(evidence[i], -0.5 * (logdet + mean @ (mean / d) - w @ w))
+    return float(grid[int(np.argmax(evidence >= evidence.max() - META_PRIOR_MARGIN))])
 
 
 def _centred_prior(n: int, centre: int) -> np.ndarray:

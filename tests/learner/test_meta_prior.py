@@ -27,11 +27,10 @@ def test_informative_meta_features_get_a_wide_prior():
     assert min(picks) >= 0.3
 
 
-def test_uninformative_meta_features_get_a_tight_prior():
-    # chance correlations with 40 datasets sometimes earn a little more than the floor
+def test_uninformative_meta_features_get_the_tightest_prior():
+    # chance correlations with 40 datasets gain a little evidence, less than the margin
     picks = [meta_prior_scale(*_levels(effect=0.0, seed=s)) for s in range(10)]
-    assert max(picks) <= 0.1
-    assert np.median(picks) == META_PRIOR_GRID[0]
+    assert picks == [META_PRIOR_GRID[0]] * 10
 
 
 def test_no_meta_features_or_few_datasets_fall_back():
