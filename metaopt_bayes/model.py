@@ -346,9 +346,6 @@ class MetaLearner:
         self._Z: np.ndarray | None = None
         # grid weights of the model discrepancy, learnt in fitting (None: the default prior)
         self.discrepancy_prior: np.ndarray | None = None
-        # the prior scale of the meta-features' effects used in fitting (prior_meta, or its
-        # empirical-Bayes value when "auto")
-        self.meta_prior: float | str | None = None
         # weights of the sensitivity grid, learnt in fitting, and the grid itself
         self.sensitivity_prior: np.ndarray | None = None
         self.sensitivity_grid: np.ndarray = SENSITIVITIES
@@ -493,9 +490,9 @@ class MetaLearner:
             m = codes == d
             Xd, yd = Phi[m], y[m]
             S[d], b[d], c[d], n[d] = Xd.T @ Xd, Xd.T @ yd, yd @ yd, m.sum()
-        self.meta_prior = self.config["prior_meta"]
-        if self.meta_prior == "auto":
-            self.meta_prior = meta_prior_scale(y, codes, self._Z)
+        meta_prior = self.config["prior_meta"]  # "auto": empirical Bayes, before the fit
+        if meta_prior == "auto":
+            meta_prior = meta_prior_scale(y, codes, self._Z)
         t_prep = time.perf_counter() - t_start
         model = build_pymc_model(
             S,
@@ -507,7 +504,7 @@ class MetaLearner:
             self.scaler.names,
             datasets,
             prior_tau=self.config["prior_tau"],
-            prior_meta=self.meta_prior,
+            prior_meta=meta_prior,
             meta_rows=self._meta_rows(),
             sigma_floor=float(self.config["sigma_floor"]),
         )
@@ -530,7 +527,7 @@ class MetaLearner:
             sample_s=sample_s,
             fit_s=time.perf_counter() - t_start,
             transform=self.transform.kind,
-            prior_meta=float(self.meta_prior),
+            prior_meta=float(meta_prior),
         )
         if self.diagnostics["status"] != "ok":
             msg = (

@@ -44,3 +44,11 @@ def test_no_meta_features_or_few_datasets_fall_back():
 def test_prior_meta_must_be_auto_or_positive(bad):
     with pytest.raises(ValidationError, match="prior_meta"):
         MetaLearner("accuracy", prior_meta=bad)
+
+
+def test_the_scale_used_is_in_the_fit_diagnostics(fitted_map, synth):
+    # seven training datasets: too few to estimate, so the fallback
+    assert fitted_map.diagnostics["prior_meta"] == META_PRIOR_FALLBACK
+    runs, meta, _ = synth
+    fixed = MetaLearner("accuracy", method="map", interactions=False, prior_meta=0.2)
+    assert fixed.fit_frame(runs, meta).diagnostics["prior_meta"] == 0.2
