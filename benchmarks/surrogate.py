@@ -252,8 +252,7 @@ def level_predictability(name: str, runs: pd.DataFrame, meta: pd.DataFrame, metr
 
     groups = runs["dataset"].astype(str).to_numpy()
     y_raw = pd.to_numeric(runs["value"], errors="coerce").to_numpy(float)
-    kind = TargetTransform.fit(y_raw, metric, None, groups=groups).kind
-    g = TargetTransform(kind, resolution=True)._g(y_raw, groups)
+    g = TargetTransform.fit(y_raw, metric, None, groups=groups)._g(y_raw, groups)
     level = pd.Series(g).groupby(groups).mean()
     tasks = list(level.index)
     Z = MetaFeatureScaler.fit(meta, tasks).transform(meta, tasks)[:, 1:]

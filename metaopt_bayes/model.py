@@ -1268,10 +1268,9 @@ def meta_prior_scale(
     D, q = Zm.shape
     if q == 0 or D < META_PRIOR_MIN_DATASETS:
         return META_PRIOR_FALLBACK
-    n = np.bincount(codes, minlength=D).astype(float)
-    mean = np.bincount(codes, weights=y, minlength=D) / np.maximum(n, 1)
-    spread = np.bincount(codes, weights=y**2, minlength=D) / np.maximum(n, 1) - mean**2
-    v = np.maximum(spread, 0.0) / np.maximum(n, 1)
+    n = np.maximum(np.bincount(codes, minlength=D), 1).astype(float)
+    mean = np.bincount(codes, weights=y, minlength=D) / n
+    v = np.maximum(np.bincount(codes, weights=y**2, minlength=D) / n - mean**2, 0.0) / n
     t2_grid = np.geomspace(1e-4, 4.0, 49) * max(float(np.var(mean)), 1e-8)
     evidence = np.full(len(grid), -np.inf)
     for i, s in enumerate(grid):
