@@ -45,6 +45,8 @@ class ParamSpec:
     """How one hyperparameter is encoded.
 
     ``low``/``high`` are on the encoded scale (``log10`` of the value when ``log``).
+    ``per_row``: the parameter counts training rows (e.g. ``min_samples_leaf``) and is encoded
+    as ``log10(value / rows)``, rows being the dataset's size (its ``n_instances``).
     """
 
     name: str
@@ -54,6 +56,7 @@ class ParamSpec:
     high: float = 1.0
     levels: list[str] = field(default_factory=list)
     nullable: bool = False
+    per_row: bool = False
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -182,18 +185,29 @@ def _level(v: Any) -> str:
 
 
 def infer_param_specs(
-    runs: pd.DataFrame, space: Any = None, log_span: float = 100.0
+    runs: pd.DataFrame,
+    space: Any = None,
+    log_span: float = 100.0,
+    per_row: Any = (),
+    rows: np.ndarray | None = None,
 ) -> list[ParamSpec]:
     """Infer one :class:`ParamSpec` per varying ``params.<name>`` column.
 
     Rules (data-driven, overridden per parameter by ``space``): text → categorical; only 0/1
     → bool; all integral → int; otherwise numeric. A numeric/int parameter is on log scale
     when all its values are positive and ``max/min ≥ log_span``. Parameters that never vary
-    (one value, never unset) carry no information and are dropped.
+    (one value, never unset) carry no information and are dropped. A positive numeric
+    parameter named in ``per_row`` is encoded relative to its dataset's rows (``rows``, one per
+    run; see :class:`ParamSpec`), its range taken from the runs, whatever the space says.
     """
     overrides = _space_entries(space)
     specs: list[ParamSpec] = []
     for name in param_columns(runs):
+        if name in set(per_row) and rows is not None:
+            spec = _per_row_spec(name, runs[PARAM_PREFIX + name], np.asarray(rows, float))
+            if spec is not None:
+                specs.append(spec)
+                continue
         if name in overrides:
             entry = overrides[name]
             kind = entry.get("type") if isinstance(entry, dict) else getattr(entry, "kind", None)
@@ -231,6 +245,26 @@ def infer_param_specs(
             hi = lo + 1.0
         specs.append(ParamSpec(name, kind, log=log, low=lo, high=hi, nullable=nullable))
     return specs
+
+
+def _per_row_spec(name: str, col: pd.Series, rows: np.ndarray) -> ParamSpec | None:
+    """The spec of a row-counting parameter, or None when it cannot be one (text values,
+    non-positive values, or a run whose dataset size is unknown)."""
+    try:
+        values = _numeric_values(_as_object_column(col))
+    except ValueError:
+        return None
+    present = ~np.isnan(values)
+    if not present.any() or np.any(values[present] <= 0):
+        return None
+    if not np.all(np.isfinite(rows[present]) & (rows[present] > 0)):
+        return None
+    rel = np.log10(values[present]) - np.log10(rows[present])
+    lo, hi = float(rel.min()), float(rel.max())
+    kind = "int" if np.all(np.equal(np.mod(values[present], 1.0), 0.0)) else "numeric"
+    return ParamSpec(
+        name, kind, log=True, low=lo, high=max(hi, lo + 1.0), nullable=True, per_row=True
+    )
 
 
 # --------------------------------------------------------------------------------------------
@@ -287,9 +321,18 @@ class FeatureEncoder:
         space: Any = None,
         quadratic: bool = True,
         interactions: bool = True,
+        per_row: Any = (),
+        rows: np.ndarray | None = None,
     ) -> FeatureEncoder:
-        """Infer the parameter specs from a training matrix and build the encoder."""
-        return cls(infer_param_specs(runs, space), quadratic=quadratic, interactions=interactions)
+        """Infer the parameter specs from a training matrix and build the encoder
+        (``per_row``/``rows``: see :func:`infer_param_specs`)."""
+        specs = infer_param_specs(runs, space, per_row=per_row, rows=rows)
+        return cls(specs, quadratic=quadratic, interactions=interactions)
+
+    @property
+    def uses_rows(self) -> bool:
+        """Whether encoding needs the dataset's rows (a parameter is encoded per row)."""
+        return any(s.per_row for s in self.specs)
 
     @property
     def param_names(self) -> list[str]:
@@ -311,14 +354,26 @@ class FeatureEncoder:
                 return _as_object_column(configs[key])
         return pd.Series([None] * len(configs), index=configs.index, dtype=object)
 
-    def transform(self, configs: pd.DataFrame) -> np.ndarray:
+    def transform(self, configs: pd.DataFrame, rows: Any = None) -> np.ndarray:
         """Basis matrix ``Φ`` of shape (n, p) for configs keyed by parameter name.
 
         Columns may be named ``<name>`` or ``params.<name>``; a missing column means unset.
-        Raises :class:`ValidationError` naming the row and parameter of a value that cannot
-        be encoded (text for a numeric parameter, a non-positive value on a log scale).
+        ``rows``: the dataset's size (a number, or one per config), needed only when a
+        parameter is encoded per row. Raises :class:`ValidationError` naming the row and
+        parameter of a value that cannot be encoded (text for a numeric parameter, a
+        non-positive value on a log scale) or the missing dataset size.
         """
         n = len(configs)
+        log_rows = None
+        if self.uses_rows:
+            r = np.broadcast_to(np.asarray(np.nan if rows is None else rows, float), (n,))
+            if not np.all(np.isfinite(r) & (r > 0)):
+                name = next(s.name for s in self.specs if s.per_row)
+                raise ValidationError(
+                    f"parameter {name!r} is encoded relative to the dataset's rows, but the "
+                    "dataset's size is unknown (register the dataset to compute n_instances)"
+                )
+            log_rows = np.log10(r)
         lin: dict[str, np.ndarray] = {}
         for s in self.specs:
             col = self._column(configs, s.name)
@@ -349,6 +404,8 @@ class FeatureEncoder:
                         )
                     with np.errstate(divide="ignore", invalid="ignore"):
                         v = np.log10(v)
+                    if s.per_row:
+                        v = v - log_rows
                 c = 2.0 * (v - s.low) / (s.high - s.low) - 1.0
                 c = np.where(unset, 0.0, np.clip(c, -_CLIP, _CLIP))
             lin[s.name] = c

@@ -69,8 +69,9 @@ from warehouse.errors import NotFoundError, ValidationError
 
 METHODS = ("nuts", "pathfinder", "advi", "map")
 # 2: discrepancy option and its grid weights; 3: dataset sensitivity; 4: its grid is stored;
-# 5: a bounded metric's values at the bound are moved inside by the dataset's resolution
-FORMAT_VERSION = 5
+# 5: a bounded metric's values at the bound are moved inside by the dataset's resolution;
+# 6: parameters encoded per training row, and the training datasets' sizes
+FORMAT_VERSION = 6
 #: the grid of a dataset's sensitivity ``λ``: its slopes (every term but the intercept) deviate
 #: from the population by ``N(0, λ τ²)`` (see :meth:`MetaLearner._sensitivity_prior`)
 SENSITIVITIES = 2.0 ** np.arange(-4, 7)
@@ -104,6 +105,9 @@ DEFAULT_CONFIG: dict[str, Any] = {
     # which basis terms have meta-feature-dependent population means: "intercept" (the level
     # only), "linear" (level + main effects) or "all" (every term); measured in the docstring
     "meta_terms": "intercept",
+    # parameters that count training rows, encoded as value / the dataset's n_instances
+    # (None: the zoo family's ``per_row``, e.g. min_samples_leaf); see Family.per_row
+    "per_row": None,
     "n_nodes": 12,  # σ quadrature nodes for datasets unseen in fitting
     # a Gaussian-process discrepancy on each dataset's residuals (metaopt_bayes.discrepancy)
     "discrepancy": True,
@@ -335,6 +339,11 @@ class MetaLearner:
             raise ValidationError(
                 f"meta_terms must be intercept, linear or all, not {self.config['meta_terms']!r}"
             )
+        pr = self.config["per_row"]
+        if pr is not None and (isinstance(pr, str) or not all(isinstance(n, str) for n in pr)):
+            raise ValidationError(f"per_row must be a list of parameter names, not {pr!r}")
+        if pr is not None:
+            self.config["per_row"] = sorted(pr)
         pm_ = self.config["prior_meta"]
         if pm_ != "auto" and not (
             isinstance(pm_, int | float) and not isinstance(pm_, bool) and pm_ > 0
@@ -358,6 +367,8 @@ class MetaLearner:
         # weights of the sensitivity grid, learnt in fitting, and the grid itself
         self.sensitivity_prior: np.ndarray | None = None
         self.sensitivity_grid: np.ndarray = SENSITIVITIES
+        # each training dataset's size (n_instances), for parameters encoded per row
+        self.rows: dict[str, float] = {}
 
     # ---- public properties -------------------------------------------------------------
     @property
@@ -476,14 +487,19 @@ class MetaLearner:
         )
         self.transform.check(y_raw, "training run")
         y = self.transform.forward(y_raw, groups)
+        datasets = sorted(runs["dataset"].unique())
+        sizes = _dataset_rows(meta, datasets)
+        self.rows = {d: float(r) for d, r in zip(datasets, sizes, strict=True) if np.isfinite(r)}
+        run_rows = runs["dataset"].map(self.rows).to_numpy(dtype=float)
         self.encoder = FeatureEncoder.fit(
             runs,
             space=self.config.get("space"),
             quadratic=self.config["quadratic"],
             interactions=self.config["interactions"],
+            per_row=self._per_row(),
+            rows=run_rows,
         )
-        Phi = self.encoder.transform(runs)
-        datasets = sorted(runs["dataset"].unique())
+        Phi = self.encoder.transform(runs, rows=run_rows)
         self.datasets = datasets
         self.portfolio = _portfolio(runs, y_raw, self.direction == "maximize")
         self.scaler = MetaFeatureScaler.fit(meta, datasets)
@@ -548,6 +564,17 @@ class MetaLearner:
             )
             warnings.warn(msg, RuntimeWarning, stacklevel=2)
         return self
+
+    def _per_row(self) -> tuple[str, ...]:
+        """Parameters to encode per training row: the ``per_row`` option, else the zoo
+        family's (none for a family the zoo does not know, e.g. an imported history)."""
+        names = self.config["per_row"]
+        if names is None:
+            from metaopt_bayes.zoo import FAMILIES
+
+            fam = FAMILIES.get(str(self.model))
+            names = fam.per_row if fam is not None else ()
+        return tuple(str(n) for n in names)
 
     def _sensitivity_prior(self, Phi: np.ndarray, y: np.ndarray, codes: np.ndarray) -> np.ndarray:
         """Weights of the sensitivity grid ``sensitivity_grid`` (:data:`SENSITIVITIES` when
@@ -821,12 +848,16 @@ class MetaLearner:
     # ---- prediction ----------------------------------------------------------------------
     def _dataset_inputs(
         self, dataset: str, warehouse: Any, meta: pd.DataFrame | None, runs: pd.DataFrame | None
-    ) -> tuple[np.ndarray, pd.DataFrame | None]:
-        """Meta-feature row ``z`` and the dataset's observed runs (from warehouse unless given)."""
+    ) -> tuple[np.ndarray, pd.DataFrame | None, float]:
+        """Meta-feature row ``z``, the dataset's observed runs (from warehouse unless given)
+        and its size (NaN when unknown; only parameters encoded per row need it)."""
         wh = warehouse if warehouse is not None else self.warehouse
         dataset = str(dataset)
         if meta is None and wh is not None:
             meta = wh.meta_features(datasets=[dataset])
+        rows = float(_dataset_rows(meta, [dataset])[0])
+        if not np.isfinite(rows):
+            rows = float(self.rows.get(dataset, np.nan))
         if meta is None and dataset in self.datasets:
             z = self._Z[self.datasets.index(dataset)]
         else:
@@ -838,7 +869,7 @@ class MetaLearner:
                 runs = None
         if runs is not None and len(runs) and "dataset" in runs.columns:
             runs = runs[runs["dataset"].astype(str) == dataset]
-        return z, runs
+        return z, runs, rows
 
     def posterior(
         self,
@@ -862,11 +893,11 @@ class MetaLearner:
         meta: pd.DataFrame | None,
         runs: pd.DataFrame | None,
         extra_runs: pd.DataFrame | None,
-    ) -> tuple[CoefficientPosterior, np.ndarray | None, np.ndarray | None]:
+    ) -> tuple[CoefficientPosterior, np.ndarray | None, np.ndarray | None, float]:
         """The coefficient posterior and the runs it conditions on: basis ``X`` and the
-        transformed metric ``y`` (both None without runs)."""
+        transformed metric ``y`` (both None without runs), and the dataset's size."""
         self._require_fitted()
-        z, runs = self._dataset_inputs(dataset, warehouse, meta, runs)
+        z, runs, rows = self._dataset_inputs(dataset, warehouse, meta, runs)
         frames = [f for f in (runs, extra_runs) if f is not None and len(f)]
         X = y = None
         if frames:
@@ -876,7 +907,7 @@ class MetaLearner:
             obs, y_raw = obs[ok], y_raw[ok]
             if len(obs):
                 self.transform.check(y_raw, f"dataset {dataset!r} run")
-                X = self.encoder.transform(obs.reset_index(drop=True))
+                X = self.encoder.transform(obs.reset_index(drop=True), rows=rows)
                 y = self.transform.forward(y_raw)
         dr = self._draws
         mu = np.einsum("spq,q->sp", dr["B"], z)
@@ -885,7 +916,7 @@ class MetaLearner:
         if str(dataset) in self.datasets:
             sig2 = np.exp(2.0 * dr["log_sigma"][:, self.datasets.index(str(dataset))])
             post = update_dataset(mu, tau2, X, y, sigma2=sig2 + floor2, **self._scales())
-            return post, X, y
+            return post, X, y, rows
         post = update_dataset(
             mu,
             tau2,
@@ -897,7 +928,7 @@ class MetaLearner:
             sigma_floor2=floor2,
             **self._scales(),
         )
-        return post, X, y
+        return post, X, y, rows
 
     def _scales(self) -> dict[str, np.ndarray]:
         """The sensitivity grid and its learnt weights for :func:`update_dataset` (none when
@@ -935,8 +966,8 @@ class MetaLearner:
         each config, and the coefficient posterior behind them: the quadratic surface after the
         closed-form update plus the dataset's model discrepancy, when it has runs."""
         configs = _as_configs(configs)
-        post, X, y = self._update(dataset, warehouse, meta, runs, extra_runs)
-        Phi = self.encoder.transform(configs)
+        post, X, y, rows = self._update(dataset, warehouse, meta, runs, extra_runs)
+        Phi = self.encoder.transform(configs, rows=rows)
         m, v = predictive_moments(post, Phi, noise=False)
         disc = self._discrepancy(post, X, y)
         if disc is not None:
@@ -1011,10 +1042,10 @@ class MetaLearner:
         configs far from the runs (the maximum of many independent noises), so draws carry
         the surface's uncertainty and :meth:`predict` alone the discrepancy's."""
         configs = _as_configs(configs)
-        post, X, y = self._update(dataset, warehouse, meta, runs, extra_runs)
+        post, X, y, rows = self._update(dataset, warehouse, meta, runs, extra_runs)
         rng = np.random.default_rng(self.config["seed"] if seed is None else seed)
         beta, sig2 = post.sample(rng)
-        Phi = self.encoder.transform(configs)
+        Phi = self.encoder.transform(configs, rows=rows)
         f = beta @ Phi.T
         disc = self._discrepancy(post, X, y)
         if disc is not None:  # the discrepancy's posterior mean (see the docstring)
@@ -1075,6 +1106,7 @@ class MetaLearner:
                     None if self.sensitivity_prior is None else list(self.sensitivity_prior)
                 ),
                 "sensitivity_grid": json.dumps(list(self.sensitivity_grid)),
+                "rows": json.dumps(self.rows, default=_json_default),
                 "discrepancy_prior": json.dumps(
                     None if self.discrepancy_prior is None else list(self.discrepancy_prior)
                 ),
@@ -1122,6 +1154,7 @@ class MetaLearner:
         cfg.setdefault("sigma_floor", 0.0)
         cfg.setdefault("discrepancy", False)
         cfg.setdefault("sensitivity", False)
+        cfg.setdefault("per_row", ())
         base = {k: cfg.pop(k) for k in ("metric", "model", "direction", "method")}
         self = cls(base["metric"], base["model"], base["direction"], base["method"], **cfg)
         if metric is not None and metric != self.metric:
@@ -1144,6 +1177,7 @@ class MetaLearner:
                 f"{path}: {len(w)} sensitivity weights for a grid of {len(grid)} points; the "
                 "file was altered or written by incompatible code"
             )
+        self.rows = {str(k): float(v) for k, v in json.loads(a.get("rows", "{}")).items()}
         self.datasets = [str(d) for d in ds["dataset"].values]
         self._Z = np.asarray(ds["Z"].values, dtype=float)
         self._draws = {
@@ -1292,6 +1326,23 @@ def meta_prior_scale(
             logdet = np.log(d).sum() + 2.0 * np.log(np.diag(L)).sum()
             evidence[i] = max(evidence[i], -0.5 * (logdet + mean @ (mean / d) - w @ w))
     return float(grid[int(np.argmax(evidence >= evidence.max() - META_PRIOR_MARGIN))])
+
+
+def _dataset_rows(meta: pd.DataFrame | None, datasets: list[str]) -> np.ndarray:
+    """Each dataset's size from its meta-features (``n_instances``, else
+    ``exp(log_n_instances)``); NaN where unknown."""
+    out = np.full(len(datasets), np.nan)
+    if meta is None or meta.empty:
+        return out
+    m = meta.copy()
+    m.index = m.index.astype(str)
+    m = m.reindex([str(d) for d in datasets])
+    if "n_instances" in m.columns:
+        out = pd.to_numeric(m["n_instances"], errors="coerce").to_numpy(dtype=float)
+    if "log_n_instances" in m.columns:
+        alt = np.exp(pd.to_numeric(m["log_n_instances"], errors="coerce").to_numpy(dtype=float))
+        out = np.where(np.isfinite(out), out, alt)
+    return out
 
 
 def _centred_prior(n: int, centre: int) -> np.ndarray:

@@ -37,6 +37,10 @@ class Family:
     kind: str
     description: str = ""
     _defaults: Callable[[str, int | None], dict[str, Any]] | None = None
+    #: hyperparameters that count training rows: their effect depends on the dataset's size
+    #: (``min_samples_leaf=100`` is mild on 10,000 rows and leaves no split on 150), so the
+    #: meta-learner encodes them relative to it (:class:`~metaopt_bayes.features.ParamSpec`)
+    per_row: tuple[str, ...] = ()
 
     def supports(self, task: str) -> bool:
         return task in self.tasks
@@ -350,6 +354,7 @@ FAMILIES: dict[str, Family] = {
             kind="boosted_trees",
             description="Histogram gradient-boosted trees (LightGBM-style).",
             _defaults=_hgb_defaults,
+            per_row=("min_samples_leaf",),
         ),
         Family(
             "random_forest",
@@ -360,6 +365,7 @@ FAMILIES: dict[str, Family] = {
             kind="bagged_trees",
             description="Random forest of decision trees.",
             _defaults=_rf_defaults,
+            per_row=("min_samples_leaf", "min_samples_split"),
         ),
         Family(
             "logistic_regression",
