@@ -114,13 +114,17 @@ def _configs(runs: pd.DataFrame) -> pd.DataFrame:
     return runs[cols].rename(columns=lambda c: c[len(_PREFIX) :]).reset_index(drop=True)
 
 
-def _grid(spec: Any, n: int = 21) -> list[Any]:
+def _grid(spec: Any, n: int = 21, rows: float = float("nan")) -> list[Any]:
+    """Values spanning the parameter's encoded range; a parameter encoded per training row
+    (``spec.per_row``) spans it as counts on a dataset of ``rows`` rows."""
     if spec.kind == "categorical":
         return list(spec.levels)
     if spec.kind == "bool":
         return [0.0, 1.0]
     enc = np.linspace(spec.low, spec.high, n)
     values = 10.0**enc if spec.log else enc
+    if getattr(spec, "per_row", False):  # counts: at least one row
+        values = np.maximum(values * rows, 1.0)
     if spec.kind == "int":
         values = np.unique(np.round(values))
     return [float(v) for v in values]
@@ -226,8 +230,9 @@ def collect(
     if len(bg) > background:
         bg = bg.sample(background, random_state=seed).reset_index(drop=True)
     pdp: dict[str, pd.DataFrame] = {}
+    rows = learner.dataset_rows(dataset, warehouse)
     for spec in learner.encoder.specs:
-        grid = _grid(spec)
+        grid = _grid(spec, rows=rows)
         batch = pd.concat(
             [bg.assign(**{spec.name: [g] * len(bg)}) for g in grid], ignore_index=True
         )

@@ -164,3 +164,24 @@ def test_report_cli_writes_file_and_unknown_dataset_errors(report_wh, tmp_path: 
     assert res.output.strip() == (
         "Error: dataset 'nope' has no finished runs with metric 'accuracy'"
     )
+
+
+def test_partial_dependence_of_a_row_counting_parameter_is_in_counts(tmp_path):
+    """`min_samples_leaf` of gradient boosting is encoded per training row: the report's grid
+    must still be counts on the target dataset, from 1 to about its size."""
+    from warehouse import Warehouse
+
+    runs, meta = _history()
+    rng = np.random.default_rng(1)
+    runs = runs.assign(
+        model="hist_gradient_boosting",
+        **{"params.min_samples_leaf": np.round(10 ** rng.uniform(0, 2, len(runs)))},
+    ).drop(columns=["params.kind"])
+    meta = meta.assign(n_instances=[150, 400, 1000, 3000, 80])
+    with Warehouse(tmp_path / "wh.duckdb") as wh:
+        wh.log_runs(runs)
+        wh.log_dataset_meta_features(meta)
+        data = collect(wh, dataset="ds2", metric="accuracy", method="map", interactions=False)
+    grid = data.partial_dependence["min_samples_leaf"]["value"].to_numpy()
+    assert grid.min() >= 1 and grid.max() <= 1000 * 2.5 and len(grid) > 5
+    assert np.isfinite(data.partial_dependence["min_samples_leaf"]["mean"]).all()
