@@ -201,9 +201,10 @@ def infer_param_specs(
     run; see :class:`ParamSpec`), its range taken from the runs, whatever the space says.
     """
     overrides = _space_entries(space)
+    per_row = set(per_row) if rows is not None else set()
     specs: list[ParamSpec] = []
     for name in param_columns(runs):
-        if name in set(per_row) and rows is not None:
+        if name in per_row:
             spec = _per_row_spec(name, runs[PARAM_PREFIX + name], np.asarray(rows, float))
             if spec is not None:
                 specs.append(spec)

@@ -123,7 +123,7 @@ def _grid(spec: Any, n: int = 21, rows: float = float("nan")) -> list[Any]:
         return [0.0, 1.0]
     enc = np.linspace(spec.low, spec.high, n)
     values = 10.0**enc if spec.log else enc
-    if getattr(spec, "per_row", False):  # counts: at least one row
+    if spec.per_row:  # counts: at least one row
         values = np.maximum(values * rows, 1.0)
     if spec.kind == "int":
         values = np.unique(np.round(values))
