@@ -579,13 +579,6 @@ class TargetTransform:
     imperfect one — the empirical logit's continuity correction — instead of ~3 logits above
     it at a fixed ``1 − 10⁻⁴``, where one perfect run looked like a gross outlier. Interior
     values are only clipped to ``[eps, 1 − eps]``. Older files keep the fixed clip.
-
-    Since format 7 (``by_size=True``) a dataset whose size ``n`` is known uses ``1/(2n)``
-    instead (a score averaged over ``n`` test predictions, as cross-validation makes, moves in
-    steps of ``1/n``): the spacing of observed values is not a dataset's resolution — averages
-    over folds of unequal size are ``10⁻⁴`` apart, and three runs of a few-shot update are
-    ``10⁻²`` apart — so the same perfect score landed 4.6 logits from the centre for one family
-    and 9 for another, and elsewhere in the update than in the fit.
     """
 
     kind: str
@@ -594,7 +587,6 @@ class TargetTransform:
     eps: float = 1e-4
     eps_max: float = 0.01
     resolution: bool = False
-    by_size: bool = False
 
     @classmethod
     def fit(
@@ -603,10 +595,8 @@ class TargetTransform:
         metric: str = "",
         kind: str | None = None,
         groups: np.ndarray | None = None,
-        rows: np.ndarray | None = None,
     ) -> TargetTransform:
-        """``groups``: each value's dataset (the resolution is a dataset's own); ``rows``: each
-        value's dataset size, NaN where unknown (see :meth:`bound_eps`)."""
+        """``groups``: each value's dataset (the resolution is a dataset's own)."""
         y = np.asarray(y, dtype=float)
         if kind is None:
             if metric in ("duration_s", "cpu_s") or metric.startswith("time"):
@@ -617,19 +607,16 @@ class TargetTransform:
                 kind = "log"
             else:
                 kind = "identity"
-        t = cls(kind, resolution=True, by_size=True)
-        g = t._g(y, groups, rows)
+        t = cls(kind, resolution=True)
+        g = t._g(y, groups)
         t.center = float(np.mean(g))
         t.scale = float(np.std(g)) or 1.0
         return t
 
-    def bound_eps(
-        self, y: np.ndarray, groups: np.ndarray | None = None, rows: np.ndarray | None = None
-    ) -> np.ndarray:
-        """Per value, how far inside (0, 1) a value at a bound is moved, within ``[eps,
-        eps_max]``: ``1/(2n)`` where its dataset's size ``n`` is known (``rows``, NaN where
-        not; with ``by_size``), else half the finest spacing of its group's distinct values
-        (all one group without ``groups``; ``eps`` for a single distinct value)."""
+    def bound_eps(self, y: np.ndarray, groups: np.ndarray | None = None) -> np.ndarray:
+        """Per value, how far inside (0, 1) a value at a bound is moved: half the finest
+        spacing of its group's distinct values (all one group without ``groups``), within
+        ``[eps, eps_max]``; ``eps`` for a group with a single distinct value."""
         y = np.asarray(y, dtype=float)
         if not self.resolution or len(y) == 0:
             return np.full(len(y), self.eps)
@@ -642,30 +629,22 @@ class TargetTransform:
             gaps = np.diff(np.unique(np.round(y[sel], 9)))
             grain = gaps.min() if len(gaps) else 2 * self.eps
             out[sel] = min(max(grain / 2, self.eps), self.eps_max)
-        if rows is not None and self.by_size:
-            n = np.broadcast_to(np.asarray(rows, dtype=float), out.shape)
-            known = np.isfinite(n) & (n > 0)
-            out[known] = np.clip(0.5 / n[known], self.eps, self.eps_max)
         return out
 
-    def _g(
-        self, y: np.ndarray, groups: np.ndarray | None = None, rows: np.ndarray | None = None
-    ) -> np.ndarray:
+    def _g(self, y: np.ndarray, groups: np.ndarray | None = None) -> np.ndarray:
         y = np.asarray(y, dtype=float)
         if self.kind == "logit":
-            e = self.bound_eps(y, groups, rows)
+            e = self.bound_eps(y, groups)
             y = np.where(y >= 1, 1 - e, np.where(y <= 0, e, np.clip(y, self.eps, 1 - self.eps)))
             return np.log(y) - np.log1p(-y)
         if self.kind == "log":
             return np.log(np.clip(y, 1e-12, None))
         return y
 
-    def forward(
-        self, y: np.ndarray, groups: np.ndarray | None = None, rows: np.ndarray | None = None
-    ) -> np.ndarray:
-        """Metric → standardized modelling scale (``groups``: each value's dataset, all one
-        dataset without it; ``rows``: each value's dataset size)."""
-        return (self._g(y, groups, rows) - self.center) / self.scale
+    def forward(self, y: np.ndarray, groups: np.ndarray | None = None) -> np.ndarray:
+        """Metric → standardized modelling scale (``groups``: each value's dataset; all one
+        dataset without it)."""
+        return (self._g(y, groups) - self.center) / self.scale
 
     def inverse(self, t: np.ndarray) -> np.ndarray:
         """Standardized modelling scale → metric."""

@@ -70,9 +70,8 @@ from warehouse.errors import NotFoundError, ValidationError
 METHODS = ("nuts", "pathfinder", "advi", "map")
 # 2: discrepancy option and its grid weights; 3: dataset sensitivity; 4: its grid is stored;
 # 5: a bounded metric's values at the bound are moved inside by the dataset's resolution;
-# 6: parameters encoded per training row, and the training datasets' sizes;
-# 7: a value at the bound is moved inside by 1/(2n) on a dataset of known size n
-FORMAT_VERSION = 7
+# 6: parameters encoded per training row, and the training datasets' sizes
+FORMAT_VERSION = 6
 #: the grid of a dataset's sensitivity ``λ``: its slopes (every term but the intercept) deviate
 #: from the population by ``N(0, λ τ²)`` (see :meth:`MetaLearner._sensitivity_prior`)
 SENSITIVITIES = 2.0 ** np.arange(-4, 7)
@@ -483,15 +482,15 @@ class MetaLearner:
             raise ValidationError(f"no finite values of metric {self.metric!r} to fit on")
         runs["dataset"] = runs["dataset"].astype(str)
         groups = runs["dataset"].to_numpy()
+        self.transform = TargetTransform.fit(
+            y_raw, self.metric, self.config.get("transform"), groups=groups
+        )
+        self.transform.check(y_raw, "training run")
+        y = self.transform.forward(y_raw, groups)
         datasets = sorted(runs["dataset"].unique())
         sizes = _dataset_rows(meta, datasets)
         self.rows = {d: float(r) for d, r in zip(datasets, sizes, strict=True) if np.isfinite(r)}
         run_rows = runs["dataset"].map(self.rows).to_numpy(dtype=float)
-        self.transform = TargetTransform.fit(
-            y_raw, self.metric, self.config.get("transform"), groups=groups, rows=run_rows
-        )
-        self.transform.check(y_raw, "training run")
-        y = self.transform.forward(y_raw, groups, run_rows)
         self.encoder = FeatureEncoder.fit(
             runs,
             space=self.config.get("space"),
@@ -918,7 +917,7 @@ class MetaLearner:
             if len(obs):
                 self.transform.check(y_raw, f"dataset {dataset!r} run")
                 X = self.encoder.transform(obs.reset_index(drop=True), rows=rows)
-                y = self.transform.forward(y_raw, rows=np.full(len(y_raw), rows))
+                y = self.transform.forward(y_raw)
         dr = self._draws
         mu = np.einsum("spq,q->sp", dr["B"], z)
         tau2 = dr["tau"] ** 2

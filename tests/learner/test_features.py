@@ -123,28 +123,6 @@ def test_logit_moves_a_perfect_score_in_by_the_datasets_resolution():
     assert t.bound_eps(np.array([1.0, 0.5]))[0] == t.eps_max
 
 
-def test_a_perfect_score_moves_in_by_half_a_row_when_the_size_is_known():
-    logit = lambda p: np.log(p / (1 - p))  # noqa: E731
-    # 3-fold CV means on 200 rows are ~1e-4 apart (folds of 66 and 67 rows), and a few-shot
-    # update sees three runs 0.05 apart: neither spacing is the dataset's resolution
-    y = np.array([1.0, 1 - 1 / 200 + 1e-4, 1.0, 0.95, 0.9])
-    groups = np.array(["a", "a", "b", "b", "b"])
-    rows = np.array([200.0, 200.0, np.nan, np.nan, np.nan])
-    t = TargetTransform.fit(y, "accuracy", groups=groups, rows=rows)
-    assert t.by_size
-    np.testing.assert_allclose(t.bound_eps(y, groups, rows), [1 / 400] * 2 + [t.eps_max] * 3)
-    np.testing.assert_allclose(t._g(y, groups, rows)[0], logit(1 - 1 / 400))
-    # the same value maps to the same place in the fit and in a dataset's own update
-    alone = t.forward(np.array([1.0, 0.97, 0.99]), rows=np.full(3, 200.0))
-    np.testing.assert_allclose(alone[0], t.forward(y, groups, rows)[0])
-    # sizes are bounded like grains: a huge dataset gets eps, a tiny one eps_max
-    assert list(t.bound_eps(np.ones(2), rows=np.array([1e7, 20.0]))) == [t.eps, t.eps_max]
-    # a transform of format ≤ 6 ignores sizes (the grain rule it was fitted with)
-    old = TargetTransform.from_dict({k: v for k, v in t.to_dict().items() if k != "by_size"})
-    assert not old.by_size
-    np.testing.assert_allclose(old.bound_eps(y[:2], rows=rows[:2]), (1 / 200 - 1e-4) / 2)
-
-
 def test_transforms_of_older_files_keep_the_fixed_clip():
     old = {"kind": "logit", "center": 0.0, "scale": 1.0, "eps": 1e-4}  # format ≤ 4
     t = TargetTransform.from_dict(old)
