@@ -632,7 +632,7 @@ def demo_cmd(
         default = _default_vs_found(wh, res, model, seed)
     default["seconds"] = round(time.perf_counter() - t_start, 1)
     emit(
-        default["table"],
+        _readable_settings(default["table"]) if fmt == "table" else default["table"],
         fmt,
         title=(
             f"{model} on {DEMO_TARGET}: default vs metaopt ({len(res.trials)} trials, "
@@ -643,6 +643,17 @@ def demo_cmd(
         click.echo(_verdict(default["table"]))
     if res.model_path and fmt == "table":
         click.echo(f"winner saved to {res.model_path}")
+
+
+def _readable_settings(table: Any) -> Any:
+    """The demo table with its JSON settings as ``name=value`` text (4 significant digits) and
+    without empty columns (no log loss for a model without probabilities), so that it reads in
+    a terminal; ``--format json``/``csv`` keep the JSON and every column."""
+    out = table.dropna(axis=1, how="all").copy()
+    out["settings"] = [
+        _cfg_text(json.loads(s), width=10_000) or "(none set)" for s in out["settings"]
+    ]
+    return out
 
 
 def _verdict(table: Any) -> str:

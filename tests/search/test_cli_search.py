@@ -50,3 +50,23 @@ def test_demo_verdict_line():
     assert _verdict(table(0.93, 0.93)).startswith("no trial beat scikit-learn's default")
     assert "test accuracy 0.960 vs 0.950" in _verdict(table(0.93, 0.93))
     assert _verdict(table(0.93, 0.92)).startswith("the default is 1.0 CV accuracy points better")
+
+
+def test_demo_table_shows_settings_as_text():
+    import json
+
+    import pandas as pd
+
+    from metaopt_bayes.cli.search_cmds import _readable_settings
+
+    cfg = {"learning_rate": 0.49999999999999994, "max_iter": 300, "early_stopping": False}
+    table = pd.DataFrame(
+        {"settings": ["{}", json.dumps(cfg)], "cv_accuracy": [0.9, 0.95], "log_loss": [None] * 2}
+    )
+    out = _readable_settings(table)
+    assert list(out.columns) == ["settings", "cv_accuracy"]
+    assert list(out["settings"]) == [
+        "(none set)",
+        "learning_rate=0.5 max_iter=300 early_stopping=False",
+    ]
+    assert table["settings"][1] == json.dumps(cfg)  # the JSON for --format json is untouched
