@@ -448,8 +448,9 @@ def loo_gp_regret(suite: Suite, runs: pd.DataFrame, budgets) -> list[float]:
     """Mean regret of the ``b`` configs a GP ranks best when it knows every *other* config of
     the task: a Matérn-5/2 ARD + white-noise GP (type-II ML, scikit-learn) on the task's whole
     pool, each config predicted leave-one-out (closed form, ``y − [K⁻¹y] / diag K⁻¹``). No
-    transfer method knows a new task this well, so it bounds what a model-ranked choice of
-    ``b`` configs can reach on these tasks, noise and all."""
+    transfer method knows a new task this well: a reference for what a model-ranked choice of
+    ``b`` configs can reach on these tasks, noise and all — not a strict bound, since a
+    sequential search sees each pick's result."""
     from sklearn.gaussian_process import GaussianProcessRegressor
     from sklearn.gaussian_process.kernels import ConstantKernel, Matern, WhiteKernel
 
