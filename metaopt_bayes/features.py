@@ -282,14 +282,26 @@ class FeatureEncoder:
     uniform ``c``) and pairwise products ``r_ij`` of numeric/boolean terms. Unset numeric values
     are encoded ``c = 0`` with their indicator set, so the indicator's coefficient is the effect
     of "unset" relative to the middle of the range.
+
+    ``ties``: groups of non-constant 0/1 columns (unset indicators, categorical levels) that
+    were identical on every training run, e.g. the indicators of parameters that are only ever unset
+    together. The data identify only their summed effect, so each group is one column
+    ``mean(a, b, …)`` (the members' average: 1 where all are set, ``k/m`` where ``k`` of ``m``
+    are) — the equal split a symmetric prior would give, without a direction the likelihood
+    cannot see, which is what stalls NUTS.
     """
 
     def __init__(
-        self, specs: list[ParamSpec], quadratic: bool = True, interactions: bool = True
+        self,
+        specs: list[ParamSpec],
+        quadratic: bool = True,
+        interactions: bool = True,
+        ties: list[list[str]] | None = None,
     ) -> None:
         self.specs = list(specs)
         self.quadratic = bool(quadratic)
         self.interactions = bool(interactions)
+        self.ties = [list(g) for g in ties or [] if len(g) > 1]
         self._build_names()
 
     # ---- construction -------------------------------------------------------------------
@@ -307,6 +319,13 @@ class FeatureEncoder:
                 self._numeric.append(s.name)
             if s.nullable:
                 lin.append(f"{s.name}[unset]")
+        for group in self.ties:
+            missing = [g for g in group if g not in lin or g in self._smooth]
+            if missing:
+                raise ValidationError(f"tied basis column {missing[0]!r} is not a 0/1 column")
+            first = lin.index(group[0])
+            lin = [n for n in lin if n not in group]
+            lin.insert(first, _tie_name(group))
         names = ["intercept", *lin]
         if self.quadratic:
             names += [f"{n}^2" for n in self._numeric]
@@ -328,7 +347,16 @@ class FeatureEncoder:
         """Infer the parameter specs from a training matrix and build the encoder
         (``per_row``/``rows``: see :func:`infer_param_specs`)."""
         specs = infer_param_specs(runs, space, per_row=per_row, rows=rows)
-        return cls(specs, quadratic=quadratic, interactions=interactions)
+        enc = cls(specs, quadratic=quadratic, interactions=interactions)
+        lin = enc._linear_columns(runs, rows)
+        patterns: dict[bytes, list[str]] = {}
+        for name in enc._linear:
+            if name not in enc._smooth and np.ptp(lin[name]) > 0:  # constants: not ties
+                patterns.setdefault(lin[name].tobytes(), []).append(name)
+        ties = [g for g in patterns.values() if len(g) > 1]
+        if not ties:
+            return enc
+        return cls(specs, quadratic=quadratic, interactions=interactions, ties=ties)
 
     @property
     def uses_rows(self) -> bool:
@@ -364,6 +392,19 @@ class FeatureEncoder:
         parameter of a value that cannot be encoded (text for a numeric parameter, a
         non-positive value on a log scale) or the missing dataset size.
         """
+        n = len(configs)
+        lin = self._linear_columns(configs, rows)
+        for group in self.ties:
+            lin[_tie_name(group)] = np.mean([lin[g] for g in group], axis=0)
+        cols = [np.ones(n)] + [lin[k] for k in self._linear]
+        if self.quadratic:
+            cols += [lin[k] ** 2 - 1.0 / 3.0 for k in self._numeric]
+        if self.interactions:
+            cols += [lin[a] * lin[b] for a, b in combinations(self._smooth, 2)]
+        return np.column_stack(cols) if cols else np.ones((n, 1))
+
+    def _linear_columns(self, configs: pd.DataFrame, rows: Any) -> dict[str, np.ndarray]:
+        """Every untied linear term of ``configs`` by name (see :meth:`transform`)."""
         n = len(configs)
         log_rows = None
         if self.uses_rows:
@@ -412,12 +453,7 @@ class FeatureEncoder:
             lin[s.name] = c
             if s.nullable:
                 lin[f"{s.name}[unset]"] = unset.astype(float)
-        cols = [np.ones(n)] + [lin[k] for k in self._linear]
-        if self.quadratic:
-            cols += [lin[k] ** 2 - 1.0 / 3.0 for k in self._numeric]
-        if self.interactions:
-            cols += [lin[a] * lin[b] for a, b in combinations(self._smooth, 2)]
-        return np.column_stack(cols) if cols else np.ones((n, 1))
+        return lin
 
     # ---- persistence ----------------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
@@ -425,6 +461,7 @@ class FeatureEncoder:
             "specs": [s.to_dict() for s in self.specs],
             "quadratic": self.quadratic,
             "interactions": self.interactions,
+            "ties": self.ties,
         }
 
     @classmethod
@@ -433,7 +470,12 @@ class FeatureEncoder:
             [ParamSpec(**s) for s in d["specs"]],
             quadratic=d.get("quadratic", True),
             interactions=d.get("interactions", True),
+            ties=d.get("ties"),
         )
+
+
+def _tie_name(group: list[str]) -> str:
+    return f"mean({', '.join(group)})"
 
 
 # --------------------------------------------------------------------------------------------

@@ -70,8 +70,9 @@ from warehouse.errors import NotFoundError, ValidationError
 METHODS = ("nuts", "pathfinder", "advi", "map")
 # 2: discrepancy option and its grid weights; 3: dataset sensitivity; 4: its grid is stored;
 # 5: a bounded metric's values at the bound are moved inside by the dataset's resolution;
-# 6: parameters encoded per training row, and the training datasets' sizes
-FORMAT_VERSION = 6
+# 6: parameters encoded per training row, and the training datasets' sizes;
+# 7: 0/1 basis columns identical on every training run are tied into one
+FORMAT_VERSION = 7
 #: the grid of a dataset's sensitivity ``λ``: its slopes (every term but the intercept) deviate
 #: from the population by ``N(0, λ τ²)`` (see :meth:`MetaLearner._sensitivity_prior`)
 SENSITIVITIES = 2.0 ** np.arange(-4, 7)

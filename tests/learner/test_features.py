@@ -129,3 +129,32 @@ def test_transforms_of_older_files_keep_the_fixed_clip():
     assert not t.resolution
     np.testing.assert_allclose(t._g(np.array([1.0, 0.99])), np.log([(1 - 1e-4) / 1e-4, 99.0]))
     assert TargetTransform.from_dict(TargetTransform.fit(np.array([0.5, 1.0])).to_dict()).resolution
+
+
+def test_encoder_ties_indicators_identical_on_training_runs():
+    # lr and depth are only ever unset together, and kind=b exactly when they are: the data
+    # identify one summed effect, so the three 0/1 columns become one averaged column
+    runs = pd.DataFrame(
+        {
+            "params.lr": [1e-3, None, 1e-2, None, 1e-1],
+            "params.depth": [3.0, None, 5.0, None, 9.0],
+            "params.kind": ["a", "b", "a", "b", "a"],
+            "params.frac": [0.1, 0.2, None, 0.4, 0.5],
+        }
+    )
+    enc = FeatureEncoder.fit(runs)
+    tied = "mean(lr[unset], depth[unset], kind[b])"
+    assert enc.ties == [["lr[unset]", "depth[unset]", "kind[b]"]]
+    assert tied in enc.names and "lr[unset]" not in enc.names and "frac[unset]" in enc.names
+    X = enc.transform(runs)
+    lin = enc.linear_terms(X)
+    assert len({lin[:, j].tobytes() for j in range(lin.shape[1])}) == lin.shape[1]
+    np.testing.assert_array_equal(X[:, enc.names.index(tied)], [0, 1, 0, 1, 0])
+    # a new config where only one of them holds gets its share of the effect
+    one = enc.transform(pd.DataFrame({"lr": [None], "depth": [4.0], "kind": ["a"]}))[0]
+    assert one[enc.names.index(tied)] == pytest.approx(1 / 3)
+    back = FeatureEncoder.from_dict(enc.to_dict())
+    assert back.names == enc.names
+    np.testing.assert_array_equal(back.transform(runs), X)
+    with pytest.raises(ValidationError, match="'lr' is not a 0/1 column"):
+        FeatureEncoder(enc.specs, ties=[["lr", "frac[unset]"]])
