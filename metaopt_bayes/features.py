@@ -284,11 +284,11 @@ class FeatureEncoder:
     of "unset" relative to the middle of the range.
 
     ``ties``: groups of non-constant 0/1 columns (unset indicators, categorical levels) that
-    were identical on every training run, e.g. the indicators of parameters that are only ever unset
-    together. The data identify only their summed effect, so each group is one column
-    ``mean(a, b, …)`` (the members' average: 1 where all are set, ``k/m`` where ``k`` of ``m``
-    are) — the equal split a symmetric prior would give, without a direction the likelihood
-    cannot see, which is what stalls NUTS.
+    were identical on every training run, e.g. the indicators of parameters that are only
+    ever unset together. The data identify only their summed effect, so each group is one
+    column ``mean(a, b, …)``: 1 where every member is 1, ``k/m`` where ``k`` of its ``m``
+    members are. That is the equal split a symmetric prior would give, without the direction
+    the likelihood cannot see (along which NUTS chains wander without converging).
     """
 
     def __init__(
