@@ -354,8 +354,6 @@ class FeatureEncoder:
             if name not in enc._smooth and np.ptp(lin[name]) > 0:  # constants: not ties
                 patterns.setdefault(lin[name].tobytes(), []).append(name)
         ties = [g for g in patterns.values() if len(g) > 1]
-        if not ties:
-            return enc
         return cls(specs, quadratic=quadratic, interactions=interactions, ties=ties)
 
     @property
