@@ -20,9 +20,9 @@ noise as its scale mixture over posterior draws and σ-nodes (NLPD from the mixt
 intervals from its quantiles). A second table pairs the learner with each baseline on the same
 held-out rows: the NLPD difference and the learner's 90% coverage, each with a standard error
 clustered by task (a task's rows share its level, so the number of tasks, not of rows, sets
-how precisely a zero-shot cell is known). ``--folds K`` holds out K of the five task fifths in turn and
-pools the scores (a single 20% split holds out only ~6 tasks per tabrepo problem type, too few
-to read a 90% coverage from).
+how precisely a zero-shot cell is known). ``--folds K`` holds out K of the five task fifths in
+turn and pools the scores (a single 20% split holds out only ~6 tasks per tabrepo problem type,
+too few to read a 90% coverage from).
 
     PYTHONPATH=. python benchmarks/surrogate.py [--quick] [--method map|nuts|advi|pathfinder]
         [--folds 1..5] [--only NAME] [--set KEY=VALUE]
