@@ -27,11 +27,13 @@ from __future__ import annotations
 
 import json
 import shutil
+import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from warehouse import sqlfiles
 from warehouse.errors import ValidationError
+from warehouse.store import MEMORY
 
 if TYPE_CHECKING:
     from warehouse.store import Warehouse
@@ -72,24 +74,66 @@ def export_warehouse(
     """Write every table of ``wh`` as Parquet (partitioned by dataset) and each view's SQL
     transpiled to ``dialect`` into ``directory``; returns rows written per table.
 
-    Refuses a non-empty ``directory`` unless ``overwrite`` (which replaces it).
+    Refuses a non-empty ``directory`` unless ``overwrite``, and even then replaces only an
+    earlier metaopt export (a folder with its ``manifest.json``) that does not hold the
+    warehouse file itself. The export is written to a temporary sibling folder and moved into
+    place when complete, so a failure leaves ``directory`` as it was.
     """
-    import duckdb
-
     if dialect not in sqlfiles.DIALECTS:
         raise ValidationError(
             f"unknown dialect {dialect!r}; choose one of {', '.join(sqlfiles.DIALECTS)}"
         )
-    out = Path(directory).expanduser()
+    out = Path(directory).expanduser().resolve()
     if out.exists() and not out.is_dir():
         raise ValidationError(f"export target {str(out)!r} is a file, not a folder")
-    if out.is_dir() and any(out.iterdir()):
+    replace = out.is_dir() and any(out.iterdir())
+    if replace:
         if not overwrite:
             raise ValidationError(
                 f"export folder {str(out)!r} is not empty; pass --overwrite to replace it"
             )
-        shutil.rmtree(out)
-    out.mkdir(parents=True, exist_ok=True)
+        if not _is_export(out):
+            raise ValidationError(
+                f"export folder {str(out)!r} is not a metaopt export (no manifest.json); "
+                "--overwrite replaces only an earlier export"
+            )
+        if wh.path != MEMORY and Path(wh.path).resolve().is_relative_to(out):
+            raise ValidationError(
+                f"export folder {str(out)!r} holds the warehouse {wh.path!r}; export elsewhere"
+            )
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".partial", dir=out.parent))
+    try:
+        counts = _write_export(wh, tmp, dialect)
+        if replace:
+            old = tmp.with_suffix(".old")
+            out.rename(old)
+            tmp.rename(out)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            if out.is_dir():
+                out.rmdir()  # empty: replaced by the finished export
+            tmp.rename(out)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return counts
+
+
+def _is_export(folder: Path) -> bool:
+    """Whether ``folder`` holds a metaopt export (its manifest names the format)."""
+    try:
+        manifest = json.loads((folder / "manifest.json").read_text("utf-8"))
+    except (OSError, ValueError):
+        return False
+    return isinstance(manifest, dict) and str(manifest.get("format", "")).startswith(
+        "metaopt-export/"
+    )
+
+
+def _write_export(wh: Warehouse, out: Path, dialect: str) -> dict[str, int]:
+    """The export's files, written into the existing empty folder ``out``."""
+    import duckdb
 
     views = {
         name: sqlfiles.transpile(sqlfiles.view_sql(name), dialect) for name in sqlfiles.view_names()

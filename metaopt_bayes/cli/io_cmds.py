@@ -164,7 +164,11 @@ def import_optuna_cmd(
     show_default=True,
     help="SQL dialect for the exported views (views/<name>.sql).",
 )
-@click.option("--overwrite", is_flag=True, help="Replace DIRECTORY if it is not empty.")
+@click.option(
+    "--overwrite",
+    is_flag=True,
+    help="Replace DIRECTORY if it holds an earlier metaopt export (never any other folder).",
+)
 @output_option
 @click.pass_context
 def export_cmd(ctx: click.Context, directory: str, dialect: str, overwrite: bool, fmt: str) -> None:

@@ -71,8 +71,47 @@ def test_export_refuses_non_empty_folder_and_unknown_dialect(wh_seeded, tmp_path
     assert (out / "keep.txt").exists()
     with pytest.raises(ValidationError, match="unknown dialect 'cobol'"):
         export_warehouse(wh_seeded, tmp_path / "other", dialect="cobol")
+    with pytest.raises(ValidationError, match="is not a metaopt export"):
+        export_warehouse(wh_seeded, out, overwrite=True)
+    assert (out / "keep.txt").read_text() == "x"
+
+
+def test_export_overwrite_replaces_only_an_earlier_export(wh_seeded, tmp_path: Path):
+    out = tmp_path / "exp"
+    export_warehouse(wh_seeded, out)
+    (out / "stale.txt").write_text("from the earlier export")
     counts = export_warehouse(wh_seeded, out, overwrite=True)
-    assert counts["runs"] == 7 and not (out / "keep.txt").exists()
+    assert counts["runs"] == 7 and not (out / "stale.txt").exists()
+    assert json.loads((out / "manifest.json").read_text())["tables"]["runs"] == 7
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["exp"]  # no temporary folder left
+
+
+def test_export_never_replaces_the_folder_holding_the_warehouse(tmp_path: Path):
+    from warehouse import Warehouse
+
+    with Warehouse(tmp_path / "wh.duckdb") as wh:
+        (tmp_path / "manifest.json").write_text(json.dumps({"format": "metaopt-export/1"}))
+        with pytest.raises(ValidationError, match="holds the warehouse"):
+            export_warehouse(wh, tmp_path, overwrite=True)
+        assert (tmp_path / "wh.duckdb").exists()
+
+
+def test_failed_export_leaves_the_earlier_one_in_place(wh_seeded, tmp_path: Path, monkeypatch):
+    import warehouse.export as export
+
+    out = tmp_path / "exp"
+    export_warehouse(wh_seeded, out)
+    before = sorted(str(p.relative_to(out)) for p in out.rglob("*"))
+
+    def broken(*args, **kwargs):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(export, "_write_empty", broken)
+    monkeypatch.setattr(export, "PARTITIONED", {"runs": "SELECT * FROM runs WHERE false"})
+    with pytest.raises(OSError, match="disk full"):
+        export_warehouse(wh_seeded, out, overwrite=True)
+    assert sorted(str(p.relative_to(out)) for p in out.rglob("*")) == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["exp"]
 
 
 def test_export_of_empty_warehouse_is_readable(wh_memory, tmp_path: Path):
