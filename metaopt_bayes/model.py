@@ -78,7 +78,6 @@ FORMAT_VERSION = 7
 SENSITIVITIES = 2.0 ** np.arange(-4, 7)
 #: the grid format-3 files were fitted on (they do not store theirs)
 _SENSITIVITIES_V3 = 2.0 ** np.arange(-4, 3)
-_MINIMIZE_HINTS = ("loss", "error", "rmse", "mae", "mse", "time", "duration", "cpu_s", "mem")
 
 DEFAULT_CONFIG: dict[str, Any] = {
     "draws": 1000,  # per chain (nuts) / total (advi, pathfinder)
@@ -151,9 +150,11 @@ def configure_compile_cache() -> Path:
 
 
 def infer_direction(metric: str) -> str:
-    """``minimize`` for names that look like losses/errors/times, else ``maximize``."""
-    low = metric.lower()
-    return "minimize" if any(h in low for h in _MINIMIZE_HINTS) else "maximize"
+    """``minimize`` for names that look like losses/errors/times, else ``maximize`` (the
+    warehouse's rule for metrics it registers, :func:`warehouse.ingest.guess_direction`)."""
+    from warehouse.ingest import guess_direction
+
+    return guess_direction(metric)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -311,14 +312,16 @@ class MetaLearner:
     ``method``: ``nuts`` (nutpie, else PyMC's NUTS), ``pathfinder`` (pymc-extras), ``advi``,
     ``map`` (a point estimate of the population parameters; ``β_d`` stays Bayesian).
     ``config`` overrides :data:`DEFAULT_CONFIG` (draws, tune, chains, seed, quadratic,
-    interactions, transform, space, …).
+    interactions, transform, space, …). ``direction`` (used by recommendations) defaults to
+    the metric's direction registered in the warehouse it is fitted on, else the one its name
+    suggests: ``MetaLearner("log_loss")`` minimizes, ``MetaLearner("accuracy")`` maximizes.
     """
 
     def __init__(
         self,
         metric: str,
         model: str | None = None,
-        direction: str | None = "maximize",
+        direction: str | None = None,
         method: str = "nuts",
         **config: Any,
     ) -> None:
@@ -327,6 +330,7 @@ class MetaLearner:
         unknown = set(config) - set(DEFAULT_CONFIG) - {"path"}
         if unknown:
             raise ValidationError(f"unknown MetaLearner option {sorted(unknown)[0]!r}")
+        self._direction_given = direction is not None
         if direction is None:
             direction = infer_direction(metric)
         if direction not in ("maximize", "minimize"):
@@ -412,6 +416,8 @@ class MetaLearner:
     def fit(self, warehouse: Any, datasets: list[str] | None = None, exclude: Any = None):
         """Fit on the warehouse's training matrix (and meta-features); record the fit there."""
         runs = _training_matrix(warehouse, self.metric, self.model, datasets, exclude)
+        if not self._direction_given and hasattr(warehouse, "metric_direction"):
+            self.direction = warehouse.metric_direction(self.metric)
         meta = warehouse.meta_features()
         self.fit_frame(runs, meta)
         self.warehouse = warehouse

@@ -163,8 +163,7 @@ def collect(
         dataset = str(tm["dataset"].value_counts().idxmax())
     runs = tm[tm["dataset"] == dataset].sort_values("seq").reset_index(drop=True)
     others = sorted(set(tm["dataset"].astype(str)) - {dataset})
-    dirs = warehouse.sql("SELECT direction FROM metrics WHERE name = ?", [metric])
-    direction = str(dirs["direction"].iloc[0]) if len(dirs) else "maximize"
+    direction = warehouse.metric_direction(metric)
 
     notes: list[str] = []
     t0 = time.perf_counter()

@@ -69,13 +69,15 @@ _STATUS = {
     "killed": "failed",
     "scheduled": "running",
 }
-_MINIMIZE_HINTS = ("loss", "error", "rmse", "mae", "mse", "time", "duration", "regret")
+_MINIMIZE_HINTS = (
+    "loss", "error", "rmse", "mae", "mse", "time", "duration", "regret", "cpu_s", "mem",
+)  # fmt: skip
 _NONE_TEXT = ("none", "null", "nan_param_unset")
 
 
 def guess_direction(metric: str) -> str:
     """``'minimize'`` when the name says lower is better (loss, error, rmse, mae, mse, time,
-    duration, regret), else ``'maximize'``."""
+    duration, regret, cpu_s, mem), else ``'maximize'``."""
     low = metric.lower()
     return "minimize" if any(h in low for h in _MINIMIZE_HINTS) else "maximize"
 

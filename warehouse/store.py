@@ -483,6 +483,14 @@ class Warehouse:
 
         return ingest.record_recommendations(self, df)
 
+    def metric_direction(self, metric: str) -> str:
+        """``'maximize'`` or ``'minimize'``: the direction registered for ``metric`` (by ingest
+        or an import), else the one its name suggests (loss, error, time, … are minimized)."""
+        from warehouse.ingest import guess_direction
+
+        rows = self._read_df("SELECT direction FROM metrics WHERE name = ?", [metric])
+        return str(rows["direction"].iloc[0]) if len(rows) else guess_direction(metric)
+
     def sql(
         self, query: str, params: Sequence[Any] | Mapping[str, Any] | None = None
     ) -> pd.DataFrame:

@@ -360,11 +360,8 @@ def _run_optimize(
     from metaopt_bayes.search import optimize
 
     metric = metric or (learner.metric if learner is not None else _default_metric(wh, dataset))
-    maximize = (learner.direction if learner is not None else None) != "minimize"
-    if learner is None:
-        from metaopt_bayes.model import infer_direction
-
-        maximize = infer_direction(metric) == "maximize"
+    direction = learner.direction if learner is not None else wh.metric_direction(metric)
+    maximize = direction == "maximize"
     with _LiveTable(metric, maximize, budget, live) as table:
         return optimize(
             wh,

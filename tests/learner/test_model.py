@@ -273,3 +273,22 @@ def test_a_file_whose_sensitivity_weights_do_not_fit_its_grid_is_refused(fitted_
     ds.to_netcdf(tmp_path / "bad.nc")
     with pytest.raises(ValidationError, match="sensitivity weights for a grid of 3 points"):
         MetaLearner.load(tmp_path / "bad.nc")
+
+
+def test_direction_follows_the_warehouse_then_the_metric_name(wh_memory):
+    from tests.conftest import tiny_history_frame
+    from warehouse.importers import _register_metric
+
+    assert MetaLearner("log_loss").direction == "minimize"
+    assert MetaLearner("accuracy").direction == "maximize"
+    assert MetaLearner("log_loss", direction="maximize").direction == "maximize"
+    # "score" sounds maximized, but an Optuna import registered it as minimized
+    _register_metric(wh_memory, "score", "minimize", "study")
+    runs = tiny_history_frame().rename(columns={"metrics.accuracy": "metrics.score"})
+    wh_memory.log_runs(runs)
+    assert wh_memory.metric_direction("score") == "minimize"
+    assert wh_memory.metric_direction("peak_mem_mb") == "minimize"
+    ml = MetaLearner("score", model="rf", method="map", discrepancy=False)
+    assert ml.direction == "maximize"  # before the fit: from the name
+    assert ml.fit(wh_memory).direction == "minimize"
+    assert MetaLearner("score", "rf", "maximize", "map").fit(wh_memory).direction == "maximize"
