@@ -168,6 +168,20 @@ def _observed_runs(learner: Any, warehouse: Any, dataset: str) -> pd.DataFrame:
 # --------------------------------------------------------------------------------------------
 # recommend
 # --------------------------------------------------------------------------------------------
+class CandidatesExhaustedError(ValidationError):
+    """Every candidate was already run (or is pending) on the dataset."""
+
+
+def _acquisition_key(acquisition: str) -> str:
+    """The acquisition's canonical name (case and ``_``/``-`` insensitive), or a clear error."""
+    key = str(acquisition).lower().replace("_", "-")
+    if key not in acq.ACQUISITIONS and key not in ("thompson", "log-ei"):
+        raise ValidationError(
+            f"unknown acquisition {acquisition!r}; choose one of {', '.join(acq.ACQUISITIONS)}"
+        )
+    return key
+
+
 def recommend(
     learner: Any,
     warehouse: Any,
@@ -224,11 +238,7 @@ def recommend(
         )
     if n < 1:
         raise ValidationError(f"n must be a positive integer, not {n!r}")
-    key = acquisition.lower().replace("_", "-")
-    if key not in acq.ACQUISITIONS and key not in ("thompson", "log-ei"):
-        raise ValidationError(
-            f"unknown acquisition {acquisition!r}; choose one of {', '.join(acq.ACQUISITIONS)}"
-        )
+    key = _acquisition_key(acquisition)
     if key == "cost-ei" and cost_learner is None:
         raise ValidationError("acquisition 'cost-ei' needs a duration model (cost_learner=...)")
     dataset = str(dataset)
@@ -252,7 +262,7 @@ def recommend(
         keep &= exclude_run(cands, pending.add_prefix(PARAM_PREFIX), names)
     pool = cands[keep].reset_index(drop=True)
     if pool.empty:
-        raise ValidationError(
+        raise CandidatesExhaustedError(
             f"every candidate was already run on dataset {dataset!r} (pass include_run=True)"
         )
     n = min(int(n), len(pool))
@@ -760,11 +770,9 @@ def optimize(
         direction = learner.direction
     metric = metric or _default_metric(task)
     if direction is None:
-        from metaopt_bayes.model import infer_direction
-
-        direction = infer_direction(metric)
+        direction = warehouse.metric_direction(metric)
     maximize = direction == "maximize"
-    key = acquisition.lower()
+    key = _acquisition_key(acquisition)
     n_init = max(2, min(5, budget // 4)) if n_init is None else n_init
 
     fitted_on: int | None = None  # other datasets' runs seen by the last fit
@@ -1080,7 +1088,7 @@ def _next_config(
                 "sd": float(rec.at[0, "sd"]),
                 "rec": rec,
             }
-        except ValidationError:
+        except CandidatesExhaustedError:  # the space's sample is used up: fresh Sobol points
             if pool is not None:
                 raise
     # initial design: Sobol points of the space, or random rows of the pool, never repeated

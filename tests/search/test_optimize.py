@@ -104,6 +104,12 @@ def test_bad_arguments(wh, pool):
             learner=FakeLearner(),
             executor="tcp://x:1",
         )
+    with pytest.raises(ValidationError, match="unknown acquisition 'eii'"):
+        optimize(
+            wh, "d1", "toy", 2, candidates=pool, objective=objective, learner=FakeLearner(),
+            acquisition="eii",
+        )  # fmt: skip
+    assert len(wh.runs(dataset="d1", limit=None)) == 0  # refused before any trial
 
 
 def test_objective_returning_a_number(wh):
