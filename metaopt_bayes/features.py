@@ -374,6 +374,42 @@ class FeatureEncoder:
         ``[-1, 1]``, booleans ``±1``, categoricals 0/1)."""
         return Phi[:, 1 : 1 + len(self._linear)]
 
+    def check(self, configs: pd.DataFrame, values: bool = True) -> None:
+        """Refuse what a user cannot have meant: a column that is not a parameter the encoder
+        knows (``params.<name>`` or ``<name>``; columns starting with ``_`` are carried along)
+        and, with ``values``, a categorical level or boolean the training runs never had.
+        (Numeric values outside the training range are allowed: they are extrapolated.)"""
+        known = set(self.param_names)
+        for c in configs.columns:
+            name = str(c)
+            if not name.startswith("_") and name.removeprefix(PARAM_PREFIX) not in known:
+                raise ValidationError(
+                    f"unknown parameter {name!r}; the meta-learner knows "
+                    f"{', '.join(sorted(known)) or 'none'} (prefix a column with _ to pass "
+                    "it through)"
+                )
+        if not values:
+            return
+        for s in self.specs:
+            col = self._column(configs, s.name)
+            if s.kind == "categorical":
+                labels = col.map(_level)
+                bad = (col.notna() & ~labels.isin(s.levels)).to_numpy()
+                allowed = ", ".join(lv for lv in s.levels if lv != "None")
+                what = f"one of {allowed}"
+            elif s.kind == "bool":
+                bad = np.array([v is not None and not isinstance(v, bool) for v in col])
+                bad &= ~np.array([v in (0.0, 1.0) for v in col])
+                what = "true or false"
+            else:
+                continue
+            if bad.any():
+                i = int(np.flatnonzero(bad)[0])
+                raise ValidationError(
+                    f"config row {i}: {s.name}={col.iloc[i]!r} is not a value the meta-learner "
+                    f"was fitted on ({what})"
+                )
+
     # ---- encoding ----------------------------------------------------------------------
     def _column(self, configs: pd.DataFrame, name: str) -> pd.Series:
         for key in (name, PARAM_PREFIX + name):

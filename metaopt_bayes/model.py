@@ -861,6 +861,15 @@ class MetaLearner:
         wh = warehouse if warehouse is not None else self.warehouse
         dataset = str(dataset)
         if meta is None and wh is not None:
+            if (
+                dataset not in self.datasets
+                and hasattr(wh, "has_dataset")
+                and not wh.has_dataset(dataset)
+            ):
+                raise NotFoundError(
+                    f"dataset {dataset!r} is not in the warehouse; register it (`metaopt "
+                    "datasets add`) so its meta-features are known, or pass meta="
+                )
             meta = wh.meta_features(datasets=[dataset])
         rows = self.dataset_rows(dataset, meta=meta)
         if meta is None and dataset in self.datasets:
@@ -1014,7 +1023,17 @@ class MetaLearner:
         uncertain over orders of magnitude and one Gaussian made intervals too wide. Interval
         ends map back through the monotone inverse transform and mean/sd on the metric scale
         come from 20-node Gauss–Hermite quadrature. ``predictive=False`` leaves out the noise.
+
+        Configs given as a dict or a list of dicts are checked as typed by a user: an unknown
+        parameter name or a level the training runs never had is an error (a DataFrame may
+        carry other columns, e.g. a runs frame, which are ignored).
         """
+        if not 0.0 < float(interval) < 1.0:
+            raise ValidationError(f"interval must be between 0 and 1, not {interval!r}")
+        if isinstance(configs, dict | list):
+            self._require_fitted()
+            configs = _as_configs(configs)
+            self.encoder.check(configs)
         m, v, post = self.latent(dataset, configs, warehouse, meta, runs, extra_runs)
         if not predictive:
             return self._summarize(m, np.sqrt(v), interval)
@@ -1135,11 +1154,15 @@ class MetaLearner:
 
     @classmethod
     def load(
-        cls, path: str | os.PathLike, warehouse: Any = None, metric: str | None = None
+        cls,
+        path: str | os.PathLike,
+        warehouse: Any = None,
+        metric: str | None = None,
+        model: str | None = None,
     ) -> MetaLearner:
         """Read a model written by :meth:`save`; refuses files that are not metaopt models,
-        come from a newer format, whose config does not match its hash, or whose metric differs
-        from ``metric`` when given."""
+        come from a newer format, whose config does not match its hash, or whose metric or
+        model family differs from ``metric`` / ``model`` when given."""
         import xarray as xr
 
         path = Path(path)
@@ -1149,7 +1172,8 @@ class MetaLearner:
             with xr.open_dataset(path) as f:
                 ds = f.load()
         except Exception as exc:
-            raise ValidationError(f"{path} is not a readable metaopt model file ({exc})") from None
+            why = (str(exc).splitlines() or [type(exc).__name__])[0][:160]
+            raise ValidationError(f"{path} is not a readable metaopt model file ({why})") from None
         a = ds.attrs
         if "metaopt_format" not in a or "config" not in a:
             raise ValidationError(f"{path} is not a metaopt model file (no metaopt attributes)")
@@ -1175,6 +1199,8 @@ class MetaLearner:
         self = cls(base["metric"], base["model"], base["direction"], base["method"], **cfg)
         if metric is not None and metric != self.metric:
             raise ValidationError(f"{path} models metric {self.metric!r}, not {metric!r}")
+        if model is not None and self.model is not None and model != self.model:
+            raise ValidationError(f"{path} models family {self.model!r}, not {model!r}")
         self.encoder = FeatureEncoder.from_dict(json.loads(a["encoder"]))
         self.scaler = MetaFeatureScaler.from_dict(json.loads(a["scaler"]))
         self.transform = TargetTransform.from_dict(json.loads(a["transform"]))

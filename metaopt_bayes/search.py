@@ -53,17 +53,18 @@ def _is_space(obj: Any) -> bool:
 def load_candidates(candidates: Any) -> pd.DataFrame:
     """A candidate pool as a DataFrame of parameter columns (a ``params.`` prefix is dropped).
 
-    Accepts a DataFrame, a list of dicts, or a path to a CSV/Parquet file.
+    Accepts a DataFrame, a list of dicts, or a path to a CSV, Parquet or JSON file.
     """
     if isinstance(candidates, pd.DataFrame):
         df = candidates.copy()
     elif isinstance(candidates, list):
         df = pd.DataFrame(candidates)
     elif isinstance(candidates, str | Path):
-        path = Path(candidates)
-        if not path.exists():
-            raise NotFoundError(f"no candidates file at {path}")
-        df = pd.read_parquet(path) if path.suffix == ".parquet" else pd.read_csv(path)
+        from warehouse.ingest import read_frame
+
+        if not Path(candidates).expanduser().exists():
+            raise NotFoundError(f"no candidates file at {candidates}")
+        df = read_frame(candidates, "candidates file")
     else:
         raise ValidationError(
             f"candidates must be a DataFrame, a CSV path or a search space, not "
@@ -256,6 +257,8 @@ def recommend(
         cands = cands.drop_duplicates().reset_index(drop=True)
     else:
         cands = load_candidates(candidates)
+        if isinstance(candidates, str | Path | list) and hasattr(learner, "encoder"):
+            learner.encoder.check(cands, values=False)  # typed by a user: no stray columns
     names = _param_names(learner, cands)
     keep = pd.Series(True, index=cands.index) if include_run else exclude_run(cands, runs, names)
     if pending is not None and len(pending):

@@ -192,6 +192,31 @@ def _read_file(path: Path) -> pa.Table:
     )
 
 
+def read_frame(path: str | Path, what: str = "file") -> pd.DataFrame:
+    """A small table from a CSV/TSV, Parquet or JSON (a list of objects) file, with the same
+    one-line refusals as ingest (missing, empty, ragged or unreadable file)."""
+    import pandas as pd
+
+    path = Path(path).expanduser()
+    if path.suffix.lower() != ".json":
+        frame = _read_file(path).to_pandas()
+    else:
+        if not path.is_file():
+            raise ValidationError(f"{what} {str(path)!r} does not exist")
+        try:
+            obj = json.loads(path.read_text("utf-8"))
+        except (OSError, ValueError) as exc:
+            raise ValidationError(f"cannot read {str(path)!r}: {_one_line(exc)}") from None
+        if isinstance(obj, dict):
+            obj = [obj]
+        if not isinstance(obj, list) or not all(isinstance(o, dict) for o in obj):
+            raise ValidationError(f"{what} {str(path)!r} must hold a JSON object or a list of them")
+        frame = pd.DataFrame(obj)
+    if frame.empty:
+        raise ValidationError(f"{what} {str(path)!r} has no rows")
+    return frame
+
+
 def _one_line(exc: BaseException) -> str:
     text = str(exc).strip()
     return text.splitlines()[0] if text else type(exc).__name__

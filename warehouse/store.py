@@ -483,6 +483,17 @@ class Warehouse:
 
         return ingest.record_recommendations(self, df)
 
+    def has_dataset(self, name: str) -> bool:
+        """Whether ``name`` is a registered dataset, has runs (imported histories) or has
+        meta-features."""
+        rows = self._read_df(
+            "SELECT 1 FROM datasets WHERE name = $n UNION ALL "
+            "SELECT 1 FROM (SELECT 1 FROM runs WHERE dataset = $n LIMIT 1) UNION ALL "
+            "SELECT 1 FROM (SELECT 1 FROM dataset_meta_features WHERE dataset = $n LIMIT 1)",
+            {"n": name},
+        )
+        return len(rows) > 0
+
     def metric_direction(self, metric: str) -> str:
         """``'maximize'`` or ``'minimize'``: the direction registered for ``metric`` (by ingest
         or an import), else the one its name suggests (loss, error, time, … are minimized)."""

@@ -53,7 +53,7 @@ def _load_model(wh: Any, model_id: str | None, metric: str | None, model: str | 
     path = rows.iloc[0]["path"]
     if path is None or (isinstance(path, float) and path != path):
         raise NotFoundError(f"meta-model {rows.iloc[0]['model_id']} has no saved file")
-    ml = MetaLearner.load(path, warehouse=wh)
+    ml = MetaLearner.load(path, warehouse=wh, metric=metric, model=model)
     ml.model_id = str(rows.iloc[0]["model_id"])
     return ml
 
@@ -139,7 +139,11 @@ def fit_cmd(
 
 
 @main.command("predict")
-@click.option("--dataset", required=True, help="Dataset to predict on (may have no runs).")
+@click.option(
+    "--dataset",
+    required=True,
+    help="Dataset to predict on: registered, with runs or with meta-features (zero-shot).",
+)
 @click.option("--config", "config_json", default=None, help="One config as a JSON object.")
 @click.option(
     "--configs",
@@ -178,17 +182,19 @@ def predict_cmd(
             obj = json.loads(config_json)
         except json.JSONDecodeError as exc:
             raise ValidationError(f"--config is not valid JSON ({exc.msg})") from None
-        configs = pd.DataFrame(obj if isinstance(obj, list) else [obj])
+        rows = obj if isinstance(obj, list) else [obj]
+        if not rows or not all(isinstance(r, dict) for r in rows):
+            raise ValidationError(
+                "--config must be a JSON object of parameters, e.g. '{\"max_depth\": 5}'"
+            )
+        configs = pd.DataFrame(rows)
     else:
-        suffix = Path(configs_file).suffix.lower()
-        if suffix == ".parquet":
-            configs = pd.read_parquet(configs_file)
-        elif suffix == ".json":
-            configs = pd.read_json(configs_file)
-        else:
-            configs = pd.read_csv(configs_file)
+        from metaopt_bayes.search import load_candidates
+
+        configs = load_candidates(configs_file)
     with open_warehouse(ctx, read_only=True) as wh:
         ml = _load_model(wh, model_id, metric, model)
+        ml.encoder.check(configs)
         pred = ml.predict(dataset, configs, warehouse=wh)
     emit(pd.concat([configs.reset_index(drop=True), pred], axis=1), fmt)
 

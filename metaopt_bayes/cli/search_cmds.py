@@ -46,7 +46,7 @@ def _learner(wh: Any, metric: str, model: str, path: str | None, method: str, qu
     from metaopt_bayes.model import MetaLearner
 
     if path is not None:
-        return MetaLearner.load(path, warehouse=wh, metric=metric)
+        return MetaLearner.load(path, warehouse=wh, metric=metric, model=model)
     try:
         rows = wh.sql(
             "SELECT path FROM meta_models WHERE metric = ? AND model_family = ? "

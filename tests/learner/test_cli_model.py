@@ -47,22 +47,15 @@ def test_fit_models_predict_diagnose(db, tmp_path):
     models = r.invoke(main, ["--db", str(db), "models", "--format", "json"])
     listed = json.loads(models.stdout)
     assert listed[0]["model_id"] == row["model_id"] and listed[0]["method"] == "map"
-    pred = r.invoke(
-        main,
-        [
-            "--db",
-            str(db),
-            "predict",
-            "--metric",
-            "accuracy",
-            "--dataset",
-            "brand_new",
-            "--config",
-            '{"lr": 0.01, "depth": 3, "booster": "dart"}',
-            "--format",
-            "json",
-        ],
-    )
+    predict = ["--db", str(db), "predict", "--metric", "accuracy", "--format", "json"]
+    config = ["--config", '{"lr": 0.01, "depth": 3, "booster": "dart"}']
+    typo = r.invoke(main, [*predict, "--dataset", "brand_nwe", *config])
+    assert typo.exit_code == 1 and "dataset 'brand_nwe' is not in the warehouse" in typo.output
+    from warehouse import Warehouse
+
+    with Warehouse(str(db)) as wh:  # a new dataset: only its meta-features are known
+        wh.log_dataset_meta_features(pd.DataFrame({"dataset": ["brand_new"], "n_rows": [500.0]}))
+    pred = r.invoke(main, [*predict, "--dataset", "brand_new", *config])
     assert pred.exit_code == 0, pred.output
     p = json.loads(pred.stdout)[0]
     assert p["lower"] < p["mean"] < p["upper"] and p["lr"] == 0.01
@@ -121,3 +114,42 @@ def test_commands_have_help_with_example():
     for cmd in ("fit", "predict", "models", "diagnose"):
         out = r.invoke(main, [cmd, "--help"])
         assert out.exit_code == 0 and "Example:" in out.output
+
+
+def test_predict_and_recommend_refuse_what_a_user_cannot_have_meant(db, tmp_path):
+    r = CliRunner()
+    fit = r.invoke(
+        main, ["--db", str(db), "fit", "--metric", "accuracy", "--method", "map", "--out",
+               str(tmp_path / "m.nc"), "--format", "json"],
+    )  # fmt: skip
+    assert fit.exit_code == 0, fit.output
+    predict = ["--db", str(db), "predict", "--metric", "accuracy", "--dataset", "ds1"]
+    cases = {
+        '{"lr": 0.01, "dpeth": 3}': "unknown parameter 'dpeth'; the meta-learner knows",
+        '{"booster": "gbtre"}': "booster='gbtre' is not a value the meta-learner was fitted on",
+        "5": "--config must be a JSON object of parameters",
+        "[]": "--config must be a JSON object of parameters",
+    }
+    for config, message in cases.items():
+        out = r.invoke(main, [*predict, "--config", config])
+        assert out.exit_code == 1 and message in out.output, (config, out.output)
+        assert "Traceback" not in out.output and len(out.output.strip().splitlines()) == 1
+    ragged = tmp_path / "ragged.csv"
+    ragged.write_text("lr,depth\n0.01,3,7\n0.1,2\n")
+    empty = tmp_path / "empty.csv"
+    empty.write_text("")
+    for path, message in ((ragged, "cannot read"), (empty, "is empty")):
+        out = r.invoke(main, [*predict, "--configs", str(path)])
+        assert out.exit_code == 1 and message in out.output, out.output
+    extra = tmp_path / "extra.csv"
+    pd.DataFrame({"lr": [0.01], "depth": [3], "n_trees": [100]}).to_csv(extra, index=False)
+    rec = r.invoke(
+        main, ["--db", str(db), "recommend", "--dataset", "ds1", "--metric", "accuracy",
+               "--model", "gbm", "--learner", str(tmp_path / "m.nc"), "--candidates", str(extra)],
+    )  # fmt: skip
+    assert rec.exit_code == 1 and "unknown parameter 'n_trees'" in rec.output, rec.output
+    wrong_family = r.invoke(
+        main, ["--db", str(db), "recommend", "--dataset", "ds1", "--metric", "accuracy",
+               "--model", "svc", "--learner", str(tmp_path / "m.nc"), "--candidates", str(extra)],
+    )  # fmt: skip
+    assert wrong_family.exit_code == 1 and "not 'svc'" in wrong_family.output, wrong_family.output

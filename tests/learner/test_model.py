@@ -292,3 +292,17 @@ def test_direction_follows_the_warehouse_then_the_metric_name(wh_memory):
     assert ml.direction == "maximize"  # before the fit: from the name
     assert ml.fit(wh_memory).direction == "minimize"
     assert MetaLearner("score", "rf", "maximize", "map").fit(wh_memory).direction == "maximize"
+
+
+def test_predict_checks_configs_typed_as_dicts(fitted_map, synth):
+    runs, meta, _ = synth
+    ok = fitted_map.predict("ds1", {"lr": 0.01, "depth": 3}, meta=meta, runs=runs.iloc[:0])
+    assert len(ok) == 1
+    with pytest.raises(ValidationError, match="unknown parameter 'dpeth'"):
+        fitted_map.predict("ds1", {"lr": 0.01, "dpeth": 3}, meta=meta, runs=runs.iloc[:0])
+    with pytest.raises(ValidationError, match="booster='gbtre' is not a value"):
+        fitted_map.predict("ds1", [{"booster": "gbtre"}], meta=meta, runs=runs.iloc[:0])
+    with pytest.raises(ValidationError, match="interval must be between 0 and 1"):
+        fitted_map.predict("ds1", {"lr": 0.01}, meta=meta, runs=runs.iloc[:0], interval=1.5)
+    # a runs frame carries other columns (dataset, value, …): they are ignored
+    assert len(fitted_map.predict("ds1", runs.head(3), meta=meta, runs=runs.iloc[:0])) == 3
