@@ -118,3 +118,21 @@ def test_example_small_grid(tmp_path, monkeypatch):
         main, ["--db", str(db), "sql", "--format", "json", "SELECT count(*) AS n FROM runs"]
     ).output
     assert json.loads(out) == [{"n": 3}]
+
+
+@pytest.mark.parametrize(
+    "cmd",
+    [
+        ["runs"],
+        ["sql", "SELECT 1"],
+        ["check"],
+        ["datasets"],
+        ["views", "incumbents"],
+        ["export", "out"],
+    ],
+)
+def test_readers_refuse_a_missing_warehouse_instead_of_creating_one(tmp_path, cmd):
+    db = tmp_path / "typo.duckdb"
+    out = CliRunner().invoke(main, ["--db", str(db), *cmd])
+    assert out.exit_code == 1 and "does not exist (run `metaopt init`)" in out.output, out.output
+    assert not db.exists()

@@ -6,7 +6,14 @@ from typing import Any
 
 import click
 
-from metaopt_bayes.cli._common import emit, main, open_warehouse, output_option, space_option
+from metaopt_bayes.cli._common import (
+    emit,
+    main,
+    open_reader,
+    open_warehouse,
+    output_option,
+    space_option,
+)
 
 TASK_CHOICE = click.Choice(["classification", "regression"])
 
@@ -27,18 +34,8 @@ def datasets(ctx: click.Context, fmt: str) -> None:
         return
     from warehouse.datasets import list_datasets
 
-    with open_warehouse(ctx, read_only=_exists(ctx)) as wh:
+    with open_reader(ctx) as wh:
         emit(list_datasets(wh), fmt, title="datasets")
-
-
-def _exists(ctx: click.Context) -> bool:
-    """Open read-only when the file exists (lets readers share it), else create it."""
-    from pathlib import Path
-
-    from warehouse.store import resolve_path
-
-    path = resolve_path(ctx.obj.get("db"))
-    return path != ":memory:" and Path(path).exists()
 
 
 @datasets.command("add")
@@ -91,7 +88,7 @@ def datasets_show(ctx: click.Context, name: str, fmt: str) -> None:
     """
     from warehouse.datasets import meta_feature_table
 
-    with open_warehouse(ctx, read_only=_exists(ctx)) as wh:
+    with open_reader(ctx) as wh:
         emit(meta_feature_table(wh, name), fmt, title=name)
 
 

@@ -11,10 +11,10 @@ from metaopt_bayes.cli._common import (
     emit,
     main,
     method_option,
+    open_reader,
     open_warehouse,
     output_option,
 )
-from metaopt_bayes.cli.warehouse_cmds import _exists
 from warehouse.sqlfiles import DIALECTS
 
 
@@ -185,7 +185,7 @@ def export_cmd(ctx: click.Context, directory: str, dialect: str, overwrite: bool
 
     from warehouse.export import export_warehouse
 
-    with open_warehouse(ctx, read_only=_exists(ctx)) as wh, _spinner(f"exporting to {directory}"):
+    with open_reader(ctx) as wh, _spinner(f"exporting to {directory}"):
         counts = export_warehouse(wh, directory, dialect=dialect, overwrite=overwrite)
     emit(pd.DataFrame({"table": list(counts), "rows": list(counts.values())}), fmt)
 
@@ -226,7 +226,7 @@ def report_cmd(
     from metaopt_bayes.report import write_report
 
     config = {} if draws is None else {"draws": draws, "tune": draws}
-    with open_warehouse(ctx, read_only=_exists(ctx)) as wh, _spinner("fitting and plotting"):
+    with open_reader(ctx) as wh, _spinner("fitting and plotting"):
         path = write_report(
             wh,
             output,

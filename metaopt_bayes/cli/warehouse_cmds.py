@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from metaopt_bayes.cli._common import emit, main, open_warehouse, output_option
+from metaopt_bayes.cli._common import emit, main, open_reader, open_warehouse, output_option
 from warehouse.sqlfiles import DIALECTS
 
 
@@ -74,7 +74,7 @@ def sql_cmd(ctx: click.Context, query: str, dialect: str | None, fmt: str) -> No
 
         click.echo(transpile(query, dialect))
         return
-    with open_warehouse(ctx, read_only=_exists(ctx)) as wh:
+    with open_reader(ctx) as wh:
         emit(wh.sql(query), fmt)
 
 
@@ -115,7 +115,7 @@ def views(
 
         emit(list_views(), fmt)
         return
-    with open_warehouse(ctx, read_only=_exists(ctx)) as wh:
+    with open_reader(ctx) as wh:
         df = wh.view(name)
         emit(df.head(limit) if limit >= 0 else df, fmt, title=name)
 
@@ -133,7 +133,7 @@ def runs(ctx: click.Context, dataset: str | None, model: str | None, limit: int,
     Example:
       metaopt runs --dataset iris --limit 5
     """
-    with open_warehouse(ctx, read_only=_exists(ctx)) as wh:
+    with open_reader(ctx) as wh:
         emit(wh.runs(dataset=dataset, model=model, limit=limit), fmt)
 
 
@@ -147,7 +147,7 @@ def check(ctx: click.Context, fmt: str) -> None:
     Example:
       metaopt check
     """
-    with open_warehouse(ctx, read_only=_exists(ctx)) as wh:
+    with open_reader(ctx) as wh:
         report = wh.check()
     emit(report[["audit", "failing_rows", "ok", "example"]], fmt)
     failed = report.loc[~report["ok"]]
@@ -155,18 +155,6 @@ def check(ctx: click.Context, fmt: str) -> None:
         click.echo(f"{row.failing_rows} failing row(s) in {row.description}", err=True)
     if len(failed):
         raise click.ClickException(f"audits failed: {', '.join(failed['audit'])}")
-
-
-def _exists(ctx: click.Context) -> bool:
-    """Read-only when the file already exists (so several readers can share it)."""
-    from warehouse.store import MEMORY, resolve_path
-
-    path = resolve_path(ctx.obj.get("db"))
-    if path == MEMORY:
-        return False
-    from pathlib import Path
-
-    return Path(path).exists()
 
 
 # ---------------------------------------------------------------------------- example history
