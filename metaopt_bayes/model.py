@@ -415,7 +415,18 @@ class MetaLearner:
     # ---- fitting -------------------------------------------------------------------------
     def fit(self, warehouse: Any, datasets: list[str] | None = None, exclude: Any = None):
         """Fit on the warehouse's training matrix (and meta-features); record the fit there."""
+        if self.config.get("path"):
+            _writable_model_path(self.config["path"])  # fail before the fit, not after it
+        if hasattr(warehouse, "has_dataset"):
+            for label, names in (("datasets", datasets), ("exclude", exclude)):
+                unknown = [d for d in (names or []) if not warehouse.has_dataset(str(d))]
+                if unknown and not isinstance(names, str):
+                    raise NotFoundError(f"{label}: dataset {unknown[0]!r} is not in the warehouse")
         runs = _training_matrix(warehouse, self.metric, self.model, datasets, exclude)
+        if len(runs) == 0 and hasattr(warehouse, "sql"):
+            raise ValidationError(
+                _why_no_runs(warehouse, self.metric, self.model, bool(datasets or exclude))
+            )
         if not self._direction_given and hasattr(warehouse, "metric_direction"):
             self.direction = warehouse.metric_direction(self.metric)
         meta = warehouse.meta_features()
@@ -478,7 +489,8 @@ class MetaLearner:
         elif "model" in runs.columns and runs["model"].nunique() > 1:
             fams = ", ".join(sorted(runs["model"].astype(str).unique())[:5])
             raise ValidationError(
-                f"runs of several model families ({fams}); pass model= to fit one of them"
+                f"runs of several model families ({fams}); choose one (model= in Python, "
+                "--model in the CLI)"
             )
         if self.model is None and "model" in runs.columns:
             self.model = str(runs["model"].iloc[0])
@@ -1147,9 +1159,16 @@ class MetaLearner:
                 ),
             }
         )
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        ds.to_netcdf(path)
+        path = _writable_model_path(path)
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.partial")
+        try:  # written aside and moved into place: a failed save leaves the old file intact
+            ds.to_netcdf(tmp)
+            os.replace(tmp, path)
+        except OSError as exc:
+            why = (str(exc).splitlines() or [type(exc).__name__])[0][:160]
+            raise ValidationError(f"cannot write model file {str(path)!r}: {why}") from None
+        finally:
+            tmp.unlink(missing_ok=True)
         return path
 
     @classmethod
@@ -1256,6 +1275,65 @@ def _training_matrix(wh: Any, metric: str, model: str | None, datasets: Any, exc
             )
             df = df.assign(value=df["duration_s"])
     return df
+
+
+def _writable_model_path(path: str | os.PathLike) -> Path:
+    """``path`` as a place to save a model: its folder is created, and an existing file there
+    must be a metaopt model (never silently replace a user's other file)."""
+    path = Path(path).expanduser()
+    if path.is_dir():
+        raise ValidationError(f"model path {str(path)!r} is a folder; give a file name (.nc)")
+    if path.exists():
+        try:
+            with open(path, "rb") as f:
+                head = f.read(8)
+        except OSError as exc:
+            raise ValidationError(f"cannot write model file {str(path)!r}: {exc}") from None
+        if not (head.startswith(b"\x89HDF") or head.startswith(b"CDF")):
+            raise ValidationError(
+                f"{str(path)!r} exists and is not a model file; choose another path"
+            )
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ValidationError(f"cannot create folder for model file {str(path)!r}: {exc}") from None
+    import tempfile
+
+    try:  # a real probe: permission bits do not tell (root, read-only or virtual filesystems)
+        with tempfile.NamedTemporaryFile(dir=path.parent, prefix=".metaopt-probe-"):
+            pass
+    except OSError as exc:
+        raise ValidationError(
+            f"cannot write model file {str(path)!r}: {exc.strerror or exc}"
+        ) from None
+    return path
+
+
+def _why_no_runs(wh: Any, metric: str, model: str | None, filtered: bool) -> str:
+    """Why the warehouse has nothing to fit on, as one line naming what it does have."""
+    sql = getattr(wh, "_read_df", wh.sql)  # trusted internal SQL when it is a Warehouse
+    where, args = ("WHERE model = ?", [model]) if model else ("", [])
+    n = int(sql(f"SELECT count(*) AS n FROM runs {where}", args)["n"].iloc[0])
+    if model and n == 0:
+        known = sql("SELECT DISTINCT model FROM runs ORDER BY model")["model"].tolist()
+        have = ", ".join(map(str, known[:8])) or "none yet; run `metaopt sweep`"
+        return f"no runs of model {model!r} in the warehouse (models with runs: {have})"
+    logged = sql(
+        "SELECT DISTINCT x.name FROM run_metrics AS x JOIN runs AS r ON r.seq = x.seq "
+        f"{where.replace('model', 'r.model')} ORDER BY 1",
+        args,
+    ).iloc[:, 0]
+    of = f"runs of {model!r}" if model else "runs"
+    if metric in set(logged):
+        return f"no finished {of} with metric {metric!r} are left to fit on" + (
+            " after the dataset selection (datasets / exclude)" if filtered else ""
+        )
+    if n == 0:
+        return "the warehouse has no runs yet; log some first (metaopt sweep / ingest / import)"
+    return (
+        f"no finished {of} logged metric {metric!r} (metrics logged: "
+        f"{', '.join(map(str, logged[:8])) or 'none'})"
+    )
 
 
 def _as_configs(configs: Any) -> pd.DataFrame:

@@ -108,6 +108,8 @@ def fit_cmd(
         config["draws"] = draws
     if tune is not None:
         config["tune"] = tune
+    if out is not None and Path(out).suffix.lower() != ".nc":
+        raise ValidationError(f"--out {out!r}: a model file ends in .nc (netCDF)")
     if out is None:
         stamp = time.strftime("%Y%m%d-%H%M%S")
         out = str(_models_dir(ctx) / f"{metric}-{model or 'all'}-{method}-{stamp}.nc")

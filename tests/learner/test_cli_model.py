@@ -153,3 +153,23 @@ def test_predict_and_recommend_refuse_what_a_user_cannot_have_meant(db, tmp_path
                "--model", "svc", "--learner", str(tmp_path / "m.nc"), "--candidates", str(extra)],
     )  # fmt: skip
     assert wrong_family.exit_code == 1 and "not 'svc'" in wrong_family.output, wrong_family.output
+
+
+def test_fit_explains_what_is_missing_before_any_work(db, tmp_path):
+    r = CliRunner()
+    fit = ["--db", str(db), "fit", "--method", "map"]
+    other = tmp_path / "notes.nc"
+    other.write_text("my notes")
+    cases = [
+        (["--metric", "accuracy", "--model", "gbn"], "no runs of model 'gbn' in the warehouse"),
+        (["--metric", "f1"], "logged metric 'f1' (metrics logged: accuracy)"),
+        (["--metric", "accuracy", "--dataset", "ds9"], "dataset 'ds9' is not in the warehouse"),
+        (["--metric", "accuracy", "--exclude", "ds0", "--exclude", "ds1", "--exclude", "ds2",
+          "--exclude", "ds3", "--exclude", "ds4"], "left to fit on after the dataset selection"),
+        (["--metric", "accuracy", "--out", str(tmp_path / "m.csv")], "a model file ends in .nc"),
+        (["--metric", "accuracy", "--out", str(other)], "exists and is not a model file"),
+    ]  # fmt: skip
+    for args, message in cases:
+        out = r.invoke(main, [*fit, *args])
+        assert out.exit_code == 1 and message in out.output, (args, out.output)
+    assert other.read_text() == "my notes"
