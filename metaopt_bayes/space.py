@@ -260,11 +260,23 @@ def _param_from_spec(name: str, spec: Any) -> Param:
         kind=kind,
         low=_number(name, "low", low) if low is not None else None,
         high=_number(name, "high", high) if high is not None else None,
-        log=bool(spec.get("log", False)),
+        log=_flag(name, "log", spec.get("log", False)),
         choices=tuple(choices) if isinstance(choices, list | tuple) else choices,
         value=spec.get("value"),
         condition=cond,
     )
+
+
+def _flag(name: str, key: str, value: Any) -> bool:
+    """A true/false setting; JSON/YAML text such as ``"false"`` means false, not true."""
+    if isinstance(value, bool | int) and value in (0, 1):
+        return bool(value)
+    text = str(value).strip().lower()
+    if text in ("true", "yes", "on", "1"):
+        return True
+    if text in ("false", "no", "off", "0", "none", "null"):
+        return False
+    raise ValidationError(f"parameter {name!r}: {key} must be true or false, not {value!r}")
 
 
 def _number(name: str, key: str, value: Any) -> Any:

@@ -79,6 +79,7 @@ def test_sobol_fills_the_cube_evenly():
         ({"a": {"type": "categorical", "choices": []}}, "'a': categorical needs"),
         ({"a": ["x", "x"]}, "'a': choice 'x' is listed twice"),
         ({"a": {"low": 0, "high": 1, "colour": 2}}, "'a': unknown key"),
+        ({"a": {"low": 1, "high": 9, "log": "maybe"}}, "'a': log must be true or false"),
         ({"a": {"low": 0, "high": 1, "condition": {"b": 1}}}, "unknown parameter 'b'"),
         (
             {"k": ["x", "y"], "a": {"low": 0, "high": 1, "condition": {"k": "z"}}},
@@ -182,3 +183,10 @@ def test_neighbors_stay_close_and_valid(svc_space):
     assert (nb["kernel"] == "rbf").mean() > 0.8
     wide = svc_space.neighbors(base, 50, scale=0.5, seed=1)
     assert np.abs(np.log10(wide["C"])).mean() > np.abs(np.log10(nb["C"])).mean()
+
+
+def test_log_written_as_text_means_what_it_says():
+    space = SearchSpace.from_dict(
+        {"a": {"low": 1, "high": 9, "log": "false"}, "b": {"low": 1, "high": 9, "log": "true"}}
+    )
+    assert [p.log for p in space.params] == [False, True]
