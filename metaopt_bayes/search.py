@@ -173,6 +173,10 @@ class CandidatesExhaustedError(ValidationError):
     """Every candidate was already run (or is pending) on the dataset."""
 
 
+def _is_missing(v: Any) -> bool:
+    return v is None or (isinstance(v, float) and math.isnan(v))
+
+
 def _acquisition_key(acquisition: str) -> str:
     """The acquisition's canonical name (case and ``_``/``-`` insensitive), or a clear error."""
     key = str(acquisition).lower().replace("_", "-")
@@ -766,6 +770,13 @@ def optimize(
         tr_idx, te_idx = _split(np.asarray(y), task, test_size, seed)
         if space is None and pool is None:
             space = family.default_space(task)
+        probe = (
+            pool.to_dict("records")
+            if pool is not None
+            else space.sample(16, seed=seed).to_dict("records")
+        )
+        probe = [{k: v for k, v in c.items() if not _is_missing(v)} for c in probe]
+        trainer.check_setup(family, probe, np.asarray(y)[tr_idx], task, cv)
     elif space is None and pool is None:
         raise ValidationError("a custom objective needs space= or candidates= to search")
     if learner is not None:

@@ -22,6 +22,7 @@ import pandas as pd
 from metaopt_bayes.space import SearchSpace
 from metaopt_bayes.trainer import (
     _PRELOAD,
+    check_setup,
     load_dataset,
     log_trial,
     make_payload,
@@ -109,6 +110,7 @@ def sweep(
         ]
     if not cfgs:
         return []
+    check_setup(family, cfgs, y, task, cv)  # what would fail every trial fails here, once
     # each config gets its own seed so repeated sweeps with one seed are reproducible
     payloads = [
         make_payload(X, y, task, model, cfg, cv=cv, seed=seed + i, timeout_s=timeout_s)

@@ -128,7 +128,7 @@ def _splits(y: np.ndarray, task: str, cv: int | float | None, seed: int) -> list
 
     n = len(y)
     idx = np.arange(n)
-    if cv is None or (isinstance(cv, float) and 0 < cv < 1) or cv in (0, 1):
+    if cv is None or (isinstance(cv, float) and 0 < cv < 1) or (cv == 1 and cv is not True):
         test = cv if isinstance(cv, float) and 0 < cv < 1 else DEFAULT_HOLDOUT
         strat = y if task == "classification" and np.bincount(y).min() >= 2 else None
         tr, te = train_test_split(idx, test_size=test, random_state=seed, stratify=strat)
@@ -145,6 +145,31 @@ def _splits(y: np.ndarray, task: str, cv: int | float | None, seed: int) -> list
             warnings.simplefilter("ignore", UserWarning)
             return list(StratifiedKFold(k, shuffle=True, random_state=seed).split(idx, y))
     return list(KFold(k, shuffle=True, random_state=seed).split(idx))
+
+
+def check_setup(
+    family: Any, configs: list[Mapping[str, Any]], y: np.ndarray, task: str, cv: Any
+) -> None:
+    """Refuse, before any trial runs, what would fail every trial: an impossible ``cv`` for
+    the dataset, or a config the family's estimator rejects (a parameter it does not have, a
+    value of the wrong type or outside scikit-learn's own constraints). Each distinct
+    config is checked by building its estimator and validating its parameters, no fitting."""
+    _splits(np.asarray(y), task, cv, 0)
+    seen: set[str] = set()
+    for cfg in configs:
+        key = repr(sorted(cfg.items(), key=lambda kv: kv[0]))
+        if key in seen:
+            continue
+        seen.add(key)
+        est = family.make_estimator(cfg, task)
+        validate = getattr(est, "_validate_params", None)  # scikit-learn >= 1.2
+        if validate is None:
+            continue
+        try:
+            validate()
+        except (ValueError, TypeError) as exc:
+            first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+            raise ValidationError(f"config {dict(cfg)!r}: {first}") from None
 
 
 def _aligned_proba(est: Any, X: pd.DataFrame, n_classes: int) -> np.ndarray | None:

@@ -417,8 +417,14 @@ def _run_optimize(
     help="Full refit every N trials when other datasets gained runs (0 = never); the "
     "target's trials act through the few-shot update.",
 )
-@click.option("--cv", type=int, default=5, show_default=True, help="Cross-validation folds.")
-@click.option("--seed", type=int, default=0, show_default=True)
+@click.option(
+    "--cv",
+    type=int,
+    default=5,
+    show_default=True,
+    help="Cross-validation folds (1 = a 25% holdout).",
+)
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the search.")
 @click.option("--no-retrain", is_flag=True, help="Skip retraining the winner on the test split.")
 @click.option(
     "--no-default",

@@ -110,6 +110,16 @@ def test_bad_space_or_names_fail_before_any_run(iris_wh, tmp_path):
         sweep(iris_wh, "nope", "knn", 3, progress=False)
     with pytest.raises(ValidationError, match="does not support classification"):
         sweep(iris_wh, "iris", "ridge", 3, progress=False)
+    # what would fail every trial: refused once, before the first
+    with pytest.raises(ValidationError, match="cv must be an integer >= 2"):
+        sweep(iris_wh, "iris", "knn", 3, progress=False, cv=-2)
+    with pytest.raises(ValidationError, match="cv=1000 folds but the dataset has only 150"):
+        sweep(iris_wh, "iris", "knn", 3, progress=False, cv=1000)
+    with pytest.raises(ValidationError, match="no parameter 'n_neigbors'"):
+        sweep(iris_wh, "iris", "knn", 3, progress=False, space={"n_neigbors": [3, 5]})
+    with pytest.raises(ValidationError, match=r"'n_neighbors' parameter .* must be an int"):
+        space = {"n_neighbors": {"type": "float", "low": 1, "high": 30}}
+        sweep(iris_wh, "iris", "knn", 3, progress=False, space=space)
     assert iris_wh.sql("SELECT count(*) AS n FROM runs")["n"].iloc[0] == 0
 
 
