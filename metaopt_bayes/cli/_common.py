@@ -134,8 +134,10 @@ def emit(data: Any, fmt: str, title: str | None = None) -> None:
     df: pd.DataFrame = data
     if fmt == "json":
         click.echo(df.to_json(orient="records", date_format="iso", default_handler=str))
-    elif fmt == "csv":
-        df.to_csv(sys.stdout, index=False)
+    elif fmt == "csv":  # nested values (a config, metrics) as JSON text, not Python reprs
+        df.map(lambda v: json.dumps(v, default=str) if isinstance(v, dict | list) else v).to_csv(
+            sys.stdout, index=False
+        )
     else:
         from rich.console import Console
         from rich.table import Table

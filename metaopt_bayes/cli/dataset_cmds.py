@@ -230,3 +230,7 @@ def sweep_cmd(
         fmt,
         title=f"sweep: {model} on {dataset}",
     )
+    if rows and all(r["status"] != "finished" for r in rows):
+        raise click.ClickException(
+            f"every one of the {len(rows)} runs failed (see the error column)"
+        )

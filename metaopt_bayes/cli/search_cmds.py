@@ -506,6 +506,13 @@ def optimize_cmd(
         )
     what = model[0] if len(model) == 1 else ", ".join(model) or "all model families"
     emit(_summary(res), fmt, title=f"optimize: {what} on {dataset}")
+    if res.interrupted:
+        ctx.exit(130)  # the shell's convention for Ctrl-C
+    if res.best_value is None and len(res.trials):
+        raise click.ClickException(
+            f"every one of the {len(res.trials)} trials failed; their errors are in `metaopt "
+            f"runs --dataset {dataset}`"
+        )
 
 
 def _summary(res: Any) -> dict[str, Any]:
@@ -516,8 +523,8 @@ def _summary(res: Any) -> dict[str, Any]:
         "trials": len(res.trials),
         "new_trials": res.n_new,
         "best_value": res.best_value,
-        "best_config": json.dumps(res.best_config, default=str),
-        "test_metrics": json.dumps({k: round(v, 5) for k, v in res.test_metrics.items()}),
+        "best_config": res.best_config,
+        "test_metrics": {k: round(v, 5) for k, v in res.test_metrics.items()},
         "model_path": str(res.model_path) if res.model_path else None,
     }
 

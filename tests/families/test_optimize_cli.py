@@ -180,3 +180,4 @@ def test_cli_optimize_without_model_shows_the_family(tmp_path, monkeypatch):
     summary = json.loads(out.output)
     summary = summary[0] if isinstance(summary, list) else summary
     assert summary["model"] == "knn" and summary["trials"] == 2
+    assert isinstance(summary["best_config"], dict) and "n_neighbors" in summary["best_config"]

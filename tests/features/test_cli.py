@@ -95,6 +95,8 @@ def test_sweep_errors_are_one_line_and_log_nothing(run, tmp_path):
         (["-d", "iris", "-m", "ridge"], "does not support classification"),
         (["-d", "iris", "-m", "svc", "--space", str(bad_space)], "'C'"),
         (["-d", "iris", "-m", "knn", "--n", "0"], "--n must be at least 1"),
+        (["-d", "iris", "-m", "knn", "--cv", "0"], "cv must be an integer >= 2"),
+        (["-d", "iris", "-m", "knn", "--cv", "500"], "cv=500 folds but the dataset has only"),
     ]
     for args, message in cases:
         r = run("sweep", *args, "-q")
@@ -127,3 +129,12 @@ def test_run_features_shows_every_feature_group_through_sql(run):
         assert {"n_layers", "width", "n_hidden_units"} <= set(row["arch_num"])
         assert row["arch_text"]["kind"] == "neural_net"
         assert set(row["metrics"]) >= {"accuracy", "f1_macro", "roc_auc", "log_loss"}
+
+
+def test_a_sweep_whose_every_run_failed_exits_non_zero(run, tmp_path):
+    assert run("datasets", "add", "sklearn:iris").exit_code == 0
+    space = tmp_path / "big_k.yaml"  # more neighbours than training rows: every fit fails
+    space.write_text("n_neighbors: {type: int, low: 200, high: 400}\n")
+    r = run("sweep", "-d", "iris", "-m", "knn", "--n", "2", "--cv", "3", "--space", str(space),
+            "-q", "--format", "csv")  # fmt: skip
+    assert r.exit_code == 1 and "every one of the 2 runs failed" in r.output, r.output
