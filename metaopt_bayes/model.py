@@ -344,6 +344,7 @@ class MetaLearner:
             raise ValidationError(
                 f"meta_terms must be intercept, linear or all, not {self.config['meta_terms']!r}"
             )
+        self._check_numbers()
         pr = self.config["per_row"]
         if pr is not None and (isinstance(pr, str) or not all(isinstance(n, str) for n in pr)):
             raise ValidationError(f"per_row must be a list of parameter names, not {pr!r}")
@@ -413,6 +414,26 @@ class MetaLearner:
         return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
     # ---- fitting -------------------------------------------------------------------------
+    def _check_numbers(self) -> None:
+        """One-line errors for sampler settings that cannot work (instead of a deep failure
+        inside PyMC or nutpie minutes later)."""
+        c = self.config
+        for key, least in (
+            ("draws", 1), ("tune", 0), ("chains", 1), ("max_draws", 1), ("n_nodes", 1),
+            ("advi_steps", 1),
+        ):  # fmt: skip
+            v = c[key]
+            if isinstance(v, bool) or not isinstance(v, int | np.integer) or v < least:
+                raise ValidationError(f"{key} must be an integer >= {least}, not {v!r}")
+        if not (isinstance(c["target_accept"], float | int) and 0 < c["target_accept"] < 1):
+            raise ValidationError(f"target_accept must be in (0, 1), not {c['target_accept']!r}")
+        if c["transform"] not in (None, "logit", "log", "identity"):
+            raise ValidationError(
+                f"transform must be logit, log, identity or None, not {c['transform']!r}"
+            )
+        if c["sampler"] not in ("nutpie", "pymc"):
+            raise ValidationError(f"sampler must be nutpie or pymc, not {c['sampler']!r}")
+
     def fit(self, warehouse: Any, datasets: list[str] | None = None, exclude: Any = None):
         """Fit on the warehouse's training matrix (and meta-features); record the fit there."""
         if self.config.get("path"):

@@ -136,3 +136,19 @@ def test_readers_refuse_a_missing_warehouse_instead_of_creating_one(tmp_path, cm
     out = CliRunner().invoke(main, ["--db", str(db), *cmd])
     assert out.exit_code == 1 and "does not exist (run `metaopt init`)" in out.output, out.output
     assert not db.exists()
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--model", "knnn"], "unknown model 'knnn'"),
+        (["--model", "ridge"], "does not support classification"),
+        (["--budget", "0"], "--budget must be a positive integer"),
+        (["--sweep", "0"], "--sweep must be a positive integer"),
+    ],
+)
+def test_demo_refuses_bad_options_before_writing_anything(tmp_path, args, message):
+    db = tmp_path / "demo.duckdb"
+    out = CliRunner().invoke(main, ["--db", str(db), "demo", "-q", *args])
+    assert out.exit_code == 1 and message in out.output, out.output
+    assert not db.exists()

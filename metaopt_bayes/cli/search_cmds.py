@@ -556,8 +556,8 @@ DEMO_MODEL = "svc"
     help="Optimize trials on the held-out dataset.",
 )
 @method_option("Meta-learner fit method.")
-@click.option("--jobs", "-j", type=int, default=2, show_default=True)
-@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--jobs", "-j", type=int, default=2, show_default=True, help="Parallel trials.")
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed of sweeps and search.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bars or live table.")
 @output_option
 @click.pass_context
@@ -586,7 +586,16 @@ def demo_cmd(
     """
     from metaopt_bayes.model import MetaLearner
     from metaopt_bayes.sweep import sweep
+    from metaopt_bayes.zoo import get_family
+    from warehouse.errors import ValidationError
 
+    # everything the demo could refuse is refused before it registers or trains anything
+    family = get_family(model)
+    if not family.supports("classification"):
+        raise ValidationError(f"model {model!r} does not support classification")
+    for flag, value in (("--sweep", n_sweep), ("--budget", budget), ("--jobs", jobs)):
+        if value < 1:
+            raise ValidationError(f"{flag} must be a positive integer, not {value}")
     t_start = time.perf_counter()
     say = (lambda msg: None) if quiet else (lambda msg: click.echo(msg, err=True))
     with open_warehouse(ctx) as wh:

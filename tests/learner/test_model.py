@@ -306,3 +306,20 @@ def test_predict_checks_configs_typed_as_dicts(fitted_map, synth):
         fitted_map.predict("ds1", {"lr": 0.01}, meta=meta, runs=runs.iloc[:0], interval=1.5)
     # a runs frame carries other columns (dataset, value, …): they are ignored
     assert len(fitted_map.predict("ds1", runs.head(3), meta=meta, runs=runs.iloc[:0])) == 3
+
+
+@pytest.mark.parametrize(
+    ("option", "message"),
+    [
+        ({"draws": -1}, "draws must be an integer >= 1"),
+        ({"chains": 0}, "chains must be an integer >= 1"),
+        ({"tune": 1.5}, "tune must be an integer >= 0"),
+        ({"target_accept": 1.2}, "target_accept must be in"),
+        ({"transform": "logg"}, "transform must be logit, log, identity or None"),
+        ({"sampler": "stan"}, "sampler must be nutpie or pymc"),
+        ({"drwas": 10}, "unknown MetaLearner option 'drwas'"),
+    ],
+)
+def test_bad_options_are_refused_at_construction(option, message):
+    with pytest.raises(ValidationError, match=message):
+        MetaLearner("accuracy", **option)
