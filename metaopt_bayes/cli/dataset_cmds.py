@@ -94,9 +94,14 @@ def datasets_show(ctx: click.Context, name: str, fmt: str) -> None:
 
 @main.command("zoo")
 @click.argument("model", required=False)
-@click.option("--task", type=TASK_CHOICE, default="classification", show_default=True)
+@click.option(
+    "--task",
+    type=TASK_CHOICE,
+    default=None,
+    help="Task of the space to show (default: classification, or the family's only task).",
+)
 @output_option
-def zoo(model: str | None, task: str, fmt: str) -> None:
+def zoo(model: str | None, task: str | None, fmt: str) -> None:
     """List the built-in model families, or show one family's default search space.
 
     \b
@@ -120,7 +125,10 @@ def zoo(model: str | None, task: str, fmt: str) -> None:
         ]
         emit(pd.DataFrame(rows), fmt, title="model zoo")
         return
-    space = get_family(model).default_space(task)
+    family = get_family(model)
+    if task is None:
+        task = "classification" if family.supports("classification") else family.tasks[0]
+    space = family.default_space(task)
     rows = []
     for name, spec in space.to_dict()["params"].items():
         rows.append({"param": name, **{k: _cell(v) for k, v in spec.items()}})

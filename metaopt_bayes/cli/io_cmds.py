@@ -35,7 +35,8 @@ def _spinner(description: str) -> Any:
 
 @main.group("import")
 def import_group() -> None:
-    """Import run history from MLflow or Optuna (idempotent: re-importing adds nothing).
+    """Import run history from MLflow or Optuna (idempotent: re-importing adds nothing,
+    so runs imported under a wrong --dataset or --model stay under those names).
 
     \b
     Example:

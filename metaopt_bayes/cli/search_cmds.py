@@ -177,7 +177,15 @@ def _record_ranking(wh: Any, fl: Any, dataset: str, ranking: Any) -> None:
 @space_option
 @candidates_option
 @click.option("--n", "n", type=int, default=5, show_default=True, help="How many to recommend.")
-@click.option("--acquisition", "-a", type=ACQ_CHOICE, default="ei", show_default=True)
+@click.option(
+    "--acquisition",
+    "-a",
+    type=ACQ_CHOICE,
+    default="ei",
+    show_default=True,
+    help="ei/logei: expected improvement; pi: probability of improvement; ucb: upper "
+    "confidence bound; ts: Thompson sampling; cost-ei: EI per predicted training second.",
+)
 @click.option("--metric", default=None, help="Metric (default: accuracy, or rmse for regression).")
 @click.option(
     "--learner",
@@ -399,12 +407,22 @@ def _run_optimize(
     type=int,
     default=30,
     show_default=True,
-    help="Total trials (re-running resumes up to this many).",
+    help="Total trials, failed ones included. Re-running resumes up to this many from the "
+    "trials of this dataset and model in the warehouse, whatever --metric, --space or --cv "
+    "they ran with.",
 )
 @space_option
 @candidates_option
-@click.option("--acquisition", "-a", type=ACQ_CHOICE, default="ei", show_default=True)
-@click.option("--cost-aware", is_flag=True, help="Expected improvement per predicted second.")
+@click.option(
+    "--acquisition",
+    "-a",
+    type=ACQ_CHOICE,
+    default="ei",
+    show_default=True,
+    help="ei/logei: expected improvement; pi: probability of improvement; ucb: upper "
+    "confidence bound; ts: Thompson sampling; cost-ei: EI per predicted training second.",
+)
+@click.option("--cost-aware", is_flag=True, help="Same as --acquisition cost-ei.")
 @click.option("--jobs", "-j", type=int, default=1, show_default=True, help="Trials in flight.")
 @click.option("--executor", default=None, help="dask://HOST:PORT to run trials on a cluster.")
 @click.option("--metric", default=None, help="Metric (default: accuracy, or rmse for regression).")

@@ -62,7 +62,7 @@ def ingest(ctx: click.Context, file: str) -> None:
 @output_option
 @click.pass_context
 def sql_cmd(ctx: click.Context, query: str, dialect: str | None, fmt: str) -> None:
-    """Run one read-only SQL query (SELECT/WITH/UNION/VALUES/DESCRIBE) on the warehouse.
+    """Run one read-only SQL query (SELECT/WITH/UNION/VALUES/DESCRIBE/SUMMARIZE).
 
     \b
     Example:
