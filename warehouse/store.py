@@ -68,6 +68,8 @@ def resolve_path(path: str | os.PathLike[str] | None) -> str:
     """``None`` → ``$METAOPT_DB`` → ``./metaopt.duckdb``; ``":memory:"`` stays in memory."""
     if path is None:
         path = os.environ.get("METAOPT_DB") or DEFAULT_PATH
+    if not isinstance(path, str | os.PathLike):
+        raise ValidationError(f"warehouse path must be a file path, not {type(path).__name__}")
     text = os.fspath(path)
     if text == MEMORY:
         return MEMORY
@@ -108,6 +110,20 @@ def _arrow_to_pandas(table: Any) -> pd.DataFrame:
 def _first_line(exc: BaseException) -> str:
     text = str(exc).strip()
     return text.splitlines()[0] if text else type(exc).__name__
+
+
+def _check_duckdb_file(path: str) -> None:
+    """A clear error for a path that is a folder or a file of another kind (say a CSV given
+    to --db by mistake), which DuckDB reports with unrelated-sounding messages."""
+    p = Path(path)
+    if p.is_dir():
+        raise ValidationError(f"warehouse path {path!r} is a folder, not a DuckDB file")
+    if not p.is_file() or p.stat().st_size == 0:
+        return  # created on open
+    with open(p, "rb") as f:
+        head = f.read(16)
+    if head[8:12] != b"DUCK":
+        raise ValidationError(f"{path!r} is not a DuckDB warehouse file")
 
 
 class Warehouse:
@@ -159,6 +175,7 @@ class Warehouse:
                 )
             if self.read_only and not Path(self.path).exists():
                 raise NotFoundError(f"warehouse {self.path!r} does not exist (run `metaopt init`)")
+            _check_duckdb_file(self.path)
         deadline = time.monotonic() + self.busy_timeout
         pause = 0.02
         while True:

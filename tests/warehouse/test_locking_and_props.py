@@ -57,6 +57,19 @@ def test_read_only_missing_and_memory(tmp_path):
         Warehouse(tmp_path / "no" / "such" / "dir.duckdb")
 
 
+def test_paths_that_are_not_warehouses_are_named(tmp_path):
+    csv = tmp_path / "runs.csv"
+    csv.write_text("dataset,model\niris,knn\n")
+    for read_only in (False, True):
+        with pytest.raises(ValidationError, match="is not a DuckDB warehouse file"):
+            Warehouse(csv, read_only=read_only)
+    assert csv.read_text() == "dataset,model\niris,knn\n"
+    with pytest.raises(ValidationError, match="is a folder, not a DuckDB file"):
+        Warehouse(tmp_path)
+    with pytest.raises(ValidationError, match="must be a file path, not int"):
+        Warehouse(5)
+
+
 def test_closed_warehouse(tmp_path):
     wh = Warehouse(":memory:")
     wh.close()
