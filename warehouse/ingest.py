@@ -72,6 +72,9 @@ _STATUS = {
 _MINIMIZE_HINTS = (
     "loss", "error", "rmse", "mae", "mse", "time", "duration", "regret", "cpu_s", "mem",
 )  # fmt: skip
+#: the splits a metric may be reported on: the learner reads 'valid' (cross-validation), the
+#: retrained winner logs 'test'
+SPLITS = ("valid", "test", "train")
 _NONE_TEXT = ("none", "null", "nan_param_unset")
 
 
@@ -408,6 +411,18 @@ def _validate_runs(con: Any, src: str, fields: dict, kinds: dict, types: dict) -
             ),
             "row {0}, column " + repr(fields["status"]) + ": unknown status {1!r} "
             "(expected finished, failed or running)",
+        )
+    if "split" in fields:
+        c = _qi(fields["split"])
+        allowed = ", ".join(_ql(s) for s in SPLITS)
+        _fail(
+            _first(
+                con,
+                f"SELECT __row, {c} FROM {src} WHERE {c} IS NOT NULL "
+                f"AND CAST({c} AS VARCHAR) NOT IN ({allowed}) ORDER BY __row LIMIT 1",
+            ),
+            "row {0}, column " + repr(fields["split"]) + ": unknown split {1!r} "
+            "(expected " + ", ".join(SPLITS) + ")",
         )
     for field in ("started_at", "finished_at"):
         if field in fields:
@@ -759,6 +774,8 @@ def log_run(
     if seed is not None and (isinstance(seed, bool) or not isinstance(seed, numbers.Integral)):
         raise ValidationError(f"log_run: seed {seed!r} is not an integer")
     split = str(meta.get("split") or "valid")
+    if split not in SPLITS:
+        raise ValidationError(f"log_run: unknown split {split!r} (expected {', '.join(SPLITS)})")
 
     with wh._transaction() as con:
         # Names known to exist (committed earlier by this Warehouse) skip their insert; INSERT …

@@ -166,6 +166,7 @@ BAD_FRAMES = {
         "row 3, column 'metrics.log_loss'",
     ),
     "bad timestamp": (lambda d: d.assign(started_at=["2024-01-01"] * 6 + ["yesterday"]), "row 7"),
+    "unknown split": (lambda d: d.assign(split=["valid"] * 5 + ["tst", "valid"]), "row 6"),
 }
 
 
@@ -240,6 +241,7 @@ def test_unreadable_parquet(wh_memory, tmp_path):
         ({"metrics": {"acc": 1.0}, "bogus": 1}, "unknown field 'bogus'"),
         ({"metrics": {"acc": 1.0}, "status": "done"}, "unknown status"),
         ({"metrics": {"acc": 1.0}, "duration_s": -2}, "negative"),
+        ({"metrics": {"acc": 1.0}, "split": "tst"}, "unknown split 'tst'"),
     ],
 )
 def test_log_run_bad_input(wh_memory, kwargs, needle):
