@@ -523,7 +523,11 @@ def make_executor(executor: Any, jobs: int) -> tuple[cf.Executor, Callable[[], N
             from dask.distributed import Client
         except ImportError:
             raise ValidationError("--executor dask://… needs dask[distributed] installed") from None
-        client = Client("tcp://" + executor[len("dask://") :], timeout=10)
+        try:
+            client = Client("tcp://" + executor[len("dask://") :], timeout=10)
+        except (OSError, TimeoutError) as exc:
+            why = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+            raise ValidationError(f"cannot reach the Dask scheduler at {executor}: {why}") from None
         return client.get_executor(), client.close
     if executor is not None:
         raise ValidationError(f"unsupported executor {executor!r}")

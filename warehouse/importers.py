@@ -166,7 +166,6 @@ def import_mlflow(
     """
     _require("mlflow", "mlflow")
     from mlflow.entities import ViewType
-    from mlflow.exceptions import MlflowException
     from mlflow.tracking import MlflowClient
 
     uri = _tracking_uri(tracking_uri)
@@ -201,8 +200,10 @@ def import_mlflow(
                     token = page.token
                     if not token:
                         break
-        except MlflowException as exc:
-            first = str(exc).strip().splitlines()[0] if str(exc).strip() else "error"
+        except MetaoptError:
+            raise
+        except Exception as exc:  # MlflowException, or the store's own (e.g. SQLAlchemy) error
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
             raise MetaoptError(f"cannot read MLflow store {uri}: {first}") from None
 
     existing = _existing_ids(wh, "mlflow:")

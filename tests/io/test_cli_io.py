@@ -68,3 +68,11 @@ def test_cli_import_errors_are_one_line(tmp_path: Path):
         main, ["--db", db, "import", "mlflow", "--tracking-uri", str(tmp_path / "none")]
     )
     assert res.exit_code == 1 and "does not exist" in res.output
+    not_a_db = tmp_path / "runs.db"
+    not_a_db.write_text("dataset,model\n")
+    res = CliRunner().invoke(
+        main, ["--db", db, "import", "mlflow", "--tracking-uri", f"sqlite:///{not_a_db}"]
+    )
+    lines = res.output.strip().splitlines()
+    assert res.exit_code == 1 and lines[-1].startswith("Error: cannot read MLflow store")
+    assert "file is not a database" in lines[-1]
