@@ -152,3 +152,18 @@ def test_demo_refuses_bad_options_before_writing_anything(tmp_path, args, messag
     out = CliRunner().invoke(main, ["--db", str(db), "demo", "-q", *args])
     assert out.exit_code == 1 and message in out.output, out.output
     assert not db.exists()
+
+
+def test_ingest_names_the_datasets_and_models_it_creates(tmp_path):
+    db = str(tmp_path / "w.duckdb")
+    first = tmp_path / "a.csv"
+    first.write_text("dataset,model,params.k,metrics.accuracy\niris,knn,3,0.9\n")
+    typo = tmp_path / "b.csv"
+    typo.write_text("dataset,model,params.k,metrics.accuracy\nirsi,knn,5,0.8\niris,knn,7,0.85\n")
+    r = CliRunner()
+    out = r.invoke(main, ["--db", db, "ingest", str(first)])
+    assert (
+        out.exit_code == 0 and "new dataset: iris" in out.stderr and "new model: knn" in out.stderr
+    )
+    out = r.invoke(main, ["--db", db, "ingest", str(typo)])
+    assert out.exit_code == 0 and out.stderr.strip() == "new dataset: irsi", out.stderr

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import click
 
 from metaopt_bayes.cli._common import emit, main, open_reader, open_warehouse, output_option
@@ -47,8 +49,22 @@ def ingest(ctx: click.Context, file: str) -> None:
         ) as progress,
     ):
         progress.add_task(f"ingesting {file}", total=None)
+        before = _known_names(wh)
         n = wh.log_runs(file)
+        after = _known_names(wh)
     click.echo(f"ingested {n} runs from {file}")
+    new = {kind: after[kind] - before[kind] for kind in after}
+    for kind, added in new.items():  # a typo in a name shows up here, not months later
+        if added:
+            shown = ", ".join(sorted(map(str, added))[:10]) + (" …" if len(added) > 10 else "")
+            click.echo(f"new {kind}{'s' if len(added) > 1 else ''}: {shown}", err=True)
+
+
+def _known_names(wh: Any) -> dict[str, set[str]]:
+    """Dataset names (registered or with runs) and model families with runs."""
+    q = "SELECT DISTINCT {0} AS n FROM runs"
+    datasets = wh._read_df(q.format("dataset") + " UNION SELECT name FROM datasets")["n"]
+    return {"dataset": set(datasets), "model": set(wh._read_df(q.format("model"))["n"])}
 
 
 @main.command("sql")
