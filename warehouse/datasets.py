@@ -70,6 +70,8 @@ def load_data(spec: Any, target: str | None = None) -> tuple[pd.DataFrame, str, 
             f"data must be a DataFrame, a file path or 'sklearn:<name>', not {type(spec).__name__}"
         )
     path = Path(spec)
+    if path.is_dir():
+        raise ValidationError(f"{str(path)!r} is a folder, not a data file (CSV, TSV or Parquet)")
     if not path.is_file():
         raise NotFoundError(f"data file {str(path)!r} does not exist")
     name = path.name.lower()
@@ -159,7 +161,7 @@ def register_dataset(
     from warehouse.metafeatures import compute_meta_features
 
     frame, default_name, default_source, task_hint = load_data(data, target)
-    name = name or default_name
+    name = default_name if name is None else name
     if not isinstance(name, str) or not name.strip():
         raise ValidationError("a dataset needs a name (pass name=... / --name)")
     name = name.strip()

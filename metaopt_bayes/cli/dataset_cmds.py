@@ -220,19 +220,28 @@ def sweep_cmd(
         )
 
     with open_warehouse(ctx) as wh:
-        sweep(
-            wh,
-            dataset,
-            model,
-            n,
-            space=space,
-            jobs=jobs,
-            seed=seed,
-            progress=not quiet,
-            cv=cv,
-            timeout_s=timeout_s,
-            on_result=collect,
-        )
+        try:
+            sweep(
+                wh,
+                dataset,
+                model,
+                n,
+                space=space,
+                jobs=jobs,
+                seed=seed,
+                progress=not quiet,
+                cv=cv,
+                timeout_s=timeout_s,
+                on_result=collect,
+            )
+        except KeyboardInterrupt:
+            click.secho(
+                f"interrupted: {len(rows)} of {n} runs are logged (a re-run with the same "
+                "--seed draws the same configs; change --seed for new ones)",
+                fg="yellow",
+                err=True,
+            )
+            ctx.exit(130)
     emit(
         pd.DataFrame(rows, columns=["run_id", "status", "metric", "value", "duration_s", "error"]),
         fmt,

@@ -81,6 +81,10 @@ def test_bad_input_is_refused_and_writes_nothing(mem_wh, iris_frame, tmp_path):
     (tmp_path / "x.json").write_text("{}")
     with pytest.raises(ValidationError, match="cannot tell the format"):
         mem_wh.register_dataset(None, str(tmp_path / "x.json"), "target")
+    with pytest.raises(ValidationError, match="is a folder, not a data file"):
+        mem_wh.register_dataset(None, str(tmp_path), "target")
+    with pytest.raises(ValidationError, match="a dataset needs a name"):
+        mem_wh.register_dataset("  ", iris_frame, "target")
     bad = iris_frame.copy()
     bad.loc[3, "target"] = np.nan
     with pytest.raises(ValidationError, match="missing in row 3"):
