@@ -309,6 +309,8 @@ class _LiveTable:
     def __exit__(self, *exc: Any) -> None:
         if self.live is not None:
             self.live.__exit__(*exc)
+            if exc[0] is not None:  # the error message starts on its own line
+                self.live.console.print()
 
     def add(self, t: dict[str, Any]) -> None:
         v = t.get("value")
