@@ -894,15 +894,6 @@ class MetaLearner:
         wh = warehouse if warehouse is not None else self.warehouse
         dataset = str(dataset)
         if meta is None and wh is not None:
-            if (
-                dataset not in self.datasets
-                and hasattr(wh, "has_dataset")
-                and not wh.has_dataset(dataset)
-            ):
-                raise NotFoundError(
-                    f"dataset {dataset!r} is not in the warehouse; register it (`metaopt "
-                    "datasets add`) so its meta-features are known, or pass meta="
-                )
             meta = wh.meta_features(datasets=[dataset])
         rows = self.dataset_rows(dataset, meta=meta)
         if meta is None and dataset in self.datasets:

@@ -64,6 +64,19 @@ def open_warehouse(ctx: click.Context, read_only: bool = False):  # -> warehouse
     return Warehouse(ctx.obj.get("db"), read_only=read_only)
 
 
+def require_dataset(wh: Any, dataset: str) -> None:
+    """A dataset name typed on the command line must be one the warehouse knows (registered,
+    with runs or with meta-features): a typo would otherwise get a zero-shot answer for a
+    dataset with no meta-features. (The Python API allows any name: zero-shot.)"""
+    from warehouse.errors import NotFoundError
+
+    if not wh.has_dataset(str(dataset)):
+        raise NotFoundError(
+            f"dataset {dataset!r} is not in the warehouse; register it (`metaopt datasets "
+            "add`) so its meta-features are known"
+        )
+
+
 def open_reader(ctx: click.Context):  # -> warehouse.Warehouse
     """Open ``--db`` for a command that only reads: read-only, so several readers share the
     file, and a path that does not exist is an error rather than a new empty warehouse (a

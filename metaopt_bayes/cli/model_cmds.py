@@ -16,6 +16,7 @@ from metaopt_bayes.cli._common import (
     method_option,
     open_warehouse,
     output_option,
+    require_dataset,
 )
 from warehouse.errors import NotFoundError, ValidationError
 
@@ -196,6 +197,7 @@ def predict_cmd(
         configs = load_candidates(configs_file)
     with open_warehouse(ctx, read_only=True) as wh:
         ml = _load_model(wh, model_id, metric, model)
+        require_dataset(wh, dataset)
         ml.encoder.check(configs)
         pred = ml.predict(dataset, configs, warehouse=wh)
     emit(pd.concat([configs.reset_index(drop=True), pred], axis=1), fmt)

@@ -17,6 +17,7 @@ from metaopt_bayes.cli._common import (
     method_option,
     open_warehouse,
     output_option,
+    require_dataset,
     space_option,
 )
 
@@ -237,6 +238,7 @@ def recommend_cmd(
         if space is not None:
             raise ValidationError("--space needs exactly one --model")
         with open_warehouse(ctx) as wh:
+            require_dataset(wh, dataset)
             metric = metric or _default_metric(wh, dataset)
             fl = _family_learner(wh, dataset, metric, list(model) or None, method, fmt)
             out = fl.rank_families(
@@ -257,6 +259,7 @@ def recommend_cmd(
         return
     model = model[0]
     with open_warehouse(ctx) as wh:
+        require_dataset(wh, dataset)
         metric = metric or _default_metric(wh, dataset)
         lrn = _learner(wh, metric, model, learner_path, method, quiet=fmt != "table")
         source = (

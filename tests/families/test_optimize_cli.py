@@ -139,7 +139,12 @@ def test_cli_recommend_without_model_ranks_families(tmp_path, monkeypatch):
 
 
 def test_cli_recommend_without_history_is_one_line(tmp_path):
-    out = CliRunner().invoke(main, ["--db", str(tmp_path / "w.duckdb"), "recommend", "-d", "x"])
+    db = str(tmp_path / "w.duckdb")
+    out = CliRunner().invoke(main, ["--db", db, "recommend", "-d", "x"])
+    assert out.exit_code == 1 and "dataset 'x' is not in the warehouse" in out.output
+    with Warehouse(db) as wh:
+        wh.register_dataset("iris", "sklearn:iris", "target")
+    out = CliRunner().invoke(main, ["--db", db, "recommend", "-d", "iris"])
     assert out.exit_code == 1
     assert "no runs of" in out.output and "Traceback" not in out.output
     out = CliRunner().invoke(
