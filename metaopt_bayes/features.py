@@ -38,6 +38,8 @@ _FALSE_STRINGS = {"false", "no"}
 #: encoded numeric values are clipped to this band so the quadratic terms do not explode
 #: when a candidate lies far outside the range seen in training.
 _CLIP = 1.25
+#: what predict/recommend add to configs: allowed (and ignored) when configs are read back
+PREDICTION_COLUMNS = ("mean", "sd", "lower", "upper", "acquisition", "rank", "predicted_s")
 
 
 @dataclass
@@ -147,8 +149,12 @@ def _spec_from_space(name: str, entry: Any) -> ParamSpec:
         raise ValidationError(f"search space parameter {name!r}: unknown kind {kind!r}")
     log = bool(get("log", False))
     if kind == "categorical":
-        choices = get("choices", None) or get("levels", None) or []
-        return ParamSpec(name, kind, levels=[_level(c) for c in choices], nullable=True)
+        choices = list(get("choices", None) or get("levels", None) or [])
+        if choices and all(isinstance(c, bool | np.bool_) for c in choices):
+            return ParamSpec(name, "bool", low=0.0, high=1.0, nullable=True)  # as logged: 0/1
+        # levels as the runs' values are read back (100 → 100.0 → "100.0"), or none would match
+        cleaned = _as_object_column(pd.Series(choices, dtype=object))
+        return ParamSpec(name, kind, levels=[_level(c) for c in cleaned], nullable=True)
     if kind == "bool":
         return ParamSpec(name, kind, low=0.0, high=1.0, nullable=True)
     low, high = get("low", None), get("high", None)
@@ -297,11 +303,15 @@ class FeatureEncoder:
         quadratic: bool = True,
         interactions: bool = True,
         ties: list[list[str]] | None = None,
+        other_params: list[str] | None = None,
     ) -> None:
         self.specs = list(specs)
         self.quadratic = bool(quadratic)
         self.interactions = bool(interactions)
         self.ties = [list(g) for g in ties or [] if len(g) > 1]
+        #: parameters of the training runs (or the space) that are not in the basis because
+        #: they never varied, e.g. a fixed ``max_iter``; None for files older than the record
+        self.other_params = None if other_params is None else sorted(set(other_params))
         self._build_names()
 
     # ---- construction -------------------------------------------------------------------
@@ -347,6 +357,8 @@ class FeatureEncoder:
         """Infer the parameter specs from a training matrix and build the encoder
         (``per_row``/``rows``: see :func:`infer_param_specs`)."""
         specs = infer_param_specs(runs, space, per_row=per_row, rows=rows)
+        names = {s.name for s in specs}
+        other = (set(param_columns(runs)) | set(_space_entries(space))) - names
         enc = cls(specs, quadratic=quadratic, interactions=interactions)
         lin = enc._linear_columns(runs, rows)
         patterns: dict[bytes, list[str]] = {}
@@ -354,7 +366,7 @@ class FeatureEncoder:
             if name not in enc._smooth and np.ptp(lin[name]) > 0:  # constants: not ties
                 patterns.setdefault(lin[name].tobytes(), []).append(name)
         ties = [g for g in patterns.values() if len(g) > 1]
-        return cls(specs, quadratic=quadratic, interactions=interactions, ties=ties)
+        return cls(specs, quadratic, interactions, ties=ties, other_params=sorted(other))
 
     @property
     def uses_rows(self) -> bool:
@@ -380,9 +392,10 @@ class FeatureEncoder:
         and, with ``values``, a categorical level or boolean the training runs never had.
         (Numeric values outside the training range are allowed: they are extrapolated.)"""
         known = set(self.param_names)
-        for c in configs.columns:
+        allowed = known | set(self.other_params or ()) | set(PREDICTION_COLUMNS)
+        for c in configs.columns if self.other_params is not None else ():
             name = str(c)
-            if not name.startswith("_") and name.removeprefix(PARAM_PREFIX) not in known:
+            if not name.startswith("_") and name.removeprefix(PARAM_PREFIX) not in allowed:
                 raise ValidationError(
                     f"unknown parameter {name!r}; the meta-learner knows "
                     f"{', '.join(sorted(known)) or 'none'} (prefix a column with _ to pass "
@@ -496,6 +509,7 @@ class FeatureEncoder:
             "quadratic": self.quadratic,
             "interactions": self.interactions,
             "ties": self.ties,
+            "other_params": self.other_params,
         }
 
     @classmethod
@@ -505,6 +519,7 @@ class FeatureEncoder:
             quadratic=d.get("quadratic", True),
             interactions=d.get("interactions", True),
             ties=d.get("ties"),
+            other_params=d.get("other_params"),
         )
 
 

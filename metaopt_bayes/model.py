@@ -438,11 +438,11 @@ class MetaLearner:
         """Fit on the warehouse's training matrix (and meta-features); record the fit there."""
         if self.config.get("path"):
             _writable_model_path(self.config["path"])  # fail before the fit, not after it
-        if hasattr(warehouse, "has_dataset"):
-            for label, names in (("datasets", datasets), ("exclude", exclude)):
-                unknown = [d for d in (names or []) if not warehouse.has_dataset(str(d))]
-                if unknown and not isinstance(names, str):
-                    raise NotFoundError(f"{label}: dataset {unknown[0]!r} is not in the warehouse")
+        if hasattr(warehouse, "has_dataset") and datasets and not isinstance(datasets, str):
+            # (exclude may name a dataset the warehouse does not know: a new optimize target)
+            unknown = [d for d in datasets if not warehouse.has_dataset(str(d))]
+            if unknown:
+                raise NotFoundError(f"datasets: {unknown[0]!r} is not in the warehouse")
         runs = _training_matrix(warehouse, self.metric, self.model, datasets, exclude)
         if len(runs) == 0 and hasattr(warehouse, "sql"):
             raise ValidationError(

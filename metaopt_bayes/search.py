@@ -759,6 +759,7 @@ def optimize(
     if not isinstance(jobs, int | np.integer) or jobs < 1:
         raise ValidationError(f"jobs must be a positive integer, not {jobs!r}")
     dataset, model = str(dataset), str(model)
+    user_space = space is not None
     space = _resolve_space(space)
     pool = load_candidates(candidates) if candidates is not None else None
     X = y = task = None
@@ -809,7 +810,10 @@ def optimize(
         else:
             from metaopt_bayes.model import MetaLearner
 
-            lrn = MetaLearner(metric, model=model, direction=direction, method=fit_method)
+            # a space the user gave sets the parameters' kinds and scales (the zoo's own
+            # spaces are what the history was swept from, so the data already agree with them)
+            own = {"space": space.to_dict()} if user_space and space is not None else {}
+            lrn = MetaLearner(metric, model=model, direction=direction, method=fit_method, **own)
         fitted, fitted_on = fit_without_target(
             lambda exclude: lrn.fit(warehouse, exclude=exclude),
             dataset,

@@ -123,7 +123,7 @@ def _check_duckdb_file(path: str) -> None:
     with open(p, "rb") as f:
         head = f.read(16)
     if head[8:12] != b"DUCK":
-        raise ValidationError(f"{path!r} is not a DuckDB warehouse file")
+        raise SchemaVersionError(f"{path!r} is not a DuckDB warehouse file")
 
 
 class Warehouse:

@@ -163,7 +163,7 @@ def test_fit_explains_what_is_missing_before_any_work(db, tmp_path):
     cases = [
         (["--metric", "accuracy", "--model", "gbn"], "no runs of model 'gbn' in the warehouse"),
         (["--metric", "f1"], "logged metric 'f1' (metrics logged: accuracy)"),
-        (["--metric", "accuracy", "--dataset", "ds9"], "dataset 'ds9' is not in the warehouse"),
+        (["--metric", "accuracy", "--dataset", "ds9"], "datasets: 'ds9' is not in the warehouse"),
         (["--metric", "accuracy", "--exclude", "ds0", "--exclude", "ds1", "--exclude", "ds2",
           "--exclude", "ds3", "--exclude", "ds4"], "left to fit on after the dataset selection"),
         (["--metric", "accuracy", "--out", str(tmp_path / "m.csv")], "a model file ends in .nc"),

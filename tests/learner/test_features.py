@@ -158,3 +158,21 @@ def test_encoder_ties_indicators_identical_on_training_runs():
     np.testing.assert_array_equal(back.transform(runs), X)
     with pytest.raises(ValidationError, match="'lr' is not a 0/1 column"):
         FeatureEncoder(enc.specs, ties=[["lr", "frac[unset]"]])
+
+
+def test_space_choices_match_the_values_read_back_from_the_warehouse():
+    # ints come back as floats and booleans as 0/1: the space's levels must still match them
+    runs = pd.DataFrame(
+        {"params.n": [100.0, 200.0, 100.0, 200.0], "params.b": [1.0, 0.0, 0.0, 1.0]}
+    )
+    space = {
+        "n": {"type": "categorical", "choices": [100, 200]},
+        "b": {"type": "categorical", "choices": [True, False]},
+    }
+    enc = FeatureEncoder.fit(runs, space=space, quadratic=False, interactions=False)
+    kinds = {s.name: s.kind for s in enc.specs}
+    assert kinds == {"n": "categorical", "b": "bool"}
+    phi = enc.transform(pd.DataFrame({"n": [100, 200], "b": [True, False]}))
+    lin = dict(zip(enc.names, phi.T, strict=True))
+    assert list(lin["n[200.0]"]) == [0.0, 1.0]
+    enc.check(pd.DataFrame({"n": [200], "b": [True]}))  # typed as ints and bools: accepted

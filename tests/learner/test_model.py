@@ -323,3 +323,14 @@ def test_predict_checks_configs_typed_as_dicts(fitted_map, synth):
 def test_bad_options_are_refused_at_construction(option, message):
     with pytest.raises(ValidationError, match=message):
         MetaLearner("accuracy", **option)
+
+
+def test_typed_configs_may_name_constant_parameters_and_prediction_columns(synth):
+    runs, meta, _ = synth
+    train = runs[runs["dataset"].isin(["ds0", "ds1", "ds2"])].assign(**{"params.max_iter": 2e4})
+    ml = MetaLearner("accuracy", method="map", interactions=False).fit_frame(train, meta)
+    assert "max_iter" not in ml.encoder.param_names  # it never varied: not in the basis
+    typed = {"lr": 0.01, "depth": 3, "max_iter": 20000, "mean": 0.9, "rank": 1}
+    assert len(ml.predict("ds1", typed, meta=meta, runs=runs.iloc[:0])) == 1
+    with pytest.raises(ValidationError, match="unknown parameter 'max_itre'"):
+        ml.predict("ds1", {"lr": 0.01, "max_itre": 20000}, meta=meta, runs=runs.iloc[:0])

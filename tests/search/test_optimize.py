@@ -233,3 +233,18 @@ def test_the_winner_of_a_family_with_a_boolean_is_retrained(wh):
     assert res.best_config["early_stopping"] is False
     assert isinstance(res.best_config["max_iter"], int)
     assert res.test_metrics["accuracy"] > 0.5  # retrained on the train split, tested once
+
+
+def test_a_real_learner_optimizes_a_dataset_the_warehouse_has_never_seen(wh):
+    # the fit leaves the target out with exclude=[target]; the target being unknown to the
+    # warehouse (no runs, no meta-features) must not stop it: it is the zero-shot case
+    rng = np.random.default_rng(0)
+    for d in ("a", "b", "c"):
+        for x in rng.uniform(0, 1, 8):
+            wh.log_run(d, "toy", {"x": float(x)}, {"score": float((x - 0.3) ** 2)})
+    res = optimize(
+        wh, "fresh", "toy", 3, space={"x": {"type": "float", "low": 0, "high": 1}},
+        objective=lambda cfg: {"score": float((cfg["x"] - 0.3) ** 2)}, metric="score",
+        fit_method="map",
+    )  # fmt: skip
+    assert res.n_new == 3 and res.best_value is not None

@@ -14,7 +14,12 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from warehouse import Warehouse
-from warehouse.errors import NotFoundError, ValidationError, WarehouseBusyError
+from warehouse.errors import (
+    NotFoundError,
+    SchemaVersionError,
+    ValidationError,
+    WarehouseBusyError,
+)
 
 
 def test_second_process_is_refused_while_writer_open(tmp_path):
@@ -61,7 +66,7 @@ def test_paths_that_are_not_warehouses_are_named(tmp_path):
     csv = tmp_path / "runs.csv"
     csv.write_text("dataset,model\niris,knn\n")
     for read_only in (False, True):
-        with pytest.raises(ValidationError, match="is not a DuckDB warehouse file"):
+        with pytest.raises(SchemaVersionError, match="is not a DuckDB warehouse file"):
             Warehouse(csv, read_only=read_only)
     assert csv.read_text() == "dataset,model\niris,knn\n"
     with pytest.raises(ValidationError, match="is a folder, not a DuckDB file"):
