@@ -776,7 +776,7 @@ def optimize(
         if space is None and pool is None:
             space = family.default_space(task)
         probe = (
-            pool.to_dict("records")
+            pool.head(64).to_dict("records")
             if pool is not None
             else space.sample(16, seed=seed).to_dict("records")
         )

@@ -148,28 +148,44 @@ def _splits(y: np.ndarray, task: str, cv: int | float | None, seed: int) -> list
 
 
 def check_setup(
-    family: Any, configs: list[Mapping[str, Any]], y: np.ndarray, task: str, cv: Any
+    family: Any,
+    configs: list[Mapping[str, Any]],
+    y: np.ndarray,
+    task: str,
+    cv: Any,
+    max_configs: int = 64,
 ) -> None:
     """Refuse, before any trial runs, what would fail every trial: an impossible ``cv`` for
-    the dataset, or a config the family's estimator rejects (a parameter it does not have, a
-    value of the wrong type or outside scikit-learn's own constraints). Each distinct
-    config is checked by building its estimator and validating its parameters, no fitting."""
+    the dataset, or configs of which none is accepted by the family's estimator (a parameter
+    it does not have, a value of the wrong type or outside scikit-learn's own constraints).
+    Up to ``max_configs`` distinct configs are checked by building the estimator and
+    validating its parameters, without fitting; keys starting with ``_`` are not parameters.
+    A mix of good and bad configs passes: the bad ones become failed trials, as before."""
+    from warehouse.errors import one_line
+
     _splits(np.asarray(y), task, cv, 0)
     seen: set[str] = set()
+    first_error: str | None = None
     for cfg in configs:
-        key = repr(sorted(cfg.items(), key=lambda kv: kv[0]))
+        params = {k: v for k, v in cfg.items() if not str(k).startswith("_")}
+        key = repr(sorted(params.items(), key=lambda kv: kv[0]))
         if key in seen:
             continue
         seen.add(key)
-        est = family.make_estimator(cfg, task)
-        validate = getattr(est, "_validate_params", None)  # scikit-learn >= 1.2
-        if validate is None:
-            continue
         try:
-            validate()
+            est = family.make_estimator(params, task)
+            validate = getattr(est, "_validate_params", None)  # scikit-learn >= 1.2
+            if validate is not None:
+                validate()
+            return  # one config a trial can run with: the setup is sound
+        except ValidationError:
+            raise  # a parameter the family does not have: wrong for every config
         except (ValueError, TypeError) as exc:
-            first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-            raise ValidationError(f"config {dict(cfg)!r}: {first}") from None
+            first_error = first_error or f"config {params!r}: {one_line(exc)}"
+        if len(seen) >= max_configs:
+            break
+    if first_error is not None:
+        raise ValidationError(f"every configuration tried would fail; {first_error}")
 
 
 def _aligned_proba(est: Any, X: pd.DataFrame, n_classes: int) -> np.ndarray | None:

@@ -248,3 +248,14 @@ def test_a_real_learner_optimizes_a_dataset_the_warehouse_has_never_seen(wh):
         fit_method="map",
     )  # fmt: skip
     assert res.n_new == 3 and res.best_value is not None
+
+
+def test_a_pool_with_pass_through_columns_and_some_bad_rows_still_runs(wh):
+    # "_" columns are carried along, not parameters; a row scikit-learn rejects is a failed
+    # trial, not a reason to refuse the pool (only a pool where every row fails is refused)
+    wh.register_dataset("iris", "sklearn:iris", "target")
+    pool = pd.DataFrame({"n_neighbors": [3, 5, 0], "_source": ["a", "b", "c"]})
+    res = optimize(wh, "iris", "knn", 3, candidates=pool, cv=3, retrain=False, fit_method="map")
+    assert res.n_new == 3 and res.best_value is not None
+    with pytest.raises(ValidationError, match="every configuration tried would fail"):
+        optimize(wh, "iris", "knn", 2, candidates=pool.iloc[2:], cv=3, retrain=False)
