@@ -51,7 +51,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from warehouse.errors import NotFoundError, ValidationError
+from warehouse.errors import CandidatesExhaustedError, NotFoundError, ValidationError
 
 MODEL_COLUMN = "model"
 PARAM_PREFIX = "params."
@@ -234,6 +234,7 @@ class FamilyLearner:
             if families is None
             else ([families] if isinstance(families, str) else list(families))
         )
+        self._direction_given = direction is not None
         self.direction = direction or infer_direction(metric)
         if self.direction not in ("maximize", "minimize"):
             raise ValidationError(f"direction must be maximize or minimize, not {direction!r}")
@@ -348,6 +349,8 @@ class FamilyLearner:
         self, warehouse: Any, datasets: list[str] | None = None, exclude: Any = None
     ) -> FamilyLearner:
         """Fit on the warehouse's training matrix of every (wanted) family."""
+        if not self._direction_given and hasattr(warehouse, "metric_direction"):
+            self.direction = warehouse.metric_direction(self.metric)
         runs = warehouse.training_matrix(self.metric, datasets=datasets, exclude=exclude)
         self.fit_frame(runs, warehouse.meta_features())
         self.warehouse = warehouse
@@ -693,7 +696,7 @@ class FamilyLearner:
             keep[np.flatnonzero(m)] = mask.to_numpy()
         pool = cands[keep.to_numpy()].reset_index(drop=True)
         if pool.empty:
-            raise ValidationError(
+            raise CandidatesExhaustedError(
                 f"every candidate was already run on dataset {dataset!r} (pass include_run=True)"
             )
         n = min(int(n), len(pool))
@@ -895,10 +898,8 @@ def optimize_families(
     space = space or JointSpace.from_families(fams, task)
     tr_idx, te_idx = search._split(np.asarray(y), task, test_size, seed)
     metric = metric or (learner.metric if learner is not None else search._default_metric(task))
-    from metaopt_bayes.model import infer_direction
-
-    direction = learner.direction if learner is not None else infer_direction(metric)
-    key = acquisition.lower()
+    direction = learner.direction if learner is not None else warehouse.metric_direction(metric)
+    key = search._acquisition_key(acquisition)
     n_init = max(2, min(len(fams), budget // 4)) if n_init is None else n_init
 
     fitted_on: int | None = None  # other datasets' runs seen by the last fit
@@ -1047,7 +1048,7 @@ def _next_joint(
             }
             cfg = space.validate({MODEL_COLUMN: fam, **space.spaces[fam].restore(params)})
             return {"config": cfg, "mean": float(row["mean"]), "sd": float(row["sd"]), "rec": rec}
-        except ValidationError:
+        except CandidatesExhaustedError:  # the joint sample is used up: fresh design points
             pass
     order = explore or space.families
     fam = order[step % len(order)] if not explore else explore[0]

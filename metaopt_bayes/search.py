@@ -35,7 +35,7 @@ import numpy as np
 import pandas as pd
 
 from metaopt_bayes import acquisition as acq
-from warehouse.errors import NotFoundError, ValidationError
+from warehouse.errors import CandidatesExhaustedError, NotFoundError, ValidationError
 
 PARAM_PREFIX = "params."
 TRIAL_SOURCE = "metaopt-optimize"
@@ -169,10 +169,6 @@ def _observed_runs(learner: Any, warehouse: Any, dataset: str) -> pd.DataFrame:
 # --------------------------------------------------------------------------------------------
 # recommend
 # --------------------------------------------------------------------------------------------
-class CandidatesExhaustedError(ValidationError):
-    """Every candidate was already run (or is pending) on the dataset."""
-
-
 def _is_missing(v: Any) -> bool:
     return v is None or (isinstance(v, float) and math.isnan(v))
 

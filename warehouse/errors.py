@@ -12,6 +12,10 @@ class ValidationError(MetaoptError, ValueError):
     """Input that metaopt refuses (bad column, bad value, bad space, bad config)."""
 
 
+class CandidatesExhaustedError(ValidationError):
+    """Every candidate was already run (or is pending) on the dataset."""
+
+
 class UnsafeQueryError(MetaoptError):
     """A SQL query refused by the read-only allowlist."""
 

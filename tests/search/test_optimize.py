@@ -259,3 +259,10 @@ def test_a_pool_with_pass_through_columns_and_some_bad_rows_still_runs(wh):
     assert res.n_new == 3 and res.best_value is not None
     with pytest.raises(ValidationError, match="every configuration tried would fail"):
         optimize(wh, "iris", "knn", 2, candidates=pool.iloc[2:], cv=3, retrain=False)
+
+
+def test_optimize_over_several_families_refuses_an_unknown_acquisition(wh):
+    wh.register_dataset("iris", "sklearn:iris", "target")
+    with pytest.raises(ValidationError, match="unknown acquisition 'eii'"):
+        optimize(wh, "iris", ["knn", "logistic_regression"], 2, acquisition="eii", cv=3)
+    assert len(wh.runs(dataset="iris", limit=None)) == 0
