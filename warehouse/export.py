@@ -26,6 +26,7 @@ so the tables are read as Arrow and written by a scratch in-memory DuckDB with `
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import tempfile
 from pathlib import Path
@@ -76,8 +77,9 @@ def export_warehouse(
 
     Refuses a non-empty ``directory`` unless ``overwrite``, and even then replaces only an
     earlier metaopt export (a folder with its ``manifest.json``) that does not hold the
-    warehouse file itself. The export is written to a temporary sibling folder and moved into
-    place when complete, so a failure leaves ``directory`` as it was.
+    warehouse file itself. A new or replaced export is written to a temporary sibling folder
+    (with the umask's permissions) and moved into place when complete; an existing empty
+    folder is written in place. Either way a failure leaves ``directory`` as it was.
     """
     if dialect not in sqlfiles.DIALECTS:
         raise ValidationError(
@@ -101,18 +103,30 @@ def export_warehouse(
             raise ValidationError(
                 f"export folder {str(out)!r} holds the warehouse {wh.path!r}; export elsewhere"
             )
+    if out.is_dir() and not replace:  # an empty folder (a mount, shared permissions): in place
+        try:
+            return _write_export(wh, out, dialect)
+        except BaseException:
+            for child in out.iterdir():  # back to empty, as it was
+                shutil.rmtree(child) if child.is_dir() else child.unlink()
+            raise
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".partial", dir=out.parent))
+    umask = os.umask(0)
+    os.umask(umask)
+    tmp.chmod(0o777 & ~umask)  # mkdtemp's 0700 would hide the export from other users
     try:
         counts = _write_export(wh, tmp, dialect)
         if replace:
             old = tmp.with_suffix(".old")
             out.rename(old)
-            tmp.rename(out)
+            try:
+                tmp.rename(out)
+            except BaseException:
+                old.rename(out)  # the earlier export back in place
+                raise
             shutil.rmtree(old, ignore_errors=True)
         else:
-            if out.is_dir():
-                out.rmdir()  # empty: replaced by the finished export
             tmp.rename(out)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)

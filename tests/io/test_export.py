@@ -118,3 +118,38 @@ def test_export_of_empty_warehouse_is_readable(wh_memory, tmp_path: Path):
     counts = export_warehouse(wh_memory, tmp_path / "exp")
     assert counts["runs"] == 0
     assert len(pd.read_parquet(tmp_path / "exp" / "runs")) == 0
+
+
+def test_export_keeps_the_umask_permissions_and_writes_an_empty_folder_in_place(
+    wh_seeded, tmp_path: Path
+):
+    import os
+    import stat
+
+    new = tmp_path / "new"
+    export_warehouse(wh_seeded, new)
+    umask = os.umask(0)
+    os.umask(umask)
+    assert stat.S_IMODE(new.stat().st_mode) == 0o777 & ~umask
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    inode = empty.stat().st_ino
+    export_warehouse(wh_seeded, empty)
+    assert empty.stat().st_ino == inode and (empty / "manifest.json").exists()
+
+
+def test_a_failed_swap_puts_the_earlier_export_back(wh_seeded, tmp_path: Path, monkeypatch):
+    out = tmp_path / "exp"
+    export_warehouse(wh_seeded, out)
+    real_rename = Path.rename
+
+    def rename(self, target):
+        if str(self).endswith(".partial"):
+            raise OSError("cross-device link")
+        return real_rename(self, target)
+
+    monkeypatch.setattr(Path, "rename", rename)
+    with pytest.raises(OSError, match="cross-device"):
+        export_warehouse(wh_seeded, out, overwrite=True)
+    assert (out / "manifest.json").exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["exp"]
