@@ -65,7 +65,7 @@ from metaopt_bayes.update import (
     predictive_moments,
     update_dataset,
 )
-from warehouse.errors import NotFoundError, ValidationError
+from warehouse.errors import NotFoundError, ValidationError, one_line
 
 METHODS = ("nuts", "pathfinder", "advi", "map")
 # 2: discrepancy option and its grid weights; 3: dataset sensitivity; 4: its grid is stored;
@@ -437,7 +437,7 @@ class MetaLearner:
     def fit(self, warehouse: Any, datasets: list[str] | None = None, exclude: Any = None):
         """Fit on the warehouse's training matrix (and meta-features); record the fit there."""
         if self.config.get("path"):
-            _writable_model_path(self.config["path"])  # fail before the fit, not after it
+            _writable_model_path(self.config["path"], create=False)  # fail before the fit
         if hasattr(warehouse, "has_dataset") and datasets and not isinstance(datasets, str):
             # (exclude may name a dataset the warehouse does not know: a new optimize target)
             unknown = [d for d in datasets if not warehouse.has_dataset(str(d))]
@@ -1171,13 +1171,20 @@ class MetaLearner:
                 ),
             }
         )
+        import tempfile
+
         path = _writable_model_path(path)
-        tmp = path.with_name(f".{path.name}.{os.getpid()}.partial")
+        fd, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".partial", dir=path.parent)
+        os.close(fd)
+        tmp = Path(name)
+        umask = os.umask(0)
+        os.umask(umask)
+        tmp.chmod(0o666 & ~umask)  # as a plain open() would create it, not mkstemp's 0600
         try:  # written aside and moved into place: a failed save leaves the old file intact
             ds.to_netcdf(tmp)
             os.replace(tmp, path)
         except OSError as exc:
-            why = (str(exc).splitlines() or [type(exc).__name__])[0][:160]
+            why = one_line(exc, 160)
             raise ValidationError(f"cannot write model file {str(path)!r}: {why}") from None
         finally:
             tmp.unlink(missing_ok=True)
@@ -1203,7 +1210,7 @@ class MetaLearner:
             with xr.open_dataset(path) as f:
                 ds = f.load()
         except Exception as exc:
-            why = (str(exc).splitlines() or [type(exc).__name__])[0][:160]
+            why = one_line(exc, 160)
             raise ValidationError(f"{path} is not a readable metaopt model file ({why})") from None
         a = ds.attrs
         if "metaopt_format" not in a or "config" not in a:
@@ -1289,9 +1296,11 @@ def _training_matrix(wh: Any, metric: str, model: str | None, datasets: Any, exc
     return df
 
 
-def _writable_model_path(path: str | os.PathLike) -> Path:
-    """``path`` as a place to save a model: its folder is created, and an existing file there
-    must be a metaopt model (never silently replace a user's other file)."""
+def _writable_model_path(path: str | os.PathLike, create: bool = True) -> Path:
+    """``path`` as a place to save a model: an existing file there must be a metaopt model
+    (never silently replace a user's other file) and its folder must take a file. With
+    ``create`` the folder is created; without it (the check before a fit) the nearest
+    existing ancestor is probed instead, so a fit that fails leaves no folder behind."""
     path = Path(path).expanduser()
     if path.is_dir():
         raise ValidationError(f"model path {str(path)!r} is a folder; give a file name (.nc)")
@@ -1305,14 +1314,21 @@ def _writable_model_path(path: str | os.PathLike) -> Path:
             raise ValidationError(
                 f"{str(path)!r} exists and is not a model file; choose another path"
             )
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise ValidationError(f"cannot create folder for model file {str(path)!r}: {exc}") from None
+    folder = path.parent
+    if create:
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise ValidationError(
+                f"cannot create folder for model file {str(path)!r}: {exc}"
+            ) from None
+    else:
+        while not folder.exists() and folder != folder.parent:
+            folder = folder.parent
     import tempfile
 
     try:  # a real probe: permission bits do not tell (root, read-only or virtual filesystems)
-        with tempfile.NamedTemporaryFile(dir=path.parent, prefix=".metaopt-probe-"):
+        with tempfile.NamedTemporaryFile(dir=folder, prefix=".metaopt-probe-"):
             pass
     except OSError as exc:
         raise ValidationError(

@@ -35,7 +35,7 @@ import numpy as np
 import pandas as pd
 
 from metaopt_bayes import acquisition as acq
-from warehouse.errors import CandidatesExhaustedError, NotFoundError, ValidationError
+from warehouse.errors import CandidatesExhaustedError, NotFoundError, ValidationError, one_line
 
 PARAM_PREFIX = "params."
 TRIAL_SOURCE = "metaopt-optimize"
@@ -522,7 +522,7 @@ def make_executor(executor: Any, jobs: int) -> tuple[cf.Executor, Callable[[], N
         try:
             client = Client("tcp://" + executor[len("dask://") :], timeout=10)
         except (OSError, TimeoutError) as exc:
-            why = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+            why = one_line(exc)
             raise ValidationError(f"cannot reach the Dask scheduler at {executor}: {why}") from None
         return client.get_executor(), client.close
     if executor is not None:

@@ -45,7 +45,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from warehouse.errors import ValidationError
+from warehouse.errors import ValidationError, one_line
 
 KINDS = ("float", "int", "categorical", "fixed")
 
@@ -344,7 +344,7 @@ class SearchSpace:
 
                 d = yaml.safe_load(text)
         except Exception as exc:  # any parse error becomes one line
-            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            first = one_line(exc)
             raise ValidationError(f"cannot parse search space {p.name}: {first}") from None
         return cls.from_dict(d)
 

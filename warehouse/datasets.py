@@ -30,7 +30,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from warehouse.errors import NotFoundError, ValidationError
+from warehouse.errors import NotFoundError, ValidationError, one_line
 
 DATA_SCHEMA = "dataset_data"
 
@@ -94,7 +94,7 @@ def load_data(spec: Any, target: str | None = None) -> tuple[pd.DataFrame, str, 
     except ValidationError:
         raise
     except Exception as exc:  # parser errors → one line naming the file
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        first = one_line(exc)
         raise ValidationError(f"cannot read {path.name!r}: {first}") from None
     return frame, stem, str(path.resolve()), None
 

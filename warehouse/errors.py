@@ -39,8 +39,8 @@ class NotFoundError(MetaoptError, KeyError):
         return str(self.args[0]) if self.args else ""
 
 
-def one_line(exc: BaseException, limit: int = 200) -> str:
+def one_line(exc: BaseException, limit: int | None = None) -> str:
     """The first line of an exception's message (its type name when it has none), for
-    wrapping a library's multi-line error into a metaopt one-liner."""
+    wrapping a library's multi-line error into a metaopt one-liner (cut to ``limit``)."""
     text = str(exc).strip()
     return (text.splitlines()[0] if text else type(exc).__name__)[:limit]

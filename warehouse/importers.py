@@ -39,7 +39,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from warehouse.errors import MetaoptError, NotFoundError, ValidationError
+from warehouse.errors import MetaoptError, NotFoundError, ValidationError, one_line
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -203,7 +203,7 @@ def import_mlflow(
         except MetaoptError:
             raise
         except Exception as exc:  # MlflowException, or the store's own (e.g. SQLAlchemy) error
-            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            first = one_line(exc)
             raise MetaoptError(f"cannot read MLflow store {uri}: {first}") from None
 
     existing = _existing_ids(wh, "mlflow:")
@@ -305,7 +305,7 @@ def import_optuna(
             f"no Optuna study named {study!r} in {storage}; known: " + ", ".join(sorted(known))
         ) from None
     except Exception as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        first = one_line(exc)
         raise MetaoptError(f"cannot open Optuna storage {storage}: {first}") from None
 
     directions = ["maximize" if d.name == "MAXIMIZE" else "minimize" for d in loaded.directions]

@@ -38,7 +38,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from warehouse.errors import ValidationError
+from warehouse.errors import ValidationError, one_line
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -148,9 +148,9 @@ def _from_pandas(df: pd.DataFrame) -> pa.Table:
                 pa.Table.from_pandas(df[[col]], preserve_index=False)
             except Exception:
                 raise ValidationError(
-                    f"column {col!r}: values cannot be stored ({_one_line(exc)})"
+                    f"column {col!r}: values cannot be stored ({one_line(exc)})"
                 ) from None
-        raise ValidationError(f"the DataFrame cannot be converted: {_one_line(exc)}") from None
+        raise ValidationError(f"the DataFrame cannot be converted: {one_line(exc)}") from None
 
 
 def _is_missing(value: Any) -> bool:
@@ -189,15 +189,16 @@ def _read_file(path: Path) -> pa.Table:
                 ),
             )
     except (pa.ArrowInvalid, OSError) as exc:
-        raise ValidationError(f"cannot read {str(path)!r}: {_one_line(exc)}") from None
+        raise ValidationError(f"cannot read {str(path)!r}: {one_line(exc)}") from None
     raise ValidationError(
         f"file {str(path)!r}: unknown format (use .csv, .tsv, .csv.gz or .parquet)"
     )
 
 
 def read_frame(path: str | Path, what: str = "file") -> pd.DataFrame:
-    """A small table from a CSV/TSV, Parquet or JSON (a list of objects) file, with the same
-    one-line refusals as ingest (missing, empty, ragged or unreadable file)."""
+    """A small table from a CSV/TSV, Parquet or JSON file (one object, a list of objects, or
+    an object of columns as pandas writes it), with the same one-line refusals as ingest
+    (missing, empty, ragged or unreadable file)."""
     import pandas as pd
 
     path = Path(path).expanduser()
@@ -209,20 +210,23 @@ def read_frame(path: str | Path, what: str = "file") -> pd.DataFrame:
         try:
             obj = json.loads(path.read_text("utf-8"))
         except (OSError, ValueError) as exc:
-            raise ValidationError(f"cannot read {str(path)!r}: {_one_line(exc)}") from None
-        if isinstance(obj, dict):
-            obj = [obj]
-        if not isinstance(obj, list) or not all(isinstance(o, dict) for o in obj):
-            raise ValidationError(f"{what} {str(path)!r} must hold a JSON object or a list of them")
-        frame = pd.DataFrame(obj)
+            raise ValidationError(f"cannot read {str(path)!r}: {one_line(exc)}") from None
+        if isinstance(obj, dict) and obj and all(isinstance(v, list | dict) for v in obj.values()):
+            try:  # columns: {"lr": [..], ...} or pandas' to_json() {"lr": {"0": ..}, ...}
+                frame = pd.DataFrame(obj)
+            except ValueError as exc:
+                raise ValidationError(f"cannot read {str(path)!r}: {one_line(exc)}") from None
+        else:
+            rows = [obj] if isinstance(obj, dict) else obj
+            if not isinstance(rows, list) or not all(isinstance(o, dict) for o in rows):
+                raise ValidationError(
+                    f"{what} {str(path)!r} must hold a JSON object, a list of objects or "
+                    "an object of columns"
+                )
+            frame = pd.DataFrame(rows)
     if frame.empty:
         raise ValidationError(f"{what} {str(path)!r} has no rows")
     return frame
-
-
-def _one_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
 
 
 # ---------------------------------------------------------------------------- bulk runs
@@ -333,7 +337,7 @@ def log_runs(wh: Warehouse, data: Any) -> int:
         try:
             column = pc.cast(table[fields[field]], pa.string())
         except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:
-            raise ValidationError(f"column {fields[field]!r}: {_one_line(exc)}") from None
+            raise ValidationError(f"column {fields[field]!r}: {one_line(exc)}") from None
         return column if default is None else pc.fill_null(column, default)
 
     helpers = {
@@ -828,7 +832,7 @@ def log_run(
             raise
         except (duckdb.ConversionException, duckdb.InvalidInputException) as exc:
             # conversion of a timestamp string: name the field that failed
-            raise ValidationError(f"log_run: {_bad_stamp(stamps)}{_one_line(exc)}") from None
+            raise ValidationError(f"log_run: {_bad_stamp(stamps)}{one_line(exc)}") from None
         _insert_values(con, "run_params", run_id, seq, param_rows)
         _insert_values(con, "run_architecture", run_id, seq, arch_rows)
         if metric_rows:

@@ -27,7 +27,7 @@ from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from warehouse import sqlfiles
-from warehouse.errors import NotFoundError, UnsafeQueryError, ValidationError
+from warehouse.errors import NotFoundError, UnsafeQueryError, ValidationError, one_line
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -304,7 +304,7 @@ def safe_sql(
     try:
         return wh._read_df(query, params)
     except duckdb.Error as exc:
-        text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        text = one_line(exc)
         if isinstance(exc, duckdb.PermissionException | duckdb.TransactionException):
             raise UnsafeQueryError(f"refused by the engine: {text}") from None
         raise ValidationError(f"query failed: {text}") from None

@@ -14,7 +14,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from warehouse.errors import NotFoundError, ValidationError
+from warehouse.errors import NotFoundError, ValidationError, one_line
 
 _MIGRATION_RE = re.compile(r"^(\d{4})_([A-Za-z0-9_]+)\.sql$")
 
@@ -142,6 +142,6 @@ def transpile(sql: str, dialect: str, pretty: bool = True) -> str:
     try:
         out = sqlglot.transpile(sql, read="duckdb", write=dialect, pretty=pretty)
     except SqlglotError as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        first = one_line(exc)
         raise ValidationError(f"could not transpile to {dialect}: {first}") from None
     return ";\n".join(out) + ";"

@@ -37,6 +37,7 @@ from warehouse.errors import (
     SchemaVersionError,
     ValidationError,
     WarehouseBusyError,
+    one_line,
 )
 
 if TYPE_CHECKING:
@@ -105,11 +106,6 @@ def _arrow_to_pandas(table: Any) -> pd.DataFrame:
     for name in nullable:
         df[name] = pd.array(table[name].to_pylist(), dtype=ints[table.schema.field(name).type])
     return df
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
 
 
 def _check_duckdb_file(path: str) -> None:
@@ -182,7 +178,7 @@ class Warehouse:
             try:
                 return duckdb.connect(self.path, read_only=self.read_only, config=dict(_CONFIG))
             except duckdb.IOException as exc:
-                msg = _first_line(exc)
+                msg = one_line(exc)
                 if "lock" not in msg.lower():
                     raise SchemaVersionError(f"cannot open {self.path!r}: {msg}") from None
                 remaining = deadline - time.monotonic()
@@ -198,10 +194,10 @@ class Warehouse:
                 raise WarehouseBusyError(
                     f"warehouse {self.path!r} is already open in this process with other "
                     "settings (read-only vs read-write); close that Warehouse first "
-                    f"({_first_line(exc)})"
+                    f"({one_line(exc)})"
                 ) from None
             except duckdb.Error as exc:
-                raise SchemaVersionError(f"cannot open {self.path!r}: {_first_line(exc)}") from None
+                raise SchemaVersionError(f"cannot open {self.path!r}: {one_line(exc)}") from None
 
     def close(self) -> None:
         """Close the warehouse (idempotent)."""
@@ -300,7 +296,7 @@ class Warehouse:
             except duckdb.Error as exc:
                 con.execute("ROLLBACK")
                 raise SchemaVersionError(
-                    f"migration {migration.version:04d}_{migration.name} failed: {_first_line(exc)}"
+                    f"migration {migration.version:04d}_{migration.name} failed: {one_line(exc)}"
                 ) from None
             con.execute("COMMIT")
         if not self.read_only:
@@ -328,7 +324,7 @@ class Warehouse:
                         last_error = exc
                 if len(failed) == len(todo):
                     raise SchemaVersionError(
-                        f"views {sorted(failed)} could not be created: {_first_line(last_error)}"
+                        f"views {sorted(failed)} could not be created: {one_line(last_error)}"
                     )
                 todo = failed
             con.execute(
@@ -366,7 +362,7 @@ class Warehouse:
         except duckdb.Error as exc:
             self._rollback(con)
             if isinstance(exc, duckdb.ConstraintException | duckdb.ConversionException):
-                raise ValidationError(f"rejected by the warehouse: {_first_line(exc)}") from None
+                raise ValidationError(f"rejected by the warehouse: {one_line(exc)}") from None
             raise
         except BaseException:
             self._rollback(con)
@@ -377,7 +373,7 @@ class Warehouse:
                 con.execute("COMMIT")
             except duckdb.Error as exc:
                 self._rollback(con)
-                raise ValidationError(f"commit failed: {_first_line(exc)}") from None
+                raise ValidationError(f"commit failed: {one_line(exc)}") from None
 
     def _rollback(self, con: duckdb.DuckDBPyConnection) -> None:
         self._depth = 0

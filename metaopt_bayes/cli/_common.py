@@ -10,7 +10,7 @@ from typing import Any
 
 import click
 
-from warehouse.errors import MetaoptError
+from warehouse.errors import MetaoptError, one_line
 
 FORMATS = ("table", "csv", "json")
 
@@ -26,7 +26,7 @@ class _Group(click.Group):
         except Exception as exc:
             if ctx.obj and ctx.obj.get("debug"):
                 raise
-            message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            message = one_line(exc)
             if not isinstance(exc, MetaoptError):
                 message = f"{type(exc).__name__}: {message}"
             click.secho(f"Error: {message}", fg="red", err=True)

@@ -292,3 +292,29 @@ def test_log_run_duplicate_id_is_one_line_and_writes_nothing(wh_memory):
         wh_memory.log_run("d1", "rf", {"a": 2}, {"accuracy": 0.6}, run_id="dup")
     n = wh_memory.sql("SELECT (SELECT count(*) FROM run_params) + (SELECT count(*) FROM runs) AS n")
     assert int(n.n[0]) == 2
+
+
+def test_read_frame_json_layouts(tmp_path):
+    import json
+
+    import pandas as pd
+
+    from warehouse.ingest import read_frame
+
+    want = {"lr": [0.1, 0.2], "depth": [3, 4]}
+    layouts = {
+        "records.json": [{"lr": 0.1, "depth": 3}, {"lr": 0.2, "depth": 4}],
+        "columns.json": want,
+        "pandas.json": json.loads(pd.DataFrame(want).to_json()),
+    }
+    for name, obj in layouts.items():
+        (tmp_path / name).write_text(json.dumps(obj))
+        assert read_frame(tmp_path / name).to_dict("list") == want, name
+    (tmp_path / "one.json").write_text('{"lr": 0.1, "depth": 3}')
+    assert read_frame(tmp_path / "one.json").to_dict("list") == {"lr": [0.1], "depth": [3]}
+    (tmp_path / "bad.json").write_text("[1, 2]")
+    with pytest.raises(ValidationError, match="must hold a JSON object"):
+        read_frame(tmp_path / "bad.json")
+    (tmp_path / "ragged.csv").write_text("lr,depth\n0.1,3,9\n")
+    with pytest.raises(ValidationError, match="cannot read"):
+        read_frame(tmp_path / "ragged.csv")
