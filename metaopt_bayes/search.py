@@ -35,6 +35,7 @@ import numpy as np
 import pandas as pd
 
 from metaopt_bayes import acquisition as acq
+from metaopt_bayes.space import is_missing
 from warehouse.errors import CandidatesExhaustedError, NotFoundError, ValidationError, one_line
 
 PARAM_PREFIX = "params."
@@ -169,10 +170,6 @@ def _observed_runs(learner: Any, warehouse: Any, dataset: str) -> pd.DataFrame:
 # --------------------------------------------------------------------------------------------
 # recommend
 # --------------------------------------------------------------------------------------------
-def _is_missing(v: Any) -> bool:
-    return v is None or (isinstance(v, float) and math.isnan(v))
-
-
 def _acquisition_key(acquisition: str) -> str:
     """The acquisition's canonical name (case and ``_``/``-`` insensitive), or a clear error."""
     key = str(acquisition).lower().replace("_", "-")
@@ -776,7 +773,7 @@ def optimize(
             if pool is not None
             else space.sample(16, seed=seed).to_dict("records")
         )
-        probe = [{k: v for k, v in c.items() if not _is_missing(v)} for c in probe]
+        probe = [{k: v for k, v in c.items() if not is_missing(v)} for c in probe]
         trainer.check_setup(family, probe, np.asarray(y)[tr_idx], task, cv)
     elif space is None and pool is None:
         raise ValidationError("a custom objective needs space= or candidates= to search")

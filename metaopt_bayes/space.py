@@ -50,14 +50,15 @@ from warehouse.errors import ValidationError, one_line
 KINDS = ("float", "int", "categorical", "fixed")
 
 
-def _is_missing(value: Any) -> bool:
+def is_missing(value: Any) -> bool:
+    """None or NaN: a parameter that is not set."""
     return value is None or (isinstance(value, float) and math.isnan(value))
 
 
 def _same(a: Any, b: Any) -> bool:
     """Equality of choice values where True/1 and False/0 stay distinct and NaN == None."""
-    if _is_missing(a) or _is_missing(b):
-        return _is_missing(a) and _is_missing(b)
+    if is_missing(a) or is_missing(b):
+        return is_missing(a) and is_missing(b)
     if isinstance(a, bool) or isinstance(b, bool):
         return isinstance(a, bool) and isinstance(b, bool) and a == b
     if isinstance(a, np.generic):
@@ -172,7 +173,7 @@ class Param:
             options = list(self.choices or ())
         else:
             return value
-        if _is_missing(value) or any(_same(o, value) for o in options):
+        if is_missing(value) or any(_same(o, value) for o in options):
             return value
         if isinstance(value, int | float):
             hits = [o for o in options if isinstance(o, bool) and float(o) == value]
@@ -393,7 +394,7 @@ class SearchSpace:
     def _active(self, p: Param, config: Mapping[str, Any]) -> bool:
         for parent, allowed in (p.condition or {}).items():
             v = config.get(parent)
-            if _is_missing(v) and not any(_is_missing(a) for a in allowed):
+            if is_missing(v) and not any(is_missing(a) for a in allowed):
                 return False
             if not any(_same(v, a) for a in allowed):
                 return False
@@ -423,7 +424,7 @@ class SearchSpace:
         for p in self._order:
             given = config.get(p.name)
             if not self._active(p, out):
-                if not _is_missing(given):
+                if not is_missing(given):
                     raise ValidationError(
                         f"parameter {p.name!r} is set to {given!r} but inactive "
                         f"(condition {p.to_dict()['condition']})"
@@ -433,12 +434,12 @@ class SearchSpace:
             if p.kind == "fixed" and p.name not in config:
                 out[p.name] = p.value
                 continue
-            if _is_missing(given) and not (
+            if is_missing(given) and not (
                 p.kind == "categorical"
                 and p.name in config
-                and any(_is_missing(c) for c in p.choices or ())
+                and any(is_missing(c) for c in p.choices or ())
             ):
-                if p.kind == "fixed" and _is_missing(p.value):
+                if p.kind == "fixed" and is_missing(p.value):
                     out[p.name] = p.value
                     continue
                 raise ValidationError(f"parameter {p.name!r} is missing")
@@ -475,7 +476,7 @@ class SearchSpace:
         out = np.full((len(df), len(self.unit_names)), 0.5)
         records = df.to_dict(orient="records")
         for i, rec in enumerate(records):
-            rec = {k: (None if _is_missing(v) else v) for k, v in rec.items() if k in self._by_name}
+            rec = {k: (None if is_missing(v) else v) for k, v in rec.items() if k in self._by_name}
             cfg = self.validate(rec)
             for j, name in enumerate(self.unit_names):
                 v = cfg[name]
@@ -496,7 +497,7 @@ class SearchSpace:
                     col.astype("int64")
                     if col.notna().all()
                     else pd.Series(
-                        [None if _is_missing(v) else int(v) for v in col],
+                        [None if is_missing(v) else int(v) for v in col],
                         index=df.index,
                         dtype=object,
                     )

@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from metaopt_bayes.space import SearchSpace
+from metaopt_bayes.space import SearchSpace, is_missing
 from metaopt_bayes.trainer import (
     _PRELOAD,
     check_setup,
@@ -102,10 +102,10 @@ def sweep(
     sp = _resolve_space(space, family, task)
     if configs is not None:
         records = configs.to_dict("records") if isinstance(configs, pd.DataFrame) else configs
-        cfgs = [sp.validate({k: v for k, v in c.items() if not _missing(v)}) for c in records]
+        cfgs = [sp.validate({k: v for k, v in c.items() if not is_missing(v)}) for c in records]
     else:
         cfgs = [
-            sp.validate({k: v for k, v in rec.items() if not _missing(v)})
+            sp.validate({k: v for k, v in rec.items() if not is_missing(v)})
             for rec in sp.sample(int(n), seed=design_seed(seed, dataset)).to_dict("records")
         ]
     if not cfgs:
@@ -167,10 +167,6 @@ def sweep(
                 if own:
                     pool.shutdown(wait=True, cancel_futures=True)
     return [r for r in run_ids if r is not None]
-
-
-def _missing(v: Any) -> bool:
-    return v is None or (isinstance(v, float) and np.isnan(v))
 
 
 class _Progress:
