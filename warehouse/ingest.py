@@ -404,30 +404,22 @@ def _validate_runs(con: Any, src: str, fields: dict, kinds: dict, types: dict) -
             ),
             "row {0}, column 'run_id': run_id {1!r} is already in the warehouse",
         )
-    if "status" in fields:
-        c = _qi(fields["status"])
-        allowed = ", ".join(_ql(s) for s in _STATUS)
-        _fail(
-            _first(
-                con,
-                f"SELECT __row, {c} FROM {src} WHERE {c} IS NOT NULL "
-                f"AND lower(trim(CAST({c} AS VARCHAR))) NOT IN ({allowed}) ORDER BY __row LIMIT 1",
-            ),
-            "row {0}, column " + repr(fields["status"]) + ": unknown status {1!r} "
-            "(expected finished, failed or running)",
-        )
-    if "split" in fields:
-        c = _qi(fields["split"])
-        allowed = ", ".join(_ql(s) for s in SPLITS)
-        _fail(
-            _first(
-                con,
-                f"SELECT __row, {c} FROM {src} WHERE {c} IS NOT NULL "
-                f"AND CAST({c} AS VARCHAR) NOT IN ({allowed}) ORDER BY __row LIMIT 1",
-            ),
-            "row {0}, column " + repr(fields["split"]) + ": unknown split {1!r} "
-            "(expected " + ", ".join(SPLITS) + ")",
-        )
+    for field, choices, norm, expected in (  # columns with a fixed set of values
+        ("status", _STATUS, "lower(trim({}))", "finished, failed or running"),
+        ("split", SPLITS, "{}", ", ".join(SPLITS)),
+    ):
+        if field in fields:
+            c = f"CAST({_qi(fields[field])} AS VARCHAR)"
+            allowed = ", ".join(_ql(v) for v in choices)
+            _fail(
+                _first(
+                    con,
+                    f"SELECT __row, {c} FROM {src} WHERE {c} IS NOT NULL "
+                    f"AND {norm.format(c)} NOT IN ({allowed}) ORDER BY __row LIMIT 1",
+                ),
+                "row {0}, column " + repr(fields[field]) + f": unknown {field} " + "{1!r} "
+                f"(expected {expected})",
+            )
     for field in ("started_at", "finished_at"):
         if field in fields:
             c = _qi(fields[field])

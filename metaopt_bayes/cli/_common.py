@@ -106,6 +106,13 @@ def output_option(func: Callable[..., Any]) -> Callable[..., Any]:
     return wrapper
 
 
+cv_option = click.option(
+    "--cv",
+    type=int,
+    default=5,
+    show_default=True,
+    help="Cross-validation folds (1 = a 25% holdout).",
+)
 space_option = click.option(
     "--space",
     type=click.Path(dir_okay=False),

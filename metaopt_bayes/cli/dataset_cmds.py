@@ -7,6 +7,7 @@ from typing import Any
 import click
 
 from metaopt_bayes.cli._common import (
+    cv_option,
     emit,
     main,
     open_reader,
@@ -158,13 +159,7 @@ def _cell(v: Any) -> Any:
     show_default=True,
     help="Seed of the Sobol design (scrambled per dataset) and of the models.",
 )
-@click.option(
-    "--cv",
-    type=int,
-    default=5,
-    show_default=True,
-    help="Cross-validation folds (1 = a 25% holdout).",
-)
+@cv_option
 @click.option(
     "--timeout",
     "timeout_s",

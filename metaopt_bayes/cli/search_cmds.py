@@ -12,6 +12,7 @@ import click
 
 from metaopt_bayes.cli._common import (
     candidates_option,
+    cv_option,
     emit,
     main,
     method_option,
@@ -22,6 +23,15 @@ from metaopt_bayes.cli._common import (
 )
 
 ACQ_CHOICE = click.Choice(["ei", "cost-ei", "ucb", "ts", "pi"])
+acquisition_option = click.option(
+    "--acquisition",
+    "-a",
+    type=ACQ_CHOICE,
+    default="ei",
+    show_default=True,
+    help="ei: expected improvement; pi: probability of improvement; ucb: upper confidence "
+    "bound; ts: Thompson sampling; cost-ei: EI per predicted training second.",
+)
 
 
 def _space_or_default(wh: Any, dataset: str, model: str, space: str | None) -> Any:
@@ -178,15 +188,7 @@ def _record_ranking(wh: Any, fl: Any, dataset: str, ranking: Any) -> None:
 @space_option
 @candidates_option
 @click.option("--n", "n", type=int, default=5, show_default=True, help="How many to recommend.")
-@click.option(
-    "--acquisition",
-    "-a",
-    type=ACQ_CHOICE,
-    default="ei",
-    show_default=True,
-    help="ei/logei: expected improvement; pi: probability of improvement; ucb: upper "
-    "confidence bound; ts: Thompson sampling; cost-ei: EI per predicted training second.",
-)
+@acquisition_option
 @click.option("--metric", default=None, help="Metric (default: accuracy, or rmse for regression).")
 @click.option(
     "--learner",
@@ -418,15 +420,7 @@ def _run_optimize(
 )
 @space_option
 @candidates_option
-@click.option(
-    "--acquisition",
-    "-a",
-    type=ACQ_CHOICE,
-    default="ei",
-    show_default=True,
-    help="ei/logei: expected improvement; pi: probability of improvement; ucb: upper "
-    "confidence bound; ts: Thompson sampling; cost-ei: EI per predicted training second.",
-)
+@acquisition_option
 @click.option("--cost-aware", is_flag=True, help="Same as --acquisition cost-ei.")
 @click.option("--jobs", "-j", type=int, default=1, show_default=True, help="Trials in flight.")
 @click.option("--executor", default=None, help="dask://HOST:PORT to run trials on a cluster.")
@@ -440,13 +434,7 @@ def _run_optimize(
     help="Full refit every N trials when other datasets gained runs (0 = never); the "
     "target's trials act through the few-shot update.",
 )
-@click.option(
-    "--cv",
-    type=int,
-    default=5,
-    show_default=True,
-    help="Cross-validation folds (1 = a 25% holdout).",
-)
+@cv_option
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of the search.")
 @click.option("--no-retrain", is_flag=True, help="Skip retraining the winner on the test split.")
 @click.option(
