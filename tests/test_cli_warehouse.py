@@ -167,3 +167,19 @@ def test_ingest_names_the_datasets_and_models_it_creates(tmp_path):
     )
     out = r.invoke(main, ["--db", db, "ingest", str(typo)])
     assert out.exit_code == 0 and out.stderr.strip() == "new dataset: irsi", out.stderr
+
+
+@pytest.mark.parametrize(
+    "cmd",
+    [
+        ["fit", "--metric", "accuracy"],
+        ["sweep", "-d", "iris", "-m", "knn"],
+        ["recommend", "-d", "iris", "-m", "knn"],
+        ["optimize", "-d", "iris", "-m", "knn"],
+    ],
+)
+def test_commands_that_need_history_refuse_a_missing_warehouse(tmp_path, cmd):
+    db = tmp_path / "typo.duckdb"
+    out = CliRunner().invoke(main, ["--db", str(db), *cmd])
+    assert out.exit_code == 1 and "typo.duckdb' does not exist (start one" in out.output
+    assert not db.exists()

@@ -57,10 +57,26 @@ def main(ctx: click.Context, db: str | None, debug: bool) -> None:
     ctx.obj["debug"] = debug
 
 
-def open_warehouse(ctx: click.Context, read_only: bool = False):  # -> warehouse.Warehouse
-    """Open the warehouse named by ``--db`` (imported lazily to keep start-up fast)."""
-    from warehouse import Warehouse
+def open_warehouse(
+    ctx: click.Context, read_only: bool = False, must_exist: bool = False
+):  # -> warehouse.Warehouse
+    """Open the warehouse named by ``--db`` (imported lazily to keep start-up fast).
 
+    ``must_exist``: for commands that work on what the warehouse holds (fit, sweep,
+    recommend, optimize), a path that does not exist is a mistyped ``--db``, not a request
+    for a new empty file."""
+    from pathlib import Path
+
+    from warehouse import Warehouse
+    from warehouse.errors import NotFoundError
+    from warehouse.store import MEMORY, resolve_path
+
+    path = resolve_path(ctx.obj.get("db"))
+    if must_exist and path != MEMORY and not Path(path).exists():
+        raise NotFoundError(
+            f"warehouse {path!r} does not exist (start one with `metaopt datasets add`, "
+            "`metaopt ingest` or `metaopt init`)"
+        )
     return Warehouse(ctx.obj.get("db"), read_only=read_only)
 
 

@@ -214,7 +214,7 @@ def sweep_cmd(
             }
         )
 
-    with open_warehouse(ctx) as wh:
+    with open_warehouse(ctx, must_exist=True) as wh:
         try:
             sweep(
                 wh,

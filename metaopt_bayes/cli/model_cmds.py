@@ -117,7 +117,7 @@ def fit_cmd(
     config["path"] = out
     ml = MetaLearner(metric, model=model, direction=direction, method=method, **config)
     with (
-        open_warehouse(ctx) as wh,
+        open_warehouse(ctx, must_exist=True) as wh,
         Console(stderr=True).status(f"Fitting {metric} ({method}) …", spinner="dots"),
     ):
         ml.fit(wh, datasets=list(datasets) or None, exclude=list(exclude) or None)

@@ -239,7 +239,7 @@ def recommend_cmd(
     if len(model) != 1:
         if space is not None:
             raise ValidationError("--space needs exactly one --model")
-        with open_warehouse(ctx) as wh:
+        with open_warehouse(ctx, must_exist=True) as wh:
             require_dataset(wh, dataset)
             metric = metric or _default_metric(wh, dataset)
             fl = _family_learner(wh, dataset, metric, list(model) or None, method, fmt)
@@ -260,7 +260,7 @@ def recommend_cmd(
         )
         return
     model = model[0]
-    with open_warehouse(ctx) as wh:
+    with open_warehouse(ctx, must_exist=True) as wh:
         require_dataset(wh, dataset)
         metric = metric or _default_metric(wh, dataset)
         lrn = _learner(wh, metric, model, learner_path, method, quiet=fmt != "table")
@@ -488,7 +488,7 @@ def optimize_cmd(
         raise ValidationError("--space and --candidates need exactly one --model")
     families = model[0] if len(model) == 1 else (list(model) or None)
     acq_name = "cost-ei" if cost_aware else acquisition
-    with open_warehouse(ctx) as wh:
+    with open_warehouse(ctx, must_exist=True) as wh:
         res = _run_optimize(
             wh,
             dataset,

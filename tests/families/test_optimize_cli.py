@@ -141,9 +141,12 @@ def test_cli_recommend_without_model_ranks_families(tmp_path, monkeypatch):
 def test_cli_recommend_without_history_is_one_line(tmp_path):
     db = str(tmp_path / "w.duckdb")
     out = CliRunner().invoke(main, ["--db", db, "recommend", "-d", "x"])
-    assert out.exit_code == 1 and "dataset 'x' is not in the warehouse" in out.output
+    assert out.exit_code == 1 and "w.duckdb' does not exist" in out.output  # a mistyped --db
+    assert not (tmp_path / "w.duckdb").exists()
     with Warehouse(db) as wh:
         wh.register_dataset("iris", "sklearn:iris", "target")
+    out = CliRunner().invoke(main, ["--db", db, "recommend", "-d", "x"])
+    assert out.exit_code == 1 and "dataset 'x' is not in the warehouse" in out.output
     out = CliRunner().invoke(main, ["--db", db, "recommend", "-d", "iris"])
     assert out.exit_code == 1
     assert "no runs of" in out.output and "Traceback" not in out.output
