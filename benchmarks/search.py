@@ -21,6 +21,8 @@ repeat; ``--split-seed s`` draws another split (seeds ``5s + k``). Methods:
                     :func:`metaopt_bayes.search.recommend` (log-EI) one trial at a time, every
                     trial logged to the warehouse so the few-shot update sees it.
 - ``metaopt-cei`` — cost-aware EI (EI per predicted training second) on tabrepo.
+- ``metaopt-ts`` / ``metaopt-ucb`` — the same learner with Thompson sampling / UCB, run only
+                    when named in ``--methods``.
 
 Each table is followed by what the targets ask for on those tasks: random search's exact
 expected regret, and on tabrepo the lowest regret any fixed set of configs reaches when chosen
@@ -585,6 +587,14 @@ def run_metaopt_cei(task: Task, budget: int, seed: int) -> list[int]:
     return _run_metaopt(task, budget, seed, "cost-ei")
 
 
+def run_metaopt_ts(task: Task, budget: int, seed: int) -> list[int]:
+    return _run_metaopt(task, budget, seed, "ts")
+
+
+def run_metaopt_ucb(task: Task, budget: int, seed: int) -> list[int]:
+    return _run_metaopt(task, budget, seed, "ucb")
+
+
 METHODS: dict[str, Callable[[Task, int, int], list[int]]] = {
     "random": run_random,
     "tpe": run_tpe,
@@ -593,7 +603,11 @@ METHODS: dict[str, Callable[[Task, int, int], list[int]]] = {
     "portfolio": run_portfolio,
     "metaopt-ei": run_metaopt_ei,
     "metaopt-cei": run_metaopt_cei,
+    # other acquisitions of the same learner, on request (--methods metaopt-ts,metaopt-ucb)
+    "metaopt-ts": run_metaopt_ts,
+    "metaopt-ucb": run_metaopt_ucb,
 }
+DEFAULT_METHODS = [m for m in METHODS if m not in ("metaopt-ts", "metaopt-ucb")]
 
 
 # --------------------------------------------------------------------------------------------
@@ -786,7 +800,7 @@ def plot(df: pd.DataFrame, suite: Suite, budget: int, path: Path) -> None:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--suite", choices=["openml100_rf", "tabrepo", "all"], default="all")
-    ap.add_argument("--methods", default=",".join(METHODS))
+    ap.add_argument("--methods", default=",".join(DEFAULT_METHODS))
     ap.add_argument("--budget", type=int, default=50)
     ap.add_argument("--folds", type=int, default=5, help="folds of the 5-fold task split to run")
     ap.add_argument("--max-tasks", type=int, default=0, help="subsample tasks (0 = all)")
