@@ -392,27 +392,24 @@ class FeatureEncoder:
         and, with ``values``, a categorical level or boolean the training runs never had.
         (Numeric values outside the training range are allowed: they are extrapolated.)"""
         known = set(self.param_names)
-        allowed = known | set(self.other_params or ()) | set(PREDICTION_COLUMNS)
-        for c in configs.columns if self.other_params is not None else ():
-            name = str(c)
-            if not name.startswith("_") and name.removeprefix(PARAM_PREFIX) not in allowed:
-                raise ValidationError(
-                    f"unknown parameter {name!r}; the meta-learner knows "
-                    f"{', '.join(sorted(known)) or 'none'} (prefix a column with _ to pass "
-                    "it through)"
-                )
+        if self.other_params is not None:  # (files older than the record: names unchecked)
+            allowed = known | set(self.other_params) | set(PREDICTION_COLUMNS)
+            for c in map(str, configs.columns):
+                if not c.startswith("_") and c.removeprefix(PARAM_PREFIX) not in allowed:
+                    raise ValidationError(
+                        f"unknown parameter {c!r}; the meta-learner knows "
+                        f"{', '.join(sorted(known)) or 'none'} (prefix a column with _ to "
+                        "pass it through)"
+                    )
         if not values:
             return
         for s in self.specs:
             col = self._column(configs, s.name)
             if s.kind == "categorical":
-                labels = col.map(_level)
-                bad = (col.notna() & ~labels.isin(s.levels)).to_numpy()
-                allowed = ", ".join(lv for lv in s.levels if lv != "None")
-                what = f"one of {allowed}"
-            elif s.kind == "bool":
-                bad = np.array([v is not None and not isinstance(v, bool) for v in col])
-                bad &= ~np.array([v in (0.0, 1.0) for v in col])
+                bad = (col.notna() & ~col.map(_level).isin(s.levels)).to_numpy()
+                what = "one of " + ", ".join(lv for lv in s.levels if lv != "None")
+            elif s.kind == "bool":  # True/False, or 0/1 as the warehouse stores them
+                bad = np.array([v is not None and v not in (0.0, 1.0) for v in col])
                 what = "true or false"
             else:
                 continue

@@ -97,11 +97,9 @@ def open_reader(ctx: click.Context):  # -> warehouse.Warehouse
     """Open ``--db`` for a command that only reads: read-only, so several readers share the
     file, and a path that does not exist is an error rather than a new empty warehouse (a
     mistyped ``--db`` would otherwise answer every query with no rows)."""
-    from warehouse import Warehouse
     from warehouse.store import MEMORY, resolve_path
 
-    db = ctx.obj.get("db")
-    return Warehouse(db, read_only=resolve_path(db) != MEMORY)
+    return open_warehouse(ctx, read_only=resolve_path(ctx.obj.get("db")) != MEMORY)
 
 
 def output_option(func: Callable[..., Any]) -> Callable[..., Any]:
