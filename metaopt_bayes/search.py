@@ -35,7 +35,7 @@ import numpy as np
 import pandas as pd
 
 from metaopt_bayes import acquisition as acq
-from metaopt_bayes.space import is_missing
+from metaopt_bayes.space import is_missing, value_key
 from warehouse.errors import CandidatesExhaustedError, NotFoundError, ValidationError, one_line
 
 PARAM_PREFIX = "params."
@@ -113,32 +113,12 @@ def space_candidates(
     return pd.concat(frames, ignore_index=True)
 
 
-def _norm(v: Any) -> Any:
-    """A hashable, comparison-safe form of one parameter value."""
-    if v is None:
-        return None
-    if isinstance(v, bool | np.bool_):
-        return float(v)
-    if isinstance(v, int | float | np.integer | np.floating):
-        f = float(v)
-        if math.isnan(f):
-            return None
-        return float(f"{f:.10g}")
-    s = str(v)
-    if s in ("True", "False"):
-        return float(s == "True")
-    try:  # numbers stored as text compare as numbers
-        return float(f"{float(s):.10g}")
-    except ValueError:
-        return s
-
-
 def _keys(df: pd.DataFrame, names: list[str], prefix: str = "") -> list[tuple]:
     cols = []
     for n in names:
         col = prefix + n
         cols.append(df[col].tolist() if col in df.columns else [None] * len(df))
-    return [tuple(_norm(v) for v in row) for row in zip(*cols, strict=True)] if cols else []
+    return [tuple(value_key(v) for v in row) for row in zip(*cols, strict=True)] if cols else []
 
 
 def exclude_run(candidates: pd.DataFrame, runs: pd.DataFrame | None, names: list[str]) -> pd.Series:

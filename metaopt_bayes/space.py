@@ -55,6 +55,26 @@ def is_missing(value: Any) -> bool:
     return value is None or (isinstance(value, float) and math.isnan(value))
 
 
+def value_key(value: Any) -> Any:
+    """A hashable, comparison-safe form of one parameter value, the same for a value as
+    typed and as read back from the warehouse (``True`` and ``1.0``, ``100`` and ``"100"``,
+    NaN and None), so a config can be matched against the runs already logged."""
+    if is_missing(value):
+        return None
+    if isinstance(value, bool | np.bool_):
+        return float(value)
+    if isinstance(value, int | float | np.integer | np.floating):
+        f = float(value)
+        return None if math.isnan(f) else float(f"{f:.10g}")
+    s = str(value)
+    if s in ("True", "False"):
+        return float(s == "True")
+    try:  # numbers stored as text compare as numbers
+        return float(f"{float(s):.10g}")
+    except ValueError:
+        return s
+
+
 def _same(a: Any, b: Any) -> bool:
     """Equality of choice values where True/1 and False/0 stay distinct and NaN == None."""
     if is_missing(a) or is_missing(b):

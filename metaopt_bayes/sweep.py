@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from metaopt_bayes.space import SearchSpace, is_missing
+from metaopt_bayes.space import SearchSpace, is_missing, value_key
 from metaopt_bayes.trainer import (
     _PRELOAD,
     check_setup,
@@ -59,6 +59,47 @@ def design_seed(seed: int, dataset: str) -> int:
     return (int(seed) * 1_000_003 + zlib.crc32(str(dataset).encode())) % 2**32
 
 
+def finished_configs(
+    warehouse: Any, dataset: str, model: str, names: list[str]
+) -> set[tuple[Any, ...]]:
+    """The configs (on ``names``, as :func:`~metaopt_bayes.space.value_key` tuples) that
+    already have a finished run of ``model`` on ``dataset``."""
+    long = warehouse.sql(
+        "SELECT p.seq, p.name, p.value_num, p.value_text FROM run_params p "
+        "JOIN runs r ON r.seq = p.seq "
+        "WHERE r.dataset = ? AND r.model = ? AND r.status = 'finished'",
+        [dataset, model],
+    )
+    runs: dict[int, dict[str, Any]] = {}
+    for seq, name, num, text in long.itertuples(index=False):
+        runs.setdefault(int(seq), {})[name] = num if is_missing(text) else text
+    return {tuple(value_key(cfg.get(k)) for k in names) for cfg in runs.values()}
+
+
+def new_design_points(
+    space: SearchSpace, n: int, seed: int, done: set[tuple[Any, ...]]
+) -> list[tuple[int, dict[str, Any]]]:
+    """The first ``n`` distinct configs of the scrambled Sobol sequence (seed ``seed``) that
+    are not in ``done``, each with its index in the sequence."""
+    names = space.names
+    picked: list[tuple[int, dict[str, Any]]] = []
+    m = max(n + len(done), 1)
+    limit = 16 * m + 256  # a small discrete space runs out of new configs: stop looking
+    while True:
+        picked, seen = [], set(done)
+        for i, rec in enumerate(space.sample(m, seed=seed).to_dict("records")):
+            cfg = space.validate({k: v for k, v in rec.items() if not is_missing(v)})
+            key = tuple(value_key(cfg.get(k)) for k in names)
+            if key not in seen:
+                seen.add(key)
+                picked.append((i, cfg))
+                if len(picked) == n:
+                    return picked
+        if m >= limit:
+            return picked
+        m = min(2 * m, limit)
+
+
 def sweep(
     warehouse: Any,
     dataset: str,
@@ -73,6 +114,7 @@ def sweep(
     executor: cf.Executor | None = None,
     configs: pd.DataFrame | Iterable[dict[str, Any]] | None = None,
     on_result: Callable[[str, dict[str, Any]], None] | None = None,
+    include_run: bool = False,
 ) -> list[str]:
     """Train ``n`` configurations of ``model`` on ``dataset`` and log every run.
 
@@ -81,6 +123,12 @@ def sweep(
     ``jobs``: local worker processes (ignored when ``executor`` is given). ``timeout_s``:
     per-config limit; the fit runs in a child process that is killed at the deadline.
     Returns the run_ids in the order the configurations were drawn.
+
+    Sampled configurations skip those that already have a finished run of ``model`` on
+    ``dataset`` (unless ``include_run``): a second sweep with the same seed continues the
+    design with ``n`` new points instead of repeating the first ones, and a sweep stopped
+    half-way and started again trains only what is missing. Fewer than ``n`` come back
+    when the space has fewer new configurations (a small discrete space).
 
     The sampled configurations are a scrambled Sobol set whose scramble depends on ``seed``
     *and* ``dataset`` (:func:`design_seed`): the same sweep is reproducible, and sweeps of
@@ -103,24 +151,26 @@ def sweep(
     if configs is not None:
         records = configs.to_dict("records") if isinstance(configs, pd.DataFrame) else configs
         cfgs = [sp.validate({k: v for k, v in c.items() if not is_missing(v)}) for c in records]
+        seeds = [seed + i for i in range(len(cfgs))]
     else:
-        cfgs = [
-            sp.validate({k: v for k, v in rec.items() if not is_missing(v)})
-            for rec in sp.sample(int(n), seed=design_seed(seed, dataset)).to_dict("records")
-        ]
+        done = set() if include_run else finished_configs(warehouse, dataset, model, sp.names)
+        picked = new_design_points(sp, int(n), design_seed(seed, dataset), done)
+        cfgs = [cfg for _, cfg in picked]
+        # a config's model seed follows its place in the design, so a continued sweep
+        # gives each new config the seed it would have had in one long sweep
+        seeds = [seed + i for i, _ in picked]
     if not cfgs:
         return []
     check_setup(family, cfgs, y, task, cv)  # what would fail every trial fails here, once
-    # each config gets its own seed so repeated sweeps with one seed are reproducible
     payloads = [
-        make_payload(X, y, task, model, cfg, cv=cv, seed=seed + i, timeout_s=timeout_s)
-        for i, cfg in enumerate(cfgs)
+        make_payload(X, y, task, model, cfg, cv=cv, seed=s, timeout_s=timeout_s)
+        for cfg, s in zip(cfgs, seeds, strict=True)
     ]
     run_ids: list[str | None] = [None] * len(cfgs)
 
     def record(i: int, result: dict[str, Any]) -> None:
         run_ids[i] = log_trial(
-            warehouse, dataset, model, cfgs[i], result, seed=seed + i, source="metaopt.sweep"
+            warehouse, dataset, model, cfgs[i], result, seed=seeds[i], source="metaopt.sweep"
         )
         if on_result is not None:
             on_result(run_ids[i], result)

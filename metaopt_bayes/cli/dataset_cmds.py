@@ -167,6 +167,11 @@ def _cell(v: Any) -> Any:
     default=None,
     help="Seconds per configuration before it is killed and logged as failed.",
 )
+@click.option(
+    "--include-run",
+    is_flag=True,
+    help="Also train configs that already have a finished run (repeat measurements).",
+)
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
 @output_option
 @click.pass_context
@@ -180,10 +185,15 @@ def sweep_cmd(
     seed: int,
     cv: int,
     timeout_s: float | None,
+    include_run: bool,
     quiet: bool,
     fmt: str,
 ) -> None:
     """Train N sampled configurations of a model on a dataset and log every run.
+
+    Configs that already have a finished run are skipped, so running the same sweep again
+    adds N new points of the design, and a sweep stopped half-way trains only what is
+    missing when started again.
 
     \b
     Example:
@@ -228,15 +238,23 @@ def sweep_cmd(
                 cv=cv,
                 timeout_s=timeout_s,
                 on_result=collect,
+                include_run=include_run,
             )
         except KeyboardInterrupt:
             click.secho(
-                f"interrupted: {len(rows)} of {n} runs are logged (a re-run with the same "
-                "--seed draws the same configs; change --seed for new ones)",
+                f"interrupted: {len(rows)} of {n} runs are logged; run it again with "
+                f"--n {n - len(rows)} to train the rest of this design",
                 fg="yellow",
                 err=True,
             )
             ctx.exit(130)
+    if len(rows) < n:
+        click.secho(
+            f"only {len(rows)} of the space's configs are new on {dataset}; the others "
+            "already have finished runs (--include-run trains them again)",
+            fg="yellow",
+            err=True,
+        )
     emit(
         pd.DataFrame(rows, columns=["run_id", "status", "metric", "value", "duration_s", "error"]),
         fmt,

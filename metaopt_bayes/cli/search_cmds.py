@@ -628,7 +628,7 @@ def demo_cmd(
                     model,
                     n_sweep - n_have,
                     jobs=jobs,
-                    seed=seed + n_have,
+                    seed=seed,
                     progress=not quiet,
                     cv=3,
                 )

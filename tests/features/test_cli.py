@@ -138,3 +138,19 @@ def test_a_sweep_whose_every_run_failed_exits_non_zero(run, tmp_path):
     r = run("sweep", "-d", "iris", "-m", "knn", "--n", "2", "--cv", "3", "--space", str(space),
             "-q", "--format", "csv")  # fmt: skip
     assert r.exit_code == 1 and "every one of the 2 runs failed" in r.output, r.output
+
+
+def test_sweep_again_adds_new_configs_and_says_when_the_space_runs_out(run, tmp_path):
+    assert run("datasets", "add", "sklearn:iris").exit_code == 0
+    space = tmp_path / "two.yaml"  # two distinct configs in all
+    space.write_text("n_neighbors: {type: int, low: 3, high: 4}\nweights: [uniform]\n")
+    args = ("sweep", "-d", "iris", "-m", "knn", "--cv", "3", "--space", str(space), "-q")
+    r = run(*args, "--n", "1", "--format", "json")
+    assert r.exit_code == 0 and len(json.loads(r.stdout)) == 1, r.output
+    r = run(*args, "--n", "3", "--format", "json")
+    assert r.exit_code == 0 and len(json.loads(r.stdout)) == 1  # only the other one is new
+    assert "only 1 of the space's configs are new" in r.stderr
+    r = run("sql", "SELECT count(DISTINCT value_num) AS k FROM run_params", "--format", "json")
+    assert json.loads(r.stdout)[0]["k"] == 2
+    r = run(*args, "--n", "1", "--include-run", "--format", "json")
+    assert r.exit_code == 0 and len(json.loads(r.stdout)) == 1

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from metaopt_bayes.sweep import design_seed, sweep
+from metaopt_bayes.sweep import design_seed, new_design_points, sweep
 from metaopt_bayes.trainer import train_and_evaluate
 from warehouse.errors import NotFoundError, ValidationError
 
@@ -36,19 +36,62 @@ def test_train_and_evaluate_logs_everything(iris_wh):
     assert {"accuracy", "balanced_accuracy", "f1_macro", "roc_auc", "log_loss"} <= metrics
 
 
-def test_sweep_logs_n_runs_and_is_reproducible(iris_wh):
+def _configs(wh, dataset="iris"):
+    """Each run's knn config as a tuple, in logging order."""
+    df = wh.sql(
+        "SELECT r.seq, p.name, coalesce(p.value_text, CAST(p.value_num AS VARCHAR)) AS v "
+        f"FROM runs r JOIN run_params p USING (run_id) WHERE r.dataset = '{dataset}'"
+    )
+    wide = df.pivot(index="seq", columns="name", values="v").sort_index()
+    return [tuple(row) for row in wide[["n_neighbors", "weights", "p"]].itertuples(index=False)]
+
+
+def test_sweep_logs_n_runs_and_is_reproducible(iris_wh, iris_frame):
+    from warehouse import Warehouse
+
     ids = sweep(iris_wh, "iris", "knn", 6, seed=5, progress=False, cv=3)
     assert len(ids) == len(set(ids)) == 6
-    runs = iris_wh.sql("SELECT status FROM runs")
+    runs = iris_wh.sql("SELECT status, seed FROM runs ORDER BY seq")
     assert (runs["status"] == "finished").all() and len(runs) == 6
-    p1 = iris_wh.sql(
-        "SELECT value_num FROM run_params WHERE name = 'n_neighbors' ORDER BY value_num"
-    )["value_num"].tolist()
-    sweep(iris_wh, "iris", "knn", 6, seed=5, progress=False, cv=3)
-    p2 = iris_wh.sql(
-        "SELECT value_num FROM run_params WHERE name = 'n_neighbors' ORDER BY value_num"
-    )["value_num"].tolist()
-    assert sorted(p2) == sorted(p1 * 2)
+    other = Warehouse(":memory:")  # the same sweep elsewhere draws the same configs
+    other.register_dataset("iris", iris_frame, "target")
+    sweep(other, "iris", "knn", 6, seed=5, progress=False, cv=3)
+    assert _configs(other) == _configs(iris_wh)
+    assert sorted(other.sql("SELECT seed FROM runs").seed) == sorted(runs.seed)
+
+
+def test_a_second_sweep_continues_the_design(iris_wh):
+    sweep(iris_wh, "iris", "knn", 5, seed=5, progress=False, cv=3)
+    first = _configs(iris_wh)
+    sweep(iris_wh, "iris", "knn", 5, seed=5, progress=False, cv=3)
+    both = _configs(iris_wh)
+    assert len(both) == 10 and both[:5] == first
+    assert not set(both[5:]) & set(first)  # five new configs, none repeated
+    seeds = iris_wh.sql("SELECT seed FROM runs ORDER BY seq").seed.tolist()
+    assert len(set(seeds)) == 10  # each config its own model seed, as in one long sweep
+
+
+def test_a_stopped_sweep_trains_only_what_is_missing(iris_wh):
+    from metaopt_bayes.zoo import get_family
+
+    space = get_family("knn").default_space("classification")
+    design = [cfg for _, cfg in new_design_points(space, 8, design_seed(3, "iris"), set())]
+    # a sweep of 8 stopped after three runs (finished out of order, as with --jobs)
+    sweep(iris_wh, "iris", "knn", 0, progress=False, cv=3, configs=[design[i] for i in (0, 2, 5)])
+    sweep(iris_wh, "iris", "knn", 5, seed=3, progress=False, cv=3)
+    assert sorted(_configs(iris_wh)) == sorted(
+        tuple(str(float(c[k])) if k != "weights" else c[k] for k in ("n_neighbors", "weights", "p"))
+        for c in design
+    )
+
+
+def test_include_run_repeats_and_a_small_space_runs_out(iris_wh):
+    space = {"n_neighbors": {"type": "int", "low": 3, "high": 4}, "weights": ["uniform"]}
+    ids = sweep(iris_wh, "iris", "knn", 5, space=space, progress=False, cv=3)
+    assert len(ids) == 2  # only two distinct configs exist
+    assert sweep(iris_wh, "iris", "knn", 5, space=space, progress=False, cv=3) == []
+    again = sweep(iris_wh, "iris", "knn", 2, space=space, progress=False, cv=3, include_run=True)
+    assert len(again) == 2
 
 
 def test_each_dataset_gets_its_own_design(iris_wh, iris_frame):
