@@ -128,6 +128,8 @@ def _splits(y: np.ndarray, task: str, cv: int | float | None, seed: int) -> list
 
     n = len(y)
     idx = np.arange(n)
+    if task == "classification":  # any labels (text, bool, numbers) as class codes
+        y = pd.factorize(pd.Series(np.asarray(y)), sort=True)[0]
     if cv is None or (isinstance(cv, float) and 0 < cv < 1) or (cv == 1 and cv is not True):
         test = cv if isinstance(cv, float) and 0 < cv < 1 else DEFAULT_HOLDOUT
         strat = y if task == "classification" and np.bincount(y).min() >= 2 else None

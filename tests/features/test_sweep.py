@@ -211,3 +211,13 @@ def test_explicit_configs_are_validated_by_the_space(iris_wh):
             progress=False,
             configs=[{"n_neighbors": 0, "weights": "uniform", "p": 1}],
         )
+
+
+@pytest.mark.parametrize("cv", [3, 1])
+def test_text_class_labels_sweep_like_codes(mem_wh, iris_frame, cv):
+    # a CSV's yes/no or species names: the checks before the first trial once crashed on them
+    df = iris_frame.assign(target=iris_frame["target"].map({0: "setosa", 1: "versi", 2: "virg"}))
+    mem_wh.register_dataset("flowers", df, "target")
+    ids = sweep(mem_wh, "flowers", "knn", 2, progress=False, cv=cv)
+    runs = mem_wh.sql("SELECT status, error FROM runs")
+    assert len(ids) == 2 and (runs["status"] == "finished").all(), runs["error"].tolist()
