@@ -57,6 +57,15 @@ def test_sql_json(db):
     assert json.loads(result.output) == [{"model": "rf", "n": 4}, {"model": "svm", "n": 3}]
 
 
+def test_tables_print_brackets_and_lists_as_text(db):
+    # a coefficient such as "B0[intercept]" once printed as "B0": rich read it as markup
+    q = "SELECT 'B0[intercept]' AS name, '[red]x' AS t, ['C', 'gamma'] AS params"
+    out = CliRunner().invoke(main, ["--db", str(db), "sql", q]).output
+    assert "B0[intercept]" in out and "[red]x" in out and '["C", "gamma"]' in out
+    out = CliRunner().invoke(main, ["--db", str(db), "sql", q, "--format", "csv"]).output
+    assert out.splitlines()[1] == 'B0[intercept],[red]x,"[""C"", ""gamma""]"'
+
+
 def test_sql_refused_is_one_line(db):
     result = CliRunner().invoke(main, ["--db", str(db), "sql", "DROP TABLE runs"])
     assert result.exit_code == 1

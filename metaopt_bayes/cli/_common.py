@@ -168,25 +168,33 @@ def emit(data: Any, fmt: str, title: str | None = None) -> None:
     df: pd.DataFrame = data
     if fmt == "json":
         click.echo(df.to_json(orient="records", date_format="iso", default_handler=str))
-    elif fmt == "csv":  # nested values (a config, metrics) as JSON text, not Python reprs
-        df.map(lambda v: json.dumps(v, default=str) if isinstance(v, dict | list) else v).to_csv(
-            sys.stdout, index=False
-        )
+    elif fmt == "csv":  # nested values (a config, metrics, a list) as JSON, not Python reprs
+        df.map(_nested_json).to_csv(sys.stdout, index=False)
     else:
         from rich.console import Console
+        from rich.markup import escape
         from rich.table import Table
 
-        table = Table(title=title, show_lines=False)
+        # cells are text, not rich markup: "B0[intercept]" or "[red]" print as they are
+        table = Table(title=escape(title) if title else None, show_lines=False)
         for col in df.columns:
-            table.add_column(str(col), overflow="fold")
+            table.add_column(escape(str(col)), overflow="fold")
         for row in df.itertuples(index=False):
-            table.add_row(*(_fmt_cell(v) for v in row))
+            table.add_row(*(escape(_fmt_cell(v)) for v in row))
         Console().print(table)
         if df.empty:
             click.echo("(no rows)")
 
 
+def _nested_json(value: Any) -> Any:
+    if hasattr(value, "tolist") and getattr(value, "ndim", 0) > 0:  # a SQL LIST column
+        value = value.tolist()
+    return json.dumps(value, default=str) if isinstance(value, dict | list) else value
+
+
 def _fmt_cell(value: Any) -> str:
+    if hasattr(value, "tolist") and getattr(value, "ndim", 0) > 0:
+        value = value.tolist()
     if value is None:
         return ""
     if isinstance(value, float):

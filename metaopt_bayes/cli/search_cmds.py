@@ -328,21 +328,22 @@ class _LiveTable:
             self.live.update(self._render())
 
     def _render(self) -> Any:
+        from rich.markup import escape
         from rich.table import Table
 
         done = self.rows[-1]["number"] if self.rows else 0
-        tab = Table(title=f"optimizing {self.metric} — trial {done}/{self.budget}")
+        tab = Table(title=escape(f"optimizing {self.metric} — trial {done}/{self.budget}"))
         joint = any(r.get("model") for r in self.rows)
         cols = ("trial", *(("family",) if joint else ()), "config", self.metric)
         for col in (*cols, "best so far", "predicted ± sd", "s"):
-            tab.add_column(col, overflow="fold")
+            tab.add_column(escape(col), overflow="fold")
         for r in self.rows[-15:]:
             v = r.get("value")
             pm, ps = r.get("predicted_mean"), r.get("predicted_sd")
             tab.add_row(
                 str(r["number"]),
-                *((str(r.get("model") or ""),) if joint else ()),
-                _cfg_text(r["config"]),
+                *((escape(str(r.get("model") or "")),) if joint else ()),
+                escape(_cfg_text(r["config"])),
                 "failed" if r.get("status") == "failed" else (f"{v:.4f}" if v is not None else ""),
                 f"{r['best']:.4f}" if r.get("best") is not None else "",
                 f"{pm:.4f} ± {ps:.4f}" if pm is not None and ps is not None else "(initial)",
