@@ -157,6 +157,19 @@ candidates_option = click.option(
 )
 
 
+# the columns of ``meta_models`` that :func:`describe_model` names
+MODEL_BRIEF = "model_id, method, n_runs, n_datasets, created_at"
+
+
+def describe_model(row: Any) -> str:
+    """One line naming the saved meta-model a command uses (a row with MODEL_BRIEF)."""
+    when = str(row.created_at)[:16]
+    return (
+        f"using meta-model {str(row.model_id)[:12]} ({row.method}, {row.n_runs} runs on "
+        f"{row.n_datasets} datasets, fitted {when})"
+    )
+
+
 def emit(data: Any, fmt: str, title: str | None = None) -> None:
     """Print a DataFrame (or list of dicts / dict) as a rich table, CSV or JSON."""
     import pandas as pd

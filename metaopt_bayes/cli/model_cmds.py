@@ -11,6 +11,8 @@ from typing import Any
 import click
 
 from metaopt_bayes.cli._common import (
+    MODEL_BRIEF,
+    describe_model,
     emit,
     main,
     method_option,
@@ -36,14 +38,22 @@ def _load_model(wh: Any, model_id: str | None, metric: str | None, model: str | 
     """A stored meta-model by id, else the newest one for ``metric`` (and ``model``)."""
     from metaopt_bayes.model import MetaLearner
 
-    if model_id:
-        rows = wh.sql("SELECT model_id, path FROM meta_models WHERE model_id = ?", [model_id])
+    if model_id:  # the id or a unique prefix of it, as `metaopt models` shows it
+        rows = wh.sql(
+            f"SELECT {MODEL_BRIEF}, path FROM meta_models WHERE starts_with(model_id, ?)",
+            [model_id],
+        )
         if rows.empty:
             raise NotFoundError(f"no meta-model with id {model_id!r} (see `metaopt models`)")
+        if len(rows) > 1 and model_id not in set(rows.model_id):
+            raise ValidationError(
+                f"{len(rows)} meta-models have ids starting with {model_id!r}; give more of it"
+            )
+        rows = rows[rows.model_id == model_id] if model_id in set(rows.model_id) else rows
     else:
         if not metric:
             raise ValidationError("give --model-id, or --metric to use the newest model for it")
-        q = "SELECT model_id, path FROM meta_models WHERE metric = ? AND path IS NOT NULL"
+        q = f"SELECT {MODEL_BRIEF}, path FROM meta_models WHERE metric = ? AND path IS NOT NULL"
         args: list[Any] = [metric]
         if model:
             q += " AND model_family = ?"
@@ -56,6 +66,8 @@ def _load_model(wh: Any, model_id: str | None, metric: str | None, model: str | 
         raise NotFoundError(f"meta-model {rows.iloc[0]['model_id']} has no saved file")
     ml = MetaLearner.load(path, warehouse=wh, metric=metric, model=model)
     ml.model_id = str(rows.iloc[0]["model_id"])
+    if not model_id:  # the newest fit was chosen: the command says which, after its answer
+        ml.cli_note = describe_model(next(rows.itertuples(index=False)))
     return ml
 
 
@@ -201,6 +213,8 @@ def predict_cmd(
         ml.encoder.check(configs)
         pred = ml.predict(dataset, configs, warehouse=wh)
     emit(pd.concat([configs.reset_index(drop=True), pred], axis=1), fmt)
+    if getattr(ml, "cli_note", None):
+        click.echo(ml.cli_note, err=True)
 
 
 @main.command("models")
@@ -223,6 +237,8 @@ def models_cmd(ctx: click.Context, metric: str | None, fmt: str) -> None:
             )
         else:
             df = wh.sql(f"SELECT {_MODEL_COLUMNS} FROM meta_models ORDER BY created_at DESC")
+    if fmt == "table" and len(df):  # a unique prefix is enough for `diagnose` and `predict`
+        df["model_id"] = df["model_id"].astype(str).str[:12]
     emit(df, fmt, title="meta-models")
 
 
@@ -241,7 +257,7 @@ def diagnose_cmd(ctx: click.Context, model_id: str, out_dir: str | None, fmt: st
 
     \b
     Example:
-      metaopt diagnose 3f2a9c... --out-dir plots/
+      metaopt diagnose 3f2a9c1e --out-dir plots/
     """
     from metaopt_bayes.diagnostics import diagnose
 

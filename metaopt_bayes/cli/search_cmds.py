@@ -11,8 +11,10 @@ from typing import Any
 import click
 
 from metaopt_bayes.cli._common import (
+    MODEL_BRIEF,
     candidates_option,
     cv_option,
+    describe_model,
     emit,
     main,
     method_option,
@@ -60,19 +62,21 @@ def _learner(wh: Any, metric: str, model: str, path: str | None, method: str, qu
         return MetaLearner.load(path, warehouse=wh, metric=metric, model=model)
     try:
         rows = wh.sql(
-            "SELECT path FROM meta_models WHERE metric = ? AND model_family = ? "
+            f"SELECT {MODEL_BRIEF}, path FROM meta_models WHERE metric = ? AND model_family = ? "
             "AND path IS NOT NULL AND status <> 'failed' ORDER BY created_at DESC",
             [metric, model],
         )
     except Exception:
         rows = None
     if rows is not None:
-        for p in rows.path:
-            if p and Path(p).exists():
+        for row in rows.itertuples(index=False):
+            if row.path and Path(row.path).exists():
                 try:
-                    return MetaLearner.load(p, warehouse=wh, metric=metric)
+                    lrn = MetaLearner.load(row.path, warehouse=wh, metric=metric)
                 except Exception:
                     continue
+                lrn.cli_note = f"{describe_model(row)}; --learner FILE for another"
+                return lrn
     if not quiet:
         click.echo(f"fitting the meta-learner ({method}) on the warehouse …", err=True)
     return MetaLearner(metric, model=model, direction=None, method=method).fit(wh)
@@ -281,6 +285,8 @@ def recommend_cmd(
             record=True,
         )
     emit(out, fmt, title=f"{model} on {dataset}: {metric} ({lrn.direction}), by {acquisition}")
+    if getattr(lrn, "cli_note", None):  # which saved fit answered, after the answer
+        click.echo(lrn.cli_note, err=True)
 
 
 def _cfg_text(cfg: dict[str, Any], width: int = 60) -> str:

@@ -59,6 +59,7 @@ def test_fit_models_predict_diagnose(db, tmp_path):
     assert pred.exit_code == 0, pred.output
     p = json.loads(pred.stdout)[0]
     assert p["lower"] < p["mean"] < p["upper"] and p["lr"] == 0.01
+    assert f"using meta-model {row['model_id'][:12]} (map, " in pred.stderr  # which one, said
     cfgs = tmp_path / "c.csv"
     pd.DataFrame({"lr": [1e-3, 1e-2], "depth": [2, 4], "booster": ["gbtree", "dart"]}).to_csv(
         cfgs, index=False
@@ -87,7 +88,7 @@ def test_fit_models_predict_diagnose(db, tmp_path):
             "--db",
             str(db),
             "diagnose",
-            row["model_id"],
+            row["model_id"][:8],  # a prefix, as the models table shows ids
             "--out-dir",
             str(tmp_path / "plots"),
             "--format",
@@ -97,6 +98,7 @@ def test_fit_models_predict_diagnose(db, tmp_path):
     assert diag.exit_code == 0, diag.output
     assert (tmp_path / "plots" / f"meta_model_{row['model_id']}_trace.png").exists()
     assert (tmp_path / "plots" / f"meta_model_{row['model_id']}_calibration.png").exists()
+    assert "B0[intercept]" in r.invoke(main, ["--db", str(db), "diagnose", row["model_id"]]).output
 
 
 def test_errors_are_one_line(db):
@@ -153,6 +155,16 @@ def test_predict_and_recommend_refuse_what_a_user_cannot_have_meant(db, tmp_path
                "--model", "svc", "--learner", str(tmp_path / "m.nc"), "--candidates", str(extra)],
     )  # fmt: skip
     assert wrong_family.exit_code == 1 and "not 'svc'" in wrong_family.output, wrong_family.output
+    good = tmp_path / "good.csv"
+    pd.DataFrame({"lr": [0.01, 0.1], "depth": [3, 5], "booster": ["dart"] * 2}).to_csv(
+        good, index=False
+    )
+    rec = r.invoke(
+        main, ["--db", str(db), "recommend", "--dataset", "ds1", "--metric", "accuracy",
+               "--model", "gbm", "--candidates", str(good), "--format", "json"],
+    )  # fmt: skip
+    assert rec.exit_code == 0 and len(json.loads(rec.stdout)) == 2, rec.output
+    assert rec.stderr.startswith("using meta-model ") and "(map, " in rec.stderr  # the saved fit
 
 
 def test_fit_explains_what_is_missing_before_any_work(db, tmp_path):
