@@ -422,10 +422,20 @@ class FeatureEncoder:
 
     # ---- encoding ----------------------------------------------------------------------
     def _column(self, configs: pd.DataFrame, name: str) -> pd.Series:
-        for key in (name, PARAM_PREFIX + name):
-            if key in configs.columns:
-                return _as_object_column(configs[key])
-        return pd.Series([None] * len(configs), index=configs.index, dtype=object)
+        """The parameter's values, from ``<name>`` or ``params.<name>``; when a frame has both
+        (runs read from the warehouse stacked with configs keyed by name, as fantasized
+        pending trials are) each row takes the one it sets."""
+        cols = [
+            _as_object_column(configs[key])
+            for key in (name, PARAM_PREFIX + name)
+            if key in configs.columns
+        ]
+        if not cols:
+            return pd.Series([None] * len(configs), index=configs.index, dtype=object)
+        out = cols[0]
+        if len(cols) == 2:
+            out = out.where(out.notna(), cols[1])
+        return out
 
     def transform(self, configs: pd.DataFrame, rows: Any = None) -> np.ndarray:
         """Basis matrix ``Φ`` of shape (n, p) for configs keyed by parameter name.

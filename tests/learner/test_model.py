@@ -75,6 +75,26 @@ def test_predict_draws_shape_scale_and_extra_runs(fitted_map, synth):
     assert d1.shape == d0.shape
 
 
+def test_fantasized_runs_keyed_by_name_stack_with_logged_runs(fitted_map, synth):
+    # recommend --n and optimize --jobs fantasize pending configs keyed by parameter name
+    # next to the runs read from the warehouse (params.<name>): every row keeps its config
+    runs, meta, _ = synth
+    target = runs[runs["dataset"] == "ds7"].reset_index(drop=True)
+    logged, pool = target.iloc[:10], target.iloc[10:14].reset_index(drop=True)
+    names = ["lr", "depth", "booster"]
+    before = fitted_map.predict("ds7", pool, meta=meta, runs=logged, predictive=False)
+    prefixed = pool[[f"params.{n}" for n in names]].iloc[[0]].assign(value=before["mean"].iloc[0])
+    bare = prefixed.rename(columns=lambda c: c.removeprefix("params."))
+    after = [
+        fitted_map.predict("ds7", pool, meta=meta, runs=logged, extra_runs=x, predictive=False)
+        for x in (bare, prefixed)
+    ]
+    pd.testing.assert_frame_equal(after[0], after[1])
+    # believing a config returns its predicted mean: that config narrows, nothing else moves
+    assert after[0]["sd"].iloc[0] < before["sd"].iloc[0]
+    np.testing.assert_allclose(after[0]["mean"], before["mean"], atol=0.25 * before["sd"].min())
+
+
 def test_duration_target_uses_log(synth):
     runs, meta, _ = synth
     ml = MetaLearner("duration_s", direction=None, method="map", interactions=False)
