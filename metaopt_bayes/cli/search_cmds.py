@@ -223,6 +223,12 @@ def recommend_cmd(
 ) -> None:
     """Rank configurations (one --model) or model families (none or several) for a dataset.
 
+    With one --model the output has the configuration, its predicted metric (mean, sd) and
+    `acquisition`, the score it was picked by: log EI (ei), log PI (pi), the bound (ucb), the
+    probability of being the best (ts) or log EI per second (cost-ei). With --n above 1 each
+    pick is scored after the earlier ones are assumed run (Kriging believer), so the scores
+    need not fall with the rank; the rank is the order of picking.
+
     Without --model, or with several, every family is scored with its own meta-learner and
     the families are ranked by the predicted metric of their best configuration, with a 90%
     interval and the predicted training time.
@@ -284,7 +290,9 @@ def recommend_cmd(
             seed=seed,
             record=True,
         )
-    emit(out, fmt, title=f"{model} on {dataset}: {metric} ({lrn.direction}), by {acquisition}")
+    score = {"ei": "log EI", "pi": "log PI", "cost-ei": "log EI per second"}.get(acquisition)
+    by = f"{acquisition} (acquisition = {score})" if score else acquisition
+    emit(out, fmt, title=f"{model} on {dataset}: {metric} ({lrn.direction}), by {by}")
     if getattr(lrn, "cli_note", None):  # which saved fit answered, after the answer
         click.echo(lrn.cli_note, err=True)
 

@@ -98,7 +98,10 @@ def test_fit_models_predict_diagnose(db, tmp_path):
     assert diag.exit_code == 0, diag.output
     assert (tmp_path / "plots" / f"meta_model_{row['model_id']}_trace.png").exists()
     assert (tmp_path / "plots" / f"meta_model_{row['model_id']}_calibration.png").exists()
-    assert "B0[intercept]" in r.invoke(main, ["--db", str(db), "diagnose", row["model_id"]]).output
+    plain = r.invoke(
+        main, ["--db", str(db), "diagnose", row["model_id"], "--out-dir", str(tmp_path)]
+    )
+    assert "B0[intercept]" in plain.output
 
 
 def test_errors_are_one_line(db):
