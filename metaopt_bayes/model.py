@@ -508,7 +508,8 @@ class MetaLearner:
                     f"no runs of model {self.model!r} with metric {self.metric!r}"
                 )
         elif "model" in runs.columns and runs["model"].nunique() > 1:
-            fams = ", ".join(sorted(runs["model"].astype(str).unique())[:5])
+            names = sorted(runs["model"].astype(str).unique())
+            fams = ", ".join(names[:5]) + (f" and {len(names) - 5} more" if len(names) > 5 else "")
             raise ValidationError(
                 f"runs of several model families ({fams}); choose one (model= in Python, "
                 "--model in the CLI)"

@@ -72,7 +72,7 @@ def nearest_datasets(meta: pd.DataFrame, target: str, k: int = 10) -> pd.DataFra
     ``meta``: index dataset, one numeric column per meta-feature (NaN = unknown). Each column
     is z-scored across datasets (columns with zero spread are dropped); the distance is
     ``sqrt(mean_j (z_tj − z_dj)²)`` over the features both datasets have, so datasets missing
-    a few features stay comparable. Returns columns dataset, distance, n_features (used).
+    a few features stay comparable. Returns columns dataset, distance, meta_features_compared.
     """
     if target not in meta.index:
         raise NotFoundError(f"dataset {target!r} has no meta-features")
@@ -88,10 +88,10 @@ def nearest_datasets(meta: pd.DataFrame, target: str, k: int = 10) -> pd.DataFra
         {
             "dataset": diff.index.astype(str).to_numpy(),
             "distance": dist.to_numpy(),
-            "n_features": used.to_numpy(),
+            "meta_features_compared": used.to_numpy(),
         }
     )
-    out = out[out["n_features"] > 0].sort_values(["distance", "dataset"]).head(k)
+    out = out[out["meta_features_compared"] > 0].sort_values(["distance", "dataset"]).head(k)
     return out.reset_index(drop=True)
 
 

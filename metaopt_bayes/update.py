@@ -342,6 +342,9 @@ def collapsed_loglik_grad(
     trSP = np.einsum("dij,dji->d", S, P)
     g_mu = u / tau2
     Pjj = np.diagonal(P, axis1=1, axis2=2)
-    g_tau2 = 0.5 * (((Pjj + u**2) / tau2**2).sum(0) - D / tau2)
-    g_sig2 = 0.5 * ((resid2 + trSP) / sigma2**2 - n / sigma2)
+    # an optimizer's trial step at extreme scales may overflow: the infinite gradient makes
+    # its line search step back, which is the intended outcome, so no warning is raised
+    with np.errstate(over="ignore"):
+        g_tau2 = 0.5 * (((Pjj + u**2) / tau2**2).sum(0) - D / tau2)
+        g_sig2 = 0.5 * ((resid2 + trSP) / sigma2**2 - n / sigma2)
     return float(ll.sum()), g_mu, g_tau2, g_sig2

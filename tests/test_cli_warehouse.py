@@ -192,3 +192,16 @@ def test_commands_that_need_history_refuse_a_missing_warehouse(tmp_path, cmd):
     out = CliRunner().invoke(main, ["--db", str(db), *cmd])
     assert out.exit_code == 1 and "typo.duckdb' does not exist (start one" in out.output
     assert not db.exists()
+
+
+def test_output_cut_short_by_the_reader_is_not_an_error(tmp_path):
+    # `metaopt views --sql | head -1`: the pipe closes early, as it does for cat
+    import subprocess
+    import sys
+
+    cmd = [sys.executable, "-m", "metaopt_bayes", "--db", str(tmp_path / "w.duckdb"), "views"]
+    proc = subprocess.Popen([*cmd, "--sql"], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    assert proc.stdout is not None and proc.stdout.readline()
+    proc.stdout.close()  # the reader goes away after one line
+    err = proc.stderr.read().decode() if proc.stderr else ""
+    assert proc.wait(timeout=60) == 0 and "Error" not in err, err

@@ -23,6 +23,11 @@ class _Group(click.Group):
             return super().invoke(ctx)
         except (click.exceptions.Exit, click.exceptions.Abort, click.ClickException):
             raise
+        except BrokenPipeError:  # `metaopt views --sql | head`: the reader has gone, as with cat
+            import os
+
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            ctx.exit(0)
         except Exception as exc:
             if ctx.obj and ctx.obj.get("debug"):
                 raise
@@ -55,6 +60,10 @@ def main(ctx: click.Context, db: str | None, debug: bool) -> None:
     ctx.ensure_object(dict)
     ctx.obj["db"] = db
     ctx.obj["debug"] = debug
+    if not debug:  # PyTensor's C backend is not what samples here (nutpie and numba are)
+        import warnings
+
+        warnings.filterwarnings("ignore", message="PyTensor could not link to a BLAS")
 
 
 def open_warehouse(

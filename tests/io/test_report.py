@@ -75,7 +75,7 @@ def test_nearest_datasets_standardizes_and_skips_missing():
         d = (z.loc[name] - z.loc["t"]).dropna()
         assert out.loc[name, "distance"] == pytest.approx(np.sqrt(np.mean(d**2)))
     assert out.index.tolist() == ["near", "other", "far"]  # sorted by distance
-    assert out["n_features"].tolist() == [3, 2, 3]  # 'other' lacks a
+    assert out["meta_features_compared"].tolist() == [3, 2, 3]  # 'other' lacks a
     with pytest.raises(NotFoundError, match="'zz' has no meta-features"):
         nearest_datasets(meta, "zz")
 
