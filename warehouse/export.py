@@ -10,6 +10,8 @@ Layout written by :func:`export_warehouse` (``DIR``)::
     datasets.parquet                              one row per dataset
     metrics.parquet                               one row per known metric (its direction)
     run_incumbents.parquet                        best run per dataset × model × metric × split
+    meta_models.parquet                           fitted meta-models and their diagnostics
+    recommendations.parquet                       recommendations made (with their meta-model)
     views/<view>.sql                              each view, transpiled to the chosen dialect
     manifest.json                                 row counts, schema version, dialect
 
@@ -63,6 +65,9 @@ _SINGLE: dict[str, str] = {
     "metrics": "SELECT * FROM metrics ORDER BY name",
     # the maintained table the incumbents view reads (a snapshot, consistent with the runs)
     "run_incumbents": "SELECT * FROM run_incumbents ORDER BY dataset, model, metric, split",
+    # fitted meta-models and what they recommended (the family_predictions view reads both)
+    "meta_models": "SELECT * FROM meta_models ORDER BY created_at, model_id",
+    "recommendations": "SELECT * FROM recommendations ORDER BY created_at, rec_id",
 }
 
 
