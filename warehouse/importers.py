@@ -78,6 +78,27 @@ def _require(module: str, extra: str) -> Any:
         ) from None
 
 
+def _existing_runs(wh: Warehouse, prefix: str) -> dict[str, tuple[Any, Any, Any]]:
+    """run_id → (dataset, model, start in whole milliseconds) of the runs under ``prefix``."""
+    df = wh._read_df(
+        "SELECT run_id, dataset, model, started_at FROM runs WHERE starts_with(run_id, ?)",
+        [prefix],
+    )
+    return {
+        str(r.run_id): (str(r.dataset), str(r.model), _ms(r.started_at))
+        for r in df.itertuples(index=False)
+    }
+
+
+def _ms(when: Any) -> int | None:
+    """A timestamp in whole milliseconds (None when unset), comparable across round trips."""
+    import pandas as pd
+
+    if when is None or pd.isna(when):
+        return None
+    return int(pd.Timestamp(when).value // 1_000_000)
+
+
 def _existing_ids(wh: Warehouse, prefix: str) -> set[str]:
     df = wh._read_df("SELECT run_id FROM runs WHERE starts_with(run_id, ?)", [prefix])
     return set(df["run_id"].astype(str))
@@ -280,12 +301,17 @@ def import_optuna(
     dataset: str,
     model: str,
     metric: str | Sequence[str] | None = None,
+    name: str | None = None,
 ) -> ImportResult:
     """Import the trials of one Optuna study (any Optuna storage URL, e.g.
     ``sqlite:///optuna.db``) as runs of ``model`` on ``dataset``.
 
     ``metric`` names the objective(s): default ``value`` for one objective and ``value_0``,
-    ``value_1``, … for several. Returns an :class:`ImportResult`; re-importing adds nothing.
+    ``value_1``, … for several. Runs are named ``optuna:<name>:<trial number>`` (``name``
+    defaults to the study's name) and re-importing adds nothing. A trial whose run id is
+    taken by a different trial (another storage's study of the same name: another start
+    time, dataset or model) is refused, naming ``name=`` as the way out, instead of being
+    counted as already present. Returns an :class:`ImportResult`.
     """
     optuna = _require("optuna", "optuna")
     from optuna.trial import TrialState
@@ -320,13 +346,22 @@ def import_optuna(
             f"{len(names)} metric name(s) were given"
         )
 
-    prefix = f"optuna:{study}:"
-    existing = _existing_ids(wh, prefix)
+    label = study if name is None else str(name)
+    if not label or ":" in label:
+        raise ValidationError(f"import name {label!r} must be non-empty text without ':'")
+    prefix = f"optuna:{label}:"
+    existing = _existing_runs(wh, prefix)
     rows: list[dict[str, Any]] = []
     already = unfinished = 0
     for trial in loaded.get_trials(deepcopy=False):
         run_id = f"{prefix}{trial.number}"
         if run_id in existing:
+            if existing[run_id] != (dataset, model, _ms(trial.datetime_start)):
+                raise ValidationError(
+                    f"run {run_id} is already in the warehouse from another trial (another "
+                    f"storage's study {label!r}, or another dataset or model); import this one "
+                    "under another name (--as NAME, name= in Python)"
+                )
             already += 1
             continue
         if trial.state in (TrialState.RUNNING, TrialState.WAITING):
@@ -342,7 +377,7 @@ def import_optuna(
             "started_at": start,
             "finished_at": end,
             "duration_s": (end - start).total_seconds() if start and end else None,
-            "source": f"optuna:{study}",
+            "source": f"optuna:{label}",
         }
         for name, value in trial.params.items():
             row[f"params.{name}"] = value

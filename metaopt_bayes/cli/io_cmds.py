@@ -126,6 +126,13 @@ def import_mlflow_cmd(
     help="Metric name for the objective (repeat for multi-objective; default value / "
     "value_0, value_1, …). Its direction is the study's.",
 )
+@click.option(
+    "--as",
+    "name",
+    default=None,
+    help="Name the runs optuna:NAME:<trial> (default: the study's name); for a study whose "
+    "name another storage's study already used.",
+)
 @output_option
 @click.pass_context
 def import_optuna_cmd(
@@ -135,6 +142,7 @@ def import_optuna_cmd(
     dataset: str,
     model: str,
     metrics: tuple[str, ...],
+    name: str | None,
     fmt: str,
 ) -> None:
     """Import the trials of an Optuna study (parameters, values, durations, states).
@@ -152,7 +160,9 @@ def import_optuna_cmd(
     elif metrics:
         metric = list(metrics)
     with open_warehouse(ctx) as wh, _spinner("importing Optuna trials"):
-        result = import_optuna(wh, storage, study, dataset=dataset, model=model, metric=metric)
+        result = import_optuna(
+            wh, storage, study, dataset=dataset, model=model, metric=metric, name=name
+        )
     emit(result.as_dict(), fmt)
 
 

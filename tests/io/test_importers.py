@@ -188,6 +188,25 @@ def test_optuna_import_states_params_values_and_idempotence(wh_memory, tmp_path:
     assert (again.imported, again.already_present, again.skipped_unfinished) == (1, 6, 0)
 
 
+def test_a_second_storages_study_of_the_same_name_is_not_taken_as_present(
+    wh_memory, tmp_path: Path
+):
+    first, second = (f"sqlite:///{tmp_path / f'{n}.db'}" for n in ("a", "b"))
+    _optuna_study(first)
+    _optuna_study(second)  # also named s1, with its own trials
+    assert import_optuna(wh_memory, first, "s1", dataset="iris", model="mlp").imported == 6
+    for dataset in ("wine", "iris"):  # another dataset, or the same one: other trials
+        with pytest.raises(ValidationError, match="under another name"):
+            import_optuna(wh_memory, second, "s1", dataset=dataset, model="mlp")
+    assert len(wh_memory.sql("SELECT * FROM runs")) == 6  # the refusal wrote nothing
+    result = import_optuna(wh_memory, second, "s1", dataset="wine", model="mlp", name="s1-b")
+    assert result.imported == 6
+    again = import_optuna(wh_memory, first, "s1", dataset="iris", model="mlp")
+    assert (again.imported, again.already_present) == (0, 6)
+    with pytest.raises(ValidationError, match="without ':'"):
+        import_optuna(wh_memory, first, "s1", dataset="iris", model="mlp", name="a:b")
+
+
 def test_optuna_multi_objective_and_direction_conflict(wh_memory, tmp_path: Path):
     storage = f"sqlite:///{tmp_path / 'optuna.db'}"
     _optuna_study(storage, "mo", directions=("maximize", "minimize"))
