@@ -950,9 +950,11 @@ def optimize(
         result.best_value = float(best_row["value"])
         result.best_run_id = str(best_row["run_id"])
     if not interrupted and retrain and objective is None and result.best_config is not None:
-        _retrain_winner(
-            warehouse, result, X, np.asarray(y), task, tr_idx, te_idx, seed, artifacts_dir
-        )
+        # a call that ran nothing new (its budget was spent) keeps the winner it retrained
+        if new_done or not _reuse_final(warehouse, result, seed, artifacts_dir):
+            _retrain_winner(
+                warehouse, result, X, np.asarray(y), task, tr_idx, te_idx, seed, artifacts_dir
+            )
     return result
 
 
@@ -1151,16 +1153,61 @@ def _retrain_winner(
         duration_s=fit_s,
     )
     result.final_run_id = run_id
+    path = _artifact_path(warehouse, result, run_id, artifacts_dir)
+    if path is not None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        joblib.dump(est, path)
+        result.model_path = path
+
+
+def _artifact_path(
+    warehouse: Any, result: OptimizeResult, run_id: str, artifacts_dir: str | Path | None
+) -> Path | None:
+    """Where the retrained winner of ``run_id`` is saved: ``artifacts_dir``, else
+    ``metaopt_models/`` beside the warehouse file (None for an in-memory warehouse)."""
     folder = Path(artifacts_dir) if artifacts_dir is not None else None
     wh_path = getattr(warehouse, "path", None)
     if folder is None and wh_path not in (None, ":memory:"):
         folder = Path(str(wh_path)).resolve().parent / "metaopt_models"
-    if folder is not None:
-        folder.mkdir(parents=True, exist_ok=True)
-        safe = "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in result.dataset)
-        path = folder / f"{safe}-{result.model}-{run_id}.joblib"
-        joblib.dump(est, path)
-        result.model_path = path
+    if folder is None:
+        return None
+    safe = "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in result.dataset)
+    return folder / f"{safe}-{result.model}-{run_id}.joblib"
+
+
+def _reuse_final(
+    warehouse: Any, result: OptimizeResult, seed: int, artifacts_dir: str | Path | None
+) -> bool:
+    """Fill ``result`` from the newest retrained winner of (dataset, model) when it has the
+    best config and the same seed (so the same test split), and its saved estimator is still
+    there; False otherwise."""
+    finals = warehouse._read_df(
+        "SELECT run_id, seq, seed FROM runs WHERE dataset = ? AND model = ? AND source = ? "
+        "AND status = 'finished' ORDER BY seq DESC LIMIT 1",
+        [result.dataset, result.model, FINAL_SOURCE],
+    )
+    if finals.empty or pd.isna(finals["seed"][0]) or int(finals["seed"][0]) != int(seed):
+        return False
+    run_id, seq = str(finals["run_id"][0]), int(finals["seq"][0])
+    params = warehouse._read_df(
+        "SELECT name, value_num, value_text FROM run_params WHERE seq = ?", [seq]
+    )
+    logged = {
+        r.name: r.value_num if is_missing(r.value_text) else r.value_text
+        for r in params.itertuples(index=False)
+    }
+    names = set(logged) | {k for k, v in result.best_config.items() if not is_missing(v)}
+    if any(value_key(logged.get(k)) != value_key(result.best_config.get(k)) for k in names):
+        return False  # the best trial changed since that retraining
+    path = _artifact_path(warehouse, result, run_id, artifacts_dir)
+    if path is not None and not path.exists():
+        return False
+    metrics = warehouse._read_df(
+        "SELECT name, value FROM run_metrics WHERE seq = ? AND split = 'test'", [seq]
+    )
+    result.test_metrics = dict(zip(metrics["name"], metrics["value"].astype(float), strict=True))
+    result.final_run_id, result.model_path = run_id, path
+    return True
 
 
 __all__ = [

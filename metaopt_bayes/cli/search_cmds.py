@@ -392,6 +392,21 @@ def _run_optimize(
     metric = metric or (learner.metric if learner is not None else _default_metric(wh, dataset))
     direction = learner.direction if learner is not None else wh.metric_direction(metric)
     maximize = direction == "maximize"
+    if isinstance(model, str):
+        from metaopt_bayes.search import _existing_trials
+
+        n_before = len(_existing_trials(wh, dataset, model))
+        if n_before:
+            spent = (
+                "; the budget is spent, so nothing new runs (raise --budget for more)"
+                if n_before >= budget
+                else f"; {budget - n_before} more to run"
+            )
+            click.echo(
+                f"resuming: {n_before} of --budget {budget} trials of {model} on {dataset} "
+                f"are in the warehouse{spent}",
+                err=True,
+            )
     with _LiveTable(metric, maximize, budget, live) as table:
         return optimize(
             wh,
@@ -430,8 +445,9 @@ def _run_optimize(
     default=30,
     show_default=True,
     help="Total trials, failed ones included. Re-running resumes up to this many from the "
-    "trials of this dataset and model in the warehouse, whatever --metric, --space or --cv "
-    "they ran with.",
+    "earlier optimize trials of this dataset and model in the warehouse (not sweep or imported "
+    "runs, which the meta-learner uses as history), whatever --metric, --space or --cv they "
+    "ran with.",
 )
 @space_option
 @candidates_option

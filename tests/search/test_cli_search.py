@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 from click.testing import CliRunner
 
@@ -70,3 +72,20 @@ def test_demo_table_shows_settings_as_text():
         "learning_rate=0.5 max_iter=300 early_stopping=False",
     ]
     assert table["settings"][1] == json.dumps(cfg)  # the JSON for --format json is untouched
+
+
+def test_optimize_again_says_the_budget_is_spent_and_retrains_nothing(tmp_path):
+    from warehouse import Warehouse
+
+    db = str(tmp_path / "w.duckdb")
+    with Warehouse(db) as wh:
+        wh.register_dataset("iris", "sklearn:iris", "target")
+    args = ["--db", db, "optimize", "-d", "iris", "-m", "knn", "--budget", "2", "--cv", "2",
+            "--method", "map", "--format", "json"]  # fmt: skip
+    first = CliRunner().invoke(main, args)
+    assert first.exit_code == 0, first.output
+    again = CliRunner().invoke(main, args)
+    assert again.exit_code == 0 and "2 of --budget 2 trials" in again.stderr
+    assert "budget is spent" in again.stderr
+    a, b = (json.loads(r.stdout)[0] for r in (first, again))
+    assert b["new_trials"] == 0 and b["model_path"] == a["model_path"]

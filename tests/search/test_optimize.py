@@ -235,6 +235,24 @@ def test_the_winner_of_a_family_with_a_boolean_is_retrained(wh):
     assert res.test_metrics["accuracy"] > 0.5  # retrained on the train split, tested once
 
 
+def test_a_second_call_with_its_budget_spent_keeps_the_retrained_winner(tmp_path):
+    from warehouse import Warehouse
+
+    with Warehouse(tmp_path / "w.duckdb") as wh:
+        name = _registered(wh)
+        first = optimize(wh, name, "knn", 2, fit_method="map", cv=2)
+        again = optimize(wh, name, "knn", 2, fit_method="map", cv=2)
+        assert again.n_new == 0 and again.final_run_id == first.final_run_id
+        assert again.test_metrics == pytest.approx(first.test_metrics)
+        assert again.model_path == first.model_path and first.model_path.exists()
+        finals = wh.sql("SELECT count(*) AS n FROM runs WHERE source = 'metaopt-final'")
+        assert finals["n"][0] == 1 and len(list(first.model_path.parent.iterdir())) == 1
+        other_seed = optimize(wh, name, "knn", 2, fit_method="map", cv=2, seed=1)
+        assert other_seed.final_run_id != first.final_run_id  # another test split: retrained
+        more = optimize(wh, name, "knn", 3, fit_method="map", cv=2, seed=1)
+        assert more.n_new == 1
+
+
 def test_a_real_learner_optimizes_a_dataset_the_warehouse_has_never_seen(wh):
     # the fit leaves the target out with exclude=[target]; the target being unknown to the
     # warehouse (no runs, no meta-features) must not stop it: it is the zero-shot case
