@@ -949,12 +949,12 @@ def optimize(
         result.best_config = _typed_config({c: _plain(best_row[c]) for c in cfg_cols}, space, pool)
         result.best_value = float(best_row["value"])
         result.best_run_id = str(best_row["run_id"])
-    if not interrupted and retrain and objective is None and result.best_config is not None:
-        # a call that ran nothing new (its budget was spent) keeps the winner it retrained
-        if new_done or not _reuse_final(warehouse, result, seed, artifacts_dir):
-            _retrain_winner(
-                warehouse, result, X, np.asarray(y), task, tr_idx, te_idx, seed, artifacts_dir
-            )
+    retrain = retrain and not interrupted and objective is None and result.best_config is not None
+    # a call that ran nothing new (its budget was spent) keeps the winner it retrained
+    if retrain and (new_done or not _reuse_final(warehouse, result, seed, artifacts_dir)):
+        _retrain_winner(
+            warehouse, result, X, np.asarray(y), task, tr_idx, te_idx, seed, artifacts_dir
+        )
     return result
 
 
