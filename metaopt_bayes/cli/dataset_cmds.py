@@ -101,14 +101,21 @@ def datasets_show(ctx: click.Context, name: str, fmt: str) -> None:
     default=None,
     help="Task of the space to show (default: classification, or the family's only task).",
 )
+@click.option(
+    "--yaml",
+    "as_yaml",
+    is_flag=True,
+    help="Print the space as a YAML file to edit and pass to --space (sweep, recommend, optimize).",
+)
 @output_option
-def zoo(model: str | None, task: str | None, fmt: str) -> None:
+def zoo(model: str | None, task: str | None, as_yaml: bool, fmt: str) -> None:
     """List the built-in model families, or show one family's default search space.
 
     \b
     Example:
       metaopt zoo
       metaopt zoo svc --task regression --format json
+      metaopt zoo svc --yaml > svc.yaml      # edit, then: metaopt sweep ... --space svc.yaml
     """
     import pandas as pd
 
@@ -130,6 +137,13 @@ def zoo(model: str | None, task: str | None, fmt: str) -> None:
     if task is None:
         task = "classification" if family.supports("classification") else family.tasks[0]
     space = family.default_space(task)
+    if as_yaml:
+        import yaml
+
+        click.echo(f"# {model} ({task}): metaopt's default search space; docs/spaces.md")
+        text = yaml.safe_dump(space.to_dict(), sort_keys=False, default_flow_style=None)
+        click.echo(text, nl=False)
+        return
     rows = []
     for name, spec in space.to_dict()["params"].items():
         rows.append({"param": name, **{k: _cell(v) for k, v in spec.items()}})

@@ -154,3 +154,20 @@ def test_sweep_again_adds_new_configs_and_says_when_the_space_runs_out(run, tmp_
     assert json.loads(r.stdout)[0]["k"] == 2
     r = run(*args, "--n", "1", "--include-run", "--format", "json")
     assert r.exit_code == 0 and len(json.loads(r.stdout)) == 1
+
+
+def test_zoo_yaml_is_a_space_file_that_reads_back_the_same(tmp_path):
+    import yaml
+
+    from metaopt_bayes.space import SearchSpace
+    from metaopt_bayes.zoo import FAMILIES
+
+    for name, family in FAMILIES.items():
+        task = "classification" if family.supports("classification") else family.tasks[0]
+        out = CliRunner().invoke(main, ["zoo", name, "--yaml"])
+        assert out.exit_code == 0, out.output
+        path = tmp_path / f"{name}.yaml"
+        path.write_text(out.stdout)
+        again = SearchSpace.from_file(path)
+        assert again.to_dict() == family.default_space(task).to_dict(), name
+        assert yaml.safe_load(out.stdout)["params"]  # plain YAML, comment line aside
