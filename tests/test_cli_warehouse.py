@@ -205,3 +205,25 @@ def test_output_cut_short_by_the_reader_is_not_an_error(tmp_path):
     proc.stdout.close()  # the reader goes away after one line
     err = proc.stderr.read().decode() if proc.stderr else ""
     assert proc.wait(timeout=60) == 0 and "Error" not in err, err
+
+
+def test_ingesting_a_file_again_adds_only_its_new_rows(tmp_path):
+    db, csv = str(tmp_path / "w.duckdb"), tmp_path / "runs.csv"
+    rows = ["dataset,model,params.k,metrics.accuracy", "d1,knn,3,0.9", "d1,knn,5,0.8"]
+    csv.write_text("\n".join([*rows, "d1,knn,5,0.8"]) + "\n")  # a repeated measurement
+    run = CliRunner()
+    first = run.invoke(main, ["--db", db, "ingest", str(csv)])
+    assert first.exit_code == 0 and "ingested 3 runs" in first.stdout, first.output
+    again = run.invoke(main, ["--db", db, "ingest", str(csv)])
+    assert "ingested 0 runs" in again.stdout and "3 already in the warehouse" in again.stdout
+    with csv.open("a") as f:
+        f.write("d1,knn,7,0.7\n")
+    more = run.invoke(main, ["--db", db, "ingest", str(csv)])
+    assert "ingested 1 runs" in more.stdout, more.output
+    out = run.invoke(main, ["--db", db, "sql", "SELECT count(*) AS n FROM runs", "--format", "json"])
+    assert json.loads(out.stdout) == [{"n": 4}]
+    with_ids = tmp_path / "ids.csv"  # a file's own run ids: a second load is refused, as before
+    with_ids.write_text("run_id,dataset,model,metrics.accuracy\nr1,d1,knn,0.5\n")
+    assert run.invoke(main, ["--db", db, "ingest", str(with_ids)]).exit_code == 0
+    refused = run.invoke(main, ["--db", db, "ingest", str(with_ids)])
+    assert refused.exit_code == 1 and "r1" in refused.output

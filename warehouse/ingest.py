@@ -18,7 +18,9 @@ Choices about values (documented in the README's data section):
   logs every parameter as text, so this recovers numbers from real MLflow exports.
 * Metric cells must be finite numbers; text that is not a number is refused.
 * ``run_id`` values must be unique in the batch and new to the warehouse; without a
-  ``run_id`` column, ids are generated (UUID hex).
+  ``run_id`` column, ids are generated (12 random base-32 characters), except that
+  :func:`ingest_file` (``metaopt ingest``) names a file's rows by their content so that
+  loading the file again adds nothing.
 * Datasets and metric names seen for the first time are created (datasets with
   ``source='ingest'``; metrics with a direction guessed from the name: loss, error, rmse,
   mae, mse, time, duration → minimize, otherwise maximize).
@@ -712,6 +714,41 @@ def _names(values: Mapping[str, Any], what: str) -> None:
     for name in values:
         if not isinstance(name, str) or not name.strip():
             raise ValidationError(f"{what}: name {name!r} must be a non-empty string")
+
+
+def ingest_file(wh: Warehouse, path: str | Path) -> tuple[int, int]:
+    """Load a CSV/Parquet file of runs (:func:`log_runs`, all or nothing) so that loading it
+    again adds nothing; returns (runs written, runs already present).
+
+    Without a ``run_id`` column each row is named by its content, ``ingest:<hash>`` (a
+    second identical row in the same file gets ``-1``, ``-2``, …): the rows of a file loaded
+    before — also when more rows were appended to it since — are found and skipped. A row
+    identical in every column to an earlier ingested one is taken as that run; give the
+    file a ``run_id`` column to keep both. With a ``run_id`` column the ids are the file's,
+    and ids already in the warehouse are refused as :func:`log_runs` refuses them.
+    """
+    import pandas as pd
+    import pyarrow as pa
+
+    table = to_arrow(Path(path), what="ingest")
+    if "run_id" in _classify(table.column_names)["fields"]:
+        return log_runs(wh, table), 0
+    # siphash with pandas' fixed key over the typed row: the same file gives the same ids
+    digest = pd.util.hash_pandas_object(table.to_pandas(), index=False).to_numpy()
+    hashes = pd.Series([f"ingest:{h:016x}" for h in digest.tolist()])
+    nth = hashes.groupby(hashes).cumcount().to_numpy()
+    ids = [h if k == 0 else f"{h}-{k}" for h, k in zip(hashes.tolist(), nth.tolist(), strict=True)]
+    present = _existing_ids(wh, "ingest:")
+    keep = [i for i, run_id in enumerate(ids) if run_id not in present]
+    if not keep:
+        return 0, len(ids)
+    fresh = table.take(pa.array(keep)).append_column("run_id", pa.array([ids[i] for i in keep]))
+    return log_runs(wh, fresh), len(ids) - len(keep)
+
+
+def _existing_ids(wh: Warehouse, prefix: str) -> set[str]:
+    df = wh._read_df("SELECT run_id FROM runs WHERE starts_with(run_id, ?)", [prefix])
+    return set(df["run_id"].astype(str))
 
 
 def log_run(

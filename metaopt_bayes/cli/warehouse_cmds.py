@@ -30,13 +30,16 @@ def ingest(ctx: click.Context, file: str) -> None:
     """Load runs from a CSV or Parquet file in the MLflow layout, all or nothing.
 
     Columns: dataset, model, params.<name>, metrics.<name>, optional arch.<name>, run_id,
-    status, started_at, duration_s, cpu_s, peak_mem_mb.
+    status, started_at, duration_s, cpu_s, peak_mem_mb. Loading a file again adds only the
+    rows it did not have before: without a run_id column a row is named by its content.
 
     \b
     Example:
       metaopt ingest runs.csv
     """
     from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+    from warehouse.ingest import ingest_file
 
     with (
         open_warehouse(ctx) as wh,
@@ -50,9 +53,10 @@ def ingest(ctx: click.Context, file: str) -> None:
     ):
         progress.add_task(f"ingesting {file}", total=None)
         before = _known_names(wh)
-        n = wh.log_runs(file)
+        n, present = ingest_file(wh, file)
         after = _known_names(wh)
-    click.echo(f"ingested {n} runs from {file}")
+    again = f" ({present} already in the warehouse, skipped)" if present else ""
+    click.echo(f"ingested {n} runs from {file}{again}")
     new = {kind: after[kind] - before[kind] for kind in after}
     for kind, added in new.items():  # a typo in a name shows up here, not months later
         if added:
