@@ -220,7 +220,8 @@ def test_ingesting_a_file_again_adds_only_its_new_rows(tmp_path):
         f.write("d1,knn,7,0.7\n")
     more = run.invoke(main, ["--db", db, "ingest", str(csv)])
     assert "ingested 1 runs" in more.stdout, more.output
-    out = run.invoke(main, ["--db", db, "sql", "SELECT count(*) AS n FROM runs", "--format", "json"])
+    count = ["--db", db, "sql", "SELECT count(*) AS n FROM runs", "--format", "json"]
+    out = run.invoke(main, count)
     assert json.loads(out.stdout) == [{"n": 4}]
     with_ids = tmp_path / "ids.csv"  # a file's own run ids: a second load is refused, as before
     with_ids.write_text("run_id,dataset,model,metrics.accuracy\nr1,d1,knn,0.5\n")
