@@ -669,6 +669,7 @@ def optimize(
     artifacts_dir: str | Path | None = None,
     callback: Callable[[dict[str, Any]], None] | None = None,
     default_first: bool = True,
+    release: bool = False,
 ) -> OptimizeResult:
     """Optimize ``model`` on ``dataset`` for ``budget`` trials (in total, resumed ones count).
 
@@ -687,7 +688,9 @@ def optimize(
     design does): the best trial is then never worse in CV than the default.
     At the end (built-in trainer, ``retrain=True``) the best config is refitted on the whole
     training split, evaluated on the held-out test split, saved as joblib next to the
-    warehouse (or in ``artifacts_dir``) and logged with ``split='test'``.
+    warehouse (or in ``artifacts_dir``) and logged with ``split='test'``. ``release``: let
+    go of the warehouse file while trials run (:meth:`warehouse.Warehouse.released`), so
+    other processes can read the trials logged so far; the CLI does (one model family).
 
     ``model=None`` (every zoo family for the dataset's task) or a list of families searches
     the families and their spaces together (:func:`metaopt_bayes.families.optimize_families`;
@@ -823,6 +826,13 @@ def optimize(
     if remaining and key == "cost-ei" and cost is None:
         cost = fit_cost()
     ex, shutdown = make_executor(executor, jobs) if remaining else (None, lambda: None)
+
+    def hold(running: bool = True) -> contextlib.AbstractContextManager[Any]:
+        """While trials run: the file let go of (``release``), else kept."""
+        if running and release and hasattr(warehouse, "released"):
+            return warehouse.released()
+        return contextlib.nullcontext()
+
     in_flight: dict[cf.Future, dict[str, Any]] = {}
     since_refit = 0
     step = n_resumed
@@ -863,13 +873,16 @@ def optimize(
                         seed,
                         timeout_s,
                     )
-                    fut = ex.submit(run_trial, payload)
+                    with hold(isinstance(ex, _InlineExecutor)):  # inline: the trial runs here
+                        fut = ex.submit(run_trial, payload)
                 else:
-                    fut = ex.submit(call_objective, objective, metric, cfg)
+                    with hold(isinstance(ex, _InlineExecutor)):
+                        fut = ex.submit(call_objective, objective, metric, cfg)
                 in_flight[fut] = info
                 remaining -= 1
                 step += 1
-            done, _ = cf.wait(list(in_flight), return_when=cf.FIRST_COMPLETED)
+            with hold(not all(f.done() for f in in_flight)):
+                done, _ = cf.wait(list(in_flight), return_when=cf.FIRST_COMPLETED)
             for fut in done:
                 info = in_flight.pop(fut)
                 try:

@@ -11,6 +11,7 @@ timed-out configuration becomes a ``failed`` run with its error and the sweep go
 from __future__ import annotations
 
 import concurrent.futures as cf
+import contextlib
 import multiprocessing as mp
 import zlib
 from collections.abc import Callable, Iterable
@@ -115,6 +116,7 @@ def sweep(
     configs: pd.DataFrame | Iterable[dict[str, Any]] | None = None,
     on_result: Callable[[str, dict[str, Any]], None] | None = None,
     include_run: bool = False,
+    release: bool = False,
 ) -> list[str]:
     """Train ``n`` configurations of ``model`` on ``dataset`` and log every run.
 
@@ -122,7 +124,9 @@ def sweep(
     ``configs``: explicit configurations instead of sampling (each validated by the space).
     ``jobs``: local worker processes (ignored when ``executor`` is given). ``timeout_s``:
     per-config limit; the fit runs in a child process that is killed at the deadline.
-    Returns the run_ids in the order the configurations were drawn.
+    Returns the run_ids in the order the configurations were drawn. ``release``: let go of
+    the warehouse file while trials run (:meth:`warehouse.Warehouse.released`), so other
+    processes can read what is logged so far; the CLI does.
 
     Sampled configurations skip those that already have a finished run of ``model`` on
     ``dataset`` (unless ``include_run``): a second sweep with the same seed continues the
@@ -175,10 +179,17 @@ def sweep(
         if on_result is not None:
             on_result(run_ids[i], result)
 
+    def hold() -> contextlib.AbstractContextManager[Any]:
+        """While trials run: the file let go of (``release``), else kept."""
+        if release and hasattr(warehouse, "released"):
+            return warehouse.released()
+        return contextlib.nullcontext()
+
     with _Progress(progress, len(cfgs), f"{model} on {dataset}") as bar:
         if executor is None and jobs == 1:
             for i, p in enumerate(payloads):
-                result = run_trial(p)
+                with hold():
+                    result = run_trial(p)
                 record(i, result)
                 bar.advance(result)
         else:
@@ -201,18 +212,22 @@ def sweep(
                 pool, fn, slim = executor, run_trial, payloads
             try:
                 futures = {pool.submit(fn, p): i for i, p in enumerate(slim)}
-                for fut in cf.as_completed(futures):
-                    i = futures[fut]
-                    try:
-                        result = fut.result()
-                    except Exception as exc:  # worker crashed: still a failed run
-                        result = {
-                            "status": "failed",
-                            "metrics": {},
-                            "error": f"{type(exc).__name__}: {exc}".splitlines()[0],
-                        }
-                    record(i, result)
-                    bar.advance(result)
+                waiting = set(futures)
+                while waiting:
+                    with hold():
+                        done, waiting = cf.wait(waiting, return_when=cf.FIRST_COMPLETED)
+                    for fut in done:
+                        i = futures[fut]
+                        try:
+                            result = fut.result()
+                        except Exception as exc:  # worker crashed: still a failed run
+                            result = {
+                                "status": "failed",
+                                "metrics": {},
+                                "error": f"{type(exc).__name__}: {exc}".splitlines()[0],
+                            }
+                        record(i, result)
+                        bar.advance(result)
             finally:
                 if own:
                     pool.shutdown(wait=True, cancel_futures=True)

@@ -216,6 +216,27 @@ class Warehouse:
                 self._con.close()
             self._con = None  # type: ignore[assignment]
 
+    @contextlib.contextmanager
+    def released(self, patience: float = 600.0) -> Iterator[None]:
+        """Let go of the file for the block, so that other processes can open it (`metaopt
+        sql` on the runs a sweep has logged so far); it is opened again at the end, waiting
+        up to ``patience`` seconds (at least ``busy_timeout``) for a process that holds it
+        then. The warehouse cannot be used inside the block. A no-op in memory, read-only
+        or inside a transaction (nothing to let go of, or nothing that may be)."""
+        if self.path == MEMORY or self.read_only or self._depth or self._con is None:
+            yield
+            return
+        self.close()
+        try:
+            yield
+        finally:
+            saved = self.busy_timeout
+            self.busy_timeout = max(saved, float(patience))
+            try:
+                self._con = self._connect()
+            finally:
+                self.busy_timeout = saved
+
     def __enter__(self) -> Warehouse:
         return self
 

@@ -253,6 +253,7 @@ def sweep_cmd(
                 timeout_s=timeout_s,
                 on_result=collect,
                 include_run=include_run,
+                release=True,  # other processes can read the runs logged so far
             )
         except KeyboardInterrupt:
             click.secho(

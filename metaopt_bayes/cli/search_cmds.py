@@ -427,6 +427,7 @@ def _run_optimize(
             retrain=retrain,
             callback=table.add,
             default_first=default_first,
+            release=isinstance(model, str),  # `metaopt sql` can read the trials meanwhile
         )
 
 

@@ -196,3 +196,66 @@ def test_parallel_trials_never_lose_a_result(tmp_path):
         assert not res.trials.duplicated(["x", "c"]).any()
         assert wh.check().ok.all()
     TALLY["parallel trials verified"] += 10
+
+
+READER = """
+import sys
+from warehouse import Warehouse
+with Warehouse(sys.argv[1], read_only=True, busy_timeout=0) as wh:
+    print(int(wh.sql("SELECT count(*) AS n FROM runs")["n"][0]))
+"""
+
+
+def _read_from_another_process(path: Path) -> str:
+    out = subprocess.run(
+        [sys.executable, "-c", READER, str(path)],
+        cwd=ROOT,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    return out.stdout.strip() if out.returncode == 0 else "busy"
+
+
+@pytest.mark.parametrize("release", [True, False])
+def test_other_processes_read_the_trials_while_optimize_runs_the_next(tmp_path, release):
+    from metaopt_bayes.search import optimize
+
+    path = tmp_path / "w.duckdb"
+    seen: list[str] = []
+
+    def objective(cfg):  # runs while the trial is in progress: who can read the file?
+        seen.append(_read_from_another_process(path))
+        return {"score": -((cfg["x"] - 0.3) ** 2)}
+
+    pool = pd.DataFrame({"x": np.linspace(0, 1, 11)})
+    with Warehouse(path) as wh:
+        res = optimize(wh, "d", "m", 3, candidates=pool, objective=objective, metric="score",
+                       direction="maximize", n_init=3, release=release)  # fmt: skip
+        assert res.n_new == 3 and len(wh.sql("SELECT * FROM runs")) == 3  # open again after
+    if release:  # each trial sees the runs logged before it
+        assert seen == ["0", "1", "2"]
+        TALLY["reads by another process during optimize"] += 3
+    else:
+        assert seen == ["busy"] * 3
+
+
+def test_other_processes_read_the_runs_while_a_sweep_trains(tmp_path, monkeypatch):
+    from sklearn.datasets import load_iris
+
+    import metaopt_bayes.sweep as sweep_mod
+
+    path = tmp_path / "w.duckdb"
+    seen: list[str] = []
+
+    def trial(payload):  # stands in for the training, which runs with the file let go of
+        seen.append(_read_from_another_process(path))
+        return {"status": "finished", "metrics": {"accuracy": 0.9}, "duration_s": 0.01}
+
+    monkeypatch.setattr(sweep_mod, "run_trial", trial)
+    with Warehouse(path) as wh:
+        wh.register_dataset("iris", load_iris(as_frame=True).frame, "target")
+        ids = sweep_mod.sweep(wh, "iris", "knn", 3, progress=False, cv=3, release=True)
+        assert len(ids) == 3 and len(wh.sql("SELECT * FROM runs")) == 3
+    assert seen == ["0", "1", "2"]
