@@ -124,6 +124,8 @@ def sweep(
     ``configs``: explicit configurations instead of sampling (each validated by the space).
     ``jobs``: local worker processes (ignored when ``executor`` is given). ``timeout_s``:
     per-config limit; the fit runs in a child process that is killed at the deadline.
+    ``on_result(run_id, result)`` is called as each run is logged (``result``: the trainer's
+    status, metrics, duration_s, error, and the ``config``).
     Returns the run_ids in the order the configurations were drawn. ``release``: let go of
     the warehouse file while trials run (:meth:`warehouse.Warehouse.released`), so other
     processes can read what is logged so far; the CLI does.
@@ -177,7 +179,7 @@ def sweep(
             warehouse, dataset, model, cfgs[i], result, seed=seeds[i], source="metaopt.sweep"
         )
         if on_result is not None:
-            on_result(run_ids[i], result)
+            on_result(run_ids[i], {**result, "config": cfgs[i]})
 
     def hold() -> contextlib.AbstractContextManager[Any]:
         """While trials run: the file let go of (``release``), else kept."""

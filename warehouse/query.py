@@ -390,7 +390,8 @@ def recent_runs(
             raise ValidationError(f"limit must be >= 0, not {limit}")
         tail = f" LIMIT {int(limit)}"
     return wh._read_df(
-        "SELECT run_id, dataset, model, status, duration_s, params_num, params_text, metrics "
+        "SELECT run_id, dataset, model, status, source, duration_s, params_num, params_text, "
+        "metrics "
         f"FROM run_features{where} ORDER BY seq DESC{tail}",
         args or None,
         via_arrow=True,

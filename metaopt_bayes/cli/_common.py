@@ -179,6 +179,17 @@ def describe_model(row: Any) -> str:
     )
 
 
+def config_text(cfg: dict[str, Any], width: int = 60) -> str:
+    """A config as ``name=value`` pairs (unset ones left out), cut to ``width``."""
+    parts = []
+    for k, v in cfg.items():
+        if v is None:
+            continue
+        parts.append(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}")
+    text = " ".join(parts)
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
 def emit(data: Any, fmt: str, title: str | None = None) -> None:
     """Print a DataFrame (or list of dicts / dict) as a rich table, CSV or JSON."""
     import pandas as pd

@@ -7,6 +7,7 @@ from typing import Any
 import click
 
 from metaopt_bayes.cli._common import (
+    config_text,
     cv_option,
     emit,
     main,
@@ -230,6 +231,7 @@ def sweep_cmd(
         rows.append(
             {
                 "run_id": run_id,
+                "config": config_text(result.get("config") or {}),
                 "status": result.get("status"),
                 "metric": key,
                 "value": m.get(key) if key else None,
@@ -271,7 +273,10 @@ def sweep_cmd(
             err=True,
         )
     emit(
-        pd.DataFrame(rows, columns=["run_id", "status", "metric", "value", "duration_s", "error"]),
+        pd.DataFrame(
+            rows,
+            columns=["run_id", "config", "status", "metric", "value", "duration_s", "error"],
+        ),
         fmt,
         title=f"sweep: {model} on {dataset}",
     )

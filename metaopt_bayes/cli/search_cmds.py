@@ -13,6 +13,7 @@ import click
 from metaopt_bayes.cli._common import (
     MODEL_BRIEF,
     candidates_option,
+    config_text,
     cv_option,
     describe_model,
     emit,
@@ -297,16 +298,6 @@ def recommend_cmd(
         click.echo(lrn.cli_note, err=True)
 
 
-def _cfg_text(cfg: dict[str, Any], width: int = 60) -> str:
-    parts = []
-    for k, v in cfg.items():
-        if v is None:
-            continue
-        parts.append(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}")
-    text = " ".join(parts)
-    return text if len(text) <= width else text[: width - 1] + "…"
-
-
 class _LiveTable:
     """A rich live table of the last trials: trial, config, metric, best so far, predicted ± sd."""
 
@@ -357,7 +348,7 @@ class _LiveTable:
             tab.add_row(
                 str(r["number"]),
                 *((escape(str(r.get("model") or "")),) if joint else ()),
-                escape(_cfg_text(r["config"])),
+                escape(config_text(r["config"])),
                 "failed" if r.get("status") == "failed" else (f"{v:.4f}" if v is not None else ""),
                 f"{r['best']:.4f}" if r.get("best") is not None else "",
                 f"{pm:.4f} ± {ps:.4f}" if pm is not None and ps is not None else "(initial)",
@@ -713,7 +704,7 @@ def _readable_settings(table: Any) -> Any:
     a terminal; ``--format json``/``csv`` keep the JSON and every column."""
     out = table.dropna(axis=1, how="all").copy()
     out["settings"] = [
-        _cfg_text(json.loads(s), width=10_000) or "(none set)" for s in out["settings"]
+        config_text(json.loads(s), width=10_000) or "(none set)" for s in out["settings"]
     ]
     return out
 
