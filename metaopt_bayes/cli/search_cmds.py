@@ -492,8 +492,11 @@ def optimize_cmd(
 ) -> None:
     """Recommend, train, log and learn in a loop; then retrain and test the winner.
 
-    Without --model (or with several) the search spans the model families and their own
-    spaces together; the live table shows each trial's family.
+    Trials cross-validate on a training split (the test split stays unseen until the winner
+    is tested once); the best value and the winner are this search's own trials. Sweep and
+    imported runs are the meta-learner's history, scored on other rows, so they are not
+    compared with them. Without --model (or with several) the search spans the model
+    families and their own spaces together; the live table shows each trial's family.
 
     \b
     Example:
