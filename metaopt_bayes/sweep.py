@@ -14,7 +14,7 @@ import concurrent.futures as cf
 import contextlib
 import multiprocessing as mp
 import zlib
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 import numpy as np
@@ -60,11 +60,16 @@ def design_seed(seed: int, dataset: str) -> int:
     return (int(seed) * 1_000_003 + zlib.crc32(str(dataset).encode())) % 2**32
 
 
-def finished_configs(
-    warehouse: Any, dataset: str, model: str, names: list[str]
-) -> set[tuple[Any, ...]]:
-    """The configs (on ``names``, as :func:`~metaopt_bayes.space.value_key` tuples) that
-    already have a finished run of ``model`` on ``dataset``."""
+def config_key(config: Mapping[str, Any]) -> frozenset[tuple[str, Any]]:
+    """A config as a comparable set of (name, :func:`~metaopt_bayes.space.value_key`) pairs
+    over the parameters it sets: the same for a config as drawn and as read back."""
+    return frozenset((str(k), value_key(v)) for k, v in config.items() if not is_missing(v))
+
+
+def finished_configs(warehouse: Any, dataset: str, model: str) -> set[frozenset]:
+    """The configs (:func:`config_key`) that have a finished run of ``model`` on ``dataset``,
+    whatever space they were drawn from: a parameter a later space leaves out makes another
+    config."""
     long = warehouse.sql(
         "SELECT p.seq, p.name, p.value_num, p.value_text FROM run_params p "
         "JOIN runs r ON r.seq = p.seq "
@@ -74,27 +79,47 @@ def finished_configs(
     runs: dict[int, dict[str, Any]] = {}
     for seq, name, num, text in long.itertuples(index=False):
         runs.setdefault(int(seq), {})[name] = num if is_missing(text) else text
-    return {tuple(value_key(cfg.get(k)) for k in names) for cfg in runs.values()}
+    return {config_key(cfg) for cfg in runs.values()}
+
+
+def _complete(space: SearchSpace, record: Mapping[str, Any]) -> dict[str, Any]:
+    """A drawn or given row as a valid config: a missing value is left out (inactive, or
+    fixed and filled in), except for a categorical with a null choice, where None is the
+    choice and must stay named to be chosen."""
+    nullable = {
+        p.name
+        for p in space.params
+        if p.kind == "categorical" and any(is_missing(c) for c in p.choices or ())
+    }
+    return space.validate(
+        {
+            k: None if is_missing(v) else v
+            for k, v in record.items()
+            if not is_missing(v) or k in nullable
+        }
+    )
 
 
 def new_design_points(
-    space: SearchSpace, n: int, seed: int, done: set[tuple[Any, ...]]
+    space: SearchSpace, n: int, seed: int, done: set[frozenset]
 ) -> list[tuple[int, dict[str, Any]]]:
     """The first ``n`` distinct configs of the scrambled Sobol sequence (seed ``seed``) that
-    are not in ``done``, each with its index in the sequence."""
-    names = space.names
-    picked: list[tuple[int, dict[str, Any]]] = []
-    m = max(n + len(done), 1)
+    are not in ``done`` (:func:`config_key`), each with its index in the sequence; fewer
+    when the space has no more."""
+    if n <= 0:
+        return []
+    m = n + len(done)
     limit = 16 * m + 256  # a small discrete space runs out of new configs: stop looking
     while True:
-        picked, seen = [], set(done)
+        picked: list[tuple[int, dict[str, Any]]] = []
+        seen = set(done)
         for i, rec in enumerate(space.sample(m, seed=seed).to_dict("records")):
-            cfg = space.validate({k: v for k, v in rec.items() if not is_missing(v)})
-            key = tuple(value_key(cfg.get(k)) for k in names)
+            cfg = _complete(space, rec)
+            key = config_key(cfg)
             if key not in seen:
                 seen.add(key)
                 picked.append((i, cfg))
-                if len(picked) == n:
+                if len(picked) >= n:
                     return picked
         if m >= limit:
             return picked
@@ -133,8 +158,10 @@ def sweep(
     Sampled configurations skip those that already have a finished run of ``model`` on
     ``dataset`` (unless ``include_run``): a second sweep with the same seed continues the
     design with ``n`` new points instead of repeating the first ones, and a sweep stopped
-    half-way and started again trains only what is missing. Fewer than ``n`` come back
-    when the space has fewer new configurations (a small discrete space).
+    after k of its n runs and started again with ``n - k`` trains exactly the configs it had
+    not finished (failed runs are tried again). Fewer than ``n`` come back when the space has
+    fewer new configurations (a small discrete space). Configs are compared on every
+    parameter they set, so one a later space leaves out makes a different config.
 
     The sampled configurations are a scrambled Sobol set whose scramble depends on ``seed``
     *and* ``dataset`` (:func:`design_seed`): the same sweep is reproducible, and sweeps of
@@ -156,10 +183,10 @@ def sweep(
     sp = _resolve_space(space, family, task)
     if configs is not None:
         records = configs.to_dict("records") if isinstance(configs, pd.DataFrame) else configs
-        cfgs = [sp.validate({k: v for k, v in c.items() if not is_missing(v)}) for c in records]
+        cfgs = [_complete(sp, c) for c in records]
         seeds = [seed + i for i in range(len(cfgs))]
     else:
-        done = set() if include_run else finished_configs(warehouse, dataset, model, sp.names)
+        done = set() if include_run else finished_configs(warehouse, dataset, model)
         picked = new_design_points(sp, int(n), design_seed(seed, dataset), done)
         cfgs = [cfg for _, cfg in picked]
         # a config's model seed follows its place in the design, so a continued sweep

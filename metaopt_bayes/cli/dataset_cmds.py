@@ -207,8 +207,8 @@ def sweep_cmd(
     """Train N sampled configurations of a model on a dataset and log every run.
 
     Configs that already have a finished run are skipped, so running the same sweep again
-    adds N new points of the design, and a sweep stopped half-way trains only what is
-    missing when started again.
+    adds N new points of the design; a sweep stopped after k runs and started again with
+    --n N-k (its message says so) trains the configs it had not finished.
 
     \b
     Example:

@@ -171,3 +171,15 @@ def test_zoo_yaml_is_a_space_file_that_reads_back_the_same(tmp_path):
         again = SearchSpace.from_file(path)
         assert again.to_dict() == family.default_space(task).to_dict(), name
         assert yaml.safe_load(out.stdout)["params"]  # plain YAML, comment line aside
+
+
+def test_the_space_in_the_docs_sweeps(run, tmp_path):
+    from pathlib import Path
+
+    text = (Path(__file__).parents[2] / "docs" / "spaces.md").read_text()
+    space = tmp_path / "doc.yaml"
+    space.write_text(text.split("```yaml\n")[1].split("```")[0])
+    assert run("datasets", "add", "sklearn:iris").exit_code == 0
+    r = run("sweep", "-d", "iris", "-m", "svc", "--n", "2", "--cv", "3", "--space", str(space),
+            "-q", "--format", "json")  # fmt: skip
+    assert r.exit_code == 0 and len(json.loads(r.stdout)) == 2, r.output

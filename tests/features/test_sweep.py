@@ -221,3 +221,18 @@ def test_text_class_labels_sweep_like_codes(mem_wh, iris_frame, cv):
     ids = sweep(mem_wh, "flowers", "knn", 2, progress=False, cv=cv)
     runs = mem_wh.sql("SELECT status, error FROM runs")
     assert len(ids) == 2 and (runs["status"] == "finished").all(), runs["error"].tolist()
+
+
+def test_n_zero_trains_nothing_and_a_null_choice_is_sampled(iris_wh):
+    assert sweep(iris_wh, "iris", "knn", 0, progress=False, cv=3) == []
+    assert len(iris_wh.sql("SELECT * FROM runs")) == 0
+    space = {"n_neighbors": [3, 5], "weights": [None, "distance"]}  # as docs/spaces.md has one
+    ids = sweep(iris_wh, "iris", "knn", 4, space=space, progress=False, cv=3)
+    assert len(ids) == 4  # every combination, the null choice included
+    assert sweep(iris_wh, "iris", "knn", 4, space=space, progress=False, cv=3) == []
+
+
+def test_a_parameter_a_later_space_leaves_out_makes_another_config(iris_wh):
+    sweep(iris_wh, "iris", "knn", 2, space={"n_neighbors": [3, 5], "p": 2}, progress=False, cv=3)
+    again = sweep(iris_wh, "iris", "knn", 2, space={"n_neighbors": [3, 5]}, progress=False, cv=3)
+    assert len(again) == 2  # p unset is not p=2
