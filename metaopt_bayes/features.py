@@ -422,20 +422,13 @@ class FeatureEncoder:
 
     # ---- encoding ----------------------------------------------------------------------
     def _column(self, configs: pd.DataFrame, name: str) -> pd.Series:
-        """The parameter's values, from ``<name>`` or ``params.<name>``; when a frame has both
-        (runs read from the warehouse stacked with configs keyed by name, as fantasized
-        pending trials are) each row takes the one it sets."""
-        cols = [
-            _as_object_column(configs[key])
-            for key in (name, PARAM_PREFIX + name)
-            if key in configs.columns
-        ]
-        if not cols:
-            return pd.Series([None] * len(configs), index=configs.index, dtype=object)
-        out = cols[0]
-        if len(cols) == 2:
-            out = out.where(out.notna(), cols[1])
-        return out
+        """The parameter's values: ``params.<name>`` when the frame has it (runs read from
+        the warehouse, whose bare ``model``/``dataset``/``value`` columns are not
+        parameters), else ``<name>`` (configs typed or drawn)."""
+        for key in (PARAM_PREFIX + name, name):
+            if key in configs.columns:
+                return _as_object_column(configs[key])
+        return pd.Series([None] * len(configs), index=configs.index, dtype=object)
 
     def transform(self, configs: pd.DataFrame, rows: Any = None) -> np.ndarray:
         """Basis matrix ``Φ`` of shape (n, p) for configs keyed by parameter name.

@@ -948,6 +948,16 @@ class MetaLearner:
         transformed metric ``y`` (both None without runs), and the dataset's size."""
         self._require_fitted()
         z, runs, rows = self._dataset_inputs(dataset, warehouse, meta, runs)
+        if extra_runs is not None and len(extra_runs):
+            # configs keyed by parameter name (fantasized pending trials) stacked on runs
+            # read from the warehouse (params.<name>): one name per parameter
+            extra_runs = extra_runs.rename(
+                columns={
+                    n: PARAM_PREFIX + n
+                    for n in self.encoder.param_names
+                    if n in extra_runs.columns and PARAM_PREFIX + n not in extra_runs.columns
+                }
+            )
         frames = [f for f in (runs, extra_runs) if f is not None and len(f)]
         X = y = None
         if frames:

@@ -1191,15 +1191,16 @@ def _artifact_path(
 def _reuse_final(
     warehouse: Any, result: OptimizeResult, seed: int, artifacts_dir: str | Path | None
 ) -> bool:
-    """Fill ``result`` from the newest retrained winner of (dataset, model) when it has the
-    best config and the same seed (so the same test split), and its saved estimator is still
-    there; False otherwise."""
+    """Fill ``result`` from the newest retrained winner of (dataset, model) and ``seed`` (the
+    seed draws the test split; a different ``test_size`` in Python is not recorded, so pass
+    ``retrain`` again after changing it) when it has the best config and its saved estimator
+    is still there; False otherwise."""
     finals = warehouse._read_df(
-        "SELECT run_id, seq, seed FROM runs WHERE dataset = ? AND model = ? AND source = ? "
-        "AND status = 'finished' ORDER BY seq DESC LIMIT 1",
-        [result.dataset, result.model, FINAL_SOURCE],
+        "SELECT run_id, seq FROM runs WHERE dataset = ? AND model = ? AND source = ? "
+        "AND status = 'finished' AND seed = ? ORDER BY seq DESC LIMIT 1",
+        [result.dataset, result.model, FINAL_SOURCE, int(seed)],
     )
-    if finals.empty or pd.isna(finals["seed"][0]) or int(finals["seed"][0]) != int(seed):
+    if finals.empty:
         return False
     run_id, seq = str(finals["run_id"][0]), int(finals["seq"][0])
     params = warehouse._read_df(

@@ -228,3 +228,38 @@ def test_ingesting_a_file_again_adds_only_its_new_rows(tmp_path):
     assert run.invoke(main, ["--db", db, "ingest", str(with_ids)]).exit_code == 0
     refused = run.invoke(main, ["--db", db, "ingest", str(with_ids)])
     assert refused.exit_code == 1 and "r1" in refused.output
+
+
+@pytest.mark.parametrize(
+    "appended",
+    ["d1,knn,7,0.7,", "d1,knn,7.5,0.7,", "d1,knn,auto,0.7,", "d1,knn,7,0.7,0.2"],
+    ids=["same types", "int column becomes float", "int column becomes text", "empty filled"],
+)
+def test_rows_keep_their_ids_when_an_appended_row_changes_a_column_type(tmp_path, appended):
+    from warehouse import Warehouse
+    from warehouse.ingest import ingest_file
+
+    csv = tmp_path / "runs.csv"
+    csv.write_text("dataset,model,params.k,metrics.accuracy,metrics.loss\n"
+                   "d1,knn,3,0.9,\nd1,knn,5,0.8,\n")  # fmt: skip
+    with Warehouse(":memory:") as wh:
+        assert ingest_file(wh, csv) == (2, 0)
+        with csv.open("a") as f:
+            f.write(appended + "\n")
+        assert ingest_file(wh, csv) == (1, 2)
+        reordered = tmp_path / "reordered.csv"  # the same runs, columns in another order
+        reordered.write_text("model,dataset,metrics.accuracy,params.k\nknn,d1,0.9,3.0\n")
+        assert ingest_file(wh, reordered) == (0, 1)
+
+
+def test_a_list_valued_parameter_is_ingested_once(tmp_path):
+    import pandas as pd
+
+    from warehouse import Warehouse
+    from warehouse.ingest import ingest_file
+
+    path = tmp_path / "runs.parquet"
+    pd.DataFrame({"dataset": ["d"], "model": ["mlp"], "params.layers": [[64, 32]],
+                  "metrics.accuracy": [0.9]}).to_parquet(path)  # fmt: skip
+    with Warehouse(":memory:") as wh:
+        assert ingest_file(wh, path) == (1, 0) and ingest_file(wh, path) == (0, 1)

@@ -40,6 +40,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from warehouse.errors import MetaoptError, NotFoundError, ValidationError, one_line
+from warehouse.ingest import existing_ids
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -97,11 +98,6 @@ def _ms(when: Any) -> int | None:
     if when is None or pd.isna(when):
         return None
     return int(pd.Timestamp(when).value // 1_000_000)
-
-
-def _existing_ids(wh: Warehouse, prefix: str) -> set[str]:
-    df = wh._read_df("SELECT run_id FROM runs WHERE starts_with(run_id, ?)", [prefix])
-    return set(df["run_id"].astype(str))
 
 
 def _ms_to_dt(ms: int | None) -> _dt.datetime | None:
@@ -227,7 +223,7 @@ def import_mlflow(
             first = one_line(exc)
             raise MetaoptError(f"cannot read MLflow store {uri}: {first}") from None
 
-    existing = _existing_ids(wh, "mlflow:")
+    existing = existing_ids(wh, "mlflow:")
     rows: list[dict[str, Any]] = []
     already = unfinished = 0
     for run in runs:
@@ -379,8 +375,8 @@ def import_optuna(
             "duration_s": (end - start).total_seconds() if start and end else None,
             "source": f"optuna:{label}",
         }
-        for name, value in trial.params.items():
-            row[f"params.{name}"] = value
+        for param, value in trial.params.items():
+            row[f"params.{param}"] = value
         if trial.state == TrialState.COMPLETE and trial.values is not None:
             for name, value in zip(names, trial.values, strict=True):
                 if value is not None and math.isfinite(float(value)):

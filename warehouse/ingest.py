@@ -716,6 +716,55 @@ def _names(values: Mapping[str, Any], what: str) -> None:
             raise ValidationError(f"{what}: name {name!r} must be a non-empty string")
 
 
+_NUMBER = r"^\s*[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?\s*$"
+
+
+def _canonical_rows(table: pa.Table) -> pd.Series:
+    """Each row as ``name=value`` pairs (names sorted, unset cells left out) in one text form
+    per value, whatever type the file reader gave its column: numbers as the shortest text of
+    their float (``5``, ``5.0`` and ``"5.0"`` agree), booleans and ``true``/``false`` text as
+    1/0, lists as JSON. So appending a row that changes a column's inferred type, or
+    reordering the columns, leaves the earlier rows' text — and ids — as they were."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    pairs = []
+    for name in sorted(table.column_names):
+        col = table[name].combine_chunks()
+        t = col.type
+        if pa.types.is_dictionary(t):
+            col, t = col.cast(t.value_type), t.value_type
+        if pa.types.is_integer(t) or pa.types.is_floating(t) or pa.types.is_decimal(t):
+            text = pc.cast(pc.cast(col, pa.float64()), pa.string())
+        elif pa.types.is_boolean(t):
+            text = pc.cast(pc.cast(col, pa.int8()), pa.string())
+        elif pa.types.is_string(t) or pa.types.is_large_string(t):
+            col = pc.cast(col, pa.string())
+            numeric = pc.match_substring_regex(col, _NUMBER)
+            as_num = pc.cast(pc.cast(pc.if_else(numeric, col, None), pa.float64()), pa.string())
+            flag = pc.utf8_lower(pc.utf8_trim_whitespace(col))
+            as_bool = pc.if_else(
+                pc.equal(flag, "true"), "1", pc.if_else(pc.equal(flag, "false"), "0", None)
+            )
+            text = pc.coalesce(pc.if_else(numeric, as_num, None), as_bool, col)
+        elif pa.types.is_null(t):
+            continue
+        else:
+            try:
+                text = pc.cast(col, pa.string())
+            except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+                text = pa.array(
+                    [None if v is None else json.dumps(v, default=str) for v in col.to_pylist()],
+                    pa.string(),
+                )
+        label = pa.scalar(f"{name}=")
+        pairs.append(pc.binary_join_element_wise(label, text, "", null_handling="emit_null"))
+    if not pairs:
+        return pa.array([""] * table.num_rows).to_pandas()
+    rows = pc.binary_join_element_wise(*pairs, "\x1f", null_handling="skip")
+    return rows.to_pandas()
+
+
 def ingest_file(wh: Warehouse, path: str | Path) -> tuple[int, int]:
     """Load a CSV/Parquet file of runs (:func:`log_runs`, all or nothing) so that loading it
     again adds nothing; returns (runs written, runs already present).
@@ -733,12 +782,13 @@ def ingest_file(wh: Warehouse, path: str | Path) -> tuple[int, int]:
     table = to_arrow(Path(path), what="ingest")
     if "run_id" in _classify(table.column_names)["fields"]:
         return log_runs(wh, table), 0
-    # siphash with pandas' fixed key over the typed row: the same file gives the same ids
-    digest = pd.util.hash_pandas_object(table.to_pandas(), index=False).to_numpy()
+    # siphash (pandas' fixed key) of each row's canonical text: the same rows give the same
+    # ids however the reader typed the columns this time and in whatever column order
+    digest = pd.util.hash_pandas_object(_canonical_rows(table), index=False).to_numpy()
     hashes = pd.Series([f"ingest:{h:016x}" for h in digest.tolist()])
     nth = hashes.groupby(hashes).cumcount().to_numpy()
     ids = [h if k == 0 else f"{h}-{k}" for h, k in zip(hashes.tolist(), nth.tolist(), strict=True)]
-    present = _existing_ids(wh, "ingest:")
+    present = existing_ids(wh, "ingest:")
     keep = [i for i, run_id in enumerate(ids) if run_id not in present]
     if not keep:
         return 0, len(ids)
@@ -746,7 +796,8 @@ def ingest_file(wh: Warehouse, path: str | Path) -> tuple[int, int]:
     return log_runs(wh, fresh), len(ids) - len(keep)
 
 
-def _existing_ids(wh: Warehouse, prefix: str) -> set[str]:
+def existing_ids(wh: Warehouse, prefix: str) -> set[str]:
+    """The run ids in the warehouse that start with ``prefix``."""
     df = wh._read_df("SELECT run_id FROM runs WHERE starts_with(run_id, ?)", [prefix])
     return set(df["run_id"].astype(str))
 

@@ -22,8 +22,10 @@ Connection design (measured on DuckDB 2.0, see tests/warehouse/test_safe_sql.py)
 from __future__ import annotations
 
 import contextlib
+import math
 import os
 import time
+import warnings
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -217,12 +219,14 @@ class Warehouse:
             self._con = None  # type: ignore[assignment]
 
     @contextlib.contextmanager
-    def released(self, patience: float = 600.0) -> Iterator[None]:
+    def released(self, patience: float | None = None) -> Iterator[None]:
         """Let go of the file for the block, so that other processes can open it (`metaopt
-        sql` on the runs a sweep has logged so far); it is opened again at the end, waiting
-        up to ``patience`` seconds (at least ``busy_timeout``) for a process that holds it
-        then. The warehouse cannot be used inside the block. A no-op in memory, read-only
-        or inside a transaction (nothing to let go of, or nothing that may be)."""
+        sql` on the runs a sweep has logged so far); it is opened again at the end. If
+        another process holds it then, a warning says so once ``busy_timeout`` has passed
+        and the wait goes on — up to ``patience`` seconds, by default until it is free — so
+        that what the caller is about to log is not lost to a reader left open. The
+        warehouse cannot be used inside the block. A no-op in memory, read-only or inside a
+        transaction (nothing to let go of, or nothing that may be)."""
         if self.path == MEMORY or self.read_only or self._depth or self._con is None:
             yield
             return
@@ -230,12 +234,20 @@ class Warehouse:
         try:
             yield
         finally:
-            saved = self.busy_timeout
-            self.busy_timeout = max(saved, float(patience))
             try:
                 self._con = self._connect()
-            finally:
-                self.busy_timeout = saved
+            except WarehouseBusyError:
+                warnings.warn(
+                    f"warehouse {self.path!r} is held by another process; waiting for it to "
+                    "be closed to log the finished work",
+                    stacklevel=3,
+                )
+                saved = self.busy_timeout
+                self.busy_timeout = math.inf if patience is None else max(saved, patience)
+                try:
+                    self._con = self._connect()
+                finally:
+                    self.busy_timeout = saved
 
     def __enter__(self) -> Warehouse:
         return self

@@ -176,3 +176,21 @@ def test_space_choices_match_the_values_read_back_from_the_warehouse():
     lin = dict(zip(enc.names, phi.T, strict=True))
     assert list(lin["n[200.0]"]) == [0.0, 1.0]
     enc.check(pd.DataFrame({"n": [200], "b": [True]}))  # typed as ints and bools: accepted
+
+
+def test_a_parameter_named_like_a_run_column_is_read_from_its_params_column():
+    # an Optuna study tuning "model" (a backbone name) next to the run's own model column
+    runs = pd.DataFrame(
+        {
+            "model": ["tuner"] * 4,
+            "value": [0.1, 0.2, 0.3, 0.4],
+            "params.model": ["vit", "resnet", "vit", "resnet"],
+            "params.lr": [0.1, 0.01, 0.001, 0.1],
+        }
+    )
+    enc = FeatureEncoder.fit(runs, quadratic=False, interactions=False)
+    X = enc.transform(runs)
+    col = [i for i, n in enumerate(enc.names) if "model" in n and "vit" in n]
+    assert col and X[:, col[0]].tolist() == [1.0, 0.0, 1.0, 0.0]
+    typed = enc.transform(pd.DataFrame({"model": ["vit"], "lr": [0.1]}))  # a config by name
+    assert typed[0, col[0]] == 1.0

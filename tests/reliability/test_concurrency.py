@@ -215,7 +215,10 @@ def _read_from_another_process(path: Path) -> str:
         text=True,
         timeout=120,
     )
-    return out.stdout.strip() if out.returncode == 0 else "busy"
+    if out.returncode == 0:
+        return out.stdout.strip()
+    assert "WarehouseBusyError" in out.stderr, out.stderr  # refused as busy, nothing else
+    return "busy"
 
 
 @pytest.mark.parametrize("release", [True, False])
@@ -259,3 +262,20 @@ def test_other_processes_read_the_runs_while_a_sweep_trains(tmp_path, monkeypatc
         ids = sweep_mod.sweep(wh, "iris", "knn", 3, progress=False, cv=3, release=True)
         assert len(ids) == 3 and len(wh.sql("SELECT * FROM runs")) == 3
     assert seen == ["0", "1", "2"]
+
+
+def test_a_released_warehouse_waits_for_a_reader_left_open_and_says_so(tmp_path):
+    path = tmp_path / "held.duckdb"
+    with Warehouse(path, busy_timeout=0.2) as wh:
+        wh.log_run("d", "m", {}, {"accuracy": 0.5}, run_id="before")
+        with pytest.warns(UserWarning, match="held by another process"), wh.released():
+            holder = subprocess.Popen(  # a reader that keeps the file for 2 s
+                [sys.executable, "-c", "import duckdb, sys, time; "
+                 "c = duckdb.connect(sys.argv[1], read_only=True); print('ok', flush=True); "
+                 "time.sleep(2)", str(path)],
+                stdout=subprocess.PIPE, text=True,
+            )  # fmt: skip
+            assert holder.stdout is not None and holder.stdout.readline().strip() == "ok"
+        wh.log_run("d", "m", {}, {"accuracy": 0.6}, run_id="after")  # nothing was lost
+        holder.wait(30)
+        assert sorted(wh.sql("SELECT run_id FROM runs").run_id) == ["after", "before"]
