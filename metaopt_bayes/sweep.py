@@ -293,7 +293,9 @@ class _Progress:
                 console=Console(stderr=True),
             )
             self._p.__enter__()
-            self._task = self._p.add_task(self.label, total=self.total, failed=0)
+            from rich.markup import escape
+
+            self._task = self._p.add_task(escape(self.label), total=self.total, failed=0)
         return self
 
     def advance(self, result: dict[str, Any]) -> None:

@@ -37,6 +37,7 @@ def ingest(ctx: click.Context, file: str) -> None:
     Example:
       metaopt ingest runs.csv
     """
+    from rich.markup import escape
     from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
     from warehouse.ingest import ingest_file
@@ -51,7 +52,7 @@ def ingest(ctx: click.Context, file: str) -> None:
             disable=None,
         ) as progress,
     ):
-        progress.add_task(f"ingesting {file}", total=None)
+        progress.add_task(escape(f"ingesting {file}"), total=None)
         before = _known_names(wh)
         n, present = ingest_file(wh, file)
         after = _known_names(wh)
