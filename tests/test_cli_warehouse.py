@@ -263,3 +263,31 @@ def test_a_list_valued_parameter_is_ingested_once(tmp_path):
                   "metrics.accuracy": [0.9]}).to_parquet(path)  # fmt: skip
     with Warehouse(":memory:") as wh:
         assert ingest_file(wh, path) == (1, 0) and ingest_file(wh, path) == (0, 1)
+
+
+def test_runs_delete_takes_out_what_a_file_brought_and_keeps_the_audits_clean(tmp_path):
+    db, csv = str(tmp_path / "w.duckdb"), tmp_path / "oops.csv"
+    csv.write_text("dataset,model,params.k,metrics.accuracy\nd1,knn,3,0.9\nd1,knn,5,0.95\n")
+    good = tmp_path / "good.csv"
+    good.write_text("dataset,model,params.k,metrics.accuracy\nd1,knn,7,0.8\n")
+    run = CliRunner()
+    for path in (good, csv):
+        assert run.invoke(main, ["--db", db, "ingest", str(path)]).exit_code == 0
+
+    def rows(q: str) -> list:
+        return json.loads(run.invoke(main, ["--db", db, "sql", q, "--format", "json"]).stdout)
+
+    assert rows("SELECT value FROM incumbents WHERE metric = 'accuracy'") == [{"value": 0.95}]
+    wrong = run.invoke(main, ["--db", db, "runs", "delete", "nosuch", "--yes"])
+    assert wrong.exit_code == 1 and "nothing deleted" in wrong.output
+    asked = run.invoke(main, ["--db", db, "runs", "delete", "--source", "ingest:oops.csv"],
+                       input="n\n")  # fmt: skip
+    assert asked.exit_code == 1 and "delete 2 run(s)?" in asked.output
+    assert len(rows("SELECT run_id FROM runs")) == 3  # declined: nothing deleted
+    out = run.invoke(main, ["--db", db, "runs", "delete", "--source", "ingest:oops.csv", "-y"])
+    assert out.exit_code == 0 and "deleted 2 run(s)" in out.output, out.output
+    assert rows("SELECT count(*) AS n FROM run_params") == [{"n": 1}]
+    assert rows("SELECT value FROM incumbents WHERE metric = 'accuracy'") == [{"value": 0.8}]
+    assert run.invoke(main, ["--db", db, "check"]).exit_code == 0  # incumbents rebuilt
+    again = run.invoke(main, ["--db", db, "ingest", str(csv)])  # and can come back
+    assert "ingested 2 runs" in again.output

@@ -36,11 +36,11 @@ import json
 import math
 import numbers
 import uuid
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from warehouse.errors import ValidationError, one_line
+from warehouse.errors import NotFoundError, ValidationError, one_line
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -774,14 +774,23 @@ def ingest_file(wh: Warehouse, path: str | Path) -> tuple[int, int]:
     before — also when more rows were appended to it since — are found and skipped. A row
     identical in every column to an earlier ingested one is taken as that run; give the
     file a ``run_id`` column to keep both. With a ``run_id`` column the ids are the file's,
-    and ids already in the warehouse are refused as :func:`log_runs` refuses them.
+    and ids already in the warehouse are refused as :func:`log_runs` refuses them. Without a
+    ``source`` column the runs' source is ``ingest:<file name>``, so what one file brought
+    can be found (and deleted: :func:`delete_runs`) later.
     """
     import pandas as pd
     import pyarrow as pa
 
     table = to_arrow(Path(path), what="ingest")
-    if "run_id" in _classify(table.column_names)["fields"]:
-        return log_runs(wh, table), 0
+    fields = _classify(table.column_names)["fields"]
+
+    def with_source(t: pa.Table) -> pa.Table:
+        if "source" in fields:
+            return t
+        return t.append_column("source", pa.array([f"ingest:{Path(path).name}"] * t.num_rows))
+
+    if "run_id" in fields:
+        return log_runs(wh, with_source(table)), 0
     # siphash (pandas' fixed key) of each row's canonical text: the same rows give the same
     # ids however the reader typed the columns this time and in whatever column order
     digest = pd.util.hash_pandas_object(_canonical_rows(table), index=False).to_numpy()
@@ -793,13 +802,71 @@ def ingest_file(wh: Warehouse, path: str | Path) -> tuple[int, int]:
     if not keep:
         return 0, len(ids)
     fresh = table.take(pa.array(keep)).append_column("run_id", pa.array([ids[i] for i in keep]))
-    return log_runs(wh, fresh), len(ids) - len(keep)
+    return log_runs(wh, with_source(fresh)), len(ids) - len(keep)
 
 
 def existing_ids(wh: Warehouse, prefix: str) -> set[str]:
     """The run ids in the warehouse that start with ``prefix``."""
     df = wh._read_df("SELECT run_id FROM runs WHERE starts_with(run_id, ?)", [prefix])
     return set(df["run_id"].astype(str))
+
+
+def delete_runs(
+    wh: Warehouse,
+    run_ids: Sequence[str] | None = None,
+    dataset: str | None = None,
+    model: str | None = None,
+    source: str | None = None,
+    dry_run: bool = False,
+) -> list[str]:
+    """Delete the runs named by ``run_ids`` and/or matching every filter given, with their
+    parameters, metrics and architecture rows, in one transaction; returns their ids
+    (``dry_run``: only returns them).
+
+    At least one of the four is required. An id that is not in the warehouse is refused and
+    nothing is deleted. Recommendations that point at a deleted run keep their row without
+    it, and ``run_incumbents`` is rebuilt from the runs that remain (the audits stay clean).
+    Datasets, their meta-features and metric directions are kept.
+    """
+    from warehouse import sqlfiles
+
+    clauses: list[str] = []
+    args: list[Any] = []
+    for column, value in (("dataset", dataset), ("model", model), ("source", source)):
+        if value is not None:
+            clauses.append(f"{column} = ?")
+            args.append(str(value))
+    ids = [str(r) for r in run_ids] if run_ids is not None else None
+    if ids is not None:
+        if isinstance(run_ids, str):
+            raise ValidationError("run_ids must be a list of run ids, not a string")
+        clauses.append("list_contains(?::VARCHAR[], run_id)")
+        args.append(ids)
+    if not clauses:
+        raise ValidationError("say which runs to delete: run ids, a dataset, model or source")
+    with wh._transaction() as con:
+        found = con.execute(
+            f"SELECT run_id, seq FROM runs WHERE {' AND '.join(clauses)}", args
+        ).fetchall()
+        if ids is not None:
+            missing = sorted(set(ids) - {r for r, _ in found})
+            if missing:
+                raise NotFoundError(f"no run {missing[0]!r} in the warehouse; nothing deleted")
+        gone, seqs = [r for r, _ in found], [int(q) for _, q in found]
+        if not found or dry_run:
+            return gone
+        for table in ("run_params", "run_metrics", "run_architecture", "runs"):
+            con.execute(f"DELETE FROM {table} WHERE list_contains(?::BIGINT[], seq)", [seqs])
+        con.execute(
+            "UPDATE recommendations SET run_id = NULL WHERE list_contains(?::VARCHAR[], run_id)",
+            [gone],
+        )
+        # the maintained best runs, recomputed by the same statement migration 2 filled it with
+        backfill = sqlfiles.migrations()[1].sql
+        con.execute("DELETE FROM run_incumbents")
+        con.execute(backfill[backfill.index("INSERT INTO run_incumbents") :])
+    wh._seq_floor = 0  # the newest runs may be gone: read the next seq from scratch
+    return gone
 
 
 def log_run(

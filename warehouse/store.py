@@ -497,6 +497,22 @@ class Warehouse:
 
         return ingest.log_runs(self, data)
 
+    def delete_runs(
+        self,
+        run_ids: Sequence[str] | None = None,
+        dataset: str | None = None,
+        model: str | None = None,
+        source: str | None = None,
+        dry_run: bool = False,
+    ) -> list[str]:
+        """Delete runs by id and/or filters, all or nothing; returns the deleted ids. See
+        :func:`warehouse.ingest.delete_runs`."""
+        from warehouse import ingest
+
+        return ingest.delete_runs(
+            self, run_ids, dataset=dataset, model=model, source=source, dry_run=dry_run
+        )
+
     def log_dataset_meta_features(self, data: Any, method: str = "user") -> int:
         """Log a wide table ``dataset`` + one numeric column per meta-feature; returns the
         number of values written. See :func:`warehouse.ingest.log_dataset_meta_features`."""

@@ -30,8 +30,10 @@ def ingest(ctx: click.Context, file: str) -> None:
     """Load runs from a CSV or Parquet file in the MLflow layout, all or nothing.
 
     Columns: dataset, model, params.<name>, metrics.<name>, optional arch.<name>, run_id,
-    status, started_at, duration_s, cpu_s, peak_mem_mb. Loading a file again adds only the
-    rows it did not have before: without a run_id column a row is named by its content.
+    status, started_at, duration_s, cpu_s, peak_mem_mb, source. Loading a file again adds
+    only the rows it did not have before: without a run_id column a row is named by its
+    content. Without a source column the runs' source is ingest:<file name>
+    (`metaopt runs delete --source ingest:<file name>` takes a file's runs out again).
 
     \b
     Example:
@@ -141,21 +143,60 @@ def views(
         emit(df.head(limit) if limit >= 0 else df, fmt, title=name)
 
 
-@main.command()
+@main.group(invoke_without_command=True)
 @click.option("--dataset", default=None, help="Only runs on this dataset.")
 @click.option("--model", default=None, help="Only runs of this model family.")
 @click.option("--limit", type=int, default=20, show_default=True, help="How many runs.")
 @output_option
 @click.pass_context
 def runs(ctx: click.Context, dataset: str | None, model: str | None, limit: int, fmt: str) -> None:
-    """Show the most recently logged runs, newest first.
+    """Show the most recently logged runs, newest first (`runs delete` removes runs).
 
     \b
     Example:
       metaopt runs --dataset iris --limit 5
+      metaopt runs delete --source ingest:runs.csv
     """
+    if ctx.invoked_subcommand is not None:
+        return
     with open_reader(ctx) as wh:
         emit(wh.runs(dataset=dataset, model=model, limit=limit), fmt)
+
+
+@runs.command("delete")
+@click.argument("run_ids", nargs=-1)
+@click.option("--dataset", default=None, help="Runs on this dataset.")
+@click.option("--model", default=None, help="Runs of this model family.")
+@click.option("--source", default=None, help="Runs from this source (e.g. metaopt.sweep).")
+@click.option("--yes", "-y", is_flag=True, help="Delete without asking.")
+@click.pass_context
+def runs_delete(
+    ctx: click.Context,
+    run_ids: tuple[str, ...],
+    dataset: str | None,
+    model: str | None,
+    source: str | None,
+    yes: bool,
+) -> None:
+    """Delete runs, with their parameters and metrics: by id, or every run matching all of
+    --dataset, --model and --source. Says how many and asks first; all or nothing.
+
+    \b
+    Example:
+      metaopt runs delete 3f2a9c1e2b4d
+      metaopt runs delete --source ingest:runs.csv --yes     # what one file brought
+    """
+    kw = {"dataset": dataset, "model": model, "source": source}
+    ids = list(run_ids) or None
+    with open_warehouse(ctx, must_exist=True) as wh:
+        doomed = wh.delete_runs(ids, dry_run=True, **kw)
+        if not doomed:
+            click.echo("no run matches; nothing deleted")
+            return
+        if not yes:
+            click.confirm(f"delete {len(doomed)} run(s)?", abort=True, err=True)
+        gone = wh.delete_runs(ids, **kw)
+    click.echo(f"deleted {len(gone)} run(s)")
 
 
 @main.command()

@@ -318,3 +318,28 @@ def test_read_frame_json_layouts(tmp_path):
     (tmp_path / "ragged.csv").write_text("lr,depth\n0.1,3,9\n")
     with pytest.raises(ValidationError, match="cannot read"):
         read_frame(tmp_path / "ragged.csv")
+
+
+def test_delete_runs_is_all_or_nothing_and_unlinks_recommendations(wh_memory):
+    from warehouse.errors import NotFoundError
+
+    for i, acc in enumerate((0.7, 0.9, 0.8)):
+        wh_memory.log_run("d", "rf", {"depth": i}, {"accuracy": acc}, run_id=f"r{i}")
+    with wh_memory._transaction() as con:
+        con.execute(
+            "INSERT INTO recommendations (rec_id, dataset, model, config, run_id) "
+            "VALUES ('c1', 'd', 'rf', '{}', 'r1')"
+        )
+    with pytest.raises(NotFoundError, match="'nope'"):
+        wh_memory.delete_runs(["r1", "nope"])
+    assert len(wh_memory.sql("SELECT * FROM runs")) == 3  # refused: nothing deleted
+    with pytest.raises(ValidationError, match="say which runs"):
+        wh_memory.delete_runs()
+    assert wh_memory.delete_runs(["r1"], dry_run=True) == ["r1"]
+    assert wh_memory.delete_runs(["r1"]) == ["r1"]
+    best = wh_memory.sql("SELECT run_id, n_runs FROM incumbents WHERE metric = 'accuracy'")
+    assert best.to_dict("records") == [{"run_id": "r2", "n_runs": 2}]
+    assert wh_memory.sql("SELECT run_id FROM recommendations")["run_id"].isna().all()
+    assert wh_memory.check()["ok"].all()
+    wh_memory.log_run("d", "rf", {"depth": 9}, {"accuracy": 0.95}, run_id="r9")  # and after
+    assert wh_memory.check()["ok"].all()
