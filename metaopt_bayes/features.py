@@ -729,8 +729,21 @@ class TargetTransform:
             y = np.where(y >= 1, 1 - e, np.where(y <= 0, e, np.clip(y, self.eps, 1 - self.eps)))
             return np.log(y) - np.log1p(-y)
         if self.kind == "log":
-            return np.log(np.clip(y, 1e-12, None))
+            return np.log(np.where(y > 0, y, self._zero_floor(y, groups)))
         return y
+
+    def _zero_floor(self, y: np.ndarray, groups: np.ndarray | None) -> np.ndarray:
+        """Per value, what a 0 stands for on the log scale: half the smallest positive value
+        of its group (a loss of 0 on a dataset whose other runs were positive), else 1e-12;
+        a log model is fitted on positive values, so a 0 meets it only in new runs."""
+        codes = pd.factorize(np.asarray(groups))[0] if groups is not None else np.zeros(len(y))
+        out = np.full(len(y), 1e-12)
+        for c in np.unique(codes):
+            sel = codes == c
+            pos = y[sel][y[sel] > 0]
+            if len(pos):
+                out[sel] = pos.min() / 2
+        return out
 
     def forward(self, y: np.ndarray, groups: np.ndarray | None = None) -> np.ndarray:
         """Metric → standardized modelling scale (``groups``: each value's dataset; all one
@@ -751,13 +764,14 @@ class TargetTransform:
         y = np.asarray(y, dtype=float)
         bad = ~np.isfinite(y)
         if self.kind == "log":
-            bad |= y <= 0
+            bad |= y < 0
         elif self.kind == "logit":
             bad |= (y < 0) | (y > 1)
         if bad.any():
             i = int(np.flatnonzero(bad)[0])
             raise ValidationError(
-                f"{what} row {i}: value {y[i]!r} is outside the {self.kind} scale of this model"
+                f"{what} row {i}: value {float(y[i])!r} is outside the {self.kind} scale of "
+                "this model (fitted on values that suggested it); fit with transform='identity'"
             )
 
     def to_dict(self) -> dict[str, Any]:

@@ -280,13 +280,17 @@ def test_runs_delete_takes_out_what_a_file_brought_and_keeps_the_audits_clean(tm
     assert rows("SELECT value FROM incumbents WHERE metric = 'accuracy'") == [{"value": 0.95}]
     wrong = run.invoke(main, ["--db", db, "runs", "delete", "nosuch", "--yes"])
     assert wrong.exit_code == 1 and "nothing deleted" in wrong.output
-    asked = run.invoke(main, ["--db", db, "runs", "delete", "--source", "ingest:oops.csv"],
-                       input="n\n")  # fmt: skip
+    other = tmp_path / "other"  # another file of the same name is not taken with it
+    other.mkdir()
+    (other / "oops.csv").write_text("dataset,model,params.k,metrics.accuracy\nd1,knn,9,0.5\n")
+    assert run.invoke(main, ["--db", db, "ingest", str(other / "oops.csv")]).exit_code == 0
+    tag = f"ingest:{csv.resolve()}"
+    asked = run.invoke(main, ["--db", db, "runs", "delete", "--source", tag], input="n\n")
     assert asked.exit_code == 1 and "delete 2 run(s)?" in asked.output
-    assert len(rows("SELECT run_id FROM runs")) == 3  # declined: nothing deleted
-    out = run.invoke(main, ["--db", db, "runs", "delete", "--source", "ingest:oops.csv", "-y"])
+    assert len(rows("SELECT run_id FROM runs")) == 4  # declined: nothing deleted
+    out = run.invoke(main, ["--db", db, "runs", "delete", "--source", tag, "-y"])
     assert out.exit_code == 0 and "deleted 2 run(s)" in out.output, out.output
-    assert rows("SELECT count(*) AS n FROM run_params") == [{"n": 1}]
+    assert rows("SELECT count(*) AS n FROM run_params") == [{"n": 2}]
     assert rows("SELECT value FROM incumbents WHERE metric = 'accuracy'") == [{"value": 0.8}]
     assert run.invoke(main, ["--db", db, "check"]).exit_code == 0  # incumbents rebuilt
     again = run.invoke(main, ["--db", db, "ingest", str(csv)])  # and can come back

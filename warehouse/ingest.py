@@ -765,6 +765,11 @@ def _canonical_rows(table: pa.Table) -> pd.Series:
     return rows.to_pandas()
 
 
+def file_source(path: str | Path) -> str:
+    """The ``source`` of the runs :func:`ingest_file` loads from ``path``."""
+    return f"ingest:{Path(path).expanduser().resolve()}"
+
+
 def ingest_file(wh: Warehouse, path: str | Path) -> tuple[int, int]:
     """Load a CSV/Parquet file of runs (:func:`log_runs`, all or nothing) so that loading it
     again adds nothing; returns (runs written, runs already present).
@@ -775,8 +780,9 @@ def ingest_file(wh: Warehouse, path: str | Path) -> tuple[int, int]:
     identical in every column to an earlier ingested one is taken as that run; give the
     file a ``run_id`` column to keep both. With a ``run_id`` column the ids are the file's,
     and ids already in the warehouse are refused as :func:`log_runs` refuses them. Without a
-    ``source`` column the runs' source is ``ingest:<file name>``, so what one file brought
-    can be found (and deleted: :func:`delete_runs`) later.
+    ``source`` column the runs' source is :func:`file_source` (``ingest:`` + the file's
+    absolute path), so what one file brought can be found (and deleted:
+    :func:`delete_runs`) later.
     """
     import pandas as pd
     import pyarrow as pa
@@ -787,7 +793,7 @@ def ingest_file(wh: Warehouse, path: str | Path) -> tuple[int, int]:
     def with_source(t: pa.Table) -> pa.Table:
         if "source" in fields:
             return t
-        return t.append_column("source", pa.array([f"ingest:{Path(path).name}"] * t.num_rows))
+        return t.append_column("source", pa.array([file_source(path)] * t.num_rows))
 
     if "run_id" in fields:
         return log_runs(wh, with_source(table)), 0

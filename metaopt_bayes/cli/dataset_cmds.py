@@ -267,8 +267,8 @@ def sweep_cmd(
             ctx.exit(130)
     if len(rows) < n:
         click.secho(
-            f"only {len(rows)} of the space's configs are new on {dataset}; the others "
-            "already have finished runs (--include-run trains them again)",
+            f"only {len(rows)} new configs: the space has no more that {model} has not "
+            f"finished on {dataset} (--include-run trains finished ones again)",
             fg="yellow",
             err=True,
         )

@@ -32,8 +32,9 @@ def ingest(ctx: click.Context, file: str) -> None:
     Columns: dataset, model, params.<name>, metrics.<name>, optional arch.<name>, run_id,
     status, started_at, duration_s, cpu_s, peak_mem_mb, source. Loading a file again adds
     only the rows it did not have before: without a run_id column a row is named by its
-    content. Without a source column the runs' source is ingest:<file name>
-    (`metaopt runs delete --source ingest:<file name>` takes a file's runs out again).
+    content (so an edited row is a new run). Without a source column the runs' source is
+    ingest:<the file's absolute path>, printed at the end (`metaopt runs delete --source
+    …` takes the file's runs out again).
 
     \b
     Example:
@@ -42,7 +43,7 @@ def ingest(ctx: click.Context, file: str) -> None:
     from rich.markup import escape
     from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
-    from warehouse.ingest import ingest_file
+    from warehouse.ingest import file_source, ingest_file
 
     with (
         open_warehouse(ctx) as wh,
@@ -58,8 +59,8 @@ def ingest(ctx: click.Context, file: str) -> None:
         before = _known_names(wh)
         n, present = ingest_file(wh, file)
         after = _known_names(wh)
-    again = f" ({present} already in the warehouse, skipped)" if present else ""
-    click.echo(f"ingested {n} runs from {file}{again}")
+    again = f"; {present} already in the warehouse, skipped" if present else ""
+    click.echo(f"ingested {n} runs from {file} (source {file_source(file)}{again})")
     new = {kind: after[kind] - before[kind] for kind in after}
     for kind, added in new.items():  # a typo in a name shows up here, not months later
         if added:
@@ -155,7 +156,7 @@ def runs(ctx: click.Context, dataset: str | None, model: str | None, limit: int,
     \b
     Example:
       metaopt runs --dataset iris --limit 5
-      metaopt runs delete --source ingest:runs.csv
+      metaopt runs delete --source ingest:/data/runs.csv
     """
     if ctx.invoked_subcommand is not None:
         return
@@ -184,7 +185,7 @@ def runs_delete(
     \b
     Example:
       metaopt runs delete 3f2a9c1e2b4d
-      metaopt runs delete --source ingest:runs.csv --yes     # what one file brought
+      metaopt runs delete --source ingest:/data/runs.csv --yes   # what one file brought
     """
     kw = {"dataset": dataset, "model": model, "source": source}
     ids = list(run_ids) or None

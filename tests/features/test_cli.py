@@ -149,7 +149,7 @@ def test_sweep_again_adds_new_configs_and_says_when_the_space_runs_out(run, tmp_
     assert r.exit_code == 0 and len(json.loads(r.stdout)) == 1, r.output
     r = run(*args, "--n", "3", "--format", "json")
     assert r.exit_code == 0 and len(json.loads(r.stdout)) == 1  # only the other one is new
-    assert "only 1 of the space's configs are new" in r.stderr
+    assert "only 1 new configs: the space has no more" in r.stderr
     r = run("sql", "SELECT count(DISTINCT value_num) AS k FROM run_params", "--format", "json")
     assert json.loads(r.stdout)[0]["k"] == 2
     r = run(*args, "--n", "1", "--include-run", "--format", "json")

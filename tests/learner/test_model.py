@@ -354,3 +354,20 @@ def test_typed_configs_may_name_constant_parameters_and_prediction_columns(synth
     assert len(ml.predict("ds1", typed, meta=meta, runs=runs.iloc[:0])) == 1
     with pytest.raises(ValidationError, match="unknown parameter 'max_itre'"):
         ml.predict("ds1", {"lr": 0.01, "max_itre": 20000}, meta=meta, runs=runs.iloc[:0])
+
+
+def test_a_loss_of_zero_on_a_log_scale_is_taken_not_refused(synth):
+    # a custom objective reached a loss of exactly 0 where the history was all positive
+    runs, meta, _ = synth
+    loss = runs.assign(value=1.5 - np.log(runs["value"]))  # positive, above 1: a log scale
+    ml = MetaLearner("val_loss", direction="minimize", method="map", interactions=False)
+    ml.fit_frame(loss[loss["dataset"] != "ds7"], meta)
+    assert ml.transform.kind == "log"
+    target = loss[loss["dataset"] == "ds7"].reset_index(drop=True)
+    seen = target.iloc[:6].copy()
+    seen.loc[0, "value"] = 0.0
+    pred = ml.predict("ds7", target.iloc[6:10], meta=meta, runs=seen)
+    assert np.isfinite(pred.to_numpy(float)).all() and (pred["mean"] > 0).all()
+    seen.loc[0, "value"] = -0.1
+    with pytest.raises(ValidationError, match="transform='identity'"):
+        ml.predict("ds7", target.iloc[6:10], meta=meta, runs=seen)
