@@ -26,6 +26,7 @@ import concurrent.futures as cf
 import contextlib
 import math
 import time
+import warnings
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -835,6 +836,7 @@ def optimize(
 
     in_flight: dict[cf.Future, dict[str, Any]] = {}
     since_refit = 0
+    failed: list[str] = []  # the errors of this call's failed trials
     step = n_resumed
     try:
         while remaining > 0 or in_flight:
@@ -897,6 +899,8 @@ def optimize(
                     warehouse, dataset, model, info["config"], result, seed, objective is None
                 )
                 new_done += 1
+                if result.get("status") != "finished":
+                    failed.append(str(result.get("error") or "failed"))
                 since_refit += 1
                 if info.get("rec") is not None:
                     with contextlib.suppress(Exception):
@@ -931,6 +935,11 @@ def optimize(
             fut.cancel()
         shutdown()
 
+    if new_done and len(failed) == new_done:  # e.g. an objective that names another metric
+        warnings.warn(
+            f"every one of the {new_done} new trials failed; the first: {failed[0]}",
+            stacklevel=2,
+        )
     trials = _trial_table(warehouse, dataset, model, metric, maximize)
     fin = (
         trials[pd.to_numeric(trials.get("value"), errors="coerce").notna()]

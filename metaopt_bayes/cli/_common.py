@@ -60,10 +60,15 @@ def main(ctx: click.Context, db: str | None, debug: bool) -> None:
     ctx.ensure_object(dict)
     ctx.obj["db"] = db
     ctx.obj["debug"] = debug
-    if not debug:  # PyTensor's C backend is not what samples here (nutpie and numba are)
+    if not debug:
         import warnings
 
+        # PyTensor's C backend is not what samples here (nutpie and numba are)
         warnings.filterwarnings("ignore", message="PyTensor could not link to a BLAS")
+        # a warning is one line, as errors are: no file name or source line
+        warnings.formatwarning = lambda message, category, *_a, **_k: (
+            f"{category.__name__}: {message}\n"
+        )
 
 
 def open_warehouse(

@@ -58,6 +58,7 @@ def test_optimize_resumes_without_duplicates(wh, pool):
     assert len(more.trials) == 7 and not more.trials.duplicated(["x", "c"]).any()
 
 
+@pytest.mark.filterwarnings("ignore:every one of")
 def test_failing_objective_is_a_failed_trial(wh, pool):
     def bad(cfg):
         if cfg["c"] == "b":
@@ -284,3 +285,10 @@ def test_optimize_over_several_families_refuses_an_unknown_acquisition(wh):
     with pytest.raises(ValidationError, match="unknown acquisition 'eii'"):
         optimize(wh, "iris", ["knn", "logistic_regression"], 2, acquisition="eii", cv=3)
     assert len(wh.runs(dataset="iris", limit=None)) == 0
+
+
+def test_an_objective_that_names_another_metric_warns_when_every_trial_fails(wh, pool):
+    with pytest.warns(UserWarning, match="every one of the 2 new trials failed.*'score'"):
+        res = optimize(wh, "d1", "toy", 2, candidates=pool, objective=lambda c: {"loss": 1.0},
+                       metric="score", learner=FakeLearner())  # fmt: skip
+    assert res.n_new == 2 and res.best_config is None
