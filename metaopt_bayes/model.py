@@ -306,6 +306,10 @@ def build_pymc_model(
 # ----------------------------------------------------------------------------------------------
 
 
+# the largest value whose square is a finite float (moments of predictions in metric units)
+_MOMENT_CAP = float(np.sqrt(np.finfo(np.float64).max)) / 32
+
+
 class MetaLearner:
     """Predict a configuration's metric on any dataset, with calibrated uncertainty.
 
@@ -1089,7 +1093,11 @@ class MetaLearner:
         else:
             x, w = np.polynomial.hermite_e.hermegauss(20)
             w = w / w.sum()
-            vals = self.transform.inverse(m[:, None] + s[:, None] * x[None, :])
+            with np.errstate(over="ignore"):
+                vals = self.transform.inverse(m[:, None] + s[:, None] * x[None, :])
+            # a log-scale metric with a vast spread (a zero-shot RMSE, whose level is the
+            # target's unit) has moments beyond floats: capped so that they stay finite
+            vals = np.minimum(vals, _MOMENT_CAP)
             mean = vals @ w
             sd = np.sqrt(np.maximum((vals**2) @ w - mean**2, 0.0))
         return pd.DataFrame({"mean": mean, "sd": sd, "lower": lower, "upper": upper})

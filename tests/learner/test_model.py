@@ -371,3 +371,7 @@ def test_a_loss_of_zero_on_a_log_scale_is_taken_not_refused(synth):
     seen.loc[0, "value"] = -0.1
     with pytest.raises(ValidationError, match="transform='identity'"):
         ml.predict("ds7", target.iloc[6:10], meta=meta, runs=seen)
+    # a spread of 60 log units (a zero-shot RMSE whose level is the target's unit): the
+    # moments in metric units overflowed to NaN and broke the batch's acquisition
+    out = ml._summarize(np.array([0.0, 0.0]), np.array([0.5, 60.0 / ml.transform.scale]), 0.9)
+    assert np.isfinite(out[["mean", "sd"]].to_numpy()).all() and out["sd"].iloc[1] > 1e100
