@@ -1201,9 +1201,10 @@ def _reuse_final(
     warehouse: Any, result: OptimizeResult, seed: int, artifacts_dir: str | Path | None
 ) -> bool:
     """Fill ``result`` from the newest retrained winner of (dataset, model) and ``seed`` (the
-    seed draws the test split; a different ``test_size`` in Python is not recorded, so pass
-    ``retrain`` again after changing it) when it has the best config and its saved estimator
-    is still there; False otherwise."""
+    seed draws the test split) when it has the best config and its saved estimator is still
+    there; False otherwise. ``test_size`` is not recorded with the winner: after changing it
+    with nothing new to run, the earlier winner's test score is reported until its saved
+    estimator is removed."""
     finals = warehouse._read_df(
         "SELECT run_id, seq FROM runs WHERE dataset = ? AND model = ? AND source = ? "
         "AND status = 'finished' AND seed = ? ORDER BY seq DESC LIMIT 1",
