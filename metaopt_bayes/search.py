@@ -36,7 +36,8 @@ import numpy as np
 import pandas as pd
 
 from metaopt_bayes import acquisition as acq
-from metaopt_bayes.space import is_missing, value_key
+from metaopt_bayes.space import config_key, is_missing, value_key
+from metaopt_bayes.trainer import released_while
 from warehouse.errors import CandidatesExhaustedError, NotFoundError, ValidationError, one_line
 
 PARAM_PREFIX = "params."
@@ -828,12 +829,6 @@ def optimize(
         cost = fit_cost()
     ex, shutdown = make_executor(executor, jobs) if remaining else (None, lambda: None)
 
-    def hold(running: bool = True) -> contextlib.AbstractContextManager[Any]:
-        """While trials run: the file let go of (``release``), else kept."""
-        if running and release and hasattr(warehouse, "released"):
-            return warehouse.released()
-        return contextlib.nullcontext()
-
     in_flight: dict[cf.Future, dict[str, Any]] = {}
     since_refit = 0
     failed: list[str] = []  # the errors of this call's failed trials
@@ -875,15 +870,16 @@ def optimize(
                         seed,
                         timeout_s,
                     )
-                    with hold(isinstance(ex, _InlineExecutor)):  # inline: the trial runs here
-                        fut = ex.submit(run_trial, payload)
+                    call: tuple[Any, ...] = (run_trial, payload)
                 else:
-                    with hold(isinstance(ex, _InlineExecutor)):
-                        fut = ex.submit(call_objective, objective, metric, cfg)
+                    call = (call_objective, objective, metric, cfg)
+                inline = isinstance(ex, _InlineExecutor)  # the trial runs in submit itself
+                with released_while(warehouse, release and inline):
+                    fut = ex.submit(*call)
                 in_flight[fut] = info
                 remaining -= 1
                 step += 1
-            with hold(not all(f.done() for f in in_flight)):
+            with released_while(warehouse, release and not all(f.done() for f in in_flight)):
                 done, _ = cf.wait(list(in_flight), return_when=cf.FIRST_COMPLETED)
             for fut in done:
                 info = in_flight.pop(fut)
@@ -1220,8 +1216,7 @@ def _reuse_final(
         r.name: r.value_num if is_missing(r.value_text) else r.value_text
         for r in params.itertuples(index=False)
     }
-    names = set(logged) | {k for k, v in result.best_config.items() if not is_missing(v)}
-    if any(value_key(logged.get(k)) != value_key(result.best_config.get(k)) for k in names):
+    if config_key(logged) != config_key(result.best_config):
         return False  # the best trial changed since that retraining
     path = _artifact_path(warehouse, result, run_id, artifacts_dir)
     if path is not None and not path.exists():

@@ -75,6 +75,12 @@ def value_key(value: Any) -> Any:
         return s
 
 
+def config_key(config: Mapping[str, Any]) -> frozenset[tuple[str, Any]]:
+    """A config as a comparable set of (name, :func:`value_key`) pairs over the parameters
+    it sets: the same for a config as drawn and as read back from the warehouse."""
+    return frozenset((str(k), value_key(v)) for k, v in config.items() if not is_missing(v))
+
+
 def _same(a: Any, b: Any) -> bool:
     """Equality of choice values where True/1 and False/0 stay distinct and NaN == None."""
     if is_missing(a) or is_missing(b):

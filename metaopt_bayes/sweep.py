@@ -11,7 +11,6 @@ timed-out configuration becomes a ``failed`` run with its error and the sweep go
 from __future__ import annotations
 
 import concurrent.futures as cf
-import contextlib
 import multiprocessing as mp
 import zlib
 from collections.abc import Callable, Iterable, Mapping
@@ -20,13 +19,14 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from metaopt_bayes.space import SearchSpace, is_missing, value_key
+from metaopt_bayes.space import SearchSpace, config_key, is_missing
 from metaopt_bayes.trainer import (
     _PRELOAD,
     check_setup,
     load_dataset,
     log_trial,
     make_payload,
+    released_while,
     run_trial,
 )
 from warehouse.errors import ValidationError
@@ -58,12 +58,6 @@ def design_seed(seed: int, dataset: str) -> int:
     """The Sobol scramble seed of a sweep: stable across runs and platforms (CRC-32 of the
     dataset name, not Python's salted ``hash``), different for each dataset."""
     return (int(seed) * 1_000_003 + zlib.crc32(str(dataset).encode())) % 2**32
-
-
-def config_key(config: Mapping[str, Any]) -> frozenset[tuple[str, Any]]:
-    """A config as a comparable set of (name, :func:`~metaopt_bayes.space.value_key`) pairs
-    over the parameters it sets: the same for a config as drawn and as read back."""
-    return frozenset((str(k), value_key(v)) for k, v in config.items() if not is_missing(v))
 
 
 def finished_configs(warehouse: Any, dataset: str, model: str) -> set[frozenset]:
@@ -208,16 +202,10 @@ def sweep(
         if on_result is not None:
             on_result(run_ids[i], {**result, "config": cfgs[i]})
 
-    def hold() -> contextlib.AbstractContextManager[Any]:
-        """While trials run: the file let go of (``release``), else kept."""
-        if release and hasattr(warehouse, "released"):
-            return warehouse.released()
-        return contextlib.nullcontext()
-
     with _Progress(progress, len(cfgs), f"{model} on {dataset}") as bar:
         if executor is None and jobs == 1:
             for i, p in enumerate(payloads):
-                with hold():
+                with released_while(warehouse, release):
                     result = run_trial(p)
                 record(i, result)
                 bar.advance(result)
@@ -243,7 +231,7 @@ def sweep(
                 futures = {pool.submit(fn, p): i for i, p in enumerate(slim)}
                 waiting = set(futures)
                 while waiting:
-                    with hold():
+                    with released_while(warehouse, release):
                         done, waiting = cf.wait(waiting, return_when=cf.FIRST_COMPLETED)
                     for fut in done:
                         i = futures[fut]

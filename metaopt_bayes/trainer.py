@@ -30,6 +30,7 @@ Measurements cover the whole cross-validated evaluation (every fold's fit and pr
 
 from __future__ import annotations
 
+import contextlib
 import math
 import multiprocessing as mp
 import os
@@ -147,6 +148,14 @@ def _splits(y: np.ndarray, task: str, cv: int | float | None, seed: int) -> list
             warnings.simplefilter("ignore", UserWarning)
             return list(StratifiedKFold(k, shuffle=True, random_state=seed).split(idx, y))
     return list(KFold(k, shuffle=True, random_state=seed).split(idx))
+
+
+def released_while(warehouse: Any, when: bool) -> contextlib.AbstractContextManager[Any]:
+    """For a block that trains: the warehouse file let go of (:meth:`Warehouse.released`)
+    when ``when`` and the warehouse can, so other processes read what is logged so far."""
+    if when and hasattr(warehouse, "released"):
+        return warehouse.released()
+    return contextlib.nullcontext()
 
 
 def check_setup(

@@ -224,15 +224,18 @@ def emit(data: Any, fmt: str, title: str | None = None) -> None:
             click.echo("(no rows)")
 
 
+def _as_list(value: Any) -> Any:
+    """A SQL LIST column's cell (a numpy array) as a list; anything else as it is."""
+    return value.tolist() if getattr(value, "ndim", 0) > 0 else value
+
+
 def _nested_json(value: Any) -> Any:
-    if hasattr(value, "tolist") and getattr(value, "ndim", 0) > 0:  # a SQL LIST column
-        value = value.tolist()
+    value = _as_list(value)
     return json.dumps(value, default=str) if isinstance(value, dict | list) else value
 
 
 def _fmt_cell(value: Any) -> str:
-    if hasattr(value, "tolist") and getattr(value, "ndim", 0) > 0:
-        value = value.tolist()
+    value = _as_list(value)
     if value is None:
         return ""
     if isinstance(value, float):
