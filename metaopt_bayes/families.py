@@ -2,7 +2,7 @@
 
 A user with a new dataset first wants to know *which kind of model* to train, then its
 settings. This module lifts the one-family machinery of :mod:`metaopt_bayes.model` and
-:mod:`metaopt_bayes.search` to several families:
+:mod:`metaopt_bayes.recommend` to several families:
 
 * :class:`JointSpace` — the union of the families' spaces with a ``model`` choice at the top;
   every other parameter is conditional on its family (a tree-structured space, as in
@@ -34,27 +34,33 @@ settings. This module lifts the one-family machinery of :mod:`metaopt_bayes.mode
   each family's predicted seconds) over the joint candidates, against the incumbent across
   families; :meth:`FamilyLearner.rank_families` — each family's predicted best metric with an
   interval, its predicted training time and its observed history on the dataset.
-* :func:`optimize_families` — the closed loop over the joint space (recommend → train → log →
-  update; refit every ``refit_every`` trials), resumable like
-  :func:`metaopt_bayes.search.optimize`, whose ``model=None`` / list form calls it.
+* The closed loop over the joint space is :func:`metaopt_bayes.optimize_families.optimize_families`
+  (the ``model=None`` / list form of :func:`metaopt_bayes.search.optimize`).
 """
 
 from __future__ import annotations
 
-import concurrent.futures as cf
 import contextlib
-import math
 import warnings
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
+from metaopt_bayes.batch import believer_batch, ranked
+from metaopt_bayes.candidates import (
+    PARAM_PREFIX,
+    best_configs,
+    exclude_run,
+    is_set,
+    load_candidates,
+    space_candidates,
+)
+from metaopt_bayes.space import plain
 from warehouse.errors import CandidatesExhaustedError, NotFoundError, ValidationError
 
 MODEL_COLUMN = "model"
-PARAM_PREFIX = "params."
 OUTPUT_COLUMNS = ("mean", "sd", "acquisition", "rank", "predicted_s", "lower", "upper")
 
 
@@ -134,11 +140,11 @@ class JointSpace:
         sp = self.spaces[fam]
         own = {k: v for k, v in config.items() if k in sp.names}
         foreign = [
-            k for k, v in config.items() if k != MODEL_COLUMN and k not in sp.names and _set(v)
+            k for k, v in config.items() if k != MODEL_COLUMN and k not in sp.names and is_set(v)
         ]
         if foreign:
             raise ValidationError(f"parameter {foreign[0]!r} does not belong to model {fam!r}")
-        return {MODEL_COLUMN: fam, **sp.validate({k: v for k, v in own.items() if _set(v)})}
+        return {MODEL_COLUMN: fam, **sp.validate({k: v for k, v in own.items() if is_set(v)})}
 
     def sample(self, n: int, seed: int = 0) -> pd.DataFrame:
         """``n`` scrambled-Sobol configs *per family* (families stratified, so a family with a
@@ -158,9 +164,7 @@ class JointSpace:
         portfolios: Mapping[str, list[dict[str, Any]]] | None = None,
     ) -> pd.DataFrame:
         """Per family ``n`` Sobol points, ``n_local`` neighbours of each of its incumbents and
-        its portfolio configs (see :func:`metaopt_bayes.search.space_candidates`)."""
-        from metaopt_bayes.search import space_candidates
-
+        its portfolio configs (see :func:`metaopt_bayes.candidates.space_candidates`)."""
         frames = []
         for i, (fam, sp) in enumerate(self.spaces.items()):
             inc = (incumbents or {}).get(fam)
@@ -174,10 +178,6 @@ class JointSpace:
             )
             frames.append(_with_model(c.drop_duplicates(), fam))
         return _concat(frames)
-
-
-def _set(v: Any) -> bool:
-    return not (v is None or (isinstance(v, float) and math.isnan(v)) or v is pd.NA)
 
 
 def _with_model(df: pd.DataFrame, fam: str) -> pd.DataFrame:
@@ -562,9 +562,9 @@ class FamilyLearner:
             fam_obs = obs[obs[MODEL_COLUMN].astype(str) == fam] if len(obs) else obs
             vals = pd.to_numeric(fam_obs["value"], errors="coerce") if len(fam_obs) else None
             cfg = {
-                k: _plain(v)
+                k: plain(v)
                 for k, v in cands.loc[best].items()
-                if k != MODEL_COLUMN and _set(v) and not str(k).startswith("_")
+                if k != MODEL_COLUMN and is_set(v) and not str(k).startswith("_")
             }
             rows.append(
                 {
@@ -617,13 +617,13 @@ class FamilyLearner:
                     f"none of the space's families ({', '.join(candidates.families)}) has a "
                     "fitted meta-learner"
                 )
-            inc = {f: _best_configs(family_rows(obs, f), self.maximize) for f in spaces}
+            inc = {
+                f: best_configs(family_rows(obs, f), self.maximize, drop_unset=True) for f in spaces
+            }
             folios = {f: getattr(self.learners[f], "portfolio", None) for f in spaces}
             return JointSpace(spaces).candidates(
                 n_candidates, seed=seed, incumbents=inc, portfolios=folios
             )
-        from metaopt_bayes.search import load_candidates
-
         cands = load_candidates(candidates)
         if MODEL_COLUMN not in cands.columns:
             raise ValidationError("candidates for several families need a 'model' column")
@@ -663,8 +663,6 @@ class FamilyLearner:
         Returns ``model``, parameter columns, ``mean``, ``sd`` (predictive), ``acquisition``,
         ``rank`` and ``predicted_s`` (NaN without duration learners).
         """
-        from metaopt_bayes.search import believer_batch, exclude_run, ranked
-
         if n < 1:
             raise ValidationError(f"n must be a positive integer, not {n!r}")
         key = acquisition.lower().replace("_", "-")
@@ -749,25 +747,6 @@ def _task(warehouse: Any, dataset: str) -> str:
     return "classification"
 
 
-def _plain(v: Any) -> Any:
-    if isinstance(v, np.generic):
-        v = v.item()
-    if isinstance(v, float) and math.isnan(v):
-        return None
-    return v
-
-
-def _best_configs(runs: pd.DataFrame, maximize: bool, k: int = 3) -> list[dict[str, Any]]:
-    if runs is None or runs.empty or "value" not in runs.columns:
-        return []
-    top = runs.sort_values("value", ascending=not maximize).head(k)
-    cols = [c for c in top.columns if str(c).startswith(PARAM_PREFIX)]
-    return [
-        {c[len(PARAM_PREFIX) :]: _plain(v) for c, v in rec.items() if _set(v)}
-        for rec in top[cols].to_dict(orient="records")
-    ]
-
-
 def record_family_recommendations(
     warehouse: Any,
     learner: FamilyLearner,
@@ -783,11 +762,11 @@ def record_family_recommendations(
         fam = str(rec[MODEL_COLUMN])
         lrn = learner.learners.get(fam)
         cfg = {
-            k: _plain(v)
+            k: plain(v)
             for k, v in rec.items()
             if k not in (*OUTPUT_COLUMNS, MODEL_COLUMN, "config", "best_observed", "n_runs")
             and not str(k).startswith("_")
-            and _set(v)
+            and is_set(v)
         }
         rows.append(
             {
@@ -838,297 +817,10 @@ def fit_family_learner(
     return lrn
 
 
-# --------------------------------------------------------------------------------------------
-# optimize across families
-# --------------------------------------------------------------------------------------------
-def _trials(warehouse: Any, dataset: str, families: list[str]) -> pd.DataFrame:
-    from metaopt_bayes.search import TRIAL_SOURCE
-
-    try:
-        return warehouse.sql(
-            "SELECT run_id, model, status, seq FROM runs WHERE dataset = ? AND source = ? "
-            "ORDER BY seq",
-            [dataset, TRIAL_SOURCE],
-        ).pipe(lambda d: d[d["model"].astype(str).isin(families)])
-    except NotFoundError:
-        return pd.DataFrame(columns=["run_id", "model", "status", "seq"])
-
-
-def optimize_families(
-    warehouse: Any,
-    dataset: str,
-    families: str | Iterable[str] | None,
-    budget: int,
-    *,
-    space: JointSpace | None = None,
-    acquisition: str = "ei",
-    executor: Any = None,
-    jobs: int = 1,
-    metric: str | None = None,
-    learner: FamilyLearner | None = None,
-    fit_method: str = "nuts",
-    refit_every: int = 10,
-    n_init: int | None = None,
-    cv: int | float | None = 5,
-    seed: int = 0,
-    test_size: float = 0.25,
-    retrain: bool = True,
-    n_candidates: int = 256,
-    timeout_s: float | None = None,
-    artifacts_dir: Any = None,
-    callback: Callable[[dict[str, Any]], None] | None = None,
-) -> Any:
-    """Search families and their spaces together on a registered ``dataset`` (built-in
-    trainer). ``families``: None (every zoo family for the task) or names. Same loop, resume
-    and final retrain as :func:`metaopt_bayes.search.optimize`; each trial's family is in the
-    ``model`` column of ``result.trials``, ``result.model`` is the winner's family.
-
-    Without history to fit on, the first ``n_init`` trials cycle through the families
-    (a Sobol point each); families that cannot be fitted yet are explored the same way.
-    """
-    from metaopt_bayes import search, trainer
-
-    if not isinstance(budget, int | np.integer) or budget < 1:
-        raise ValidationError(f"budget must be a positive integer, not {budget!r}")
-    if not isinstance(jobs, int | np.integer) or jobs < 1:
-        raise ValidationError(f"jobs must be a positive integer, not {jobs!r}")
-    dataset = str(dataset)
-    X, y, task = trainer.load_dataset(warehouse, dataset)
-    fams = space.families if space is not None else resolve_families(families, task)
-    space = space or JointSpace.from_families(fams, task)
-    tr_idx, te_idx = search._split(np.asarray(y), task, test_size, seed)
-    metric = metric or (learner.metric if learner is not None else search._default_metric(task))
-    direction = learner.direction if learner is not None else warehouse.metric_direction(metric)
-    key = search._acquisition_key(acquisition)
-    n_init = max(2, min(len(fams), budget // 4)) if n_init is None else n_init
-
-    fitted_on: int | None = None  # other datasets' runs seen by the last fit
-
-    def fit_learner() -> FamilyLearner | None:
-        # as in search.optimize: learn the population from the other datasets, the target
-        # through the closed-form update; the target is the history only when alone
-        nonlocal fitted_on
-        fitted, fitted_on = search.fit_without_target(
-            lambda exclude: fit_family_learner(
-                warehouse, metric, fams, method=fit_method, cost=key == "cost-ei",
-                exclude=exclude,
-            ),
-            dataset,
-            search.other_runs(warehouse, dataset, fams),
-        )  # fmt: skip
-        return fitted
-
-    def refit_learner(current: FamilyLearner) -> FamilyLearner:
-        if fitted_on == search.other_runs(warehouse, dataset, fams):
-            return current  # the same data as the last fit: nothing to learn
-        return fit_learner() or current
-
-    existing = _trials(warehouse, dataset, fams)
-    n_resumed = len(existing)
-    remaining = max(0, int(budget) - n_resumed)
-    lrn = learner if (learner is not None and learner.is_fitted) else None
-    if remaining and lrn is None:
-        lrn = fit_learner()
-    ex, shutdown = search.make_executor(executor, jobs) if remaining else (None, lambda: None)
-    in_flight: dict[cf.Future, dict[str, Any]] = {}
-    new_done = since_refit = 0
-    step = n_resumed
-    interrupted = False
-    Xtr, ytr = X.iloc[tr_idx].reset_index(drop=True), np.asarray(y)[tr_idx]
-    try:
-        while remaining > 0 or in_flight:
-            while remaining > 0 and len(in_flight) < max(1, jobs):
-                pend = pd.DataFrame([t["config"] for t in in_flight.values()])
-                info = _next_joint(
-                    lrn, warehouse, dataset, space, pend, key, n_candidates,
-                    seed * 100003 + step, n_init, metric, step,
-                )  # fmt: skip
-                cfg = info["config"]
-                fam = cfg[MODEL_COLUMN]
-                params = {k: v for k, v in cfg.items() if k != MODEL_COLUMN}
-                payload = trainer.make_payload(Xtr, ytr, task, fam, params, cv, seed, timeout_s)
-                in_flight[ex.submit(trainer.run_trial, payload)] = info
-                remaining -= 1
-                step += 1
-            done, _ = cf.wait(list(in_flight), return_when=cf.FIRST_COMPLETED)
-            for fut in done:
-                info = in_flight.pop(fut)
-                try:
-                    result = fut.result()
-                except Exception as exc:
-                    result = {"status": "failed", "metrics": {}, "error": f"{exc}"}
-                cfg = info["config"]
-                fam = cfg[MODEL_COLUMN]
-                params = {k: v for k, v in cfg.items() if k != MODEL_COLUMN}
-                run_id = trainer.log_trial(
-                    warehouse, dataset, fam, params, result, seed=seed, source=search.TRIAL_SOURCE
-                )
-                new_done += 1
-                since_refit += 1
-                if info.get("rec") is not None and lrn is not None:
-                    with contextlib.suppress(Exception):
-                        record_family_recommendations(
-                            warehouse, lrn, dataset, info["rec"], key, [run_id]
-                        )
-                if callback is not None:
-                    callback(
-                        {
-                            "number": n_resumed + new_done,
-                            "run_id": run_id,
-                            "model": fam,
-                            "status": result.get("status"),
-                            "config": params,
-                            "value": (result.get("metrics") or {}).get(metric),
-                            "predicted_mean": info.get("mean"),
-                            "predicted_sd": info.get("sd"),
-                            "duration_s": result.get("duration_s"),
-                            "error": result.get("error"),
-                        }
-                    )
-            if remaining and lrn is None and n_resumed + new_done >= n_init:
-                lrn = fit_learner()
-                since_refit = 0
-            elif remaining and refit_every and since_refit >= refit_every:
-                lrn = refit_learner(lrn)
-                since_refit = 0
-    except KeyboardInterrupt:
-        interrupted = True
-    finally:
-        for fut in in_flight:
-            fut.cancel()
-        shutdown()
-    return _family_result(
-        warehouse, dataset, fams, metric, direction, space, n_resumed, new_done, interrupted,
-        lrn, retrain, X, np.asarray(y), task, tr_idx, te_idx, seed, artifacts_dir,
-    )  # fmt: skip
-
-
-def _next_joint(
-    lrn: FamilyLearner | None,
-    warehouse: Any,
-    dataset: str,
-    space: JointSpace,
-    pending: pd.DataFrame,
-    key: str,
-    n_candidates: int,
-    seed: int,
-    n_init: int,
-    metric: str,
-    step: int,
-) -> dict[str, Any]:
-    """A joint recommendation; else an initial-design point of the next family in turn
-    (families without a fitted learner are always explored this way first)."""
-    runs = pd.DataFrame()
-    with contextlib.suppress(NotFoundError):
-        runs = warehouse.training_matrix(metric, datasets=[dataset])
-    tried = set(runs["model"].astype(str)) if len(runs) else set()
-    if len(pending):
-        tried |= set(pending[MODEL_COLUMN].astype(str))
-    unfitted = [f for f in space.families if lrn is None or f not in lrn.learners]
-    explore = [f for f in unfitted if f not in tried]
-    if lrn is not None and not explore:
-        fitted = {f: s for f, s in space.spaces.items() if f in lrn.learners}
-        try:
-            rec = lrn.recommend(
-                warehouse,
-                dataset,
-                JointSpace(fitted),
-                n=1,
-                acquisition=key,
-                pending=pending if len(pending) else None,
-                n_candidates=n_candidates,
-                seed=seed,
-            )
-            row = rec.iloc[0]
-            fam = str(row[MODEL_COLUMN])
-            params = {
-                k: _plain(row[k])
-                for k in rec.columns
-                if k in space.spaces[fam].names and _set(row[k])
-            }
-            cfg = space.validate({MODEL_COLUMN: fam, **space.spaces[fam].restore(params)})
-            return {"config": cfg, "mean": float(row["mean"]), "sd": float(row["sd"]), "rec": rec}
-        except CandidatesExhaustedError:  # the joint sample is used up: fresh design points
-            pass
-    order = explore or space.families
-    fam = order[step % len(order)] if not explore else explore[0]
-    sp = space.spaces[fam]
-    cands = sp.sample(max(64, n_init * 4), seed=seed)
-    from metaopt_bayes.search import exclude_run
-
-    fobs = runs[runs["model"].astype(str) == fam] if len(runs) else None
-    free = cands[exclude_run(cands, fobs, sp.names).to_numpy()]
-    if free.empty:
-        raise ValidationError(f"no untried candidate of {fam!r} left for dataset {dataset!r}")
-    row = free.iloc[0]
-    cfg = space.validate({MODEL_COLUMN: fam, **sp.restore({c: _plain(row[c]) for c in sp.names})})
-    return {"config": cfg, "mean": None, "sd": None, "rec": None}
-
-
-def _family_result(
-    warehouse: Any,
-    dataset: str,
-    fams: list[str],
-    metric: str,
-    direction: str,
-    space: JointSpace,
-    n_resumed: int,
-    new_done: int,
-    interrupted: bool,
-    lrn: Any,
-    retrain: bool,
-    X: pd.DataFrame,
-    y: np.ndarray,
-    task: str,
-    tr_idx: np.ndarray,
-    te_idx: np.ndarray,
-    seed: int,
-    artifacts_dir: Any,
-) -> Any:
-    from metaopt_bayes import search
-
-    maximize = direction == "maximize"
-    ids = _trials(warehouse, dataset, fams)
-    try:
-        tm = warehouse.training_matrix(metric, datasets=[dataset])
-    except NotFoundError:
-        tm = pd.DataFrame(columns=["run_id", "value"])
-    keep = ["run_id", "value"] + [c for c in tm.columns if str(c).startswith(PARAM_PREFIX)]
-    tm = tm[tm["run_id"].isin(ids["run_id"])][keep] if len(tm) else pd.DataFrame(columns=keep)
-    trials = ids.merge(tm, on="run_id", how="left").drop(columns=["seq"])
-    trials = trials.rename(
-        columns=lambda c: c[len(PARAM_PREFIX) :] if str(c).startswith(PARAM_PREFIX) else c
-    )
-    trials.insert(0, "number", np.arange(1, len(trials) + 1))
-    v = pd.to_numeric(trials["value"], errors="coerce")
-    trials["best"] = (v if maximize else -v).cummax() * (1 if maximize else -1)
-    res = search.OptimizeResult(
-        dataset, "", metric, direction, trials.reset_index(drop=True), None, None, None,
-        n_resumed, new_done, interrupted, learner=lrn,
-    )  # fmt: skip
-    fin = trials[v.notna()]
-    if len(fin):
-        vals = pd.to_numeric(fin["value"], errors="coerce")
-        best = fin.loc[vals.idxmax() if maximize else vals.idxmin()]
-        fam = str(best["model"])
-        sp = space.spaces[fam]
-        cfg = {c: _plain(best[c]) for c in sp.names if c in best.index}
-        with contextlib.suppress(ValidationError):
-            cfg = dict(sp.validate(sp.restore({k: v for k, v in cfg.items() if _set(v)})))
-        res.model = fam
-        res.best_config = cfg
-        res.best_value = float(best["value"])
-        res.best_run_id = str(best["run_id"])
-    if not interrupted and retrain and res.best_config is not None:
-        search._retrain_winner(warehouse, res, X, y, task, tr_idx, te_idx, seed, artifacts_dir)
-    return res
-
-
 __all__ = [
     "FamilyLearner",
     "JointSpace",
     "fit_family_learner",
-    "optimize_families",
     "recommend_families",
     "record_family_recommendations",
     "resolve_families",

@@ -1141,8 +1141,8 @@ class MetaLearner:
         acquisition: str = "ei",
         **kwargs: Any,
     ) -> pd.DataFrame:
-        """The ``n`` best candidates by ``acquisition`` (see ``metaopt_bayes.search.recommend``)."""
-        from metaopt_bayes.search import recommend
+        """The ``n`` best candidates by ``acquisition`` (see ``metaopt_bayes.recommend``)."""
+        from metaopt_bayes.recommend import recommend
 
         return recommend(self, warehouse, dataset, candidates, n, acquisition, **kwargs)
 

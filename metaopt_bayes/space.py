@@ -55,6 +55,15 @@ def is_missing(value: Any) -> bool:
     return value is None or (isinstance(value, float) and math.isnan(value))
 
 
+def plain(value: Any) -> Any:
+    """A value as plain Python: numpy scalars unwrapped, NaN as None (for JSON and logging)."""
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, float) and math.isnan(value):
+        return None
+    return value
+
+
 def value_key(value: Any) -> Any:
     """A hashable, comparison-safe form of one parameter value, the same for a value as
     typed and as read back from the warehouse (``True`` and ``1.0``, ``100`` and ``"100"``,

@@ -11,37 +11,36 @@ timed-out configuration becomes a ``failed`` run with its error and the sweep go
 from __future__ import annotations
 
 import concurrent.futures as cf
-import multiprocessing as mp
 import zlib
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from metaopt_bayes.space import SearchSpace, config_key, is_missing
-from metaopt_bayes.trainer import (
-    _PRELOAD,
-    check_setup,
-    load_dataset,
-    log_trial,
-    make_payload,
-    released_while,
-    run_trial,
-)
+from metaopt_bayes.trainer import check_setup, load_dataset
+from metaopt_bayes.trials import SWEEP_SOURCE, Proposal, TrainerRunner, run_trials
 from warehouse.errors import ValidationError
 
-# Per-worker copy of the dataset, set once by the pool initializer so that each task only
-# ships its config (not the data) to the worker.
-_WORKER_DATA: dict[str, Any] = {}
 
+class DesignProposer:
+    """A sweep's proposals: its configs in design order, nothing learned."""
 
-def _init_worker(X: pd.DataFrame, y: np.ndarray) -> None:
-    _WORKER_DATA["X"], _WORKER_DATA["y"] = X, y
+    def __init__(self, model: str, configs: list[dict[str, Any]], seeds: list[int]) -> None:
+        self.model, self.configs, self.seeds = model, configs, seeds
+        self.next = 0
 
+    def propose(self, pending: Sequence[Proposal]) -> Proposal:
+        i, self.next = self.next, self.next + 1
+        cfg = self.configs[i]
+        return Proposal(cfg, self.model, cfg, self.seeds[i], index=i)
 
-def _run_with_worker_data(payload: dict[str, Any]) -> dict[str, Any]:
-    return run_trial({**payload, "X": _WORKER_DATA["X"], "y": _WORKER_DATA["y"]})
+    def observe(self, proposal: Proposal, run_id: str, result: Mapping[str, Any]) -> None:
+        pass
+
+    def after_batch(self, remaining: int) -> None:
+        pass
 
 
 def _resolve_space(space: SearchSpace | dict | str | None, family: Any, task: str) -> SearchSpace:
@@ -189,65 +188,25 @@ def sweep(
     if not cfgs:
         return []
     check_setup(family, cfgs, y, task, cv)  # what would fail every trial fails here, once
-    payloads = [
-        make_payload(X, y, task, model, cfg, cv=cv, seed=s, timeout_s=timeout_s)
-        for cfg, s in zip(cfgs, seeds, strict=True)
-    ]
     run_ids: list[str | None] = [None] * len(cfgs)
-
-    def record(i: int, result: dict[str, Any]) -> None:
-        run_ids[i] = log_trial(
-            warehouse, dataset, model, cfgs[i], result, seed=seeds[i], source="metaopt.sweep"
-        )
-        if on_result is not None:
-            on_result(run_ids[i], {**result, "config": cfgs[i]})
+    runner = TrainerRunner(dataset, X, y, task, cv, timeout_s, SWEEP_SOURCE)
+    inline = executor is None and jobs == 1
 
     with _Progress(progress, len(cfgs), f"{model} on {dataset}") as bar:
-        if executor is None and jobs == 1:
-            for i, p in enumerate(payloads):
-                with released_while(warehouse, release):
-                    result = run_trial(p)
-                record(i, result)
-                bar.advance(result)
-        else:
-            own = executor is None
-            if own:
-                ctx = mp.get_context(
-                    "forkserver" if "forkserver" in mp.get_all_start_methods() else "spawn"
-                )
-                if ctx.get_start_method() == "forkserver":
-                    ctx.set_forkserver_preload(_PRELOAD)
-                pool: cf.Executor = cf.ProcessPoolExecutor(
-                    max_workers=int(jobs),
-                    mp_context=ctx,
-                    initializer=_init_worker,
-                    initargs=(X, y),
-                )
-                fn: Callable[[dict[str, Any]], dict[str, Any]] = _run_with_worker_data
-                slim = [{k: v for k, v in p.items() if k not in ("X", "y")} for p in payloads]
-            else:
-                pool, fn, slim = executor, run_trial, payloads
-            try:
-                futures = {pool.submit(fn, p): i for i, p in enumerate(slim)}
-                waiting = set(futures)
-                while waiting:
-                    with released_while(warehouse, release):
-                        done, waiting = cf.wait(waiting, return_when=cf.FIRST_COMPLETED)
-                    for fut in done:
-                        i = futures[fut]
-                        try:
-                            result = fut.result()
-                        except Exception as exc:  # worker crashed: still a failed run
-                            result = {
-                                "status": "failed",
-                                "metrics": {},
-                                "error": f"{type(exc).__name__}: {exc}".splitlines()[0],
-                            }
-                        record(i, result)
-                        bar.advance(result)
-            finally:
-                if own:
-                    pool.shutdown(wait=True, cancel_futures=True)
+
+        def logged(p: Proposal, run_id: str, result: Mapping[str, Any]) -> None:
+            run_ids[p.index] = run_id
+            if on_result is not None:
+                on_result(run_id, {**result, "config": p.config})
+            bar.advance(result)
+
+        done = run_trials(
+            warehouse, DesignProposer(model, cfgs, seeds), runner, len(cfgs), jobs=int(jobs),
+            executor=executor, max_in_flight=None if inline else len(cfgs), release=release,
+            on_logged=logged,
+        )  # fmt: skip
+    if done.interrupted:
+        raise KeyboardInterrupt
     return [r for r in run_ids if r is not None]
 
 

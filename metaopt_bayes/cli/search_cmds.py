@@ -384,9 +384,9 @@ def _run_optimize(
     direction = learner.direction if learner is not None else wh.metric_direction(metric)
     maximize = direction == "maximize"
     if isinstance(model, str):
-        from metaopt_bayes.search import _existing_trials
+        from metaopt_bayes.trials import existing_trials
 
-        n_before = len(_existing_trials(wh, dataset, model))
+        n_before = len(existing_trials(wh, dataset, [model]))
         if n_before:
             spent = (
                 "; the budget is spent, so nothing new runs (raise --budget for more)"
@@ -732,11 +732,11 @@ def _default_vs_found(wh: Any, res: Any, model: str, seed: int) -> dict[str, Any
     import pandas as pd
 
     from metaopt_bayes import trainer
-    from metaopt_bayes.search import _split, fit_and_test
+    from metaopt_bayes.trials import fit_and_test, train_test_indices
 
     X, y, task = trainer.load_dataset(wh, res.dataset)
     y = np.asarray(y)
-    tr, te = _split(y, task, 0.25, seed)
+    tr, te = train_test_indices(y, task, 0.25, seed)
     _, default_metrics, _ = fit_and_test(X, y, task, model, {}, tr, te, seed)
     default_cv = trainer.evaluate(
         X.iloc[tr].reset_index(drop=True), y[tr], task, model, {}, cv=3, seed=seed

@@ -69,7 +69,7 @@ def test_optimize_across_families_trains_logs_and_resumes(iris, tmp_path):
 
 
 def test_without_history_the_initial_design_visits_every_family(iris, monkeypatch):
-    import metaopt_bayes.families as fam
+    import metaopt_bayes.optimize_families as fam
 
     def no_fit(*a, **k):
         raise ValidationError("nothing to learn from")
@@ -157,7 +157,7 @@ def test_cli_recommend_without_history_is_one_line(tmp_path):
 
 
 def test_cli_optimize_without_model_shows_the_family(tmp_path, monkeypatch):
-    import metaopt_bayes.families as fam
+    import metaopt_bayes.optimize_families as fam
 
     db = str(tmp_path / "w.duckdb")
     with Warehouse(db) as wh:

@@ -248,6 +248,7 @@ def test_other_processes_read_the_runs_while_a_sweep_trains(tmp_path, monkeypatc
     from sklearn.datasets import load_iris
 
     import metaopt_bayes.sweep as sweep_mod
+    import metaopt_bayes.trials as trials_mod
 
     path = tmp_path / "w.duckdb"
     seen: list[str] = []
@@ -256,7 +257,7 @@ def test_other_processes_read_the_runs_while_a_sweep_trains(tmp_path, monkeypatc
         seen.append(_read_from_another_process(path))
         return {"status": "finished", "metrics": {"accuracy": 0.9}, "duration_s": 0.01}
 
-    monkeypatch.setattr(sweep_mod, "run_trial", trial)
+    monkeypatch.setattr(trials_mod, "run_trial", trial)
     with Warehouse(path) as wh:
         wh.register_dataset("iris", load_iris(as_frame=True).frame, "target")
         ids = sweep_mod.sweep(wh, "iris", "knn", 3, progress=False, cv=3, release=True)

@@ -1,0 +1,105 @@
+"""Acquisition keys and batches: how one or ``n`` picks are made from scored candidates.
+
+A batch of ``n > 1`` is chosen by Kriging believer (Ginsbourger, Le Riche & Carraro 2010):
+pick the best, pretend it returned its predicted mean, update, pick again. Pending trials
+(configs in flight) are fantasized the same way.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from metaopt_bayes import acquisition as acq
+from warehouse.errors import ValidationError
+
+#: The columns a recommendation adds to its candidates' own.
+OUTPUT_COLUMNS = ("mean", "sd", "acquisition", "rank")
+
+
+def acquisition_key(acquisition: str) -> str:
+    """The acquisition's canonical name (case and ``_``/``-`` insensitive), or a clear error."""
+    key = str(acquisition).lower().replace("_", "-")
+    if key not in acq.ACQUISITIONS and key not in ("thompson", "log-ei"):
+        raise ValidationError(
+            f"unknown acquisition {acquisition!r}; choose one of {', '.join(acq.ACQUISITIONS)}"
+        )
+    return key
+
+
+def ranked(
+    pool: pd.DataFrame, chosen: list[int], shown: pd.DataFrame, scores: list[float]
+) -> pd.DataFrame:
+    """The chosen pool rows, best first, with their predicted ``mean``/``sd``, ``acquisition``
+    score and ``rank`` (the frame ``recommend`` returns)."""
+    out = pool.iloc[chosen].reset_index(drop=True).copy()
+    out["mean"] = shown["mean"].to_numpy(float)[chosen]
+    out["sd"] = shown["sd"].to_numpy(float)[chosen]
+    out["acquisition"] = scores
+    out["rank"] = np.arange(1, len(out) + 1)
+    return out
+
+
+def believer_batch(
+    predict: Callable[[pd.DataFrame | None], pd.DataFrame],
+    pool: pd.DataFrame,
+    n: int,
+    key: str,
+    observed: Any,
+    maximize: bool,
+    extra: pd.DataFrame | None = None,
+    **score_kw: Any,
+) -> tuple[list[int], list[float]]:
+    """``n`` distinct picks from ``pool`` by greedy acquisition with a Kriging believer.
+
+    ``predict(extra_runs)`` returns the latent ``mean``/``sd`` of every pool row given the
+    fantasized runs ``extra_runs``; after each pick the chosen config "returns" its predicted
+    mean and the rest are re-scored (Ginsbourger et al., 2010). Returns (indices, scores).
+
+    For EI, with nothing observed on the dataset (and nothing pending) the first pick is the
+    best predicted mean, not the best EI: against a *predicted* incumbent, EI prefers the widest
+    intervals — the corners of the space. Measured on tabrepo_lightgbm_2022 (93 held-out tasks,
+    5 folds): first-pick regret .459 with EI (worse than a random config, .331), .253 with the
+    best mean, and lower regret at 5 and 25 trials too. Cost-aware EI keeps its own first pick
+    (a cheap one: it led at every training-time budget). The reported score is still the EI.
+    """
+    chosen: list[int] = []
+    scores: list[float] = []
+    for step in range(n):
+        lat = predict(extra)
+        mu, sd = lat["mean"].to_numpy(float), lat["sd"].to_numpy(float)
+        best = acq.incumbent(observed, mu, maximize=maximize)
+        s = acq.score(key, mu, sd, best, maximize=maximize, **score_kw)
+        s = np.where(np.isfinite(s), s, -np.inf)
+        s[chosen] = -np.inf
+        zero_shot = extra is None and not np.isfinite(np.asarray(observed, float)).any()
+        if step == 0 and zero_shot and key in ("ei", "logei", "log-ei"):
+            idx = int(np.nanargmax(mu if maximize else -mu))
+        else:
+            idx = int(np.argmax(s))
+        chosen.append(idx)
+        scores.append(float(s[idx]))
+        if step + 1 < n:
+            believed = pool.iloc[[idx]].copy()
+            believed["value"] = mu[idx]
+            extra = believed if extra is None else pd.concat([extra, believed])
+    return chosen, scores
+
+
+def fantasies(
+    learner: Any, dataset: str, pending: pd.DataFrame | None, runs: pd.DataFrame, warehouse: Any
+) -> pd.DataFrame | None:
+    """Pending configs with ``value`` = their predicted mean (Kriging believer)."""
+    if pending is None or len(pending) == 0:
+        return None
+    pend = pending.reset_index(drop=True).copy()
+    if "value" not in pend.columns:
+        pred = learner.predict(dataset, pend, warehouse=warehouse, runs=runs, predictive=False)
+        pend["value"] = pred["mean"].to_numpy(float)
+    return pend
+
+
+__all__ = ["OUTPUT_COLUMNS", "acquisition_key", "believer_batch", "fantasies", "ranked"]

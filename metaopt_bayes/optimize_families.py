@@ -1,0 +1,262 @@
+"""The joint optimizer: what ``optimize`` tries next across several model families.
+
+:class:`JointProposer` plugs into the trial loop (:func:`metaopt_bayes.trials.run_trials`):
+each step recommends a (family, config) pair from the joint space under a
+:class:`~metaopt_bayes.families.FamilyLearner`; families it cannot fit yet — and, without
+history, the first ``n_init`` trials — are explored with a Sobol point of the next family in
+turn. :func:`optimize_families` runs it with the built-in trainer and retrains the winner.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from metaopt_bayes.batch import acquisition_key
+from metaopt_bayes.candidates import exclude_run, is_set
+from metaopt_bayes.families import (
+    MODEL_COLUMN,
+    FamilyLearner,
+    JointSpace,
+    fit_family_learner,
+    record_family_recommendations,
+    resolve_families,
+)
+from metaopt_bayes.optimize import default_metric
+from metaopt_bayes.space import plain
+from metaopt_bayes.trials import (
+    TRIAL_SOURCE,
+    Holdout,
+    LearningProposer,
+    OptimizeResult,
+    Proposal,
+    TrainerRunner,
+    best_trial,
+    existing_trials,
+    other_runs,
+    run_trials,
+    settle_winner,
+    trial_table,
+)
+from warehouse.errors import CandidatesExhaustedError, NotFoundError, ValidationError
+
+
+class JointProposer(LearningProposer):
+    """Proposals across families: joint recommendations, or design points of the families
+    that have no fitted learner yet."""
+
+    def __init__(
+        self,
+        warehouse: Any,
+        dataset: str,
+        families: list[str],
+        metric: str,
+        space: JointSpace,
+        key: str,
+        learner: FamilyLearner | None,
+        fit_method: str,
+        n_candidates: int,
+        seed: int,
+        n_resumed: int,
+        n_init: int,
+        refit_every: int,
+        remaining: int,
+    ) -> None:
+        self.warehouse, self.metric, self.space, self.key = warehouse, metric, space, key
+        self.n_candidates, self.seed = n_candidates, seed
+        super().__init__(
+            lambda exclude: fit_family_learner(
+                warehouse, metric, families, method=fit_method, cost=key == "cost-ei",
+                exclude=exclude,
+            ),
+            lambda: other_runs(warehouse, dataset, families),
+            dataset, learner, n_resumed, n_init, refit_every, remaining,
+        )  # fmt: skip
+
+    def propose(self, pending: Sequence[Proposal]) -> Proposal:
+        info = _next_joint(
+            self.learner, self.warehouse, self.dataset, self.space,
+            pd.DataFrame([p.config for p in pending]), self.key, self.n_candidates,
+            self.seed * 100003 + self.step, self.n_init, self.metric, self.step,
+        )  # fmt: skip
+        self.step += 1
+        cfg = info["config"]
+        fam = cfg[MODEL_COLUMN]
+        params = {k: v for k, v in cfg.items() if k != MODEL_COLUMN}
+        return Proposal(cfg, fam, params, self.seed, info["mean"], info["sd"], info["rec"])
+
+    def observe(self, proposal: Proposal, run_id: str, result: Mapping[str, Any]) -> None:
+        super().observe(proposal, run_id, result)
+        if proposal.rec is not None and self.learner is not None:
+            with contextlib.suppress(Exception):
+                record_family_recommendations(
+                    self.warehouse, self.learner, self.dataset, proposal.rec, self.key, [run_id]
+                )
+
+
+def optimize_families(
+    warehouse: Any,
+    dataset: str,
+    families: str | Iterable[str] | None,
+    budget: int,
+    *,
+    space: JointSpace | None = None,
+    acquisition: str = "ei",
+    executor: Any = None,
+    jobs: int = 1,
+    metric: str | None = None,
+    learner: FamilyLearner | None = None,
+    fit_method: str = "nuts",
+    refit_every: int = 10,
+    n_init: int | None = None,
+    cv: int | float | None = 5,
+    seed: int = 0,
+    test_size: float = 0.25,
+    retrain: bool = True,
+    n_candidates: int = 256,
+    timeout_s: float | None = None,
+    artifacts_dir: Any = None,
+    callback: Callable[[dict[str, Any]], None] | None = None,
+    release: bool = False,
+) -> OptimizeResult:
+    """Search families and their spaces together on a registered ``dataset`` (built-in
+    trainer). ``families``: None (every zoo family for the task) or names. Same loop, resume
+    and final retrain as :func:`metaopt_bayes.search.optimize`; each trial's family is in the
+    ``model`` column of ``result.trials``, ``result.model`` is the winner's family.
+
+    Without history to fit on, the first ``n_init`` trials cycle through the families
+    (a Sobol point each); families that cannot be fitted yet are explored the same way.
+    """
+    from metaopt_bayes import trainer
+
+    if not isinstance(budget, int | np.integer) or budget < 1:
+        raise ValidationError(f"budget must be a positive integer, not {budget!r}")
+    if not isinstance(jobs, int | np.integer) or jobs < 1:
+        raise ValidationError(f"jobs must be a positive integer, not {jobs!r}")
+    dataset = str(dataset)
+    X, y, task = trainer.load_dataset(warehouse, dataset)
+    fams = space.families if space is not None else resolve_families(families, task)
+    space = space or JointSpace.from_families(fams, task)
+    data = Holdout.split(X, y, task, test_size, seed)
+    metric = metric or (learner.metric if learner is not None else default_metric(task))
+    direction = learner.direction if learner is not None else warehouse.metric_direction(metric)
+    maximize = direction == "maximize"
+    key = acquisition_key(acquisition)
+    n_init = max(2, min(len(fams), budget // 4)) if n_init is None else n_init
+
+    n_resumed = len(existing_trials(warehouse, dataset, fams))
+    remaining = max(0, int(budget) - n_resumed)
+    proposer = JointProposer(
+        warehouse, dataset, fams, metric, space, key, learner, fit_method, n_candidates, seed,
+        n_resumed, n_init, refit_every, remaining,
+    )  # fmt: skip
+    Xtr, ytr = data.training()
+    runner = TrainerRunner(dataset, Xtr, ytr, task, cv, timeout_s, TRIAL_SOURCE)
+
+    def on_logged(p: Proposal, run_id: str, result: Mapping[str, Any]) -> None:
+        if callback is not None:
+            callback(
+                {
+                    "number": n_resumed + proposer.n_done,
+                    "run_id": run_id,
+                    "model": p.model,
+                    "status": result.get("status"),
+                    "config": p.params,
+                    "value": (result.get("metrics") or {}).get(metric),
+                    "predicted_mean": p.mean,
+                    "predicted_sd": p.sd,
+                    "duration_s": result.get("duration_s"),
+                    "error": result.get("error"),
+                }
+            )
+
+    done = run_trials(
+        warehouse, proposer, runner, remaining, jobs=jobs, executor=executor, release=release,
+        on_logged=on_logged,
+    )  # fmt: skip
+    trials = trial_table(warehouse, dataset, fams, metric, maximize, joint=True)
+    res = OptimizeResult(
+        dataset, "", metric, direction, trials.reset_index(drop=True), None, None, None,
+        n_resumed, done.n_done, done.interrupted, learner=proposer.learner,
+    )  # fmt: skip
+    best = best_trial(trials, maximize)
+    if best is not None:
+        fam = str(best["model"])
+        sp = space.spaces[fam]
+        cfg = {c: plain(best[c]) for c in sp.names if c in best.index}
+        with contextlib.suppress(ValidationError):
+            cfg = dict(sp.validate(sp.restore({k: v for k, v in cfg.items() if is_set(v)})))
+        res.model = fam
+        res.best_config = cfg
+        res.best_value = float(best["value"])
+        res.best_run_id = str(best["run_id"])
+    if retrain:
+        settle_winner(warehouse, res, data, seed, artifacts_dir)
+    return res
+
+
+def _next_joint(
+    lrn: FamilyLearner | None,
+    warehouse: Any,
+    dataset: str,
+    space: JointSpace,
+    pending: pd.DataFrame,
+    key: str,
+    n_candidates: int,
+    seed: int,
+    n_init: int,
+    metric: str,
+    step: int,
+) -> dict[str, Any]:
+    """A joint recommendation; else an initial-design point of the next family in turn
+    (families without a fitted learner are always explored this way first)."""
+    runs = pd.DataFrame()
+    with contextlib.suppress(NotFoundError):
+        runs = warehouse.training_matrix(metric, datasets=[dataset])
+    tried = set(runs["model"].astype(str)) if len(runs) else set()
+    if len(pending):
+        tried |= set(pending[MODEL_COLUMN].astype(str))
+    unfitted = [f for f in space.families if lrn is None or f not in lrn.learners]
+    explore = [f for f in unfitted if f not in tried]
+    if lrn is not None and not explore:
+        fitted = {f: s for f, s in space.spaces.items() if f in lrn.learners}
+        try:
+            rec = lrn.recommend(
+                warehouse,
+                dataset,
+                JointSpace(fitted),
+                n=1,
+                acquisition=key,
+                pending=pending if len(pending) else None,
+                n_candidates=n_candidates,
+                seed=seed,
+            )
+            row = rec.iloc[0]
+            fam = str(row[MODEL_COLUMN])
+            params = {
+                k: plain(row[k])
+                for k in rec.columns
+                if k in space.spaces[fam].names and is_set(row[k])
+            }
+            cfg = space.validate({MODEL_COLUMN: fam, **space.spaces[fam].restore(params)})
+            return {"config": cfg, "mean": float(row["mean"]), "sd": float(row["sd"]), "rec": rec}
+        except CandidatesExhaustedError:  # the joint sample is used up: fresh design points
+            pass
+    order = explore or space.families
+    fam = order[step % len(order)] if not explore else explore[0]
+    sp = space.spaces[fam]
+    cands = sp.sample(max(64, n_init * 4), seed=seed)
+    fobs = runs[runs["model"].astype(str) == fam] if len(runs) else None
+    free = cands[exclude_run(cands, fobs, sp.names).to_numpy()]
+    if free.empty:
+        raise ValidationError(f"no untried candidate of {fam!r} left for dataset {dataset!r}")
+    row = free.iloc[0]
+    cfg = space.validate({MODEL_COLUMN: fam, **sp.restore({c: plain(row[c]) for c in sp.names})})
+    return {"config": cfg, "mean": None, "sd": None, "rec": None}
+
+
+__all__ = ["JointProposer", "optimize_families"]

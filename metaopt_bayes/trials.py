@@ -1,0 +1,679 @@
+"""The trial loop: propose → train (through an executor) → log → learn, and its results.
+
+One loop serves every search: :func:`run_trials` asks a :class:`Proposer` what to train
+next (the single-family optimizer, the joint optimizer across families, a sweep's fixed
+design), hands each config to a :class:`Runner` (the built-in trainer or a user objective)
+on a ``concurrent.futures`` executor — inline, local worker processes, or a Dask cluster —
+logs every result as it arrives (only this driving process writes to the warehouse), and
+lets the proposer learn between batches. Ctrl-C stops it cleanly; the runs logged so far
+stay, so a search called again resumes (Optuna's one ``_optimize`` loop with samplers
+plugged in is the model).
+
+Also here: what an optimize call returns (:class:`OptimizeResult`, its trial table) and the
+winner retrained on the whole training split and tested once on the held-out split.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures as cf
+import math
+import multiprocessing as mp
+import time
+import warnings
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+import pandas as pd
+
+from metaopt_bayes.candidates import PARAM_PREFIX
+from metaopt_bayes.space import config_key, is_missing, plain
+from metaopt_bayes.trainer import _PRELOAD, log_trial, make_payload, released_while, run_trial
+from warehouse.errors import NotFoundError, ValidationError, one_line
+
+TRIAL_SOURCE = "metaopt-optimize"
+FINAL_SOURCE = "metaopt-final"
+SWEEP_SOURCE = "metaopt.sweep"
+
+
+# --------------------------------------------------------------------------------------------
+# proposals, runners, executors
+# --------------------------------------------------------------------------------------------
+@dataclass
+class Proposal:
+    """One config to train: ``config`` as the proposer sees it (a joint search's has a
+    ``model`` key), ``model`` its family, ``params`` what is trained, the model ``seed``, and
+    what the learner predicted for it (``mean``, ``sd``, the recommendation frame ``rec``)."""
+
+    config: dict[str, Any]
+    model: str
+    params: dict[str, Any]
+    seed: int
+    mean: float | None = None
+    sd: float | None = None
+    rec: pd.DataFrame | None = None
+    index: int | None = None  # a sweep's place in its design
+
+
+class Proposer(Protocol):
+    """What to train next, and what to learn from each result."""
+
+    def propose(self, pending: Sequence[Proposal]) -> Proposal: ...
+
+    def observe(self, proposal: Proposal, run_id: str, result: Mapping[str, Any]) -> None: ...
+
+    def after_batch(self, remaining: int) -> None: ...
+
+
+class Runner(Protocol):
+    """How a proposal is trained (a picklable call) and logged."""
+
+    worker_data: tuple[Any, ...] | None
+
+    def call(self, proposal: Proposal, shipped: bool) -> tuple[Callable[..., Any], tuple]: ...
+
+    def log(self, warehouse: Any, proposal: Proposal, result: Mapping[str, Any]) -> str: ...
+
+
+# Per-worker copy of the training data, set once by the pool initializer, so that each trial
+# ships only its config to the worker.
+_WORKER_DATA: dict[str, Any] = {}
+
+
+def _init_worker(X: pd.DataFrame, y: np.ndarray) -> None:
+    _WORKER_DATA["X"], _WORKER_DATA["y"] = X, y
+
+
+def _run_with_worker_data(payload: dict[str, Any]) -> dict[str, Any]:
+    return run_trial({**payload, "X": _WORKER_DATA["X"], "y": _WORKER_DATA["y"]})
+
+
+@dataclass
+class TrainerRunner:
+    """The built-in trainer: cross-validated metrics of a zoo family on ``(X, y)``."""
+
+    dataset: str
+    X: pd.DataFrame
+    y: np.ndarray
+    task: str
+    cv: int | float | None
+    timeout_s: float | None
+    source: str
+
+    @property
+    def worker_data(self) -> tuple[Any, ...]:
+        return (self.X, self.y)
+
+    def call(self, proposal: Proposal, shipped: bool) -> tuple[Callable[..., Any], tuple]:
+        payload = make_payload(
+            self.X, self.y, self.task, proposal.model, proposal.params, self.cv,
+            proposal.seed, self.timeout_s,
+        )  # fmt: skip
+        if shipped:  # the worker holds X and y already
+            return _run_with_worker_data, (
+                {k: v for k, v in payload.items() if k not in ("X", "y")},
+            )
+        return run_trial, (payload,)
+
+    def log(self, warehouse: Any, proposal: Proposal, result: Mapping[str, Any]) -> str:
+        return log_trial(
+            warehouse, self.dataset, proposal.model, proposal.params, result,
+            seed=proposal.seed, source=self.source,
+        )  # fmt: skip
+
+
+@dataclass
+class ObjectiveRunner:
+    """A user objective ``config -> {metric: value, ...}`` (or a bare number)."""
+
+    dataset: str
+    objective: Callable[[dict[str, Any]], Any]
+    metric: str
+    source: str = TRIAL_SOURCE
+    worker_data: tuple[Any, ...] | None = None
+
+    def call(self, proposal: Proposal, shipped: bool) -> tuple[Callable[..., Any], tuple]:
+        return call_objective, (self.objective, self.metric, proposal.params)
+
+    def log(self, warehouse: Any, proposal: Proposal, result: Mapping[str, Any]) -> str:
+        meta = {
+            k: result[k] for k in ("status", "duration_s", "error") if result.get(k) is not None
+        }
+        return warehouse.log_run(
+            self.dataset,
+            proposal.model,
+            {k: plain(v) for k, v in proposal.params.items()},
+            result.get("metrics") or {},
+            seed=proposal.seed,
+            source=self.source,
+            **meta,
+        )
+
+
+@dataclass
+class OptimizeResult:
+    """What :func:`optimize` did. ``trials``: one row per optimize trial on (dataset, model),
+    resumed ones included (``number``, ``run_id``, ``status``, ``value``, ``best``,
+    ``predicted_mean``, ``predicted_sd``, ``duration_s``, config columns)."""
+
+    dataset: str
+    model: str
+    metric: str
+    direction: str
+    trials: pd.DataFrame
+    best_config: dict[str, Any] | None
+    best_value: float | None
+    best_run_id: str | None
+    n_resumed: int = 0
+    n_new: int = 0
+    interrupted: bool = False
+    test_metrics: dict[str, float] = field(default_factory=dict)
+    final_run_id: str | None = None
+    model_path: Path | None = None
+    learner: Any = None
+
+
+class _InlineExecutor(cf.Executor):
+    """Runs each call at submit time in this process (jobs=1, no pool to start)."""
+
+    def submit(self, fn, /, *args, **kwargs):  # type: ignore[override]
+        fut: cf.Future = cf.Future()
+        try:
+            fut.set_result(fn(*args, **kwargs))
+        except BaseException as exc:
+            if isinstance(exc, KeyboardInterrupt):
+                raise
+            fut.set_exception(exc)
+        return fut
+
+
+def make_executor(
+    executor: Any, jobs: int, worker_data: tuple[Any, ...] | None = None
+) -> tuple[cf.Executor, Callable[[bool], None], bool]:
+    """An Executor, its shutdown (``shutdown(wait)``) and whether its workers hold
+    ``worker_data`` (then trials ship only their config). ``None`` → inline (``jobs=1``) or
+    a local process pool (fork server with the trainer's imports preloaded),
+    ``"dask://HOST:PORT"`` → ``dask.distributed.Client(...).get_executor()``, an Executor
+    instance → itself (the caller shuts it down)."""
+    if isinstance(executor, cf.Executor):
+        return executor, lambda wait: None, False
+    if isinstance(executor, str):
+        if not executor.startswith("dask://"):
+            raise ValidationError(f"executor must look like dask://HOST:PORT, not {executor!r}")
+        try:
+            from dask.distributed import Client
+        except ImportError:
+            raise ValidationError("--executor dask://… needs dask[distributed] installed") from None
+        try:
+            client = Client("tcp://" + executor[len("dask://") :], timeout=10)
+        except (OSError, TimeoutError) as exc:
+            why = one_line(exc)
+            raise ValidationError(f"cannot reach the Dask scheduler at {executor}: {why}") from None
+        return client.get_executor(), lambda wait: client.close(), False
+    if executor is not None:
+        raise ValidationError(f"unsupported executor {executor!r}")
+    if jobs <= 1:
+        return _InlineExecutor(), lambda wait: None, False
+    ctx = mp.get_context("forkserver" if "forkserver" in mp.get_all_start_methods() else "spawn")
+    if ctx.get_start_method() == "forkserver":
+        ctx.set_forkserver_preload(_PRELOAD)
+    init: dict[str, Any] = {}
+    if worker_data is not None:
+        init = {"initializer": _init_worker, "initargs": worker_data}
+    pool = cf.ProcessPoolExecutor(max_workers=jobs, mp_context=ctx, **init)
+    return pool, lambda wait: pool.shutdown(wait=wait, cancel_futures=True), bool(init)
+
+
+def call_objective(objective: Callable[[dict[str, Any]], Any], metric: str, config: dict) -> dict:
+    """Run a user objective ``config -> {metric: value, ...}`` (or a bare number) and measure
+    it like the built-in trainer; a raising objective gives a failed trial, not a crash."""
+    t0 = time.perf_counter()
+    out: dict[str, Any] = {"status": "finished", "metrics": {}, "error": None}
+    try:
+        res = objective(dict(config))
+        if isinstance(res, Mapping):
+            out["metrics"] = {str(k): float(v) for k, v in res.items()}
+        else:
+            out["metrics"] = {metric: float(res)}
+        if metric not in out["metrics"] or not math.isfinite(out["metrics"][metric]):
+            out["status"], out["error"] = "failed", f"objective returned no finite {metric!r}"
+            out["metrics"] = {k: v for k, v in out["metrics"].items() if math.isfinite(v)}
+    except Exception as exc:
+        out["status"], out["error"] = "failed", f"{type(exc).__name__}: {exc}".splitlines()[0]
+    out["duration_s"] = time.perf_counter() - t0
+    return out
+
+
+@dataclass
+class LoopOutcome:
+    """What :func:`run_trials` did: trials logged, the errors of the failed ones, and
+    whether Ctrl-C stopped it."""
+
+    n_done: int = 0
+    errors: list[str] = field(default_factory=list)
+    interrupted: bool = False
+
+
+def _failed(exc: BaseException) -> dict[str, Any]:
+    return {"status": "failed", "metrics": {}, "error": f"{type(exc).__name__}: {exc}"}
+
+
+def run_trials(
+    warehouse: Any,
+    proposer: Proposer,
+    runner: Runner,
+    n: int,
+    *,
+    jobs: int = 1,
+    executor: Any = None,
+    max_in_flight: int | None = None,
+    release: bool = False,
+    on_logged: Callable[[Proposal, str, Mapping[str, Any]], None] | None = None,
+) -> LoopOutcome:
+    """Train ``n`` proposals, at most ``max_in_flight`` (default ``jobs``) at a time, logging
+    each result as it arrives. The proposer sees the proposals in flight (to fantasize them),
+    each logged result (``observe``) and, after each batch, how many are still to propose
+    (``after_batch``: where it refits). ``release``: let go of the warehouse file while
+    trials train (:meth:`warehouse.Warehouse.released`), so other processes can read the runs
+    logged so far. A failed or crashed trial is a failed run, not an error; Ctrl-C ends the
+    loop with ``interrupted`` set. Warns when every trial failed."""
+    out = LoopOutcome()
+    if n <= 0:
+        return out
+    ex, shutdown, shipped = make_executor(executor, jobs, runner.worker_data)
+    inline = isinstance(ex, _InlineExecutor)  # a trial runs in submit itself
+    cap = max(1, max_in_flight or jobs)
+    in_flight: dict[cf.Future, Proposal] = {}
+    remaining = int(n)
+    try:
+        while remaining > 0 or in_flight:
+            while remaining > 0 and len(in_flight) < cap:
+                proposal = proposer.propose(list(in_flight.values()))
+                fn, args = runner.call(proposal, shipped)
+                with released_while(warehouse, release and inline):
+                    fut = ex.submit(fn, *args)
+                in_flight[fut] = proposal
+                remaining -= 1
+            with released_while(warehouse, release and not all(f.done() for f in in_flight)):
+                done, _ = cf.wait(list(in_flight), return_when=cf.FIRST_COMPLETED)
+            for fut in done:
+                proposal = in_flight.pop(fut)
+                try:
+                    result = fut.result()
+                except Exception as exc:  # the worker crashed: still a failed run
+                    result = _failed(exc)
+                run_id = runner.log(warehouse, proposal, result)
+                out.n_done += 1
+                if result.get("status") != "finished":
+                    out.errors.append(str(result.get("error") or "failed"))
+                proposer.observe(proposal, run_id, result)
+                if on_logged is not None:
+                    on_logged(proposal, run_id, result)
+            proposer.after_batch(remaining)
+    except KeyboardInterrupt:
+        out.interrupted = True
+    finally:
+        for fut in in_flight:
+            fut.cancel()
+        shutdown(not out.interrupted)
+    if out.n_done and len(out.errors) == out.n_done:  # e.g. an objective naming another metric
+        warnings.warn(
+            f"every one of the {out.n_done} new trials failed; the first: {out.errors[0]}",
+            stacklevel=3,
+        )
+    return out
+
+
+def fit_without_target(
+    fit: Callable[[list[str] | None], Any], dataset: str, others: int
+) -> tuple[Any, int | None]:
+    """``fit(exclude)`` with the target ``dataset`` left out when ``others`` (runs on other
+    datasets) > 0, else — or when that fails — with it. Returns the fitted object (None when
+    nothing could be fitted) and ``others`` if the target was left out, else None."""
+    for exclude in ([dataset], None) if others else (None,):
+        try:
+            return fit(exclude), (others if exclude else None)
+        except (ValidationError, np.linalg.LinAlgError):
+            continue  # nothing (or too little) to learn from this way
+    return None, None
+
+
+def other_runs(warehouse: Any, dataset: str, models: str | list[str]) -> int:
+    """Finished runs of ``models`` on datasets other than ``dataset``: what a meta-learner
+    fitted without the target learns from (``optimize`` refits only when this changes)."""
+    models = [models] if isinstance(models, str) else list(models)
+    marks = ", ".join("?" for _ in models)
+    sql = (
+        "SELECT count(*) AS n FROM runs"
+        f" WHERE status = 'finished' AND dataset <> ? AND model IN ({marks})"
+    )
+    return int(warehouse._read_df(sql, [dataset, *models])["n"][0])
+
+
+class LearningProposer:
+    """The part of a proposer that learns: the learner is fitted on the *other* datasets (the
+    target's trials act through the closed-form few-shot update, see :func:`fit_without_target`)
+    once ``n_init`` trials exist or at once when there is history, and refitted every
+    ``refit_every`` logged trials — only when the other datasets gained runs meanwhile (the
+    target is left out, so the same data would give the same fit). Subclasses implement
+    ``propose`` and may extend ``observe`` and ``on_refit``."""
+
+    def __init__(
+        self,
+        fit: Callable[[list[str] | None], Any],
+        others: Callable[[], int],
+        dataset: str,
+        learner: Any,
+        n_resumed: int,
+        n_init: int,
+        refit_every: int,
+        remaining: int,
+    ) -> None:
+        self._fit, self._others, self.dataset = fit, others, dataset
+        self.n_resumed, self.n_init, self.refit_every = n_resumed, n_init, refit_every
+        self.step = n_resumed  # proposals made, resumed trials included
+        self.n_done = self.since_refit = 0
+        self.fitted_on: int | None = None  # other datasets' runs seen by the last fit
+        fitted = learner is not None and getattr(learner, "is_fitted", True)
+        self.learner: Any = learner if fitted else None
+        if remaining and self.learner is None:
+            self.learner = self.fit_learner()
+
+    def fit_learner(self) -> Any:
+        """A fit without the target (with it when nothing else exists); None: nothing to
+        learn from yet, the initial design goes on."""
+        fitted, self.fitted_on = fit_without_target(self._fit, self.dataset, self._others())
+        return fitted
+
+    def refit(self) -> Any:
+        if self.learner is not None and self.fitted_on == self._others():
+            return self.learner
+        return self.fit_learner() or self.learner
+
+    def on_refit(self) -> None:
+        """Called after each scheduled refit."""
+
+    def observe(self, proposal: Proposal, run_id: str, result: Mapping[str, Any]) -> None:
+        self.n_done += 1
+        self.since_refit += 1
+
+    def after_batch(self, remaining: int) -> None:
+        if remaining and self.learner is None and self.n_resumed + self.n_done >= self.n_init:
+            self.learner = self.fit_learner()
+            self.since_refit = 0
+        elif remaining and self.refit_every and self.since_refit >= self.refit_every:
+            self.learner = self.refit()  # a full refit, few-shot updates in between
+            self.on_refit()
+            self.since_refit = 0
+
+
+# --------------------------------------------------------------------------------------------
+# results
+# --------------------------------------------------------------------------------------------
+def existing_trials(warehouse: Any, dataset: str, models: Sequence[str]) -> pd.DataFrame:
+    """The optimize trials already in the warehouse for ``dataset`` and ``models``, oldest
+    first (``run_id``, ``model``, ``status``, ``seq``)."""
+    try:
+        ids = warehouse.sql(
+            "SELECT run_id, model, status, seq FROM runs WHERE dataset = ? AND source = ? "
+            "ORDER BY seq",
+            [dataset, TRIAL_SOURCE],
+        )
+    except NotFoundError:
+        return pd.DataFrame(columns=["run_id", "model", "status", "seq"])
+    return ids[ids["model"].astype(str).isin([str(m) for m in models])].reset_index(drop=True)
+
+
+def trial_table(
+    warehouse: Any, dataset: str, models: Sequence[str], metric: str, maximize: bool, joint: bool
+) -> pd.DataFrame:
+    """Optimize trials with their metric and config, oldest first, with the running best
+    (``number``, ``run_id``, [``model``,] ``status``, ``value``, parameters, ``best``)."""
+    ids = existing_trials(warehouse, dataset, models)
+    if not joint:
+        ids = ids.drop(columns=["model"])
+    if ids.empty and not joint:
+        return pd.DataFrame(columns=["number", "run_id", "status", "value", "best"])
+    try:
+        tm = warehouse.training_matrix(
+            metric, model=None if joint else models[0], datasets=[dataset]
+        )
+    except NotFoundError:
+        tm = pd.DataFrame(columns=["run_id", "value"])
+    keep = ["run_id", "value"] + [c for c in tm.columns if str(c).startswith(PARAM_PREFIX)]
+    tm = tm[tm["run_id"].isin(ids["run_id"])][keep] if len(tm) else pd.DataFrame(columns=keep)
+    df = ids.merge(tm, on="run_id", how="left").drop(columns=["seq"])
+    df = df.rename(
+        columns=lambda c: c[len(PARAM_PREFIX) :] if str(c).startswith(PARAM_PREFIX) else c
+    )
+    df.insert(0, "number", np.arange(1, len(df) + 1))
+    v = pd.to_numeric(df["value"], errors="coerce")
+    df["best"] = (v if maximize else -v).cummax() * (1 if maximize else -1)
+    return df
+
+
+def best_trial(trials: pd.DataFrame, maximize: bool) -> pd.Series | None:
+    """The row of the best finished trial, or None."""
+    if not len(trials):
+        return None
+    vals = pd.to_numeric(trials["value"], errors="coerce")
+    fin = vals[vals.notna()]
+    if fin.empty:
+        return None
+    return trials.loc[fin.idxmax() if maximize else fin.idxmin()]
+
+
+# --------------------------------------------------------------------------------------------
+# the winner, retrained
+# --------------------------------------------------------------------------------------------
+def train_test_indices(
+    y: np.ndarray, task: str, test_size: float, seed: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Indices of the training and held-out test split (stratified for classification when
+    every class has two rows). Deterministic in ``seed`` so a resumed run uses the same split."""
+    from sklearn.model_selection import train_test_split
+
+    idx = np.arange(len(y))
+    strat = None
+    if task == "classification":
+        _, counts = np.unique(y, return_counts=True)
+        strat = y if counts.min() >= 2 else None
+    tr, te = train_test_split(idx, test_size=test_size, random_state=seed, stratify=strat)
+    return np.sort(tr), np.sort(te)
+
+
+def fit_and_test(
+    X: pd.DataFrame,
+    y: np.ndarray,
+    task: str,
+    model: str,
+    config: Mapping[str, Any],
+    train_idx: np.ndarray,
+    test_idx: np.ndarray,
+    seed: int = 0,
+) -> tuple[Any, dict[str, float], float]:
+    """Fit ``model(config)`` (with the zoo's preprocessing) on the training rows, evaluate it
+    once on the test rows. Returns ``(fitted pipeline, test metrics, fit seconds)``."""
+    from sklearn.base import clone
+
+    from metaopt_bayes import trainer
+    from metaopt_bayes.zoo import get_family, make_pipeline
+
+    family = get_family(model)
+    numeric, categorical = trainer.split_columns(X)
+    pipe = clone(
+        make_pipeline(family.make_estimator(dict(config), task, seed), numeric, categorical)
+    )
+    Xtr, Xte, ytr, yte = X.iloc[train_idx], X.iloc[test_idx], y[train_idx], y[test_idx]
+    t0 = time.perf_counter()
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        pipe.fit(Xtr, ytr)
+        fit_s = time.perf_counter() - t0
+        pred = pipe.predict(Xte)
+        if task != "classification":
+            return pipe, trainer.regression_metrics(yte.astype(float), pred), fit_s
+        classes = np.unique(y)
+        yc, pc = np.searchsorted(classes, yte), np.searchsorted(classes, pred)
+        proba = None
+        if hasattr(pipe, "predict_proba"):
+            try:
+                p = pipe.predict_proba(Xte)
+                proba = np.zeros((len(Xte), len(classes)))
+                proba[:, np.searchsorted(classes, pipe.classes_)] = p
+            except AttributeError:
+                proba = None
+    return pipe, trainer.classification_metrics(yc, pc, proba, None, len(classes)), fit_s
+
+
+@dataclass
+class Holdout:
+    """The built-in trainer's data with its train / held-out test split (``seed`` draws it)."""
+
+    X: pd.DataFrame
+    y: np.ndarray
+    task: str
+    train: np.ndarray
+    test: np.ndarray
+
+    @classmethod
+    def split(cls, X: pd.DataFrame, y: Any, task: str, test_size: float, seed: int) -> Holdout:
+        y = np.asarray(y)
+        tr, te = train_test_indices(y, task, test_size, seed)
+        return cls(X, y, task, tr, te)
+
+    def training(self) -> tuple[pd.DataFrame, np.ndarray]:
+        """The training split, as trials see it."""
+        return self.X.iloc[self.train].reset_index(drop=True), self.y[self.train]
+
+
+def settle_winner(
+    warehouse: Any,
+    result: OptimizeResult,
+    data: Holdout,
+    seed: int,
+    artifacts_dir: str | Path | None,
+) -> None:
+    """Retrain the best config on the whole training split and test it once — unless the
+    call ran nothing new and finds the winner it retrained before (same config and seed, its
+    estimator still saved), which it keeps."""
+    if result.interrupted or result.best_config is None:
+        return
+    if result.n_new or not reuse_final(warehouse, result, seed, artifacts_dir):
+        retrain_winner(
+            warehouse, result, data.X, data.y, data.task, data.train, data.test, seed,
+            artifacts_dir,
+        )  # fmt: skip
+
+
+def retrain_winner(
+    warehouse: Any,
+    result: OptimizeResult,
+    X: pd.DataFrame,
+    y: np.ndarray,
+    task: str,
+    tr_idx: np.ndarray,
+    te_idx: np.ndarray,
+    seed: int,
+    artifacts_dir: str | Path | None,
+) -> None:
+    """Refit the best config on the whole training split, test it once, save and log it."""
+    import joblib
+
+    cfg = {k: v for k, v in result.best_config.items() if v is not None}
+    est, metrics, fit_s = fit_and_test(X, y, task, result.model, cfg, tr_idx, te_idx, seed)
+    result.test_metrics = metrics
+    run_id = warehouse.log_run(
+        result.dataset,
+        result.model,
+        {k: plain(v) for k, v in result.best_config.items()},
+        metrics,
+        split="test",
+        source=FINAL_SOURCE,
+        seed=seed,
+        duration_s=fit_s,
+    )
+    result.final_run_id = run_id
+    path = _artifact_path(warehouse, result, run_id, artifacts_dir)
+    if path is not None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        joblib.dump(est, path)
+        result.model_path = path
+
+
+def _artifact_path(
+    warehouse: Any, result: OptimizeResult, run_id: str, artifacts_dir: str | Path | None
+) -> Path | None:
+    """Where the retrained winner of ``run_id`` is saved: ``artifacts_dir``, else
+    ``metaopt_models/`` beside the warehouse file (None for an in-memory warehouse)."""
+    folder = Path(artifacts_dir) if artifacts_dir is not None else None
+    wh_path = getattr(warehouse, "path", None)
+    if folder is None and wh_path not in (None, ":memory:"):
+        folder = Path(str(wh_path)).resolve().parent / "metaopt_models"
+    if folder is None:
+        return None
+    safe = "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in result.dataset)
+    return folder / f"{safe}-{result.model}-{run_id}.joblib"
+
+
+def reuse_final(
+    warehouse: Any, result: OptimizeResult, seed: int, artifacts_dir: str | Path | None
+) -> bool:
+    """Fill ``result`` from the newest retrained winner of (dataset, model) and ``seed`` (the
+    seed draws the test split) when it has the best config and its saved estimator is still
+    there; False otherwise. ``test_size`` is not recorded with the winner: after changing it
+    with nothing new to run, the earlier winner's test score is reported until its saved
+    estimator is removed."""
+    finals = warehouse._read_df(
+        "SELECT run_id, seq FROM runs WHERE dataset = ? AND model = ? AND source = ? "
+        "AND status = 'finished' AND seed = ? ORDER BY seq DESC LIMIT 1",
+        [result.dataset, result.model, FINAL_SOURCE, int(seed)],
+    )
+    if finals.empty:
+        return False
+    run_id, seq = str(finals["run_id"][0]), int(finals["seq"][0])
+    params = warehouse._read_df(
+        "SELECT name, value_num, value_text FROM run_params WHERE seq = ?", [seq]
+    )
+    logged = {
+        r.name: r.value_num if is_missing(r.value_text) else r.value_text
+        for r in params.itertuples(index=False)
+    }
+    if config_key(logged) != config_key(result.best_config):
+        return False  # the best trial changed since that retraining
+    path = _artifact_path(warehouse, result, run_id, artifacts_dir)
+    if path is not None and not path.exists():
+        return False
+    metrics = warehouse._read_df(
+        "SELECT name, value FROM run_metrics WHERE seq = ? AND split = 'test'", [seq]
+    )
+    result.test_metrics = dict(zip(metrics["name"], metrics["value"].astype(float), strict=True))
+    result.final_run_id, result.model_path = run_id, path
+    return True
+
+
+__all__ = [
+    "Holdout",
+    "LearningProposer",
+    "LoopOutcome",
+    "ObjectiveRunner",
+    "OptimizeResult",
+    "Proposal",
+    "Proposer",
+    "Runner",
+    "TrainerRunner",
+    "best_trial",
+    "call_objective",
+    "existing_trials",
+    "fit_and_test",
+    "fit_without_target",
+    "make_executor",
+    "other_runs",
+    "run_trials",
+    "settle_winner",
+    "trial_table",
+]
