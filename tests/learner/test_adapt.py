@@ -1,0 +1,100 @@
+"""Task adaptation maths: exact leave-one-out, stacking and ranking weights, mixture intervals."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from metaopt_bayes import adapt
+
+
+def _toy(n: int = 12, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    U = rng.uniform(-1, 1, size=(n, 2))
+    y = np.sin(2 * U[:, 0]) + 0.5 * U[:, 1] + 0.05 * rng.standard_normal(n)
+    return U, y
+
+
+def test_task_gp_leave_one_out_equals_refitting_without_the_run():
+    U, y = _toy()
+    gp = adapt.fit_task_gp(U, y)
+    assert gp is not None
+    mean, var = gp.loo()
+    for i in range(len(y)):
+        keep = np.arange(len(y)) != i
+        K = adapt._matern_r(np.sqrt(5.0 * adapt._sqdist(U[keep], U[keep])) / gp.length)
+        K = gp.signal * K + gp.noise * np.eye(keep.sum())
+        k = gp.signal * adapt._matern_r(np.sqrt(5.0 * adapt._sqdist(U[[i]], U[keep])) / gp.length)
+        m = gp.mean + k @ np.linalg.solve(K, y[keep] - gp.mean)
+        v = gp.signal + gp.noise - k @ np.linalg.solve(K, k.T)
+        assert mean[i] == pytest.approx(m[0], rel=1e-8, abs=1e-10)
+        assert var[i] == pytest.approx(v[0, 0], rel=1e-8)
+
+
+def test_linear_leave_one_out_equals_the_posterior_without_the_run():
+    rng = np.random.default_rng(1)
+    Phi = np.column_stack([np.ones(10), rng.normal(size=(10, 2))])
+    y = Phi @ np.array([0.5, 1.0, -2.0]) + 0.1 * rng.standard_normal(10)
+    m0, S0, s2 = np.zeros(3), np.eye(3), 0.04
+    mean, var = adapt.linear_loo(Phi, y, m0, S0, s2)
+    for i in range(10):
+        keep = np.arange(10) != i
+        A = np.linalg.inv(S0) + Phi[keep].T @ Phi[keep] / s2
+        Sn = np.linalg.inv(A)
+        mn = Sn @ (np.linalg.solve(S0, m0) + Phi[keep].T @ y[keep] / s2)
+        assert mean[i] == pytest.approx(Phi[i] @ mn, rel=1e-6)
+        assert var[i] == pytest.approx(Phi[i] @ Sn @ Phi[i] + s2, rel=1e-6)
+
+
+def test_too_few_or_constant_runs_give_no_task_gp():
+    U, y = _toy(2)
+    assert adapt.fit_task_gp(U, y) is None
+    U, _ = _toy(6)
+    assert adapt.fit_task_gp(U, np.ones(6)) is None
+
+
+def test_stacking_trusts_whichever_model_predicts_the_runs():
+    _, y = _toy(20)
+    good = (y + 0.01, np.full(20, 0.01))
+    wrong = (-y, np.full(20, 0.01))  # confident and upside down
+    # only the Beta(2, 1) prior holds the transfer up: the optimum 1/(n+1)
+    assert adapt.stacking_weight(y, wrong, good) == pytest.approx(1 / 21, abs=0.005)
+    assert adapt.stacking_weight(y, good, wrong) > 0.95
+    # with nothing to tell them apart the prior keeps the transfer
+    assert adapt.stacking_weight(y, good, good) == 1.0
+
+
+def test_ranking_weight_follows_the_better_ranker():
+    _, y = _toy(15)
+    good = (y, np.full(15, 1e-4))
+    wrong = (-y, np.full(15, 1e-4))
+    assert adapt.ranking_weight(y, good, wrong) == 1.0
+    assert adapt.ranking_weight(y, wrong, good) == 0.0
+    assert 0.35 < adapt.ranking_weight(y, good, good) < 0.65  # sd 1e-2 swaps close pairs
+
+
+def test_mixture_moments_and_interval_cover_what_they_claim():
+    rng = np.random.default_rng(3)
+    m1, v1, m2, v2 = np.array([0.0, 1.0]), np.array([0.5, 0.2]), np.array([2.0, 1.0]), np.ones(2)
+    noise_w, noise_var = np.array([0.7, 0.3]), np.array([0.1, 1.0])
+    w = 0.6
+    n = 200_000
+    comp = rng.random((n, 2)) < w
+    noise = np.where(rng.random((n, 2)) < noise_w[0], noise_var[0], noise_var[1])
+    draws = np.where(
+        comp,
+        m1 + np.sqrt(v1 + noise) * rng.standard_normal((n, 2)),
+        m2 + np.sqrt(v2) * rng.standard_normal((n, 2)),
+    )
+    lo, hi = adapt.mixture_interval(w, m1, v1, noise_w, noise_var, m2, v2, 0.9)
+    inside = ((draws >= lo) & (draws <= hi)).mean(0)
+    assert np.allclose(inside, 0.9, atol=0.005)
+    assert np.allclose((draws < lo).mean(0), 0.05, atol=0.004)
+    m, v = adapt.mix_moments(w, m1, v1, m2, v2)
+    lat = np.where(
+        comp,
+        m1 + np.sqrt(v1) * rng.standard_normal((n, 2)),
+        m2 + np.sqrt(v2) * rng.standard_normal((n, 2)),
+    )
+    assert np.allclose(m, lat.mean(0), atol=0.01)
+    assert np.allclose(v, lat.var(0), rtol=0.02)
