@@ -92,7 +92,7 @@ def test_zero_shot_prior_scales_the_slopes_by_the_mean_sensitivity(population):
 def test_the_grid_reaches_a_dataset_far_more_sensitive_than_any_seen(population):
     """A new dataset whose deviation is eight times the unusual training datasets' (λ ≈ 64):
     after 5 runs its held-out runs are predicted with a much higher density by the full grid
-    than by the same weights capped at λ = 4 (the grid before session 8)."""
+    than by the same weights capped at λ = 4 (the grid's top until 2026-11-27)."""
     fits, _ = population
     ml = fits[True]
     rng = np.random.default_rng(7)

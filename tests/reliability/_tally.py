@@ -1,4 +1,4 @@
-"""Counts gathered by the reliability tests of one session (printed by the conftest hook)."""
+"""Counts gathered by the reliability tests of one pytest run (printed by the conftest hook)."""
 
 from __future__ import annotations
 

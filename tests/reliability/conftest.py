@@ -1,4 +1,4 @@
-"""Reliability suite hook: print the tally of what was tried at the end of the session.
+"""Reliability suite hook: print the tally of what was tried at the end of the pytest run.
 
 Each attack test adds to :data:`tests.reliability._tally.TALLY` (hostile queries tried and
 refused, bad inputs, kills survived, runs verified); ``pytest_terminal_summary`` prints one
