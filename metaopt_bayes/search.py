@@ -38,11 +38,12 @@ import pandas as pd
 from metaopt_bayes import acquisition as acq
 from metaopt_bayes.space import config_key, is_missing, value_key
 from metaopt_bayes.trainer import released_while
+from warehouse import sources
 from warehouse.errors import CandidatesExhaustedError, NotFoundError, ValidationError, one_line
 
 PARAM_PREFIX = "params."
-TRIAL_SOURCE = "metaopt-optimize"
-FINAL_SOURCE = "metaopt-final"
+TRIAL_SOURCE = sources.OPTIMIZE
+FINAL_SOURCE = sources.FINAL
 OUTPUT_COLUMNS = ("mean", "sd", "acquisition", "rank")
 
 

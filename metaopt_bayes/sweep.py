@@ -29,6 +29,7 @@ from metaopt_bayes.trainer import (
     released_while,
     run_trial,
 )
+from warehouse import sources
 from warehouse.errors import ValidationError
 
 # Per-worker copy of the dataset, set once by the pool initializer so that each task only
@@ -197,7 +198,7 @@ def sweep(
 
     def record(i: int, result: dict[str, Any]) -> None:
         run_ids[i] = log_trial(
-            warehouse, dataset, model, cfgs[i], result, seed=seeds[i], source="metaopt.sweep"
+            warehouse, dataset, model, cfgs[i], result, seed=seeds[i], source=sources.SWEEP
         )
         if on_result is not None:
             on_result(run_ids[i], {**result, "config": cfgs[i]})
