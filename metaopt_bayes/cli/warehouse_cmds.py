@@ -6,7 +6,15 @@ from typing import Any
 
 import click
 
-from metaopt_bayes.cli._common import emit, main, open_reader, open_warehouse, output_option
+from metaopt_bayes.cli._common import (
+    dataset_option,
+    emit,
+    main,
+    model_option,
+    open_reader,
+    open_warehouse,
+    output_option,
+)
 from warehouse import sources
 from warehouse.sqlfiles import DIALECTS
 
@@ -146,8 +154,8 @@ def views(
 
 
 @main.group(invoke_without_command=True)
-@click.option("--dataset", default=None, help="Only runs on this dataset.")
-@click.option("--model", default=None, help="Only runs of this model family.")
+@dataset_option("Only runs on this dataset.", default=None)
+@model_option("Only runs of this model family.", default=None)
 @click.option("--limit", type=int, default=20, show_default=True, help="How many runs.")
 @output_option
 @click.pass_context
@@ -167,8 +175,8 @@ def runs(ctx: click.Context, dataset: str | None, model: str | None, limit: int,
 
 @runs.command("delete")
 @click.argument("run_ids", nargs=-1)
-@click.option("--dataset", default=None, help="Runs on this dataset.")
-@click.option("--model", default=None, help="Runs of this model family.")
+@dataset_option("Runs on this dataset.", default=None)
+@model_option("Runs of this model family.", default=None)
 @click.option(
     "--source",
     default=None,
