@@ -8,7 +8,7 @@
   or any ``config -> metrics`` callable) → log the run → update, through the one trial loop
   (:mod:`metaopt_bayes.trials`) with the single-family (:mod:`metaopt_bayes.optimize`) or
   the joint (:mod:`metaopt_bayes.optimize_families`) proposer plugged in. It resumes from the
-  warehouse: trials are runs with the optimize source on (dataset, model), so a run stopped
+  warehouse: trials are runs with source ``metaopt:optimize`` on (dataset, model), so a run stopped
   by Ctrl-C or ``kill -9`` and started again continues where the finished runs left off.
   At the end the winner is retrained on the full training split, evaluated once on the
   held-out test split, saved next to the warehouse (joblib) and logged with

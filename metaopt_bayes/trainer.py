@@ -44,6 +44,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from warehouse import sources
 from warehouse.errors import ValidationError
 
 CLASSIFICATION_METRICS = (
@@ -610,7 +611,7 @@ def log_trial(
     result: Mapping[str, Any],
     seed: int = 0,
     split: str = "valid",
-    source: str = "metaopt",
+    source: str = sources.TRAIN,
 ) -> str:
     """Write one trial's result to the warehouse as a run; returns its run_id."""
     from metaopt_bayes.zoo import get_family

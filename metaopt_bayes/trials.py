@@ -31,11 +31,12 @@ import pandas as pd
 from metaopt_bayes.candidates import PARAM_PREFIX
 from metaopt_bayes.space import config_key, is_missing, plain
 from metaopt_bayes.trainer import _PRELOAD, log_trial, make_payload, released_while, run_trial
+from warehouse import sources
 from warehouse.errors import NotFoundError, ValidationError, one_line
 
-TRIAL_SOURCE = "metaopt-optimize"
-FINAL_SOURCE = "metaopt-final"
-SWEEP_SOURCE = "metaopt.sweep"
+TRIAL_SOURCE = sources.OPTIMIZE
+FINAL_SOURCE = sources.FINAL
+SWEEP_SOURCE = sources.SWEEP
 
 
 # --------------------------------------------------------------------------------------------

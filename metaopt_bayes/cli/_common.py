@@ -9,6 +9,7 @@ from collections.abc import Callable
 from typing import Any
 
 import click
+from click.core import ParameterSource
 
 from warehouse.errors import MetaoptError, one_line
 
@@ -50,8 +51,8 @@ class _Group(click.Group):
 @click.version_option(package_name="metaopt")
 @click.pass_context
 def main(ctx: click.Context, db: str | None, debug: bool) -> None:
-    """metaopt: a SQL warehouse of training runs and a Bayesian meta-learner that says what
-    to train next.
+    """metaopt: a SQL warehouse of training runs and a Bayesian meta-model (learner) that
+    says what to train next.
 
     \b
     Example:
@@ -152,7 +153,7 @@ space_option = click.option(
 FIT_METHODS = ("nuts", "pathfinder", "advi", "map")
 
 
-def method_option(help: str = "Meta-learner inference method.") -> Callable[..., Any]:
+def method_option(help: str = "Meta-model (learner) inference method.") -> Callable[..., Any]:
     """The one shared ``--method nuts|pathfinder|advi|map`` option (default nuts)."""
     return click.option(
         "--method",
@@ -161,6 +162,98 @@ def method_option(help: str = "Meta-learner inference method.") -> Callable[...,
         show_default=True,
         help=help,
     )
+
+
+def dataset_option(help: str, **attrs: Any) -> Callable[..., Any]:
+    """The one ``--dataset/-d`` option (``attrs``: required, multiple, default, a parameter
+    name as ``name=``)."""
+    return click.option("--dataset", "-d", attrs.pop("name", "dataset"), help=help, **attrs)
+
+
+def model_option(help: str, **attrs: Any) -> Callable[..., Any]:
+    """The one ``--model/-m`` option: a model family (svc, mlp, …; `metaopt zoo` lists them),
+    never a meta-model, which ``--learner`` names."""
+    return click.option("--model", "-m", attrs.pop("name", "model"), help=help, **attrs)
+
+
+def renamed_option(*decls: str, old: tuple[str, ...], **attrs: Any) -> Callable[..., Any]:
+    """An option that still answers to its old spelling(s) ``old``, hidden from ``--help``.
+
+    The old spelling is a second, hidden option folded into this one's parameter before the
+    command runs (giving both is a usage error); :func:`flag_used` says which one was typed,
+    so that a message names the flag the user wrote."""
+    name = click.Option(decls).name
+    assert name is not None
+    new = next(d for d in decls if d.startswith("--"))
+    alias = f"{name}_old_spelling"
+
+    def decorate(func: Callable[..., Any]) -> Callable[..., Any]:
+        @click.option(*decls, **attrs)
+        @click.option(*old, alias, type=attrs.get("type"), default=None, hidden=True)
+        @functools.wraps(func)
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            value = kwargs.pop(alias)
+            if value is not None:
+                ctx = click.get_current_context()
+                if ctx.get_parameter_source(name) not in (None, ParameterSource.DEFAULT):
+                    raise click.UsageError(f"give {new} or {old[0]}, not both")
+                kwargs[name] = value
+                ctx.meta[f"metaopt.flag.{name}"] = old[0]
+            return func(*args, **kwargs)
+
+        return wrapper
+
+    return decorate
+
+
+def flag_used(name: str, new: str) -> str:
+    """The spelling of a :func:`renamed_option` the user typed: ``new``, or its old name."""
+    return click.get_current_context().meta.get(f"metaopt.flag.{name}", new)
+
+
+def trials_option(default: int, help: str, old: tuple[str, ...]) -> Callable[..., Any]:
+    """The one word for how many trials to train: ``--trials/-t`` (``old``: the spelling a
+    command used before, still accepted)."""
+    return renamed_option(
+        "--trials", "-t", "trials", old=old, type=int, default=default, show_default=True, help=help
+    )
+
+
+def learner_option(help: str, old: tuple[str, ...] = ()) -> Callable[..., Any]:
+    """The one option naming a saved meta-model (learner): ``--learner ID|FILE`` (see
+    :func:`find_learner`); ``old``: the spelling a command used before, still accepted."""
+    attrs: dict[str, Any] = {"metavar": "ID|FILE", "default": None, "help": help}
+    if old:
+        return renamed_option("--learner", "learner", old=old, **attrs)
+    return click.option("--learner", "learner", **attrs)
+
+
+def find_learner(wh: Any, ref: str) -> tuple[str, Any]:
+    """The file of a saved meta-model (learner) named by ``ref``, and its ``meta_models`` row
+    (with MODEL_BRIEF) when it was named by id: ``ref`` is a learner file (a path, or a name
+    ending in .nc), else its id or a unique prefix of it as `metaopt learners` shows it."""
+    import os
+    from pathlib import Path
+
+    from warehouse.errors import NotFoundError, ValidationError
+
+    if Path(ref).exists() or ref.endswith(".nc") or os.sep in ref:
+        return ref, None
+    rows = wh.sql(
+        f"SELECT {MODEL_BRIEF}, path FROM meta_models WHERE starts_with(model_id, ?)", [ref]
+    )
+    if rows.empty:
+        raise NotFoundError(f"no meta-model (learner) with id {ref!r} (see `metaopt learners`)")
+    if ref in set(rows.model_id):
+        rows = rows[rows.model_id == ref]
+    elif len(rows) > 1:
+        raise ValidationError(
+            f"{len(rows)} meta-models have ids starting with {ref!r}; give more of it"
+        )
+    row = next(rows.itertuples(index=False))
+    if row.path is None or (isinstance(row.path, float) and row.path != row.path):
+        raise NotFoundError(f"meta-model {row.model_id} has no saved file")
+    return str(row.path), row
 
 
 candidates_option = click.option(

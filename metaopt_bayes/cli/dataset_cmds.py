@@ -9,12 +9,16 @@ import click
 from metaopt_bayes.cli._common import (
     config_text,
     cv_option,
+    dataset_option,
     emit,
+    flag_used,
     main,
+    model_option,
     open_reader,
     open_warehouse,
     output_option,
     space_option,
+    trials_option,
 )
 
 TASK_CHOICE = click.Choice(["classification", "regression"])
@@ -160,9 +164,9 @@ def _cell(v: Any) -> Any:
 
 
 @main.command("sweep")
-@click.option("--dataset", "-d", required=True, help="A registered dataset.")
-@click.option("--model", "-m", required=True, help="A model family (see `metaopt zoo`).")
-@click.option("--n", "n", type=int, default=20, show_default=True, help="Configurations.")
+@dataset_option("A registered dataset.", required=True)
+@model_option("A model family (see `metaopt zoo`).", required=True)
+@trials_option(20, "Configurations to train (trials).", old=("--n",))
 @space_option
 @click.option(
     "--jobs", "-j", type=int, default=1, show_default=True, help="Parallel worker processes."
@@ -194,7 +198,7 @@ def sweep_cmd(
     ctx: click.Context,
     dataset: str,
     model: str,
-    n: int,
+    trials: int,
     space: str | None,
     jobs: int,
     seed: int,
@@ -204,25 +208,27 @@ def sweep_cmd(
     quiet: bool,
     fmt: str,
 ) -> None:
-    """Train N sampled configurations of a model on a dataset and log every run.
+    """Train --trials sampled configurations of a model on a dataset and log every run.
 
     Configs that already have a finished run are skipped, so running the same sweep again
-    adds N new points of the design; a sweep stopped after k runs and started again with
-    --n N-k (its message says so) trains the configs it had not finished.
+    adds --trials new points of the design; a sweep of N stopped after k runs and started
+    again with --trials N-k (its message says so) trains the configs it had not finished.
 
     \b
     Example:
       metaopt datasets add sklearn:wine
-      metaopt sweep --dataset wine --model mlp --n 50 --jobs 2 --seed 1
-      metaopt sweep -d wine -m svc --n 20 --space svc.yaml --timeout 30
+      metaopt sweep --dataset wine --model mlp --trials 50 --jobs 2 --seed 1
+      metaopt sweep -d wine -m svc -t 20 --space svc.yaml --timeout 30
     """
     import pandas as pd
 
     from metaopt_bayes.sweep import sweep
     from warehouse.errors import ValidationError
 
+    n = trials
+    flag = flag_used("trials", "--trials")
     if n < 1:
-        raise ValidationError(f"--n must be at least 1, not {n}")
+        raise ValidationError(f"{flag} must be at least 1, not {n}")
     rows: list[dict[str, Any]] = []
 
     def collect(run_id: str, result: dict[str, Any]) -> None:
@@ -260,7 +266,7 @@ def sweep_cmd(
         except KeyboardInterrupt:
             click.secho(
                 f"interrupted: {len(rows)} of {n} runs are logged; run it again with "
-                f"--n {n - len(rows)} to train the rest of this design",
+                f"{flag} {n - len(rows)} to train the rest of this design",
                 fg="yellow",
                 err=True,
             )

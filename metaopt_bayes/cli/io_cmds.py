@@ -8,9 +8,11 @@ from typing import Any
 import click
 
 from metaopt_bayes.cli._common import (
+    dataset_option,
     emit,
     main,
     method_option,
+    model_option,
     open_reader,
     open_warehouse,
     output_option,
@@ -58,8 +60,8 @@ def import_group() -> None:
     multiple=True,
     help="Experiment name to import (repeatable; default: all active experiments).",
 )
-@click.option("--dataset", default=None, help="Dataset name for every run (overrides tags).")
-@click.option("--model", default=None, help="Model family for every run (overrides tags).")
+@dataset_option("Dataset name for every run (overrides tags).", default=None)
+@model_option("Model family for every run (overrides tags).", default=None)
 @click.option(
     "--dataset-tag",
     default="dataset",
@@ -117,8 +119,8 @@ def import_mlflow_cmd(
 @import_group.command("optuna")
 @click.option("--storage", required=True, help="Optuna storage URL, e.g. sqlite:///optuna.db.")
 @click.option("--study", required=True, help="Study name.")
-@click.option("--dataset", required=True, help="Dataset the study tuned on.")
-@click.option("--model", required=True, help="Model family the study tuned.")
+@dataset_option("Dataset the study tuned on.", required=True)
+@model_option("Model family the study tuned.", required=True)
 @click.option(
     "--metric",
     "metrics",
@@ -202,10 +204,10 @@ def export_cmd(ctx: click.Context, directory: str, dialect: str, overwrite: bool
 
 
 @main.command("report")
-@click.option("--dataset", default=None, help="Target dataset (default: the one with most runs).")
-@click.option("--model", default=None, help="Model family (default: the one with most runs).")
+@dataset_option("Target dataset (default: the one with most runs).", default=None)
+@model_option("Model family (default: the one with most runs).", default=None)
 @click.option("--metric", default="accuracy", show_default=True, help="Metric to model.")
-@method_option("Meta-learner inference (map is fast but over-confident on few runs).")
+@method_option("Meta-model (learner) inference (map is fast but over-confident on few runs).")
 @click.option("--draws", type=int, default=None, help="Posterior draws per chain (nuts).")
 @click.option("--folds", type=int, default=5, show_default=True, help="Cross-validation folds.")
 @click.option(

@@ -1,7 +1,8 @@
-"""Meta-learner commands: fit, predict, models, diagnose."""
+"""Meta-model (learner) commands: fit, predict, learners, diagnose."""
 
 from __future__ import annotations
 
+import copy
 import json
 import os
 import time
@@ -12,10 +13,14 @@ import click
 
 from metaopt_bayes.cli._common import (
     MODEL_BRIEF,
+    dataset_option,
     describe_model,
     emit,
+    find_learner,
+    learner_option,
     main,
     method_option,
+    model_option,
     open_warehouse,
     output_option,
     require_dataset,
@@ -34,25 +39,16 @@ def _models_dir(ctx: click.Context) -> Path:
     return base / "metaopt_models"
 
 
-def _load_model(wh: Any, model_id: str | None, metric: str | None, model: str | None):
-    """A stored meta-model by id, else the newest one for ``metric`` (and ``model``)."""
+def _load_model(wh: Any, learner: str | None, metric: str | None, model: str | None):
+    """A saved meta-model (learner) by id or file, else the newest one for ``metric`` (and
+    ``model``)."""
     from metaopt_bayes.model import MetaLearner
 
-    if model_id:  # the id or a unique prefix of it, as `metaopt models` shows it
-        rows = wh.sql(
-            f"SELECT {MODEL_BRIEF}, path FROM meta_models WHERE starts_with(model_id, ?)",
-            [model_id],
-        )
-        if rows.empty:
-            raise NotFoundError(f"no meta-model with id {model_id!r} (see `metaopt models`)")
-        if len(rows) > 1 and model_id not in set(rows.model_id):
-            raise ValidationError(
-                f"{len(rows)} meta-models have ids starting with {model_id!r}; give more of it"
-            )
-        rows = rows[rows.model_id == model_id] if model_id in set(rows.model_id) else rows
+    if learner:
+        path, row = find_learner(wh, learner)
     else:
         if not metric:
-            raise ValidationError("give --model-id, or --metric to use the newest model for it")
+            raise ValidationError("give --learner, or --metric to use the newest learner for it")
         q = f"SELECT {MODEL_BRIEF}, path FROM meta_models WHERE metric = ? AND path IS NOT NULL"
         args: list[Any] = [metric]
         if model:
@@ -61,19 +57,19 @@ def _load_model(wh: Any, model_id: str | None, metric: str | None, model: str | 
         rows = wh.sql(q + " ORDER BY created_at DESC LIMIT 1", args)
         if rows.empty:
             raise NotFoundError(f"no fitted meta-model for metric {metric!r}; run `metaopt fit`")
-    path = rows.iloc[0]["path"]
-    if path is None or (isinstance(path, float) and path != path):
-        raise NotFoundError(f"meta-model {rows.iloc[0]['model_id']} has no saved file")
+        row = next(rows.itertuples(index=False))
+        path = row.path
     ml = MetaLearner.load(path, warehouse=wh, metric=metric, model=model)
-    ml.model_id = str(rows.iloc[0]["model_id"])
-    if not model_id:  # the newest fit was chosen: the command says which, after its answer
-        ml.cli_note = describe_model(next(rows.itertuples(index=False)))
+    if row is not None:
+        ml.model_id = str(row.model_id)
+    if not learner:  # the newest fit was chosen: the command says which, after its answer
+        ml.cli_note = describe_model(row)
     return ml
 
 
 @main.command("fit")
 @click.option("--metric", required=True, help="Metric to model (e.g. accuracy, duration_s).")
-@click.option("--model", "model", default=None, help="Model family (required if several).")
+@model_option("Model family (required if the warehouse holds several).", default=None)
 @method_option("Inference method.")
 @click.option(
     "--direction",
@@ -83,13 +79,15 @@ def _load_model(wh: Any, model_id: str | None, metric: str | None, model: str | 
 )
 @click.option("--draws", type=int, default=None, help="Posterior draws per chain.")
 @click.option("--tune", type=int, default=None, help="Tuning steps per chain (NUTS).")
-@click.option("--dataset", "datasets", multiple=True, help="Learn only from these datasets.")
+@dataset_option(
+    "Learn only from this dataset (repeat for several).", multiple=True, name="datasets"
+)
 @click.option("--exclude", multiple=True, help="Datasets to leave out.")
 @click.option(
     "--out",
     type=click.Path(dir_okay=False),
     default=None,
-    help="Where to save the model (default: metaopt_models/ beside the warehouse).",
+    help="Where to save the learner file (default: metaopt_models/ beside the warehouse).",
 )
 @output_option
 @click.pass_context
@@ -106,11 +104,15 @@ def fit_cmd(
     out: str | None,
     fmt: str,
 ) -> None:
-    """Fit the hierarchical meta-learner on the warehouse and record it.
+    """Fit a meta-model (learner) on the warehouse, save it and record it.
+
+    The learner is hierarchical: one model of the metric over every dataset's runs of the
+    model family, sharing strength between datasets. `metaopt learners` lists the fits.
 
     \b
     Example:
       metaopt fit --model random_forest --metric accuracy --method map
+      metaopt fit -m svc --metric accuracy --exclude wine
     """
     from rich.console import Console
 
@@ -154,10 +156,9 @@ def fit_cmd(
 
 
 @main.command("predict")
-@click.option(
-    "--dataset",
+@dataset_option(
+    "Dataset to predict on: registered, with runs or with meta-features (zero-shot).",
     required=True,
-    help="Dataset to predict on: registered, with runs or with meta-features (zero-shot).",
 )
 @click.option("--config", "config_json", default=None, help="One config as a JSON object.")
 @click.option(
@@ -167,9 +168,13 @@ def fit_cmd(
     default=None,
     help="Configs as CSV, Parquet or JSON (one column per parameter).",
 )
-@click.option("--model-id", default=None, help="Meta-model id (default: newest for --metric).")
-@click.option("--metric", default=None, help="Use the newest meta-model for this metric.")
-@click.option("--model", "model", default=None, help="Model family (with --metric).")
+@learner_option(
+    "A saved meta-model (learner): its id (or a unique prefix) or its file "
+    "(default: the newest for --metric).",
+    old=("--model-id",),
+)
+@click.option("--metric", default=None, help="Use the newest learner for this metric.")
+@model_option("Model family (with --metric).", default=None)
 @output_option
 @click.pass_context
 def predict_cmd(
@@ -177,16 +182,20 @@ def predict_cmd(
     dataset: str,
     config_json: str | None,
     configs_file: str | None,
-    model_id: str | None,
+    learner: str | None,
     metric: str | None,
     model: str | None,
     fmt: str,
 ) -> None:
     """Predict mean, sd and a 90% interval of the metric for configs on a dataset.
 
+    The prediction is a saved meta-model's (learner's): the one --learner names, else the
+    newest fit for --metric (and --model).
+
     \b
     Example:
       metaopt predict --metric accuracy --dataset iris --config '{"max_depth": 5}'
+      metaopt predict --learner 3f2a9c1e -d iris --configs configs.csv --format csv
     """
     import pandas as pd
 
@@ -208,7 +217,7 @@ def predict_cmd(
 
         configs = load_candidates(configs_file)
     with open_warehouse(ctx, read_only=True) as wh:
-        ml = _load_model(wh, model_id, metric, model)
+        ml = _load_model(wh, learner, metric, model)
         require_dataset(wh, dataset)
         ml.encoder.check(configs)
         pred = ml.predict(dataset, configs, warehouse=wh)
@@ -217,16 +226,21 @@ def predict_cmd(
         click.echo(ml.cli_note, err=True)
 
 
-@main.command("models")
-@click.option("--metric", default=None, help="Only meta-models of this metric.")
+@main.command("learners")
+@click.option("--metric", default=None, help="Only learners of this metric.")
 @output_option
 @click.pass_context
-def models_cmd(ctx: click.Context, metric: str | None, fmt: str) -> None:
-    """List fitted meta-models with their diagnostics.
+def learners_cmd(ctx: click.Context, metric: str | None, fmt: str) -> None:
+    """List the fitted meta-models (learners) with their diagnostics.
+
+    A learner predicts one metric for the configurations of a model family (the model_family
+    column: what --model names in other commands) on any dataset. Its id, or a unique prefix
+    of it, is what --learner and `metaopt diagnose` take (`metaopt models` is an old name of
+    this command).
 
     \b
     Example:
-      metaopt models --metric accuracy --format json
+      metaopt learners --metric accuracy --format json
     """
     with open_warehouse(ctx, read_only=True) as wh:
         if metric:
@@ -239,11 +253,16 @@ def models_cmd(ctx: click.Context, metric: str | None, fmt: str) -> None:
             df = wh.sql(f"SELECT {_MODEL_COLUMNS} FROM meta_models ORDER BY created_at DESC")
     if fmt == "table" and len(df):  # a unique prefix is enough for `diagnose` and `predict`
         df["model_id"] = df["model_id"].astype(str).str[:12]
-    emit(df, fmt, title="meta-models")
+    emit(df, fmt, title="meta-models (learners)")
+
+
+# the command's old name, still accepted and hidden from `metaopt --help`
+main.add_command(copy.copy(learners_cmd), "models")
+main.commands["models"].hidden = True
 
 
 @main.command("diagnose")
-@click.argument("model_id")
+@click.argument("learner", metavar="LEARNER")
 @click.option(
     "--out-dir",
     type=click.Path(file_okay=False),
@@ -252,8 +271,10 @@ def models_cmd(ctx: click.Context, metric: str | None, fmt: str) -> None:
 )
 @output_option
 @click.pass_context
-def diagnose_cmd(ctx: click.Context, model_id: str, out_dir: str | None, fmt: str) -> None:
-    """Posterior summary of a meta-model, with trace and calibration plots as PNG.
+def diagnose_cmd(ctx: click.Context, learner: str, out_dir: str | None, fmt: str) -> None:
+    """Posterior summary of a meta-model (learner), with trace and calibration plots as PNG.
+
+    LEARNER is its id (or a unique prefix, as `metaopt learners` shows it) or its file.
 
     \b
     Example:
@@ -262,8 +283,8 @@ def diagnose_cmd(ctx: click.Context, model_id: str, out_dir: str | None, fmt: st
     from metaopt_bayes.diagnostics import diagnose
 
     with open_warehouse(ctx, read_only=True) as wh:
-        ml = _load_model(wh, model_id, None, None)
+        ml = _load_model(wh, learner, None, None)
         summary, files = diagnose(ml, wh, out_dir)
-    emit(summary, fmt, title=f"meta-model {model_id}")
+    emit(summary, fmt, title=f"meta-model (learner) {learner}")
     for f in files:
         click.echo(f"wrote {f}", err=True)

@@ -15,14 +15,21 @@ from metaopt_bayes.cli._common import (
     candidates_option,
     config_text,
     cv_option,
+    dataset_option,
     describe_model,
     emit,
+    find_learner,
+    flag_used,
+    learner_option,
     main,
     method_option,
+    model_option,
     open_warehouse,
     output_option,
+    renamed_option,
     require_dataset,
     space_option,
+    trials_option,
 )
 
 ACQ_CHOICE = click.Choice(["ei", "cost-ei", "ucb", "ts", "pi"])
@@ -54,12 +61,13 @@ def _default_metric(wh: Any, dataset: str) -> str:
     return "rmse" if task == "regression" else "accuracy"
 
 
-def _learner(wh: Any, metric: str, model: str, path: str | None, method: str, quiet: bool) -> Any:
-    """A saved MetaLearner (``path``), else the newest saved fit for (metric, model) recorded
-    in the warehouse, else a fresh fit."""
+def _learner(wh: Any, metric: str, model: str, ref: str | None, method: str, quiet: bool) -> Any:
+    """The saved meta-model (learner) ``ref`` names (its id or file), else the newest saved fit
+    for (metric, model) recorded in the warehouse, else a fresh fit."""
     from metaopt_bayes.model import MetaLearner
 
-    if path is not None:
+    if ref is not None:
+        path, _ = find_learner(wh, ref)
         return MetaLearner.load(path, warehouse=wh, metric=metric, model=model)
     try:
         rows = wh.sql(
@@ -76,10 +84,10 @@ def _learner(wh: Any, metric: str, model: str, path: str | None, method: str, qu
                     lrn = MetaLearner.load(row.path, warehouse=wh, metric=metric)
                 except Exception:
                     continue
-                lrn.cli_note = f"{describe_model(row)}; --learner FILE for another"
+                lrn.cli_note = f"{describe_model(row)}; --learner ID|FILE for another"
                 return lrn
     if not quiet:
-        click.echo(f"fitting the meta-learner ({method}) on the warehouse …", err=True)
+        click.echo(f"fitting the meta-model (learner, {method}) on the warehouse …", err=True)
     return MetaLearner(metric, model=model, direction=None, method=method).fit(wh)
 
 
@@ -135,7 +143,7 @@ class _FitProgress:
             from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
             self.p = Progress(
-                TextColumn("[bold]meta-learners"),
+                TextColumn("[bold]learners"),
                 BarColumn(),
                 MofNCompleteColumn(),
                 TextColumn("{task.fields[fam]}"),
@@ -183,26 +191,29 @@ def _record_ranking(wh: Any, fl: Any, dataset: str, ranking: Any) -> None:
 
 
 @main.command("recommend")
-@click.option("--dataset", "-d", required=True, help="The dataset to recommend for.")
-@click.option(
-    "--model",
-    "-m",
+@dataset_option("The dataset to recommend for.", required=True)
+@model_option(
+    "A model family (repeat for several; omit to rank every family with history).",
     multiple=True,
-    help="A model family (repeat for several; omit to rank every family with history).",
 )
 @space_option
 @candidates_option
-@click.option("--n", "n", type=int, default=5, show_default=True, help="How many to recommend.")
+@click.option(
+    "--n",
+    "n",
+    type=int,
+    default=5,
+    show_default=True,
+    help="How many configurations to recommend (nothing is trained: that is --trials of "
+    "sweep and optimize).",
+)
 @acquisition_option
 @click.option("--metric", default=None, help="Metric (default: accuracy, or rmse for regression).")
-@click.option(
-    "--learner",
-    "learner_path",
-    type=click.Path(dir_okay=False),
-    default=None,
-    help="A saved meta-learner (default: newest recorded fit, else fit now).",
+@learner_option(
+    "A saved meta-model (learner) for one --model: its id or its file (default: the newest "
+    "recorded fit, else a fit now)."
 )
-@method_option("Fit method when a fit is needed.")
+@method_option("Fit method when a meta-model (learner) has to be fitted.")
 @click.option("--include-run", is_flag=True, help="Also rank configs already run on the dataset.")
 @click.option("--seed", type=int, default=0, show_default=True)
 @output_option
@@ -216,7 +227,7 @@ def recommend_cmd(
     n: int,
     acquisition: str,
     metric: str | None,
-    learner_path: str | None,
+    learner: str | None,
     method: str,
     include_run: bool,
     seed: int,
@@ -230,7 +241,7 @@ def recommend_cmd(
     pick is scored after the earlier ones are assumed run (Kriging believer), so the scores
     need not fall with the rank; the rank is the order of picking.
 
-    Without --model, or with several, every family is scored with its own meta-learner and
+    Without --model, or with several, every family is scored with its own learner and
     the families are ranked by the predicted metric of their best configuration, with a 90%
     interval and the predicted training time.
 
@@ -274,7 +285,7 @@ def recommend_cmd(
     with open_warehouse(ctx, must_exist=True) as wh:
         require_dataset(wh, dataset)
         metric = metric or _default_metric(wh, dataset)
-        lrn = _learner(wh, metric, model, learner_path, method, quiet=fmt != "table")
+        lrn = _learner(wh, metric, model, learner, method, quiet=fmt != "table")
         source = (
             candidates if candidates is not None else _space_or_default(wh, dataset, model, space)
         )
@@ -388,13 +399,14 @@ def _run_optimize(
 
         n_before = len(existing_trials(wh, dataset, [model]))
         if n_before:
+            flag = flag_used("trials", "--trials")
             spent = (
-                "; the budget is spent, so nothing new runs (raise --budget for more)"
+                f"; the budget is spent, so nothing new runs (raise {flag} for more)"
                 if n_before >= budget
                 else f"; {budget - n_before} more to run"
             )
             click.echo(
-                f"resuming: {n_before} of --budget {budget} trials of {model} on {dataset} "
+                f"resuming: {n_before} of {flag} {budget} trials of {model} on {dataset} "
                 f"are in the warehouse{spent}",
                 err=True,
             )
@@ -423,23 +435,18 @@ def _run_optimize(
 
 
 @main.command("optimize")
-@click.option("--dataset", "-d", required=True, help="A registered dataset.")
-@click.option(
-    "--model",
-    "-m",
+@dataset_option("A registered dataset.", required=True)
+@model_option(
+    "A model family (repeat for several; omit to search every family of the zoo).",
     multiple=True,
-    help="A model family (repeat for several; omit to search every family of the zoo).",
 )
-@click.option(
-    "--budget",
-    "-b",
-    type=int,
-    default=30,
-    show_default=True,
-    help="Total trials, failed ones included. Re-running resumes up to this many from the "
-    "earlier optimize trials of this dataset and model in the warehouse (not sweep or imported "
-    "runs, which the meta-learner uses as history), whatever --metric, --space or --cv they "
-    "ran with.",
+@trials_option(
+    30,
+    "Trials to train in all, failed ones included. Re-running resumes up to this many from "
+    "the earlier optimize trials of this dataset and model in the warehouse (not sweep or "
+    "imported runs, which the learner uses as history), whatever --metric, --space or --cv "
+    "they ran with.",
+    old=("--budget", "-b"),
 )
 @space_option
 @candidates_option
@@ -448,7 +455,7 @@ def _run_optimize(
 @click.option("--jobs", "-j", type=int, default=1, show_default=True, help="Trials in flight.")
 @click.option("--executor", default=None, help="dask://HOST:PORT to run trials on a cluster.")
 @click.option("--metric", default=None, help="Metric (default: accuracy, or rmse for regression).")
-@method_option("Meta-learner fit method.")
+@method_option("Meta-model (learner) fit method.")
 @click.option(
     "--refit-every",
     type=int,
@@ -473,7 +480,7 @@ def optimize_cmd(
     ctx: click.Context,
     dataset: str,
     model: tuple[str, ...],
-    budget: int,
+    trials: int,
     space: str | None,
     candidates: str | None,
     acquisition: str,
@@ -494,16 +501,16 @@ def optimize_cmd(
 
     Trials cross-validate on a training split (the test split stays unseen until the winner
     is tested once); the best value and the winner are this search's own trials. Sweep and
-    imported runs are the meta-learner's history, scored on other rows, so they are not
+    imported runs are the learner's history, scored on other rows, so they are not
     compared with them. Without --model (or with several) the search spans the model
     families and their own spaces together; the live table shows each trial's family.
 
     \b
     Example:
-      metaopt optimize --dataset wine --model svc --budget 30
-      metaopt optimize --dataset wine --budget 30 --method map
-      metaopt optimize -d wine -m svc -m random_forest -m mlp --budget 20
-      metaopt optimize -d wine -m hist_gradient_boosting --budget 40 --jobs 2 --cost-aware
+      metaopt optimize --dataset wine --model svc --trials 30
+      metaopt optimize --dataset wine --trials 30 --method map
+      metaopt optimize -d wine -m svc -m random_forest -m mlp --trials 20
+      metaopt optimize -d wine -m hist_gradient_boosting -t 40 --jobs 2 --cost-aware
       metaopt optimize -d wine -m svc --executor dask://127.0.0.1:8786 --jobs 4
     """
     from warehouse.errors import ValidationError
@@ -519,7 +526,7 @@ def optimize_cmd(
             wh,
             dataset,
             families,
-            budget,
+            trials,
             space=space,
             candidates=candidates,
             acquisition=acq_name,
@@ -575,24 +582,18 @@ DEMO_MODEL = "svc"
 
 
 @main.command("demo")
-@click.option("--model", "-m", default=DEMO_MODEL, show_default=True, help="Model family.")
-@click.option(
-    "--sweep",
+@model_option("Model family.", default=DEMO_MODEL, show_default=True)
+@renamed_option(
+    "--sweep-trials",
     "n_sweep",
+    old=("--sweep",),
     type=int,
     default=12,
     show_default=True,
-    help="Configs per history dataset.",
+    help="Trials to sweep on each history dataset.",
 )
-@click.option(
-    "--budget",
-    "-b",
-    type=int,
-    default=12,
-    show_default=True,
-    help="Optimize trials on the held-out dataset.",
-)
-@method_option("Meta-learner fit method.")
+@trials_option(12, "Trials to optimize on the held-out dataset.", old=("--budget", "-b"))
+@method_option("Meta-model (learner) fit method.")
 @click.option("--jobs", "-j", type=int, default=2, show_default=True, help="Parallel trials.")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of sweeps and search.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bars or live table.")
@@ -602,7 +603,7 @@ def demo_cmd(
     ctx: click.Context,
     model: str,
     n_sweep: int,
-    budget: int,
+    trials: int,
     method: str,
     jobs: int,
     seed: int,
@@ -612,14 +613,14 @@ def demo_cmd(
     """The whole loop on scikit-learn's bundled datasets, in a few minutes.
 
     Registers iris, wine and digits, sweeps a few configs of the model on each, fits the
-    meta-learner, then optimizes breast_cancer (held out: it has no history), retrains the
+    meta-model (learner), then optimizes breast_cancer (held out: it has no history), retrains the
     winner and compares it with the model's default configuration on a held-out test split.
     Re-running it reuses what the warehouse already holds.
 
     \b
     Example:
       metaopt --db demo.duckdb demo
-      metaopt demo --model random_forest --budget 15 --format json
+      metaopt demo --model random_forest --trials 15 --format json
     """
     from metaopt_bayes.model import MetaLearner
     from metaopt_bayes.sweep import sweep
@@ -630,7 +631,12 @@ def demo_cmd(
     family = get_family(model)
     if not family.supports("classification"):
         raise ValidationError(f"model {model!r} does not support classification")
-    for flag, value in (("--sweep", n_sweep), ("--budget", budget), ("--jobs", jobs)):
+    sweep_flag = flag_used("n_sweep", "--sweep-trials")
+    for flag, value in (
+        (sweep_flag, n_sweep),
+        (flag_used("trials", "--trials"), trials),
+        ("--jobs", jobs),
+    ):
         if value < 1:
             raise ValidationError(f"{flag} must be a positive integer, not {value}")
     t_start = time.perf_counter()
@@ -658,18 +664,18 @@ def demo_cmd(
                     progress=not quiet,
                     cv=3,
                 )
-        say(f"[2/4] fitting the meta-learner ({method}) on {len(DEMO_HISTORY)} datasets")
+        say(f"[2/4] fitting the meta-model (learner, {method}) on {len(DEMO_HISTORY)} datasets")
         t0 = time.perf_counter()
         lrn = MetaLearner("accuracy", model=model, direction="maximize", method=method)
         lrn.fit(wh, exclude=[DEMO_TARGET])
         fit_s = time.perf_counter() - t0
         say(f"      fitted in {fit_s:.1f}s")
-        say(f"[3/4] optimizing {DEMO_TARGET} (held out, zero-shot start), budget {budget}")
+        say(f"[3/4] optimizing {DEMO_TARGET} (held out, zero-shot start), {trials} trials")
         res = _run_optimize(
             wh,
             DEMO_TARGET,
             model,
-            budget,
+            trials,
             space=None,
             candidates=None,
             acquisition="ei",

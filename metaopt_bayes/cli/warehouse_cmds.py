@@ -6,7 +6,16 @@ from typing import Any
 
 import click
 
-from metaopt_bayes.cli._common import emit, main, open_reader, open_warehouse, output_option
+from metaopt_bayes.cli._common import (
+    dataset_option,
+    emit,
+    main,
+    model_option,
+    open_reader,
+    open_warehouse,
+    output_option,
+)
+from warehouse import sources
 from warehouse.sqlfiles import DIALECTS
 
 
@@ -145,8 +154,8 @@ def views(
 
 
 @main.group(invoke_without_command=True)
-@click.option("--dataset", default=None, help="Only runs on this dataset.")
-@click.option("--model", default=None, help="Only runs of this model family.")
+@dataset_option("Only runs on this dataset.", default=None)
+@model_option("Only runs of this model family.", default=None)
 @click.option("--limit", type=int, default=20, show_default=True, help="How many runs.")
 @output_option
 @click.pass_context
@@ -166,9 +175,13 @@ def runs(ctx: click.Context, dataset: str | None, model: str | None, limit: int,
 
 @runs.command("delete")
 @click.argument("run_ids", nargs=-1)
-@click.option("--dataset", default=None, help="Runs on this dataset.")
-@click.option("--model", default=None, help="Runs of this model family.")
-@click.option("--source", default=None, help="Runs from this source (e.g. metaopt.sweep).")
+@dataset_option("Runs on this dataset.", default=None)
+@model_option("Runs of this model family.", default=None)
+@click.option(
+    "--source",
+    default=None,
+    help="Runs from this source (e.g. metaopt:sweep, metaopt:optimize, ingest:/data/runs.csv).",
+)
 @click.option("--yes", "-y", is_flag=True, help="Delete without asking.")
 @click.pass_context
 def runs_delete(
@@ -187,6 +200,9 @@ def runs_delete(
       metaopt runs delete 3f2a9c1e2b4d
       metaopt runs delete --source ingest:/data/runs.csv --yes   # what one file brought
     """
+    if source in sources.OLD_SPELLINGS:  # a script written before the sources were renamed
+        click.echo(f"source {source!r} is now {sources.OLD_SPELLINGS[source]!r}", err=True)
+        source = sources.OLD_SPELLINGS[source]
     kw = {"dataset": dataset, "model": model, "source": source}
     ids = list(run_ids) or None
     with open_warehouse(ctx, must_exist=True) as wh:
@@ -283,7 +299,7 @@ def example_history(progress=None) -> object:  # -> pandas.DataFrame
                     "duration_s": time.perf_counter() - wall,
                     "cpu_s": time.process_time() - cpu,
                     "seed": 0,
-                    "source": "metaopt example",
+                    "source": sources.EXAMPLE,
                     "metrics.accuracy": float(np.mean(scores["test_accuracy"])),
                     "metrics.balanced_accuracy": float(np.mean(scores["test_balanced_accuracy"])),
                 }
@@ -317,7 +333,7 @@ def example(ctx: click.Context, fmt: str) -> None:
                 wh.register_dataset(name, f"sklearn:{name}", target="target")
             except ImportError:  # the datasets module is not installed: runs still load
                 break
-        have = wh.sql("SELECT count(*) AS n FROM runs WHERE source = 'metaopt example'").n[0]
+        have = wh.sql("SELECT count(*) AS n FROM runs WHERE source = ?", [sources.EXAMPLE]).n[0]
         if int(have) == 0:
             with Progress(
                 TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), transient=True

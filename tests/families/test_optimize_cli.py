@@ -57,7 +57,7 @@ def test_optimize_across_families_trains_logs_and_resumes(iris, tmp_path):
     assert res.model == "knn" and res.best_value == pytest.approx(res.trials["value"].max())
     assert res.test_metrics.get("accuracy", 0) > 0.8 and res.model_path.exists()
     logged = iris.sql("SELECT model, source, count(*) AS n FROM runs GROUP BY ALL")
-    assert set(logged.source) == {TRIAL_SOURCE, "metaopt-final"}
+    assert set(logged.source) == {TRIAL_SOURCE, "metaopt:final"}
     # architecture descriptors of the family are logged with each trial
     arch = iris.sql("SELECT DISTINCT name FROM run_architecture")["name"].tolist()
     assert "n_neighbors" in arch and "kind" in arch

@@ -188,3 +188,29 @@ def test_fit_explains_what_is_missing_before_any_work(db, tmp_path):
         out = r.invoke(main, [*fit, *args])
         assert out.exit_code == 1 and message in out.output, (args, out.output)
     assert other.read_text() == "my notes"
+
+
+def test_learner_takes_an_id_or_a_file_in_predict_and_recommend(db, tmp_path):
+    r = CliRunner()
+    path = tmp_path / "lrn.nc"
+    fit = r.invoke(
+        main, ["--db", str(db), "fit", "--metric", "accuracy", "-m", "gbm", "--method", "map",
+               "--out", str(path), "--format", "json"],
+    )  # fmt: skip
+    assert fit.exit_code == 0, fit.output
+    model_id = json.loads(fit.stdout)[0]["model_id"]
+    good = tmp_path / "good.csv"
+    pd.DataFrame({"lr": [0.01, 0.1], "depth": [3, 5], "booster": ["dart"] * 2}).to_csv(
+        good, index=False
+    )
+    base = ["--db", str(db), "predict", "-d", "ds1", "--configs", str(good), "--format", "json"]
+    by_file = r.invoke(main, [*base, "--learner", str(path)])
+    by_id = r.invoke(main, [*base, "--learner", model_id[:10]])
+    assert by_file.exit_code == 0 and by_id.exit_code == 0, by_file.output + by_id.output
+    assert json.loads(by_file.stdout) == json.loads(by_id.stdout)
+    rec = ["--db", str(db), "recommend", "-d", "ds1", "--metric", "accuracy", "-m", "gbm",
+           "--candidates", str(good), "--format", "json"]  # fmt: skip
+    by_id = r.invoke(main, [*rec, "--learner", model_id[:10]])
+    assert by_id.exit_code == 0 and len(json.loads(by_id.stdout)) == 2, by_id.output
+    typo = r.invoke(main, [*rec, "--learner", "nosuchid"])
+    assert typo.exit_code == 1 and "no meta-model (learner) with id 'nosuchid'" in typo.output

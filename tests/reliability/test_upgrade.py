@@ -114,3 +114,38 @@ def test_newer_schema_version_is_refused(tmp_path):
     for read_only in (False, True):
         with pytest.raises(SchemaVersionError, match=r"schema version 99.*upgrade metaopt"):
             Warehouse(path, read_only=read_only)
+
+
+@pytest.mark.parametrize(
+    "fixture",
+    [p for p in RELEASED if int(p.stem.rsplit("_v", 1)[1]) < 3],
+    ids=lambda p: p.stem,
+)
+def test_old_run_sources_are_rewritten_on_upgrade(fixture, tmp_path):
+    """0003_run_sources: a file written before it has its runs' sources in one spelling."""
+    from warehouse import sources
+
+    path = _copy(fixture, tmp_path)
+    kept = ["ingest:/data/runs.csv", "mlflow:iris-exp", "optuna:s1", "my-notebook", None]
+    written = [*sources.OLD_SPELLINGS, *kept]
+    con = duckdb.connect(str(path))
+    seq = con.execute("SELECT max(seq) FROM runs").fetchall()[0][0]
+    for i, source in enumerate(written, 1):
+        con.execute(
+            "INSERT INTO runs (run_id, dataset, model, source, seq) VALUES (?, 'd1', 'rf', ?, ?)",
+            [f"old{i}", source, seq + i],
+        )
+    con.close()
+    with Warehouse(path) as wh:
+        rows = wh.sql("SELECT run_id, source FROM runs WHERE starts_with(run_id, 'old')")
+    pairs = zip(rows.run_id, rows.source, strict=True)
+    got = {run_id: s if isinstance(s, str) else None for run_id, s in pairs}
+    expected = [*sources.OLD_SPELLINGS.values(), *kept]
+    assert got == {f"old{i}": s for i, s in enumerate(expected, 1)}
+    assert set(sources.OLD_SPELLINGS.values()) == {
+        sources.SWEEP,
+        sources.OPTIMIZE,
+        sources.FINAL,
+        sources.EXAMPLE,
+        sources.TRAIN,
+    }

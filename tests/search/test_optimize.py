@@ -246,7 +246,7 @@ def test_a_second_call_with_its_budget_spent_keeps_the_retrained_winner(tmp_path
         assert again.n_new == 0 and again.final_run_id == first.final_run_id
         assert again.test_metrics == pytest.approx(first.test_metrics)
         assert again.model_path == first.model_path and first.model_path.exists()
-        finals = wh.sql("SELECT count(*) AS n FROM runs WHERE source = 'metaopt-final'")
+        finals = wh.sql("SELECT count(*) AS n FROM runs WHERE source = 'metaopt:final'")
         assert finals["n"][0] == 1 and len(list(first.model_path.parent.iterdir())) == 1
         other_seed = optimize(wh, name, "knn", 2, fit_method="map", cv=2, seed=1)
         assert other_seed.final_run_id != first.final_run_id  # another test split: retrained

@@ -45,7 +45,7 @@ def test_kill_9_then_resume_loses_and_duplicates_nothing(tmp_path):
     assert evaluated_before < 40  # it really was stopped part-way
 
     with Warehouse(str(db)) as wh:
-        logged = wh.sql("SELECT run_id FROM runs WHERE source = 'metaopt-optimize'")
+        logged = wh.sql("SELECT run_id FROM runs WHERE source = 'metaopt:optimize'")
         # every evaluated trial but (at most) the one being logged at the kill is in the file
         assert len(logged) >= evaluated_before - 1
         import numpy as np
