@@ -231,6 +231,99 @@ def load_tabrepo() -> Suite:
     )
 
 
+BENCH_DATA = ROOT / "benchmarks" / "data"
+
+
+def load_pmlb(family: str, split: str = "all") -> Suite:
+    """``benchmarks/data/pmlb_<family>.parquet``: one shared pool of configs of ``family``
+    cross-validated on PMLB classification datasets (``make_pmlb_suites.py``), accuracy
+    (maximize), training seconds as cost. ``split``: the datasets of ``pmlb_splits.csv``'s
+    ``dev`` or ``holdout`` group, or ``all``."""
+    df = pd.read_parquet(BENCH_DATA / f"pmlb_{family}.parquet")
+    if split != "all":
+        groups = pd.read_csv(BENCH_DATA / "pmlb_splits.csv")
+        keep = set(groups.loc[groups["split"] == split, "dataset"].astype(str))
+        df = df[df["dataset"].astype(str).isin(keep)]
+    names = [c[len("params.") :] for c in df.columns if c.startswith("params.")]
+    runs = pd.DataFrame({"task": df["dataset"].astype(str).to_numpy()})
+    params = []
+    for n in names:
+        col = df[f"params.{n}"]
+        num = pd.to_numeric(col, errors="coerce")
+        if num.notna().all() and num.nunique() > 3:
+            lo, hi = float(num.min()), float(num.max())
+            whole = bool(np.allclose(num, np.round(num)))
+            log = lo > 0 and hi / lo >= 50
+            params.append(Param(n, "int" if whole else "float", lo, hi, log))
+            runs[n] = num.to_numpy()
+        else:
+            vals = col.astype(str).to_numpy()
+            params.append(Param(n, "cat", choices=tuple(sorted(set(vals)))))
+            runs[n] = vals
+    runs["value"] = df["metrics.accuracy"].astype(float).to_numpy()
+    runs["cost"] = df["duration_s"].astype(float).to_numpy()
+    runs["config_name"] = df["config_id"].astype(str).to_numpy()
+    meta = pd.read_parquet(BENCH_DATA / "pmlb_meta.parquet")
+    meta["dataset"] = meta["dataset"].astype(str)
+    meta = meta.set_index("dataset").select_dtypes("number").astype(float)
+    meta = meta.loc[meta.index.isin(runs["task"])]
+    return Suite(
+        f"pmlb_{family}" + ("" if split == "all" else f"_{split}"),
+        family,
+        "accuracy",
+        True,
+        params,
+        runs,
+        meta,
+        True,
+        sorted(runs["task"].unique()),
+    )
+
+
+def _mirrored(suite: Suite, X: np.ndarray) -> np.ndarray:
+    """The unit-cube encoding of each config reflected: numeric ``x → 1 − x``, a categorical's
+    choices in reverse order."""
+    out, j = X.copy(), 0
+    for p in suite.params:
+        w = len(p.choices) if p.kind == "cat" else 1
+        out[:, j : j + w] = X[:, j : j + w][:, ::-1] if p.kind == "cat" else 1.0 - X[:, j : j + w]
+        j += w
+    return out
+
+
+def stressed(suite: Suite, train_tasks: list, mode: str, seed: int) -> Suite:
+    """A misleading history for a stress test (the searched tasks keep their true values).
+
+    ``mirror``: on every history task, each config is given the value of the config nearest
+    to its mirror image (numeric parameters reflected within their range, categorical choices
+    reversed): the history is as smooth and as consistent as the real one, and its best region
+    is the reflection of the true one. ``shuffle-meta``: the tasks' meta-features permuted, so
+    every task, the searched ones included, looks like another.
+    """
+    import copy
+
+    out = copy.copy(suite)
+    if mode == "mirror":
+        runs = suite.runs.copy()
+        train = set(train_tasks)
+        for t, idx in runs.groupby("task").groups.items():
+            if t not in train:
+                continue
+            pool = runs.loc[idx]
+            X = encode(suite, pool)
+            d = ((X[:, None, :] - _mirrored(suite, X)[None, :, :]) ** 2).sum(-1)
+            near = np.argmin(d, axis=0)  # for each config, the config at its mirror image
+            for col in ("value", "cost"):
+                runs.loc[idx, col] = pool[col].to_numpy()[near]
+        out.runs = runs
+    elif mode == "shuffle-meta":
+        perm = np.random.default_rng(seed).permutation(len(suite.meta))
+        out.meta = suite.meta.set_axis(suite.meta.index[perm])
+    elif mode != "none":
+        raise ValueError(f"unknown stress {mode!r}")
+    return out
+
+
 def encode(suite: Suite, df: pd.DataFrame) -> np.ndarray:
     """Configs → unit cube (log where marked), categoricals one-hot; for snapping proposals."""
     cols = []
@@ -538,13 +631,20 @@ def _fit_fold(suite: Suite, train_tasks: list, method: str) -> dict:
     }
 
 
-def _run_metaopt(task: Task, budget: int, seed: int, acquisition: str) -> list[int]:
+def _run_metaopt(
+    task: Task, budget: int, seed: int, acquisition: str, adapt: str | None = None
+) -> list[int]:
+    import copy
+
     from metaopt_bayes.search import recommend
 
     st = task.fold_state["metaopt"]
     suite = task.suite
     wh, learner = st["wh"], st["learners"][suite.groups.get(task.name)]
-    alias = f"{task.name}__{acquisition}__{seed}"  # a fresh dataset per search: no leakage
+    if adapt is not None:  # the same fit, another way to adapt to the task
+        learner = copy.copy(learner)
+        learner.config = {**learner.config, "adapt": adapt}
+    alias = f"{task.name}__{acquisition}__{adapt}__{seed}"  # a fresh dataset per search
     if task.name in suite.meta.index:
         row = suite.meta.loc[[task.name]].reset_index(drop=True)
         row.insert(0, "dataset", alias)
@@ -595,6 +695,41 @@ def run_metaopt_ucb(task: Task, budget: int, seed: int) -> list[int]:
     return _run_metaopt(task, budget, seed, "ucb")
 
 
+def run_metaopt_noadapt(task: Task, budget: int, seed: int) -> list[int]:
+    """metaopt-ei without task adaptation (the transferred model alone, as in 0.2.0)."""
+    return _run_metaopt(task, budget, seed, "ei", adapt="off")
+
+
+def run_metaopt_rank(task: Task, budget: int, seed: int) -> list[int]:
+    """metaopt-ei with the task GP weighted by leave-one-out ranking loss (RGPE's rule)."""
+    return _run_metaopt(task, budget, seed, "ei", adapt="rank")
+
+
+def run_bo(task: Task, budget: int, seed: int, n_init: int = 3) -> list[int]:
+    """Plain Bayesian optimization on the task alone (no transfer): ``n_init`` random configs,
+    then EI under metaopt's task GP (:func:`metaopt_bayes.adapt.fit_task_gp`, Matérn-5/2,
+    hyperparameters by marginal likelihood) on the unit-cube encoding of the pool."""
+    from metaopt_bayes import acquisition as acq
+    from metaopt_bayes.adapt import fit_task_gp
+
+    rng = np.random.default_rng(seed)
+    values = task.pool["value"].to_numpy(float)
+    sign = 1.0 if task.suite.maximize else -1.0
+    U = 2.0 * task.X - 1.0  # the task GP's inputs live in [-1, 1]
+    order = rng.permutation(len(values))[: min(n_init, budget)].tolist()
+    while len(order) < min(budget, len(values)):
+        y = sign * values[order]
+        gp = fit_task_gp(U[order], y)
+        free = np.setdiff1d(np.arange(len(values)), order)
+        if gp is None:
+            order.append(int(rng.choice(free)))
+            continue
+        m, v = gp.moments(U[free])
+        s = acq.score("ei", m, np.sqrt(v), float(y.max()), maximize=True)
+        order.append(int(free[int(np.argmax(s))]))
+    return order
+
+
 METHODS: dict[str, Callable[[Task, int, int], list[int]]] = {
     "random": run_random,
     "tpe": run_tpe,
@@ -606,8 +741,12 @@ METHODS: dict[str, Callable[[Task, int, int], list[int]]] = {
     # other acquisitions of the same learner, on request (--methods metaopt-ts,metaopt-ucb)
     "metaopt-ts": run_metaopt_ts,
     "metaopt-ucb": run_metaopt_ucb,
+    "metaopt-noadapt": run_metaopt_noadapt,
+    "metaopt-rank": run_metaopt_rank,
+    "bo": run_bo,
 }
-DEFAULT_METHODS = [m for m in METHODS if m not in ("metaopt-ts", "metaopt-ucb")]
+ON_REQUEST = ("metaopt-ts", "metaopt-ucb", "metaopt-noadapt", "metaopt-rank", "bo")
+DEFAULT_METHODS = [m for m in METHODS if m not in ON_REQUEST]
 
 
 # --------------------------------------------------------------------------------------------
@@ -644,14 +783,17 @@ def run_suite(suite: Suite, methods: list[str], args) -> pd.DataFrame:
     perm = rng.permutation(tasks).tolist()
     folds = [perm[k::5] for k in range(5)][: args.folds]
     rows = []
-    best_config = (
-        suite.runs.sort_values("value", ascending=not suite.maximize)
-        .groupby("task", sort=False)
-        .head(1)
-        .set_index("task")
-    )
+    real = suite
     for k, test_tasks in enumerate(folds):
-        train_tasks = [t for t in suite.tasks if t not in set(perm[k::5])]
+        train_tasks = [t for t in real.tasks if t not in set(perm[k::5])]
+        # the history the methods learn from (misleading under --stress); pools stay true
+        suite = stressed(real, train_tasks, args.stress, k + 5 * args.split_seed)
+        best_config = (
+            suite.runs.sort_values("value", ascending=not suite.maximize)
+            .groupby("task", sort=False)
+            .head(1)
+            .set_index("task")
+        )
         state: dict = {"best_config": best_config.loc[train_tasks]}
         if "portfolio" in methods and "config_name" in suite.runs.columns:
             tr = suite.runs[suite.runs["task"].isin(train_tasks)]
@@ -664,7 +806,7 @@ def run_suite(suite: Suite, methods: list[str], args) -> pd.DataFrame:
                 flush=True,
             )
         for name in test_tasks:
-            pool = suite.pool(name)
+            pool = real.pool(name)
             task = Task(suite, name, pool, encode(suite, pool), train_tasks, state)
             values = pool["value"].to_numpy()
             for m in methods:
@@ -799,7 +941,24 @@ def plot(df: pd.DataFrame, suite: Suite, budget: int, path: Path) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--suite", choices=["openml100_rf", "tabrepo", "all"], default="all")
+    ap.add_argument(
+        "--suite",
+        default="all",
+        help="openml100_rf, tabrepo, pmlb_<family> (benchmarks/data), or all (the first two)",
+    )
+    ap.add_argument(
+        "--pmlb-split",
+        choices=["dev", "holdout", "all"],
+        default="dev",
+        help="which PMLB datasets (benchmarks/data/pmlb_splits.csv) a pmlb suite searches",
+    )
+    ap.add_argument(
+        "--stress",
+        choices=["none", "mirror", "shuffle-meta"],
+        default="none",
+        help="a misleading history: configs given their mirror image's value, or the tasks' "
+        "meta-features shuffled (the searched tasks keep their true values)",
+    )
     ap.add_argument("--methods", default=",".join(DEFAULT_METHODS))
     ap.add_argument("--budget", type=int, default=50)
     ap.add_argument("--folds", type=int, default=5, help="folds of the 5-fold task split to run")
@@ -845,6 +1004,14 @@ def main(argv: list[str] | None = None) -> int:
         suites.append(load_openml_rf())
     if args.suite in ("tabrepo", "all"):
         suites.append(load_tabrepo())
+    if args.suite.startswith("pmlb_"):
+        suites.append(load_pmlb(args.suite[len("pmlb_") :], args.pmlb_split))
+    if not suites:
+        print(f"unknown suite {args.suite!r}", file=sys.stderr)
+        return 2
+    if args.stress != "none":
+        for suite in suites:
+            suite.name += f"_stress-{args.stress}"
     budgets = [b for b in BUDGETS if b <= args.budget]
     for suite in suites:
         earlier = out_dir / f"search_{suite.name}.csv"
