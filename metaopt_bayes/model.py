@@ -58,6 +58,7 @@ from metaopt_bayes.features import (
     MetaFeatureScaler,
     TargetTransform,
 )
+from metaopt_bayes.inference import METHODS, configure_compile_cache, diagnose, run_inference
 from metaopt_bayes.update import (
     CoefficientPosterior,
     mixture_quantile,
@@ -67,7 +68,6 @@ from metaopt_bayes.update import (
 )
 from warehouse.errors import NotFoundError, ValidationError, one_line
 
-METHODS = ("nuts", "pathfinder", "advi", "map")
 # 2: discrepancy option and its grid weights; 3: dataset sensitivity; 4: its grid is stored;
 # 5: a bounded metric's values at the bound are moved inside by the dataset's resolution;
 # 6: parameters encoded per training row, and the training datasets' sizes;
@@ -129,24 +129,6 @@ def _version() -> str:
     from metaopt_bayes import __version__
 
     return __version__
-
-
-def configure_compile_cache() -> Path:
-    """Point PyTensor (and numba) at one persistent cache before PyTensor is imported.
-
-    ``$METAOPT_CACHE_DIR`` or ``~/.cache/metaopt``; sets ``base_compiledir`` and
-    ``compiledir`` (numba's on-disk cache follows ``NUMBA_CACHE_DIR``) unless the user set
-    ``PYTENSOR_FLAGS`` already.
-    """
-    root = Path(os.environ.get("METAOPT_CACHE_DIR", Path.home() / ".cache" / "metaopt"))
-    base = root / "pytensor"
-    flags = os.environ.get("PYTENSOR_FLAGS", "")
-    if "compiledir" not in flags:
-        base.mkdir(parents=True, exist_ok=True)
-        extra = f"base_compiledir={base},compiledir={base / 'compiledir'}"
-        os.environ["PYTENSOR_FLAGS"] = f"{flags},{extra}" if flags else extra
-    os.environ.setdefault("NUMBA_CACHE_DIR", str(root / "numba"))
-    return base
 
 
 def infer_direction(metric: str) -> str:
@@ -247,6 +229,11 @@ def _register_numba(loglik_cls: type, grad_cls: type) -> None:
             return gm, gt, gs
 
         return grad
+
+
+#: the population parameters of the graph (``Bz`` only with meta-features): what the learner
+#: keeps of a fit and what its diagnostics cover
+POPULATION_VARS = ("B0", "tau", "log_sigma", "log_sigma_mu", "log_sigma_sd", "Bz")
 
 
 def build_pymc_model(
@@ -586,7 +573,7 @@ class MetaLearner:
             self.sensitivity_prior = self._sensitivity_prior(Phi, y, codes)
         if self.config["discrepancy"]:
             self.discrepancy_prior = self._discrepancy_prior(Phi, y, codes)
-        self.diagnostics = self._diagnose(idata)
+        self.diagnostics = diagnose(idata, self.method, POPULATION_VARS)
         self.diagnostics.update(
             n_runs=len(runs),
             n_datasets=D,
@@ -756,77 +743,19 @@ class MetaLearner:
 
     def _infer(self, model) -> tuple[Any, float, float]:
         """Run the chosen inference; returns (InferenceData, compile seconds, sampling seconds)."""
-        import pymc as pm
-
-        cfg = self.config
-        seed = int(cfg["seed"])
-        t0 = time.perf_counter()
-        if self.method == "nuts":
-            nutpie = None
-            if cfg["sampler"] == "nutpie":
-                try:
-                    import nutpie
-                except ImportError:  # pragma: no cover - nutpie is a dependency
-                    nutpie = None
-            if nutpie is not None:
-                compiled = nutpie.compile_pymc_model(model, backend="numba")
-                t1 = time.perf_counter()
-                idata = nutpie.sample(
-                    compiled,
-                    draws=int(cfg["draws"]),
-                    tune=int(cfg["tune"]),
-                    chains=int(cfg["chains"]),
-                    cores=min(int(cfg["chains"]), os.cpu_count() or 1),
-                    seed=seed,
-                    progress_bar=bool(cfg["progress"]),
-                    target_accept=float(cfg["target_accept"]),
-                )
-                return idata, t1 - t0, time.perf_counter() - t1
-            with model:
-                idata = pm.sample(
-                    draws=int(cfg["draws"]),
-                    tune=int(cfg["tune"]),
-                    chains=int(cfg["chains"]),
-                    random_seed=seed,
-                    progressbar=bool(cfg["progress"]),
-                    target_accept=float(cfg["target_accept"]),
-                    cores=1,  # the collapsed-likelihood Op is not picklable across processes
-                    compute_convergence_checks=False,
-                )
-            return idata, 0.0, time.perf_counter() - t0
-        if self.method == "map":
-            point = _map_point(model, seed)
-            import arviz as az
-
-            post = {
-                k: np.asarray(v)[None, None, ...]
-                for k, v in point.items()
-                if k in {rv.name for rv in (*model.free_RVs, *model.deterministics)}
-            }
-            dims = {rv: list(model.named_vars_to_dims.get(rv, ())) for rv in post}
-            idata = az.from_dict(posterior=post, coords=model.coords, dims=dims)
-            return idata, 0.0, time.perf_counter() - t0
-        if self.method == "advi":
-            with model:
-                approx = pm.fit(
-                    n=int(cfg["advi_steps"]),
-                    method="advi",
-                    random_seed=seed,
-                    progressbar=bool(cfg["progress"]),
-                )
-                idata = approx.sample(int(cfg["draws"]) * int(cfg["chains"]), random_seed=seed)
-            return idata, 0.0, time.perf_counter() - t0
-        # pathfinder
-        import pymc_extras as pmx
-
-        with model:
-            idata = pmx.fit(
-                method="pathfinder",
-                num_draws=int(cfg["draws"]) * int(cfg["chains"]),
-                random_seed=seed,
-                progressbar=bool(cfg["progress"]),
-            )
-        return idata, 0.0, time.perf_counter() - t0
+        c = self.config
+        return run_inference(
+            model,
+            self.method,
+            draws=c["draws"],
+            tune=c["tune"],
+            chains=c["chains"],
+            seed=c["seed"],
+            target_accept=c["target_accept"],
+            advi_steps=c["advi_steps"],
+            sampler=c["sampler"],
+            progress=c["progress"],
+        )
 
     def _extract_draws(self, idata) -> None:
         post = idata.posterior
@@ -855,40 +784,6 @@ class MetaLearner:
             idx = np.linspace(0, S - 1, keep).round().astype(int)
             draws = {k: v[idx] for k, v in draws.items()}
         self._draws = draws
-
-    def _diagnose(self, idata) -> dict[str, Any]:
-        import arviz as az
-
-        out: dict[str, Any] = {"method": self.method}
-        if self.method != "nuts":
-            out.update(max_rhat=float("nan"), min_ess=float("nan"), n_divergences=0, status="ok")
-            return out
-        names = ["B0", "tau", "log_sigma", "log_sigma_mu", "log_sigma_sd"]
-        if "Bz" in idata.posterior:
-            names.append("Bz")
-        rhat = az.rhat(idata, var_names=names)
-        ess = az.ess(idata, var_names=names)
-        max_rhat = float(max(float(np.nanmax(rhat[v].values)) for v in names))
-        min_ess = float(min(float(np.nanmin(ess[v].values)) for v in names))
-        div = 0
-        if hasattr(idata, "sample_stats") and "diverging" in idata.sample_stats:
-            div = int(np.asarray(idata.sample_stats["diverging"].values).sum())
-        steps = float("nan")
-        if hasattr(idata, "sample_stats"):
-            for key in ("n_steps", "tree_size"):
-                if key in idata.sample_stats:
-                    steps = float(np.asarray(idata.sample_stats[key].values).mean())
-                    break
-        out["mean_leapfrog_steps"] = steps
-        chains = int(idata.posterior.sizes.get("chain", 1))
-        bad = (chains > 1 and max_rhat > 1.01) or min_ess < 100 * chains or div > 0
-        out.update(
-            max_rhat=max_rhat,
-            min_ess=min_ess,
-            n_divergences=div,
-            status="warning" if bad else "ok",
-        )
-        return out
 
     # ---- prediction ----------------------------------------------------------------------
     def _dataset_inputs(
@@ -1410,41 +1305,6 @@ def _json_default(v: Any) -> Any:
     if isinstance(v, float) and math.isnan(v):
         return None
     return str(v)
-
-
-def _map_point(model: Any, seed: int, maxiter: int = 5000) -> dict[str, np.ndarray]:
-    """The posterior mode in the unconstrained space (log-density *with* the Jacobian of the
-    transforms), every variable back on its own scale.
-
-    ``pm.find_MAP`` drops the Jacobian, so a scale whose data prefer small values (a random
-    effect's τ, HalfNormal prior with its mode at 0) has its mode on the boundary: L-BFGS
-    walked log τ towards −∞ until its 5,000 evaluations ran out (24 s on 360 runs) and the
-    fit came back with τ ≈ 1e-4 — no room left for a new dataset to differ from the population.
-    With the Jacobian the mode is interior (Stan's ``optimize(jacobian=true)``, the centre of a
-    Laplace approximation): converged in ~1,500 evaluations there, every τ a usable size.
-    """
-    from pymc.blocking import DictToArrayBijection, RaveledVars
-    from pymc.util import get_default_varnames
-    from scipy.optimize import minimize
-
-    start = model.initial_point(random_seed=seed)
-    value_vars = {v.name: v for v in model.continuous_value_vars}
-    x0 = DictToArrayBijection.map({k: v for k, v in start.items() if k in value_vars})
-    info = x0.point_map_info
-    rvs = [model.values_to_rvs[value_vars[name]] for name, *_ in info]
-    logp = DictToArrayBijection.mapf(model.compile_logp(jacobian=True), start)
-    dlogp = DictToArrayBijection.mapf(model.compile_dlogp(rvs, jacobian=True), start)
-
-    def loss(x: np.ndarray) -> tuple[float, np.ndarray]:
-        r = RaveledVars(x, info)
-        return -float(logp(r)), -np.asarray(dlogp(r), dtype=float)
-
-    res = minimize(loss, x0.data, jac=True, method="L-BFGS-B", options={"maxiter": maxiter})
-    outs = get_default_varnames(model.unobserved_value_vars, include_transformed=True)
-    values = model.compile_fn(inputs=model.value_vars, outs=outs)(
-        DictToArrayBijection.rmap(RaveledVars(res.x, info), start)
-    )
-    return {v.name: np.asarray(val) for v, val in zip(outs, values, strict=True)}
 
 
 # candidate prior scales of the meta-features' effects (standardized units; see below), and
