@@ -38,7 +38,6 @@ collapsed-Gibbs / "marginalized" treatment of Gaussian hierarchical models (e.g.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import math
 import os
@@ -65,6 +64,13 @@ from metaopt_bayes.features import (
     TargetTransform,
 )
 from metaopt_bayes.inference import METHODS, configure_compile_cache, diagnose, run_inference
+from metaopt_bayes.persistence import (
+    hash_config,
+    json_default,
+    load_learner,
+    save_learner,
+    writable_model_path,
+)
 from metaopt_bayes.pymc_graph import POPULATION_VARS, build_pymc_model, posterior_draws
 from metaopt_bayes.update import (
     CoefficientPosterior,
@@ -73,19 +79,11 @@ from metaopt_bayes.update import (
     predictive_moments,
     update_dataset,
 )
-from warehouse.errors import NotFoundError, ValidationError, one_line
+from warehouse.errors import NotFoundError, ValidationError
 
-# 2: discrepancy option and its grid weights; 3: dataset sensitivity; 4: its grid is stored;
-# 5: a bounded metric's values at the bound are moved inside by the dataset's resolution;
-# 6: parameters encoded per training row, and the training datasets' sizes;
-# 7: 0/1 basis columns identical on every training run are tied into one
-FORMAT_VERSION = 7
 #: the grid of a dataset's sensitivity ``λ``: its slopes (every term but the intercept) deviate
 #: from the population by ``N(0, λ τ²)`` (see :meth:`MetaLearner._sensitivity_prior`)
 SENSITIVITIES = 2.0 ** np.arange(-4, 7)
-#: the grid format-3 files were fitted on (they do not store theirs)
-_SENSITIVITIES_V3 = 2.0 ** np.arange(-4, 3)
-
 DEFAULT_CONFIG: dict[str, Any] = {
     "draws": 1000,  # per chain (nuts) / total (advi, pathfinder)
     "tune": 1000,
@@ -130,12 +128,6 @@ DEFAULT_CONFIG: dict[str, Any] = {
     "advi_steps": 20000,
     "sampler": "nutpie",  # NUTS implementation: nutpie (numba) | pymc
 }
-
-
-def _version() -> str:
-    from metaopt_bayes import __version__
-
-    return __version__
 
 
 def infer_direction(metric: str) -> str:
@@ -258,7 +250,7 @@ class MetaLearner:
 
     def config_hash(self) -> str:
         blob = json.dumps(self.config_dict(), sort_keys=True, default=str)
-        return hashlib.sha256(blob.encode()).hexdigest()[:16]
+        return hash_config(blob)
 
     # ---- fitting -------------------------------------------------------------------------
     def _check_numbers(self) -> None:
@@ -284,7 +276,7 @@ class MetaLearner:
     def fit(self, warehouse: Any, datasets: list[str] | None = None, exclude: Any = None):
         """Fit on the warehouse's training matrix (and meta-features); record the fit there."""
         if self.config.get("path"):
-            _writable_model_path(self.config["path"], create=False)  # fail before the fit
+            writable_model_path(self.config["path"], create=False)  # fail before the fit
         if hasattr(warehouse, "has_dataset") and datasets and not isinstance(datasets, str):
             # (exclude may name a dataset the warehouse does not know: a new optimize target)
             unknown = [d for d in datasets if not warehouse.has_dataset(str(d))]
@@ -325,7 +317,7 @@ class MetaLearner:
             "fit_s": d.get("fit_s"),
             "compile_s": d.get("compile_s"),
             "status": d.get("status", "ok"),
-            "diagnostics": json.dumps(d, default=_json_default),
+            "diagnostics": json.dumps(d, default=json_default),
         }
 
     def _target(self, runs: pd.DataFrame) -> np.ndarray:
@@ -787,66 +779,10 @@ class MetaLearner:
 
     # ---- persistence --------------------------------------------------------------------
     def save(self, path: str | os.PathLike) -> Path:
-        """Write draws + encoders to netCDF; attrs carry config JSON, its hash and the version."""
+        """Write draws + encoders to netCDF; attrs carry config JSON, its hash and the version
+        (:func:`metaopt_bayes.persistence.save_learner`)."""
         self._require_fitted()
-        import xarray as xr
-
-        dr = self._draws
-        ds = xr.Dataset(
-            {
-                "B": (("draw", "basis", "meta"), dr["B"]),
-                "tau": (("draw", "basis"), dr["tau"]),
-                "log_sigma": (("draw", "dataset"), dr["log_sigma"]),
-                "log_sigma_mu": (("draw",), dr["log_sigma_mu"]),
-                "log_sigma_sd": (("draw",), dr["log_sigma_sd"]),
-                "Z": (("dataset", "meta"), self._Z),
-            },
-            coords={
-                "basis": list(self.encoder.names),
-                "meta": list(self.scaler.names),
-                "dataset": list(self.datasets),
-            },
-        )
-        ds.attrs.update(
-            {
-                "metaopt_format": FORMAT_VERSION,
-                "metaopt_version": _version(),
-                "config": json.dumps(self.config_dict(), sort_keys=True, default=str),
-                "config_hash": self.config_hash(),
-                "encoder": json.dumps(self.encoder.to_dict()),
-                "scaler": json.dumps(self.scaler.to_dict()),
-                "transform": json.dumps(self.transform.to_dict()),
-                "diagnostics": json.dumps(self.diagnostics, default=_json_default),
-                "model_id": self.model_id or "",
-                "portfolio": json.dumps(self.portfolio, default=_json_default),
-                "sensitivity_prior": json.dumps(
-                    None if self.sensitivity_prior is None else list(self.sensitivity_prior)
-                ),
-                "sensitivity_grid": json.dumps(list(self.sensitivity_grid)),
-                "rows": json.dumps(self.rows, default=_json_default),
-                "discrepancy_prior": json.dumps(
-                    None if self.discrepancy_prior is None else list(self.discrepancy_prior)
-                ),
-            }
-        )
-        import tempfile
-
-        path = _writable_model_path(path)
-        fd, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".partial", dir=path.parent)
-        os.close(fd)
-        tmp = Path(name)
-        umask = os.umask(0)
-        os.umask(umask)
-        tmp.chmod(0o666 & ~umask)  # as a plain open() would create it, not mkstemp's 0600
-        try:  # written aside and moved into place: a failed save leaves the old file intact
-            ds.to_netcdf(tmp)
-            os.replace(tmp, path)
-        except OSError as exc:
-            why = one_line(exc, 160)
-            raise ValidationError(f"cannot write model file {str(path)!r}: {why}") from None
-        finally:
-            tmp.unlink(missing_ok=True)
-        return path
+        return save_learner(self, path)
 
     @classmethod
     def load(
@@ -858,74 +794,9 @@ class MetaLearner:
     ) -> MetaLearner:
         """Read a model written by :meth:`save`; refuses files that are not metaopt models,
         come from a newer format, whose config does not match its hash, or whose metric or
-        model family differs from ``metric`` / ``model`` when given."""
-        import xarray as xr
-
-        path = Path(path)
-        if not path.exists():
-            raise NotFoundError(f"no model file at {path}")
-        try:
-            with xr.open_dataset(path) as f:
-                ds = f.load()
-        except Exception as exc:
-            why = one_line(exc, 160)
-            raise ValidationError(f"{path} is not a readable metaopt model file ({why})") from None
-        a = ds.attrs
-        if "metaopt_format" not in a or "config" not in a:
-            raise ValidationError(f"{path} is not a metaopt model file (no metaopt attributes)")
-        if int(a["metaopt_format"]) > FORMAT_VERSION:
-            raise ValidationError(
-                f"{path} was written in model format {a['metaopt_format']} by metaopt "
-                f"{a.get('metaopt_version')}; this metaopt reads format ≤ {FORMAT_VERSION}"
-            )
-        stored_hash = hashlib.sha256(a["config"].encode()).hexdigest()[:16]
-        if stored_hash != a["config_hash"]:
-            raise ValidationError(
-                f"{path}: config hash mismatch (file says {a['config_hash']}, config hashes to "
-                f"{stored_hash}); the file was altered or written by incompatible code"
-            )
-        cfg = json.loads(a["config"])
-        # files written before these options existed behave as they did then
-        cfg.setdefault("meta_terms", "all")
-        cfg.setdefault("sigma_floor", 0.0)
-        cfg.setdefault("discrepancy", False)
-        cfg.setdefault("sensitivity", False)
-        cfg.setdefault("per_row", ())
-        base = {k: cfg.pop(k) for k in ("metric", "model", "direction", "method")}
-        self = cls(base["metric"], base["model"], base["direction"], base["method"], **cfg)
-        if metric is not None and metric != self.metric:
-            raise ValidationError(f"{path} models metric {self.metric!r}, not {metric!r}")
-        if model is not None and self.model is not None and model != self.model:
-            raise ValidationError(f"{path} models family {self.model!r}, not {model!r}")
-        self.encoder = FeatureEncoder.from_dict(json.loads(a["encoder"]))
-        self.scaler = MetaFeatureScaler.from_dict(json.loads(a["scaler"]))
-        self.transform = TargetTransform.from_dict(json.loads(a["transform"]))
-        self.diagnostics = json.loads(a.get("diagnostics", "{}"))
-        self.model_id = a.get("model_id") or None
-        self.portfolio = json.loads(a.get("portfolio", "[]"))  # absent in older files
-        prior = json.loads(a.get("discrepancy_prior", "null"))
-        self.discrepancy_prior = None if prior is None else np.asarray(prior, dtype=float)
-        prior = json.loads(a.get("sensitivity_prior", "null"))
-        self.sensitivity_prior = None if prior is None else np.asarray(prior, dtype=float)
-        grid = json.loads(a.get("sensitivity_grid", "null"))
-        self.sensitivity_grid = _SENSITIVITIES_V3 if grid is None else np.asarray(grid, float)
-        w, grid = self.sensitivity_prior, self.sensitivity_grid
-        if w is not None and len(w) != len(grid):
-            raise ValidationError(
-                f"{path}: {len(w)} sensitivity weights for a grid of {len(grid)} points; the "
-                "file was altered or written by incompatible code"
-            )
-        self.rows = {str(k): float(v) for k, v in json.loads(a.get("rows", "{}")).items()}
-        self.datasets = [str(d) for d in ds["dataset"].values]
-        self._Z = np.asarray(ds["Z"].values, dtype=float)
-        self._draws = {
-            k: np.asarray(ds[k].values, dtype=float)
-            for k in ("B", "tau", "log_sigma", "log_sigma_mu", "log_sigma_sd")
-        }
-        if list(ds["basis"].values) != self.encoder.names:
-            raise ValidationError(f"{path}: basis names do not match the stored encoder")
-        self.warehouse = warehouse
-        return self
+        model family differs from ``metric`` / ``model`` when given
+        (:func:`metaopt_bayes.persistence.load_learner`)."""
+        return load_learner(cls, path, warehouse, metric, model)
 
     def __repr__(self) -> str:
         state = f"{len(self.datasets)} datasets" if self.is_fitted else "unfitted"
@@ -952,47 +823,6 @@ def _training_matrix(wh: Any, metric: str, model: str | None, datasets: Any, exc
             )
             df = df.assign(value=df["duration_s"])
     return df
-
-
-def _writable_model_path(path: str | os.PathLike, create: bool = True) -> Path:
-    """``path`` as a place to save a model: an existing file there must be a metaopt model
-    (never silently replace a user's other file) and its folder must take a file. With
-    ``create`` the folder is created; without it (the check before a fit) the nearest
-    existing ancestor is probed instead, so a fit that fails leaves no folder behind."""
-    path = Path(path).expanduser()
-    if path.is_dir():
-        raise ValidationError(f"model path {str(path)!r} is a folder; give a file name (.nc)")
-    if path.exists():
-        try:
-            with open(path, "rb") as f:
-                head = f.read(8)
-        except OSError as exc:
-            raise ValidationError(f"cannot write model file {str(path)!r}: {exc}") from None
-        if not (head.startswith(b"\x89HDF") or head.startswith(b"CDF")):
-            raise ValidationError(
-                f"{str(path)!r} exists and is not a model file; choose another path"
-            )
-    folder = path.parent
-    if create:
-        try:
-            folder.mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            raise ValidationError(
-                f"cannot create folder for model file {str(path)!r}: {exc}"
-            ) from None
-    else:
-        while not folder.exists() and folder != folder.parent:
-            folder = folder.parent
-    import tempfile
-
-    try:  # a real probe: permission bits do not tell (root, read-only or virtual filesystems)
-        with tempfile.NamedTemporaryFile(dir=folder, prefix=".metaopt-probe-"):
-            pass
-    except OSError as exc:
-        raise ValidationError(
-            f"cannot write model file {str(path)!r}: {exc.strerror or exc}"
-        ) from None
-    return path
 
 
 def _why_no_runs(wh: Any, metric: str, model: str | None, filtered: bool) -> str:
@@ -1041,14 +871,6 @@ def _none_if_nan(v: Any) -> Any:
         return None if math.isnan(float(v)) else float(v)
     except (TypeError, ValueError):
         return None
-
-
-def _json_default(v: Any) -> Any:
-    if isinstance(v, np.generic):
-        return v.item()
-    if isinstance(v, float) and math.isnan(v):
-        return None
-    return str(v)
 
 
 def _dataset_rows(meta: pd.DataFrame | None, datasets: list[str]) -> np.ndarray:
