@@ -84,6 +84,7 @@ from warehouse.errors import NotFoundError, ValidationError
 #: the grid of a dataset's sensitivity ``λ``: its slopes (every term but the intercept) deviate
 #: from the population by ``N(0, λ τ²)`` (see :meth:`MetaLearner._sensitivity_prior`)
 SENSITIVITIES = 2.0 ** np.arange(-4, 7)
+
 DEFAULT_CONFIG: dict[str, Any] = {
     "draws": 1000,  # per chain (nuts) / total (advi, pathfinder)
     "tune": 1000,
@@ -513,6 +514,7 @@ class MetaLearner:
         )
 
     def _extract_draws(self, idata) -> None:
+        """Keep the fit's population draws (:func:`~metaopt_bayes.pymc_graph.posterior_draws`)."""
         self._draws = posterior_draws(
             idata.posterior,
             len(self.encoder.names),
