@@ -38,7 +38,6 @@ collapsed-Gibbs / "marginalized" treatment of Gaussian hierarchical models (e.g.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import math
 import os
@@ -49,15 +48,30 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from scipy.special import logsumexp, ndtri
+from scipy.special import ndtri
 
-from metaopt_bayes.discrepancy import Discrepancy, fit_discrepancy, fit_prior
+from metaopt_bayes.discrepancy import Discrepancy, fit_discrepancy
+from metaopt_bayes.empirical_bayes import (
+    discrepancy_prior,
+    meta_prior_scale,
+    sensitivity_prior,
+    typical_noise,
+)
 from metaopt_bayes.features import (
     PARAM_PREFIX,
     FeatureEncoder,
     MetaFeatureScaler,
     TargetTransform,
 )
+from metaopt_bayes.inference import METHODS, configure_compile_cache, diagnose, run_inference
+from metaopt_bayes.persistence import (
+    hash_config,
+    json_default,
+    load_learner,
+    save_learner,
+    writable_model_path,
+)
+from metaopt_bayes.pymc_graph import POPULATION_VARS, build_pymc_model, posterior_draws
 from metaopt_bayes.update import (
     CoefficientPosterior,
     mixture_quantile,
@@ -65,19 +79,11 @@ from metaopt_bayes.update import (
     predictive_moments,
     update_dataset,
 )
-from warehouse.errors import NotFoundError, ValidationError, one_line
+from warehouse.errors import NotFoundError, ValidationError
 
-METHODS = ("nuts", "pathfinder", "advi", "map")
-# 2: discrepancy option and its grid weights; 3: dataset sensitivity; 4: its grid is stored;
-# 5: a bounded metric's values at the bound are moved inside by the dataset's resolution;
-# 6: parameters encoded per training row, and the training datasets' sizes;
-# 7: 0/1 basis columns identical on every training run are tied into one
-FORMAT_VERSION = 7
 #: the grid of a dataset's sensitivity ``λ``: its slopes (every term but the intercept) deviate
 #: from the population by ``N(0, λ τ²)`` (see :meth:`MetaLearner._sensitivity_prior`)
 SENSITIVITIES = 2.0 ** np.arange(-4, 7)
-#: the grid format-3 files were fitted on (they do not store theirs)
-_SENSITIVITIES_V3 = 2.0 ** np.arange(-4, 3)
 
 DEFAULT_CONFIG: dict[str, Any] = {
     "draws": 1000,  # per chain (nuts) / total (advi, pathfinder)
@@ -125,182 +131,12 @@ DEFAULT_CONFIG: dict[str, Any] = {
 }
 
 
-def _version() -> str:
-    from metaopt_bayes import __version__
-
-    return __version__
-
-
-def configure_compile_cache() -> Path:
-    """Point PyTensor (and numba) at one persistent cache before PyTensor is imported.
-
-    ``$METAOPT_CACHE_DIR`` or ``~/.cache/metaopt``; sets ``base_compiledir`` and
-    ``compiledir`` (numba's on-disk cache follows ``NUMBA_CACHE_DIR``) unless the user set
-    ``PYTENSOR_FLAGS`` already.
-    """
-    root = Path(os.environ.get("METAOPT_CACHE_DIR", Path.home() / ".cache" / "metaopt"))
-    base = root / "pytensor"
-    flags = os.environ.get("PYTENSOR_FLAGS", "")
-    if "compiledir" not in flags:
-        base.mkdir(parents=True, exist_ok=True)
-        extra = f"base_compiledir={base},compiledir={base / 'compiledir'}"
-        os.environ["PYTENSOR_FLAGS"] = f"{flags},{extra}" if flags else extra
-    os.environ.setdefault("NUMBA_CACHE_DIR", str(root / "numba"))
-    return base
-
-
 def infer_direction(metric: str) -> str:
     """``minimize`` for names that look like losses/errors/times, else ``maximize`` (the
     warehouse's rule for metrics it registers, :func:`warehouse.ingest.guess_direction`)."""
     from warehouse.ingest import guess_direction
 
     return guess_direction(metric)
-
-
-# ----------------------------------------------------------------------------------------------
-# the PyMC model
-
-
-def collapsed_loglik_op(S: np.ndarray, b: np.ndarray, c: np.ndarray, n: np.ndarray):
-    """A PyTensor Op ``(μ (D,p), τ² (p,), σ² (D,)) → Σ_d log p(y_d | μ_d, τ, σ_d)``.
-
-    Value and exact gradient come from :func:`metaopt_bayes.update.collapsed_loglik_grad`
-    (batched numpy Cholesky over datasets) on PyTensor's C/Python backend, and from the numba
-    kernel :func:`metaopt_bayes._numba_loglik.collapsed_loglik_grad_nb` when nutpie compiles
-    the model with numba (registered through ``numba_funcify``; without it numba falls back to
-    object mode, which made nutpie's compile hang). A hand-written Op is used because
-    PyTensor's symbolic batched Cholesky and its gradient compiled slowly and evaluated ~100×
-    slower (measured: 350 ms per gradient for 20 datasets × 17 basis terms on the C backend).
-    """
-    import pytensor.tensor as pt
-    from pytensor.graph.basic import Apply
-    from pytensor.graph.op import Op
-
-    from metaopt_bayes.update import collapsed_loglik_grad
-
-    stats = tuple(np.ascontiguousarray(x, dtype=float) for x in (S, b, c, n))
-
-    class _Grad(Op):
-        collapsed_stats = stats
-
-        def make_node(self, mu, tau2, sig2):
-            ins = [pt.as_tensor_variable(x) for x in (mu, tau2, sig2)]
-            return Apply(self, ins, [x.type() for x in ins])
-
-        def perform(self, node, inputs, outputs):
-            _, gm, gt, gs = collapsed_loglik_grad(*stats, *inputs)
-            outputs[0][0], outputs[1][0], outputs[2][0] = gm, gt, gs
-
-    grad_op = _Grad()
-
-    class _LogLik(Op):
-        collapsed_stats = stats
-
-        def make_node(self, mu, tau2, sig2):
-            ins = [pt.as_tensor_variable(x) for x in (mu, tau2, sig2)]
-            return Apply(self, ins, [pt.dscalar()])
-
-        def perform(self, node, inputs, outputs):
-            outputs[0][0] = np.asarray(collapsed_loglik_grad(*stats, *inputs)[0])
-
-        def grad(self, inputs, output_grads):
-            g = output_grads[0]
-            gm, gt, gs = grad_op(*inputs)
-            return [g * gm, g * gt, g * gs]
-
-    _register_numba(_LogLik, _Grad)
-    return _LogLik()
-
-
-def _register_numba(loglik_cls: type, grad_cls: type) -> None:
-    """Give the two Op classes numba implementations (for nutpie's numba backend)."""
-    try:
-        from pytensor.link.numba.dispatch import numba_funcify
-    except ImportError:  # pragma: no cover - numba missing: C backend only
-        return
-
-    @numba_funcify.register(loglik_cls)
-    def _funcify_loglik(op, node=None, **kwargs):
-        import numba
-
-        from metaopt_bayes._numba_loglik import collapsed_loglik_grad_nb as kernel
-
-        S, b, c, n = op.collapsed_stats
-
-        @numba.njit
-        def loglik(mu, tau2, sig2):
-            return np.asarray(kernel(S, b, c, n, mu, tau2, sig2)[0])
-
-        return loglik
-
-    @numba_funcify.register(grad_cls)
-    def _funcify_grad(op, node=None, **kwargs):
-        import numba
-
-        from metaopt_bayes._numba_loglik import collapsed_loglik_grad_nb as kernel
-
-        S, b, c, n = op.collapsed_stats
-
-        @numba.njit
-        def grad(mu, tau2, sig2):
-            _, gm, gt, gs = kernel(S, b, c, n, mu, tau2, sig2)
-            return gm, gt, gs
-
-        return grad
-
-
-def build_pymc_model(
-    S: np.ndarray,
-    b: np.ndarray,
-    c: np.ndarray,
-    n: np.ndarray,
-    Z: np.ndarray,
-    basis_names: list[str],
-    meta_names: list[str],
-    datasets: list[str],
-    prior_tau: float = 1.0,
-    prior_meta: float = 0.5,
-    meta_rows: np.ndarray | None = None,
-    sigma_floor: float = 0.0,
-):
-    """The collapsed hierarchical model: ``β_d`` integrated out (see module docstring).
-
-    ``meta_rows`` (indices into the basis) are the terms whose population mean depends on the
-    meta-features; the others share one population mean ``B0`` across datasets.
-    """
-    configure_compile_cache()
-    import pymc as pm
-    import pytensor.tensor as pt
-
-    D = S.shape[0]
-    q = Z.shape[1]
-    coords = {"basis": basis_names, "dataset": datasets}
-    if q > 1:
-        coords["meta"] = meta_names[1:]
-    rows = np.arange(S.shape[1]) if meta_rows is None else np.asarray(meta_rows, dtype=int)
-    if q > 1:
-        coords["meta_basis"] = [basis_names[i] for i in rows]
-    with pm.Model(coords=coords) as model:
-        B0 = pm.Normal("B0", 0.0, 1.0, dims="basis")
-        if q > 1:
-            Bz = pm.Normal("Bz", 0.0, prior_meta, dims=("meta_basis", "meta"))
-            MU = Z[:, :1] * B0[None, :]
-            MU = pt.inc_subtensor(MU[:, rows], pt.dot(pt.as_tensor(Z[:, 1:]), Bz.T))
-        else:
-            MU = pt.ones((D, 1)) * B0[None, :]
-        tau = pm.HalfNormal("tau", prior_tau, dims="basis")
-        ls_mu = pm.Normal("log_sigma_mu", -1.0, 1.0)
-        ls_sd = pm.HalfNormal("log_sigma_sd", 0.5)
-        if np.median(n) < 100:  # few runs per dataset: non-centered (avoids the funnel)
-            ls_z = pm.Normal("log_sigma_z", 0.0, 1.0, dims="dataset")
-            log_sigma = pm.Deterministic("log_sigma", ls_mu + ls_sd * ls_z, dims="dataset")
-        else:
-            log_sigma = pm.Normal("log_sigma", ls_mu, ls_sd, dims="dataset")
-
-        op = collapsed_loglik_op(S, b, c, n)
-        ll = op(MU, tau**2, pt.exp(2.0 * log_sigma) + sigma_floor**2)
-        pm.Potential("marginal_loglik", ll)
-    return model
 
 
 # ----------------------------------------------------------------------------------------------
@@ -415,7 +251,7 @@ class MetaLearner:
 
     def config_hash(self) -> str:
         blob = json.dumps(self.config_dict(), sort_keys=True, default=str)
-        return hashlib.sha256(blob.encode()).hexdigest()[:16]
+        return hash_config(blob)
 
     # ---- fitting -------------------------------------------------------------------------
     def _check_numbers(self) -> None:
@@ -441,7 +277,7 @@ class MetaLearner:
     def fit(self, warehouse: Any, datasets: list[str] | None = None, exclude: Any = None):
         """Fit on the warehouse's training matrix (and meta-features); record the fit there."""
         if self.config.get("path"):
-            _writable_model_path(self.config["path"], create=False)  # fail before the fit
+            writable_model_path(self.config["path"], create=False)  # fail before the fit
         if hasattr(warehouse, "has_dataset") and datasets and not isinstance(datasets, str):
             # (exclude may name a dataset the warehouse does not know: a new optimize target)
             unknown = [d for d in datasets if not warehouse.has_dataset(str(d))]
@@ -482,7 +318,7 @@ class MetaLearner:
             "fit_s": d.get("fit_s"),
             "compile_s": d.get("compile_s"),
             "status": d.get("status", "ok"),
-            "diagnostics": json.dumps(d, default=_json_default),
+            "diagnostics": json.dumps(d, default=json_default),
         }
 
     def _target(self, runs: pd.DataFrame) -> np.ndarray:
@@ -564,6 +400,7 @@ class MetaLearner:
         if meta_prior == "auto":
             meta_prior = meta_prior_scale(y, codes, self._Z)
         t_prep = time.perf_counter() - t_start
+        configure_compile_cache()
         model = build_pymc_model(
             S,
             b,
@@ -586,7 +423,7 @@ class MetaLearner:
             self.sensitivity_prior = self._sensitivity_prior(Phi, y, codes)
         if self.config["discrepancy"]:
             self.discrepancy_prior = self._discrepancy_prior(Phi, y, codes)
-        self.diagnostics = self._diagnose(idata)
+        self.diagnostics = diagnose(idata, self.method, POPULATION_VARS)
         self.diagnostics.update(
             n_runs=len(runs),
             n_datasets=D,
@@ -623,126 +460,32 @@ class MetaLearner:
 
     def _sensitivity_prior(self, Phi: np.ndarray, y: np.ndarray, codes: np.ndarray) -> np.ndarray:
         """Weights of the sensitivity grid ``sensitivity_grid`` (:data:`SENSITIVITIES` when
-        fitting; empirical Bayes).
-
-        The population fit gives every dataset the same spread ``τ`` of its coefficients
-        around ``B z_d``, but datasets differ. On openml100_rf (MAP, all 500 runs of each of
-        94 tasks) the mean squared deviation of a dataset's fitted slopes from the population,
-        in units of ``τ²``, has a log-sd of 1.06 across datasets (sampling noise alone gives
-        about 0.35) and grows with the dataset's noise level (correlation 0.68). One ``τ``
-        then makes a typical dataset's intervals too wide and an unusual one's too narrow once
-        it has a few runs. So each dataset's slopes (not its level) deviate by
-        ``N(0, λ τ²)``, ``λ`` on a log₂ grid. The grid's weights are the maximum-likelihood
-        mixture (EM) over the training datasets, each scored by the evidence of all its runs
-        at its own noise level (the likelihood averaged over 50 posterior draws), with
-        Dirichlet pseudo-counts worth one dataset per grid point, half of them on ``λ = 1``.
-        On a new dataset the few-shot update weighs the grid by the evidence of its runs
-        (:func:`~metaopt_bayes.update.update_dataset`).
-
-        The grid reaches ``λ = 64`` because some datasets respond to their hyperparameters far
-        more than any typical one: on tabrepo's task_359987 (shuttle) LightGBM's error spans
-        four orders of magnitude with ``extra_trees`` and the learning rate. Measured for grid
-        tops 4 / 16 / 64 (leave-tasks-out, MAP, 5 task folds on tabrepo; with a top of 16 the
-        EM piled weight on the top point, so mass lay beyond it):
-
-        - tabrepo multiclass NLPD after 5 runs +0.50 / −0.28 / −1.00 (task_359987 alone:
-          46 / 28 / 10; −0.78 without the sensitivity);
-        - tabrepo regression RMSE after 5 / 20 runs .116 / .107, .113 / .099, .077 / .059;
-        - openml100_rf (default NUTS, one split), after 5 runs RMSE .665 / .604 / .731, NLPD
-          −0.49 / −0.47 / −0.45, 90% coverage .956 / .946 / .944; after 20 runs RMSE .408 /
-          .418 / .465. The whole loss at 64 is two tasks (task_9967, task_3492) whose accuracy
-          is 1.0 on many runs, i.e. at the logit transform's clip (fixed since format 5: a
-          value at a bound moves inside by its dataset's resolution, see
-          :class:`~metaopt_bayes.features.TargetTransform`).
-        """
-        dr, keep, tau2, floor2 = self._second_stage_draws()
-        grid = self.sensitivity_grid
-        H = len(grid)
-        default = _centred_prior(H, int(np.argmin(np.abs(np.log(grid)))))
-        logL = []
-        for d in range(len(self.datasets)):
-            idx = np.flatnonzero(codes == d)
-            mu = np.einsum("spq,q->sp", dr["B"][keep], self._Z[d])
-            post = update_dataset(
-                mu,
-                tau2,
-                Phi[idx],
-                y[idx],
-                sigma2=np.exp(2.0 * dr["log_sigma"][keep, d]) + floor2,
-                scales=grid,
-            )
-            # the likelihood averaged over draws, per grid point (S, H) → (H,)
-            logL.append(logsumexp(post.log_evidence, axis=0) - np.log(len(keep)))
-        L = np.array(logL).reshape(-1, H)
-        L = L[np.isfinite(L).any(axis=1) & ~np.isnan(L).any(axis=1)]  # no usable evidence
-        if len(L) == 0:
-            return default
-        L = np.exp(L - L.max(axis=1, keepdims=True))
-        pi = default.copy()
-        for _ in range(20000):  # EM for the mixture weights, with pseudo-counts H · default
-            r = L * pi
-            r /= r.sum(axis=1, keepdims=True)
-            new = (r.sum(0) + H * default) / (len(L) + H)
-            done = np.abs(new - pi).max() < 1e-10
-            pi = new
-            if done:
-                break
-        else:
-            warnings.warn("sensitivity grid weights: EM did not converge", RuntimeWarning, 2)
-        return pi
-
-    def _second_stage_draws(self) -> tuple[dict[str, np.ndarray], np.ndarray, np.ndarray, float]:
-        """What the second-stage learners (sensitivity and discrepancy grid weights) share: the
-        posterior draws, 50 evenly spaced indices into them, their ``τ²`` and the noise floor²."""
-        dr = self._draws
-        keep = np.unique(np.linspace(0, len(dr["tau"]) - 1, 50).astype(int))
-        return dr, keep, dr["tau"][keep] ** 2, float(self.config["sigma_floor"]) ** 2
+        fitting), learnt by :func:`metaopt_bayes.empirical_bayes.sensitivity_prior`."""
+        return sensitivity_prior(
+            Phi,
+            y,
+            codes,
+            self._Z,
+            self._draws,
+            self.sensitivity_grid,
+            sigma_floor=float(self.config["sigma_floor"]),
+        )
 
     def _discrepancy_prior(self, Phi: np.ndarray, y: np.ndarray, codes: np.ndarray) -> np.ndarray:
-        """Grid weights of the model discrepancy, chosen on the training datasets
-        (:func:`metaopt_bayes.discrepancy.fit_prior`): each dataset, treated as a new one, is
-        updated on 5 and on 20 of its runs and the weights are those that predict up to 50 of
-        its other runs best. (Learnt from 10 and 20 runs instead, on openml100_rf: MAP 90%
-        coverage after 5 runs .961 vs .969 at equal NLPD, but the default NUTS fit lost 0.06
-        NLPD after 5 runs at equal coverage, .954.) 50 evenly spaced posterior draws carry
-        the population. The held-out runs were part of the population fit, so the learnt
-        discrepancy errs small."""
-        dr, keep, tau2, floor2 = self._second_stage_draws()
-        rng = np.random.default_rng(int(self.config["seed"]))
-        groups = []
-        for d in range(len(self.datasets)):
-            idx = np.flatnonzero(codes == d)
-            mu = np.einsum("spq,q->sp", dr["B"][keep], self._Z[d])
-            for k in (5, 20):
-                if len(idx) < k + 5:
-                    continue
-                perm = rng.permutation(idx)
-                obs, test = perm[:k], perm[k : k + 50]
-                post = update_dataset(
-                    mu,
-                    tau2,
-                    Phi[obs],
-                    y[obs],
-                    log_sigma_mu=dr["log_sigma_mu"][keep],
-                    log_sigma_sd=dr["log_sigma_sd"][keep],
-                    n_nodes=int(self.config["n_nodes"]),
-                    sigma_floor2=floor2,
-                    **self._scales(),
-                )
-                m_test, v_test = predictive_moments(post, Phi[test], noise=False)
-                mbar, _, s2 = post.moments()
-                groups.append(
-                    (
-                        self.encoder.linear_terms(Phi[obs]),
-                        y[obs] - Phi[obs] @ mbar,
-                        s2,
-                        _typical_noise(post),
-                        self.encoder.linear_terms(Phi[test]),
-                        y[test] - m_test,
-                        v_test,
-                    )
-                )
-        return fit_prior(groups)
+        """Grid weights of the model discrepancy, learnt by
+        :func:`metaopt_bayes.empirical_bayes.discrepancy_prior`."""
+        return discrepancy_prior(
+            Phi,
+            y,
+            codes,
+            self._Z,
+            self._draws,
+            self.encoder.linear_terms(Phi),
+            seed=int(self.config["seed"]),
+            n_nodes=int(self.config["n_nodes"]),
+            sigma_floor=float(self.config["sigma_floor"]),
+            **self._scales(),
+        )
 
     def _meta_rows(self) -> np.ndarray:
         """Basis indices whose population mean depends on meta-features (``meta_terms``)."""
@@ -756,139 +499,29 @@ class MetaLearner:
 
     def _infer(self, model) -> tuple[Any, float, float]:
         """Run the chosen inference; returns (InferenceData, compile seconds, sampling seconds)."""
-        import pymc as pm
-
-        cfg = self.config
-        seed = int(cfg["seed"])
-        t0 = time.perf_counter()
-        if self.method == "nuts":
-            nutpie = None
-            if cfg["sampler"] == "nutpie":
-                try:
-                    import nutpie
-                except ImportError:  # pragma: no cover - nutpie is a dependency
-                    nutpie = None
-            if nutpie is not None:
-                compiled = nutpie.compile_pymc_model(model, backend="numba")
-                t1 = time.perf_counter()
-                idata = nutpie.sample(
-                    compiled,
-                    draws=int(cfg["draws"]),
-                    tune=int(cfg["tune"]),
-                    chains=int(cfg["chains"]),
-                    cores=min(int(cfg["chains"]), os.cpu_count() or 1),
-                    seed=seed,
-                    progress_bar=bool(cfg["progress"]),
-                    target_accept=float(cfg["target_accept"]),
-                )
-                return idata, t1 - t0, time.perf_counter() - t1
-            with model:
-                idata = pm.sample(
-                    draws=int(cfg["draws"]),
-                    tune=int(cfg["tune"]),
-                    chains=int(cfg["chains"]),
-                    random_seed=seed,
-                    progressbar=bool(cfg["progress"]),
-                    target_accept=float(cfg["target_accept"]),
-                    cores=1,  # the collapsed-likelihood Op is not picklable across processes
-                    compute_convergence_checks=False,
-                )
-            return idata, 0.0, time.perf_counter() - t0
-        if self.method == "map":
-            point = _map_point(model, seed)
-            import arviz as az
-
-            post = {
-                k: np.asarray(v)[None, None, ...]
-                for k, v in point.items()
-                if k in {rv.name for rv in (*model.free_RVs, *model.deterministics)}
-            }
-            dims = {rv: list(model.named_vars_to_dims.get(rv, ())) for rv in post}
-            idata = az.from_dict(posterior=post, coords=model.coords, dims=dims)
-            return idata, 0.0, time.perf_counter() - t0
-        if self.method == "advi":
-            with model:
-                approx = pm.fit(
-                    n=int(cfg["advi_steps"]),
-                    method="advi",
-                    random_seed=seed,
-                    progressbar=bool(cfg["progress"]),
-                )
-                idata = approx.sample(int(cfg["draws"]) * int(cfg["chains"]), random_seed=seed)
-            return idata, 0.0, time.perf_counter() - t0
-        # pathfinder
-        import pymc_extras as pmx
-
-        with model:
-            idata = pmx.fit(
-                method="pathfinder",
-                num_draws=int(cfg["draws"]) * int(cfg["chains"]),
-                random_seed=seed,
-                progressbar=bool(cfg["progress"]),
-            )
-        return idata, 0.0, time.perf_counter() - t0
+        c = self.config
+        return run_inference(
+            model,
+            self.method,
+            draws=c["draws"],
+            tune=c["tune"],
+            chains=c["chains"],
+            seed=c["seed"],
+            target_accept=c["target_accept"],
+            advi_steps=c["advi_steps"],
+            sampler=c["sampler"],
+            progress=c["progress"],
+        )
 
     def _extract_draws(self, idata) -> None:
-        post = idata.posterior
-        p = len(self.encoder.names)
-        q = self._Z.shape[1]
-
-        def flat(name: str) -> np.ndarray:
-            a = np.asarray(post[name].values, dtype=float)
-            return a.reshape(a.shape[0] * a.shape[1], *a.shape[2:])
-
-        B0 = flat("B0")
-        S = B0.shape[0]
-        B = np.zeros((S, p, q))
-        B[:, :, 0] = B0
-        if q > 1:
-            B[:, self._meta_rows(), 1:] = flat("Bz")
-        draws = {
-            "B": B,
-            "tau": flat("tau"),
-            "log_sigma": flat("log_sigma"),
-            "log_sigma_mu": flat("log_sigma_mu"),
-            "log_sigma_sd": flat("log_sigma_sd"),
-        }
-        keep = int(self.config["max_draws"])
-        if keep < S:
-            idx = np.linspace(0, S - 1, keep).round().astype(int)
-            draws = {k: v[idx] for k, v in draws.items()}
-        self._draws = draws
-
-    def _diagnose(self, idata) -> dict[str, Any]:
-        import arviz as az
-
-        out: dict[str, Any] = {"method": self.method}
-        if self.method != "nuts":
-            out.update(max_rhat=float("nan"), min_ess=float("nan"), n_divergences=0, status="ok")
-            return out
-        names = ["B0", "tau", "log_sigma", "log_sigma_mu", "log_sigma_sd"]
-        if "Bz" in idata.posterior:
-            names.append("Bz")
-        rhat = az.rhat(idata, var_names=names)
-        ess = az.ess(idata, var_names=names)
-        max_rhat = float(max(float(np.nanmax(rhat[v].values)) for v in names))
-        min_ess = float(min(float(np.nanmin(ess[v].values)) for v in names))
-        div = 0
-        if hasattr(idata, "sample_stats") and "diverging" in idata.sample_stats:
-            div = int(np.asarray(idata.sample_stats["diverging"].values).sum())
-        steps = float("nan")
-        if hasattr(idata, "sample_stats"):
-            for key in ("n_steps", "tree_size"):
-                if key in idata.sample_stats:
-                    steps = float(np.asarray(idata.sample_stats[key].values).mean())
-                    break
-        out["mean_leapfrog_steps"] = steps
-        chains = int(idata.posterior.sizes.get("chain", 1))
-        bad = (chains > 1 and max_rhat > 1.01) or min_ess < 100 * chains or div > 0
-        out.update(
-            max_rhat=max_rhat,
-            min_ess=min_ess,
-            n_divergences=div,
-            status="warning" if bad else "ok",
+        """Keep the fit's population draws (:func:`~metaopt_bayes.pymc_graph.posterior_draws`)."""
+        self._draws = posterior_draws(
+            idata.posterior,
+            len(self.encoder.names),
+            self._Z.shape[1],
+            self._meta_rows(),
+            int(self.config["max_draws"]),
         )
-        return out
 
     # ---- prediction ----------------------------------------------------------------------
     def _dataset_inputs(
@@ -1014,7 +647,7 @@ class MetaLearner:
             y - X @ mbar,
             s2,
             prior=self.discrepancy_prior,
-            scale=_typical_noise(post),
+            scale=typical_noise(post),
         )
 
     def latent(
@@ -1148,66 +781,10 @@ class MetaLearner:
 
     # ---- persistence --------------------------------------------------------------------
     def save(self, path: str | os.PathLike) -> Path:
-        """Write draws + encoders to netCDF; attrs carry config JSON, its hash and the version."""
+        """Write draws + encoders to netCDF; attrs carry config JSON, its hash and the version
+        (:func:`metaopt_bayes.persistence.save_learner`)."""
         self._require_fitted()
-        import xarray as xr
-
-        dr = self._draws
-        ds = xr.Dataset(
-            {
-                "B": (("draw", "basis", "meta"), dr["B"]),
-                "tau": (("draw", "basis"), dr["tau"]),
-                "log_sigma": (("draw", "dataset"), dr["log_sigma"]),
-                "log_sigma_mu": (("draw",), dr["log_sigma_mu"]),
-                "log_sigma_sd": (("draw",), dr["log_sigma_sd"]),
-                "Z": (("dataset", "meta"), self._Z),
-            },
-            coords={
-                "basis": list(self.encoder.names),
-                "meta": list(self.scaler.names),
-                "dataset": list(self.datasets),
-            },
-        )
-        ds.attrs.update(
-            {
-                "metaopt_format": FORMAT_VERSION,
-                "metaopt_version": _version(),
-                "config": json.dumps(self.config_dict(), sort_keys=True, default=str),
-                "config_hash": self.config_hash(),
-                "encoder": json.dumps(self.encoder.to_dict()),
-                "scaler": json.dumps(self.scaler.to_dict()),
-                "transform": json.dumps(self.transform.to_dict()),
-                "diagnostics": json.dumps(self.diagnostics, default=_json_default),
-                "model_id": self.model_id or "",
-                "portfolio": json.dumps(self.portfolio, default=_json_default),
-                "sensitivity_prior": json.dumps(
-                    None if self.sensitivity_prior is None else list(self.sensitivity_prior)
-                ),
-                "sensitivity_grid": json.dumps(list(self.sensitivity_grid)),
-                "rows": json.dumps(self.rows, default=_json_default),
-                "discrepancy_prior": json.dumps(
-                    None if self.discrepancy_prior is None else list(self.discrepancy_prior)
-                ),
-            }
-        )
-        import tempfile
-
-        path = _writable_model_path(path)
-        fd, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".partial", dir=path.parent)
-        os.close(fd)
-        tmp = Path(name)
-        umask = os.umask(0)
-        os.umask(umask)
-        tmp.chmod(0o666 & ~umask)  # as a plain open() would create it, not mkstemp's 0600
-        try:  # written aside and moved into place: a failed save leaves the old file intact
-            ds.to_netcdf(tmp)
-            os.replace(tmp, path)
-        except OSError as exc:
-            why = one_line(exc, 160)
-            raise ValidationError(f"cannot write model file {str(path)!r}: {why}") from None
-        finally:
-            tmp.unlink(missing_ok=True)
-        return path
+        return save_learner(self, path)
 
     @classmethod
     def load(
@@ -1219,74 +796,9 @@ class MetaLearner:
     ) -> MetaLearner:
         """Read a model written by :meth:`save`; refuses files that are not metaopt models,
         come from a newer format, whose config does not match its hash, or whose metric or
-        model family differs from ``metric`` / ``model`` when given."""
-        import xarray as xr
-
-        path = Path(path)
-        if not path.exists():
-            raise NotFoundError(f"no model file at {path}")
-        try:
-            with xr.open_dataset(path) as f:
-                ds = f.load()
-        except Exception as exc:
-            why = one_line(exc, 160)
-            raise ValidationError(f"{path} is not a readable metaopt model file ({why})") from None
-        a = ds.attrs
-        if "metaopt_format" not in a or "config" not in a:
-            raise ValidationError(f"{path} is not a metaopt model file (no metaopt attributes)")
-        if int(a["metaopt_format"]) > FORMAT_VERSION:
-            raise ValidationError(
-                f"{path} was written in model format {a['metaopt_format']} by metaopt "
-                f"{a.get('metaopt_version')}; this metaopt reads format ≤ {FORMAT_VERSION}"
-            )
-        stored_hash = hashlib.sha256(a["config"].encode()).hexdigest()[:16]
-        if stored_hash != a["config_hash"]:
-            raise ValidationError(
-                f"{path}: config hash mismatch (file says {a['config_hash']}, config hashes to "
-                f"{stored_hash}); the file was altered or written by incompatible code"
-            )
-        cfg = json.loads(a["config"])
-        # files written before these options existed behave as they did then
-        cfg.setdefault("meta_terms", "all")
-        cfg.setdefault("sigma_floor", 0.0)
-        cfg.setdefault("discrepancy", False)
-        cfg.setdefault("sensitivity", False)
-        cfg.setdefault("per_row", ())
-        base = {k: cfg.pop(k) for k in ("metric", "model", "direction", "method")}
-        self = cls(base["metric"], base["model"], base["direction"], base["method"], **cfg)
-        if metric is not None and metric != self.metric:
-            raise ValidationError(f"{path} models metric {self.metric!r}, not {metric!r}")
-        if model is not None and self.model is not None and model != self.model:
-            raise ValidationError(f"{path} models family {self.model!r}, not {model!r}")
-        self.encoder = FeatureEncoder.from_dict(json.loads(a["encoder"]))
-        self.scaler = MetaFeatureScaler.from_dict(json.loads(a["scaler"]))
-        self.transform = TargetTransform.from_dict(json.loads(a["transform"]))
-        self.diagnostics = json.loads(a.get("diagnostics", "{}"))
-        self.model_id = a.get("model_id") or None
-        self.portfolio = json.loads(a.get("portfolio", "[]"))  # absent in older files
-        prior = json.loads(a.get("discrepancy_prior", "null"))
-        self.discrepancy_prior = None if prior is None else np.asarray(prior, dtype=float)
-        prior = json.loads(a.get("sensitivity_prior", "null"))
-        self.sensitivity_prior = None if prior is None else np.asarray(prior, dtype=float)
-        grid = json.loads(a.get("sensitivity_grid", "null"))
-        self.sensitivity_grid = _SENSITIVITIES_V3 if grid is None else np.asarray(grid, float)
-        w, grid = self.sensitivity_prior, self.sensitivity_grid
-        if w is not None and len(w) != len(grid):
-            raise ValidationError(
-                f"{path}: {len(w)} sensitivity weights for a grid of {len(grid)} points; the "
-                "file was altered or written by incompatible code"
-            )
-        self.rows = {str(k): float(v) for k, v in json.loads(a.get("rows", "{}")).items()}
-        self.datasets = [str(d) for d in ds["dataset"].values]
-        self._Z = np.asarray(ds["Z"].values, dtype=float)
-        self._draws = {
-            k: np.asarray(ds[k].values, dtype=float)
-            for k in ("B", "tau", "log_sigma", "log_sigma_mu", "log_sigma_sd")
-        }
-        if list(ds["basis"].values) != self.encoder.names:
-            raise ValidationError(f"{path}: basis names do not match the stored encoder")
-        self.warehouse = warehouse
-        return self
+        model family differs from ``metric`` / ``model`` when given
+        (:func:`metaopt_bayes.persistence.load_learner`)."""
+        return load_learner(cls, path, warehouse, metric, model)
 
     def __repr__(self) -> str:
         state = f"{len(self.datasets)} datasets" if self.is_fitted else "unfitted"
@@ -1313,47 +825,6 @@ def _training_matrix(wh: Any, metric: str, model: str | None, datasets: Any, exc
             )
             df = df.assign(value=df["duration_s"])
     return df
-
-
-def _writable_model_path(path: str | os.PathLike, create: bool = True) -> Path:
-    """``path`` as a place to save a model: an existing file there must be a metaopt model
-    (never silently replace a user's other file) and its folder must take a file. With
-    ``create`` the folder is created; without it (the check before a fit) the nearest
-    existing ancestor is probed instead, so a fit that fails leaves no folder behind."""
-    path = Path(path).expanduser()
-    if path.is_dir():
-        raise ValidationError(f"model path {str(path)!r} is a folder; give a file name (.nc)")
-    if path.exists():
-        try:
-            with open(path, "rb") as f:
-                head = f.read(8)
-        except OSError as exc:
-            raise ValidationError(f"cannot write model file {str(path)!r}: {exc}") from None
-        if not (head.startswith(b"\x89HDF") or head.startswith(b"CDF")):
-            raise ValidationError(
-                f"{str(path)!r} exists and is not a model file; choose another path"
-            )
-    folder = path.parent
-    if create:
-        try:
-            folder.mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            raise ValidationError(
-                f"cannot create folder for model file {str(path)!r}: {exc}"
-            ) from None
-    else:
-        while not folder.exists() and folder != folder.parent:
-            folder = folder.parent
-    import tempfile
-
-    try:  # a real probe: permission bits do not tell (root, read-only or virtual filesystems)
-        with tempfile.NamedTemporaryFile(dir=folder, prefix=".metaopt-probe-"):
-            pass
-    except OSError as exc:
-        raise ValidationError(
-            f"cannot write model file {str(path)!r}: {exc.strerror or exc}"
-        ) from None
-    return path
 
 
 def _why_no_runs(wh: Any, metric: str, model: str | None, filtered: bool) -> str:
@@ -1404,97 +875,6 @@ def _none_if_nan(v: Any) -> Any:
         return None
 
 
-def _json_default(v: Any) -> Any:
-    if isinstance(v, np.generic):
-        return v.item()
-    if isinstance(v, float) and math.isnan(v):
-        return None
-    return str(v)
-
-
-def _map_point(model: Any, seed: int, maxiter: int = 5000) -> dict[str, np.ndarray]:
-    """The posterior mode in the unconstrained space (log-density *with* the Jacobian of the
-    transforms), every variable back on its own scale.
-
-    ``pm.find_MAP`` drops the Jacobian, so a scale whose data prefer small values (a random
-    effect's τ, HalfNormal prior with its mode at 0) has its mode on the boundary: L-BFGS
-    walked log τ towards −∞ until its 5,000 evaluations ran out (24 s on 360 runs) and the
-    fit came back with τ ≈ 1e-4 — no room left for a new dataset to differ from the population.
-    With the Jacobian the mode is interior (Stan's ``optimize(jacobian=true)``, the centre of a
-    Laplace approximation): converged in ~1,500 evaluations there, every τ a usable size.
-    """
-    from pymc.blocking import DictToArrayBijection, RaveledVars
-    from pymc.util import get_default_varnames
-    from scipy.optimize import minimize
-
-    start = model.initial_point(random_seed=seed)
-    value_vars = {v.name: v for v in model.continuous_value_vars}
-    x0 = DictToArrayBijection.map({k: v for k, v in start.items() if k in value_vars})
-    info = x0.point_map_info
-    rvs = [model.values_to_rvs[value_vars[name]] for name, *_ in info]
-    logp = DictToArrayBijection.mapf(model.compile_logp(jacobian=True), start)
-    dlogp = DictToArrayBijection.mapf(model.compile_dlogp(rvs, jacobian=True), start)
-
-    def loss(x: np.ndarray) -> tuple[float, np.ndarray]:
-        r = RaveledVars(x, info)
-        return -float(logp(r)), -np.asarray(dlogp(r), dtype=float)
-
-    res = minimize(loss, x0.data, jac=True, method="L-BFGS-B", options={"maxiter": maxiter})
-    outs = get_default_varnames(model.unobserved_value_vars, include_transformed=True)
-    values = model.compile_fn(inputs=model.value_vars, outs=outs)(
-        DictToArrayBijection.rmap(RaveledVars(res.x, info), start)
-    )
-    return {v.name: np.asarray(val) for v, val in zip(outs, values, strict=True)}
-
-
-# candidate prior scales of the meta-features' effects (standardized units; see below), and
-# the scale used with fewer than META_PRIOR_MIN_DATASETS datasets, too few to estimate it
-META_PRIOR_GRID = (0.01, 0.02, 0.03, 0.05, 0.1, 0.2, 0.3, 0.5, 1.0)
-META_PRIOR_FALLBACK = 0.03
-META_PRIOR_MIN_DATASETS = 10
-# a wider scale must beat the tightest one within this many nats of evidence to be chosen
-META_PRIOR_MARGIN = 1.0
-
-
-def meta_prior_scale(
-    y: np.ndarray, codes: np.ndarray, Z: np.ndarray, grid: tuple[float, ...] = META_PRIOR_GRID
-) -> float:
-    """Empirical-Bayes prior scale ``s`` of the meta-features' effects on a dataset's level.
-
-    The datasets' mean levels ``ȳ_d`` are modelled as ``ȳ_d = b₀ + z_dᵀb + η_d + ē_d`` with
-    ``b₀ ~ N(0, 1)``, ``b ~ N(0, s² I)``, ``η_d ~ N(0, t²)`` and ``ē_d`` the sampling error of
-    the mean (its variance the dataset's spread over its run count). Everything is Gaussian,
-    so ``ȳ ~ N(0, 11ᵀ + s² ZZᵀ + t² I + diag v)``; its log density (Woodbury, O(D q²)) is
-    maximized over ``t`` for each ``s`` of ``grid`` — type-II maximum likelihood, as for the
-    ridge penalty of Bayesian linear regression (MacKay 1992; Bishop, *PRML* §3.5). The
-    smallest ``s`` within ``META_PRIOR_MARGIN`` nats of the best is returned, a parsimony rule
-    like the one-standard-error rule (Hastie et al., *ESL* §7.10): with 20–30 datasets and
-    ten meta-features a chance correlation gains up to 0.8 nats and, taken at face value,
-    raised the zero-shot NLPD of tabrepo's multiclass error from 2.16 to 2.61, while the
-    training time's real signal gains ~30. Meta-features that predict the level (training
-    time from the dataset's size) get a wide prior, uninformative ones the tightest. With no
-    meta-features or fewer than ``META_PRIOR_MIN_DATASETS`` datasets: ``META_PRIOR_FALLBACK``."""
-    Zm = np.asarray(Z, dtype=float)[:, 1:]
-    D, q = Zm.shape
-    if q == 0 or D < META_PRIOR_MIN_DATASETS:
-        return META_PRIOR_FALLBACK
-    n = np.maximum(np.bincount(codes, minlength=D), 1).astype(float)
-    mean = np.bincount(codes, weights=y, minlength=D) / n
-    v = np.maximum(np.bincount(codes, weights=y**2, minlength=D) / n - mean**2, 0.0) / n
-    t2_grid = np.geomspace(1e-4, 4.0, 49) * max(float(np.var(mean)), 1e-8)
-    evidence = np.full(len(grid), -np.inf)
-    for i, s in enumerate(grid):
-        U = np.hstack([np.ones((D, 1)), s * Zm])  # C = diag(t² + v) + U Uᵀ
-        for t2 in t2_grid:
-            d = t2 + v
-            Ud = U / d[:, None]
-            L = np.linalg.cholesky(np.eye(q + 1) + U.T @ Ud)
-            w = np.linalg.solve(L, Ud.T @ mean)
-            logdet = np.log(d).sum() + 2.0 * np.log(np.diag(L)).sum()
-            evidence[i] = max(evidence[i], -0.5 * (logdet + mean @ (mean / d) - w @ w))
-    return float(grid[int(np.argmax(evidence >= evidence.max() - META_PRIOR_MARGIN))])
-
-
 def _dataset_rows(meta: pd.DataFrame | None, datasets: list[str]) -> np.ndarray:
     """Each dataset's size from its meta-features (``n_instances``, else
     ``exp(log_n_instances)``); NaN where unknown."""
@@ -1510,23 +890,6 @@ def _dataset_rows(meta: pd.DataFrame | None, datasets: list[str]) -> np.ndarray:
         alt = np.exp(pd.to_numeric(m["log_n_instances"], errors="coerce").to_numpy(dtype=float))
         out = np.where(np.isfinite(out), out, alt)
     return out
-
-
-def _centred_prior(n: int, centre: int) -> np.ndarray:
-    """Grid weights before any data: ½ on point ``centre``, ½ spread evenly over the rest."""
-    if n == 1:
-        return np.ones(1)
-    w = np.full(n, 0.5 / (n - 1))
-    w[centre] = 0.5
-    return w
-
-
-def _typical_noise(post: CoefficientPosterior) -> float:
-    """The posterior geometric mean of a dataset's noise variance, ``exp E[log σ²]``: the unit
-    of the discrepancy's amplitude. After a few runs the arithmetic mean ``E[σ²]`` is dominated
-    by the log-normal's upper tail and would inflate the discrepancy with the noise doubt."""
-    w = post.weight / post.n_draws
-    return float(np.exp(np.sum(w * np.log(post.sigma2))))
 
 
 def _portfolio(runs: pd.DataFrame, y: np.ndarray, maximize: bool) -> list[dict[str, Any]]:

@@ -48,7 +48,7 @@ def test_cli_method_choices_match_the_learner_and_refuse_unknown_methods() -> No
 
     from metaopt_bayes.cli import main
     from metaopt_bayes.cli._common import FIT_METHODS
-    from metaopt_bayes.model import METHODS
+    from metaopt_bayes.inference import METHODS
 
     assert FIT_METHODS == METHODS
     commands = (["fit", "--metric", "accuracy"], ["optimize", "-d", "x", "--budget", "1"], ["demo"])

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from metaopt_bayes import MetaLearner
-from metaopt_bayes.model import META_PRIOR_FALLBACK, META_PRIOR_GRID, meta_prior_scale
+from metaopt_bayes.empirical_bayes import META_PRIOR_FALLBACK, META_PRIOR_GRID, meta_prior_scale
 from warehouse.errors import ValidationError
 
 

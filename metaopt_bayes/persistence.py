@@ -1,0 +1,232 @@
+"""Saving and loading a fitted MetaLearner: netCDF files, their format versions and the
+migrations that let older files load as they behaved when written.
+
+A file holds the population draws and ``Z`` as arrays; its attrs carry the config JSON and
+its hash, the encoders, diagnostics, the portfolio and the second stages' grid weights.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import os
+import tempfile
+from pathlib import Path
+from typing import Any, TypeVar
+
+import numpy as np
+
+from metaopt_bayes.features import FeatureEncoder, MetaFeatureScaler, TargetTransform
+from warehouse.errors import NotFoundError, ValidationError, one_line
+
+# 2: discrepancy option and its grid weights; 3: dataset sensitivity; 4: its grid is stored;
+# 5: a bounded metric's values at the bound are moved inside by the dataset's resolution;
+# 6: parameters encoded per training row, and the training datasets' sizes;
+# 7: 0/1 basis columns identical on every training run are tied into one
+FORMAT_VERSION = 7
+#: the grid format-3 files were fitted on (they do not store theirs)
+_SENSITIVITIES_V3 = 2.0 ** np.arange(-4, 3)
+
+Learner = TypeVar("Learner")
+
+
+def hash_config(config_json: str) -> str:
+    """The hash of a config's JSON text (16 hex digits): stored with a model, checked on load."""
+    return hashlib.sha256(config_json.encode()).hexdigest()[:16]
+
+
+def save_learner(learner: Any, path: str | os.PathLike) -> Path:
+    """Write a fitted learner to ``path`` (netCDF), aside and then moved into place, so a
+    failed save leaves an older file intact."""
+    import xarray as xr
+
+    dr = learner._draws
+    ds = xr.Dataset(
+        {
+            "B": (("draw", "basis", "meta"), dr["B"]),
+            "tau": (("draw", "basis"), dr["tau"]),
+            "log_sigma": (("draw", "dataset"), dr["log_sigma"]),
+            "log_sigma_mu": (("draw",), dr["log_sigma_mu"]),
+            "log_sigma_sd": (("draw",), dr["log_sigma_sd"]),
+            "Z": (("dataset", "meta"), learner._Z),
+        },
+        coords={
+            "basis": list(learner.encoder.names),
+            "meta": list(learner.scaler.names),
+            "dataset": list(learner.datasets),
+        },
+    )
+    ds.attrs.update(
+        {
+            "metaopt_format": FORMAT_VERSION,
+            "metaopt_version": _version(),
+            "config": json.dumps(learner.config_dict(), sort_keys=True, default=str),
+            "config_hash": learner.config_hash(),
+            "encoder": json.dumps(learner.encoder.to_dict()),
+            "scaler": json.dumps(learner.scaler.to_dict()),
+            "transform": json.dumps(learner.transform.to_dict()),
+            "diagnostics": json.dumps(learner.diagnostics, default=json_default),
+            "model_id": learner.model_id or "",
+            "portfolio": json.dumps(learner.portfolio, default=json_default),
+            "sensitivity_prior": json.dumps(
+                None if learner.sensitivity_prior is None else list(learner.sensitivity_prior)
+            ),
+            "sensitivity_grid": json.dumps(list(learner.sensitivity_grid)),
+            "rows": json.dumps(learner.rows, default=json_default),
+            "discrepancy_prior": json.dumps(
+                None if learner.discrepancy_prior is None else list(learner.discrepancy_prior)
+            ),
+        }
+    )
+
+    path = writable_model_path(path)
+    fd, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".partial", dir=path.parent)
+    os.close(fd)
+    tmp = Path(name)
+    umask = os.umask(0)
+    os.umask(umask)
+    tmp.chmod(0o666 & ~umask)  # as a plain open() would create it, not mkstemp's 0600
+    try:  # written aside and moved into place: a failed save leaves the old file intact
+        ds.to_netcdf(tmp)
+        os.replace(tmp, path)
+    except OSError as exc:
+        why = one_line(exc, 160)
+        raise ValidationError(f"cannot write model file {str(path)!r}: {why}") from None
+    finally:
+        tmp.unlink(missing_ok=True)
+    return path
+
+
+def load_learner(
+    cls: type[Learner],
+    path: str | os.PathLike,
+    warehouse: Any = None,
+    metric: str | None = None,
+    model: str | None = None,
+) -> Learner:
+    """A ``cls`` (the MetaLearner class) read from a file :func:`save_learner` wrote; refuses
+    files that are not metaopt models, come from a newer format, whose config does not match
+    its hash, or whose metric or model family differs from ``metric`` / ``model`` when given."""
+    import xarray as xr
+
+    path = Path(path)
+    if not path.exists():
+        raise NotFoundError(f"no model file at {path}")
+    try:
+        with xr.open_dataset(path) as f:
+            ds = f.load()
+    except Exception as exc:
+        why = one_line(exc, 160)
+        raise ValidationError(f"{path} is not a readable metaopt model file ({why})") from None
+    a = ds.attrs
+    if "metaopt_format" not in a or "config" not in a:
+        raise ValidationError(f"{path} is not a metaopt model file (no metaopt attributes)")
+    if int(a["metaopt_format"]) > FORMAT_VERSION:
+        raise ValidationError(
+            f"{path} was written in model format {a['metaopt_format']} by metaopt "
+            f"{a.get('metaopt_version')}; this metaopt reads format ≤ {FORMAT_VERSION}"
+        )
+    stored_hash = hash_config(a["config"])
+    if stored_hash != a["config_hash"]:
+        raise ValidationError(
+            f"{path}: config hash mismatch (file says {a['config_hash']}, config hashes to "
+            f"{stored_hash}); the file was altered or written by incompatible code"
+        )
+    cfg = json.loads(a["config"])
+    # files written before these options existed behave as they did then
+    cfg.setdefault("meta_terms", "all")
+    cfg.setdefault("sigma_floor", 0.0)
+    cfg.setdefault("discrepancy", False)
+    cfg.setdefault("sensitivity", False)
+    cfg.setdefault("per_row", ())
+    base = {k: cfg.pop(k) for k in ("metric", "model", "direction", "method")}
+    learner = cls(base["metric"], base["model"], base["direction"], base["method"], **cfg)
+    if metric is not None and metric != learner.metric:
+        raise ValidationError(f"{path} models metric {learner.metric!r}, not {metric!r}")
+    if model is not None and learner.model is not None and model != learner.model:
+        raise ValidationError(f"{path} models family {learner.model!r}, not {model!r}")
+    learner.encoder = FeatureEncoder.from_dict(json.loads(a["encoder"]))
+    learner.scaler = MetaFeatureScaler.from_dict(json.loads(a["scaler"]))
+    learner.transform = TargetTransform.from_dict(json.loads(a["transform"]))
+    learner.diagnostics = json.loads(a.get("diagnostics", "{}"))
+    learner.model_id = a.get("model_id") or None
+    learner.portfolio = json.loads(a.get("portfolio", "[]"))  # absent in older files
+    prior = json.loads(a.get("discrepancy_prior", "null"))
+    learner.discrepancy_prior = None if prior is None else np.asarray(prior, dtype=float)
+    prior = json.loads(a.get("sensitivity_prior", "null"))
+    learner.sensitivity_prior = None if prior is None else np.asarray(prior, dtype=float)
+    grid = json.loads(a.get("sensitivity_grid", "null"))
+    learner.sensitivity_grid = _SENSITIVITIES_V3 if grid is None else np.asarray(grid, float)
+    w, grid = learner.sensitivity_prior, learner.sensitivity_grid
+    if w is not None and len(w) != len(grid):
+        raise ValidationError(
+            f"{path}: {len(w)} sensitivity weights for a grid of {len(grid)} points; the "
+            "file was altered or written by incompatible code"
+        )
+    learner.rows = {str(k): float(v) for k, v in json.loads(a.get("rows", "{}")).items()}
+    learner.datasets = [str(d) for d in ds["dataset"].values]
+    learner._Z = np.asarray(ds["Z"].values, dtype=float)
+    learner._draws = {
+        k: np.asarray(ds[k].values, dtype=float)
+        for k in ("B", "tau", "log_sigma", "log_sigma_mu", "log_sigma_sd")
+    }
+    if list(ds["basis"].values) != learner.encoder.names:
+        raise ValidationError(f"{path}: basis names do not match the stored encoder")
+    learner.warehouse = warehouse
+    return learner
+
+
+def writable_model_path(path: str | os.PathLike, create: bool = True) -> Path:
+    """``path`` as a place to save a model: an existing file there must be a metaopt model
+    (never silently replace a user's other file) and its folder must take a file. With
+    ``create`` the folder is created; without it (the check before a fit) the nearest
+    existing ancestor is probed instead, so a fit that fails leaves no folder behind."""
+    path = Path(path).expanduser()
+    if path.is_dir():
+        raise ValidationError(f"model path {str(path)!r} is a folder; give a file name (.nc)")
+    if path.exists():
+        try:
+            with open(path, "rb") as f:
+                head = f.read(8)
+        except OSError as exc:
+            raise ValidationError(f"cannot write model file {str(path)!r}: {exc}") from None
+        if not (head.startswith(b"\x89HDF") or head.startswith(b"CDF")):
+            raise ValidationError(
+                f"{str(path)!r} exists and is not a model file; choose another path"
+            )
+    folder = path.parent
+    if create:
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise ValidationError(
+                f"cannot create folder for model file {str(path)!r}: {exc}"
+            ) from None
+    else:
+        while not folder.exists() and folder != folder.parent:
+            folder = folder.parent
+
+    try:  # a real probe: permission bits do not tell (root, read-only or virtual filesystems)
+        with tempfile.NamedTemporaryFile(dir=folder, prefix=".metaopt-probe-"):
+            pass
+    except OSError as exc:
+        raise ValidationError(
+            f"cannot write model file {str(path)!r}: {exc.strerror or exc}"
+        ) from None
+    return path
+
+
+def json_default(v: Any) -> Any:
+    """``json.dumps``'s fallback: numpy scalars as Python ones, NaN as null, else the text."""
+    if isinstance(v, np.generic):
+        return v.item()
+    if isinstance(v, float) and math.isnan(v):
+        return None
+    return str(v)
+
+
+def _version() -> str:
+    from metaopt_bayes import __version__
+
+    return __version__
