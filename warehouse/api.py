@@ -141,6 +141,103 @@ class Warehouse(Store):
         """Wide meta-features: index ``dataset``, one float column per meta-feature name."""
         return query.meta_features(self, datasets=datasets)
 
+    # ------------------------------------------------------------------ datasets
+    def dataset_names(self) -> list[str]:
+        """Every dataset name the warehouse knows (registered, created by ingest, or with
+        runs), sorted."""
+        return lookups.dataset_names(self)
+
+    def dataset_task(self, name: str) -> str | None:
+        """``'classification'`` or ``'regression'`` as registered; None for an unknown
+        dataset or one known only by name (see :func:`warehouse.datasets.dataset_task`)."""
+        from warehouse import datasets  # numpy/pandas: only when needed
+
+        return datasets.dataset_task(self, name)
+
+    def dataset_info(self, name: str) -> dict[str, Any]:
+        """The ``datasets`` row of ``name`` (task, target, n_rows, n_features, n_classes, …)
+        plus ``n_meta_features``; :class:`~warehouse.errors.NotFoundError` when unknown."""
+        from warehouse import datasets
+
+        return datasets.dataset_info(self, name)
+
+    def dataset_frame(self, name: str) -> tuple[pd.DataFrame, str, str]:
+        """The stored table of a registered dataset: ``(frame, target, task)`` (see
+        :func:`warehouse.datasets.load_dataset_frame`)."""
+        from warehouse import datasets
+
+        return datasets.load_dataset_frame(self, name)
+
+    # ------------------------------------------------------------------ runs
+    def model_names(self) -> list[str]:
+        """The model families that have runs, sorted."""
+        return lookups.model_names(self)
+
+    def count_runs(
+        self,
+        dataset: str | None = None,
+        model: str | Sequence[str] | None = None,
+        exclude: Sequence[str] | None = None,
+        status: str | None = None,
+        source: str | None = None,
+    ) -> int:
+        """The number of runs matching every filter given (``model``: a name or a list);
+        ``exclude`` leaves those datasets out (see :func:`warehouse.lookups.count_runs`)."""
+        return lookups.count_runs(
+            self, dataset=dataset, model=model, exclude=exclude, status=status, source=source
+        )
+
+    def trials(
+        self,
+        dataset: str,
+        model: str | Sequence[str] | None = None,
+        source: str | None = None,
+    ) -> pd.DataFrame:
+        """The runs on ``dataset`` (of ``model``, a name or a list; from ``source``), oldest
+        first: columns ``run_id, model, status, seq``."""
+        return lookups.trials(self, dataset, model=model, source=source)
+
+    def finished_configs(self, dataset: str, model: str) -> list[dict[str, Any]]:
+        """The configuration of each finished run of ``model`` on ``dataset``, oldest first,
+        values as stored (see :func:`warehouse.lookups.finished_configs`)."""
+        return lookups.finished_configs(self, dataset, model)
+
+    def latest_run(
+        self,
+        dataset: str,
+        model: str,
+        source: str | None = None,
+        seed: int | None = None,
+        split: str = "test",
+    ) -> dict[str, Any] | None:
+        """The newest finished run of ``model`` on ``dataset`` (from ``source``, with
+        ``seed``) with its ``params`` and its ``metrics`` on ``split``; None if there is none
+        (see :func:`warehouse.lookups.latest_run`)."""
+        return lookups.latest_run(self, dataset, model, source=source, seed=seed, split=split)
+
+    def metric_counts(self, model: str | None = None) -> dict[str, int]:
+        """``{metric: number of values logged}`` (by the runs of ``model`` when given), the
+        most logged first."""
+        return lookups.metric_counts(self, model=model)
+
+    def meta_models(
+        self,
+        metric: str | None = None,
+        model_family: str | None = None,
+        id_prefix: str | None = None,
+        saved_only: bool = False,
+    ) -> pd.DataFrame:
+        """Recorded meta-model fits, newest first, every ``meta_models`` column (see
+        :func:`warehouse.records.meta_models`)."""
+        return records.meta_models(
+            self,
+            metric=metric,
+            model_family=model_family,
+            id_prefix=id_prefix,
+            saved_only=saved_only,
+        )
+
+    # ------------------------------------------------------------------ audits
     def check(self) -> pd.DataFrame:
         """Run every audit in ``sql/audits``; one row per audit with its failing-row count."""
         return query.run_audits(self)

@@ -286,8 +286,17 @@ def _py(v: Any) -> Any:
 
 
 def dataset_info(wh: Store, name: str) -> dict[str, Any]:
-    """The ``datasets`` row of ``name`` plus its number of meta-features."""
+    """The ``datasets`` row of ``name`` plus its number of meta-features (None for what is
+    not known); :class:`NotFoundError` when the warehouse has no dataset ``name``."""
     return _summary(wh, name)
+
+
+def dataset_task(wh: Store, name: str) -> str | None:
+    """``'classification'`` or ``'regression'``: the task ``name`` was registered with;
+    None for an unknown dataset or one created by run ingest (name only)."""
+    rows = wh._read_arrow("SELECT task FROM datasets WHERE name = ?", [name])["task"]
+    task = rows[0].as_py() if len(rows) else None
+    return None if task is None else str(task)
 
 
 def list_datasets(wh: Store, meta_features: tuple[str, ...] | None = None) -> pd.DataFrame:
@@ -340,6 +349,7 @@ __all__: list[str] = [
     "SKLEARN_DATASETS",
     "content_hash",
     "dataset_info",
+    "dataset_task",
     "infer_task",
     "list_datasets",
     "load_data",

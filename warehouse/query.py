@@ -343,7 +343,10 @@ def list_views() -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def _where(filters: Mapping[str, Any], columns: Sequence[str]) -> tuple[str, list[Any]]:
+def where_equal(filters: Mapping[str, Any], columns: Sequence[str]) -> tuple[str, list[Any]]:
+    """`` WHERE …`` (or ``""``) testing each filter for equality with bound parameters: a
+    list/tuple/set means IN (an empty one matches nothing), None means IS NULL. Filter
+    names must be among ``columns`` (case-insensitive); they are quoted, never formatted."""
     clauses, args = [], []
     lower = {c.lower(): c for c in columns}
     for key, value in filters.items():
@@ -380,7 +383,7 @@ def view(wh: Store, name: str, **filters: Any) -> pd.DataFrame:
         raise NotFoundError(
             f"no view named {name!r}; known views: {', '.join(sqlfiles.view_names())}"
         )
-    where, args = _where(filters, _view_columns(wh, name))
+    where, args = where_equal(filters, _view_columns(wh, name))
     ident = quote_ident(name)
     order = {
         "run_features": " ORDER BY seq",
@@ -397,7 +400,7 @@ def recent_runs(
 ) -> pd.DataFrame:
     """Newest runs first: run fields plus the valid-split metrics as a map."""
     filters = {k: v for k, v in (("dataset", dataset), ("model", model)) if v is not None}
-    where, args = _where(filters, ["dataset", "model"])
+    where, args = where_equal(filters, ["dataset", "model"])
     tail = ""
     if limit is not None:
         if int(limit) < 0:

@@ -1,6 +1,7 @@
 """Rows the meta-learner writes about itself: fitted meta-models and recommendations.
 
 Each write is one transaction; dict values (``config``, ``diagnostics``) are stored as JSON.
+:func:`meta_models` reads the fits back.
 """
 
 from __future__ import annotations
@@ -96,3 +97,29 @@ def record_recommendations(wh: Store, df: pd.DataFrame) -> list[str]:
         finally:
             con.unregister(src)
     return [str(x) for x in df["rec_id"]]
+
+
+def meta_models(
+    wh: Store,
+    metric: str | None = None,
+    model_family: str | None = None,
+    id_prefix: str | None = None,
+    saved_only: bool = False,
+) -> pd.DataFrame:
+    """The recorded meta-model fits, newest first, with every ``meta_models`` column: those
+    for ``metric`` and ``model_family`` when given, whose ``model_id`` starts with
+    ``id_prefix``, and (``saved_only``) that were saved to a file (``path`` set)."""
+    clauses: list[str] = []
+    args: list[Any] = []
+    for clause, value in (
+        ("metric = ?", metric),
+        ("model_family = ?", model_family),
+        ("starts_with(model_id, ?)", id_prefix),
+    ):
+        if value is not None:
+            clauses.append(clause)
+            args.append(str(value))
+    if saved_only:
+        clauses.append("path IS NOT NULL")
+    where = f" WHERE {' AND '.join(clauses)}" if clauses else ""
+    return wh._read_df(f"SELECT * FROM meta_models{where} ORDER BY created_at DESC", args)
