@@ -52,7 +52,7 @@ def test_only_the_package_door_imports_the_facade():
 
 def test_leaves_import_nothing_above_them():
     graph = _graph()
-    for leaf in ("warehouse.errors", "warehouse.frames"):
+    for leaf in ("warehouse.errors", "warehouse.protocol", "warehouse.frames"):
         assert graph[leaf] <= {"warehouse.errors"}, leaf
     assert graph["warehouse.sqlfiles"] <= {"warehouse.errors"}
 
