@@ -26,7 +26,7 @@ __all__ = [
 
 def __getattr__(name: str):  # lazy: `import warehouse` stays cheap until a store is opened
     if name == "Warehouse":
-        from warehouse.store import Warehouse
+        from warehouse.api import Warehouse
 
         return Warehouse
     raise AttributeError(name)

@@ -25,12 +25,15 @@ import contextlib
 import hashlib
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
 
 from warehouse.errors import NotFoundError, ValidationError, one_line
+
+if TYPE_CHECKING:
+    from warehouse.store import Store
 
 DATA_SCHEMA = "dataset_data"
 
@@ -145,7 +148,7 @@ def _data_table(name: str) -> str:
 
 
 def register_dataset(
-    wh: Any,
+    wh: Store,
     name: str | None,
     data: Any,
     target: str,
@@ -258,7 +261,7 @@ def register_dataset(
     }
 
 
-def _summary(wh: Any, name: str) -> dict[str, Any]:
+def _summary(wh: Store, name: str) -> dict[str, Any]:
     df = wh._read_df(
         "SELECT d.name, d.task, d.target, d.source, d.n_rows, d.n_features, d.n_classes, "
         "d.content_hash, (SELECT count(*) FROM dataset_meta_features m "
@@ -282,12 +285,21 @@ def _py(v: Any) -> Any:
     return v.item() if isinstance(v, np.generic) else v
 
 
-def dataset_info(wh: Any, name: str) -> dict[str, Any]:
-    """The ``datasets`` row of ``name`` plus its number of meta-features."""
+def dataset_info(wh: Store, name: str) -> dict[str, Any]:
+    """The ``datasets`` row of ``name`` plus its number of meta-features (None for what is
+    not known); :class:`NotFoundError` when the warehouse has no dataset ``name``."""
     return _summary(wh, name)
 
 
-def list_datasets(wh: Any, meta_features: tuple[str, ...] | None = None) -> pd.DataFrame:
+def dataset_task(wh: Store, name: str) -> str | None:
+    """``'classification'`` or ``'regression'``: the task ``name`` was registered with;
+    None for an unknown dataset or one created by run ingest (name only)."""
+    rows = wh._read_arrow("SELECT task FROM datasets WHERE name = ?", [name])["task"]
+    task = rows[0].as_py() if len(rows) else None
+    return None if task is None else str(task)
+
+
+def list_datasets(wh: Store, meta_features: tuple[str, ...] | None = None) -> pd.DataFrame:
     """One row per dataset with its key meta-features as columns."""
     from warehouse.metafeatures import KEY_META_FEATURES
 
@@ -308,7 +320,7 @@ def list_datasets(wh: Any, meta_features: tuple[str, ...] | None = None) -> pd.D
     return base.astype(object).where(base.notna(), None)
 
 
-def meta_feature_table(wh: Any, name: str) -> pd.DataFrame:
+def meta_feature_table(wh: Store, name: str) -> pd.DataFrame:
     """Every meta-feature of dataset ``name`` (long form: name, value, method, compute_s)."""
     _summary(wh, name)  # NotFoundError for an unknown dataset
     return wh._read_df(
@@ -318,7 +330,7 @@ def meta_feature_table(wh: Any, name: str) -> pd.DataFrame:
     )
 
 
-def load_dataset_frame(wh: Any, name: str) -> tuple[pd.DataFrame, str, str]:
+def load_dataset_frame(wh: Store, name: str) -> tuple[pd.DataFrame, str, str]:
     """The stored table of a registered dataset: ``(frame, target, task)``."""
     info = wh._read_df("SELECT task, target, content_hash FROM datasets WHERE name = ?", [name])
     if not len(info):
@@ -337,6 +349,7 @@ __all__: list[str] = [
     "SKLEARN_DATASETS",
     "content_hash",
     "dataset_info",
+    "dataset_task",
     "infer_task",
     "list_datasets",
     "load_data",

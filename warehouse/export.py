@@ -39,7 +39,7 @@ from warehouse.errors import ValidationError
 from warehouse.store import MEMORY
 
 if TYPE_CHECKING:
-    from warehouse.store import Warehouse
+    from warehouse.store import Store
 
 __all__ = ["PARTITIONED", "export_warehouse"]
 
@@ -72,7 +72,7 @@ _SINGLE: dict[str, str] = {
 
 
 def export_warehouse(
-    wh: Warehouse,
+    wh: Store,
     directory: str | Path,
     dialect: str = "duckdb",
     overwrite: bool = False,
@@ -150,7 +150,7 @@ def _is_export(folder: Path) -> bool:
     )
 
 
-def _write_export(wh: Warehouse, out: Path, dialect: str) -> dict[str, int]:
+def _write_export(wh: Store, out: Path, dialect: str) -> dict[str, int]:
     """The export's files, written into the existing empty folder ``out``."""
     import duckdb
 

@@ -1,8 +1,8 @@
 """Bring existing history into the warehouse: MLflow tracking stores and Optuna studies.
 
 Both importers read the foreign store through its own Python API (``mlflow``/``optuna`` are
-optional dependencies, imported lazily) and write through :meth:`Warehouse.log_runs`, so the
-usual validation applies and a failed import writes nothing.
+optional dependencies, imported lazily) and write through :func:`warehouse.ingest.log_runs`,
+so the usual validation applies and a failed import writes nothing.
 
 Idempotent: every imported run gets a stable id derived from the source (``mlflow:<run_id>``,
 ``optuna:<study>:<trial number>``). Ids already in the warehouse are skipped, so importing
@@ -40,12 +40,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from warehouse.errors import MetaoptError, NotFoundError, ValidationError, one_line
-from warehouse.ingest import existing_ids
+from warehouse.ingest import existing_ids, log_runs
 
 if TYPE_CHECKING:
     import pandas as pd
 
-    from warehouse.store import Warehouse
+    from warehouse.store import Store
 
 __all__ = ["ImportResult", "import_mlflow", "import_optuna"]
 
@@ -79,7 +79,7 @@ def _require(module: str, extra: str) -> Any:
         ) from None
 
 
-def _existing_runs(wh: Warehouse, prefix: str) -> dict[str, tuple[Any, Any, Any]]:
+def _existing_runs(wh: Store, prefix: str) -> dict[str, tuple[Any, Any, Any]]:
     """run_id → (dataset, model, start in whole milliseconds) of the runs under ``prefix``."""
     df = wh._read_df(
         "SELECT run_id, dataset, model, started_at FROM runs WHERE starts_with(run_id, ?)",
@@ -166,7 +166,7 @@ def _allow_file_store() -> Iterator[None]:
 
 
 def import_mlflow(
-    wh: Warehouse,
+    wh: Store,
     tracking_uri: str | os.PathLike[str] | None = None,
     experiments: Sequence[str] | None = None,
     dataset: str | None = None,
@@ -273,12 +273,12 @@ def import_mlflow(
                 row[f"metrics.{name}"] = float(value)
         rows.append(row)
     if rows:
-        wh.log_runs(_frame(rows))
+        log_runs(wh, _frame(rows))
     return ImportResult(uri, len(rows), already, unfinished)
 
 
 # ---------------------------------------------------------------------------------- Optuna
-def _register_metric(wh: Warehouse, name: str, direction: str, study: str) -> None:
+def _register_metric(wh: Store, name: str, direction: str, study: str) -> None:
     with wh._transaction() as con:
         rows = con.execute("SELECT direction FROM metrics WHERE name = ?", [name]).fetchall()
         if not rows:
@@ -291,7 +291,7 @@ def _register_metric(wh: Warehouse, name: str, direction: str, study: str) -> No
 
 
 def import_optuna(
-    wh: Warehouse,
+    wh: Store,
     storage: str,
     study: str,
     dataset: str,
@@ -386,5 +386,5 @@ def import_optuna(
         with wh._transaction():
             for name, direction in zip(names, directions, strict=True):
                 _register_metric(wh, name, direction, study)
-            wh.log_runs(_frame(rows))
+            log_runs(wh, _frame(rows))
     return ImportResult(f"{storage}#{study}", len(rows), already, unfinished)

@@ -41,12 +41,15 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from warehouse.errors import NotFoundError, ValidationError, one_line
+from warehouse.frames import read_frame, to_arrow  # noqa: F401  (read_frame: re-exported)
+from warehouse.sqlfiles import quote_ident as _qi
+from warehouse.sqlfiles import quote_literal as _ql
 
 if TYPE_CHECKING:
     import pandas as pd
     import pyarrow as pa
 
-    from warehouse.store import Warehouse
+    from warehouse.store import Store
 
 RUN_FIELDS = (
     "run_id",
@@ -85,150 +88,6 @@ def guess_direction(metric: str) -> str:
     duration, regret, cpu_s, mem), else ``'maximize'``."""
     low = metric.lower()
     return "minimize" if any(h in low for h in _MINIMIZE_HINTS) else "maximize"
-
-
-def _qi(name: str) -> str:
-    """A quoted DuckDB identifier, built with sqlglot (never string-formatted)."""
-    from sqlglot import exp
-
-    return exp.to_identifier(name, quoted=True).sql(dialect="duckdb")
-
-
-def _ql(text: str) -> str:
-    """A DuckDB string literal, built with sqlglot."""
-    from sqlglot import exp
-
-    return exp.Literal.string(text).sql(dialect="duckdb")
-
-
-# ---------------------------------------------------------------------------- loading
-def to_arrow(data: Any, what: str = "log_runs") -> pa.Table:
-    """A pyarrow Table from a DataFrame, an Arrow table, or a CSV/TSV/Parquet path."""
-    import pandas as pd
-    import pyarrow as pa
-
-    if isinstance(data, pa.Table):
-        table = data
-    elif isinstance(data, pd.DataFrame):
-        table = _from_pandas(data)
-    elif isinstance(data, str | Path):
-        table = _read_file(Path(data))
-    else:
-        raise ValidationError(
-            f"{what} expects a pandas DataFrame, a pyarrow Table or a CSV/Parquet path, "
-            f"not {type(data).__name__}"
-        )
-    names = table.column_names
-    dupes = sorted({n for n in names if names.count(n) > 1})
-    if dupes:
-        raise ValidationError(f"column {dupes[0]!r} appears more than once")
-    if table.num_rows == 0:
-        raise ValidationError(f"{what}: the input has no rows")
-    return table
-
-
-def _from_pandas(df: pd.DataFrame) -> pa.Table:
-    import pyarrow as pa
-
-    df = df.reset_index(drop=True)
-    fixed = {}
-    for col in df.columns:
-        if not isinstance(col, str):
-            raise ValidationError(f"column {col!r}: column names must be strings")
-        series = df[col]
-        if series.dtype == object and col.startswith(("params.", "arch.")):
-            # Mixed Python objects (0.5 and 'sqrt' in one column): keep values as text and
-            # let per-value typing recover the numbers.
-            fixed[col] = series.map(lambda v: None if _is_missing(v) else str(v)).astype(object)
-    if fixed:
-        df = df.assign(**fixed)
-    try:
-        return pa.Table.from_pandas(df, preserve_index=False)
-    except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError) as exc:
-        for col in df.columns:  # find the culprit column for a one-line message
-            try:
-                pa.Table.from_pandas(df[[col]], preserve_index=False)
-            except Exception:
-                raise ValidationError(
-                    f"column {col!r}: values cannot be stored ({one_line(exc)})"
-                ) from None
-        raise ValidationError(f"the DataFrame cannot be converted: {one_line(exc)}") from None
-
-
-def _is_missing(value: Any) -> bool:
-    if value is None:
-        return True
-    try:
-        return bool(value != value)  # NaN, pd.NA-safe enough for scalars
-    except (TypeError, ValueError):
-        return False
-
-
-def _read_file(path: Path) -> pa.Table:
-    import pyarrow as pa
-    import pyarrow.csv as pacsv
-    import pyarrow.parquet as pq
-
-    if not path.exists():
-        raise ValidationError(f"file {str(path)!r} does not exist")
-    if path.is_dir():
-        raise ValidationError(f"{str(path)!r} is a folder, not a CSV or Parquet file")
-    if path.stat().st_size == 0:
-        raise ValidationError(f"file {str(path)!r} is empty")
-    suffixes = [s.lower() for s in path.suffixes]
-    try:
-        if suffixes and suffixes[-1] in (".parquet", ".pq"):
-            return pq.read_table(path)
-        if ".csv" in suffixes or ".tsv" in suffixes or ".txt" in suffixes:
-            delimiter = "\t" if ".tsv" in suffixes else ","
-            return pacsv.read_csv(
-                path,
-                parse_options=pacsv.ParseOptions(delimiter=delimiter),
-                convert_options=pacsv.ConvertOptions(
-                    # NaN/inf text stays a float so it can be refused; empty means missing.
-                    null_values=["", "NULL", "null", "NA", "N/A"],
-                    strings_can_be_null=True,
-                ),
-            )
-    except (pa.ArrowInvalid, OSError) as exc:
-        raise ValidationError(f"cannot read {str(path)!r}: {one_line(exc)}") from None
-    raise ValidationError(
-        f"file {str(path)!r}: unknown format (use .csv, .tsv, .csv.gz or .parquet)"
-    )
-
-
-def read_frame(path: str | Path, what: str = "file") -> pd.DataFrame:
-    """A small table from a CSV/TSV, Parquet or JSON file (one object, a list of objects, or
-    an object of columns as pandas writes it), with the same one-line refusals as ingest
-    (missing, empty, ragged or unreadable file)."""
-    import pandas as pd
-
-    path = Path(path).expanduser()
-    if path.suffix.lower() != ".json":
-        frame = _read_file(path).to_pandas()
-    else:
-        if not path.is_file():
-            raise ValidationError(f"{what} {str(path)!r} does not exist")
-        try:
-            obj = json.loads(path.read_text("utf-8"))
-        except (OSError, ValueError) as exc:
-            raise ValidationError(f"cannot read {str(path)!r}: {one_line(exc)}") from None
-        if isinstance(obj, dict) and obj and all(isinstance(v, list | dict) for v in obj.values()):
-            try:  # columns: {"lr": [..], ...} or pandas' to_json() {"lr": {"0": ..}, ...}
-                frame = pd.DataFrame(obj)
-            except ValueError as exc:
-                raise ValidationError(f"cannot read {str(path)!r}: {one_line(exc)}") from None
-        else:
-            rows = [obj] if isinstance(obj, dict) else obj
-            if not isinstance(rows, list) or not all(isinstance(o, dict) for o in rows):
-                raise ValidationError(
-                    f"{what} {str(path)!r} must hold a JSON object, a list of objects or "
-                    "an object of columns"
-                )
-            frame = pd.DataFrame(rows)
-    if frame.empty:
-        raise ValidationError(f"{what} {str(path)!r} has no rows")
-    return frame
 
 
 # ---------------------------------------------------------------------------- bulk runs
@@ -311,7 +170,7 @@ def new_run_ids(n: int) -> list[str] | Any:
     return pa.array(np.ascontiguousarray(chars).view("S12").ravel()).cast(pa.string())
 
 
-def log_runs(wh: Warehouse, data: Any) -> int:
+def log_runs(wh: Store, data: Any) -> int:
     """Bulk-insert runs in the MLflow layout (see the module docstring); all or nothing.
 
     Returns the number of runs written. Implementation: the input becomes one Arrow table
@@ -770,7 +629,7 @@ def file_source(path: str | Path) -> str:
     return f"ingest:{Path(path).expanduser().resolve()}"
 
 
-def ingest_file(wh: Warehouse, path: str | Path) -> tuple[int, int]:
+def ingest_file(wh: Store, path: str | Path) -> tuple[int, int]:
     """Load a CSV/Parquet file of runs (:func:`log_runs`, all or nothing) so that loading it
     again adds nothing; returns (runs written, runs already present).
 
@@ -811,14 +670,14 @@ def ingest_file(wh: Warehouse, path: str | Path) -> tuple[int, int]:
     return log_runs(wh, with_source(fresh)), len(ids) - len(keep)
 
 
-def existing_ids(wh: Warehouse, prefix: str) -> set[str]:
+def existing_ids(wh: Store, prefix: str) -> set[str]:
     """The run ids in the warehouse that start with ``prefix``."""
     df = wh._read_df("SELECT run_id FROM runs WHERE starts_with(run_id, ?)", [prefix])
     return set(df["run_id"].astype(str))
 
 
 def delete_runs(
-    wh: Warehouse,
+    wh: Store,
     run_ids: Sequence[str] | None = None,
     dataset: str | None = None,
     model: str | None = None,
@@ -876,7 +735,7 @@ def delete_runs(
 
 
 def log_run(
-    wh: Warehouse,
+    wh: Store,
     dataset: str,
     model: str,
     params: Mapping[str, Any],
@@ -1014,7 +873,7 @@ def _bad_stamp(stamps: Mapping[str, Any]) -> str:
     return "started_at/finished_at: "
 
 
-def _next_seq(wh: Warehouse, con: Any) -> int:
+def _next_seq(wh: Store, con: Any) -> int:
     """The next ``runs.seq``: max + 1, read cheaply.
 
     ``wh._seq_floor`` is a seq this Warehouse saw committed; seqs only grow (nothing deletes
@@ -1042,7 +901,7 @@ def _insert_values(con: Any, table: str, run_id: str, seq: int, rows: list[tuple
 
 
 # ---------------------------------------------------------------------------- meta-features
-def log_dataset_meta_features(wh: Warehouse, data: Any, method: str = "user") -> int:
+def log_dataset_meta_features(wh: Store, data: Any, method: str = "user") -> int:
     """Store meta-features from a wide table: ``dataset`` + one numeric column per name.
 
     Empty cells are skipped; NaN/inf and text are refused; a dataset may appear once. Values
@@ -1102,87 +961,6 @@ def log_dataset_meta_features(wh: Warehouse, data: Any, method: str = "user") ->
         finally:
             con.unregister(src)
     return total
-
-
-# ---------------------------------------------------------------------------- meta-models etc.
-def _table_columns(con: Any, table: str) -> list[str]:
-    return [
-        r[0]
-        for r in con.execute(
-            "SELECT column_name FROM duckdb_columns() "
-            "WHERE table_name = ? AND schema_name = 'main' "
-            "ORDER BY column_index",
-            [table],
-        ).fetchall()
-    ]
-
-
-def _jsonable(value: Any) -> Any:
-    if isinstance(value, dict | list | tuple):
-        return json.dumps(value, default=_json_default, sort_keys=True)
-    return value
-
-
-def _json_default(value: Any) -> Any:
-    if hasattr(value, "item"):
-        return value.item()
-    if hasattr(value, "tolist"):
-        return value.tolist()
-    return str(value)
-
-
-def record_meta_model(wh: Warehouse, **row: Any) -> str:
-    """Insert one ``meta_models`` row; ``config``/``diagnostics`` dicts become JSON. Returns
-    ``model_id`` (generated when absent)."""
-    with wh._transaction() as con:
-        columns = _table_columns(con, "meta_models")
-        unknown = sorted(set(row) - set(columns))
-        if unknown:
-            raise ValidationError(f"record_meta_model: unknown column {unknown[0]!r}")
-        row = dict(row)
-        row.setdefault("model_id", uuid.uuid4().hex)
-        names = list(row)
-        con.execute(
-            f"INSERT INTO meta_models ({', '.join(_qi(n) for n in names)}) "
-            f"VALUES ({', '.join('?' for _ in names)})",
-            [_jsonable(row[n]) for n in names],
-        )
-    return str(row["model_id"])
-
-
-def record_recommendations(wh: Warehouse, df: pd.DataFrame) -> list[str]:
-    """Insert recommendations (columns of the ``recommendations`` table; ``config`` may hold
-    dicts). Returns their ``rec_id`` values (generated when absent). All or nothing."""
-    import pandas as pd
-
-    if not isinstance(df, pd.DataFrame) or df.empty:
-        raise ValidationError("record_recommendations expects a non-empty DataFrame")
-    df = df.reset_index(drop=True).copy()
-    if "rec_id" not in df.columns:
-        df["rec_id"] = [uuid.uuid4().hex for _ in range(len(df))]
-    if "config" in df.columns:
-        df["config"] = df["config"].map(_jsonable)
-    with wh._transaction() as con:
-        columns = _table_columns(con, "recommendations")
-        unknown = sorted(set(df.columns) - set(columns))
-        if unknown:
-            raise ValidationError(f"record_recommendations: unknown column {unknown[0]!r}")
-        con.execute(
-            "INSERT INTO datasets (name, source) SELECT DISTINCT d, 'ingest' FROM "
-            "(SELECT unnest(?::VARCHAR[])) AS t(d) WHERE d NOT IN (SELECT name FROM datasets)",
-            [sorted({str(d) for d in df["dataset"].dropna()})] if "dataset" in df.columns else [[]],
-        )
-        src = f"__metaopt_rec_{uuid.uuid4().hex[:12]}"
-        con.register(src, df)
-        try:
-            names = list(df.columns)
-            con.execute(
-                f"INSERT INTO recommendations ({', '.join(_qi(n) for n in names)}) "
-                f"SELECT {', '.join(_qi(n) for n in names)} FROM {src}"
-            )
-        finally:
-            con.unregister(src)
-    return [str(x) for x in df["rec_id"]]
 
 
 def _check_finite_numbers(con: Any, src: str, column: str, not_finite: str) -> None:

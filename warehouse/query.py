@@ -28,11 +28,13 @@ from typing import TYPE_CHECKING, Any
 
 from warehouse import sqlfiles
 from warehouse.errors import NotFoundError, UnsafeQueryError, ValidationError, one_line
+from warehouse.frames import arrow_to_pandas
+from warehouse.sqlfiles import quote_ident
 
 if TYPE_CHECKING:
     import pandas as pd
 
-    from warehouse.store import Warehouse
+    from warehouse.store import Store
 
 #: Table functions a query may use in FROM (all compute in memory, none reads a file).
 ALLOWED_TABLE_FUNCTIONS = frozenset(
@@ -291,16 +293,35 @@ def _check_once(query: str, catalog: frozenset[str]) -> None:
     check_query(query, catalog)
 
 
+def catalog(wh: Store, cached: bool = False) -> frozenset[str]:
+    """Names of the tables and views a user query may read (main schema).
+
+    ``cached=True`` may answer from the last lookup (two catalog scans cost ~1.5 ms, a
+    sizeable share of a small query): a name that has since been dropped only makes the
+    engine report a missing table, and a caller that misses a name looks again fresh.
+    """
+    if cached and wh._catalog is not None:
+        return wh._catalog
+    cur = wh._read_cursor()
+    rows = cur.execute(
+        "SELECT table_name FROM duckdb_tables() WHERE NOT internal AND schema_name = 'main' "
+        "UNION SELECT view_name FROM duckdb_views() WHERE NOT internal "
+        "AND schema_name = 'main'"
+    ).fetchall()
+    wh._catalog = frozenset(r[0] for r in rows)
+    return wh._catalog
+
+
 def safe_sql(
-    wh: Warehouse, query: str, params: Sequence[Any] | Mapping[str, Any] | None = None
+    wh: Store, query: str, params: Sequence[Any] | Mapping[str, Any] | None = None
 ) -> pd.DataFrame:
     """Run one user query under both locks and return a DataFrame."""
     import duckdb
 
     try:
-        _check_once(query, wh.catalog(cached=True))
+        _check_once(query, catalog(wh, cached=True))
     except UnsafeQueryError:
-        _check_once(query, wh.catalog())  # a table or view created since the cached lookup
+        _check_once(query, catalog(wh))  # a table or view created since the cached lookup
     try:
         return wh._read_df(query, params)
     except duckdb.Error as exc:
@@ -322,15 +343,16 @@ def list_views() -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def _where(filters: Mapping[str, Any], columns: Sequence[str]) -> tuple[str, list[Any]]:
-    from sqlglot import exp
-
+def where_equal(filters: Mapping[str, Any], columns: Sequence[str]) -> tuple[str, list[Any]]:
+    """`` WHERE …`` (or ``""``) testing each filter for equality with bound parameters: a
+    list/tuple/set means IN (an empty one matches nothing), None means IS NULL. Filter
+    names must be among ``columns`` (case-insensitive); they are quoted, never formatted."""
     clauses, args = [], []
     lower = {c.lower(): c for c in columns}
     for key, value in filters.items():
         if key.lower() not in lower:
             raise ValidationError(f"unknown filter column {key!r}; columns: {', '.join(columns)}")
-        ident = exp.to_identifier(lower[key.lower()], quoted=True).sql(dialect="duckdb")
+        ident = quote_ident(lower[key.lower()])
         if value is None:
             clauses.append(f"{ident} IS NULL")
         elif isinstance(value, list | tuple | set | frozenset):
@@ -346,28 +368,23 @@ def _where(filters: Mapping[str, Any], columns: Sequence[str]) -> tuple[str, lis
     return (" WHERE " + " AND ".join(clauses)) if clauses else "", args
 
 
-def _view_columns(wh: Warehouse, name: str) -> list[str]:
-    from sqlglot import exp
-
+def _view_columns(wh: Store, name: str) -> list[str]:
     cached = wh._view_columns.get(name)
     if cached is None:
-        ident = exp.to_identifier(name, quoted=True).sql(dialect="duckdb")
         cached = wh._view_columns[name] = list(
-            wh._read_df(f"SELECT * FROM {ident} LIMIT 0").columns
+            wh._read_df(f"SELECT * FROM {quote_ident(name)} LIMIT 0").columns
         )
     return cached
 
 
-def view(wh: Warehouse, name: str, **filters: Any) -> pd.DataFrame:
+def view(wh: Store, name: str, **filters: Any) -> pd.DataFrame:
     """Read view ``name`` with equality filters (a list/tuple/set means IN, None IS NULL)."""
-    from sqlglot import exp
-
     if name not in sqlfiles.view_names():
         raise NotFoundError(
             f"no view named {name!r}; known views: {', '.join(sqlfiles.view_names())}"
         )
-    where, args = _where(filters, _view_columns(wh, name))
-    ident = exp.to_identifier(name, quoted=True).sql(dialect="duckdb")
+    where, args = where_equal(filters, _view_columns(wh, name))
+    ident = quote_ident(name)
     order = {
         "run_features": " ORDER BY seq",
         "training_matrix": " ORDER BY seq, metric, split",
@@ -379,11 +396,11 @@ def view(wh: Warehouse, name: str, **filters: Any) -> pd.DataFrame:
 
 
 def recent_runs(
-    wh: Warehouse, dataset: str | None = None, model: str | None = None, limit: int | None = 20
+    wh: Store, dataset: str | None = None, model: str | None = None, limit: int | None = 20
 ) -> pd.DataFrame:
     """Newest runs first: run fields plus the valid-split metrics as a map."""
     filters = {k: v for k, v in (("dataset", dataset), ("model", model)) if v is not None}
-    where, args = _where(filters, ["dataset", "model"])
+    where, args = where_equal(filters, ["dataset", "model"])
     tail = ""
     if limit is not None:
         if int(limit) < 0:
@@ -400,7 +417,7 @@ def recent_runs(
 
 # ---------------------------------------------------------------------------- learner inputs
 def training_matrix(
-    wh: Warehouse,
+    wh: Store,
     metric: str,
     model: str | None = None,
     datasets: Sequence[str] | None = None,
@@ -423,8 +440,6 @@ def training_matrix(
     import pandas as pd
     import pyarrow as pa
 
-    from warehouse.store import _arrow_to_pandas
-
     if isinstance(datasets, str) or isinstance(exclude, str):
         raise ValidationError("datasets/exclude must be lists of dataset names, not a string")
     clauses, args = ["r.status = 'finished'", "x.name = ?", "x.split = ?"], [metric, split]
@@ -446,7 +461,7 @@ def training_matrix(
     # The rows of the training_matrix view, read from its tables: the view's LATERAL map
     # columns are not pruned by DuckDB even when unselected (6x slower on 333k runs).
     rows = "FROM run_metrics AS x JOIN runs AS r ON r.seq = x.seq WHERE " + " AND ".join(clauses)
-    base = _arrow_to_pandas(
+    base = arrow_to_pandas(
         wh._read_arrow(
             "SELECT r.run_id, r.dataset, r.model, x.value, r.duration_s, r.seq "
             f"{rows} ORDER BY r.seq",
@@ -499,7 +514,7 @@ def training_matrix(
     return pd.concat([base, extra], axis=1)
 
 
-def meta_features(wh: Warehouse, datasets: Sequence[str] | None = None) -> pd.DataFrame:
+def meta_features(wh: Store, datasets: Sequence[str] | None = None) -> pd.DataFrame:
     """Wide meta-features: index ``dataset`` (every dataset asked for, or every registered
     one), one float column per meta-feature name, NaN where a dataset lacks it."""
     import pandas as pd
@@ -526,7 +541,7 @@ def meta_features(wh: Warehouse, datasets: Sequence[str] | None = None) -> pd.Da
 
 
 # ---------------------------------------------------------------------------- audits
-def run_audits(wh: Warehouse, examples: int = 3) -> pd.DataFrame:
+def run_audits(wh: Store, examples: int = 3) -> pd.DataFrame:
     """Run each ``sql/audits/*.sql`` query; an audit passes when it returns zero rows.
 
     Then two integrity checks: ``integrity_views`` (every named view binds and runs) and
@@ -559,18 +574,14 @@ def run_audits(wh: Warehouse, examples: int = 3) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def _integrity(wh: Warehouse) -> list[dict[str, Any]]:
+def _integrity(wh: Store) -> list[dict[str, Any]]:
     """Views bind and every table reads back in full (DuckDB checks block checksums)."""
     import duckdb
-    from sqlglot import exp
-
-    def ident(name: str) -> str:
-        return exp.to_identifier(name, quoted=True).sql(dialect="duckdb")
 
     broken_views = []
     for name in sqlfiles.view_names():
         try:
-            wh._read_df(f"SELECT * FROM {ident(name)} LIMIT 1")
+            wh._read_df(f"SELECT * FROM {quote_ident(name)} LIMIT 1")
         except duckdb.Error as exc:
             broken_views.append(f"{name}: {str(exc).strip().splitlines()[0]}")
     tables = wh._read_df(
@@ -579,7 +590,7 @@ def _integrity(wh: Warehouse) -> list[dict[str, Any]]:
     unreadable = []
     for name in sorted(tables):
         try:  # hash every column of every row: all blocks are read and verified
-            wh._read_df(f"SELECT count(hash(COLUMNS(*))) FROM {ident(name)}")
+            wh._read_df(f"SELECT count(hash(COLUMNS(*))) FROM {quote_ident(name)}")
         except duckdb.Error as exc:
             unreadable.append(f"{name}: {str(exc).strip().splitlines()[0]}")
     return [

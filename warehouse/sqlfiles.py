@@ -116,6 +116,20 @@ def view_select(name: str) -> str:
     return tree.expression.sql(dialect="duckdb", pretty=True)
 
 
+def quote_ident(name: str) -> str:
+    """A quoted DuckDB identifier, built with sqlglot (never string-formatted)."""
+    from sqlglot import exp
+
+    return exp.to_identifier(name, quoted=True).sql(dialect="duckdb")
+
+
+def quote_literal(text: str) -> str:
+    """A DuckDB string literal, built with sqlglot."""
+    from sqlglot import exp
+
+    return exp.Literal.string(text).sql(dialect="duckdb")
+
+
 DIALECTS = (
     "duckdb",
     "spark",

@@ -1,14 +1,17 @@
-"""The warehouse: one DuckDB database, its migrations, transactions and read-only reads.
+"""The Store core: one DuckDB database, its migrations, transactions and read-only reads.
+
+This module imports nothing from the rest of the warehouse but errors, sqlfiles and frames;
+the public methods live on :class:`warehouse.api.Warehouse`, a subclass.
 
 Connection design (measured on DuckDB 2.0, see tests/warehouse/test_safe_sql.py):
 
-* The database is opened ONCE per :class:`Warehouse` with ``enable_external_access=false``
+* The database is opened ONCE per :class:`Store` with ``enable_external_access=false``
   and ``lock_configuration=true``. No SQL run through metaopt can then read or write files,
   ATTACH, COPY, INSTALL or LOAD, nor switch that back on. metaopt itself never needs file
   access from SQL: CSV/Parquet are read by pyarrow and handed to DuckDB as registered Arrow
   relations (``con.register`` still works with external access disabled).
-* Writes go through :meth:`Warehouse._transaction` on the main connection.
-* Reads for users (:meth:`Warehouse.sql`, views) run on a cursor of the same database inside
+* Writes go through :meth:`Store._transaction` on the main connection.
+* Reads for users (``Warehouse.sql``, views) run on a cursor of the same database inside
   ``BEGIN TRANSACTION READ ONLY`` (or on a connection opened ``read_only=True``), so they
   cannot write even if the sqlglot allowlist in :mod:`warehouse.query` were bypassed. A
   cursor shares the database instance, which sidesteps DuckDB's rule that one process cannot
@@ -28,7 +31,7 @@ import time
 import warnings
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Self
 
 import duckdb
 
@@ -41,6 +44,7 @@ from warehouse.errors import (
     WarehouseBusyError,
     one_line,
 )
+from warehouse.frames import arrow_to_pandas
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -88,28 +92,6 @@ def _package_version() -> str:
         return "0+source"
 
 
-def _arrow_to_pandas(table: Any) -> pd.DataFrame:
-    """Arrow → pandas with dicts for MAP columns and nullable integers for integer columns."""
-    import pandas as pd
-    import pyarrow as pa
-
-    ints = {
-        pa.int8(): pd.Int8Dtype(),
-        pa.int16(): pd.Int16Dtype(),
-        pa.int32(): pd.Int32Dtype(),
-        pa.int64(): pd.Int64Dtype(),
-        pa.uint8(): pd.UInt8Dtype(),
-        pa.uint16(): pd.UInt16Dtype(),
-        pa.uint32(): pd.UInt32Dtype(),
-        pa.uint64(): pd.UInt64Dtype(),
-    }
-    nullable = {f.name for f in table.schema if f.type in ints and table[f.name].null_count}
-    df = table.to_pandas(maps_as_pydicts="strict")
-    for name in nullable:
-        df[name] = pd.array(table[name].to_pylist(), dtype=ints[table.schema.field(name).type])
-    return df
-
-
 def _check_duckdb_file(path: str) -> None:
     """A clear error for a path that is a folder or a file of another kind (say a CSV given
     to --db by mistake), which DuckDB reports with unrelated-sounding messages."""
@@ -124,10 +106,12 @@ def _check_duckdb_file(path: str) -> None:
         raise SchemaVersionError(f"{path!r} is not a DuckDB warehouse file")
 
 
-class Warehouse:
-    """An embedded DuckDB warehouse of training runs (see the module docstring).
+class Store:
+    """The core of a warehouse: one DuckDB database opened, migrated, written in transactions
+    and read read-only (see the module docstring). :class:`warehouse.api.Warehouse` adds the
+    public methods; the modules below it (ingest, query, records, …) take a ``Store``.
 
-    ``Warehouse(path=None, read_only=False)``: ``path`` ``None`` means ``$METAOPT_DB``, else
+    ``Store(path=None, read_only=False)``: ``path`` ``None`` means ``$METAOPT_DB``, else
     ``./metaopt.duckdb``; ``":memory:"`` is an in-memory warehouse. Opening applies pending
     schema migrations (refusing a file written by a newer metaopt) and (re)creates the views.
     Use it as a context manager or call :meth:`close`.
@@ -249,7 +233,7 @@ class Warehouse:
                 finally:
                     self.busy_timeout = saved
 
-    def __enter__(self) -> Warehouse:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -258,7 +242,7 @@ class Warehouse:
     def __repr__(self) -> str:
         mode = "read-only" if self.read_only else "read-write"
         state = "closed" if self._con is None else mode
-        return f"Warehouse({self.path!r}, {state})"
+        return f"{type(self).__name__}({self.path!r}, {state})"
 
     def _require_open(self) -> duckdb.DuckDBPyConnection:
         if self._con is None:
@@ -433,7 +417,7 @@ class Warehouse:
         with MAP columns (measured on run_features, 20k rows).
         """
         if via_arrow:
-            return _arrow_to_pandas(self._read_arrow(query, params))
+            return arrow_to_pandas(self._read_arrow(query, params))
         cur = self._read_cursor()
         if not self.read_only:
             cur.execute("BEGIN TRANSACTION READ ONLY")
@@ -457,165 +441,3 @@ class Warehouse:
             if not self.read_only:
                 with contextlib.suppress(duckdb.Error):
                     cur.execute("ROLLBACK")
-
-    def catalog(self, cached: bool = False) -> frozenset[str]:
-        """Names of the tables and views a user query may read (main schema).
-
-        ``cached=True`` may answer from the last lookup (two catalog scans cost ~1.5 ms, a
-        sizeable share of a small query): a name that has since been dropped only makes the
-        engine report a missing table, and a caller that misses a name looks again fresh.
-        """
-        if cached and self._catalog is not None:
-            return self._catalog
-        cur = self._read_cursor()
-        rows = cur.execute(
-            "SELECT table_name FROM duckdb_tables() WHERE NOT internal AND schema_name = 'main' "
-            "UNION SELECT view_name FROM duckdb_views() WHERE NOT internal "
-            "AND schema_name = 'main'"
-        ).fetchall()
-        self._catalog = frozenset(r[0] for r in rows)
-        return self._catalog
-
-    # ------------------------------------------------------------------ public API
-    def log_run(
-        self,
-        dataset: str,
-        model: str,
-        params: Mapping[str, Any] | None = None,
-        metrics: Mapping[str, Any] | None = None,
-        **meta: Any,
-    ) -> str:
-        """Log one run; returns its ``run_id``. See :func:`warehouse.ingest.log_run`."""
-        from warehouse import ingest
-
-        return ingest.log_run(self, dataset, model, params or {}, metrics or {}, **meta)
-
-    def log_runs(self, data: Any) -> int:
-        """Bulk-log runs in the MLflow layout, all or nothing; returns the number of runs.
-        See :func:`warehouse.ingest.log_runs`."""
-        from warehouse import ingest
-
-        return ingest.log_runs(self, data)
-
-    def delete_runs(
-        self,
-        run_ids: Sequence[str] | None = None,
-        dataset: str | None = None,
-        model: str | None = None,
-        source: str | None = None,
-        dry_run: bool = False,
-    ) -> list[str]:
-        """Delete runs by id and/or filters, all or nothing; returns the deleted ids. See
-        :func:`warehouse.ingest.delete_runs`."""
-        from warehouse import ingest
-
-        return ingest.delete_runs(
-            self, run_ids, dataset=dataset, model=model, source=source, dry_run=dry_run
-        )
-
-    def log_dataset_meta_features(self, data: Any, method: str = "user") -> int:
-        """Log a wide table ``dataset`` + one numeric column per meta-feature; returns the
-        number of values written. See :func:`warehouse.ingest.log_dataset_meta_features`."""
-        from warehouse import ingest
-
-        return ingest.log_dataset_meta_features(self, data, method=method)
-
-    def register_dataset(
-        self,
-        name: str,
-        data: Any,
-        target: str,
-        task: str | None = None,
-        source: str | None = None,
-    ) -> dict[str, Any]:
-        """Register a dataset and compute its meta-features (see warehouse.datasets)."""
-        from warehouse.datasets import register_dataset
-
-        return register_dataset(self, name, data, target, task=task, source=source)
-
-    def record_meta_model(self, **row: Any) -> str:
-        """Store one fitted meta-model's row; returns its ``model_id``."""
-        from warehouse import ingest
-
-        return ingest.record_meta_model(self, **row)
-
-    def record_recommendations(self, df: pd.DataFrame) -> list[str]:
-        """Store recommendations (one row each); returns their ``rec_id`` values."""
-        from warehouse import ingest
-
-        return ingest.record_recommendations(self, df)
-
-    def has_dataset(self, name: str) -> bool:
-        """Whether ``name`` is a registered dataset, has runs (imported histories) or has
-        meta-features."""
-        rows = self._read_df(
-            "SELECT 1 FROM datasets WHERE name = $n UNION ALL "
-            "SELECT 1 FROM (SELECT 1 FROM runs WHERE dataset = $n LIMIT 1) UNION ALL "
-            "SELECT 1 FROM (SELECT 1 FROM dataset_meta_features WHERE dataset = $n LIMIT 1)",
-            {"n": name},
-        )
-        return len(rows) > 0
-
-    def metric_direction(self, metric: str) -> str:
-        """``'maximize'`` or ``'minimize'``: the direction registered for ``metric`` (by ingest
-        or an import), else the one its name suggests (loss, error, time, … are minimized)."""
-        from warehouse.ingest import guess_direction
-
-        rows = self._read_df("SELECT direction FROM metrics WHERE name = ?", [metric])
-        return str(rows["direction"].iloc[0]) if len(rows) else guess_direction(metric)
-
-    def sql(
-        self, query: str, params: Sequence[Any] | Mapping[str, Any] | None = None
-    ) -> pd.DataFrame:
-        """Run one safe, read-only query (see :mod:`warehouse.query`)."""
-        from warehouse import query as q
-
-        return q.safe_sql(self, query, params)
-
-    def view(self, name: str, **filters: Any) -> pd.DataFrame:
-        """Read a named view; filters are equality tests on its columns (a list means IN)."""
-        from warehouse import query as q
-
-        return q.view(self, name, **filters)
-
-    def views(self) -> pd.DataFrame:
-        """The named views with their header comments."""
-        from warehouse import query as q
-
-        return q.list_views()
-
-    def runs(
-        self, dataset: str | None = None, model: str | None = None, limit: int | None = 20
-    ) -> pd.DataFrame:
-        """The most recently logged runs (newest first), optionally filtered."""
-        from warehouse import query as q
-
-        return q.recent_runs(self, dataset=dataset, model=model, limit=limit)
-
-    def training_matrix(
-        self,
-        metric: str,
-        model: str | None = None,
-        datasets: Sequence[str] | None = None,
-        exclude: Sequence[str] | None = None,
-        split: str = "valid",
-    ) -> pd.DataFrame:
-        """One row per finished run having ``metric`` (see
-        :func:`warehouse.query.training_matrix`)."""
-        from warehouse import query as q
-
-        return q.training_matrix(
-            self, metric, model=model, datasets=datasets, exclude=exclude, split=split
-        )
-
-    def meta_features(self, datasets: Sequence[str] | None = None) -> pd.DataFrame:
-        """Wide meta-features: index ``dataset``, one float column per meta-feature name."""
-        from warehouse import query as q
-
-        return q.meta_features(self, datasets=datasets)
-
-    def check(self) -> pd.DataFrame:
-        """Run every audit in ``sql/audits``; one row per audit with its failing-row count."""
-        from warehouse import query as q
-
-        return q.run_audits(self)

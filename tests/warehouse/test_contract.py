@@ -89,3 +89,14 @@ def test_user_sql_cannot_write(seeded):
     with pytest.raises(MetaoptError):
         seeded.sql("DELETE FROM runs")
     assert int(seeded.sql("SELECT count(*) AS n FROM runs").n[0]) == 7
+
+
+def test_typed_reads_same_everywhere(seeded):
+    assert seeded.dataset_names() == ["d1", "d2"] and seeded.model_names() == ["rf", "svm"]
+    assert seeded.count_runs(model="svm", status="finished") == 2
+    assert list(seeded.trials("d2").run_id) == ["r4", "r5", "r6"]
+    assert seeded.finished_configs("d2", "svm") == [{"C": 10.0}]
+    assert seeded.latest_run("d1", "rf", split="valid")["run_id"] == "r7"
+    assert seeded.metric_counts() == {"accuracy": 6, "log_loss": 6}
+    assert seeded.dataset_task("d1") is None and seeded.meta_models().empty
+    assert seeded.has_dataset("d2") and seeded.metric_direction("log_loss") == "minimize"

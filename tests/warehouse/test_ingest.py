@@ -299,7 +299,7 @@ def test_read_frame_json_layouts(tmp_path):
 
     import pandas as pd
 
-    from warehouse.ingest import read_frame
+    from warehouse.frames import read_frame
 
     want = {"lr": [0.1, 0.2], "depth": [3, 4]}
     layouts = {

@@ -1,0 +1,169 @@
+"""Tables in and out: DataFrames, Arrow tables and CSV/TSV/Parquet/JSON files.
+
+:func:`to_arrow` is how every bulk input reaches DuckDB (``log_runs``, meta-features);
+:func:`read_frame` reads the small files a user hands to the search (configs, candidates);
+:func:`arrow_to_pandas` is how results come back. Nothing here touches a warehouse.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from warehouse.errors import ValidationError, one_line
+
+if TYPE_CHECKING:
+    import pandas as pd
+    import pyarrow as pa
+
+
+def to_arrow(data: Any, what: str = "log_runs") -> pa.Table:
+    """A pyarrow Table from a DataFrame, an Arrow table, or a CSV/TSV/Parquet path."""
+    import pandas as pd
+    import pyarrow as pa
+
+    if isinstance(data, pa.Table):
+        table = data
+    elif isinstance(data, pd.DataFrame):
+        table = _from_pandas(data)
+    elif isinstance(data, str | Path):
+        table = _read_file(Path(data))
+    else:
+        raise ValidationError(
+            f"{what} expects a pandas DataFrame, a pyarrow Table or a CSV/Parquet path, "
+            f"not {type(data).__name__}"
+        )
+    names = table.column_names
+    dupes = sorted({n for n in names if names.count(n) > 1})
+    if dupes:
+        raise ValidationError(f"column {dupes[0]!r} appears more than once")
+    if table.num_rows == 0:
+        raise ValidationError(f"{what}: the input has no rows")
+    return table
+
+
+def _from_pandas(df: pd.DataFrame) -> pa.Table:
+    import pyarrow as pa
+
+    df = df.reset_index(drop=True)
+    fixed = {}
+    for col in df.columns:
+        if not isinstance(col, str):
+            raise ValidationError(f"column {col!r}: column names must be strings")
+        series = df[col]
+        if series.dtype == object and col.startswith(("params.", "arch.")):
+            # Mixed Python objects (0.5 and 'sqrt' in one column): keep values as text and
+            # let per-value typing recover the numbers.
+            fixed[col] = series.map(lambda v: None if _is_missing(v) else str(v)).astype(object)
+    if fixed:
+        df = df.assign(**fixed)
+    try:
+        return pa.Table.from_pandas(df, preserve_index=False)
+    except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError) as exc:
+        for col in df.columns:  # find the culprit column for a one-line message
+            try:
+                pa.Table.from_pandas(df[[col]], preserve_index=False)
+            except Exception:
+                raise ValidationError(
+                    f"column {col!r}: values cannot be stored ({one_line(exc)})"
+                ) from None
+        raise ValidationError(f"the DataFrame cannot be converted: {one_line(exc)}") from None
+
+
+def _is_missing(value: Any) -> bool:
+    if value is None:
+        return True
+    try:
+        return bool(value != value)  # NaN, pd.NA-safe enough for scalars
+    except (TypeError, ValueError):
+        return False
+
+
+def _read_file(path: Path) -> pa.Table:
+    import pyarrow as pa
+    import pyarrow.csv as pacsv
+    import pyarrow.parquet as pq
+
+    if not path.exists():
+        raise ValidationError(f"file {str(path)!r} does not exist")
+    if path.is_dir():
+        raise ValidationError(f"{str(path)!r} is a folder, not a CSV or Parquet file")
+    if path.stat().st_size == 0:
+        raise ValidationError(f"file {str(path)!r} is empty")
+    suffixes = [s.lower() for s in path.suffixes]
+    try:
+        if suffixes and suffixes[-1] in (".parquet", ".pq"):
+            return pq.read_table(path)
+        if ".csv" in suffixes or ".tsv" in suffixes or ".txt" in suffixes:
+            delimiter = "\t" if ".tsv" in suffixes else ","
+            return pacsv.read_csv(
+                path,
+                parse_options=pacsv.ParseOptions(delimiter=delimiter),
+                convert_options=pacsv.ConvertOptions(
+                    # NaN/inf text stays a float so it can be refused; empty means missing.
+                    null_values=["", "NULL", "null", "NA", "N/A"],
+                    strings_can_be_null=True,
+                ),
+            )
+    except (pa.ArrowInvalid, OSError) as exc:
+        raise ValidationError(f"cannot read {str(path)!r}: {one_line(exc)}") from None
+    raise ValidationError(
+        f"file {str(path)!r}: unknown format (use .csv, .tsv, .csv.gz or .parquet)"
+    )
+
+
+def read_frame(path: str | Path, what: str = "file") -> pd.DataFrame:
+    """A small table from a CSV/TSV, Parquet or JSON file (one object, a list of objects, or
+    an object of columns as pandas writes it), with the same one-line refusals as ingest
+    (missing, empty, ragged or unreadable file)."""
+    import pandas as pd
+
+    path = Path(path).expanduser()
+    if path.suffix.lower() != ".json":
+        frame = _read_file(path).to_pandas()
+    else:
+        if not path.is_file():
+            raise ValidationError(f"{what} {str(path)!r} does not exist")
+        try:
+            obj = json.loads(path.read_text("utf-8"))
+        except (OSError, ValueError) as exc:
+            raise ValidationError(f"cannot read {str(path)!r}: {one_line(exc)}") from None
+        if isinstance(obj, dict) and obj and all(isinstance(v, list | dict) for v in obj.values()):
+            try:  # columns: {"lr": [..], ...} or pandas' to_json() {"lr": {"0": ..}, ...}
+                frame = pd.DataFrame(obj)
+            except ValueError as exc:
+                raise ValidationError(f"cannot read {str(path)!r}: {one_line(exc)}") from None
+        else:
+            rows = [obj] if isinstance(obj, dict) else obj
+            if not isinstance(rows, list) or not all(isinstance(o, dict) for o in rows):
+                raise ValidationError(
+                    f"{what} {str(path)!r} must hold a JSON object, a list of objects or "
+                    "an object of columns"
+                )
+            frame = pd.DataFrame(rows)
+    if frame.empty:
+        raise ValidationError(f"{what} {str(path)!r} has no rows")
+    return frame
+
+
+def arrow_to_pandas(table: Any) -> pd.DataFrame:
+    """Arrow → pandas with dicts for MAP columns and nullable integers for integer columns."""
+    import pandas as pd
+    import pyarrow as pa
+
+    ints = {
+        pa.int8(): pd.Int8Dtype(),
+        pa.int16(): pd.Int16Dtype(),
+        pa.int32(): pd.Int32Dtype(),
+        pa.int64(): pd.Int64Dtype(),
+        pa.uint8(): pd.UInt8Dtype(),
+        pa.uint16(): pd.UInt16Dtype(),
+        pa.uint32(): pd.UInt32Dtype(),
+        pa.uint64(): pd.UInt64Dtype(),
+    }
+    nullable = {f.name for f in table.schema if f.type in ints and table[f.name].null_count}
+    df = table.to_pandas(maps_as_pydicts="strict")
+    for name in nullable:
+        df[name] = pd.array(table[name].to_pylist(), dtype=ints[table.schema.field(name).type])
+    return df
