@@ -40,7 +40,7 @@ def load_candidates(candidates: Any) -> pd.DataFrame:
     elif isinstance(candidates, list):
         df = pd.DataFrame(candidates)
     elif isinstance(candidates, str | Path):
-        from warehouse.ingest import read_frame
+        from warehouse.frames import read_frame
 
         if not Path(candidates).expanduser().exists():
             raise NotFoundError(f"no candidates file at {candidates}")

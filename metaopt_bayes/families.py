@@ -739,12 +739,9 @@ def _task(warehouse: Any, dataset: str) -> str:
     if warehouse is None:
         return "classification"
     try:
-        info = warehouse.sql("SELECT task FROM datasets WHERE name = ?", [dataset])
+        return warehouse.dataset_task(dataset) or "classification"
     except Exception:
         return "classification"
-    if len(info) and info["task"].iloc[0] is not None and str(info["task"].iloc[0]) != "nan":
-        return str(info["task"].iloc[0])
-    return "classification"
 
 
 def record_family_recommendations(

@@ -815,32 +815,21 @@ def _training_matrix(wh: Any, metric: str, model: str | None, datasets: Any, exc
     is read from the runs of the most frequently logged metric when no run logged it."""
     df = wh.training_matrix(metric, model=model, datasets=datasets, exclude=exclude)
     if metric == "duration_s" and len(df) == 0:
-        top = wh.sql(
-            "SELECT name FROM run_metrics WHERE name <> 'duration_s' GROUP BY name "
-            "ORDER BY count(*) DESC LIMIT 1"
-        )
-        if len(top):
-            df = wh.training_matrix(
-                str(top.iloc[0, 0]), model=model, datasets=datasets, exclude=exclude
-            )
+        top = next((m for m in wh.metric_counts() if m != "duration_s"), None)
+        if top is not None:
+            df = wh.training_matrix(top, model=model, datasets=datasets, exclude=exclude)
             df = df.assign(value=df["duration_s"])
     return df
 
 
 def _why_no_runs(wh: Any, metric: str, model: str | None, filtered: bool) -> str:
     """Why the warehouse has nothing to fit on, as one line naming what it does have."""
-    sql = getattr(wh, "_read_df", wh.sql)  # trusted internal SQL when it is a Warehouse
-    where, args = ("WHERE model = ?", [model]) if model else ("", [])
-    n = int(sql(f"SELECT count(*) AS n FROM runs {where}", args)["n"].iloc[0])
+    n = wh.count_runs(model=model)
     if model and n == 0:
-        known = sql("SELECT DISTINCT model FROM runs ORDER BY model")["model"].tolist()
+        known = wh.model_names()
         have = ", ".join(map(str, known[:8])) or "none yet; run `metaopt sweep`"
         return f"no runs of model {model!r} in the warehouse (models with runs: {have})"
-    logged = sql(
-        "SELECT DISTINCT x.name FROM run_metrics AS x JOIN runs AS r ON r.seq = x.seq "
-        f"{where.replace('model', 'r.model')} ORDER BY 1",
-        args,
-    ).iloc[:, 0]
+    logged = sorted(wh.metric_counts(model))
     of = f"runs of {model!r}" if model else "runs"
     if metric in set(logged):
         return f"no finished {of} with metric {metric!r} are left to fit on" + (

@@ -99,15 +99,12 @@ def _family_default(
     family = FAMILIES.get(model)
     if family is None:
         return None
-    ran = warehouse._read_df(
-        "SELECT count(*) AS n FROM runs WHERE dataset = ? AND model = ?", [dataset, model]
-    )
-    if int(ran["n"][0]):
+    if warehouse.count_runs(dataset=dataset, model=model):
         return None  # the dataset has runs of this model already: they are the start
-    rows = warehouse._read_df(
-        "SELECT task, n_features FROM datasets WHERE name = ?", [dataset]
-    ).to_dict("records")
-    info = rows[0] if rows else {}
+    try:
+        info = warehouse.dataset_info(dataset)
+    except NotFoundError:
+        info = {}
     task = task or info.get("task")
     if task not in family.tasks:
         return None

@@ -63,16 +63,7 @@ def finished_configs(warehouse: Any, dataset: str, model: str) -> set[frozenset]
     """The configs (:func:`config_key`) that have a finished run of ``model`` on ``dataset``,
     whatever space they were drawn from: a parameter a later space leaves out makes another
     config."""
-    long = warehouse.sql(
-        "SELECT p.seq, p.name, p.value_num, p.value_text FROM run_params p "
-        "JOIN runs r ON r.seq = p.seq "
-        "WHERE r.dataset = ? AND r.model = ? AND r.status = 'finished'",
-        [dataset, model],
-    )
-    runs: dict[int, dict[str, Any]] = {}
-    for seq, name, num, text in long.itertuples(index=False):
-        runs.setdefault(int(seq), {})[name] = num if is_missing(text) else text
-    return {config_key(cfg) for cfg in runs.values()}
+    return {config_key(cfg) for cfg in warehouse.finished_configs(dataset, model) if cfg}
 
 
 def _complete(space: SearchSpace, record: Mapping[str, Any]) -> dict[str, Any]:

@@ -91,9 +91,7 @@ def load_dataset(warehouse: Any, name: str) -> tuple[pd.DataFrame, np.ndarray, s
     ``dataset_data`` schema; see :mod:`warehouse.datasets`), so it travels with the file and
     works for in-memory warehouses too.
     """
-    from warehouse.datasets import load_dataset_frame
-
-    frame, target, task = load_dataset_frame(warehouse, name)
+    frame, target, task = warehouse.dataset_frame(name)
     y = frame[target].to_numpy()
     return frame.drop(columns=[target]), y, task
 

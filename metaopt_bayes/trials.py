@@ -29,7 +29,7 @@ import numpy as np
 import pandas as pd
 
 from metaopt_bayes.candidates import PARAM_PREFIX
-from metaopt_bayes.space import config_key, is_missing, plain
+from metaopt_bayes.space import config_key, plain
 from metaopt_bayes.trainer import _PRELOAD, log_trial, make_payload, released_while, run_trial
 from warehouse import sources
 from warehouse.errors import NotFoundError, ValidationError, one_line
@@ -344,13 +344,7 @@ def fit_without_target(
 def other_runs(warehouse: Any, dataset: str, models: str | list[str]) -> int:
     """Finished runs of ``models`` on datasets other than ``dataset``: what a meta-learner
     fitted without the target learns from (``optimize`` refits only when this changes)."""
-    models = [models] if isinstance(models, str) else list(models)
-    marks = ", ".join("?" for _ in models)
-    sql = (
-        "SELECT count(*) AS n FROM runs"
-        f" WHERE status = 'finished' AND dataset <> ? AND model IN ({marks})"
-    )
-    return int(warehouse._read_df(sql, [dataset, *models])["n"][0])
+    return warehouse.count_runs(model=models, exclude=[dataset], status="finished")
 
 
 class LearningProposer:
@@ -416,15 +410,7 @@ class LearningProposer:
 def existing_trials(warehouse: Any, dataset: str, models: Sequence[str]) -> pd.DataFrame:
     """The optimize trials already in the warehouse for ``dataset`` and ``models``, oldest
     first (``run_id``, ``model``, ``status``, ``seq``)."""
-    try:
-        ids = warehouse.sql(
-            "SELECT run_id, model, status, seq FROM runs WHERE dataset = ? AND source = ? "
-            "ORDER BY seq",
-            [dataset, TRIAL_SOURCE],
-        )
-    except NotFoundError:
-        return pd.DataFrame(columns=["run_id", "model", "status", "seq"])
-    return ids[ids["model"].astype(str).isin([str(m) for m in models])].reset_index(drop=True)
+    return warehouse.trials(dataset, model=[str(m) for m in models], source=TRIAL_SOURCE)
 
 
 def trial_table(
@@ -629,30 +615,18 @@ def reuse_final(
     there; False otherwise. ``test_size`` is not recorded with the winner: after changing it
     with nothing new to run, the earlier winner's test score is reported until its saved
     estimator is removed."""
-    finals = warehouse._read_df(
-        "SELECT run_id, seq FROM runs WHERE dataset = ? AND model = ? AND source = ? "
-        "AND status = 'finished' AND seed = ? ORDER BY seq DESC LIMIT 1",
-        [result.dataset, result.model, FINAL_SOURCE, int(seed)],
+    final = warehouse.latest_run(
+        result.dataset, result.model, source=FINAL_SOURCE, seed=int(seed), split="test"
     )
-    if finals.empty:
+    if final is None:
         return False
-    run_id, seq = str(finals["run_id"][0]), int(finals["seq"][0])
-    params = warehouse._read_df(
-        "SELECT name, value_num, value_text FROM run_params WHERE seq = ?", [seq]
-    )
-    logged = {
-        r.name: r.value_num if is_missing(r.value_text) else r.value_text
-        for r in params.itertuples(index=False)
-    }
-    if config_key(logged) != config_key(result.best_config):
+    run_id = str(final["run_id"])
+    if config_key(final["params"]) != config_key(result.best_config):
         return False  # the best trial changed since that retraining
     path = _artifact_path(warehouse, result, run_id, artifacts_dir)
     if path is not None and not path.exists():
         return False
-    metrics = warehouse._read_df(
-        "SELECT name, value FROM run_metrics WHERE seq = ? AND split = 'test'", [seq]
-    )
-    result.test_metrics = dict(zip(metrics["name"], metrics["value"].astype(float), strict=True))
+    result.test_metrics = {k: float(v) for k, v in final["metrics"].items()}
     result.final_run_id, result.model_path = run_id, path
     return True
 

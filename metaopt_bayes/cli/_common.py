@@ -239,9 +239,7 @@ def find_learner(wh: Any, ref: str) -> tuple[str, Any]:
 
     if Path(ref).exists() or ref.endswith(".nc") or os.sep in ref:
         return ref, None
-    rows = wh.sql(
-        f"SELECT {MODEL_BRIEF}, path FROM meta_models WHERE starts_with(model_id, ?)", [ref]
-    )
+    rows = wh.meta_models(id_prefix=ref)
     if rows.empty:
         raise NotFoundError(f"no meta-model (learner) with id {ref!r} (see `metaopt learners`)")
     if ref in set(rows.model_id):

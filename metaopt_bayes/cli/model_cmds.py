@@ -12,7 +12,6 @@ from typing import Any
 import click
 
 from metaopt_bayes.cli._common import (
-    MODEL_BRIEF,
     dataset_option,
     describe_model,
     emit,
@@ -49,12 +48,7 @@ def _load_model(wh: Any, learner: str | None, metric: str | None, model: str | N
     else:
         if not metric:
             raise ValidationError("give --learner, or --metric to use the newest learner for it")
-        q = f"SELECT {MODEL_BRIEF}, path FROM meta_models WHERE metric = ? AND path IS NOT NULL"
-        args: list[Any] = [metric]
-        if model:
-            q += " AND model_family = ?"
-            args.append(model)
-        rows = wh.sql(q + " ORDER BY created_at DESC LIMIT 1", args)
+        rows = wh.meta_models(metric, model_family=model or None, saved_only=True).head(1)
         if rows.empty:
             raise NotFoundError(f"no fitted meta-model for metric {metric!r}; run `metaopt fit`")
         row = next(rows.itertuples(index=False))
@@ -243,14 +237,7 @@ def learners_cmd(ctx: click.Context, metric: str | None, fmt: str) -> None:
       metaopt learners --metric accuracy --format json
     """
     with open_warehouse(ctx, read_only=True) as wh:
-        if metric:
-            df = wh.sql(
-                f"SELECT {_MODEL_COLUMNS} FROM meta_models WHERE metric = ? "
-                "ORDER BY created_at DESC",
-                [metric],
-            )
-        else:
-            df = wh.sql(f"SELECT {_MODEL_COLUMNS} FROM meta_models ORDER BY created_at DESC")
+        df = wh.meta_models(metric or None)[[c.strip() for c in _MODEL_COLUMNS.split(",")]]
     if fmt == "table" and len(df):  # a unique prefix is enough for `diagnose` and `predict`
         df["model_id"] = df["model_id"].astype(str).str[:12]
     emit(df, fmt, title="meta-models (learners)")

@@ -11,7 +11,6 @@ from typing import Any
 import click
 
 from metaopt_bayes.cli._common import (
-    MODEL_BRIEF,
     candidates_option,
     config_text,
     cv_option,
@@ -50,15 +49,12 @@ def _space_or_default(wh: Any, dataset: str, model: str, space: str | None) -> A
 
     if space is not None:
         return SearchSpace.from_file(space)
-    info = wh.sql("SELECT task FROM datasets WHERE name = ?", [dataset])
-    task = str(info.task[0]) if len(info) and info.task[0] is not None else "classification"
+    task = wh.dataset_task(dataset) or "classification"
     return get_family(model).default_space(task)
 
 
 def _default_metric(wh: Any, dataset: str) -> str:
-    info = wh.sql("SELECT task FROM datasets WHERE name = ?", [dataset])
-    task = str(info.task[0]) if len(info) and info.task[0] is not None else None
-    return "rmse" if task == "regression" else "accuracy"
+    return "rmse" if wh.dataset_task(dataset) == "regression" else "accuracy"
 
 
 def _learner(wh: Any, metric: str, model: str, ref: str | None, method: str, quiet: bool) -> Any:
@@ -70,11 +66,8 @@ def _learner(wh: Any, metric: str, model: str, ref: str | None, method: str, qui
         path, _ = find_learner(wh, ref)
         return MetaLearner.load(path, warehouse=wh, metric=metric, model=model)
     try:
-        rows = wh.sql(
-            f"SELECT {MODEL_BRIEF}, path FROM meta_models WHERE metric = ? AND model_family = ? "
-            "AND path IS NOT NULL AND status <> 'failed' ORDER BY created_at DESC",
-            [metric, model],
-        )
+        rows = wh.meta_models(metric, model_family=model, saved_only=True)
+        rows = rows[rows["status"] != "failed"]
     except Exception:
         rows = None
     if rows is not None:
@@ -107,8 +100,7 @@ def _family_learner(
     from metaopt_bayes.search import fit_cost_learner
     from warehouse.errors import ValidationError
 
-    info = wh.sql("SELECT task FROM datasets WHERE name = ?", [dataset])
-    task = str(info.task[0]) if len(info) and info.task[0] is not None else "classification"
+    task = wh.dataset_task(dataset) or "classification"
     wanted = resolve_families(families, task)
     runs = wh.training_matrix(metric)
     have = set(runs["model"].astype(str)) if len(runs) else set()
@@ -642,17 +634,13 @@ def demo_cmd(
     t_start = time.perf_counter()
     say = (lambda msg: None) if quiet else (lambda msg: click.echo(msg, err=True))
     with open_warehouse(ctx) as wh:
-        have = set(wh.sql("SELECT name FROM datasets").name.astype(str))
+        have = set(wh.dataset_names())
         for name in (*DEMO_HISTORY, DEMO_TARGET):
             if name not in have:
                 wh.register_dataset(name, f"sklearn:{name}", "target")
         say(f"[1/4] history: {n_sweep} configs of {model} on {', '.join(DEMO_HISTORY)}")
         for name in DEMO_HISTORY:
-            n_have = int(
-                wh.sql(
-                    "SELECT count(*) AS n FROM runs WHERE dataset = ? AND model = ?", [name, model]
-                ).n[0]
-            )
+            n_have = wh.count_runs(dataset=name, model=model)
             if n_have < n_sweep:
                 sweep(
                     wh,

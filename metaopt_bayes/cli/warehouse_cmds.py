@@ -79,9 +79,7 @@ def ingest(ctx: click.Context, file: str) -> None:
 
 def _known_names(wh: Any) -> dict[str, set[str]]:
     """Dataset names (registered or with runs) and model families with runs."""
-    q = "SELECT DISTINCT {0} AS n FROM runs"
-    datasets = wh._read_df(q.format("dataset") + " UNION SELECT name FROM datasets")["n"]
-    return {"dataset": set(datasets), "model": set(wh._read_df(q.format("model"))["n"])}
+    return {"dataset": set(wh.dataset_names()), "model": set(wh.model_names())}
 
 
 @main.command("sql")
@@ -333,7 +331,7 @@ def example(ctx: click.Context, fmt: str) -> None:
                 wh.register_dataset(name, f"sklearn:{name}", target="target")
             except ImportError:  # the datasets module is not installed: runs still load
                 break
-        have = wh.sql("SELECT count(*) AS n FROM runs WHERE source = ?", [sources.EXAMPLE]).n[0]
+        have = wh.count_runs(source=sources.EXAMPLE)
         if int(have) == 0:
             with Progress(
                 TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), transient=True
