@@ -118,7 +118,7 @@ def export_history(wh: Any, history: Path = HISTORY, meta: Path = META) -> int:
 
 
 def sweep_cmd(args: argparse.Namespace) -> int:
-    from metaopt_bayes.sweep import sweep
+    from metaopt_bayes.sweeps import sweep
     from warehouse import Warehouse
 
     index = pd.read_csv(DATA / "pmlb" / "index.csv")

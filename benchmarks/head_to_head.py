@@ -7,7 +7,7 @@ Protocol (identical for the three methods):
    alternating position: *history* datasets (even positions) and *target* datasets (odd
    positions; the ``--targets`` smallest with at least ``--min-rows`` rows are used).
 2. History: runs of each family on every dataset of the history half, swept here with
-   :func:`metaopt_bayes.sweep.sweep` (``--history-configs`` Sobol configs per dataset and
+   :func:`metaopt_bayes.sweeps.sweep` (``--history-configs`` Sobol configs per dataset and
    family — a different scramble for each dataset — same CV) and cached as
    ``benchmarks/results/head_to_head_history.parquet`` (MLflow layout) so later runs reuse
    it; ``--history PATH`` loads another such file. Every dataset (history and target) is
@@ -170,7 +170,7 @@ def build_history(
     base: Path, pmlb: Path, history: list[str], targets: list[str], families: list[str], args
 ) -> str:
     """Register every dataset, then load (or sweep and cache) the history half's runs."""
-    from metaopt_bayes.sweep import sweep
+    from metaopt_bayes.sweeps import sweep
     from warehouse import Warehouse
 
     sys.path.insert(0, str(ROOT / "benchmarks"))

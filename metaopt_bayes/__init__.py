@@ -18,7 +18,7 @@ _EXPORTS = {
     "OptimizeResult": "metaopt_bayes.search",
     "SearchSpace": "metaopt_bayes.space",
     "train_and_evaluate": "metaopt_bayes.trainer",
-    "sweep": "metaopt_bayes.sweep",
+    "sweep": "metaopt_bayes.sweeps",
 }
 
 __all__ = [*sorted(_EXPORTS), "__version__"]

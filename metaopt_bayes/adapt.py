@@ -19,8 +19,11 @@ A weak prior ``Beta(prior_a, 1)`` on ``w`` keeps the transfer while the task has
 runs; with many runs the data decide. Leave-one-out is exact and closed form for both models
 (Rasmussen & Williams 2006, §5.4.2): for ``y ~ N(μ, K)``, ``y_i | y_−i`` has mean
 ``y_i − [K⁻¹(y−μ)]_i / [K⁻¹]_ii`` and variance ``1 / [K⁻¹]_ii``. The transferred model enters
-as the Gaussian its update starts from (``β ~ N(m₀, S₀)``, noise ``s²``), so its leave-one-out
-predictions are those of Bayesian linear regression on the task's basis.
+as the Gaussian its update starts from — ``β ~ N(m₀, S₀)`` with the population draws,
+sensitivities and noise levels weighted as the task's runs weight them
+(:func:`metaopt_bayes.update.tuned_prior`), plus its model discrepancy — so its leave-one-out
+predictions are those of Bayesian linear regression with a GP residual on the task's basis,
+its hyperparameters tuned on the runs exactly as the task GP's are.
 
 Everything here is a function of arrays (no model object, no warehouse).
 """
@@ -118,11 +121,20 @@ def fit_task_gp(U: np.ndarray, y: np.ndarray) -> TaskGP | None:
 
 
 def linear_loo(
-    Phi: np.ndarray, y: np.ndarray, m0: np.ndarray, S0: np.ndarray, noise: float
+    Phi: np.ndarray,
+    y: np.ndarray,
+    m0: np.ndarray,
+    S0: np.ndarray,
+    noise: float,
+    extra_cov: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Leave-one-out predictive mean and variance of Bayesian linear regression with prior
-    ``β ~ N(m0, S0)`` and noise variance ``noise`` (the transferred model's starting point)."""
+    ``β ~ N(m0, S0)`` and noise variance ``noise`` (the transferred model's starting point),
+    plus a zero-mean Gaussian process with covariance ``extra_cov`` between the runs (its
+    model discrepancy), when given."""
     K = Phi @ S0 @ Phi.T + noise * np.eye(len(y))
+    if extra_cov is not None:
+        K = K + extra_cov
     L = np.linalg.cholesky(K + 1e-10 * np.trace(K) / len(K) * np.eye(len(K)))
     return _loo(_chol_inverse(L), np.asarray(y, float) - Phi @ m0, Phi @ m0)
 

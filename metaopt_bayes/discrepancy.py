@@ -154,6 +154,18 @@ class Discrepancy:
                 second += wj * (var + mu * mu)
         return mean, np.maximum(second - mean * mean, 0.0)
 
+    def covariance(self, U: np.ndarray) -> np.ndarray:
+        """The covariance of ``δ`` between the rows of ``U`` under the model average: the
+        components' kernels ``a² k_ℓ`` weighted by their posterior weights (all zero mean)."""
+        d2 = _sqdist(np.asarray(U, dtype=float), np.asarray(U, dtype=float))
+        out = np.zeros(d2.shape)
+        w = self.weights[:-1].reshape(len(LENGTH_SCALES), len(AMPLITUDES))
+        for ell, w_ell in zip(LENGTH_SCALES, w, strict=True):
+            total = float(w_ell @ np.asarray(AMPLITUDES))
+            if total > 1e-12:
+                out += total * self.scale * matern52(d2, ell)
+        return out
+
 
 def _usable(U: np.ndarray, r: np.ndarray, noise: float, scale: float | None = None) -> bool:
     finite = np.isfinite(noise) and (scale is None or (np.isfinite(scale) and scale > 0))

@@ -2,7 +2,7 @@
 
 A user with a new dataset first wants to know *which kind of model* to train, then its
 settings. This module lifts the one-family machinery of :mod:`metaopt_bayes.model` and
-:mod:`metaopt_bayes.recommend` to several families:
+:mod:`metaopt_bayes.recommend_model` to several families:
 
 * :class:`JointSpace` — the union of the families' spaces with a ``model`` choice at the top;
   every other parameter is conditional on its family (a tree-structured space, as in

@@ -50,6 +50,16 @@ import numpy as np
 import pandas as pd
 from scipy.special import ndtri
 
+from metaopt_bayes.adapt import (
+    MIN_RUNS,
+    TaskGP,
+    fit_task_gp,
+    linear_loo,
+    mix_moments,
+    mixture_interval,
+    ranking_weight,
+    stacking_weight,
+)
 from metaopt_bayes.discrepancy import Discrepancy, fit_discrepancy
 from metaopt_bayes.empirical_bayes import (
     discrepancy_prior,
@@ -77,6 +87,7 @@ from metaopt_bayes.update import (
     mixture_quantile,
     noise_mixture,
     predictive_moments,
+    tuned_prior,
     update_dataset,
 )
 from warehouse.errors import NotFoundError, ValidationError
@@ -84,6 +95,9 @@ from warehouse.errors import NotFoundError, ValidationError
 #: the grid of a dataset's sensitivity ``λ``: its slopes (every term but the intercept) deviate
 #: from the population by ``N(0, λ τ²)`` (see :meth:`MetaLearner._sensitivity_prior`)
 SENSITIVITIES = 2.0 ** np.arange(-4, 7)
+
+#: how a dataset's own runs are weighed against the transfer (see DEFAULT_CONFIG["adapt"])
+ADAPT_MODES = ("stack", "rank", "off")
 
 DEFAULT_CONFIG: dict[str, Any] = {
     "draws": 1000,  # per chain (nuts) / total (advi, pathfinder)
@@ -128,6 +142,10 @@ DEFAULT_CONFIG: dict[str, Any] = {
     "progress": False,
     "advi_steps": 20000,
     "sampler": "nutpie",  # NUTS implementation: nutpie (numba) | pymc
+    # task adaptation (metaopt_bayes.adapt): a GP on the task's own runs mixed with the
+    # transferred prediction, weighted by leave-one-out stacking ("stack"), by leave-one-out
+    # ranking loss as in RGPE ("rank"), or not at all ("off": the transferred model alone)
+    "adapt": "stack",
 }
 
 
@@ -273,6 +291,10 @@ class MetaLearner:
             )
         if c["sampler"] not in ("nutpie", "pymc"):
             raise ValidationError(f"sampler must be nutpie or pymc, not {c['sampler']!r}")
+        if c["adapt"] not in ADAPT_MODES:
+            raise ValidationError(
+                f"adapt must be one of {', '.join(ADAPT_MODES)}, not {c['adapt']!r}"
+            )
 
     def fit(self, warehouse: Any, datasets: list[str] | None = None, exclude: Any = None):
         """Fit on the warehouse's training matrix (and meta-features); record the fit there."""
@@ -580,9 +602,11 @@ class MetaLearner:
         meta: pd.DataFrame | None,
         runs: pd.DataFrame | None,
         extra_runs: pd.DataFrame | None,
-    ) -> tuple[CoefficientPosterior, np.ndarray | None, np.ndarray | None, float]:
+    ) -> tuple[CoefficientPosterior, np.ndarray | None, np.ndarray | None, float, Any]:
         """The coefficient posterior and the runs it conditions on: basis ``X`` and the
-        transformed metric ``y`` (both None without runs), and the dataset's size."""
+        transformed metric ``y`` (both None without runs), the dataset's size, and a function
+        giving the prior the update starts from, its hyperparameters weighted by the runs
+        (:func:`~metaopt_bayes.update.tuned_prior`)."""
         self._require_fitted()
         z, runs, rows = self._dataset_inputs(dataset, warehouse, meta, runs)
         if extra_runs is not None and len(extra_runs):
@@ -612,20 +636,18 @@ class MetaLearner:
         floor2 = float(self.config["sigma_floor"]) ** 2
         if str(dataset) in self.datasets:
             sig2 = np.exp(2.0 * dr["log_sigma"][:, self.datasets.index(str(dataset))])
-            post = update_dataset(mu, tau2, X, y, sigma2=sig2 + floor2, **self._scales())
-            return post, X, y, rows
-        post = update_dataset(
-            mu,
-            tau2,
-            X,
-            y,
-            log_sigma_mu=dr["log_sigma_mu"],
-            log_sigma_sd=dr["log_sigma_sd"],
-            n_nodes=int(self.config["n_nodes"]),
-            sigma_floor2=floor2,
-            **self._scales(),
-        )
-        return post, X, y, rows
+            kw: dict[str, Any] = {"sigma2": sig2 + floor2, **self._scales()}
+        else:
+            kw = {
+                "log_sigma_mu": dr["log_sigma_mu"],
+                "log_sigma_sd": dr["log_sigma_sd"],
+                "n_nodes": int(self.config["n_nodes"]),
+                "sigma_floor2": floor2,
+                **self._scales(),
+            }
+        post = update_dataset(mu, tau2, X, y, **kw)
+        scales = {k: kw[k] for k in ("scales", "scale_weights") if k in kw}
+        return post, X, y, rows, lambda: tuned_prior(post, mu, tau2, **scales)
 
     def _scales(self) -> dict[str, np.ndarray]:
         """The sensitivity grid and its learnt weights for :func:`update_dataset` (none when
@@ -650,6 +672,60 @@ class MetaLearner:
             scale=typical_noise(post),
         )
 
+    def _adaptation(
+        self,
+        prior: Any,
+        post: CoefficientPosterior,
+        X: np.ndarray | None,
+        y: np.ndarray | None,
+        disc: Discrepancy | None,
+    ) -> tuple[float, TaskGP] | None:
+        """The transfer's weight and the task GP (:mod:`metaopt_bayes.adapt`), or None: no
+        adaptation (``adapt='off'``, fewer than :data:`~metaopt_bayes.adapt.MIN_RUNS` runs, or
+        the runs trust the transfer entirely)."""
+        mode = self.config.get("adapt", "off")
+        if mode == "off" or X is None or y is None or len(y) < MIN_RUNS:
+            return None
+        U = self.encoder.linear_terms(X)
+        gp = fit_task_gp(U, y)
+        if gp is None:
+            return None
+        m0, S0, noise = prior()
+        extra = disc.covariance(U) if disc is not None else None
+        loo_transfer = linear_loo(X, y, m0, S0, noise, extra)
+        if mode == "rank":
+            w = ranking_weight(y, loo_transfer, gp.loo(), seed=int(self.config["seed"]))
+        else:
+            w = stacking_weight(y, loo_transfer, gp.loo())
+        return None if w >= 1.0 else (w, gp)
+
+    def _parts(
+        self,
+        dataset: str,
+        configs: pd.DataFrame,
+        warehouse: Any,
+        meta: pd.DataFrame | None,
+        runs: pd.DataFrame | None,
+        extra_runs: pd.DataFrame | None,
+    ) -> tuple[np.ndarray, np.ndarray, CoefficientPosterior, tuple | None]:
+        """The transferred latent mean and variance (modelling scale), the coefficient
+        posterior, and the task component ``(w, mean, variance, noise)`` when adapting."""
+        configs = _as_configs(configs)
+        post, X, y, rows, prior = self._update(dataset, warehouse, meta, runs, extra_runs)
+        Phi = self.encoder.transform(configs, rows=rows)
+        m, v = predictive_moments(post, Phi, noise=False)
+        disc = self._discrepancy(post, X, y)
+        if disc is not None:
+            dm, dv = disc.moments(self.encoder.linear_terms(Phi))
+            m, v = m + dm, v + dv
+        adapted = self._adaptation(prior, post, X, y, disc)
+        task = None
+        if adapted is not None:
+            w, gp = adapted
+            mg, vg = gp.moments(self.encoder.linear_terms(Phi))
+            task = (w, mg, vg, gp.noise)
+        return m, v, post, task
+
     def latent(
         self,
         dataset: str,
@@ -661,15 +737,12 @@ class MetaLearner:
     ) -> tuple[np.ndarray, np.ndarray, CoefficientPosterior]:
         """Mean and variance of the noise-free metric on the modelling (transformed) scale for
         each config, and the coefficient posterior behind them: the quadratic surface after the
-        closed-form update plus the dataset's model discrepancy, when it has runs."""
-        configs = _as_configs(configs)
-        post, X, y, rows = self._update(dataset, warehouse, meta, runs, extra_runs)
-        Phi = self.encoder.transform(configs, rows=rows)
-        m, v = predictive_moments(post, Phi, noise=False)
-        disc = self._discrepancy(post, X, y)
-        if disc is not None:
-            dm, dv = disc.moments(self.encoder.linear_terms(Phi))
-            m, v = m + dm, v + dv
+        closed-form update plus the dataset's model discrepancy, when it has runs — mixed with
+        the task GP when adapting (:meth:`_adaptation`; the moments of the mixture)."""
+        m, v, post, task = self._parts(dataset, configs, warehouse, meta, runs, extra_runs)
+        if task is not None:
+            w, mg, vg, _ = task
+            m, v = mix_moments(w, m, v, mg, vg)
         return m, v, post
 
     def predict(
@@ -686,15 +759,19 @@ class MetaLearner:
         """Predictive ``mean``, ``sd``, ``lower``, ``upper`` (``interval`` central, default 90%)
         of the metric for each config on ``dataset`` — zero-shot from its meta-features when it
         has no runs, else after the closed-form update with its runs (plus the model
-        discrepancy those runs reveal, see :meth:`latent`).
+        discrepancy those runs reveal, see :meth:`latent`) and, once the task has a few runs,
+        mixed with a GP on the task's runs alone by the weight those runs give each
+        (:mod:`metaopt_bayes.adapt`): the task's evidence outvotes a misleading transfer.
 
         The mixture over draws is moment-matched to a Gaussian on the modelling scale
         (:func:`metaopt_bayes.update.predictive_moments`, O(n p²)), except the observation
         noise: its interval comes from the noise's scale mixture over draws and σ-nodes
         (:func:`~metaopt_bayes.update.mixture_quantile`) — for a new dataset the noise level is
-        uncertain over orders of magnitude and one Gaussian made intervals too wide. Interval
-        ends map back through the monotone inverse transform and mean/sd on the metric scale
-        come from 20-node Gauss–Hermite quadrature. ``predictive=False`` leaves out the noise.
+        uncertain over orders of magnitude and one Gaussian made intervals too wide. With the
+        task GP the interval is that of the two-component mixture
+        (:func:`~metaopt_bayes.adapt.mixture_interval`). Interval ends map back through the
+        monotone inverse transform and mean/sd on the metric scale come from 20-node
+        Gauss–Hermite quadrature. ``predictive=False`` leaves out the noise.
 
         Configs given as a dict or a list of dicts are checked as typed by a user: an unknown
         parameter name or a level the training runs never had is an error (a DataFrame may
@@ -706,12 +783,22 @@ class MetaLearner:
             self._require_fitted()
             configs = _as_configs(configs)
             self.encoder.check(configs)
-        m, v, post = self.latent(dataset, configs, warehouse, meta, runs, extra_runs)
-        if not predictive:
-            return self._summarize(m, np.sqrt(v), interval)
-        w, s2 = noise_mixture(post)
-        half = mixture_quantile(v, w, s2, interval)
-        return self._summarize(m, np.sqrt(v + float(w @ s2)), interval, half)
+        m, v, post, task = self._parts(dataset, configs, warehouse, meta, runs, extra_runs)
+        if task is None:
+            if not predictive:
+                return self._summarize(m, np.sqrt(v), interval)
+            w, s2 = noise_mixture(post)
+            half = mixture_quantile(v, w, s2, interval)
+            return self._summarize(m, np.sqrt(v + float(w @ s2)), interval, half)
+        wt, mg, vg, noise_g = task
+        if predictive:
+            nw, ns2 = noise_mixture(post, k=8)
+            vg = vg + noise_g
+            v_t = v + float(nw @ ns2)
+        else:
+            nw, ns2, v_t = np.ones(1), np.zeros(1), v
+        lo, hi = mixture_interval(wt, m, v, nw, ns2, mg, vg, interval)
+        return self._summarize_mixture([(wt, m, v_t), (1.0 - wt, mg, vg)], lo, hi)
 
     def _summarize(
         self, m: np.ndarray, s: np.ndarray, interval: float, half: np.ndarray | None = None
@@ -735,6 +822,24 @@ class MetaLearner:
             sd = np.sqrt(np.maximum((vals**2) @ w - mean**2, 0.0))
         return pd.DataFrame({"mean": mean, "sd": sd, "lower": lower, "upper": upper})
 
+    def _summarize_mixture(
+        self, comps: list[tuple[float, np.ndarray, np.ndarray]], lo: np.ndarray, hi: np.ndarray
+    ) -> pd.DataFrame:
+        """Metric-scale mean and sd of a mixture of Gaussians ``(weight, mean, variance)`` on
+        the modelling scale, and its interval ends ``lo``/``hi`` mapped back."""
+        x, gw = np.polynomial.hermite_e.hermegauss(20)
+        gw = gw / gw.sum()
+        first = second = 0.0
+        for w, m, v in comps:
+            with np.errstate(over="ignore"):
+                vals = self.transform.inverse(m[:, None] + np.sqrt(v)[:, None] * x[None, :])
+            vals = np.minimum(vals, _MOMENT_CAP)
+            first = first + w * (vals @ gw)
+            second = second + w * ((vals**2) @ gw)
+        sd = np.sqrt(np.maximum(second - first**2, 0.0))
+        lower, upper = self.transform.inverse(lo), self.transform.inverse(hi)
+        return pd.DataFrame({"mean": first, "sd": sd, "lower": lower, "upper": upper})
+
     def predict_draws(
         self,
         dataset: str,
@@ -753,7 +858,7 @@ class MetaLearner:
         configs far from the runs (the maximum of many independent noises), so draws carry
         the surface's uncertainty and :meth:`predict` alone the discrepancy's."""
         configs = _as_configs(configs)
-        post, X, y, rows = self._update(dataset, warehouse, meta, runs, extra_runs)
+        post, X, y, rows, _ = self._update(dataset, warehouse, meta, runs, extra_runs)
         rng = np.random.default_rng(self.config["seed"] if seed is None else seed)
         beta, sig2 = post.sample(rng)
         Phi = self.encoder.transform(configs, rows=rows)
@@ -774,8 +879,8 @@ class MetaLearner:
         acquisition: str = "ei",
         **kwargs: Any,
     ) -> pd.DataFrame:
-        """The ``n`` best candidates by ``acquisition`` (see ``metaopt_bayes.recommend``)."""
-        from metaopt_bayes.recommend import recommend
+        """The ``n`` best candidates by ``acquisition`` (see ``metaopt_bayes.recommend_model``)."""
+        from metaopt_bayes.recommend_model import recommend
 
         return recommend(self, warehouse, dataset, candidates, n, acquisition, **kwargs)
 

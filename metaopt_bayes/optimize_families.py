@@ -26,7 +26,7 @@ from metaopt_bayes.families import (
     record_family_recommendations,
     resolve_families,
 )
-from metaopt_bayes.optimize import default_metric
+from metaopt_bayes.optimize_model import default_metric
 from metaopt_bayes.space import plain
 from metaopt_bayes.trials import (
     TRIAL_SOURCE,

@@ -24,7 +24,8 @@ from warehouse.errors import NotFoundError, ValidationError, one_line
 # 5: a bounded metric's values at the bound are moved inside by the dataset's resolution;
 # 6: parameters encoded per training row, and the training datasets' sizes;
 # 7: 0/1 basis columns identical on every training run are tied into one
-FORMAT_VERSION = 7
+# 8: task adaptation (the ``adapt`` option; files before it predict without it)
+FORMAT_VERSION = 8
 #: the grid format-3 files were fitted on (they do not store theirs)
 _SENSITIVITIES_V3 = 2.0 ** np.arange(-4, 3)
 
@@ -140,6 +141,7 @@ def load_learner(
     cfg.setdefault("discrepancy", False)
     cfg.setdefault("sensitivity", False)
     cfg.setdefault("per_row", ())
+    cfg.setdefault("adapt", "off")
     base = {k: cfg.pop(k) for k in ("metric", "model", "direction", "method")}
     learner = cls(base["metric"], base["model"], base["direction"], base["method"], **cfg)
     if metric is not None and metric != learner.metric:

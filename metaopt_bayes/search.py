@@ -2,11 +2,11 @@
 
 - :func:`recommend` ranks candidate configurations for one dataset by an acquisition
   function under a fitted learner: a :class:`~metaopt_bayes.model.MetaLearner` (one family,
-  :func:`metaopt_bayes.recommend.recommend`) or a
+  :func:`metaopt_bayes.recommend_model.recommend`) or a
   :class:`~metaopt_bayes.families.FamilyLearner` (several, the joint space).
 - :func:`optimize` is the closed loop: recommend → train and evaluate (the built-in trainer,
   or any ``config -> metrics`` callable) → log the run → update, through the one trial loop
-  (:mod:`metaopt_bayes.trials`) with the single-family (:mod:`metaopt_bayes.optimize`) or
+  (:mod:`metaopt_bayes.trials`) with the single-family (:mod:`metaopt_bayes.optimize_model`) or
   the joint (:mod:`metaopt_bayes.optimize_families`) proposer plugged in. It resumes from the
   warehouse: trials are runs with source ``metaopt:optimize`` on (dataset, model), so a run stopped
   by Ctrl-C or ``kill -9`` and started again continues where the finished runs left off.
@@ -24,9 +24,9 @@ from typing import Any
 import pandas as pd
 
 from metaopt_bayes.candidates import exclude_run, is_space, load_candidates, space_candidates
-from metaopt_bayes.optimize import fit_cost_learner, optimize_model
-from metaopt_bayes.recommend import recommend as recommend_one
-from metaopt_bayes.recommend import record_recommendations
+from metaopt_bayes.optimize_model import fit_cost_learner, optimize_model
+from metaopt_bayes.recommend_model import recommend as recommend_one
+from metaopt_bayes.recommend_model import record_recommendations
 from metaopt_bayes.trials import (
     FINAL_SOURCE,
     TRIAL_SOURCE,

@@ -222,6 +222,36 @@ def update_dataset(
     )
 
 
+def tuned_prior(
+    post: CoefficientPosterior,
+    mu: np.ndarray,
+    tau2: np.ndarray,
+    scales: np.ndarray | None = None,
+    scale_weights: np.ndarray | None = None,
+) -> tuple[np.ndarray, np.ndarray, float]:
+    """The prior the update started from, with its hyperparameters (draw, noise level,
+    sensitivity ``λ``) weighted as the runs weighted them: mean, covariance of ``β`` and mean
+    noise variance. A Gaussian with these moments is the transferred model "before the runs,
+    knowing which population draws and sensitivities they favour" — the empirical-Bayes
+    prior whose leave-one-out predictions :mod:`metaopt_bayes.adapt` compares with the task
+    GP's (whose hyperparameters are tuned on the same runs)."""
+    S, p = mu.shape
+    lam = np.ones(1) if scales is None else np.asarray(scales, dtype=float)
+    if scale_weights is not None:
+        lam = lam[np.asarray(scale_weights, dtype=float) > 0]
+    H = post.n_scales
+    wl = post.weight.reshape(S, -1, H).sum(1) / S  # (S, H): each draw's weight on each λ
+    ws = wl.sum(1)  # (S,)
+    m0 = ws @ mu
+    tau2 = np.asarray(tau2, dtype=float)
+    var = np.empty(p)
+    var[0] = ws @ tau2[:, 0]
+    var[1:] = np.einsum("sh,h,si->i", wl, lam[:H], tau2[:, 1:])
+    second = np.diag(var) + (mu * ws[:, None]).T @ mu
+    cov = second - np.outer(m0, m0)
+    return m0, 0.5 * (cov + cov.T), float(np.sum(post.weight * post.sigma2) / S)
+
+
 def predictive_moments(
     post: CoefficientPosterior, Phi: np.ndarray, noise: bool = True
 ) -> tuple[np.ndarray, np.ndarray]:

@@ -55,3 +55,17 @@ def test_cli_method_choices_match_the_learner_and_refuse_unknown_methods() -> No
     for cmd in commands:
         res = CliRunner().invoke(main, [*cmd, "--method", "mcmc"])
         assert res.exit_code == 2 and "'mcmc' is not one of" in res.output, (cmd, res.output)
+
+
+def test_no_module_shadows_a_public_name() -> None:
+    """Importing a submodule sets it as an attribute of the package, which would hide a lazily
+    exported function of the same name (``from metaopt_bayes import sweep`` gave the module)."""
+    import importlib
+    import pkgutil
+
+    for info in pkgutil.iter_modules(metaopt_bayes.__path__):
+        if info.name != "__main__":
+            importlib.import_module(f"metaopt_bayes.{info.name}")
+    for name in metaopt_bayes.__all__:
+        if name != "__version__":
+            assert not inspect.ismodule(getattr(metaopt_bayes, name)), name

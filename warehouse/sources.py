@@ -6,7 +6,7 @@ are named by where they came from (``ingest:<absolute path>``, ``mlflow:<experim
 Constants only: the warehouse, the trainers and the docs share them.
 """
 
-#: a run of ``metaopt sweep`` / :func:`metaopt_bayes.sweep.sweep`
+#: a run of ``metaopt sweep`` / :func:`metaopt_bayes.sweeps.sweep`
 SWEEP = "metaopt:sweep"
 #: a trial of ``metaopt optimize`` / :func:`metaopt_bayes.search.optimize` (what a re-run resumes)
 OPTIMIZE = "metaopt:optimize"

@@ -222,7 +222,7 @@ def sweep_cmd(
     """
     import pandas as pd
 
-    from metaopt_bayes.sweep import sweep
+    from metaopt_bayes.sweeps import sweep
     from warehouse.errors import ValidationError
 
     n = trials

@@ -615,7 +615,7 @@ def demo_cmd(
       metaopt demo --model random_forest --trials 15 --format json
     """
     from metaopt_bayes.model import MetaLearner
-    from metaopt_bayes.sweep import sweep
+    from metaopt_bayes.sweeps import sweep
     from metaopt_bayes.zoo import get_family
     from warehouse.errors import ValidationError
 

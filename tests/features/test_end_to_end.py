@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from metaopt_bayes.sweep import sweep
+from metaopt_bayes.sweeps import sweep
 
 PMLB = ["balance_scale", "monk1", "saheart"]
 BUNDLED = ["wine", "breast_cancer"]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from metaopt_bayes.sweep import design_seed, new_design_points, sweep
+from metaopt_bayes.sweeps import design_seed, new_design_points, sweep
 from metaopt_bayes.trainer import train_and_evaluate
 from warehouse.errors import NotFoundError, ValidationError
 

@@ -40,7 +40,12 @@ def population():
     train = _mixed_population(16, seed=0)
     fits = {
         on: MetaLearner(
-            "score", method="map", interactions=False, discrepancy=False, sensitivity=on
+            "score",
+            method="map",
+            interactions=False,
+            discrepancy=False,
+            sensitivity=on,
+            adapt="off",  # the sensitivity alone
         ).fit_frame(train)
         for on in (True, False)
     }

@@ -119,7 +119,7 @@ RF_OK = {
 
 def _sweep_configs(configs: list[dict]) -> Callable[[Ctx], Any]:
     def act(c: Ctx) -> Any:
-        from metaopt_bayes.sweep import sweep
+        from metaopt_bayes.sweeps import sweep
 
         full = [{**RF_OK, **cfg} for cfg in configs]
         return sweep(c.wh, "iris", "random_forest", 1, configs=full, progress=False, cv=2)
@@ -388,7 +388,7 @@ CASES: list[tuple[str, Callable[[Ctx], Any], type[MetaoptError], str]] = [
     # ---- unknown datasets / models / views
     (
         "sweep-unknown-dataset",
-        lambda c: __import__("metaopt_bayes.sweep", fromlist=["sweep"]).sweep(
+        lambda c: __import__("metaopt_bayes.sweeps", fromlist=["sweep"]).sweep(
             c.wh, "no_such_ds", "random_forest", 1, progress=False
         ),
         NotFoundError,
@@ -464,7 +464,7 @@ CASES: list[tuple[str, Callable[[Ctx], Any], type[MetaoptError], str]] = [
     # ---- invalid configs for a model
     (
         "config-missing-parameter",
-        lambda c: __import__("metaopt_bayes.sweep", fromlist=["x"]).sweep(
+        lambda c: __import__("metaopt_bayes.sweeps", fromlist=["x"]).sweep(
             c.wh, "iris", "random_forest", 1, configs=[{"max_depth": 3}], progress=False
         ),
         ValidationError,

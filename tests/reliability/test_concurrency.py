@@ -247,7 +247,7 @@ def test_other_processes_read_the_trials_while_optimize_runs_the_next(tmp_path, 
 def test_other_processes_read_the_runs_while_a_sweep_trains(tmp_path, monkeypatch):
     from sklearn.datasets import load_iris
 
-    import metaopt_bayes.sweep as sweep_mod
+    import metaopt_bayes.sweeps as sweep_mod
     import metaopt_bayes.trials as trials_mod
 
     path = tmp_path / "w.duckdb"

@@ -12,7 +12,7 @@ def test_optimize_builtin_trainer_retrains_and_saves_the_winner(tmp_path):
     import joblib
 
     from metaopt_bayes.search import FINAL_SOURCE, optimize
-    from metaopt_bayes.sweep import sweep
+    from metaopt_bayes.sweeps import sweep
     from warehouse import Warehouse
 
     with Warehouse(str(tmp_path / "w.duckdb")) as wh:

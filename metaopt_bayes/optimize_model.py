@@ -3,7 +3,7 @@
 :class:`ModelProposer` plugs into the trial loop (:func:`metaopt_bayes.trials.run_trials`):
 the family's scikit-learn default opens a search on a dataset without runs of it (as SMAC's
 initial design does, so the best trial is never worse in CV than the default); then each
-step recommends under the meta-learner (:func:`metaopt_bayes.recommend.recommend`, pending
+step recommends under the meta-learner (:func:`metaopt_bayes.recommend_model.recommend`, pending
 trials fantasized), or draws an initial-design point while there is nothing to learn from.
 :func:`optimize_model` sets it up — the built-in trainer or a user objective, the space or
 pool — runs the loop, and retrains the winner.
@@ -27,7 +27,7 @@ from metaopt_bayes.candidates import (
     is_space,
     load_candidates,
 )
-from metaopt_bayes.recommend import recommend, record_recommendations
+from metaopt_bayes.recommend_model import recommend, record_recommendations
 from metaopt_bayes.space import is_missing, plain
 from metaopt_bayes.trials import (
     TRIAL_SOURCE,
