@@ -15,6 +15,7 @@ import pandas as pd
 
 from metaopt_bayes import acquisition as acq
 from warehouse.errors import ValidationError
+from warehouse.protocol import WarehouseLike
 
 #: The columns a recommendation adds to its candidates' own.
 OUTPUT_COLUMNS = ("mean", "sd", "acquisition", "rank")
@@ -90,7 +91,11 @@ def believer_batch(
 
 
 def fantasies(
-    learner: Any, dataset: str, pending: pd.DataFrame | None, runs: pd.DataFrame, warehouse: Any
+    learner: Any,
+    dataset: str,
+    pending: pd.DataFrame | None,
+    runs: pd.DataFrame,
+    warehouse: WarehouseLike,
 ) -> pd.DataFrame | None:
     """Pending configs with ``value`` = their predicted mean (Kriging believer)."""
     if pending is None or len(pending) == 0:

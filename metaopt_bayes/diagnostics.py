@@ -8,6 +8,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from warehouse.protocol import WarehouseLike
+
 
 def posterior_summary(ml: Any) -> pd.DataFrame:
     """Mean, sd and 5%/95% quantiles of the population parameters (standardized scale)."""
@@ -26,7 +28,9 @@ def posterior_summary(ml: Any) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def calibration(ml: Any, warehouse: Any, max_datasets: int = 20, seed: int = 0) -> pd.DataFrame:
+def calibration(
+    ml: Any, warehouse: WarehouseLike, max_datasets: int = 20, seed: int = 0
+) -> pd.DataFrame:
     """Empirical coverage of central intervals on held-out runs of training datasets: each
     dataset's runs are split in half, the model is updated on one half and scored on the
     other (nominal level vs. fraction of held-out values inside)."""
@@ -52,7 +56,7 @@ def calibration(ml: Any, warehouse: Any, max_datasets: int = 20, seed: int = 0) 
     return pd.DataFrame({"nominal": levels, "coverage": cov})
 
 
-def diagnose(ml: Any, warehouse: Any, out_dir: str | Path | None = None):
+def diagnose(ml: Any, warehouse: WarehouseLike, out_dir: str | Path | None = None):
     """Summary table plus trace and calibration PNGs; returns (summary, written paths)."""
     import matplotlib
 

@@ -59,6 +59,7 @@ from metaopt_bayes.candidates import (
 )
 from metaopt_bayes.space import plain
 from warehouse.errors import CandidatesExhaustedError, NotFoundError, ValidationError
+from warehouse.protocol import WarehouseLike
 
 MODEL_COLUMN = "model"
 OUTPUT_COLUMNS = ("mean", "sd", "acquisition", "rank", "predicted_s", "lower", "upper")
@@ -251,7 +252,7 @@ class FamilyLearner:
         self.skipped: dict[str, str] = {}
         self.rho: float = 0.0
         self.rho_n: int = 0
-        self.warehouse: Any = None
+        self.warehouse: WarehouseLike | None = None
         self._meta: pd.DataFrame | None = None
 
     # ---- construction --------------------------------------------------------------------
@@ -346,7 +347,7 @@ class FamilyLearner:
         return self
 
     def fit(
-        self, warehouse: Any, datasets: list[str] | None = None, exclude: Any = None
+        self, warehouse: WarehouseLike, datasets: list[str] | None = None, exclude: Any = None
     ) -> FamilyLearner:
         """Fit on the warehouse's training matrix of every (wanted) family."""
         if not self._direction_given and hasattr(warehouse, "metric_direction"):
@@ -407,7 +408,7 @@ class FamilyLearner:
         return self.rho
 
     # ---- prediction ----------------------------------------------------------------------
-    def _meta_for(self, dataset: str, warehouse: Any, meta: pd.DataFrame | None) -> Any:
+    def _meta_for(self, dataset: str, warehouse: WarehouseLike, meta: pd.DataFrame | None) -> Any:
         wh = warehouse if warehouse is not None else self.warehouse
         if meta is not None:
             return meta
@@ -416,7 +417,7 @@ class FamilyLearner:
         return self._meta
 
     def observed_runs(
-        self, warehouse: Any, dataset: str, runs: pd.DataFrame | None = None
+        self, warehouse: WarehouseLike, dataset: str, runs: pd.DataFrame | None = None
     ) -> pd.DataFrame:
         """The dataset's finished runs of the fitted families (``runs`` overrides the
         warehouse; it may hold other datasets, which are dropped)."""
@@ -438,7 +439,7 @@ class FamilyLearner:
         self,
         dataset: str,
         configs: pd.DataFrame,
-        warehouse: Any = None,
+        warehouse: WarehouseLike | None = None,
         meta: pd.DataFrame | None = None,
         runs: pd.DataFrame | None = None,
         extra_runs: pd.DataFrame | None = None,
@@ -519,7 +520,7 @@ class FamilyLearner:
         self,
         dataset: str,
         candidates: JointSpace | pd.DataFrame | None = None,
-        warehouse: Any = None,
+        warehouse: WarehouseLike | None = None,
         meta: pd.DataFrame | None = None,
         runs: pd.DataFrame | None = None,
         n_candidates: int = 256,
@@ -603,7 +604,7 @@ class FamilyLearner:
         obs: pd.DataFrame,
         n_candidates: int,
         seed: int,
-        warehouse: Any,
+        warehouse: WarehouseLike,
         dataset: str,
     ) -> pd.DataFrame:
         if candidates is None:
@@ -635,7 +636,7 @@ class FamilyLearner:
     # ---- recommend -----------------------------------------------------------------------
     def recommend(
         self,
-        warehouse: Any,
+        warehouse: WarehouseLike,
         dataset: str,
         candidates: JointSpace | pd.DataFrame | None = None,
         n: int = 1,
@@ -735,7 +736,7 @@ class FamilyLearner:
         return out
 
 
-def _task(warehouse: Any, dataset: str) -> str:
+def _task(warehouse: WarehouseLike, dataset: str) -> str:
     if warehouse is None:
         return "classification"
     try:
@@ -745,7 +746,7 @@ def _task(warehouse: Any, dataset: str) -> str:
 
 
 def record_family_recommendations(
-    warehouse: Any,
+    warehouse: WarehouseLike,
     learner: FamilyLearner,
     dataset: str,
     recs: pd.DataFrame,
@@ -784,7 +785,7 @@ def record_family_recommendations(
 
 def recommend_families(
     learner: FamilyLearner,
-    warehouse: Any,
+    warehouse: WarehouseLike,
     dataset: str,
     candidates: JointSpace | pd.DataFrame | None = None,
     n: int = 1,
@@ -796,7 +797,7 @@ def recommend_families(
 
 
 def fit_family_learner(
-    warehouse: Any,
+    warehouse: WarehouseLike,
     metric: str,
     families: str | Iterable[str] | None = None,
     method: str = "nuts",

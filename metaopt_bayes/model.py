@@ -91,6 +91,7 @@ from metaopt_bayes.update import (
     update_dataset,
 )
 from warehouse.errors import NotFoundError, ValidationError
+from warehouse.protocol import WarehouseLike
 
 #: the grid of a dataset's sensitivity ``λ``: its slopes (every term but the intercept) deviate
 #: from the population by ``N(0, λ τ²)`` (see :meth:`MetaLearner._sensitivity_prior`)
@@ -296,7 +297,7 @@ class MetaLearner:
                 f"adapt must be one of {', '.join(ADAPT_MODES)}, not {c['adapt']!r}"
             )
 
-    def fit(self, warehouse: Any, datasets: list[str] | None = None, exclude: Any = None):
+    def fit(self, warehouse: WarehouseLike, datasets: list[str] | None = None, exclude: Any = None):
         """Fit on the warehouse's training matrix (and meta-features); record the fit there."""
         if self.config.get("path"):
             writable_model_path(self.config["path"], create=False)  # fail before the fit
@@ -547,7 +548,11 @@ class MetaLearner:
 
     # ---- prediction ----------------------------------------------------------------------
     def _dataset_inputs(
-        self, dataset: str, warehouse: Any, meta: pd.DataFrame | None, runs: pd.DataFrame | None
+        self,
+        dataset: str,
+        warehouse: WarehouseLike,
+        meta: pd.DataFrame | None,
+        runs: pd.DataFrame | None,
     ) -> tuple[np.ndarray, pd.DataFrame | None, float]:
         """Meta-feature row ``z``, the dataset's observed runs (from warehouse unless given)
         and its size (NaN when unknown; only parameters encoded per row need it)."""
@@ -570,7 +575,7 @@ class MetaLearner:
         return z, runs, rows
 
     def dataset_rows(
-        self, dataset: str, warehouse: Any = None, meta: pd.DataFrame | None = None
+        self, dataset: str, warehouse: WarehouseLike | None = None, meta: pd.DataFrame | None = None
     ) -> float:
         """The dataset's size (``n_instances``) from ``meta``, the warehouse's meta-features or
         what the fit recorded; NaN when unknown. Parameters encoded per row need it."""
@@ -583,7 +588,7 @@ class MetaLearner:
     def posterior(
         self,
         dataset: str,
-        warehouse: Any = None,
+        warehouse: WarehouseLike | None = None,
         meta: pd.DataFrame | None = None,
         runs: pd.DataFrame | None = None,
         extra_runs: pd.DataFrame | None = None,
@@ -598,7 +603,7 @@ class MetaLearner:
     def _update(
         self,
         dataset: str,
-        warehouse: Any,
+        warehouse: WarehouseLike,
         meta: pd.DataFrame | None,
         runs: pd.DataFrame | None,
         extra_runs: pd.DataFrame | None,
@@ -703,7 +708,7 @@ class MetaLearner:
         self,
         dataset: str,
         configs: pd.DataFrame,
-        warehouse: Any,
+        warehouse: WarehouseLike,
         meta: pd.DataFrame | None,
         runs: pd.DataFrame | None,
         extra_runs: pd.DataFrame | None,
@@ -730,7 +735,7 @@ class MetaLearner:
         self,
         dataset: str,
         configs: pd.DataFrame,
-        warehouse: Any = None,
+        warehouse: WarehouseLike | None = None,
         meta: pd.DataFrame | None = None,
         runs: pd.DataFrame | None = None,
         extra_runs: pd.DataFrame | None = None,
@@ -749,7 +754,7 @@ class MetaLearner:
         self,
         dataset: str,
         configs: pd.DataFrame,
-        warehouse: Any = None,
+        warehouse: WarehouseLike | None = None,
         meta: pd.DataFrame | None = None,
         runs: pd.DataFrame | None = None,
         extra_runs: pd.DataFrame | None = None,
@@ -844,7 +849,7 @@ class MetaLearner:
         self,
         dataset: str,
         configs: pd.DataFrame,
-        warehouse: Any = None,
+        warehouse: WarehouseLike | None = None,
         extra_runs: pd.DataFrame | None = None,
         predictive: bool = False,
         meta: pd.DataFrame | None = None,
@@ -872,7 +877,7 @@ class MetaLearner:
 
     def recommend(
         self,
-        warehouse: Any,
+        warehouse: WarehouseLike,
         dataset: str,
         candidates: Any,
         n: int = 1,
@@ -895,7 +900,7 @@ class MetaLearner:
     def load(
         cls,
         path: str | os.PathLike,
-        warehouse: Any = None,
+        warehouse: WarehouseLike | None = None,
         metric: str | None = None,
         model: str | None = None,
     ) -> MetaLearner:
@@ -915,7 +920,9 @@ class MetaLearner:
 # ----------------------------------------------------------------------------------------------
 
 
-def _training_matrix(wh: Any, metric: str, model: str | None, datasets: Any, exclude: Any):
+def _training_matrix(
+    wh: WarehouseLike, metric: str, model: str | None, datasets: Any, exclude: Any
+):
     """The warehouse's training matrix; ``duration_s`` (a run column, not a logged metric)
     is read from the runs of the most frequently logged metric when no run logged it."""
     df = wh.training_matrix(metric, model=model, datasets=datasets, exclude=exclude)
@@ -927,7 +934,7 @@ def _training_matrix(wh: Any, metric: str, model: str | None, datasets: Any, exc
     return df
 
 
-def _why_no_runs(wh: Any, metric: str, model: str | None, filtered: bool) -> str:
+def _why_no_runs(wh: WarehouseLike, metric: str, model: str | None, filtered: bool) -> str:
     """Why the warehouse has nothing to fit on, as one line naming what it does have."""
     n = wh.count_runs(model=model)
     if model and n == 0:

@@ -43,6 +43,7 @@ from metaopt_bayes.trials import (
     trial_table,
 )
 from warehouse.errors import CandidatesExhaustedError, NotFoundError, ValidationError
+from warehouse.protocol import WarehouseLike
 
 
 class JointProposer(LearningProposer):
@@ -51,7 +52,7 @@ class JointProposer(LearningProposer):
 
     def __init__(
         self,
-        warehouse: Any,
+        warehouse: WarehouseLike,
         dataset: str,
         families: list[str],
         metric: str,
@@ -99,7 +100,7 @@ class JointProposer(LearningProposer):
 
 
 def optimize_families(
-    warehouse: Any,
+    warehouse: WarehouseLike,
     dataset: str,
     families: str | Iterable[str] | None,
     budget: int,
@@ -201,7 +202,7 @@ def optimize_families(
 
 def _next_joint(
     lrn: FamilyLearner | None,
-    warehouse: Any,
+    warehouse: WarehouseLike,
     dataset: str,
     space: JointSpace,
     pending: pd.DataFrame,

@@ -46,6 +46,7 @@ from metaopt_bayes.trials import (
     trial_table,
 )
 from warehouse.errors import CandidatesExhaustedError, NotFoundError, ValidationError
+from warehouse.protocol import WarehouseLike
 
 
 def default_metric(task: str | None) -> str:
@@ -64,7 +65,7 @@ def _resolve_space(space: Any) -> Any:
 
 
 def fit_cost_learner(
-    warehouse: Any,
+    warehouse: WarehouseLike,
     metric: str,
     model: str | None,
     method: str = "nuts",
@@ -89,7 +90,7 @@ def fit_cost_learner(
 
 
 def _family_default(
-    warehouse: Any, dataset: str, model: str, space: Any, task: str | None
+    warehouse: WarehouseLike, dataset: str, model: str, space: Any, task: str | None
 ) -> dict[str, Any] | None:
     """The zoo family's default configuration as a point of ``space``, or None (not a zoo
     family, runs of it on the dataset already, unknown task, or a default outside the
@@ -139,7 +140,7 @@ def _typed_config(cfg: dict[str, Any], space: Any, pool: pd.DataFrame | None) ->
 
 def _next_config(
     lrn: Any,
-    warehouse: Any,
+    warehouse: WarehouseLike,
     dataset: str,
     space: Any,
     pool: pd.DataFrame | None,
@@ -213,7 +214,7 @@ class ModelProposer(LearningProposer):
 
     def __init__(
         self,
-        warehouse: Any,
+        warehouse: WarehouseLike,
         dataset: str,
         model: str,
         metric: str,
@@ -296,7 +297,7 @@ class ModelProposer(LearningProposer):
 
 
 def optimize_model(
-    warehouse: Any,
+    warehouse: WarehouseLike,
     dataset: str,
     model: str,
     budget: int,

@@ -19,6 +19,7 @@ import numpy as np
 
 from metaopt_bayes.features import FeatureEncoder, MetaFeatureScaler, TargetTransform
 from warehouse.errors import NotFoundError, ValidationError, one_line
+from warehouse.protocol import WarehouseLike
 
 # 2: discrepancy option and its grid weights; 3: dataset sensitivity; 4: its grid is stored;
 # 5: a bounded metric's values at the bound are moved inside by the dataset's resolution;
@@ -102,7 +103,7 @@ def save_learner(learner: Any, path: str | os.PathLike) -> Path:
 def load_learner(
     cls: type[Learner],
     path: str | os.PathLike,
-    warehouse: Any = None,
+    warehouse: WarehouseLike | None = None,
     metric: str | None = None,
     model: str | None = None,
 ) -> Learner:

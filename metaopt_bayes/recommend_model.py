@@ -30,9 +30,10 @@ from metaopt_bayes.candidates import (
 )
 from metaopt_bayes.space import plain
 from warehouse.errors import CandidatesExhaustedError, NotFoundError, ValidationError
+from warehouse.protocol import WarehouseLike
 
 
-def observed_runs(learner: Any, warehouse: Any, dataset: str) -> pd.DataFrame:
+def observed_runs(learner: Any, warehouse: WarehouseLike, dataset: str) -> pd.DataFrame:
     """The dataset's runs of the learner's model with its metric (a training matrix)."""
     try:
         runs = warehouse.training_matrix(learner.metric, model=learner.model, datasets=[dataset])
@@ -43,7 +44,7 @@ def observed_runs(learner: Any, warehouse: Any, dataset: str) -> pd.DataFrame:
 
 def recommend(
     learner: Any,
-    warehouse: Any,
+    warehouse: WarehouseLike,
     dataset: str,
     candidates: Any,
     n: int = 1,
@@ -158,7 +159,7 @@ def recommend(
 
 
 def record_recommendations(
-    warehouse: Any,
+    warehouse: WarehouseLike,
     learner: Any,
     dataset: str,
     recs: pd.DataFrame,

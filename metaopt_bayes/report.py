@@ -37,6 +37,7 @@ import numpy as np
 import pandas as pd
 
 from warehouse.errors import NotFoundError, ValidationError
+from warehouse.protocol import WarehouseLike
 
 __all__ = ["LEVELS", "ReportData", "build_report", "nearest_datasets", "write_report"]
 
@@ -132,7 +133,7 @@ def _grid(spec: Any, n: int = 21, rows: float = float("nan")) -> list[Any]:
 
 # ------------------------------------------------------------------------------------ build
 def collect(
-    warehouse: Any,
+    warehouse: WarehouseLike,
     dataset: str | None = None,
     model: str | None = None,
     metric: str = "accuracy",
@@ -465,13 +466,13 @@ def render_html(data: ReportData) -> str:
     return "\n".join(parts)
 
 
-def build_report(warehouse: Any, **kwargs: Any) -> str:
+def build_report(warehouse: WarehouseLike, **kwargs: Any) -> str:
     """The HTML text of the report; keyword arguments as :func:`collect` (dataset, model,
     metric, learner, method, folds, seed, background, MetaLearner options)."""
     return render_html(collect(warehouse, **kwargs))
 
 
-def write_report(warehouse: Any, path: str | Path, **kwargs: Any) -> Path:
+def write_report(warehouse: WarehouseLike, path: str | Path, **kwargs: Any) -> Path:
     """Write the report to ``path`` (``.html``); returns the path."""
     out = Path(path)
     if out.suffix.lower() not in (".html", ".htm"):

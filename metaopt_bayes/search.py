@@ -36,11 +36,12 @@ from metaopt_bayes.trials import (
     make_executor,
 )
 from warehouse.errors import ValidationError
+from warehouse.protocol import WarehouseLike
 
 
 def recommend(
     learner: Any,
-    warehouse: Any,
+    warehouse: WarehouseLike,
     dataset: str,
     candidates: Any,
     n: int = 1,
@@ -112,7 +113,7 @@ def recommend(
 
 
 def optimize(
-    warehouse: Any,
+    warehouse: WarehouseLike,
     dataset: str,
     model: str | list[str] | tuple[str, ...] | None,
     budget: int,

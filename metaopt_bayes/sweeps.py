@@ -22,6 +22,7 @@ from metaopt_bayes.space import SearchSpace, config_key, is_missing
 from metaopt_bayes.trainer import check_setup, load_dataset
 from metaopt_bayes.trials import SWEEP_SOURCE, Proposal, TrainerRunner, run_trials
 from warehouse.errors import ValidationError
+from warehouse.protocol import WarehouseLike
 
 
 class DesignProposer:
@@ -59,7 +60,7 @@ def design_seed(seed: int, dataset: str) -> int:
     return (int(seed) * 1_000_003 + zlib.crc32(str(dataset).encode())) % 2**32
 
 
-def finished_configs(warehouse: Any, dataset: str, model: str) -> set[frozenset]:
+def finished_configs(warehouse: WarehouseLike, dataset: str, model: str) -> set[frozenset]:
     """The configs (:func:`config_key`) that have a finished run of ``model`` on ``dataset``,
     whatever space they were drawn from: a parameter a later space leaves out makes another
     config."""
@@ -111,7 +112,7 @@ def new_design_points(
 
 
 def sweep(
-    warehouse: Any,
+    warehouse: WarehouseLike,
     dataset: str,
     model: str,
     n: int,

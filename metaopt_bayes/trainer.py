@@ -46,6 +46,7 @@ import pandas as pd
 
 from warehouse import sources
 from warehouse.errors import ValidationError
+from warehouse.protocol import WarehouseLike
 
 CLASSIFICATION_METRICS = (
     "accuracy",
@@ -84,7 +85,7 @@ _PRELOAD = [
 # data
 
 
-def load_dataset(warehouse: Any, name: str) -> tuple[pd.DataFrame, np.ndarray, str]:
+def load_dataset(warehouse: WarehouseLike, name: str) -> tuple[pd.DataFrame, np.ndarray, str]:
     """Features ``X``, target ``y`` and task of a dataset registered in ``warehouse``.
 
     Registered data is stored inside the warehouse itself (a table per dataset in the
@@ -149,7 +150,7 @@ def _splits(y: np.ndarray, task: str, cv: int | float | None, seed: int) -> list
     return list(KFold(k, shuffle=True, random_state=seed).split(idx))
 
 
-def released_while(warehouse: Any, when: bool) -> contextlib.AbstractContextManager[Any]:
+def released_while(warehouse: WarehouseLike, when: bool) -> contextlib.AbstractContextManager[Any]:
     """For a block that trains: the warehouse file let go of (:meth:`Warehouse.released`)
     when ``when`` and the warehouse can, so other processes read what is logged so far."""
     if when and hasattr(warehouse, "released"):
@@ -602,7 +603,7 @@ def run_trial(payload: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def log_trial(
-    warehouse: Any,
+    warehouse: WarehouseLike,
     dataset: str,
     model: str,
     config: Mapping[str, Any],
@@ -674,7 +675,7 @@ def make_payload(
 
 
 def train_and_evaluate(
-    warehouse: Any,
+    warehouse: WarehouseLike,
     dataset: str,
     model: str,
     config: Mapping[str, Any],

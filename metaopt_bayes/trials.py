@@ -33,6 +33,7 @@ from metaopt_bayes.space import config_key, plain
 from metaopt_bayes.trainer import _PRELOAD, log_trial, make_payload, released_while, run_trial
 from warehouse import sources
 from warehouse.errors import NotFoundError, ValidationError, one_line
+from warehouse.protocol import WarehouseLike
 
 TRIAL_SOURCE = sources.OPTIMIZE
 FINAL_SOURCE = sources.FINAL
@@ -75,7 +76,9 @@ class Runner(Protocol):
 
     def call(self, proposal: Proposal, shipped: bool) -> tuple[Callable[..., Any], tuple]: ...
 
-    def log(self, warehouse: Any, proposal: Proposal, result: Mapping[str, Any]) -> str: ...
+    def log(
+        self, warehouse: WarehouseLike, proposal: Proposal, result: Mapping[str, Any]
+    ) -> str: ...
 
 
 # Per-worker copy of the training data, set once by the pool initializer, so that each trial
@@ -118,7 +121,7 @@ class TrainerRunner:
             )
         return run_trial, (payload,)
 
-    def log(self, warehouse: Any, proposal: Proposal, result: Mapping[str, Any]) -> str:
+    def log(self, warehouse: WarehouseLike, proposal: Proposal, result: Mapping[str, Any]) -> str:
         return log_trial(
             warehouse, self.dataset, proposal.model, proposal.params, result,
             seed=proposal.seed, source=self.source,
@@ -138,7 +141,7 @@ class ObjectiveRunner:
     def call(self, proposal: Proposal, shipped: bool) -> tuple[Callable[..., Any], tuple]:
         return call_objective, (self.objective, self.metric, proposal.params)
 
-    def log(self, warehouse: Any, proposal: Proposal, result: Mapping[str, Any]) -> str:
+    def log(self, warehouse: WarehouseLike, proposal: Proposal, result: Mapping[str, Any]) -> str:
         meta = {
             k: result[k] for k in ("status", "duration_s", "error") if result.get(k) is not None
         }
@@ -262,7 +265,7 @@ def _failed(exc: BaseException) -> dict[str, Any]:
 
 
 def run_trials(
-    warehouse: Any,
+    warehouse: WarehouseLike,
     proposer: Proposer,
     runner: Runner,
     n: int,
@@ -341,7 +344,7 @@ def fit_without_target(
     return None, None
 
 
-def other_runs(warehouse: Any, dataset: str, models: str | list[str]) -> int:
+def other_runs(warehouse: WarehouseLike, dataset: str, models: str | list[str]) -> int:
     """Finished runs of ``models`` on datasets other than ``dataset``: what a meta-learner
     fitted without the target learns from (``optimize`` refits only when this changes)."""
     return warehouse.count_runs(model=models, exclude=[dataset], status="finished")
@@ -407,14 +410,19 @@ class LearningProposer:
 # --------------------------------------------------------------------------------------------
 # results
 # --------------------------------------------------------------------------------------------
-def existing_trials(warehouse: Any, dataset: str, models: Sequence[str]) -> pd.DataFrame:
+def existing_trials(warehouse: WarehouseLike, dataset: str, models: Sequence[str]) -> pd.DataFrame:
     """The optimize trials already in the warehouse for ``dataset`` and ``models``, oldest
     first (``run_id``, ``model``, ``status``, ``seq``)."""
     return warehouse.trials(dataset, model=[str(m) for m in models], source=TRIAL_SOURCE)
 
 
 def trial_table(
-    warehouse: Any, dataset: str, models: Sequence[str], metric: str, maximize: bool, joint: bool
+    warehouse: WarehouseLike,
+    dataset: str,
+    models: Sequence[str],
+    metric: str,
+    maximize: bool,
+    joint: bool,
 ) -> pd.DataFrame:
     """Optimize trials with their metric and config, oldest first, with the running best
     (``number``, ``run_id``, [``model``,] ``status``, ``value``, parameters, ``best``)."""
@@ -539,7 +547,7 @@ class Holdout:
 
 
 def settle_winner(
-    warehouse: Any,
+    warehouse: WarehouseLike,
     result: OptimizeResult,
     data: Holdout,
     seed: int,
@@ -558,7 +566,7 @@ def settle_winner(
 
 
 def retrain_winner(
-    warehouse: Any,
+    warehouse: WarehouseLike,
     result: OptimizeResult,
     X: pd.DataFrame,
     y: np.ndarray,
@@ -593,7 +601,7 @@ def retrain_winner(
 
 
 def _artifact_path(
-    warehouse: Any, result: OptimizeResult, run_id: str, artifacts_dir: str | Path | None
+    warehouse: WarehouseLike, result: OptimizeResult, run_id: str, artifacts_dir: str | Path | None
 ) -> Path | None:
     """Where the retrained winner of ``run_id`` is saved: ``artifacts_dir``, else
     ``metaopt_models/`` beside the warehouse file (None for an in-memory warehouse)."""
@@ -608,7 +616,7 @@ def _artifact_path(
 
 
 def reuse_final(
-    warehouse: Any, result: OptimizeResult, seed: int, artifacts_dir: str | Path | None
+    warehouse: WarehouseLike, result: OptimizeResult, seed: int, artifacts_dir: str | Path | None
 ) -> bool:
     """Fill ``result`` from the newest retrained winner of (dataset, model) and ``seed`` (the
     seed draws the test split) when it has the best config and its saved estimator is still

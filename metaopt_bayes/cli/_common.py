@@ -12,6 +12,7 @@ import click
 from click.core import ParameterSource
 
 from warehouse.errors import MetaoptError, one_line
+from warehouse.protocol import WarehouseLike
 
 FORMATS = ("table", "csv", "json")
 
@@ -95,7 +96,7 @@ def open_warehouse(
     return Warehouse(ctx.obj.get("db"), read_only=read_only)
 
 
-def require_dataset(wh: Any, dataset: str) -> None:
+def require_dataset(wh: WarehouseLike, dataset: str) -> None:
     """A dataset name typed on the command line must be one the warehouse knows (registered,
     with runs or with meta-features): a typo would otherwise get a zero-shot answer for a
     dataset with no meta-features. (The Python API allows any name: zero-shot.)"""
@@ -228,7 +229,7 @@ def learner_option(help: str, old: tuple[str, ...] = ()) -> Callable[..., Any]:
     return click.option("--learner", "learner", **attrs)
 
 
-def find_learner(wh: Any, ref: str) -> tuple[str, Any]:
+def find_learner(wh: WarehouseLike, ref: str) -> tuple[str, Any]:
     """The file of a saved meta-model (learner) named by ``ref``, and its ``meta_models`` row
     (with MODEL_BRIEF) when it was named by id: ``ref`` is a learner file (a path, or a name
     ending in .nc), else its id or a unique prefix of it as `metaopt learners` shows it."""

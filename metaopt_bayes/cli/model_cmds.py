@@ -25,6 +25,7 @@ from metaopt_bayes.cli._common import (
     require_dataset,
 )
 from warehouse.errors import NotFoundError, ValidationError
+from warehouse.protocol import WarehouseLike
 
 _MODEL_COLUMNS = (
     "model_id, created_at, metric, model_family, method, status, n_runs, n_datasets, "
@@ -38,7 +39,7 @@ def _models_dir(ctx: click.Context) -> Path:
     return base / "metaopt_models"
 
 
-def _load_model(wh: Any, learner: str | None, metric: str | None, model: str | None):
+def _load_model(wh: WarehouseLike, learner: str | None, metric: str | None, model: str | None):
     """A saved meta-model (learner) by id or file, else the newest one for ``metric`` (and
     ``model``)."""
     from metaopt_bayes.model import MetaLearner

@@ -30,6 +30,7 @@ from metaopt_bayes.cli._common import (
     space_option,
     trials_option,
 )
+from warehouse.protocol import WarehouseLike
 
 ACQ_CHOICE = click.Choice(["ei", "cost-ei", "ucb", "ts", "pi"])
 acquisition_option = click.option(
@@ -43,7 +44,7 @@ acquisition_option = click.option(
 )
 
 
-def _space_or_default(wh: Any, dataset: str, model: str, space: str | None) -> Any:
+def _space_or_default(wh: WarehouseLike, dataset: str, model: str, space: str | None) -> Any:
     from metaopt_bayes.space import SearchSpace
     from metaopt_bayes.zoo import get_family
 
@@ -53,11 +54,13 @@ def _space_or_default(wh: Any, dataset: str, model: str, space: str | None) -> A
     return get_family(model).default_space(task)
 
 
-def _default_metric(wh: Any, dataset: str) -> str:
+def _default_metric(wh: WarehouseLike, dataset: str) -> str:
     return "rmse" if wh.dataset_task(dataset) == "regression" else "accuracy"
 
 
-def _learner(wh: Any, metric: str, model: str, ref: str | None, method: str, quiet: bool) -> Any:
+def _learner(
+    wh: WarehouseLike, metric: str, model: str, ref: str | None, method: str, quiet: bool
+) -> Any:
     """The saved meta-model (learner) ``ref`` names (its id or file), else the newest saved fit
     for (metric, model) recorded in the warehouse, else a fresh fit."""
     from metaopt_bayes.model import MetaLearner
@@ -84,14 +87,14 @@ def _learner(wh: Any, metric: str, model: str, ref: str | None, method: str, qui
     return MetaLearner(metric, model=model, direction=None, method=method).fit(wh)
 
 
-def _cost_learner(wh: Any, metric: str, model: str, method: str) -> Any:
+def _cost_learner(wh: WarehouseLike, metric: str, model: str, method: str) -> Any:
     from metaopt_bayes.search import fit_cost_learner
 
     return fit_cost_learner(wh, metric, model, method)
 
 
 def _family_learner(
-    wh: Any, dataset: str, metric: str, families: list[str] | None, method: str, fmt: str
+    wh: WarehouseLike, dataset: str, metric: str, families: list[str] | None, method: str, fmt: str
 ) -> Any:
     """A FamilyLearner for the families with history on ``metric`` (or the named ones): each
     family's newest saved fit when there is one, else a fresh fit, plus a duration learner
@@ -158,7 +161,7 @@ class _FitProgress:
             self.p.__exit__(*exc)
 
 
-def _record_ranking(wh: Any, fl: Any, dataset: str, ranking: Any) -> None:
+def _record_ranking(wh: WarehouseLike, fl: Any, dataset: str, ranking: Any) -> None:
     """Store each family's predicted best config as a recommendation ('family-rank')."""
     import contextlib
     import json as _json
@@ -361,7 +364,7 @@ class _LiveTable:
 
 
 def _run_optimize(
-    wh: Any,
+    wh: WarehouseLike,
     dataset: str,
     model: str | list[str] | None,
     budget: int,
@@ -721,7 +724,7 @@ def _verdict(table: Any) -> str:
     return f"the default is {-gain:.1f} CV accuracy points better than every trial ({test})"
 
 
-def _default_vs_found(wh: Any, res: Any, model: str, seed: int) -> dict[str, Any]:
+def _default_vs_found(wh: WarehouseLike, res: Any, model: str, seed: int) -> dict[str, Any]:
     import numpy as np
     import pandas as pd
 

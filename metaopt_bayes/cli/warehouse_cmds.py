@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import click
 
 from metaopt_bayes.cli._common import (
@@ -16,6 +14,7 @@ from metaopt_bayes.cli._common import (
     output_option,
 )
 from warehouse import sources
+from warehouse.protocol import WarehouseLike
 from warehouse.sqlfiles import DIALECTS
 
 
@@ -77,7 +76,7 @@ def ingest(ctx: click.Context, file: str) -> None:
             click.echo(f"new {kind}{'s' if len(added) > 1 else ''}: {shown}", err=True)
 
 
-def _known_names(wh: Any) -> dict[str, set[str]]:
+def _known_names(wh: WarehouseLike) -> dict[str, set[str]]:
     """Dataset names (registered or with runs) and model families with runs."""
     return {"dataset": set(wh.dataset_names()), "model": set(wh.model_names())}
 
