@@ -111,3 +111,31 @@ def load_tabrepo(root: Path, target: str = "metric_error") -> tuple[pd.DataFrame
     m.index = "task_" + m.pop("tid").astype(str)
     m.index.name = "dataset"
     return runs, m.astype(float)
+
+
+def load_pmlb_suite(family: str, split: str = "all") -> tuple[pd.DataFrame, pd.DataFrame]:
+    """``benchmarks/data/pmlb_<family>.parquet`` (real training on PMLB classification
+    datasets, ``make_pmlb_suites.py``): accuracy of one shared pool of configs per dataset;
+    ``split`` keeps the ``dev`` or ``holdout`` datasets of ``pmlb_splits.csv`` (or ``all``)."""
+    data = Path(__file__).resolve().parent / "data"
+    df = pd.read_parquet(data / f"pmlb_{family}.parquet")
+    if split != "all":
+        groups = pd.read_csv(data / "pmlb_splits.csv")
+        keep = set(groups.loc[groups["split"] == split, "dataset"].astype(str))
+        df = df[df["dataset"].astype(str).isin(keep)].reset_index(drop=True)
+    runs = pd.DataFrame(
+        {
+            "run_id": family + "-" + df["dataset"].astype(str) + "-" + df["config_id"].astype(str),
+            "dataset": df["dataset"].astype(str),
+            "model": family,
+            "value": df["metrics.accuracy"].astype(float),
+            "duration_s": df["duration_s"].astype(float),
+            "seq": np.arange(len(df)),
+        }
+    )
+    for col in [c for c in df.columns if c.startswith("params.")]:
+        runs[col] = df[col].to_numpy()
+    meta = pd.read_parquet(data / "pmlb_meta.parquet")
+    meta = meta.set_index(meta["dataset"].astype(str)).drop(columns=["dataset"])
+    meta.index.name = "dataset"
+    return runs, meta.select_dtypes("number").astype(float)

@@ -51,14 +51,10 @@ from scipy.stats import norm, spearmanr
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmarks._data import load_openml_rf, load_tabrepo, shared_data_dir
+from benchmarks._data import load_openml_rf, load_pmlb_suite, load_tabrepo, shared_data_dir
+from metaopt_bayes import adapt
 from metaopt_bayes.features import TargetTransform
 from metaopt_bayes.model import MetaLearner
-from metaopt_bayes.update import (
-    mixture_logpdf,
-    mixture_quantile,
-    noise_mixture,
-)
 
 KS = (0, 5, 20)
 
@@ -74,28 +70,28 @@ def _scores(y: np.ndarray, m: np.ndarray, s: np.ndarray) -> dict[str, np.ndarray
 
 
 def _learner_scores(ml: MetaLearner, ds: str, test: pd.DataFrame, obs: pd.DataFrame, meta):
-    """The learner's predictive on the transformed scale, scored as the product predicts it:
-    moment-matched coefficients plus the model discrepancy, the observation noise as its
-    scale mixture."""
-    m, vf, post = ml.latent(ds, test, meta=meta, runs=obs)
-    w, s2 = noise_mixture(post)
+    """The learner's predictive on the transformed (unstandardized) scale, scored as the
+    product predicts it (:meth:`MetaLearner.predictive_components`: moment-matched
+    coefficients plus the model discrepancy, the observation noise as its scale mixture, and
+    the task GP's component when adapting): the mixture's mean and its components."""
+    W, M, V = ml.predictive_components(ds, test, meta=meta, runs=obs)
     t = ml.transform
-    m, vf, s2 = t.center + t.scale * m, t.scale**2 * vf, t.scale**2 * s2
-    return m, vf, w, s2
+    M, V = t.center + t.scale * M, t.scale**2 * V
+    return (W * M).sum(1), W, M, V
 
 
-def _mixture_scores(y, m, vf, w, s2) -> dict[str, np.ndarray]:
-    return {
-        "se": (y - m) ** 2,
-        "nlpd": -mixture_logpdf(y, m, vf, w, s2),
-        "c50": np.abs(y - m) <= mixture_quantile(vf, w, s2, 0.5),
-        "c90": np.abs(y - m) <= mixture_quantile(vf, w, s2, 0.9),
-    }
+def _mixture_scores(y, m, W, M, V) -> dict[str, np.ndarray]:
+    out = {"se": (y - m) ** 2, "nlpd": -adapt.mixture_logpdf(y, W, M, V)}
+    for prob, key in ((0.5, "c50"), (0.9, "c90")):
+        lo, hi = adapt.mixture_interval(W, M, V, prob)
+        out[key] = (y >= lo) & (y <= hi)
+    return out
 
 
 def run_scenario(
-    name, runs, meta, metric, method, seed, quick, rows, timings, paired, extra=None, folds=1
-):
+    name, runs, meta, metric, method, seed, quick, rows, timings, paired, extra=None, folds=1,
+    compare_adapt=(),
+):  # fmt: skip
     """Score every method on ``folds`` of a 5-way task split (fold f holds out the f-th fifth
     of the shuffled tasks and fits on the rest); scores are pooled over the folds. ``rows``
     gets the pooled scores, ``paired`` the learner's NLPD against each baseline on the same
@@ -110,7 +106,7 @@ def run_scenario(
         train_tasks = np.setdiff1d(tasks, test_tasks)
         ml = _run_fold(
             name, runs, meta, metric, method, seed, quick, timings, extra,
-            train_tasks, test_tasks, acc,
+            train_tasks, test_tasks, acc, compare_adapt,
         )  # fmt: skip
         if f == 0:
             first = (ml, tasks[:n_test])
@@ -161,8 +157,9 @@ def _clustered(per_task: list[np.ndarray]) -> tuple[float, float]:
 
 
 def _run_fold(
-    name, runs, meta, metric, method, seed, quick, timings, extra, train_tasks, test_tasks, acc
-):
+    name, runs, meta, metric, method, seed, quick, timings, extra, train_tasks, test_tasks, acc,
+    compare_adapt=(),
+):  # fmt: skip
     train = runs[runs["dataset"].isin(train_tasks)]
     draws = {"draws": 500, "tune": 500} if quick else {}
     ml = MetaLearner(metric, method=method, seed=seed, **draws, **(extra or {}))
@@ -229,8 +226,14 @@ def _run_fold(
         for k in KS:
             obs = task.iloc[perm[:k]].reset_index(drop=True)
             y_obs = g_task[perm[:k]]
-            m, vf, w, s2 = _learner_scores(ml, ds, test, obs, meta)
-            add("MetaLearner", k, y, m, None, ds, _mixture_scores(y, m, vf, w, s2))
+            m, W, M, V = _learner_scores(ml, ds, test, obs, meta)
+            add("MetaLearner", k, y, m, None, ds, _mixture_scores(y, m, W, M, V))
+            for mode in compare_adapt or ():  # the same fit, another way to adapt
+                kept = ml.config["adapt"]
+                ml.config["adapt"] = mode
+                m, W, M, V = _learner_scores(ml, ds, test, obs, meta)
+                ml.config["adapt"] = kept
+                add(f"MetaLearner adapt={mode}", k, y, m, None, ds, _mixture_scores(y, m, W, M, V))
             if k >= 2:
                 add(
                     "task mean",
@@ -403,10 +406,23 @@ def main() -> None:
         help="only the table of how well the meta-features predict a task's level (seconds)",
     )
     ap.add_argument("--repeat", type=int, default=2, help="--speed repeats")
+    ap.add_argument(
+        "--compare-adapt",
+        default="",
+        help="also score the same fit with these adapt modes (e.g. off,rank), paired",
+    )
+    ap.add_argument(
+        "--pmlb",
+        default="",
+        help="PMLB suites of benchmarks/data to add, e.g. knn,logistic_regression",
+    )
+    ap.add_argument("--pmlb-split", default="dev", choices=["dev", "holdout", "all"])
     args = ap.parse_args()
     import json
 
     extra = {k: json.loads(v) for k, v in (kv.split("=", 1) for kv in args.set)}
+    compare_adapt = [m for m in args.compare_adapt.split(",") if m]
+    args.pmlb = [f for f in args.pmlb.split(",") if f]
     if args.speed:
         speed(args.method, args.repeat, extra)
         return
@@ -426,6 +442,9 @@ def main() -> None:
         scenarios.append((f"tabrepo metric_error {ptype}", sub, tab_meta, "metric_error"))
     time_runs, _ = load_tabrepo(root, "time_train_s")
     scenarios.append(("tabrepo time_train_s", time_runs, tab_meta, "duration_s"))
+    for family in args.pmlb:
+        runs_, meta_ = load_pmlb_suite(family, args.pmlb_split)
+        scenarios.append((f"pmlb_{family} accuracy ({args.pmlb_split})", runs_, meta_, "accuracy"))
     if args.quick:
         scenarios = [scenarios[0], scenarios[1], scenarios[-1]]
     if args.only:
@@ -453,6 +472,7 @@ def main() -> None:
             paired,
             extra,
             args.folds,
+            compare_adapt,
         )
         timings[-1].update(speed_update(ml, runs, meta, str(test_tasks[0])))
     print("\n## Leave-datasets-out accuracy (transformed metric scale)")

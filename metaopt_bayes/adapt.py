@@ -192,7 +192,7 @@ def mix_moments(
     return m, np.maximum(v, 1e-12)
 
 
-def mixture_interval(
+def mixture_components(
     w: float,
     m1: np.ndarray,
     v1: np.ndarray,
@@ -200,27 +200,41 @@ def mixture_interval(
     noise_var: np.ndarray,
     m2: np.ndarray,
     v2: np.ndarray,
-    prob: float,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``w Σ_k noise_w_k N(m1, v1 + noise_var_k) + (1−w) N(m2, v2)`` as per-row components:
+    weights (K,), means (n, K) and variances (n, K)."""
+    M = np.stack([m1] * len(noise_w) + [m2], 1)
+    V = np.stack([v1 + s2 for s2 in noise_var] + [v2], 1)
+    W = np.append(w * np.asarray(noise_w, dtype=float), 1.0 - w)
+    return W, M, V
+
+
+def mixture_logpdf(y: np.ndarray, W: np.ndarray, M: np.ndarray, V: np.ndarray) -> np.ndarray:
+    """``log Σ_k W_k N(y; M_k, V_k)`` per row (``W``: (K,) for every row, or (n, K))."""
+    with np.errstate(divide="ignore"):
+        logw = np.log(np.broadcast_to(W, M.shape))
+        return logsumexp(logw + _logpdf(np.asarray(y, float)[:, None], M, V), axis=1)
+
+
+def mixture_quantile(W: np.ndarray, M: np.ndarray, V: np.ndarray, p: float) -> np.ndarray:
+    """The ``p`` quantile of ``Σ_k W_k N(M_k, V_k)`` per row (``W``: (K,) or (n, K);
+    bisection to ~1e-15 of the bracket)."""
+    S = np.sqrt(V)
+    W = np.broadcast_to(W, M.shape)
+    lo, hi = (M - 8.0 * S).min(1), (M + 8.0 * S).max(1)
+    for _ in range(50):
+        mid = 0.5 * (lo + hi)
+        below = (ndtr((mid[:, None] - M) / S) * W).sum(1) < p
+        lo = np.where(below, mid, lo)
+        hi = np.where(below, hi, mid)
+    return 0.5 * (lo + hi)
+
+
+def mixture_interval(
+    W: np.ndarray, M: np.ndarray, V: np.ndarray, prob: float
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Lower and upper ends of the central ``prob`` interval of
-    ``w Σ_k noise_w_k N(m1, v1 + noise_var_k) + (1−w) N(m2, v2)``, per row (bisection)."""
-    comps_m = [m1] * len(noise_w) + [m2]
-    comps_s = [np.sqrt(v1 + s2) for s2 in noise_var] + [np.sqrt(v2)]
-    comps_w = [w * float(k) for k in noise_w] + [1.0 - w]
-    M, S = np.stack(comps_m, 1), np.stack(comps_s, 1)
-    W = np.asarray(comps_w)
-
-    def quantile(p: float) -> np.ndarray:
-        lo = (M - 8.0 * S).min(1)
-        hi = (M + 8.0 * S).max(1)
-        for _ in range(50):
-            mid = 0.5 * (lo + hi)
-            below = (ndtr((mid[:, None] - M) / S) * W).sum(1) < p
-            lo = np.where(below, mid, lo)
-            hi = np.where(below, hi, mid)
-        return 0.5 * (lo + hi)
-
-    return quantile(0.5 - prob / 2.0), quantile(0.5 + prob / 2.0)
+    """Lower and upper ends of the central ``prob`` interval of ``Σ_k W_k N(M_k, V_k)``."""
+    return mixture_quantile(W, M, V, 0.5 - prob / 2.0), mixture_quantile(W, M, V, 0.5 + prob / 2.0)
 
 
 __all__ = [
@@ -229,7 +243,10 @@ __all__ = [
     "fit_task_gp",
     "linear_loo",
     "mix_moments",
+    "mixture_components",
     "mixture_interval",
+    "mixture_logpdf",
+    "mixture_quantile",
     "ranking_weight",
     "stacking_weight",
 ]

@@ -56,6 +56,7 @@ from metaopt_bayes.adapt import (
     fit_task_gp,
     linear_loo,
     mix_moments,
+    mixture_components,
     mixture_interval,
     ranking_weight,
     stacking_weight,
@@ -795,15 +796,45 @@ class MetaLearner:
             w, s2 = noise_mixture(post)
             half = mixture_quantile(v, w, s2, interval)
             return self._summarize(m, np.sqrt(v + float(w @ s2)), interval, half)
+        W, M, V = self._components(m, v, post, task, predictive)
+        return self._summarize_mixture(W, M, V, *mixture_interval(W, M, V, interval))
+
+    def _components(
+        self,
+        m: np.ndarray,
+        v: np.ndarray,
+        post: CoefficientPosterior,
+        task: tuple,
+        predictive: bool,
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The adapted predictive as a Gaussian mixture (modelling scale): the transfer's
+        noise as its scale mixture (8 bins), then the task GP's component."""
         wt, mg, vg, noise_g = task
         if predictive:
             nw, ns2 = noise_mixture(post, k=8)
-            vg = vg + noise_g
-            v_t = v + float(nw @ ns2)
+            return mixture_components(wt, m, v, nw, ns2, mg, vg + noise_g)
+        return mixture_components(wt, m, v, np.ones(1), np.zeros(1), mg, vg)
+
+    def predictive_components(
+        self,
+        dataset: str,
+        configs: pd.DataFrame,
+        warehouse: WarehouseLike | None = None,
+        meta: pd.DataFrame | None = None,
+        runs: pd.DataFrame | None = None,
+        extra_runs: pd.DataFrame | None = None,
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The predictive distribution of a run's metric on the modelling (transformed) scale
+        as a Gaussian mixture, for scoring predictions: weights (n, K), means (n, K),
+        variances (n, K) — the observation noise's scale mixture and, when adapting, the task
+        GP's component (:meth:`predict` summarizes the same distribution)."""
+        m, v, post, task = self._parts(dataset, configs, warehouse, meta, runs, extra_runs)
+        if task is None:
+            w, s2 = noise_mixture(post)
+            W, M, V = w, np.repeat(m[:, None], len(w), 1), v[:, None] + s2[None, :]
         else:
-            nw, ns2, v_t = np.ones(1), np.zeros(1), v
-        lo, hi = mixture_interval(wt, m, v, nw, ns2, mg, vg, interval)
-        return self._summarize_mixture([(wt, m, v_t), (1.0 - wt, mg, vg)], lo, hi)
+            W, M, V = self._components(m, v, post, task, predictive=True)
+        return np.broadcast_to(W, M.shape).copy(), M, V
 
     def _summarize(
         self, m: np.ndarray, s: np.ndarray, interval: float, half: np.ndarray | None = None
@@ -828,19 +859,17 @@ class MetaLearner:
         return pd.DataFrame({"mean": mean, "sd": sd, "lower": lower, "upper": upper})
 
     def _summarize_mixture(
-        self, comps: list[tuple[float, np.ndarray, np.ndarray]], lo: np.ndarray, hi: np.ndarray
+        self, W: np.ndarray, M: np.ndarray, V: np.ndarray, lo: np.ndarray, hi: np.ndarray
     ) -> pd.DataFrame:
-        """Metric-scale mean and sd of a mixture of Gaussians ``(weight, mean, variance)`` on
-        the modelling scale, and its interval ends ``lo``/``hi`` mapped back."""
+        """Metric-scale mean and sd of the Gaussian mixture ``Σ_k W_k N(M_k, V_k)`` on the
+        modelling scale (Gauss–Hermite per component), and its interval ends mapped back."""
         x, gw = np.polynomial.hermite_e.hermegauss(20)
         gw = gw / gw.sum()
-        first = second = 0.0
-        for w, m, v in comps:
-            with np.errstate(over="ignore"):
-                vals = self.transform.inverse(m[:, None] + np.sqrt(v)[:, None] * x[None, :])
-            vals = np.minimum(vals, _MOMENT_CAP)
-            first = first + w * (vals @ gw)
-            second = second + w * ((vals**2) @ gw)
+        with np.errstate(over="ignore"):
+            vals = self.transform.inverse(M[:, :, None] + np.sqrt(V)[:, :, None] * x)
+        vals = np.minimum(vals, _MOMENT_CAP)  # (n, K, 20)
+        first = np.einsum("k,nkq,q->n", W, vals, gw)
+        second = np.einsum("k,nkq,q->n", W, vals**2, gw)
         sd = np.sqrt(np.maximum(second - first**2, 0.0))
         lower, upper = self.transform.inverse(lo), self.transform.inverse(hi)
         return pd.DataFrame({"mean": first, "sd": sd, "lower": lower, "upper": upper})

@@ -10,10 +10,9 @@ turn. :func:`optimize_families` runs it with the built-in trainer and retrains t
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-import numpy as np
 import pandas as pd
 
 from metaopt_bayes.batch import acquisition_key
@@ -34,6 +33,7 @@ from metaopt_bayes.trials import (
     LearningProposer,
     OptimizeResult,
     Proposal,
+    SearchSettings,
     TrainerRunner,
     best_trial,
     existing_trials,
@@ -59,23 +59,20 @@ class JointProposer(LearningProposer):
         space: JointSpace,
         key: str,
         learner: FamilyLearner | None,
-        fit_method: str,
-        n_candidates: int,
-        seed: int,
+        settings: SearchSettings,
         n_resumed: int,
         n_init: int,
-        refit_every: int,
         remaining: int,
     ) -> None:
         self.warehouse, self.metric, self.space, self.key = warehouse, metric, space, key
-        self.n_candidates, self.seed = n_candidates, seed
+        self.n_candidates, self.seed = settings.n_candidates, settings.seed
         super().__init__(
             lambda exclude: fit_family_learner(
-                warehouse, metric, families, method=fit_method, cost=key == "cost-ei",
+                warehouse, metric, families, method=settings.fit_method, cost=key == "cost-ei",
                 exclude=exclude,
             ),
             lambda: other_runs(warehouse, dataset, families),
-            dataset, learner, n_resumed, n_init, refit_every, remaining,
+            dataset, learner, n_resumed, n_init, settings.refit_every, remaining,
         )  # fmt: skip
 
     def propose(self, pending: Sequence[Proposal]) -> Proposal:
@@ -104,25 +101,11 @@ def optimize_families(
     dataset: str,
     families: str | Iterable[str] | None,
     budget: int,
+    settings: SearchSettings,
     *,
     space: JointSpace | None = None,
-    acquisition: str = "ei",
-    executor: Any = None,
-    jobs: int = 1,
     metric: str | None = None,
     learner: FamilyLearner | None = None,
-    fit_method: str = "nuts",
-    refit_every: int = 10,
-    n_init: int | None = None,
-    cv: int | float | None = 5,
-    seed: int = 0,
-    test_size: float = 0.25,
-    retrain: bool = True,
-    n_candidates: int = 256,
-    timeout_s: float | None = None,
-    artifacts_dir: Any = None,
-    callback: Callable[[dict[str, Any]], None] | None = None,
-    release: bool = False,
 ) -> OptimizeResult:
     """Search families and their spaces together on a registered ``dataset`` (built-in
     trainer). ``families``: None (every zoo family for the task) or names. Same loop, resume
@@ -134,50 +117,29 @@ def optimize_families(
     """
     from metaopt_bayes import trainer
 
-    if not isinstance(budget, int | np.integer) or budget < 1:
-        raise ValidationError(f"budget must be a positive integer, not {budget!r}")
-    if not isinstance(jobs, int | np.integer) or jobs < 1:
-        raise ValidationError(f"jobs must be a positive integer, not {jobs!r}")
+    settings.check(budget)
     dataset = str(dataset)
     X, y, task = trainer.load_dataset(warehouse, dataset)
     fams = space.families if space is not None else resolve_families(families, task)
     space = space or JointSpace.from_families(fams, task)
-    data = Holdout.split(X, y, task, test_size, seed)
+    data = Holdout.split(X, y, task, settings.test_size, settings.seed)
     metric = metric or (learner.metric if learner is not None else default_metric(task))
     direction = learner.direction if learner is not None else warehouse.metric_direction(metric)
     maximize = direction == "maximize"
-    key = acquisition_key(acquisition)
-    n_init = max(2, min(len(fams), budget // 4)) if n_init is None else n_init
+    key = acquisition_key(settings.acquisition)
+    n_init = max(2, min(len(fams), budget // 4)) if settings.n_init is None else settings.n_init
 
     n_resumed = len(existing_trials(warehouse, dataset, fams))
     remaining = max(0, int(budget) - n_resumed)
     proposer = JointProposer(
-        warehouse, dataset, fams, metric, space, key, learner, fit_method, n_candidates, seed,
-        n_resumed, n_init, refit_every, remaining,
+        warehouse, dataset, fams, metric, space, key, learner, settings, n_resumed, n_init,
+        remaining,
     )  # fmt: skip
     Xtr, ytr = data.training()
-    runner = TrainerRunner(dataset, Xtr, ytr, task, cv, timeout_s, TRIAL_SOURCE)
-
-    def on_logged(p: Proposal, run_id: str, result: Mapping[str, Any]) -> None:
-        if callback is not None:
-            callback(
-                {
-                    "number": n_resumed + proposer.n_done,
-                    "run_id": run_id,
-                    "model": p.model,
-                    "status": result.get("status"),
-                    "config": p.params,
-                    "value": (result.get("metrics") or {}).get(metric),
-                    "predicted_mean": p.mean,
-                    "predicted_sd": p.sd,
-                    "duration_s": result.get("duration_s"),
-                    "error": result.get("error"),
-                }
-            )
-
+    runner = TrainerRunner(dataset, Xtr, ytr, task, settings.cv, settings.timeout_s, TRIAL_SOURCE)
     done = run_trials(
-        warehouse, proposer, runner, remaining, jobs=jobs, executor=executor, release=release,
-        on_logged=on_logged,
+        warehouse, proposer, runner, remaining, jobs=settings.jobs, executor=settings.executor,
+        release=settings.release, on_logged=settings.reporter(n_resumed, proposer, metric, True),
     )  # fmt: skip
     trials = trial_table(warehouse, dataset, fams, metric, maximize, joint=True)
     res = OptimizeResult(
@@ -195,8 +157,8 @@ def optimize_families(
         res.best_config = cfg
         res.best_value = float(best["value"])
         res.best_run_id = str(best["run_id"])
-    if retrain:
-        settle_winner(warehouse, res, data, seed, artifacts_dir)
+    if settings.retrain:
+        settle_winner(warehouse, res, data, settings.seed, settings.artifacts_dir)
     return res
 
 

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Callable, Mapping, Sequence
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -36,6 +35,7 @@ from metaopt_bayes.trials import (
     ObjectiveRunner,
     OptimizeResult,
     Proposal,
+    SearchSettings,
     TrainerRunner,
     best_trial,
     existing_trials,
@@ -225,24 +225,20 @@ class ModelProposer(LearningProposer):
         make_learner: Callable[[], Any],
         learner: Any,
         cost_learner: Any,
-        fit_method: str,
-        n_candidates: int,
-        seed: int,
+        settings: SearchSettings,
         n_resumed: int,
         n_init: int,
-        refit_every: int,
         remaining: int,
         first: dict[str, Any] | None,
     ) -> None:
         self.warehouse, self.model, self.metric, self.maximize = warehouse, model, metric, maximize
         self.space, self.pool, self.key = space, pool, key
-        self.fit_method, self.n_candidates, self.seed = fit_method, n_candidates, seed
-        self.first = first
-        self._make_learner = make_learner
+        self.fit_method, self.n_candidates = settings.fit_method, settings.n_candidates
+        self.seed, self.first = settings.seed, first
         super().__init__(
             lambda exclude: make_learner().fit(warehouse, exclude=exclude),
             lambda: other_runs(warehouse, dataset, model),
-            dataset, learner, n_resumed, n_init, refit_every, remaining,
+            dataset, learner, n_resumed, n_init, settings.refit_every, remaining,
         )  # fmt: skip
         self._own_cost = cost_learner is None
         self.cost = cost_learner
@@ -301,37 +297,20 @@ def optimize_model(
     dataset: str,
     model: str,
     budget: int,
+    settings: SearchSettings,
+    *,
     space: Any = None,
     candidates: Any = None,
     objective: Callable[[dict[str, Any]], Any] | None = None,
-    acquisition: str = "ei",
-    executor: Any = None,
-    *,
     learner: Any = None,
     metric: str | None = None,
     direction: str | None = None,
-    jobs: int = 1,
-    refit_every: int = 10,
-    n_init: int | None = None,
-    fit_method: str = "nuts",
     cost_learner: Any = None,
-    cv: int | float | None = 5,
-    seed: int = 0,
-    test_size: float = 0.25,
-    retrain: bool = True,
-    n_candidates: int = 512,
-    timeout_s: float | None = None,
-    artifacts_dir: str | Path | None = None,
-    callback: Callable[[dict[str, Any]], None] | None = None,
     default_first: bool = True,
-    release: bool = False,
 ) -> OptimizeResult:
     """:func:`metaopt_bayes.search.optimize` for one model family (its docstring holds the
     parameters)."""
-    if not isinstance(budget, int | np.integer) or budget < 1:
-        raise ValidationError(f"budget must be a positive integer, not {budget!r}")
-    if not isinstance(jobs, int | np.integer) or jobs < 1:
-        raise ValidationError(f"jobs must be a positive integer, not {jobs!r}")
+    settings.check(budget)
     dataset, model = str(dataset), str(model)
     user_space = space is not None
     space = _resolve_space(space)
@@ -346,16 +325,16 @@ def optimize_model(
         X, y, task = trainer.load_dataset(warehouse, dataset)
         if not family.supports(task):
             raise ValidationError(f"model {model!r} does not support {task} ({dataset!r})")
-        data = Holdout.split(X, y, task, test_size, seed)
+        data = Holdout.split(X, y, task, settings.test_size, settings.seed)
         if space is None and pool is None:
             space = family.default_space(task)
         probe = (
             pool.head(64).to_dict("records")
             if pool is not None
-            else space.sample(16, seed=seed).to_dict("records")
+            else space.sample(16, seed=settings.seed).to_dict("records")
         )
         probe = [{k: v for k, v in c.items() if not is_missing(v)} for c in probe]
-        trainer.check_setup(family, probe, data.y[data.train], task, cv)
+        trainer.check_setup(family, probe, data.y[data.train], task, settings.cv)
     elif space is None and pool is None:
         raise ValidationError("a custom objective needs space= or candidates= to search")
     if learner is not None:
@@ -365,8 +344,8 @@ def optimize_model(
     if direction is None:
         direction = warehouse.metric_direction(metric)
     maximize = direction == "maximize"
-    key = acquisition_key(acquisition)
-    n_init = max(2, min(5, budget // 4)) if n_init is None else n_init
+    key = acquisition_key(settings.acquisition)
+    n_init = max(2, min(5, budget // 4)) if settings.n_init is None else settings.n_init
 
     def make_learner() -> Any:
         # The population (meta-feature effects, scales, noise distribution) is learned from
@@ -383,7 +362,8 @@ def optimize_model(
         # a space the user gave sets the parameters' kinds and scales (the zoo's own spaces
         # are what the history was swept from, so the data already agree with them)
         own = {"space": space.to_dict()} if user_space and space is not None else {}
-        return MetaLearner(metric, model=model, direction=direction, method=fit_method, **own)
+        method = settings.fit_method
+        return MetaLearner(metric, model=model, direction=direction, method=method, **own)
 
     n_resumed = len(existing_trials(warehouse, dataset, [model]))
     first = None
@@ -392,34 +372,17 @@ def optimize_model(
     remaining = max(0, int(budget) - n_resumed)
     proposer = ModelProposer(
         warehouse, dataset, model, metric, maximize, space, pool, key, make_learner, learner,
-        cost_learner, fit_method, n_candidates, seed, n_resumed, n_init, refit_every, remaining,
-        first,
+        cost_learner, settings, n_resumed, n_init, remaining, first,
     )  # fmt: skip
     if data is not None:
         Xtr, ytr = data.training()
+        cv, timeout_s = settings.cv, settings.timeout_s
         runner: Any = TrainerRunner(dataset, Xtr, ytr, data.task, cv, timeout_s, TRIAL_SOURCE)
     else:
         runner = ObjectiveRunner(dataset, objective, metric)
-
-    def on_logged(p: Proposal, run_id: str, result: Mapping[str, Any]) -> None:
-        if callback is not None:
-            callback(
-                {
-                    "number": n_resumed + proposer.n_done,
-                    "run_id": run_id,
-                    "status": result.get("status"),
-                    "config": p.config,
-                    "value": (result.get("metrics") or {}).get(metric),
-                    "predicted_mean": p.mean,
-                    "predicted_sd": p.sd,
-                    "duration_s": result.get("duration_s"),
-                    "error": result.get("error"),
-                }
-            )
-
     done = run_trials(
-        warehouse, proposer, runner, remaining, jobs=jobs, executor=executor, release=release,
-        on_logged=on_logged,
+        warehouse, proposer, runner, remaining, jobs=settings.jobs, executor=settings.executor,
+        release=settings.release, on_logged=settings.reporter(n_resumed, proposer, metric, False),
     )  # fmt: skip
     trials = trial_table(warehouse, dataset, [model], metric, maximize, joint=False)
     result = OptimizeResult(
@@ -434,8 +397,8 @@ def optimize_model(
         result.best_config = _typed_config({c: plain(best[c]) for c in cfg_cols}, space, pool)
         result.best_value = float(best["value"])
         result.best_run_id = str(best["run_id"])
-    if retrain and data is not None:
-        settle_winner(warehouse, result, data, seed, artifacts_dir)
+    if settings.retrain and data is not None:
+        settle_winner(warehouse, result, data, settings.seed, settings.artifacts_dir)
     return result
 
 

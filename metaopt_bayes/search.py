@@ -17,6 +17,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -31,6 +32,7 @@ from metaopt_bayes.trials import (
     FINAL_SOURCE,
     TRIAL_SOURCE,
     OptimizeResult,
+    SearchSettings,
     call_objective,
     fit_and_test,
     make_executor,
@@ -168,6 +170,12 @@ def optimize(
     built-in trainer only, ``learner`` a FamilyLearner); ``result.model`` is then the
     winner's family and ``result.trials`` has a ``model`` column.
     """
+    settings = SearchSettings(
+        acquisition=acquisition, executor=executor, jobs=jobs, refit_every=refit_every,
+        n_init=n_init, fit_method=fit_method, cv=cv, seed=seed, test_size=test_size,
+        retrain=retrain, n_candidates=n_candidates, timeout_s=timeout_s,
+        artifacts_dir=artifacts_dir, callback=callback, release=release,
+    )  # fmt: skip
     if model is None or isinstance(model, list | tuple):
         if objective is not None or candidates is not None:
             raise ValidationError(
@@ -179,59 +187,15 @@ def optimize(
 
         if space is not None and not isinstance(space, JointSpace):
             raise ValidationError("space= for several model families must be a JointSpace")
+        joint = dataclasses.replace(settings, n_candidates=min(n_candidates, 256))
         return optimize_families(
-            warehouse,
-            dataset,
-            model,
-            budget,
-            space=space,
-            acquisition=acquisition,
-            executor=executor,
-            jobs=jobs,
-            metric=metric,
-            learner=learner,
-            fit_method=fit_method,
-            refit_every=refit_every,
-            n_init=n_init,
-            cv=cv,
-            seed=seed,
-            test_size=test_size,
-            retrain=retrain,
-            n_candidates=min(n_candidates, 256),
-            timeout_s=timeout_s,
-            artifacts_dir=artifacts_dir,
-            callback=callback,
-            release=release,
+            warehouse, dataset, model, budget, joint, space=space, metric=metric, learner=learner
         )
     return optimize_model(
-        warehouse,
-        dataset,
-        model,
-        budget,
-        space,
-        candidates,
-        objective,
-        acquisition,
-        executor,
-        learner=learner,
-        metric=metric,
-        direction=direction,
-        jobs=jobs,
-        refit_every=refit_every,
-        n_init=n_init,
-        fit_method=fit_method,
-        cost_learner=cost_learner,
-        cv=cv,
-        seed=seed,
-        test_size=test_size,
-        retrain=retrain,
-        n_candidates=n_candidates,
-        timeout_s=timeout_s,
-        artifacts_dir=artifacts_dir,
-        callback=callback,
-        default_first=default_first,
-        release=release,
-    )
+        warehouse, dataset, model, budget, settings, space=space, candidates=candidates,
+        objective=objective, learner=learner, metric=metric, direction=direction,
+        cost_learner=cost_learner, default_first=default_first,
+    )  # fmt: skip
 
 
 __all__ = [

@@ -407,6 +407,61 @@ class LearningProposer:
             self.since_refit = 0
 
 
+@dataclass(frozen=True)
+class SearchSettings:
+    """How an optimize call runs its trials: the options every proposer shares (see
+    :func:`metaopt_bayes.search.optimize` for each one's meaning)."""
+
+    acquisition: str = "ei"
+    executor: Any = None
+    jobs: int = 1
+    refit_every: int = 10
+    n_init: int | None = None
+    fit_method: str = "nuts"
+    cv: int | float | None = 5
+    seed: int = 0
+    test_size: float = 0.25
+    retrain: bool = True
+    n_candidates: int = 512
+    timeout_s: float | None = None
+    artifacts_dir: str | Path | None = None
+    callback: Callable[[dict[str, Any]], None] | None = None
+    release: bool = False
+
+    def check(self, budget: Any) -> None:
+        """One-line errors for a budget or a worker count that cannot work."""
+        if not isinstance(budget, int | np.integer) or budget < 1:
+            raise ValidationError(f"budget must be a positive integer, not {budget!r}")
+        if not isinstance(self.jobs, int | np.integer) or self.jobs < 1:
+            raise ValidationError(f"jobs must be a positive integer, not {self.jobs!r}")
+
+    def reporter(
+        self, n_resumed: int, proposer: LearningProposer, metric: str, joint: bool
+    ) -> Callable[[Proposal, str, Mapping[str, Any]], None]:
+        """The loop's ``on_logged`` hook: one event per logged trial for ``callback``
+        (``number``, ``run_id``, [``model``,] ``status``, ``config``, ``value``,
+        ``predicted_mean``, ``predicted_sd``, ``duration_s``, ``error``)."""
+
+        def report(p: Proposal, run_id: str, result: Mapping[str, Any]) -> None:
+            if self.callback is None:
+                return
+            event: dict[str, Any] = {"number": n_resumed + proposer.n_done, "run_id": run_id}
+            if joint:
+                event["model"] = p.model
+            event.update(
+                status=result.get("status"),
+                config=p.params,
+                value=(result.get("metrics") or {}).get(metric),
+                predicted_mean=p.mean,
+                predicted_sd=p.sd,
+                duration_s=result.get("duration_s"),
+                error=result.get("error"),
+            )
+            self.callback(event)
+
+        return report
+
+
 # --------------------------------------------------------------------------------------------
 # results
 # --------------------------------------------------------------------------------------------
@@ -648,6 +703,7 @@ __all__ = [
     "Proposal",
     "Proposer",
     "Runner",
+    "SearchSettings",
     "TrainerRunner",
     "best_trial",
     "call_objective",

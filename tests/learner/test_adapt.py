@@ -87,10 +87,17 @@ def test_mixture_moments_and_interval_cover_what_they_claim():
         m1 + np.sqrt(v1 + noise) * rng.standard_normal((n, 2)),
         m2 + np.sqrt(v2) * rng.standard_normal((n, 2)),
     )
-    lo, hi = adapt.mixture_interval(w, m1, v1, noise_w, noise_var, m2, v2, 0.9)
+    W, M, V = adapt.mixture_components(w, m1, v1, noise_w, noise_var, m2, v2)
+    lo, hi = adapt.mixture_interval(W, M, V, 0.9)
     inside = ((draws >= lo) & (draws <= hi)).mean(0)
     assert np.allclose(inside, 0.9, atol=0.005)
     assert np.allclose((draws < lo).mean(0), 0.05, atol=0.004)
+    # the density integrates to the draws' histogram
+    edges = np.linspace(-4, 6, 41)
+    mid = 0.5 * (edges[1:] + edges[:-1])
+    dens = np.exp(adapt.mixture_logpdf(mid, W, np.repeat(M[:1], 40, 0), np.repeat(V[:1], 40, 0)))
+    hist = np.histogram(draws[:, 0], edges, density=True)[0]
+    assert np.abs(dens - hist).max() < 0.02
     m, v = adapt.mix_moments(w, m1, v1, m2, v2)
     lat = np.where(
         comp,
@@ -164,3 +171,23 @@ def test_an_unknown_adapt_mode_is_refused():
 
     with pytest.raises(ValidationError, match="adapt must be one of stack, rank, off"):
         MetaLearner("accuracy", adapt="sometimes")
+
+
+@pytest.mark.parametrize("mode", ["off", "stack"])
+def test_predict_summarizes_the_predictive_components(fitted_map, synth, mode):
+    """``predict``'s interval and mean are those of ``predictive_components``' mixture."""
+    _, meta, _ = synth
+    d = _periodic(60, seed=4)
+    obs, cfg = d.iloc[:20], d.iloc[20:][["params.lr", "params.depth", "params.booster"]]
+    before = dict(fitted_map.config)
+    try:
+        fitted_map.config["adapt"] = mode
+        p = fitted_map.predict("ds7", cfg, meta=meta, runs=obs)
+        W, M, V = fitted_map.predictive_components("ds7", cfg, meta=meta, runs=obs)
+    finally:
+        fitted_map.config = before
+    assert np.allclose(W.sum(1), 1.0)
+    t = fitted_map.transform
+    for q, col in ((0.05, "lower"), (0.95, "upper")):
+        ends = np.array([adapt.mixture_quantile(W[i], M[[i]], V[[i]], q)[0] for i in range(len(W))])
+        np.testing.assert_allclose(t.inverse(ends), p[col].to_numpy(), rtol=1e-3, atol=1e-4)
