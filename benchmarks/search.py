@@ -899,6 +899,53 @@ def targets(summary: pd.DataFrame, ours: str) -> list[str]:
     return notes
 
 
+def paired(df: pd.DataFrame, ours: str, budgets) -> str:
+    """Each method's regret minus ``ours`` on the same tasks: mean ± standard error over tasks
+    (negative: the method is better), with how many tasks it is better / worse on."""
+    wide = {
+        b: df.pivot_table(index=["fold", "task"], columns="method", values=f"r{b}") for b in budgets
+    }
+    head = "| method − " + ours + " | " + " | ".join(f"trials={b}" for b in budgets) + " |"
+    lines = [head, "|---" * (len(budgets) + 1) + "|"]
+    for m in sorted(wide[budgets[0]].columns):
+        if m == ours:
+            continue
+        cells = []
+        for b in budgets:
+            d = (wide[b][m] - wide[b][ours]).dropna()
+            se = d.std(ddof=1) / math.sqrt(len(d)) if len(d) > 1 else float("nan")
+            cells.append(f"{d.mean():+.4f} ± {se:.4f} ({(d < 0).sum()}/{(d > 0).sum()})")
+        lines.append(f"| {m} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def stuck(df: pd.DataFrame, suite: Suite, ours: str, budgets) -> str:
+    """Per task, ``ours`` against random search's exact expected regret on that task: how many
+    tasks it trails at each budget, and the worst task's regret beside random's there."""
+    runs = suite.runs
+    mine = df[df["method"] == ours].set_index(["fold", "task"])
+    cells, worst = [], []
+    for b in budgets:
+        behind = 0
+        for (_fold, task), row in mine.iterrows():
+            values = runs.loc[runs["task"] == task, "value"].to_numpy()
+            expect = _expected_random_regret(_own_regret(values, suite.maximize), b)
+            behind += int(row[f"r{b}"] > expect + 1e-12)
+        cells.append(f"{behind}/{len(mine)}")
+        top = mine[f"r{b}"].idxmax()
+        values = runs.loc[runs["task"] == top[1], "value"].to_numpy()
+        rand = _expected_random_regret(_own_regret(values, suite.maximize), b)
+        worst.append(f"{mine.at[top, f'r{b}']:.3f} (random {rand:.3f})")
+    return "\n".join(
+        [
+            "| " + ours + " | " + " | ".join(f"trials={b}" for b in budgets) + " |",
+            "|---" * (len(budgets) + 1) + "|",
+            "| tasks behind random's expectation | " + " | ".join(cells) + " |",
+            "| worst task (random's expectation on it) | " + " | ".join(worst) + " |",
+        ]
+    )
+
+
 def plot(df: pd.DataFrame, suite: Suite, budget: int, path: Path) -> None:
     import matplotlib
 
@@ -1036,6 +1083,15 @@ def main(argv: list[str] | None = None) -> int:
         ]
         for ours in ("metaopt-ei", "metaopt-cei"):
             text += targets(s, ours)
+        if "metaopt-ei" in set(df["method"]):
+            text += [
+                "",
+                f"## {suite.name} — paired against metaopt-ei (better / worse tasks)",
+                paired(df, "metaopt-ei", budgets),
+                "",
+                f"## {suite.name} — stuck tasks: metaopt-ei against random search on each task",
+                stuck(df, suite, "metaopt-ei", budgets),
+            ]
         text += [
             "",
             f"## {suite.name} — what the targets ask for, on these tasks",
