@@ -125,7 +125,11 @@ def load_pmlb_suite(family: str, split: str = "all") -> tuple[pd.DataFrame, pd.D
         df = df[df["dataset"].astype(str).isin(keep)].reset_index(drop=True)
     runs = pd.DataFrame(
         {
-            "run_id": family + "-" + df["dataset"].astype(str) + "-" + df["config_id"].astype(str),
+            "run_id": family
+            + "-"
+            + df["dataset"].astype(str)
+            + "-"
+            + df["tags.config_id"].astype(str),
             "dataset": df["dataset"].astype(str),
             "model": family,
             "value": df["metrics.accuracy"].astype(float),

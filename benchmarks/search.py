@@ -249,6 +249,8 @@ def load_pmlb(family: str, split: str = "all") -> Suite:
     params = []
     for n in names:
         col = df[f"params.{n}"]
+        if col.nunique(dropna=False) < 2:
+            continue  # fixed in the pool (e.g. max_iter): not a search dimension
         num = pd.to_numeric(col, errors="coerce")
         if num.notna().all() and num.nunique() > 3:
             lo, hi = float(num.min()), float(num.max())
@@ -262,7 +264,7 @@ def load_pmlb(family: str, split: str = "all") -> Suite:
             runs[n] = vals
     runs["value"] = df["metrics.accuracy"].astype(float).to_numpy()
     runs["cost"] = df["duration_s"].astype(float).to_numpy()
-    runs["config_name"] = df["config_id"].astype(str).to_numpy()
+    runs["config_name"] = df["tags.config_id"].astype(str).to_numpy()
     meta = pd.read_parquet(BENCH_DATA / "pmlb_meta.parquet")
     meta["dataset"] = meta["dataset"].astype(str)
     meta = meta.set_index("dataset").select_dtypes("number").astype(float)
