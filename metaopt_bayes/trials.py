@@ -261,7 +261,9 @@ class LoopOutcome:
 
 
 def _failed(exc: BaseException) -> dict[str, Any]:
-    return {"status": "failed", "metrics": {}, "error": f"{type(exc).__name__}: {exc}"}
+    """A crashed trial as a failed run, its error on one line."""
+    error = f"{type(exc).__name__}: {exc}".splitlines()[0]
+    return {"status": "failed", "metrics": {}, "error": error}
 
 
 def run_trials(
