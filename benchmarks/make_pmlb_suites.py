@@ -74,8 +74,13 @@ import warnings
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-import pandas as pd
+# one thread per process (a shared machine): set before numpy/scikit-learn load their
+# BLAS/OpenMP runtimes, which a later threadpool_limits would not reach
+for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ.setdefault(_var, "1")
+
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -461,6 +466,10 @@ def main(argv: list[str] | None = None) -> int:
     if args.check:
         return check(args.out, args.configs)
 
+    import sklearn.ensemble
+    import sklearn.linear_model
+    import sklearn.neighbors
+    import sklearn.svm  # noqa: F401  (load the runtimes before limiting their threads)
     from threadpoolctl import threadpool_limits
 
     families = [f.strip() for f in args.families.split(",") if f.strip()]
