@@ -707,22 +707,6 @@ def run_metaopt_rank(task: Task, budget: int, seed: int) -> list[int]:
     return _run_metaopt(task, budget, seed, "ei", adapt="rank")
 
 
-def run_metaopt_residual(task: Task, budget: int, seed: int) -> list[int]:
-    """metaopt-ei with a residual task GP added to the transferred surface."""
-    return _run_metaopt(task, budget, seed, "ei", adapt="residual")
-
-
-def run_metaopt_stack5(task: Task, budget: int, seed: int) -> list[int]:
-    """metaopt-ei with the stacked task GP from the fifth run on (instead of the third)."""
-    import metaopt_bayes.model as model
-
-    kept, model.MIN_RUNS = model.MIN_RUNS, 5
-    try:
-        return _run_metaopt(task, budget, seed, "ei", adapt="stack")
-    finally:
-        model.MIN_RUNS = kept
-
-
 def run_bo(task: Task, budget: int, seed: int, n_init: int = 3) -> list[int]:
     """Plain Bayesian optimization on the task alone (no transfer): ``n_init`` random configs,
     then EI under metaopt's task GP (:func:`metaopt_bayes.adapt.fit_task_gp`, Matérn-5/2,
@@ -761,8 +745,6 @@ METHODS: dict[str, Callable[[Task, int, int], list[int]]] = {
     "metaopt-ucb": run_metaopt_ucb,
     "metaopt-noadapt": run_metaopt_noadapt,
     "metaopt-rank": run_metaopt_rank,
-    "metaopt-residual": run_metaopt_residual,
-    "metaopt-stack5": run_metaopt_stack5,
     "bo": run_bo,
 }
 ON_REQUEST = (
@@ -770,8 +752,6 @@ ON_REQUEST = (
     "metaopt-ucb",
     "metaopt-noadapt",
     "metaopt-rank",
-    "metaopt-residual",
-    "metaopt-stack5",
     "bo",
 )
 DEFAULT_METHODS = [m for m in METHODS if m not in ON_REQUEST]

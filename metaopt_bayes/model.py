@@ -99,7 +99,7 @@ from warehouse.protocol import WarehouseLike
 SENSITIVITIES = 2.0 ** np.arange(-4, 7)
 
 #: how a dataset's own runs are weighed against the transfer (see DEFAULT_CONFIG["adapt"])
-ADAPT_MODES = ("stack", "rank", "residual", "off")
+ADAPT_MODES = ("stack", "rank", "off")
 
 DEFAULT_CONFIG: dict[str, Any] = {
     "draws": 1000,  # per chain (nuts) / total (advi, pathfinder)
@@ -705,28 +705,6 @@ class MetaLearner:
             w = stacking_weight(y, loo_transfer, gp.loo())
         return None if w >= 1.0 else (w, gp)
 
-    def _residual(
-        self,
-        m: np.ndarray,
-        v: np.ndarray,
-        post: CoefficientPosterior,
-        X: np.ndarray | None,
-        y: np.ndarray | None,
-        disc: Discrepancy | None,
-        Phi: np.ndarray,
-    ) -> tuple[np.ndarray, np.ndarray]:
-        """``adapt='residual'``: the task GP fitted on the runs' residuals from the transferred
-        surface (its amplitude free, by marginal likelihood) added to it."""
-        if X is None or y is None or len(y) < MIN_RUNS:
-            return m, v
-        U = self.encoder.linear_terms(X)
-        fitted = X @ post.moments()[0] + (disc.moments(U)[0] if disc is not None else 0.0)
-        gp = fit_task_gp(U, y - fitted)
-        if gp is None:
-            return m, v
-        gm, gv = gp.moments(self.encoder.linear_terms(Phi))
-        return m + gm, v + gv
-
     def _parts(
         self,
         dataset: str,
@@ -746,8 +724,6 @@ class MetaLearner:
         if disc is not None:
             dm, dv = disc.moments(self.encoder.linear_terms(Phi))
             m, v = m + dm, v + dv
-        if self.config.get("adapt") == "residual":
-            return (*self._residual(m, v, post, X, y, disc, Phi), post, None)
         adapted = self._adaptation(prior, post, X, y, disc)
         task = None
         if adapted is not None:
