@@ -224,7 +224,15 @@ def log_runs(wh: Store, data: Any) -> int:
     return n
 
 
+def _named(name: str) -> str:
+    """A user's column name quoted for a :func:`_fail` template: its braces doubled, so the
+    name is printed as written and never read as a format field."""
+    return repr(name).replace("{", "{{").replace("}", "}}")
+
+
 def _fail(row: tuple | None, message: str) -> None:
+    """Raise ``message`` (a template whose ``{0}``, ``{1}``, … are the row's values; every
+    user text in it goes through :func:`_named`) when the query found an offending ``row``."""
     if row is not None:
         raise ValidationError(message.format(*row))
 
@@ -237,7 +245,7 @@ def _validate_runs(con: Any, src: str, fields: dict, kinds: dict, types: dict) -
                 f"SELECT __row FROM {src} WHERE __{field} IS NULL OR trim(__{field}) = '' "
                 "ORDER BY __row LIMIT 1",
             ),
-            "row {0}, column " + repr(fields[field]) + ": empty " + field,
+            "row {0}, column " + _named(fields[field]) + ": empty " + field,
         )
     if "run_id" in fields:
         c = _qi(fields["run_id"])
@@ -247,7 +255,7 @@ def _validate_runs(con: Any, src: str, fields: dict, kinds: dict, types: dict) -
                 f"SELECT __row FROM {src} WHERE trim(CAST({c} AS VARCHAR)) = '' "
                 "ORDER BY __row LIMIT 1",
             ),
-            "row {0}, column " + repr(fields["run_id"]) + ": empty run_id",
+            "row {0}, column " + _named(fields["run_id"]) + ": empty run_id",
         )
         _fail(
             _first(
@@ -278,7 +286,7 @@ def _validate_runs(con: Any, src: str, fields: dict, kinds: dict, types: dict) -
                     f"SELECT __row, {c} FROM {src} WHERE {c} IS NOT NULL "
                     f"AND {norm.format(c)} NOT IN ({allowed}) ORDER BY __row LIMIT 1",
                 ),
-                "row {0}, column " + repr(fields[field]) + f": unknown {field} " + "{1!r} "
+                "row {0}, column " + _named(fields[field]) + f": unknown {field} " + "{1!r} "
                 f"(expected {expected})",
             )
     for field in ("started_at", "finished_at"):
@@ -290,7 +298,7 @@ def _validate_runs(con: Any, src: str, fields: dict, kinds: dict, types: dict) -
                     f"SELECT __row, CAST({c} AS VARCHAR) FROM {src} WHERE {c} IS NOT NULL "
                     f"AND TRY_CAST({c} AS TIMESTAMP) IS NULL ORDER BY __row LIMIT 1",
                 ),
-                "row {0}, column " + repr(fields[field]) + ": {1!r} is not a timestamp",
+                "row {0}, column " + _named(fields[field]) + ": {1!r} is not a timestamp",
             )
     if "seed" in fields:
         c = _qi(fields["seed"])
@@ -300,7 +308,7 @@ def _validate_runs(con: Any, src: str, fields: dict, kinds: dict, types: dict) -
                 f"SELECT __row, CAST({c} AS VARCHAR) FROM {src} WHERE {c} IS NOT NULL "
                 f"AND TRY_CAST({c} AS BIGINT) IS NULL ORDER BY __row LIMIT 1",
             ),
-            "row {0}, column " + repr(fields["seed"]) + ": {1!r} is not an integer",
+            "row {0}, column " + _named(fields["seed"]) + ": {1!r} is not an integer",
         )
     numeric_checks = [
         (fields[f], f, True) for f in ("duration_s", "cpu_s", "peak_mem_mb") if f in fields
@@ -319,7 +327,7 @@ def _validate_runs(con: Any, src: str, fields: dict, kinds: dict, types: dict) -
         if nonneg:
             _fail(
                 _first(con, f"SELECT __row, {v} FROM {src} WHERE {v} < 0 ORDER BY __row LIMIT 1"),
-                "row {0}, column " + repr(column) + ": {1} is negative",
+                "row {0}, column " + _named(column) + ": {1} is negative",
             )
     for column, _name in kinds["params"] + kinds["arch"]:
         if _is_numeric_type(types[column]):
@@ -330,7 +338,7 @@ def _validate_runs(con: Any, src: str, fields: dict, kinds: dict, types: dict) -
                     f"SELECT __row, CAST({c} AS VARCHAR) FROM {src} WHERE {c} IS NOT NULL "
                     f"AND NOT isfinite(CAST({c} AS DOUBLE)) ORDER BY __row LIMIT 1",
                 ),
-                "row {0}, column " + repr(column) + ": value {1} is not finite",
+                "row {0}, column " + _named(column) + ": value {1} is not finite",
             )
 
 
@@ -976,7 +984,7 @@ def _check_finite_numbers(con: Any, src: str, column: str, not_finite: str) -> N
             f"SELECT __row, CAST({c} AS VARCHAR) FROM {src} WHERE {c} IS NOT NULL "
             f"AND {v} IS NULL ORDER BY __row LIMIT 1",
         ),
-        "row {0}, column " + repr(column) + ": {1!r} is not a number",
+        "row {0}, column " + _named(column) + ": {1!r} is not a number",
     )
     _fail(
         _first(
@@ -984,5 +992,5 @@ def _check_finite_numbers(con: Any, src: str, column: str, not_finite: str) -> N
             f"SELECT __row, CAST({c} AS VARCHAR) FROM {src} WHERE {c} IS NOT NULL "
             f"AND NOT isfinite({v}) ORDER BY __row LIMIT 1",
         ),
-        "row {0}, column " + repr(column) + ": " + not_finite,
+        "row {0}, column " + _named(column) + ": " + not_finite,
     )

@@ -95,7 +95,11 @@ REFUSED_FUNCTIONS = frozenset(
         "write_log",
         "sleep_ms",
         "pg_sleep",
+        # functions that take SQL text: they would run or expose a statement the checker never saw
         "json_execute_serialized_sql",
+        "json_serialize_sql",
+        "json_serialize_plan",
+        "json_deserialize_sql",
         "checkpoint",
         "force_checkpoint",
         "enable_logging",
@@ -105,7 +109,17 @@ REFUSED_FUNCTIONS = frozenset(
         "disable_profiling",
     }
 )
-_REFUSED_PREFIXES = ("read_", "parquet_", "pragma_", "sqlite_", "postgres_", "mysql_", "http")
+_REFUSED_PREFIXES = (
+    "read_",
+    "parquet_",
+    "pragma_",
+    "sqlite_",
+    "postgres_",
+    "mysql_",
+    "http",
+)
+#: functions that take SQL text (run it, or parse and plan it): the checker never sees it
+_SQL_TEXT_PREFIXES = ("json_serialize", "json_deserialize", "json_execute")
 _ALLOWED_SCHEMAS = ("", "main", "information_schema")
 #: The views of DuckDB's ``information_schema`` (a name outside this set is refused: DuckDB
 #: would otherwise try it as a file path).
@@ -138,8 +152,17 @@ def _function_name(node: Any) -> str:
 def check_query(query: str, catalog: set[str] | frozenset[str]) -> Any:
     """Parse ``query`` and refuse it unless it is one read-only statement over ``catalog``.
 
-    Returns the sqlglot tree; raises :class:`UnsafeQueryError` with the reason otherwise.
+    Returns the sqlglot tree; raises :class:`UnsafeQueryError` with the reason otherwise,
+    whatever the query's nesting depth (a parser or tree walk that recurses too deep is a
+    refusal, not a crash).
     """
+    try:
+        return _check_query(query, catalog)
+    except RecursionError:
+        raise UnsafeQueryError("refused: the query nests too deeply to check") from None
+
+
+def _check_query(query: str, catalog: set[str] | frozenset[str]) -> Any:
     import sqlglot
     from sqlglot import exp
     from sqlglot.errors import SqlglotError
@@ -198,6 +221,10 @@ def check_query(query: str, catalog: set[str] | frozenset[str]) -> Any:
             _check_table(node, known | _visible_ctes(node))
         elif isinstance(node, exp.Func):
             name = _function_name(node)
+            if name.startswith(_SQL_TEXT_PREFIXES) or name in ("query", "query_table"):
+                raise UnsafeQueryError(
+                    f"refused: function {name}() takes SQL text, which is not checked"
+                )
             if name in REFUSED_FUNCTIONS or name.startswith(_REFUSED_PREFIXES):
                 raise UnsafeQueryError(f"refused: function {name}() reaches outside the warehouse")
     _check_duckdb_parse(query)

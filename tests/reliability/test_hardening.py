@@ -1,0 +1,63 @@
+"""Hostile input that used to crash or slip through: deep nesting, SQL-text functions, and
+column names that look like format templates."""
+
+from __future__ import annotations
+
+import duckdb
+import pandas as pd
+import pytest
+
+from warehouse import Warehouse
+from warehouse.errors import UnsafeQueryError, ValidationError
+
+
+@pytest.fixture
+def wh():
+    with Warehouse(":memory:") as w:
+        yield w
+
+
+@pytest.mark.parametrize(
+    "query",
+    [
+        "SELECT " + "(" * 60 + "1" + ")" * 60,
+        "SELECT * FROM " + "(SELECT " * 100 + "1" + ")" * 100,
+        "SELECT " + "abs(" * 80 + "1" + ")" * 80,
+        "SELECT " + "(" * 2000 + "1" + ")" * 2000,
+    ],
+    ids=["parentheses", "subqueries", "calls", "very deep"],
+)
+def test_any_nesting_depth_is_a_refusal_not_a_crash(wh, query):
+    with pytest.raises(UnsafeQueryError, match="nests too deeply"):
+        wh.sql(query)
+
+
+def test_moderate_nesting_still_runs(wh):
+    assert wh.sql("SELECT " + "(" * 10 + "1" + ")" * 10 + " AS x")["x"].tolist() == [1]
+
+
+def _sql_text_functions() -> list[str]:
+    """Every DuckDB function whose argument is SQL text (it runs, parses or plans it)."""
+    con = duckdb.connect()
+    names = con.sql(
+        "SELECT DISTINCT function_name FROM duckdb_functions() "
+        "WHERE function_name ILIKE 'json_%sql%' OR function_name ILIKE 'json_%plan%' "
+        "OR function_name IN ('query', 'query_table')"
+    ).fetchall()
+    return sorted(n for (n,) in names)
+
+
+@pytest.mark.parametrize("name", _sql_text_functions())
+def test_every_function_that_takes_sql_text_is_refused(wh, name):
+    with pytest.raises(UnsafeQueryError, match=f"{name}"):
+        wh.sql(f"SELECT * FROM (SELECT {name}('DROP TABLE runs'))")
+    assert "runs" in wh.catalog()
+
+
+@pytest.mark.parametrize("column", ["metrics.acc{5}", "metrics.x{0.__class__.__mro__}", "{}"])
+def test_column_names_are_never_read_as_templates(wh, column):
+    name = column if column.startswith("metrics.") else f"metrics.{column}"
+    frame = pd.DataFrame({"dataset": ["d"], "model": ["m"], name: ["abc"]})
+    with pytest.raises(ValidationError) as err:
+        wh.log_runs(frame)
+    assert str(err.value) == f"row 1, column {name!r}: 'abc' is not a number"
