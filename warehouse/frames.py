@@ -29,6 +29,13 @@ def to_arrow(data: Any, what: str = "log_runs") -> pa.Table:
         table = _from_pandas(data)
     elif isinstance(data, str | Path):
         table = _read_file(Path(data))
+        try:
+            table.column_names  # noqa: B018 (decodes the header: a file may not be UTF-8)
+        except UnicodeDecodeError as exc:
+            raise ValidationError(
+                f"cannot read {str(data)!r}: its header is not UTF-8 text "
+                f"(byte {exc.start}: {exc.reason})"
+            ) from None
     else:
         raise ValidationError(
             f"{what} expects a pandas DataFrame, a pyarrow Table or a CSV/Parquet path, "

@@ -61,3 +61,12 @@ def test_column_names_are_never_read_as_templates(wh, column):
     with pytest.raises(ValidationError) as err:
         wh.log_runs(frame)
     assert str(err.value) == f"row 1, column {name!r}: 'abc' is not a number"
+
+
+def test_a_header_that_is_not_utf8_is_refused_naming_the_file(wh, tmp_path):
+    from warehouse.ingest import ingest_file
+
+    path = tmp_path / "latin1.csv"
+    path.write_bytes("dataset,model,metrics.précision\nd,m,0.5\n".encode("latin-1"))
+    with pytest.raises(ValidationError, match=r"latin1\.csv'.*header is not UTF-8"):
+        ingest_file(wh, path)
