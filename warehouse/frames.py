@@ -67,7 +67,12 @@ def _from_pandas(df: pd.DataFrame) -> pa.Table:
         df = df.assign(**fixed)
     try:
         return pa.Table.from_pandas(df, preserve_index=False)
-    except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError) as exc:
+    except (
+        pa.ArrowInvalid,
+        pa.ArrowTypeError,
+        pa.ArrowNotImplementedError,
+        OverflowError,  # a Python int beyond 64 bits
+    ) as exc:
         for col in df.columns:  # find the culprit column for a one-line message
             try:
                 pa.Table.from_pandas(df[[col]], preserve_index=False)

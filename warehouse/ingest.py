@@ -306,9 +306,11 @@ def _validate_runs(con: Any, src: str, fields: dict, kinds: dict, types: dict) -
             _first(
                 con,
                 f"SELECT __row, CAST({c} AS VARCHAR) FROM {src} WHERE {c} IS NOT NULL "
-                f"AND TRY_CAST({c} AS BIGINT) IS NULL ORDER BY __row LIMIT 1",
+                f"AND (TRY_CAST({c} AS BIGINT) IS NULL "
+                f"OR TRY_CAST({c} AS DOUBLE) <> TRY_CAST({c} AS BIGINT)) ORDER BY __row LIMIT 1",
             ),
-            "row {0}, column " + _named(fields["seed"]) + ": {1!r} is not an integer",
+            "row {0}, column " + _named(fields["seed"]) + ": {1!r} is not a whole number "
+            "(seeds are integers of at most 64 bits, as in log_run)",
         )
     numeric_checks = [
         (fields[f], f, True) for f in ("duration_s", "cpu_s", "peak_mem_mb") if f in fields
@@ -795,8 +797,14 @@ def log_run(
             raise ValidationError(f"log_run: {field} must be a datetime or ISO string")
         stamps[field] = value
     seed = meta.get("seed")
-    if seed is not None and (isinstance(seed, bool) or not isinstance(seed, numbers.Integral)):
-        raise ValidationError(f"log_run: seed {seed!r} is not an integer")
+    if seed is not None and (
+        isinstance(seed, bool)
+        or not isinstance(seed, numbers.Integral)
+        or not -(2**63) <= int(seed) < 2**63
+    ):
+        raise ValidationError(
+            f"log_run: seed {seed!r} is not an integer of at most 64 bits (one rule with ingest)"
+        )
     split = str(meta.get("split") or "valid")
     if split not in SPLITS:
         raise ValidationError(f"log_run: unknown split {split!r} (expected {', '.join(SPLITS)})")

@@ -70,3 +70,16 @@ def test_a_header_that_is_not_utf8_is_refused_naming_the_file(wh, tmp_path):
     path.write_bytes("dataset,model,metrics.précision\nd,m,0.5\n".encode("latin-1"))
     with pytest.raises(ValidationError, match=r"latin1\.csv'.*header is not UTF-8"):
         ingest_file(wh, path)
+
+
+@pytest.mark.parametrize("seed", [1.5, "1.5", 2**70])
+def test_one_seed_rule_for_ingest_and_log_run(wh, seed):
+    """A seed is a whole number of at most 64 bits: ingest no longer rounds 1.5 to 2, and
+    log_run names the seed (not the timestamps) when it is too large."""
+    frame = pd.DataFrame({"dataset": ["d"], "model": ["m"], "seed": [seed], "metrics.a": [0.5]})
+    with pytest.raises(ValidationError, match="seed"):
+        wh.log_runs(frame)
+    if not isinstance(seed, str):
+        with pytest.raises(ValidationError, match="seed"):
+            wh.log_run("d", "m", {}, {"a": 0.5}, seed=seed)
+    assert wh.count_runs() == 0
