@@ -300,6 +300,16 @@ def _validate_runs(con: Any, src: str, fields: dict, kinds: dict, types: dict) -
                 ),
                 "row {0}, column " + _named(fields[field]) + ": {1!r} is not a timestamp",
             )
+    if "started_at" in fields and "finished_at" in fields:
+        s_, f_ = (f"TRY_CAST({_qi(fields[k])} AS TIMESTAMP)" for k in ("started_at", "finished_at"))
+        _fail(
+            _first(
+                con,
+                f"SELECT __row, CAST({s_} AS VARCHAR), CAST({f_} AS VARCHAR) FROM {src} "
+                f"WHERE {f_} < {s_} ORDER BY __row LIMIT 1",
+            ),
+            "row {0}: finished_at {2!r} is before started_at {1!r}",
+        )
     if "seed" in fields:
         c = _qi(fields["seed"])
         _fail(
@@ -861,6 +871,14 @@ def log_run(
         except (duckdb.ConversionException, duckdb.InvalidInputException) as exc:
             # conversion of a timestamp string: name the field that failed
             raise ValidationError(f"log_run: {_bad_stamp(stamps)}{one_line(exc)}") from None
+        backwards = con.execute(
+            "SELECT finished_at < started_at FROM runs WHERE seq = ?", [seq]
+        ).fetchone()
+        if backwards and backwards[0]:  # the transaction rolls the run back
+            raise ValidationError(
+                f"log_run: finished_at {stamps['finished_at']!r} is before started_at "
+                f"{stamps['started_at']!r}"
+            )
         _insert_values(con, "run_params", run_id, seq, param_rows)
         _insert_values(con, "run_architecture", run_id, seq, arch_rows)
         if metric_rows:

@@ -83,3 +83,22 @@ def test_one_seed_rule_for_ingest_and_log_run(wh, seed):
         with pytest.raises(ValidationError, match="seed"):
             wh.log_run("d", "m", {}, {"a": 0.5}, seed=seed)
     assert wh.count_runs() == 0
+
+
+def test_a_run_that_finishes_before_it_starts_is_refused(wh):
+    frame = pd.DataFrame(
+        {
+            "dataset": ["d", "d"],
+            "model": ["m", "m"],
+            "started_at": ["2026-01-01 10:00:00", "2026-01-01 10:00:00"],
+            "finished_at": ["2026-01-01 11:00:00", "2026-01-01 09:00:00"],
+            "metrics.a": [0.5, 0.6],
+        }
+    )
+    with pytest.raises(ValidationError, match=r"row 2: finished_at .* is before started_at"):
+        wh.log_runs(frame)
+    with pytest.raises(ValidationError, match=r"finished_at .* is before started_at"):
+        wh.log_run(
+            "d", "m", {}, {"a": 0.5}, started_at="2026-01-01T10:00", finished_at="2026-01-01T09:00"
+        )
+    assert wh.count_runs() == 0 and wh.check()["ok"].all()
