@@ -10,7 +10,7 @@ turn. :func:`optimize_families` runs it with the built-in trainer and retrains t
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 import pandas as pd
@@ -87,13 +87,10 @@ class JointProposer(LearningProposer):
         params = {k: v for k, v in cfg.items() if k != MODEL_COLUMN}
         return Proposal(cfg, fam, params, self.seed, info["mean"], info["sd"], info["rec"])
 
-    def observe(self, proposal: Proposal, run_id: str, result: Mapping[str, Any]) -> None:
-        super().observe(proposal, run_id, result)
-        if proposal.rec is not None and self.learner is not None:
-            with contextlib.suppress(Exception):
-                record_family_recommendations(
-                    self.warehouse, self.learner, self.dataset, proposal.rec, self.key, [run_id]
-                )
+    def record(self, rec: pd.DataFrame, run_id: str) -> None:
+        record_family_recommendations(
+            self.warehouse, self.learner, self.dataset, rec, self.key, [run_id]
+        )
 
 
 def optimize_families(

@@ -11,7 +11,6 @@ pool — runs the loop, and retrains the winner.
 
 from __future__ import annotations
 
-import contextlib
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
@@ -283,13 +282,8 @@ class ModelProposer(LearningProposer):
         cfg = info["config"]
         return Proposal(cfg, self.model, cfg, self.seed, info["mean"], info["sd"], info["rec"])
 
-    def observe(self, proposal: Proposal, run_id: str, result: Mapping[str, Any]) -> None:
-        super().observe(proposal, run_id, result)
-        if proposal.rec is not None:
-            with contextlib.suppress(Exception):
-                record_recommendations(
-                    self.warehouse, self.learner, self.dataset, proposal.rec, self.key, [run_id]
-                )
+    def record(self, rec: pd.DataFrame, run_id: str) -> None:
+        record_recommendations(self.warehouse, self.learner, self.dataset, rec, self.key, [run_id])
 
 
 def optimize_model(

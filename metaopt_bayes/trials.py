@@ -16,6 +16,7 @@ winner retrained on the whole training split and tested once on the held-out spl
 from __future__ import annotations
 
 import concurrent.futures as cf
+import contextlib
 import math
 import multiprocessing as mp
 import time
@@ -395,9 +396,16 @@ class LearningProposer:
     def on_refit(self) -> None:
         """Called after each scheduled refit."""
 
+    def record(self, rec: pd.DataFrame, run_id: str) -> None:
+        """Store the recommendation a trial came from with its run (subclasses)."""
+
     def observe(self, proposal: Proposal, run_id: str, result: Mapping[str, Any]) -> None:
         self.n_done += 1
         self.since_refit += 1
+        if proposal.rec is not None and self.learner is not None:
+            # the run is logged; its recommendation row is a record, not worth failing for
+            with contextlib.suppress(Exception):
+                self.record(proposal.rec, run_id)
 
     def after_batch(self, remaining: int) -> None:
         if remaining and self.learner is None and self.n_resumed + self.n_done >= self.n_init:
