@@ -797,7 +797,14 @@ class MetaLearner:
             half = mixture_quantile(v, w, s2, interval)
             return self._summarize(m, np.sqrt(v + float(w @ s2)), interval, half)
         W, M, V = self._components(m, v, post, task, predictive)
-        return self._summarize_mixture(W, M, V, *mixture_interval(W, M, V, interval))
+        lo, hi = mixture_interval(W, M, V, interval)
+        # mean and sd: each component's noise mixture moment-matched (as without adaptation)
+        wt = float(task[0])
+        v_t = (W[:-1] @ V[:, :-1].T) / wt if predictive else v
+        two = np.array([wt, 1.0 - wt])
+        return self._summarize_mixture(
+            two, np.column_stack([m, M[:, -1]]), np.column_stack([v_t, V[:, -1]]), lo, hi
+        )
 
     def _components(
         self,
