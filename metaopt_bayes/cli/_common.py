@@ -287,6 +287,10 @@ def config_text(cfg: dict[str, Any], width: int = 60) -> str:
     return text if len(text) <= width else text[: width - 1] + "…"
 
 
+#: rows a table shows at most (csv and json print every row)
+TABLE_ROWS = 1000
+
+
 def emit(data: Any, fmt: str, title: str | None = None) -> None:
     """Print a DataFrame (or list of dicts / dict) as a rich table, CSV or JSON."""
     import pandas as pd
@@ -309,11 +313,17 @@ def emit(data: Any, fmt: str, title: str | None = None) -> None:
         table = Table(title=escape(title) if title else None, show_lines=False)
         for col in df.columns:
             table.add_column(escape(str(col)), overflow="fold")
-        for row in df.itertuples(index=False):
+        for row in df.head(TABLE_ROWS).itertuples(index=False):
             table.add_row(*(escape(_fmt_cell(v)) for v in row))
         Console().print(table)
         if df.empty:
             click.echo("(no rows)")
+        elif len(df) > TABLE_ROWS:  # a table of a million rows takes minutes to draw
+            click.echo(
+                f"… {len(df) - TABLE_ROWS:,} more rows not shown ({len(df):,} in all): "
+                "--format csv or json prints every row",
+                err=True,
+            )
 
 
 def _as_list(value: Any) -> Any:

@@ -110,3 +110,20 @@ def test_a_run_that_finishes_before_it_starts_is_refused(wh):
             "d", "m", {}, {"a": 0.5}, started_at="2026-01-01T10:00", finished_at="2026-01-01T09:00"
         )
     assert wh.count_runs() == 0 and wh.check()["ok"].all()
+
+
+def test_table_output_is_capped_and_says_so(tmp_path):
+    from click.testing import CliRunner
+
+    from metaopt_bayes.cli import main
+    from metaopt_bayes.cli._common import TABLE_ROWS
+
+    db = str(tmp_path / "w.duckdb")
+    Warehouse(db).close()
+    query = f"SELECT range AS i FROM range({TABLE_ROWS + 500})"
+    table = CliRunner().invoke(main, ["--db", db, "sql", query])
+    assert table.exit_code == 0
+    assert f"500 more rows not shown ({TABLE_ROWS + 500:,} in all)" in table.output
+    assert f" {TABLE_ROWS - 1} " in table.output and f" {TABLE_ROWS} " not in table.output
+    csv = CliRunner().invoke(main, ["--db", db, "sql", query, "--format", "csv"])
+    assert csv.exit_code == 0 and len(csv.output.strip().splitlines()) == TABLE_ROWS + 501
