@@ -318,18 +318,6 @@ def mixture_quantile(
     return np.exp(np.interp(np.log(var_f), np.log(grid), np.log(q)))
 
 
-def mixture_logpdf(
-    y: np.ndarray, mean: np.ndarray, var_f: np.ndarray, weights: np.ndarray, noise_var: np.ndarray
-) -> np.ndarray:
-    """``log Σ_k w_k N(y; m, v_f + s²_k)`` per row (the predictive density under the noise
-    mixture of :func:`noise_mixture`)."""
-    v = np.asarray(var_f, dtype=float)[:, None] + noise_var[None, :]
-    r2 = (np.asarray(y, dtype=float) - np.asarray(mean, dtype=float))[:, None] ** 2
-    comp = -0.5 * (np.log(2 * np.pi * v) + r2 / v) + np.log(weights)[None, :]
-    top = comp.max(axis=1, keepdims=True)
-    return (top + np.log(np.exp(comp - top).sum(axis=1, keepdims=True)))[:, 0]
-
-
 def collapsed_loglik_grad(
     S: np.ndarray,
     b: np.ndarray,

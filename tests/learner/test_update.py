@@ -7,7 +7,6 @@ from scipy.stats import multivariate_normal
 from metaopt_bayes.update import (
     CoefficientPosterior,
     collapsed_loglik_grad,
-    mixture_logpdf,
     mixture_quantile,
     noise_mixture,
     predictive_moments,
@@ -171,9 +170,12 @@ def test_mixture_quantile_matches_gaussian_and_monte_carlo():
         assert qi < 1.6448536 * np.sqrt(vf + w @ s2)
     # density: integrates to one and is the Gaussian for one component
     y = np.linspace(-30, 30, 60001)
-    dens = np.exp(mixture_logpdf(y, np.zeros_like(y), np.full_like(y, 0.1), w, s2))
+    from metaopt_bayes.adapt import mixture_logpdf
+
+    V = np.full((len(y), 1), 0.1) + s2[None, :]
+    dens = np.exp(mixture_logpdf(y, w, np.zeros_like(V), V))
     assert abs(dens.sum() * (y[1] - y[0]) - 1.0) < 1e-4
-    lp = mixture_logpdf(np.array([0.3]), np.array([0.0]), np.array([0.5]), np.ones(1), np.ones(1))
+    lp = mixture_logpdf(np.array([0.3]), np.ones(1), np.zeros((1, 1)), np.array([[1.5]]))
     assert np.isclose(lp[0], -0.5 * (np.log(2 * np.pi * 1.5) + 0.09 / 1.5))
 
 
