@@ -13,6 +13,7 @@ __version__ = "0.3.0"
 
 _EXPORTS = {
     "MetaLearner": "metaopt_bayes.model",
+    "learner_for": "metaopt_bayes.reuse",
     "optimize": "metaopt_bayes.search",
     "recommend": "metaopt_bayes.search",
     "OptimizeResult": "metaopt_bayes.search",

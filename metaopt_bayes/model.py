@@ -76,10 +76,13 @@ from metaopt_bayes.features import (
 )
 from metaopt_bayes.inference import METHODS, configure_compile_cache, diagnose, run_inference
 from metaopt_bayes.persistence import (
+    FIT_METRIC,
     hash_config,
     json_default,
     load_learner,
     save_learner,
+    settings_hash,
+    training_digest,
     writable_model_path,
 )
 from metaopt_bayes.pymc_graph import POPULATION_VARS, build_pymc_model, posterior_draws
@@ -223,6 +226,9 @@ class MetaLearner:
         self.datasets: list[str] = []
         self.diagnostics: dict[str, Any] = {}
         self.model_id: str | None = None
+        # what the fit learnt from (:meth:`fingerprint`), recorded with it for reuse
+        self.settings_hash: str | None = None
+        self.data_digest: dict[str, str] | None = None
         # the best configuration seen on each training dataset (params without prefix):
         # search adds these to its candidates, a data-driven portfolio (Feurer et al. 2015)
         self.portfolio: list[dict[str, Any]] = []
@@ -316,6 +322,7 @@ class MetaLearner:
             self.direction = warehouse.metric_direction(self.metric)
         meta = warehouse.meta_features()
         self.fit_frame(runs, meta)
+        self.fingerprint(runs, meta)
         self.warehouse = warehouse
         path = self.config.get("path")
         if path:
@@ -323,6 +330,18 @@ class MetaLearner:
         if hasattr(warehouse, "record_meta_model"):
             self.model_id = warehouse.record_meta_model(**self.meta_model_row(path))
         return self
+
+    def fingerprint(
+        self, runs: pd.DataFrame, meta: pd.DataFrame | None, fitted_to: str = FIT_METRIC
+    ) -> dict[str, Any]:
+        """Note what this fit learnt from, for :meth:`meta_model_row` to record: the hash of
+        its settings and one content hash per training dataset (``runs``: the training frame
+        it was fitted on; ``fitted_to``: its metric, or the runs' training seconds). A later
+        call with the same settings whose other datasets hash the same reuses the fit
+        (:mod:`metaopt_bayes.reuse`)."""
+        self.settings_hash = settings_hash(self.config_dict(), fitted_to)
+        self.data_digest = training_digest(runs, meta)
+        return {"settings_hash": self.settings_hash, "data_digest": self.data_digest}
 
     def meta_model_row(self, path: str | os.PathLike | None = None) -> dict[str, Any]:
         """The ``meta_models`` row describing this fit (columns in docs/CONTRACT.md)."""
@@ -343,6 +362,10 @@ class MetaLearner:
             "compile_s": d.get("compile_s"),
             "status": d.get("status", "ok"),
             "diagnostics": json.dumps(d, default=json_default),
+            "settings_hash": self.settings_hash,
+            "data_digest": (
+                None if self.data_digest is None else json.dumps(self.data_digest, sort_keys=True)
+            ),
         }
 
     def _target(self, runs: pd.DataFrame) -> np.ndarray:

@@ -38,6 +38,56 @@ def hash_config(config_json: str) -> str:
     return hashlib.sha256(config_json.encode()).hexdigest()[:16]
 
 
+#: what a learner is fitted to: its metric's values (``FIT_METRIC``) or the training seconds of
+#: the runs that logged it (``FIT_COST``, the cost model of cost-aware EI)
+FIT_METRIC, FIT_COST = "metric", "duration_s"
+
+
+def settings_hash(config: dict[str, Any], fitted_to: str = FIT_METRIC) -> str:
+    """The fingerprint of a learner's settings (16 hex digits): its config (metric, model
+    family, direction, method and every option, as :meth:`MetaLearner.config_dict` gives it),
+    what it is fitted to (``fitted_to``) and the model-file format version. Two fits with
+    equal settings on equal data are the same fit (their seeds are in the config)."""
+    blob = json.dumps(
+        {"config": config, "fitted_to": fitted_to, "format": FORMAT_VERSION},
+        sort_keys=True,
+        default=str,
+    )
+    return hash_config(blob)
+
+
+def training_digest(runs: Any, meta: Any = None) -> dict[str, str]:
+    """One content hash per dataset of a training frame (16 hex digits): the dataset's runs
+    (``run_id``, ``value``, ``duration_s`` and the ``params.*`` columns it sets, in any row
+    order) and its row of meta-features ``meta`` (wide, indexed by dataset). Columns another
+    dataset's runs add (all missing on this one) do not change it, so only a dataset's own
+    runs and meta-features do."""
+    import pandas as pd
+
+    out: dict[str, str] = {}
+    if runs is None or len(runs) == 0:
+        return out
+    keep = [c for c in ("run_id", "value", "duration_s") if c in runs.columns]
+    keep += sorted(c for c in runs.columns if str(c).startswith("params."))
+    frame = runs[["dataset", *keep]].copy()
+    frame["dataset"] = frame["dataset"].astype(str)
+    if meta is not None and len(meta):
+        meta = meta.copy()
+        meta.index = meta.index.astype(str)
+    for name, rows in frame.groupby("dataset", sort=True):
+        rows = rows.drop(columns="dataset").dropna(axis=1, how="all")
+        rows = rows[sorted(rows.columns)]
+        row_hashes = np.sort(pd.util.hash_pandas_object(rows, index=False).to_numpy())
+        h = hashlib.sha256(",".join(rows.columns).encode())
+        h.update(row_hashes.tobytes())
+        if meta is not None and len(meta) and name in meta.index:
+            m = meta.loc[name].dropna().sort_index()
+            values = {str(k): v.item() if hasattr(v, "item") else v for k, v in m.items()}
+            h.update(json.dumps(values, sort_keys=True, default=str).encode())
+        out[str(name)] = h.hexdigest()[:16]
+    return out
+
+
 def save_learner(learner: Any, path: str | os.PathLike) -> Path:
     """Write a fitted learner to ``path`` (netCDF), aside and then moved into place, so a
     failed save leaves an older file intact."""

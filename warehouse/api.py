@@ -226,6 +226,7 @@ class Warehouse(Store):
         model_family: str | None = None,
         id_prefix: str | None = None,
         saved_only: bool = False,
+        settings_hash: str | None = None,
     ) -> pd.DataFrame:
         """Recorded meta-model fits, newest first, every ``meta_models`` column (see
         :func:`warehouse.records.meta_models`)."""
@@ -235,6 +236,7 @@ class Warehouse(Store):
             model_family=model_family,
             id_prefix=id_prefix,
             saved_only=saved_only,
+            settings_hash=settings_hash,
         )
 
     # ------------------------------------------------------------------ audits

@@ -133,6 +133,7 @@ class WarehouseLike(Protocol):
         model_family: str | None = None,
         id_prefix: str | None = None,
         saved_only: bool = False,
+        settings_hash: str | None = None,
     ) -> pd.DataFrame: ...
 
     # ---------------------------------------------------------------- audits

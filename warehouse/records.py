@@ -105,16 +105,20 @@ def meta_models(
     model_family: str | None = None,
     id_prefix: str | None = None,
     saved_only: bool = False,
+    settings_hash: str | None = None,
 ) -> pd.DataFrame:
     """The recorded meta-model fits, newest first, with every ``meta_models`` column: those
     for ``metric`` and ``model_family`` when given, whose ``model_id`` starts with
-    ``id_prefix``, and (``saved_only``) that were saved to a file (``path`` set)."""
+    ``id_prefix``, (``saved_only``) that were saved to a file (``path`` set), and whose
+    ``settings_hash`` (the fingerprint of their settings, metaopt_bayes/reuse.py) is the one
+    given."""
     clauses: list[str] = []
     args: list[Any] = []
     for clause, value in (
         ("metric = ?", metric),
         ("model_family = ?", model_family),
         ("starts_with(model_id, ?)", id_prefix),
+        ("settings_hash = ?", settings_hash),
     ):
         if value is not None:
             clauses.append(clause)
