@@ -221,7 +221,7 @@ class ModelProposer(LearningProposer):
         space: Any,
         pool: pd.DataFrame | None,
         key: str,
-        make_learner: Callable[[], Any],
+        make_learner: Callable[[list[str] | None], Any],
         learner: Any,
         cost_learner: Any,
         settings: SearchSettings,
@@ -234,8 +234,9 @@ class ModelProposer(LearningProposer):
         self.space, self.pool, self.key = space, pool, key
         self.fit_method, self.n_candidates = settings.fit_method, settings.n_candidates
         self.seed, self.first = settings.seed, first
+        self.reuse = settings.reuse
         super().__init__(
-            lambda exclude: make_learner().fit(warehouse, exclude=exclude),
+            make_learner,
             lambda: other_runs(warehouse, dataset, model),
             dataset, learner, n_resumed, n_init, settings.refit_every, remaining,
         )  # fmt: skip
@@ -245,9 +246,12 @@ class ModelProposer(LearningProposer):
             self.cost = self.fit_cost()
 
     def fit_cost(self) -> Any:
+        from metaopt_bayes.reuse import learner_for
+
         return fit_without_target(
-            lambda exclude: fit_cost_learner(
-                self.warehouse, self.metric, self.model, self.fit_method, exclude
+            lambda exclude: learner_for(
+                self.warehouse, self.metric, self.model, dataset=self.dataset, exclude=exclude,
+                method=self.fit_method, cost=True, refit=not self.reuse,
             ),
             self.dataset,
             self._others(),
@@ -331,6 +335,11 @@ def optimize_model(
         trainer.check_setup(family, probe, data.y[data.train], task, settings.cv)
     elif space is None and pool is None:
         raise ValidationError("a custom objective needs space= or candidates= to search")
+    if isinstance(learner, str):  # a recorded fit's id (or a learner file)
+        from metaopt_bayes.reuse import load_recorded
+
+        learner = load_recorded(warehouse, learner, metric, model)
+
     if learner is not None:
         metric = learner.metric
         direction = learner.direction
@@ -341,7 +350,7 @@ def optimize_model(
     key = acquisition_key(settings.acquisition)
     n_init = max(2, min(5, budget // 4)) if settings.n_init is None else settings.n_init
 
-    def make_learner() -> Any:
+    def make_learner(exclude: list[str] | None) -> Any:
         # The population (meta-feature effects, scales, noise distribution) is learned from
         # the *other* datasets; the target's own trials enter at predict time through the
         # closed-form update (the path the surrogate benchmark validates). Fitting the target
@@ -349,15 +358,19 @@ def optimize_model(
         # a MAP refit at 10 trials, sonar's predictions jumped to 0.9995 ± 0.00005 and EI
         # chose configs that cannot split (min_samples_leaf > half the rows). Only with no
         # other dataset to learn from is the target itself the history.
+        # A recorded fit with the same settings whose other datasets are unchanged is the fit
+        # this one would be (metaopt_bayes.reuse): it is used instead of fitting again.
         if learner is not None:
-            return learner
-        from metaopt_bayes.model import MetaLearner
-
+            return learner.fit(warehouse, exclude=exclude)
         # a space the user gave sets the parameters' kinds and scales (the zoo's own spaces
         # are what the history was swept from, so the data already agree with them)
         own = {"space": space.to_dict()} if user_space and space is not None else {}
-        method = settings.fit_method
-        return MetaLearner(metric, model=model, direction=direction, method=method, **own)
+        from metaopt_bayes.reuse import learner_for
+
+        return learner_for(
+            warehouse, metric, model, dataset=dataset, exclude=exclude, direction=direction,
+            method=settings.fit_method, refit=not settings.reuse, **own,
+        )  # fmt: skip
 
     n_resumed = len(existing_trials(warehouse, dataset, [model]))
     first = None

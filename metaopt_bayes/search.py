@@ -143,6 +143,7 @@ def optimize(
     callback: Callable[[dict[str, Any]], None] | None = None,
     default_first: bool = True,
     release: bool = False,
+    reuse: bool = True,
 ) -> OptimizeResult:
     """Optimize ``model`` on ``dataset`` for ``budget`` trials (in total, resumed ones count).
 
@@ -164,6 +165,10 @@ def optimize(
     warehouse (or in ``artifacts_dir``) and logged with ``split='test'``. ``release``: let
     go of the warehouse file while trials run (:meth:`warehouse.Warehouse.released`), so
     other processes can read the trials logged so far; the CLI does (one model family).
+    Fits are reused (:func:`metaopt_bayes.reuse.learner_for`): the newest recorded fit with the
+    same settings whose datasets other than ``dataset`` are unchanged serves instead of a new
+    fit (``result.learner.reuse_note`` says which); ``reuse=False`` fits afresh. ``learner``
+    may also be a recorded fit's id (or a learner file), one model family only.
 
     ``model=None`` (every zoo family for the dataset's task) or a list of families searches
     the families and their spaces together (:func:`metaopt_bayes.families.optimize_families`;
@@ -174,7 +179,7 @@ def optimize(
         acquisition=acquisition, executor=executor, jobs=jobs, refit_every=refit_every,
         n_init=n_init, fit_method=fit_method, cv=cv, seed=seed, test_size=test_size,
         retrain=retrain, n_candidates=n_candidates, timeout_s=timeout_s,
-        artifacts_dir=artifacts_dir, callback=callback, release=release,
+        artifacts_dir=artifacts_dir, callback=callback, release=release, reuse=reuse,
     )  # fmt: skip
     if model is None or isinstance(model, list | tuple):
         if objective is not None or candidates is not None:
@@ -185,6 +190,8 @@ def optimize(
         from metaopt_bayes.families import JointSpace
         from metaopt_bayes.optimize_families import optimize_families
 
+        if isinstance(learner, str):
+            raise ValidationError("learner= by id picks one model family's fit; pass one model")
         if space is not None and not isinstance(space, JointSpace):
             raise ValidationError("space= for several model families must be a JointSpace")
         joint = dataclasses.replace(settings, n_candidates=min(n_candidates, 256))

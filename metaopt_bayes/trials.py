@@ -437,6 +437,7 @@ class SearchSettings:
     artifacts_dir: str | Path | None = None
     callback: Callable[[dict[str, Any]], None] | None = None
     release: bool = False
+    reuse: bool = True
 
     def check(self, budget: Any) -> None:
         """One-line errors for a budget or a worker count that cannot work."""
