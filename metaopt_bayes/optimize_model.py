@@ -250,8 +250,14 @@ class ModelProposer(LearningProposer):
 
         return fit_without_target(
             lambda exclude: learner_for(
-                self.warehouse, self.metric, self.model, dataset=self.dataset, exclude=exclude,
-                method=self.fit_method, cost=True, refit=not self.reuse,
+                self.warehouse,
+                self.metric,
+                self.model,
+                dataset=self.dataset,
+                exclude=exclude,
+                method=self.fit_method,
+                cost=True,
+                refit=not self.reuse,
             ),
             self.dataset,
             self._others(),

@@ -63,6 +63,7 @@ class ReportData:
     trace: pd.DataFrame  # seq, value, best
     partial_dependence: dict[str, pd.DataFrame] = field(default_factory=dict)
     neighbours: pd.DataFrame | None = None
+    learner_note: str = ""  # which recorded learner answered, or why one was fitted
     notes: list[str] = field(default_factory=list)
 
 
@@ -142,10 +143,13 @@ def collect(
     folds: int = 5,
     seed: int = 0,
     background: int = 40,
+    refit: bool = False,
     **learner_config: Any,
 ) -> ReportData:
-    """Fit (or reuse) a meta-learner and compute every table of the report."""
-    from metaopt_bayes.model import MetaLearner
+    """Fit (or reuse) a meta-learner and compute every table of the report. ``learner``: a
+    fitted learner, a recorded fit's id or a learner file, or None: the newest recorded fit
+    of the other datasets with these settings while they are unchanged, else (or with
+    ``refit``) a fit now, recorded (:func:`metaopt_bayes.reuse.learner_for`)."""
 
     tm = warehouse.training_matrix(metric, model=model)
     if tm.empty:
@@ -168,19 +172,22 @@ def collect(
 
     notes: list[str] = []
     t0 = time.perf_counter()
-    if learner is None:
-        learner = MetaLearner(
-            metric, model=model, direction=direction, method=method, **learner_config
-        )
-        # fit_frame, not fit: a report reads the warehouse and records nothing in it.
-        meta_all = warehouse.meta_features()
-        if others:
-            learner.fit_frame(tm[tm["dataset"] != dataset], meta_all)
+    if learner is None or isinstance(learner, str):
+        from metaopt_bayes.reuse import learner_for
+
+        # the population from the other datasets (the runs are predicted out of sample): a
+        # recorded fit of them with these settings is reused while they are unchanged
+        learner = learner_for(
+            warehouse, metric, model, dataset=dataset, exclude=[dataset] if others else None,
+            direction=direction, method=method, refit=refit, learner=learner, **learner_config,
+        )  # fmt: skip
+        if getattr(learner, "reused", False) and dataset in learner.datasets and others:
+            fit_note = "a chosen meta-learner whose fit includes this dataset (in-sample)"
+        elif others:
             fit_note = f"population fitted on {len(others)} other dataset(s), {dataset!r} excluded"
         else:
-            learner.fit_frame(tm, meta_all)
             fit_note = f"only {dataset!r} has runs: the population fit includes it (in-sample)"
-        learner.warehouse = warehouse
+        fit_note += f"; {learner.reuse_note}"
     else:
         fit_note = "a given, already fitted meta-learner (its fit may include this dataset)"
     fit_s = time.perf_counter() - t0
@@ -274,6 +281,7 @@ def collect(
         partial_dependence=pdp,
         neighbours=neighbours,
         notes=notes,
+        learner_note=str(getattr(learner, "reuse_note", "") or ""),
     )
 
 
@@ -474,10 +482,21 @@ def build_report(warehouse: WarehouseLike, **kwargs: Any) -> str:
 
 def write_report(warehouse: WarehouseLike, path: str | Path, **kwargs: Any) -> Path:
     """Write the report to ``path`` (``.html``); returns the path."""
+    _check_path(path)
+    return write_html(collect(warehouse, **kwargs), path)
+
+
+def write_html(data: ReportData, path: str | Path) -> Path:
+    """Write the report of ``data`` (:func:`collect`) to ``path`` (``.html``)."""
+    out = _check_path(path)
+    out.write_text(render_html(data), encoding="utf-8")
+    return out
+
+
+def _check_path(path: str | Path) -> Path:
     out = Path(path)
     if out.suffix.lower() not in (".html", ".htm"):
         raise ValidationError(f"report path {str(out)!r} should end in .html")
     if not out.parent.is_dir():
         raise NotFoundError(f"folder {str(out.parent)!r} does not exist")
-    out.write_text(build_report(warehouse, **kwargs), encoding="utf-8")
     return out

@@ -166,7 +166,7 @@ def learner_for(
     *,
     dataset: str | None = None,
     exclude: Sequence[str] | None = None,
-    method: str = "nuts",
+    method: str | None = "nuts",
     direction: str | None = None,
     cost: bool = False,
     refit: bool = False,
@@ -177,7 +177,9 @@ def learner_for(
 
     ``learner``: a recorded id (or unique prefix) or a learner file — that fit, refused in
     one line if it models another metric or family. Otherwise the newest recorded fit with
-    these settings (``method``, ``direction``, ``config``; ``cost``: a model of the training
+    these settings (``method``, ``direction``, ``config``; ``method=None``: any recorded
+    settings of this metric and family, and NUTS with the defaults for a new fit; ``cost``: a
+    model of the training
     seconds of the runs that logged ``metric``, for cost-aware EI) whose training datasets,
     apart from the target ``dataset``, hold what they hold now, and which learnt nothing from
     ``exclude``; else (or with ``refit``) a new fit on every dataset but ``exclude``, saved
@@ -185,7 +187,7 @@ def learner_for(
     happened and ``learner.reuse_note`` says it in one line.
     """
     if learner is not None:
-        lrn = load_recorded(warehouse, learner, "duration_s" if cost else metric, model)
+        lrn = load_recorded(warehouse, learner, ("duration_s" if cost else metric) or None, model)
         lrn.reused = True
         return lrn
     exclude = [str(d) for d in (exclude or ())]
@@ -199,14 +201,18 @@ def learner_for(
     frame = training_frame(warehouse, metric, model, cost)
     if model is None and len(frame) and frame["model"].nunique() == 1:
         model = str(frame["model"].iloc[0])  # as a fit would name it: the settings hash it
+    any_settings = method is None
+    method = method or "nuts"
     fresh = MetaLearner(name, model=model, direction=direction, method=method, **config)
     wanted = settings_hash(fresh.config_dict(), fitted_to)
     meta = warehouse.meta_features()
     current = training_digest(frame, meta)
     why = "--refit" if refit else "no recorded fit with these settings"
     if not refit:
-        rows = warehouse.meta_models(name, model_family=model, settings_hash=wanted)
-        rows = rows[rows["status"] != "failed"]
+        rows = warehouse.meta_models(
+            name, model_family=model, settings_hash=None if any_settings else wanted
+        )
+        rows = rows[(rows["status"] != "failed") & rows["settings_hash"].notna()]
         for row in rows.itertuples(index=False):
             stored = json.loads(row.data_digest) if _present(row.data_digest) else None
             if stored is None:
@@ -219,7 +225,7 @@ def learner_for(
             lrn = _load_row(warehouse, row)
             if lrn is None:
                 continue
-            lrn.settings_hash, lrn.data_digest = wanted, stored
+            lrn.settings_hash, lrn.data_digest = row.settings_hash, stored
             lrn.reused = True
             lrn.reuse_note = describe(row, reused=True)
             return lrn

@@ -10,6 +10,7 @@ import click
 from metaopt_bayes.cli._common import (
     dataset_option,
     emit,
+    learner_option,
     main,
     method_option,
     model_option,
@@ -209,6 +210,11 @@ def export_cmd(ctx: click.Context, directory: str, dialect: str, overwrite: bool
 @click.option("--metric", default="accuracy", show_default=True, help="Metric to model.")
 @method_option("Meta-model (learner) inference (map is fast but over-confident on few runs).")
 @click.option("--draws", type=int, default=None, help="Posterior draws per chain (nuts).")
+@learner_option(
+    "A recorded meta-model (learner): its id or its file (default: the newest recorded fit of "
+    "the other datasets with these settings while they are unchanged, else a fit now)."
+)
+@click.option("--refit", is_flag=True, help="Fit the learner afresh instead of reusing one.")
 @click.option("--folds", type=int, default=5, show_default=True, help="Cross-validation folds.")
 @click.option(
     "-o",
@@ -226,6 +232,8 @@ def report_cmd(
     metric: str,
     method: str,
     draws: int | None,
+    learner: str | None,
+    refit: bool,
     folds: int,
     output: str,
 ) -> None:
@@ -236,18 +244,23 @@ def report_cmd(
       metaopt report --dataset iris --model mlp -o iris.html
       metaopt report --method map -o quick.html
     """
-    from metaopt_bayes.report import write_report
+    from metaopt_bayes.report import collect, write_html
 
     config = {} if draws is None else {"draws": draws, "tune": draws}
-    with open_reader(ctx) as wh, _spinner("fitting and plotting"):
-        path = write_report(
+    # read-write: a learner fitted for the report is recorded, so the next one reuses it
+    with open_warehouse(ctx, must_exist=True) as wh, _spinner("fitting and plotting"):
+        data = collect(
             wh,
-            output,
             dataset=dataset,
             model=model,
             metric=metric,
             method=method,
             folds=folds,
+            learner=learner,
+            refit=refit,
             **config,
         )
+        path = write_html(data, output)
+    if data.learner_note:
+        click.echo(data.learner_note, err=True)
     click.echo(f"wrote {path}")

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import click
+from click.core import ParameterSource
 
 from metaopt_bayes.cli._common import (
     dataset_option,
@@ -37,6 +38,34 @@ def _models_dir(ctx: click.Context) -> Path:
     db = ctx.obj.get("db") or os.environ.get("METAOPT_DB") or "metaopt.duckdb"
     base = Path.cwd() if db == ":memory:" else Path(db).resolve().parent
     return base / "metaopt_models"
+
+
+def _predict_learner(
+    wh: WarehouseLike,
+    learner: str | None,
+    metric: str | None,
+    model: str | None,
+    dataset: str,
+    method: str | None,
+    refit: bool,
+) -> Any:
+    """The fit ``learner`` names (id or file), else the newest recorded fit for ``metric`` (and
+    ``model``) of ``method`` (None: any settings) whose datasets other than ``dataset`` are
+    unchanged, else a fit now (NUTS unless ``method``), recorded
+    (:func:`metaopt_bayes.reuse.learner_for`)."""
+    from metaopt_bayes.reuse import learner_for
+
+    if not learner and not metric:
+        raise ValidationError("give --learner, or --metric to use the newest learner for it")
+    return learner_for(
+        wh,
+        str(metric or ""),
+        model,
+        dataset=dataset,
+        method=method if method or not refit else "nuts",
+        refit=refit,
+        learner=learner,
+    )
 
 
 def _load_model(wh: WarehouseLike, learner: str | None, metric: str | None, model: str | None):
@@ -170,6 +199,13 @@ def fit_cmd(
 )
 @click.option("--metric", default=None, help="Use the newest learner for this metric.")
 @model_option("Model family (with --metric).", default=None)
+@method_option(
+    "Fit method of the learner; given, only a recorded fit of it is reused (default: any "
+    "recorded fit whose data are unchanged, else a NUTS fit)."
+)
+@click.option(
+    "--refit", is_flag=True, help="Fit a learner afresh instead of reusing a recorded one."
+)
 @output_option
 @click.pass_context
 def predict_cmd(
@@ -180,12 +216,16 @@ def predict_cmd(
     learner: str | None,
     metric: str | None,
     model: str | None,
+    method: str,
+    refit: bool,
     fmt: str,
 ) -> None:
     """Predict mean, sd and a 90% interval of the metric for configs on a dataset.
 
-    The prediction is a saved meta-model's (learner's): the one --learner names, else the
-    newest fit for --metric (and --model).
+    The prediction is a recorded meta-model's (learner's): the one --learner names, else the
+    newest fit for --metric (and --model) while the runs on other datasets are unchanged
+    (the dataset's own runs enter at prediction time), else a fit made now and recorded. A
+    line on stderr says which.
 
     \b
     Example:
@@ -211,14 +251,14 @@ def predict_cmd(
         from metaopt_bayes.search import load_candidates
 
         configs = load_candidates(configs_file)
-    with open_warehouse(ctx, read_only=True) as wh:
-        ml = _load_model(wh, learner, metric, model)
+    with open_warehouse(ctx, must_exist=True) as wh:  # a fit made now is recorded
         require_dataset(wh, dataset)
+        given = ctx.get_parameter_source("method") != ParameterSource.DEFAULT
+        ml = _predict_learner(wh, learner, metric, model, dataset, method if given else None, refit)
         ml.encoder.check(configs)
         pred = ml.predict(dataset, configs, warehouse=wh)
     emit(pd.concat([configs.reset_index(drop=True), pred], axis=1), fmt)
-    if getattr(ml, "cli_note", None):
-        click.echo(ml.cli_note, err=True)
+    click.echo(ml.reuse_note, err=True)
 
 
 @main.command("learners")

@@ -5,19 +5,17 @@ from __future__ import annotations
 import contextlib
 import json
 import time
-from pathlib import Path
 from typing import Any
 
 import click
+from click.core import ParameterSource
 
 from metaopt_bayes.cli._common import (
     candidates_option,
     config_text,
     cv_option,
     dataset_option,
-    describe_model,
     emit,
-    find_learner,
     flag_used,
     learner_option,
     main,
@@ -59,48 +57,49 @@ def _default_metric(wh: WarehouseLike, dataset: str) -> str:
 
 
 def _learner(
-    wh: WarehouseLike, metric: str, model: str, ref: str | None, method: str, quiet: bool
+    wh: WarehouseLike,
+    metric: str,
+    model: str,
+    ref: str | None,
+    method: str | None,
+    dataset: str,
+    refit: bool = False,
 ) -> Any:
-    """The saved meta-model (learner) ``ref`` names (its id or file), else the newest saved fit
-    for (metric, model) recorded in the warehouse, else a fresh fit."""
-    from metaopt_bayes.model import MetaLearner
+    """The fit ``ref`` names (a recorded id or a learner file), else the newest recorded fit
+    with these settings whose datasets other than ``dataset`` are unchanged, else a fit now
+    (recorded): :func:`metaopt_bayes.reuse.learner_for`."""
+    from metaopt_bayes.reuse import learner_for
 
-    if ref is not None:
-        path, _ = find_learner(wh, ref)
-        return MetaLearner.load(path, warehouse=wh, metric=metric, model=model)
-    try:
-        rows = wh.meta_models(metric, model_family=model, saved_only=True)
-        rows = rows[rows["status"] != "failed"]
-    except Exception:
-        rows = None
-    if rows is not None:
-        for row in rows.itertuples(index=False):
-            if row.path and Path(row.path).exists():
-                try:
-                    lrn = MetaLearner.load(row.path, warehouse=wh, metric=metric)
-                except Exception:
-                    continue
-                lrn.cli_note = f"{describe_model(row)}; --learner ID|FILE for another"
-                return lrn
-    if not quiet:
-        click.echo(f"fitting the meta-model (learner, {method}) on the warehouse …", err=True)
-    return MetaLearner(metric, model=model, direction=None, method=method).fit(wh)
+    return learner_for(wh, metric, model, dataset=dataset, method=method, refit=refit, learner=ref)
 
 
-def _cost_learner(wh: WarehouseLike, metric: str, model: str, method: str) -> Any:
-    from metaopt_bayes.search import fit_cost_learner
+def _cost_learner(
+    wh: WarehouseLike,
+    metric: str,
+    model: str,
+    method: str | None,
+    dataset: str,
+    refit: bool = False,
+) -> Any:
+    from metaopt_bayes.reuse import learner_for
 
-    return fit_cost_learner(wh, metric, model, method)
+    return learner_for(wh, metric, model, dataset=dataset, method=method, cost=True, refit=refit)
 
 
 def _family_learner(
-    wh: WarehouseLike, dataset: str, metric: str, families: list[str] | None, method: str, fmt: str
+    wh: WarehouseLike,
+    dataset: str,
+    metric: str,
+    families: list[str] | None,
+    method: str | None,
+    fmt: str,
+    refit: bool = False,
 ) -> Any:
-    """A FamilyLearner for the families with history on ``metric`` (or the named ones): each
-    family's newest saved fit when there is one, else a fresh fit, plus a duration learner
-    per family (no cross-family sharing: benchmarks/families.py measured no gain)."""
+    """A FamilyLearner for the families with history on ``metric`` (or the named ones): for
+    each family a learner of the metric and one of training seconds, recorded fits reused when
+    their data are unchanged (:func:`_learner`), and each one named on stderr (no
+    cross-family sharing: benchmarks/families.py measured no gain)."""
     from metaopt_bayes.families import FamilyLearner, resolve_families
-    from metaopt_bayes.search import fit_cost_learner
     from warehouse.errors import ValidationError
 
     task = wh.dataset_task(dataset) or "classification"
@@ -115,14 +114,18 @@ def _family_learner(
         )
     learners: dict[str, Any] = {}
     costs: dict[str, Any] = {}
+    notes: list[str] = []
     with _FitProgress(len(fams), fmt == "table") as bar:
         for fam in fams:
             bar.step(fam)
-            learners[fam] = _learner(wh, metric, fam, None, method, quiet=True)
+            learners[fam] = _learner(wh, metric, fam, None, method, dataset, refit)
+            notes.append(learners[fam].reuse_note)
             with contextlib.suppress(ValidationError):
-                costs[fam] = fit_cost_learner(wh, metric, fam, method)
+                costs[fam] = _cost_learner(wh, metric, fam, method, dataset, refit)
+                notes.append(costs[fam].reuse_note)
     fl = FamilyLearner.from_learners(learners, costs)  # no sharing: measured no gain
     fl.warehouse = wh
+    fl.reuse_notes = notes
     return fl
 
 
@@ -208,7 +211,16 @@ def _record_ranking(wh: WarehouseLike, fl: Any, dataset: str, ranking: Any) -> N
     "A saved meta-model (learner) for one --model: its id or its file (default: the newest "
     "recorded fit, else a fit now)."
 )
-@method_option("Fit method when a meta-model (learner) has to be fitted.")
+@method_option(
+    "Fit method of the learner; given, only a recorded fit of it is reused (default: any "
+    "recorded fit whose data are unchanged, else a NUTS fit)."
+)
+@click.option(
+    "--refit",
+    is_flag=True,
+    help="Fit the learner afresh (default: reuse the recorded fit when the runs on other "
+    "datasets are unchanged).",
+)
 @click.option("--include-run", is_flag=True, help="Also rank configs already run on the dataset.")
 @click.option("--seed", type=int, default=0, show_default=True)
 @output_option
@@ -223,7 +235,8 @@ def recommend_cmd(
     acquisition: str,
     metric: str | None,
     learner: str | None,
-    method: str,
+    method: str | None,
+    refit: bool,
     include_run: bool,
     seed: int,
     fmt: str,
@@ -240,6 +253,10 @@ def recommend_cmd(
     the families are ranked by the predicted metric of their best configuration, with a 90%
     interval and the predicted training time.
 
+    A recorded learner is reused while the runs on datasets other than --dataset are
+    unchanged (the dataset's own runs enter at prediction time); a line on stderr says which
+    one answered, or why one was fitted.
+
     \b
     Example:
       metaopt recommend --dataset wine --model svc --n 5
@@ -253,13 +270,17 @@ def recommend_cmd(
 
     if space is not None and candidates is not None:
         raise ValidationError("give --space or --candidates, not both")
+    if ctx.get_parameter_source("method") == ParameterSource.DEFAULT and not refit:
+        method = None  # any recorded fit with unchanged data; NUTS when one must be fitted
     if len(model) != 1:
         if space is not None:
             raise ValidationError("--space needs exactly one --model")
+        if learner is not None:
+            raise ValidationError("--learner names one model family's learner; give one --model")
         with open_warehouse(ctx, must_exist=True) as wh:
             require_dataset(wh, dataset)
             metric = metric or _default_metric(wh, dataset)
-            fl = _family_learner(wh, dataset, metric, list(model) or None, method, fmt)
+            fl = _family_learner(wh, dataset, metric, list(model) or None, method, fmt, refit)
             out = fl.rank_families(
                 dataset,
                 candidates if candidates is not None else None,
@@ -275,16 +296,22 @@ def recommend_cmd(
                 f"90% interval, predicted seconds"
             ),
         )
+        for note in fl.reuse_notes:  # which learners answered, after the answer
+            click.echo(note, err=True)
         return
     model = model[0]
     with open_warehouse(ctx, must_exist=True) as wh:
         require_dataset(wh, dataset)
         metric = metric or _default_metric(wh, dataset)
-        lrn = _learner(wh, metric, model, learner, method, quiet=fmt != "table")
+        lrn = _learner(wh, metric, model, learner, method, dataset, refit)
         source = (
             candidates if candidates is not None else _space_or_default(wh, dataset, model, space)
         )
-        cost = _cost_learner(wh, metric, model, method) if acquisition == "cost-ei" else None
+        cost = (
+            _cost_learner(wh, metric, model, method, dataset, refit)
+            if acquisition == "cost-ei"
+            else None
+        )
         out = recommend(
             lrn,
             wh,
@@ -300,8 +327,9 @@ def recommend_cmd(
     score = {"ei": "log EI", "pi": "log PI", "cost-ei": "log EI per second"}.get(acquisition)
     by = f"{acquisition} (acquisition = {score})" if score else acquisition
     emit(out, fmt, title=f"{model} on {dataset}: {metric} ({lrn.direction}), by {by}")
-    if getattr(lrn, "cli_note", None):  # which saved fit answered, after the answer
-        click.echo(lrn.cli_note, err=True)
+    for note in (lrn.reuse_note, getattr(cost, "reuse_note", None)):  # after the answer
+        if note:
+            click.echo(note, err=True)
 
 
 class _LiveTable:
@@ -383,6 +411,7 @@ def _run_optimize(
     live: bool,
     learner: Any = None,
     default_first: bool = True,
+    reuse: bool = True,
 ) -> Any:
     from metaopt_bayes.search import optimize
 
@@ -426,6 +455,7 @@ def _run_optimize(
             callback=table.add,
             default_first=default_first,
             release=isinstance(model, str),  # `metaopt sql` can read the trials meanwhile
+            reuse=reuse,
         )
 
 
@@ -451,6 +481,16 @@ def _run_optimize(
 @click.option("--executor", default=None, help="dask://HOST:PORT to run trials on a cluster.")
 @click.option("--metric", default=None, help="Metric (default: accuracy, or rmse for regression).")
 @method_option("Meta-model (learner) fit method.")
+@learner_option(
+    "A recorded meta-model (learner) for one --model: its id or its file (default: the newest "
+    "recorded fit whose other datasets' runs are unchanged, else a fit now)."
+)
+@click.option(
+    "--refit",
+    is_flag=True,
+    help="Fit the learner afresh before the first trial (default: reuse a recorded fit of "
+    "the unchanged other datasets).",
+)
 @click.option(
     "--refit-every",
     type=int,
@@ -484,6 +524,8 @@ def optimize_cmd(
     executor: str | None,
     metric: str | None,
     method: str,
+    learner: str | None,
+    refit: bool,
     refit_every: int,
     cv: int,
     seed: int,
@@ -514,9 +556,17 @@ def optimize_cmd(
         raise ValidationError("give --space or --candidates, not both")
     if len(model) != 1 and (space is not None or candidates is not None):
         raise ValidationError("--space and --candidates need exactly one --model")
+    if learner is not None and len(model) != 1:
+        raise ValidationError("--learner names one model family's learner; give one --model")
     families = model[0] if len(model) == 1 else (list(model) or None)
     acq_name = "cost-ei" if cost_aware else acquisition
     with open_warehouse(ctx, must_exist=True) as wh:
+        chosen = None
+        if learner is not None:
+            from metaopt_bayes.reuse import load_recorded
+
+            chosen = load_recorded(wh, learner, metric, model[0])
+            click.echo(chosen.reuse_note, err=True)
         res = _run_optimize(
             wh,
             dataset,
@@ -535,7 +585,12 @@ def optimize_cmd(
             retrain=not no_retrain,
             live=not quiet and fmt == "table",
             default_first=not no_default,
+            learner=chosen,
+            reuse=not refit,
         )
+    note = getattr(res.learner, "reuse_note", None)
+    if note and chosen is None:  # the learner the last trials were proposed with
+        click.echo(note, err=True)
     if res.interrupted:
         click.secho(
             f"interrupted: {len(res.trials)} trials are logged; run the same command again "

@@ -94,10 +94,11 @@ def test_cli_recommend_without_model_ranks_families(tmp_path, monkeypatch):
         wh.log_run("t", "knn", {"n_neighbors": 5}, {"accuracy": 0.8}, duration_s=0.1)
     calls = {}
 
-    def fake(wh, dataset, metric, families, method, fmt):
+    def fake(wh, dataset, metric, families, method, fmt, refit=False):
         calls.update(dataset=dataset, metric=metric, families=families, method=method)
         fl = _fake_learner()
         fl.warehouse = wh
+        fl.reuse_notes = ["using learner … (unchanged)"]
         return fl
 
     monkeypatch.setattr(sc, "_family_learner", fake)
@@ -126,8 +127,9 @@ def test_cli_recommend_without_model_ranks_families(tmp_path, monkeypatch):
         ],
     )
     assert out.exit_code == 0, out.output
-    rows = json.loads(out.output)
+    rows = json.loads(out.stdout)
     assert [r["model"] for r in rows] == ["knn", "logistic_regression"]
+    assert out.stderr == "using learner … (unchanged)\n"  # which learners answered
     for r in rows:
         assert r["lower"] <= r["mean"] <= r["upper"] and r["predicted_s"] > 0
     assert rows[0]["n_runs"] == 1 and rows[0]["best_observed"] == pytest.approx(0.8)

@@ -55,11 +55,20 @@ def test_fit_models_predict_diagnose(db, tmp_path):
 
     with Warehouse(str(db)) as wh:  # a new dataset: only its meta-features are known
         wh.log_dataset_meta_features(pd.DataFrame({"dataset": ["brand_new"], "n_rows": [500.0]}))
-    pred = r.invoke(main, [*predict, "--dataset", "brand_new", *config])
+    pred = r.invoke(main, [*predict, "--dataset", "ds4", *config])
+    assert pred.exit_code == 0, pred.output  # the fit left ds4 out: it is the target here
+    assert pred.stderr.startswith(f"using learner {row['model_id'][:12]} (") and (
+        ", map, " in pred.stderr and "unchanged" in pred.stderr
+    )  # which one, said
+    # for another target the fit missed ds4's runs: a fit is made now, recorded and then used
+    pred = r.invoke(main, [*predict, "--method", "map", "--dataset", "brand_new", *config])
     assert pred.exit_code == 0, pred.output
     p = json.loads(pred.stdout)[0]
     assert p["lower"] < p["mean"] < p["upper"] and p["lr"] == 0.01
-    assert f"using meta-model {row['model_id'][:12]} (map, " in pred.stderr  # which one, said
+    assert pred.stderr.startswith("fitted learner ") and "'ds4' new" in pred.stderr
+    again = r.invoke(main, [*predict, "--dataset", "brand_new", *config])
+    assert again.stderr.startswith(f"using learner {pred.stderr.split()[2]}")
+    assert json.loads(again.stdout) == json.loads(pred.stdout)
     cfgs = tmp_path / "c.csv"
     pd.DataFrame({"lr": [1e-3, 1e-2], "depth": [2, 4], "booster": ["gbtree", "dart"]}).to_csv(
         cfgs, index=False
@@ -109,7 +118,12 @@ def test_errors_are_one_line(db):
     out = r.invoke(
         main, ["--db", str(db), "predict", "--dataset", "x", "--metric", "rmse", "--config", "{}"]
     )
+    assert out.exit_code == 1 and out.output.startswith("Error: dataset 'x' is not in")
+    out = r.invoke(
+        main, ["--db", str(db), "predict", "--dataset", "ds1", "--metric", "rmse", "--config", "{}"]
+    )
     assert out.exit_code == 1 and "Error:" in out.output and "rmse" in out.output
+    assert len(out.output.strip().splitlines()) == 1
     out = r.invoke(main, ["--db", str(db), "predict", "--dataset", "x", "--metric", "accuracy"])
     assert out.exit_code == 1 and "exactly one of" in out.output
 
@@ -167,7 +181,7 @@ def test_predict_and_recommend_refuse_what_a_user_cannot_have_meant(db, tmp_path
                "--model", "gbm", "--candidates", str(good), "--format", "json"],
     )  # fmt: skip
     assert rec.exit_code == 0 and len(json.loads(rec.stdout)) == 2, rec.output
-    assert rec.stderr.startswith("using meta-model ") and "(map, " in rec.stderr  # the saved fit
+    assert rec.stderr.startswith("using learner ") and ", map, " in rec.stderr  # the saved fit
 
 
 def test_fit_explains_what_is_missing_before_any_work(db, tmp_path):
