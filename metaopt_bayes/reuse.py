@@ -240,8 +240,10 @@ def learner_for(
     _record(warehouse, fresh)
     d = fresh.diagnostics
     fresh.reused = False
+    if fresh.model_id is None:
+        why += "; not recorded (the warehouse is open read-only)"
     fresh.reuse_note = (
-        f"fitted learner {str(fresh.model_id or 'not recorded')[:12]} ({fresh.metric} of "
+        f"fitted learner {str(fresh.model_id or '(unrecorded)')[:12]} ({fresh.metric} of "
         f"{fresh.model}, {method}, {int(d.get('n_runs', 0)):,} runs on "
         f"{int(d.get('n_datasets', 0))} datasets, {float(d.get('fit_s', 0.0)):.1f} s): {why}"
     )

@@ -247,8 +247,9 @@ def report_cmd(
     from metaopt_bayes.report import collect, write_html
 
     config = {} if draws is None else {"draws": draws, "tune": draws}
-    # read-write: a learner fitted for the report is recorded, so the next one reuses it
-    with open_warehouse(ctx, must_exist=True) as wh, _spinner("fitting and plotting"):
+    # read-only, so readers share the file: a recorded learner of unchanged data is reused,
+    # one fitted here serves this report only
+    with open_reader(ctx) as wh, _spinner("fitting and plotting"):
         data = collect(
             wh,
             dataset=dataset,
