@@ -227,7 +227,12 @@ def _next_config(
     if free.empty:
         raise ValidationError(f"no untried candidate left for dataset {dataset!r}")
     row = free.iloc[int(rng.integers(len(free)))] if pool is not None else free.iloc[0]
-    return {"config": {c: plain(row[c]) for c in names}, "mean": None, "sd": None, "rec": None}
+    cfg = {c: plain(row[c]) for c in names}
+    if pool is None:  # a row of mixed columns is all floats: the space's own types again
+        cfg = space.validate(
+            space.restore({k: None if is_missing(v) else v for k, v in cfg.items()})
+        )
+    return {"config": cfg, "mean": None, "sd": None, "rec": None}
 
 
 class ModelProposer(LearningProposer):

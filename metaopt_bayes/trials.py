@@ -364,7 +364,7 @@ def call_objective(
     try:
         res = objective(dict(config))
     except Exception as exc:
-        out["status"], out["error"] = "failed", f"{type(exc).__name__}: {exc}".splitlines()[0]
+        out["status"], out["error"] = "failed", f"{type(exc).__name__}: {one_line(exc)}"
         res = None
     measured = {"duration_s": time.perf_counter() - t0, "cpu_s": time.process_time() - c0}
     if out["status"] == "finished":
@@ -394,7 +394,7 @@ class LoopOutcome:
 
 def _failed(exc: BaseException) -> dict[str, Any]:
     """A crashed trial as a failed run, its error on one line."""
-    error = f"{type(exc).__name__}: {exc}".splitlines()[0]
+    error = f"{type(exc).__name__}: {one_line(exc)}"
     return {"status": "failed", "metrics": {}, "error": error}
 
 
