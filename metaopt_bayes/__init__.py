@@ -14,6 +14,8 @@ __version__ = "0.3.0"
 _EXPORTS = {
     "MetaLearner": "metaopt_bayes.model",
     "optimize": "metaopt_bayes.search",
+    "Search": "metaopt_bayes.ask_tell",
+    "Trial": "metaopt_bayes.ask_tell",
     "recommend": "metaopt_bayes.search",
     "OptimizeResult": "metaopt_bayes.search",
     "SearchSpace": "metaopt_bayes.space",
