@@ -135,7 +135,7 @@ def _sqlite_path(url: str) -> Path | None:
 
 
 @contextlib.contextmanager
-def _aside(url: str, what: str) -> Iterator[str]:
+def _aside(url: str, what: str, verb: str = "read") -> Iterator[str]:
     """``url``, or for a SQLite file the URL of a copy of it in a temporary folder (removed
     afterwards): the copy is made with SQLite's backup API from a read-only connection (a
     consistent snapshot, write-ahead log included), so the library that opens it may
@@ -160,7 +160,7 @@ def _aside(url: str, what: str) -> Iterator[str]:
             finally:
                 src.close()
         except sqlite3.Error as exc:
-            raise MetaoptError(f"cannot read {what} {url}: {one_line(exc)}") from None
+            raise MetaoptError(f"cannot {verb} {what} {url}: {one_line(exc)}") from None
         yield f"sqlite:///{copy}"
 
 
@@ -230,7 +230,7 @@ def import_mlflow(
     from mlflow.tracking import MlflowClient
 
     uri = _tracking_uri(tracking_uri)
-    with _allow_file_store(), _aside(uri, "MLflow tracking store") as readable:
+    with _allow_file_store(), _aside(uri, "MLflow store") as readable:
         try:
             client = MlflowClient(tracking_uri=readable)
             if experiments:
@@ -383,7 +383,7 @@ def import_optuna(
         raise ValidationError("import_optuna needs a dataset and a model name")
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     _require_sqlite_file(storage, "Optuna storage")
-    with _aside(storage, "Optuna storage") as readable:
+    with _aside(storage, "Optuna storage", "open") as readable:
         loaded, trials = _load_study(optuna, readable, storage, study)
 
     directions = ["maximize" if d.name == "MAXIMIZE" else "minimize" for d in loaded.directions]
