@@ -15,6 +15,8 @@ _EXPORTS = {
     "MetaLearner": "metaopt_bayes.model",
     "learner_for": "metaopt_bayes.reuse",
     "optimize": "metaopt_bayes.search",
+    "Search": "metaopt_bayes.ask_tell",
+    "Trial": "metaopt_bayes.ask_tell",
     "recommend": "metaopt_bayes.search",
     "OptimizeResult": "metaopt_bayes.search",
     "SearchSpace": "metaopt_bayes.space",

@@ -31,6 +31,7 @@ from metaopt_bayes.trials import (
     TRIAL_SOURCE,
     Holdout,
     LearningProposer,
+    LoopOutcome,
     ObjectiveRunner,
     OptimizeResult,
     Proposal,
@@ -43,14 +44,32 @@ from metaopt_bayes.trials import (
     run_trials,
     settle_winner,
     trial_table,
+    warn_if_all_failed,
 )
 from warehouse.errors import CandidatesExhaustedError, NotFoundError, ValidationError
 from warehouse.protocol import WarehouseLike
 
 
 def default_metric(task: str | None) -> str:
-    """The metric a search optimizes when none is named: RMSE for regression, else accuracy."""
+    """The metric the built-in trainer's search optimizes when none is named: RMSE for
+    regression, else accuracy (the trainer logs both kinds of metric, these among them)."""
     return "rmse" if task == "regression" else "accuracy"
+
+
+def objective_metric(warehouse: WarehouseLike, model: str, metric: str | None) -> str | None:
+    """The metric a search with a user objective optimizes: ``metric`` when named, else the
+    one metric the warehouse has for ``model``'s runs; None when it has none yet (the first
+    result of the objective names it). Several: a one-line error, before any trial."""
+    if metric is not None:
+        return str(metric)
+    logged = [m for m in warehouse.metric_counts(model) if m != "duration_s"]
+    if len(logged) > 1:
+        shown = ", ".join(logged[:8]) + (", …" if len(logged) > 8 else "")
+        raise ValidationError(
+            f"the runs of {model!r} log {len(logged)} metrics ({shown}); name the one to "
+            "optimize with metric= (--metric)"
+        )
+    return logged[0] if logged else None
 
 
 def _resolve_space(space: Any) -> Any:
@@ -150,7 +169,7 @@ def _next_config(
     seed: int,
     n_init: int,
     maximize: bool,
-    metric: str,
+    metric: str | None,
     model: str,
 ) -> dict[str, Any]:
     """The next config to try: a recommendation, or an initial-design point while there is no
@@ -193,7 +212,11 @@ def _next_config(
     rng = np.random.default_rng(seed)
     cands = pool if pool is not None else space.sample(max(64, n_init * 4), seed=seed)
     try:
-        runs = warehouse.training_matrix(metric, model=model, datasets=[dataset])
+        runs = (
+            warehouse.training_matrix(metric, model=model, datasets=[dataset])
+            if metric is not None
+            else pd.DataFrame()  # a user objective's model with no metric yet: no runs
+        )
     except NotFoundError:
         runs = pd.DataFrame()
     names = [c for c in cands.columns if not str(c).startswith("_")]
@@ -204,24 +227,32 @@ def _next_config(
     if free.empty:
         raise ValidationError(f"no untried candidate left for dataset {dataset!r}")
     row = free.iloc[int(rng.integers(len(free)))] if pool is not None else free.iloc[0]
-    return {"config": {c: plain(row[c]) for c in names}, "mean": None, "sd": None, "rec": None}
+    cfg = {c: plain(row[c]) for c in names}
+    if pool is None:  # a row of mixed columns is all floats: the space's own types again
+        cfg = space.validate(
+            space.restore({k: None if is_missing(v) else v for k, v in cfg.items()})
+        )
+    return {"config": cfg, "mean": None, "sd": None, "rec": None}
 
 
 class ModelProposer(LearningProposer):
     """Proposals for one model family: the family default first (when given), then
-    recommendations under the learner, or initial-design points without one."""
+    recommendations under the learner, or initial-design points without one. ``metric``
+    None: a user objective's model with no runs yet; the initial design runs until
+    :meth:`set_metric` names it. ``make_learner(metric, direction, exclude)``: a learner fitted
+    without the ``exclude`` datasets (a recorded one when it would be the same fit)."""
 
     def __init__(
         self,
         warehouse: WarehouseLike,
         dataset: str,
         model: str,
-        metric: str,
+        metric: str | None,
         maximize: bool,
         space: Any,
         pool: pd.DataFrame | None,
         key: str,
-        make_learner: Callable[[list[str] | None], Any],
+        make_learner: Callable[[str, str, list[str] | None], Any],
         learner: Any,
         cost_learner: Any,
         settings: SearchSettings,
@@ -236,7 +267,7 @@ class ModelProposer(LearningProposer):
         self.seed, self.first = settings.seed, first
         self.reuse = settings.reuse
         super().__init__(
-            make_learner,
+            lambda exclude: make_learner(self._named(), self.direction, exclude),
             lambda: other_runs(warehouse, dataset, model),
             dataset, learner, n_resumed, n_init, settings.refit_every, remaining,
         )  # fmt: skip
@@ -245,13 +276,26 @@ class ModelProposer(LearningProposer):
         if remaining and key == "cost-ei" and self.cost is None:
             self.cost = self.fit_cost()
 
+    @property
+    def direction(self) -> str:
+        return "maximize" if self.maximize else "minimize"
+
+    def _named(self) -> str:
+        if self.metric is None:  # caught by fit_without_target: nothing to learn yet
+            raise ValidationError("no metric named yet")
+        return self.metric
+
+    def set_metric(self, metric: str, maximize: bool) -> None:
+        """Name the metric once a user objective's first result has named it."""
+        self.metric, self.maximize = metric, maximize
+
     def fit_cost(self) -> Any:
         from metaopt_bayes.reuse import learner_for
 
         return fit_without_target(
             lambda exclude: learner_for(
                 self.warehouse,
-                self.metric,
+                self._named(),
                 self.model,
                 dataset=self.dataset,
                 exclude=exclude,
@@ -349,14 +393,17 @@ def optimize_model(
     if learner is not None:
         metric = learner.metric
         direction = learner.direction
-    metric = metric or default_metric(task)
-    if direction is None:
+    if objective is None:
+        metric = metric or default_metric(task)
+    else:  # the model's one metric in the warehouse, or the objective's first result's
+        metric = objective_metric(warehouse, model, metric)
+    if direction is None and metric is not None:
         direction = warehouse.metric_direction(metric)
     maximize = direction == "maximize"
     key = acquisition_key(settings.acquisition)
     n_init = max(2, min(5, budget // 4)) if settings.n_init is None else settings.n_init
 
-    def make_learner(exclude: list[str] | None) -> Any:
+    def make_learner(metric: str, direction: str, exclude: list[str] | None) -> Any:
         # The population (meta-feature effects, scales, noise distribution) is learned from
         # the *other* datasets; the target's own trials enter at predict time through the
         # closed-form update (the path the surrogate benchmark validates). Fitting the target
@@ -393,13 +440,46 @@ def optimize_model(
         runner: Any = TrainerRunner(dataset, Xtr, ytr, data.task, cv, timeout_s, TRIAL_SOURCE)
     else:
         runner = ObjectiveRunner(dataset, objective, metric)
-    done = run_trials(
-        warehouse, proposer, runner, remaining, jobs=settings.jobs, executor=settings.executor,
-        release=settings.release, on_logged=settings.reporter(n_resumed, proposer, metric, False),
-    )  # fmt: skip
-    trials = trial_table(warehouse, dataset, [model], metric, maximize, joint=False)
+    loop = {"jobs": settings.jobs, "executor": settings.executor, "release": settings.release}
+    done = LoopOutcome()
+    named: list[str] = []
+    report = settings.reporter(n_resumed, proposer, None, False)
+
+    def note(p: Proposal, run_id: str, result: Mapping[str, Any]) -> None:
+        if result.get("metric"):
+            named.append(str(result["metric"]))
+        report(p, run_id, result)
+
+    while metric is None and done.n_done < remaining and not done.interrupted:
+        # a user objective on a model with no runs: one trial at a time until a result names
+        # the metric (a failed trial names none), then the search goes on as usual
+        step = run_trials(warehouse, proposer, runner, 1, on_logged=note, warn=False, **loop)
+        done.n_done += step.n_done
+        done.errors += step.errors
+        done.interrupted = step.interrupted
+        if named:
+            metric = runner.metric = named[0]
+            direction = direction or warehouse.metric_direction(metric)
+            maximize = direction == "maximize"
+            proposer.set_metric(metric, maximize)
+    if done.n_done < remaining and not done.interrupted:
+        more = run_trials(
+            warehouse, proposer, runner, remaining - done.n_done, warn=False,
+            on_logged=settings.reporter(n_resumed, proposer, metric, False), **loop,
+        )  # fmt: skip
+        done.n_done += more.n_done
+        done.errors += more.errors
+        done.interrupted = more.interrupted
+    warn_if_all_failed(done, stacklevel=4)
+    if metric is None:  # every trial failed before any named the metric
+        trials = existing_trials(warehouse, dataset, [model]).drop(columns=["model", "seq"])
+        trials = trials.assign(value=np.nan, best=np.nan)
+        trials.insert(0, "number", np.arange(1, len(trials) + 1))
+    else:
+        trials = trial_table(warehouse, dataset, [model], metric, maximize, joint=False)
     result = OptimizeResult(
-        dataset, model, metric, direction, trials.reset_index(drop=True), None, None, None,
+        dataset, model, str(metric or ""), str(direction or ""), trials.reset_index(drop=True),
+        None, None, None,
         n_resumed, done.n_done, done.interrupted, learner=proposer.learner,
     )  # fmt: skip
     best = best_trial(trials, maximize)
@@ -415,4 +495,10 @@ def optimize_model(
     return result
 
 
-__all__ = ["ModelProposer", "default_metric", "fit_cost_learner", "optimize_model"]
+__all__ = [
+    "ModelProposer",
+    "default_metric",
+    "fit_cost_learner",
+    "objective_metric",
+    "optimize_model",
+]

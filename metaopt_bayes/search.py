@@ -150,7 +150,12 @@ def optimize(
     Each step recommends (``acquisition`` under the meta-learner, pending trials fantasized),
     trains and evaluates — the built-in trainer (cross-validation on the training split of a
     registered dataset) or ``objective(config) -> {metric: value}`` — logs the run and lets the
-    few-shot update see it. The learner's population is fitted on the *other* datasets (the
+    few-shot update see it. An objective may also return ``duration_s``, ``cpu_s``,
+    ``peak_mem_mb`` and ``arch.NAME`` keys, logged as the run's cost and architecture (the
+    contract: :func:`metaopt_bayes.trials.objective_result`, ``docs/objectives.md``); its
+    ``metric`` defaults to the one the warehouse has for ``model`` (with no runs yet, the one
+    its first result names). The built-in trainer's defaults to accuracy, or rmse for
+    regression. The learner's population is fitted on the *other* datasets (the
     target's trials act only through the closed-form update) and refitted every
     ``refit_every`` new trials if they gained runs meanwhile. Without a fitted
     ``learner`` one is fitted on the warehouse (``fit_method``); with no history at all,

@@ -131,11 +131,13 @@ class TrainerRunner:
 
 @dataclass
 class ObjectiveRunner:
-    """A user objective ``config -> {metric: value, ...}`` (or a bare number)."""
+    """A user objective ``config -> {metric: value, ...}`` (or a bare number); what it may
+    return is :func:`objective_result`'s contract. ``metric`` None: not known yet (a model
+    with no runs), the first result names it."""
 
     dataset: str
     objective: Callable[[dict[str, Any]], Any]
-    metric: str
+    metric: str | None
     source: str = TRIAL_SOURCE
     worker_data: tuple[Any, ...] | None = None
 
@@ -143,18 +145,41 @@ class ObjectiveRunner:
         return call_objective, (self.objective, self.metric, proposal.params)
 
     def log(self, warehouse: WarehouseLike, proposal: Proposal, result: Mapping[str, Any]) -> str:
-        meta = {
-            k: result[k] for k in ("status", "duration_s", "error") if result.get(k) is not None
-        }
-        return warehouse.log_run(
-            self.dataset,
-            proposal.model,
-            {k: plain(v) for k, v in proposal.params.items()},
-            result.get("metrics") or {},
-            seed=proposal.seed,
-            source=self.source,
-            **meta,
-        )
+        if result.get("bad_return"):  # the objective broke its contract: stop, log nothing
+            raise ValidationError(str(result["bad_return"]))
+        return log_objective_run(
+            warehouse, self.dataset, proposal.model, proposal.params, result,
+            seed=proposal.seed, source=self.source,
+        )  # fmt: skip
+
+
+def log_objective_run(
+    warehouse: WarehouseLike,
+    dataset: str,
+    model: str,
+    params: Mapping[str, Any],
+    result: Mapping[str, Any],
+    *,
+    seed: int | None,
+    source: str,
+    run_id: str | None = None,
+) -> str:
+    """Log one result of a user objective (as :func:`call_objective` returns it) as a run:
+    its metrics, its cost (``duration_s``, ``cpu_s``, ``peak_mem_mb``) and architecture."""
+    meta = {k: result[k] for k in ("status", "error", *COST_KEYS) if result.get(k) is not None}
+    if result.get("arch"):
+        meta["arch"] = dict(result["arch"])
+    if run_id is not None:
+        meta["run_id"] = run_id
+    return warehouse.log_run(
+        dataset,
+        model,
+        {k: plain(v) for k, v in params.items()},
+        result.get("metrics") or {},
+        seed=seed,
+        source=source,
+        **meta,
+    )
 
 
 @dataclass
@@ -231,23 +256,129 @@ def make_executor(
     return pool, lambda wait: pool.shutdown(wait=wait, cancel_futures=True), bool(init)
 
 
-def call_objective(objective: Callable[[dict[str, Any]], Any], metric: str, config: dict) -> dict:
-    """Run a user objective ``config -> {metric: value, ...}`` (or a bare number) and measure
-    it like the built-in trainer; a raising objective gives a failed trial, not a crash."""
-    t0 = time.perf_counter()
+#: the keys of an objective's return that are the run's cost, not metrics
+COST_KEYS = ("duration_s", "cpu_s", "peak_mem_mb")
+#: an objective's return key ``arch.NAME`` is the architecture descriptor NAME
+ARCH_PREFIX = "arch."
+
+
+def _number(value: Any) -> float | None:
+    """``value`` as a float when it is a real number (numpy and 0-d tensors included), else
+    None; text and booleans are not numbers here."""
+    if isinstance(value, str | bytes | bool | np.bool_) or value is None:
+        return None
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return None
+
+
+def objective_result(res: Any, metric: str | None) -> dict[str, Any]:
+    """Read what a user objective returned, by its contract:
+
+    - a bare number: the value of ``metric`` (which must then be known);
+    - a mapping of ``name -> number``: metrics, except the reserved keys ``duration_s``,
+      ``cpu_s``, ``peak_mem_mb`` (the run's cost: finite numbers ≥ 0, used instead of what
+      was measured around the call) and ``arch.NAME`` (architecture descriptors: a number,
+      a string or a boolean). It must hold ``metric`` when ``metric`` is known, and exactly
+      one metric when it is not (the first result of a model with no runs names it).
+
+    Returns ``{"metrics": {...}, "arch": {...}, <cost keys given>}``; a non-finite metric is
+    kept as such (the caller fails the trial). Anything else raises a one-line
+    :class:`~warehouse.errors.ValidationError` naming the key.
+    """
+    if not isinstance(res, Mapping):
+        value = _number(res)
+        if value is None:
+            raise ValidationError(
+                f"the objective returned {type(res).__name__} {_short(res)}; it must return a "
+                "number or a dict of metric names to numbers"
+            )
+        if metric is None:
+            raise ValidationError(
+                "the objective returned a bare number but no metric is named and the warehouse "
+                "has no runs of this model to take one from: pass metric=NAME (--metric) or "
+                "return {NAME: value}"
+            )
+        return {"metrics": {metric: value}, "arch": {}}
+    out: dict[str, Any] = {"metrics": {}, "arch": {}}
+    for key, val in res.items():
+        name = str(key)
+        if name in COST_KEYS:
+            num = _number(val)
+            if num is None or not math.isfinite(num) or num < 0:
+                raise ValidationError(
+                    f"the objective returned {name}={_short(val)}; it must be a finite number ≥ 0"
+                )
+            out[name] = num
+        elif name.startswith(ARCH_PREFIX):
+            desc = name[len(ARCH_PREFIX) :]
+            if not desc:
+                raise ValidationError(f"the objective returned key {name!r}: name it arch.NAME")
+            if isinstance(val, str | bool | np.bool_):
+                out["arch"][desc] = val if isinstance(val, str) else bool(val)
+            elif (num := _number(val)) is not None and math.isfinite(num):
+                out["arch"][desc] = num
+            else:
+                raise ValidationError(
+                    f"the objective returned {name}={_short(val)}; an architecture descriptor "
+                    "must be a finite number, a string or a boolean"
+                )
+        else:
+            num = _number(val)
+            if num is None:
+                raise ValidationError(
+                    f"the objective returned {name!r}: {_short(val)}; a metric must be a number "
+                    f"(reserved keys: {', '.join(COST_KEYS)}, arch.NAME)"
+                )
+            out["metrics"][name] = num
+    names = list(out["metrics"])
+    if metric is None and len(names) != 1:
+        raise ValidationError(
+            f"the objective returned {len(names)} metrics ({', '.join(names) or 'none'}) and no "
+            "metric is named: pass metric=NAME (--metric) to say which one to optimize"
+        )
+    if metric is not None and metric not in out["metrics"]:
+        raise ValidationError(
+            f"the objective returned no {metric!r} (its metrics: {', '.join(names) or 'none'}); "
+            "return it, or name another metric"
+        )
+    return out
+
+
+def _short(value: Any) -> str:
+    text = repr(value).splitlines()[0] if repr(value) else ""
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def call_objective(
+    objective: Callable[[dict[str, Any]], Any], metric: str | None, config: dict
+) -> dict:
+    """Run a user objective on ``config`` and read its return (:func:`objective_result`):
+    ``duration_s`` is its wall time and ``cpu_s`` the CPU time of this process during the
+    call, unless the objective returned its own. A raising objective, or a non-finite value
+    of the metric, gives a failed trial, not a crash; a return that breaks the contract
+    gives ``bad_return`` (its one-line message), which stops the search."""
+    t0, c0 = time.perf_counter(), time.process_time()
     out: dict[str, Any] = {"status": "finished", "metrics": {}, "error": None}
     try:
         res = objective(dict(config))
-        if isinstance(res, Mapping):
-            out["metrics"] = {str(k): float(v) for k, v in res.items()}
-        else:
-            out["metrics"] = {metric: float(res)}
-        if metric not in out["metrics"] or not math.isfinite(out["metrics"][metric]):
-            out["status"], out["error"] = "failed", f"objective returned no finite {metric!r}"
-            out["metrics"] = {k: v for k, v in out["metrics"].items() if math.isfinite(v)}
     except Exception as exc:
-        out["status"], out["error"] = "failed", f"{type(exc).__name__}: {exc}".splitlines()[0]
-    out["duration_s"] = time.perf_counter() - t0
+        out["status"], out["error"] = "failed", f"{type(exc).__name__}: {one_line(exc)}"
+        res = None
+    measured = {"duration_s": time.perf_counter() - t0, "cpu_s": time.process_time() - c0}
+    if out["status"] == "finished":
+        try:
+            out.update(objective_result(res, metric))
+        except ValidationError as exc:
+            return {**out, "status": "failed", "bad_return": str(exc)}
+        name = metric if metric is not None else next(iter(out["metrics"]))
+        out["metric"] = name  # what a first result of a model with no runs names
+        if not math.isfinite(out["metrics"][name]):
+            out["status"], out["error"] = "failed", f"objective returned no finite {name!r}"
+        out["metrics"] = {k: v for k, v in out["metrics"].items() if math.isfinite(v)}
+    for key, value in measured.items():
+        out.setdefault(key, value)
     return out
 
 
@@ -263,7 +394,7 @@ class LoopOutcome:
 
 def _failed(exc: BaseException) -> dict[str, Any]:
     """A crashed trial as a failed run, its error on one line."""
-    error = f"{type(exc).__name__}: {exc}".splitlines()[0]
+    error = f"{type(exc).__name__}: {one_line(exc)}"
     return {"status": "failed", "metrics": {}, "error": error}
 
 
@@ -278,6 +409,7 @@ def run_trials(
     max_in_flight: int | None = None,
     release: bool = False,
     on_logged: Callable[[Proposal, str, Mapping[str, Any]], None] | None = None,
+    warn: bool = True,
 ) -> LoopOutcome:
     """Train ``n`` proposals, at most ``max_in_flight`` (default ``jobs``) at a time, logging
     each result as it arrives. The proposer sees the proposals in flight (to fantasize them),
@@ -285,7 +417,7 @@ def run_trials(
     (``after_batch``: where it refits). ``release``: let go of the warehouse file while
     trials train (:meth:`warehouse.Warehouse.released`), so other processes can read the runs
     logged so far. A failed or crashed trial is a failed run, not an error; Ctrl-C ends the
-    loop with ``interrupted`` set. Warns when every trial failed."""
+    loop with ``interrupted`` set. Warns when every trial failed (unless not ``warn``)."""
     out = LoopOutcome()
     if n <= 0:
         return out
@@ -325,12 +457,19 @@ def run_trials(
         for fut in in_flight:
             fut.cancel()
         shutdown(not out.interrupted)
-    if out.n_done and len(out.errors) == out.n_done:  # e.g. an objective naming another metric
+    if warn:
+        warn_if_all_failed(out, stacklevel=4)
+    return out
+
+
+def warn_if_all_failed(out: LoopOutcome, stacklevel: int = 3) -> None:
+    """Warn when every trial of a loop failed (an objective that always raises, a setting
+    the trainer refuses), with the first error."""
+    if out.n_done and len(out.errors) == out.n_done:
         warnings.warn(
             f"every one of the {out.n_done} new trials failed; the first: {out.errors[0]}",
-            stacklevel=3,
+            stacklevel=stacklevel,
         )
-    return out
 
 
 def fit_without_target(
@@ -447,22 +586,25 @@ class SearchSettings:
             raise ValidationError(f"jobs must be a positive integer, not {self.jobs!r}")
 
     def reporter(
-        self, n_resumed: int, proposer: LearningProposer, metric: str, joint: bool
+        self, n_resumed: int, proposer: LearningProposer, metric: str | None, joint: bool
     ) -> Callable[[Proposal, str, Mapping[str, Any]], None]:
         """The loop's ``on_logged`` hook: one event per logged trial for ``callback``
-        (``number``, ``run_id``, [``model``,] ``status``, ``config``, ``value``,
-        ``predicted_mean``, ``predicted_sd``, ``duration_s``, ``error``)."""
+        (``number``, ``run_id``, [``model``,] ``status``, ``config``, ``metric``, ``value``,
+        ``predicted_mean``, ``predicted_sd``, ``duration_s``, ``error``). ``metric`` None:
+        the one the result names (a user objective's first result on a model with no runs)."""
 
         def report(p: Proposal, run_id: str, result: Mapping[str, Any]) -> None:
             if self.callback is None:
                 return
+            name = metric if metric is not None else result.get("metric")
             event: dict[str, Any] = {"number": n_resumed + proposer.n_done, "run_id": run_id}
             if joint:
                 event["model"] = p.model
             event.update(
                 status=result.get("status"),
                 config=p.params,
-                value=(result.get("metrics") or {}).get(metric),
+                metric=name,
+                value=(result.get("metrics") or {}).get(name) if name else None,
                 predicted_mean=p.mean,
                 predicted_sd=p.sd,
                 duration_s=result.get("duration_s"),
@@ -706,6 +848,8 @@ def reuse_final(
 
 
 __all__ = [
+    "ARCH_PREFIX",
+    "COST_KEYS",
     "Holdout",
     "LearningProposer",
     "LoopOutcome",
@@ -721,9 +865,12 @@ __all__ = [
     "existing_trials",
     "fit_and_test",
     "fit_without_target",
+    "log_objective_run",
     "make_executor",
+    "objective_result",
     "other_runs",
     "run_trials",
     "settle_winner",
     "trial_table",
+    "warn_if_all_failed",
 ]

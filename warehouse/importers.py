@@ -26,6 +26,12 @@ Mapping choices (see docs/import_export.md):
   stored as metric ``value`` (or ``metric``), several as ``value_0, value_1, …``; each metric
   is registered with the study's direction, and an existing metric of that name with the
   opposite direction is refused.
+
+Imports never change their source: a SQLite store (MLflow or Optuna) is copied into a
+temporary folder through SQLite's backup API from a read-only connection, and the copy is
+what the library opens (MLflow and Optuna upgrade an older schema in place when they open
+it, and Optuna creates missing tables); another Optuna RDB storage is opened without table
+creation.
 """
 
 from __future__ import annotations
@@ -120,6 +126,44 @@ def _frame(rows: list[dict[str, Any]]) -> pd.DataFrame:
     return df
 
 
+# ------------------------------------------------------------------ the source stays untouched
+def _sqlite_path(url: str) -> Path | None:
+    """The file a ``sqlite:///path`` URL names, else None (another database, or in memory)."""
+    if url.startswith("sqlite:///") and url not in ("sqlite:///", "sqlite:///:memory:"):
+        return Path(url[len("sqlite:///") :].split("?", 1)[0]).expanduser()
+    return None
+
+
+@contextlib.contextmanager
+def _aside(url: str, what: str, verb: str = "read") -> Iterator[str]:
+    """``url``, or for a SQLite file the URL of a copy of it in a temporary folder (removed
+    afterwards): the copy is made with SQLite's backup API from a read-only connection (a
+    consistent snapshot, write-ahead log included), so the library that opens it may
+    migrate it and the user's file stays byte-identical."""
+    import sqlite3
+    import tempfile
+
+    path = _sqlite_path(url)
+    if path is None:
+        yield url
+        return
+    with tempfile.TemporaryDirectory(prefix="metaopt-import-") as tmp:
+        copy = Path(tmp) / (path.name or "store.db")
+        try:
+            src = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)
+            try:
+                dst = sqlite3.connect(copy)
+                try:
+                    src.backup(dst)
+                finally:
+                    dst.close()
+            finally:
+                src.close()
+        except sqlite3.Error as exc:
+            raise MetaoptError(f"cannot {verb} {what} {url}: {one_line(exc)}") from None
+        yield f"sqlite:///{copy}"
+
+
 # ---------------------------------------------------------------------------------- MLflow
 def _require_sqlite_file(url: str, what: str) -> None:
     """A ``sqlite:///path`` URL must name an existing file: SQLAlchemy would silently create
@@ -186,9 +230,9 @@ def import_mlflow(
     from mlflow.tracking import MlflowClient
 
     uri = _tracking_uri(tracking_uri)
-    with _allow_file_store():
+    with _allow_file_store(), _aside(uri, "MLflow store") as readable:
         try:
-            client = MlflowClient(tracking_uri=uri)
+            client = MlflowClient(tracking_uri=readable)
             if experiments:
                 found = []
                 for name in experiments:
@@ -290,6 +334,29 @@ def _register_metric(wh: Store, name: str, direction: str, study: str) -> None:
             )
 
 
+def _load_study(optuna: Any, url: str, shown: str, study: str) -> tuple[Any, list[Any]]:
+    """The study ``study`` of the storage at ``url`` and its trials, read at once (``url`` may
+    be a copy that is gone afterwards; ``shown`` is the user's URL, for messages). An RDB
+    storage is opened without creating tables (a SQLite one is a copy already)."""
+    try:
+        storage: Any = url
+        if "://" in url and _sqlite_path(url) is None and not url.startswith("sqlite:"):
+            storage = optuna.storages.RDBStorage(url, skip_table_creation=True)
+        loaded = optuna.load_study(study_name=study, storage=storage)
+        return loaded, list(loaded.get_trials(deepcopy=False))
+    except KeyError:
+        try:
+            known = optuna.get_all_study_names(storage=url)
+        except Exception:
+            known = []
+        raise NotFoundError(
+            f"no Optuna study named {study!r} in {shown}; known: " + ", ".join(sorted(known))
+        ) from None
+    except Exception as exc:
+        first = one_line(exc)
+        raise MetaoptError(f"cannot open Optuna storage {shown}: {first}") from None
+
+
 def import_optuna(
     wh: Store,
     storage: str,
@@ -316,19 +383,8 @@ def import_optuna(
         raise ValidationError("import_optuna needs a dataset and a model name")
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     _require_sqlite_file(storage, "Optuna storage")
-    try:
-        loaded = optuna.load_study(study_name=study, storage=storage)
-    except KeyError:
-        try:
-            known = optuna.get_all_study_names(storage=storage)
-        except Exception:
-            known = []
-        raise NotFoundError(
-            f"no Optuna study named {study!r} in {storage}; known: " + ", ".join(sorted(known))
-        ) from None
-    except Exception as exc:
-        first = one_line(exc)
-        raise MetaoptError(f"cannot open Optuna storage {storage}: {first}") from None
+    with _aside(storage, "Optuna storage", "open") as readable:
+        loaded, trials = _load_study(optuna, readable, storage, study)
 
     directions = ["maximize" if d.name == "MAXIMIZE" else "minimize" for d in loaded.directions]
     if metric is None:
@@ -349,7 +405,7 @@ def import_optuna(
     existing = _existing_runs(wh, prefix)
     rows: list[dict[str, Any]] = []
     already = unfinished = 0
-    for trial in loaded.get_trials(deepcopy=False):
+    for trial in trials:
         run_id = f"{prefix}{trial.number}"
         if run_id in existing:
             if existing[run_id] != (dataset, model, _ms(trial.datetime_start)):

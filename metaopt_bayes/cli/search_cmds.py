@@ -56,6 +56,37 @@ def _default_metric(wh: WarehouseLike, dataset: str) -> str:
     return "rmse" if wh.dataset_task(dataset) == "regression" else "accuracy"
 
 
+def load_objective(spec: str) -> Any:
+    """The function ``package.module:function`` names (the working directory is importable,
+    as for ``python -m``); one-line errors for a malformed name, a module that does not
+    import and a missing or uncallable function."""
+    import importlib
+    import os
+    import sys
+
+    from warehouse.errors import ValidationError, one_line
+
+    module_name, sep, attr = spec.partition(":")
+    if not sep or not module_name.strip() or not attr.strip():
+        raise ValidationError(f"--objective must look like package.module:function, not {spec!r}")
+    if "" not in sys.path and os.getcwd() not in sys.path:
+        sys.path.insert(0, os.getcwd())
+    try:
+        module = importlib.import_module(module_name)
+    except Exception as exc:
+        raise ValidationError(
+            f"--objective: cannot import {module_name!r}: {type(exc).__name__}: {one_line(exc)}"
+        ) from None
+    fn: Any = module
+    for part in attr.split("."):
+        if not hasattr(fn, part):
+            raise ValidationError(f"--objective: module {module_name!r} has no {attr!r}")
+        fn = getattr(fn, part)
+    if not callable(fn):
+        raise ValidationError(f"--objective: {spec!r} is a {type(fn).__name__}, not a function")
+    return fn
+
+
 def _learner(
     wh: WarehouseLike,
     metric: str,
@@ -335,8 +366,17 @@ def recommend_cmd(
 class _LiveTable:
     """A rich live table of the last trials: trial, config, metric, best so far, predicted ± sd."""
 
-    def __init__(self, metric: str, maximize: bool, budget: int, enabled: bool) -> None:
+    def __init__(
+        self,
+        metric: str | None,
+        maximize: bool,
+        budget: int,
+        enabled: bool,
+        direction_of: Any = None,
+    ) -> None:
+        # metric None: a user objective's first result names it (then direction_of(metric))
         self.metric, self.maximize, self.budget, self.enabled = metric, maximize, budget, enabled
+        self.direction_of = direction_of
         self.rows: list[dict[str, Any]] = []
         self.best: float | None = None
         self.live = None
@@ -357,6 +397,9 @@ class _LiveTable:
                 self.live.console.print()
 
     def add(self, t: dict[str, Any]) -> None:
+        if self.metric is None and t.get("metric") and self.direction_of is not None:
+            self.metric = str(t["metric"])
+            self.maximize = self.direction_of(self.metric) == "maximize"
         v = t.get("value")
         if v is not None and (
             self.best is None or (v > self.best if self.maximize else v < self.best)
@@ -371,9 +414,10 @@ class _LiveTable:
         from rich.table import Table
 
         done = self.rows[-1]["number"] if self.rows else 0
-        tab = Table(title=escape(f"optimizing {self.metric} — trial {done}/{self.budget}"))
+        metric = self.metric or "the objective's metric"
+        tab = Table(title=escape(f"optimizing {metric} — trial {done}/{self.budget}"))
         joint = any(r.get("model") for r in self.rows)
-        cols = ("trial", *(("family",) if joint else ()), "config", self.metric)
+        cols = ("trial", *(("family",) if joint else ()), "config", self.metric or "value")
         for col in (*cols, "best so far", "predicted ± sd", "s"):
             tab.add_column(escape(col), overflow="fold")
         for r in self.rows[-15:]:
@@ -412,11 +456,21 @@ def _run_optimize(
     learner: Any = None,
     default_first: bool = True,
     reuse: bool = True,
+    objective: Any = None,
 ) -> Any:
     from metaopt_bayes.search import optimize
 
-    metric = metric or (learner.metric if learner is not None else _default_metric(wh, dataset))
-    direction = learner.direction if learner is not None else wh.metric_direction(metric)
+    if objective is not None:  # the model's one metric in the warehouse, or the first result's
+        from metaopt_bayes.optimize_model import objective_metric
+
+        metric = objective_metric(wh, str(model), metric)
+    else:
+        metric = metric or (learner.metric if learner is not None else _default_metric(wh, dataset))
+    direction = (
+        learner.direction
+        if learner is not None
+        else (wh.metric_direction(metric) if metric is not None else None)
+    )
     maximize = direction == "maximize"
     if isinstance(model, str):
         from metaopt_bayes.trials import existing_trials
@@ -434,7 +488,7 @@ def _run_optimize(
                 f"are in the warehouse{spent}",
                 err=True,
             )
-    with _LiveTable(metric, maximize, budget, live) as table:
+    with _LiveTable(metric, maximize, budget, live, wh.metric_direction) as table:
         return optimize(
             wh,
             dataset,
@@ -442,6 +496,7 @@ def _run_optimize(
             budget,
             space=space,
             candidates=candidates,
+            objective=objective,
             acquisition=acquisition,
             executor=executor,
             jobs=jobs,
@@ -508,6 +563,14 @@ def _run_optimize(
     help="Do not open with the model's scikit-learn default (tried first on a dataset with no "
     "runs of the model).",
 )
+@click.option(
+    "--objective",
+    default=None,
+    metavar="MODULE:FUNCTION",
+    help="Your own training function, config dict -> metrics dict (docs/objectives.md), "
+    "instead of the built-in trainer; needs one --model (any name) and --space or "
+    "--candidates. The working directory is importable.",
+)
 @click.option("--quiet", "-q", is_flag=True, help="No live table.")
 @output_option
 @click.pass_context
@@ -531,6 +594,7 @@ def optimize_cmd(
     seed: int,
     no_retrain: bool,
     no_default: bool,
+    objective: str | None,
     quiet: bool,
     fmt: str,
 ) -> None:
@@ -549,6 +613,12 @@ def optimize_cmd(
       metaopt optimize -d wine -m svc -m random_forest -m mlp --trials 20
       metaopt optimize -d wine -m hist_gradient_boosting -t 40 --jobs 2 --cost-aware
       metaopt optimize -d wine -m svc --executor dask://127.0.0.1:8786 --jobs 4
+      metaopt optimize -d churn -m my_xgb --objective train:objective --space xgb.yaml -t 20
+
+    With --objective, your function trains each config and returns its metrics (plus, if it
+    likes, duration_s, cpu_s, peak_mem_mb and arch.NAME keys); the dataset is a name for
+    your data (registering it gives the learner its meta-features) and nothing is retrained
+    at the end.
     """
     from warehouse.errors import ValidationError
 
@@ -558,9 +628,16 @@ def optimize_cmd(
         raise ValidationError("--space and --candidates need exactly one --model")
     if learner is not None and len(model) != 1:
         raise ValidationError("--learner names one model family's learner; give one --model")
+    fn = None
+    if objective is not None:
+        if len(model) != 1:
+            raise ValidationError("--objective needs exactly one --model (a name for your model)")
+        if space is None and candidates is None:
+            raise ValidationError("--objective needs --space (or --candidates) to search")
+        fn = load_objective(objective)
     families = model[0] if len(model) == 1 else (list(model) or None)
     acq_name = "cost-ei" if cost_aware else acquisition
-    with open_warehouse(ctx, must_exist=True) as wh:
+    with open_warehouse(ctx, must_exist=fn is None) as wh:
         chosen = None
         if learner is not None:
             from metaopt_bayes.reuse import load_recorded
@@ -587,6 +664,7 @@ def optimize_cmd(
             default_first=not no_default,
             learner=chosen,
             reuse=not refit,
+            objective=fn,
         )
     note = getattr(res.learner, "reuse_note", None)
     if note and chosen is None:  # the learner the last trials were proposed with

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 from pathlib import Path
 
@@ -237,3 +238,73 @@ def test_optuna_unknown_study(wh_memory, tmp_path: Path):
     _optuna_study(storage)
     with pytest.raises(NotFoundError, match=r"no Optuna study named 'zz'.*known: s1"):
         import_optuna(wh_memory, storage, "zz", dataset="d", model="m")
+
+
+def _digest(location: Path) -> str:
+    """A hash of a file, or of every file (path and bytes) and folder under a folder."""
+    import hashlib
+
+    h = hashlib.sha256()
+    paths = sorted(location.rglob("*")) if location.is_dir() else [location]
+    for p in paths:
+        h.update(str(p.relative_to(location.parent)).encode())
+        if p.is_file():
+            h.update(p.read_bytes())
+    return h.hexdigest()
+
+
+def test_an_import_leaves_its_store_byte_identical(wh_memory, mlflow_store):
+    location, _ = mlflow_store
+    before = _digest(Path(location))
+    assert import_mlflow(wh_memory, location).imported == 3
+    assert _digest(Path(location)) == before
+
+
+def test_an_mlflow_store_of_an_older_schema_is_imported_and_not_upgraded(wh_memory, tmp_path):
+    # MLflow upgrades an older SQLite store in place when it opens it (the user's older
+    # MLflow then refuses it): the import reads a copy instead
+    import sqlite3
+    import subprocess
+    import sys
+
+    from alembic.script import ScriptDirectory
+    from mlflow.store.db.utils import _get_alembic_config
+
+    ALEMBIC_HEAD = ScriptDirectory.from_config(_get_alembic_config("sqlite://")).get_current_head()
+    db = tmp_path / "mlflow.db"
+
+    def revision() -> str:
+        with contextlib.closing(sqlite3.connect(db)) as con:
+            return con.execute("SELECT version_num FROM alembic_version").fetchone()[0]
+
+    # written by another process (MLflow caches its stores per URI within one), then taken
+    # back eight schema revisions by MLflow's own migrations: an older MLflow's store
+    root = Path(__file__).resolve().parents[2]
+    code = (
+        "import sys; from tests.io.test_importers import _mlflow_store; "
+        "from alembic import command; from mlflow.store.db.utils import _get_alembic_config; "
+        "_mlflow_store(sys.argv[1]); command.downgrade(_get_alembic_config(sys.argv[1]), '-8')"
+    )
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join([str(root), os.environ.get("PYTHONPATH", "")]),
+    }
+    subprocess.run([sys.executable, "-c", code, f"sqlite:///{db}"], check=True, env=env, cwd=root)
+    older = revision()
+    assert older != ALEMBIC_HEAD
+    before = _digest(db)
+    result = import_mlflow(wh_memory, f"sqlite:///{db}")
+    assert result.imported == 3 and result.source == f"sqlite:///{db}"
+    assert _digest(db) == before and revision() == older
+    assert not list(tmp_path.glob("mlflow.db-*"))  # no journal or WAL left beside it
+
+
+def test_an_optuna_import_leaves_its_storage_byte_identical(wh_memory, tmp_path: Path):
+    db = tmp_path / "optuna.db"
+    _optuna_study(f"sqlite:///{db}")
+    before = _digest(db)
+    result = import_optuna(wh_memory, f"sqlite:///{db}", "s1", dataset="iris", model="mlp")
+    assert result.imported == 6 and _digest(db) == before
+    with pytest.raises(NotFoundError, match=r"no Optuna study named 'nope'.*known: s1"):
+        import_optuna(wh_memory, f"sqlite:///{db}", "nope", dataset="iris", model="mlp")
+    assert _digest(db) == before

@@ -89,3 +89,42 @@ def test_optimize_again_says_the_budget_is_spent_and_retrains_nothing(tmp_path):
     assert "budget is spent" in again.stderr
     a, b = (json.loads(r.stdout)[0] for r in (first, again))
     assert b["new_trials"] == 0 and b["model_path"] == a["model_path"]
+
+
+def test_optimize_objective_errors_are_one_line(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "my_train.py").write_text("VALUE = 1\n\ndef objective(cfg):\n    return 1.0\n")
+    (tmp_path / "broken_train.py").write_text("import not_a_module_anywhere\n")
+    (tmp_path / "s.yaml").write_text("params:\n  x: {type: float, low: 0, high: 1}\n")
+    db = str(tmp_path / "w.duckdb")
+    base = ["--db", db, "optimize", "-d", "mine", "-t", "2", "--space", "s.yaml", "-q"]
+    cases = [
+        (["-m", "net", "--objective", "my_train"], "must look like package.module:function"),
+        (["-m", "net", "--objective", "nowhere:f"], "cannot import 'nowhere': ModuleNotFound"),
+        (["-m", "net", "--objective", "broken_train:f"], "cannot import 'broken_train'"),
+        (["-m", "net", "--objective", "my_train:nope"], "module 'my_train' has no 'nope'"),
+        (["-m", "net", "--objective", "my_train:VALUE"], "is a int, not a function"),
+        (["-m", "a", "-m", "b", "--objective", "my_train:objective"], "exactly one --model"),
+        (["-m", "net", "--objective", "my_train:objective"], "bare number but no metric"),
+    ]
+    for extra, message in cases:
+        out = CliRunner().invoke(main, [*base, *extra])
+        assert out.exit_code == 1, (extra, out.output)
+        assert message in out.output and len(out.output.strip().splitlines()) == 1, out.output
+    no_space = [
+        "--db",
+        db,
+        "optimize",
+        "-d",
+        "mine",
+        "-m",
+        "n",
+        "--objective",
+        "my_train:objective",
+    ]
+    out = CliRunner().invoke(main, no_space)
+    assert out.exit_code == 1 and "--objective needs --space" in out.output
+    ok = CliRunner().invoke(main, [*base, "-m", "net", "--objective", "my_train:objective",
+                                   "--metric", "score", "--format", "json"])  # fmt: skip
+    assert ok.exit_code == 0, ok.output
+    assert json.loads(ok.stdout)[0]["best_value"] == 1.0

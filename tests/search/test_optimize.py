@@ -287,8 +287,9 @@ def test_optimize_over_several_families_refuses_an_unknown_acquisition(wh):
     assert len(wh.runs(dataset="iris", limit=None)) == 0
 
 
-def test_an_objective_that_names_another_metric_warns_when_every_trial_fails(wh, pool):
-    with pytest.warns(UserWarning, match="every one of the 2 new trials failed.*'score'"):
-        res = optimize(wh, "d1", "toy", 2, candidates=pool, objective=lambda c: {"loss": 1.0},
-                       metric="score", learner=FakeLearner())  # fmt: skip
-    assert res.n_new == 2 and res.best_config is None
+def test_an_objective_that_names_another_metric_stops_at_its_first_result(wh, pool):
+    # it would fail every trial: a one-line error naming the key instead, nothing logged
+    with pytest.raises(ValidationError, match=r"returned no 'score' \(its metrics: loss\)"):
+        optimize(wh, "d1", "toy", 2, candidates=pool, objective=lambda c: {"loss": 1.0},
+                 metric="score", learner=FakeLearner())  # fmt: skip
+    assert len(wh.runs(dataset="d1", limit=None)) == 0
