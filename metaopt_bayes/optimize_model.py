@@ -396,6 +396,7 @@ def optimize_model(
     done = run_trials(
         warehouse, proposer, runner, remaining, jobs=settings.jobs, executor=settings.executor,
         release=settings.release, on_logged=settings.reporter(n_resumed, proposer, metric, False),
+        claims=settings.claims(warehouse, dataset, [model], budget),
     )  # fmt: skip
     trials = trial_table(warehouse, dataset, [model], metric, maximize, joint=False)
     result = OptimizeResult(

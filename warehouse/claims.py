@@ -7,9 +7,11 @@ trains it: :func:`claim_trial` runs in one write transaction that
    its run and marking its claim), and fails the running claims whose owner has not
    heartbeaten for ``stale_after`` seconds (as Optuna's ``fail_stale_trials``): their slots
    are free again;
+   A claim of a process of this host that is gone (killed) fails at once.
 2. counts the search's logged runs (``dataset``, ``models``, ``source``) plus its claims
    still running against ``budget`` (``"full"`` when none is left);
-3. refuses a ``config_key`` already running or complete (``"taken"``);
+3. refuses a ``config_key`` running now or whose run finished (``"taken"``; a failed
+   run's config may be tried again, as a resumed search or sweep does);
 4. inserts the claim with the ``run_id`` its run will be logged under.
 
 DuckDB lets one process hold the file at a time, so steps 1–4 see every other process's
@@ -23,8 +25,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
-import socket
 import time
 import uuid
 from collections.abc import Mapping, Sequence
@@ -33,15 +33,11 @@ from typing import Any
 import duckdb
 
 from warehouse.errors import ValidationError, one_line
+from warehouse.owners import owner_gone, owner_id
 from warehouse.store import _CONFIG, MEMORY, Store
 
 #: The states of a claim (the CHECK constraint of sql/schema/0005_trial_claims.sql).
 STATES = ("running", "complete", "fail")
-
-
-def owner_id() -> str:
-    """This process as a claim owner: ``host:pid``."""
-    return f"{socket.gethostname()}:{os.getpid()}"
 
 
 def _models(models: str | Sequence[str]) -> list[str]:
@@ -52,15 +48,30 @@ def _models(models: str | Sequence[str]) -> list[str]:
 
 
 def _settle(con: Any, now: float, stale_after: float | None) -> int:
-    """Running claims whose run is logged become complete; those without a heartbeat for
-    ``stale_after`` seconds fail. Returns the number failed."""
+    """Running claims whose run is logged become complete; those of a process of this host
+    that is gone, or without a heartbeat for ``stale_after`` seconds, fail. Returns the
+    number failed."""
     con.execute(
         "UPDATE trial_claims SET state = 'complete', finished_at = ? "
         "WHERE state = 'running' AND run_id IN (SELECT run_id FROM runs)",
         [now],
     )
+    gone = [
+        claim_id
+        for claim_id, owner in con.execute(
+            "SELECT claim_id, owner FROM trial_claims WHERE state = 'running'"
+        ).fetchall()
+        if owner_gone(owner)
+    ]
+    if gone:
+        con.execute(
+            "UPDATE trial_claims SET state = 'fail', finished_at = ?, "
+            "error = 'its process ' || owner || ' is gone: its trial is free again' "
+            "WHERE claim_id IN (SELECT unnest(?))",
+            [now, gone],
+        )
     if stale_after is None:
-        return 0
+        return len(gone)
     rows = con.execute(
         "UPDATE trial_claims SET state = 'fail', finished_at = ?, "
         "error = 'no heartbeat for ' || CAST(round(? - heartbeat_at) AS BIGINT) || ' s from ' "
@@ -68,7 +79,7 @@ def _settle(con: Any, now: float, stale_after: float | None) -> int:
         "WHERE state = 'running' AND heartbeat_at < ? RETURNING claim_id",
         [now, now, f"{stale_after:g}", now - stale_after],
     ).fetchall()
-    return len(rows)
+    return len(gone) + len(rows)
 
 
 def claim_trial(
@@ -90,8 +101,9 @@ def claim_trial(
     transaction (see the module docstring). ``models``: the search's families (default
     ``[model]``), whose runs and claims share ``budget`` (None: no limit). ``stale_after``:
     seconds without a heartbeat after which another owner's running claim fails (None:
-    never). ``refuse_complete=False`` refuses only configs running now (a sweep asked to
-    repeat configs). Returns ``status`` (``"claimed"``, ``"full"`` or ``"taken"``),
+    never). A config is refused while running and once its run finished (a failed run's may
+    be tried again); ``refuse_complete=False`` refuses only configs running now (a sweep asked
+    to repeat configs). Returns ``status`` (``"claimed"``, ``"full"`` or ``"taken"``),
     ``claim_id`` and ``run_id`` (when claimed), ``used`` (runs + running claims counted
     against the budget, this one included when claimed), ``others_running`` (running claims
     of other owners in the search) and ``failed_stale`` (claims this call failed)."""
@@ -122,11 +134,11 @@ def claim_trial(
         if budget is not None and out["used"] >= budget:
             out["status"] = "full"
             return out
-        states = ["running", "complete"] if refuse_complete else ["running"]
         taken = con.execute(
             "SELECT count(*) FROM trial_claims WHERE dataset = ? AND model = ? AND source = ? "
-            "AND config_key = ? AND state IN (SELECT unnest(?))",
-            [dataset, model, source, config_key, states],
+            "AND config_key = ? AND (state = 'running' OR (? AND state = 'complete' AND run_id "
+            "IN (SELECT run_id FROM runs WHERE status = 'finished')))",
+            [dataset, model, source, config_key, bool(refuse_complete)],
         ).fetchall()[0][0]
         if taken:
             out["status"] = "taken"
@@ -227,4 +239,4 @@ def running_claims(
     return out
 
 
-__all__ = ["STATES", "claim_trial", "finish_claim", "heartbeat", "owner_id", "running_claims"]
+__all__ = ["STATES", "claim_trial", "finish_claim", "heartbeat", "running_claims"]
