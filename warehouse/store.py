@@ -176,7 +176,7 @@ class Store:
                     raise WarehouseBusyError(
                         f"warehouse {self.path!r} is busy: in use by another process (DuckDB "
                         f"allows one writer at a time; waited {self.busy_timeout:g} s); retry "
-                        "when it is done or raise METAOPT_BUSY_TIMEOUT"
+                        "when it is done or wait longer (--wait, METAOPT_BUSY_TIMEOUT)"
                     ) from None
                 time.sleep(min(pause, remaining))
                 pause = min(pause * 2, 0.25)

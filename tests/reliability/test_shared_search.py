@@ -76,7 +76,7 @@ def test_killed_worker_frees_its_slot(tmp_path):
     doomed.send_signal(signal.SIGKILL)
     doomed.wait(timeout=30)
     survivor = _worker(db, 8, log)
-    out, err = survivor.communicate(timeout=120)
+    _out, err = survivor.communicate(timeout=120)
     assert survivor.returncode == 0, err
     n, distinct, states = _trials(db)
     assert (n, distinct) == (8, 8)
@@ -168,3 +168,24 @@ def test_sigkill_of_a_jobs_2_parent_leaves_no_worker(tmp_path):
     assert not alive, [(p.pid, p.name(), p.cmdline()[:3]) for p in alive]
     TALLY["--jobs 2 parents killed, no orphan"] += 1
 
+
+def test_cli_wait_gives_up_with_one_line(tmp_path):
+    from tests.reliability.test_concurrency import _holder
+
+    db = tmp_path / "w.duckdb"
+    holder = _holder(db, 20)
+    try:
+        started = time.monotonic()
+        proc = subprocess.run(
+            [sys.executable, "-m", "metaopt_bayes", "--db", str(db), "sweep", "-d", "d",
+             "-m", "knn", "-t", "2", "--wait", "1"],
+            cwd=ROOT, env=ENV, capture_output=True, text=True, timeout=60,
+        )  # fmt: skip
+        waited = time.monotonic() - started
+    finally:
+        holder.kill()
+        holder.wait()
+    assert proc.returncode == 1
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and "busy" in lines[0] and "waited 1 s" in lines[0], proc.stderr
+    assert waited < 20
