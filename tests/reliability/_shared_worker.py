@@ -33,7 +33,8 @@ def objective(cfg: dict) -> dict:
     with Path(log).open("a") as fh:
         fh.write(f"{os.getpid()},{cfg['x']},{cfg['c']}\n")
     _CALLS["n"] += 1
-    time.sleep(60 if slow_after >= 0 and _CALLS["n"] > slow_after else 0.2)
+    sleep = float(os.environ.get("SHARED_SLEEP", "0.2"))
+    time.sleep(60 if slow_after >= 0 and _CALLS["n"] > slow_after else sleep)
     return {"score": float(FakeLearner.truth(cfg["x"], cfg["c"]))}
 
 
