@@ -137,6 +137,7 @@ def optimize_families(
     done = run_trials(
         warehouse, proposer, runner, remaining, jobs=settings.jobs, executor=settings.executor,
         release=settings.release, on_logged=settings.reporter(n_resumed, proposer, metric, True),
+        claims=settings.claims(warehouse, dataset, fams, budget),
     )  # fmt: skip
     trials = trial_table(warehouse, dataset, fams, metric, maximize, joint=True)
     res = OptimizeResult(

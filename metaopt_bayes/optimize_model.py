@@ -440,7 +440,12 @@ def optimize_model(
         runner: Any = TrainerRunner(dataset, Xtr, ytr, data.task, cv, timeout_s, TRIAL_SOURCE)
     else:
         runner = ObjectiveRunner(dataset, objective, metric)
-    loop = {"jobs": settings.jobs, "executor": settings.executor, "release": settings.release}
+    loop = {
+        "jobs": settings.jobs,
+        "executor": settings.executor,
+        "release": settings.release,
+        "claims": settings.claims(warehouse, dataset, [model], budget),
+    }
     done = LoopOutcome()
     named: list[str] = []
     report = settings.reporter(n_resumed, proposer, None, False)

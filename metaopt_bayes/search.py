@@ -144,6 +144,8 @@ def optimize(
     default_first: bool = True,
     release: bool = False,
     reuse: bool = True,
+    heartbeat_s: float | None = None,
+    stale_after: float | None = None,
 ) -> OptimizeResult:
     """Optimize ``model`` on ``dataset`` for ``budget`` trials (in total, resumed ones count).
 
@@ -175,6 +177,16 @@ def optimize(
     fit (``result.learner.reuse_note`` says which); ``reuse=False`` fits afresh. ``learner``
     may also be a recorded fit's id (or a learner file), one model family only.
 
+    Several processes may optimize the same dataset and model(s) on one warehouse file at
+    once (with ``release=True`` they run side by side, else one after the other): every
+    trial is claimed in the warehouse first (:mod:`warehouse.claims`), so together they run
+    ``budget`` trials and never the same config twice; other processes' running trials are
+    fantasized as pending. A process's running trials are heartbeaten every ``heartbeat_s``
+    seconds (default 10, ``$METAOPT_HEARTBEAT_S``); another process's trial without a
+    heartbeat for ``stale_after`` seconds (default 300, ``$METAOPT_STALE_AFTER_S``), or whose
+    process on this host is gone, is marked failed and its slot is run again. A process that
+    finds the budget taken by running trials waits for them before it returns.
+
     ``model=None`` (every zoo family for the dataset's task) or a list of families searches
     the families and their spaces together (:func:`metaopt_bayes.families.optimize_families`;
     built-in trainer only, ``learner`` a FamilyLearner); ``result.model`` is then the
@@ -185,6 +197,7 @@ def optimize(
         n_init=n_init, fit_method=fit_method, cv=cv, seed=seed, test_size=test_size,
         retrain=retrain, n_candidates=n_candidates, timeout_s=timeout_s,
         artifacts_dir=artifacts_dir, callback=callback, release=release, reuse=reuse,
+        heartbeat_s=heartbeat_s, stale_after=stale_after,
     )  # fmt: skip
     if model is None or isinstance(model, list | tuple):
         if objective is not None or candidates is not None:

@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from metaopt_bayes.claims import TrialClaims
 from metaopt_bayes.space import SearchSpace, config_key, is_missing
 from metaopt_bayes.trainer import check_setup, load_dataset
 from metaopt_bayes.trials import SWEEP_SOURCE, Proposal, TrainerRunner, run_trials
@@ -192,10 +193,16 @@ def sweep(
                 on_result(run_id, {**result, "config": p.config})
             bar.advance(result)
 
+        # another sweep of the same design in another process trains its share of the
+        # configs: a config (with its seed) claimed or logged there is skipped here
+        claims = TrialClaims(
+            warehouse, dataset, [model], SWEEP_SOURCE, with_seed=True,
+            refuse_complete=not include_run, retry_taken=False,
+        )  # fmt: skip
         done = run_trials(
             warehouse, DesignProposer(model, cfgs, seeds), runner, len(cfgs), jobs=int(jobs),
             executor=executor, max_in_flight=None if inline else len(cfgs), release=release,
-            on_logged=logged,
+            on_logged=logged, claims=claims,
         )  # fmt: skip
     if done.interrupted:
         raise KeyboardInterrupt

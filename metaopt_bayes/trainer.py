@@ -611,8 +611,10 @@ def log_trial(
     seed: int = 0,
     split: str = "valid",
     source: str = sources.TRAIN,
+    run_id: str | None = None,
 ) -> str:
-    """Write one trial's result to the warehouse as a run; returns its run_id."""
+    """Write one trial's result to the warehouse as a run (under ``run_id`` when given: a
+    claimed trial's); returns its run_id."""
     from metaopt_bayes.zoo import get_family
 
     family = get_family(model)
@@ -627,6 +629,8 @@ def log_trial(
     }
     if result.get("finished_at") is not None:
         meta["finished_at"] = result["finished_at"]
+    if run_id is not None:
+        meta["run_id"] = run_id
     params = {k: _plain(v) for k, v in config.items()}
     return warehouse.log_run(
         dataset,

@@ -19,6 +19,7 @@ import concurrent.futures as cf
 import contextlib
 import math
 import multiprocessing as mp
+import os
 import time
 import warnings
 from collections.abc import Callable, Mapping, Sequence
@@ -30,10 +31,12 @@ import numpy as np
 import pandas as pd
 
 from metaopt_bayes.candidates import PARAM_PREFIX
+from metaopt_bayes.claims import TrialClaims
 from metaopt_bayes.space import config_key, plain
 from metaopt_bayes.trainer import _PRELOAD, log_trial, make_payload, released_while, run_trial
 from warehouse import sources
 from warehouse.errors import NotFoundError, ValidationError, one_line
+from warehouse.owners import owner_gone, owner_id
 from warehouse.protocol import WarehouseLike
 
 TRIAL_SOURCE = sources.OPTIMIZE
@@ -58,6 +61,9 @@ class Proposal:
     sd: float | None = None
     rec: pd.DataFrame | None = None
     index: int | None = None  # a sweep's place in its design
+    claim_id: str | None = None  # its trial claim, when several processes share the search
+    run_id: str | None = None  # the run_id it is logged under (chosen when claimed)
+    number: int | None = None  # its place among the search's logged trials
 
 
 class Proposer(Protocol):
@@ -87,8 +93,34 @@ class Runner(Protocol):
 _WORKER_DATA: dict[str, Any] = {}
 
 
-def _init_worker(X: pd.DataFrame, y: np.ndarray) -> None:
-    _WORKER_DATA["X"], _WORKER_DATA["y"] = X, y
+def _end_with_parent(parent: str) -> None:
+    """Make this worker end when the process that started the pool dies, even by SIGKILL
+    (which runs no cleanup): on Linux the kernel kills it when its parent (the fork server)
+    exits (``PR_SET_PDEATHSIG``), and everywhere a daemon thread checks every half second
+    that ``parent`` (:func:`warehouse.owners.owner_id` of the driver) still runs."""
+    import signal
+    import sys
+    import threading
+
+    if sys.platform.startswith("linux"):
+        with contextlib.suppress(Exception):
+            import ctypes
+
+            libc = ctypes.CDLL(None, use_errno=True)
+            libc.prctl(1, int(signal.SIGKILL), 0, 0, 0)  # PR_SET_PDEATHSIG = 1
+
+    def watch() -> None:
+        while not owner_gone(parent):
+            time.sleep(0.5)
+        os._exit(1)  # the driver is gone: nobody will log this worker's result
+
+    threading.Thread(target=watch, name="metaopt-parent-watch", daemon=True).start()
+
+
+def _init_worker(parent: str, *data: Any) -> None:
+    _end_with_parent(parent)
+    if data:
+        _WORKER_DATA["X"], _WORKER_DATA["y"] = data
 
 
 def _run_with_worker_data(payload: dict[str, Any]) -> dict[str, Any]:
@@ -125,7 +157,7 @@ class TrainerRunner:
     def log(self, warehouse: WarehouseLike, proposal: Proposal, result: Mapping[str, Any]) -> str:
         return log_trial(
             warehouse, self.dataset, proposal.model, proposal.params, result,
-            seed=proposal.seed, source=self.source,
+            seed=proposal.seed, source=self.source, run_id=proposal.run_id,
         )  # fmt: skip
 
 
@@ -149,7 +181,7 @@ class ObjectiveRunner:
             raise ValidationError(str(result["bad_return"]))
         return log_objective_run(
             warehouse, self.dataset, proposal.model, proposal.params, result,
-            seed=proposal.seed, source=self.source,
+            seed=proposal.seed, source=self.source, run_id=proposal.run_id,
         )  # fmt: skip
 
 
@@ -249,11 +281,13 @@ def make_executor(
     ctx = mp.get_context("forkserver" if "forkserver" in mp.get_all_start_methods() else "spawn")
     if ctx.get_start_method() == "forkserver":
         ctx.set_forkserver_preload(_PRELOAD)
-    init: dict[str, Any] = {}
-    if worker_data is not None:
-        init = {"initializer": _init_worker, "initargs": worker_data}
-    pool = cf.ProcessPoolExecutor(max_workers=jobs, mp_context=ctx, **init)
-    return pool, lambda wait: pool.shutdown(wait=wait, cancel_futures=True), bool(init)
+    # workers end with this process, even when it is killed with SIGKILL (no orphans)
+    initargs = (owner_id(), *(worker_data or ()))
+    pool = cf.ProcessPoolExecutor(
+        max_workers=jobs, mp_context=ctx, initializer=_init_worker, initargs=initargs
+    )
+    shipped = worker_data is not None
+    return pool, lambda wait: pool.shutdown(wait=wait, cancel_futures=True), shipped
 
 
 #: the keys of an objective's return that are the run's cost, not metrics
@@ -384,18 +418,34 @@ def call_objective(
 
 @dataclass
 class LoopOutcome:
-    """What :func:`run_trials` did: trials logged, the errors of the failed ones, and
-    whether Ctrl-C stopped it."""
+    """What :func:`run_trials` did: trials logged, the errors of the failed ones, whether
+    Ctrl-C stopped it, and proposals refused as claimed by other processes."""
 
     n_done: int = 0
     errors: list[str] = field(default_factory=list)
     interrupted: bool = False
+    n_taken: int = 0  # proposals refused because another process had claimed them
 
 
 def _failed(exc: BaseException) -> dict[str, Any]:
     """A crashed trial as a failed run, its error on one line."""
     error = f"{type(exc).__name__}: {one_line(exc)}"
     return {"status": "failed", "metrics": {}, "error": error}
+
+
+def _others_pending(claims: TrialClaims) -> list[Proposal]:
+    """Trials other processes are training now, as proposals in flight (fantasized by the
+    proposer like this process's own)."""
+    out = []
+    for c in claims.others_running():
+        cfg = dict(c["config"])
+        params = {k: v for k, v in cfg.items() if k != "model"}
+        out.append(Proposal(cfg, str(c["model"]), params, 0, claim_id=str(c["claim_id"])))
+    return out
+
+
+#: Proposals in a row refused as claimed elsewhere before a process stops proposing.
+MAX_REFUSED = 25
 
 
 def run_trials(
@@ -410,6 +460,7 @@ def run_trials(
     release: bool = False,
     on_logged: Callable[[Proposal, str, Mapping[str, Any]], None] | None = None,
     warn: bool = True,
+    claims: TrialClaims | None = None,
 ) -> LoopOutcome:
     """Train ``n`` proposals, at most ``max_in_flight`` (default ``jobs``) at a time, logging
     each result as it arrives. The proposer sees the proposals in flight (to fantasize them),
@@ -417,7 +468,15 @@ def run_trials(
     (``after_batch``: where it refits). ``release``: let go of the warehouse file while
     trials train (:meth:`warehouse.Warehouse.released`), so other processes can read the runs
     logged so far. A failed or crashed trial is a failed run, not an error; Ctrl-C ends the
-    loop with ``interrupted`` set. Warns when every trial failed (unless not ``warn``)."""
+    loop with ``interrupted`` set. Warns when every trial failed (unless not ``warn``).
+
+    ``claims``: the search is shared with other processes (:class:`TrialClaims`). Each
+    proposal is claimed before it trains and logged under its claim's run_id; other
+    processes' running trials are passed to the proposer as pending; a config claimed
+    elsewhere is proposed again (``retry_taken``) or skipped (a sweep's design); when the
+    shared budget is used up the loop stops — after waiting, with the file released, for
+    other processes' running trials (one that fails frees its slot for this process). Claims
+    are heartbeaten while they train and ended when logged (or failed on the way out)."""
     out = LoopOutcome()
     if n <= 0:
         return out
@@ -425,38 +484,92 @@ def run_trials(
     inline = isinstance(ex, _InlineExecutor)  # a trial runs in submit itself
     cap = max(1, max_in_flight or jobs)
     in_flight: dict[cf.Future, Proposal] = {}
+    claimed: dict[str, Proposal] = {}  # this process's live claims
     remaining = int(n)
+    full = waiting = False  # the shared budget is used (others' trials may still fail)
+    refused = 0
+    beating = claims.beating(lambda: list(claimed)) if claims else contextlib.nullcontext()
     try:
-        while remaining > 0 or in_flight:
-            while remaining > 0 and len(in_flight) < cap:
-                proposal = proposer.propose(list(in_flight.values()))
-                fn, args = runner.call(proposal, shipped)
-                with released_while(warehouse, release and inline):
-                    fut = ex.submit(fn, *args)
-                in_flight[fut] = proposal
-                remaining -= 1
-            with released_while(warehouse, release and not all(f.done() for f in in_flight)):
-                done, _ = cf.wait(list(in_flight), return_when=cf.FIRST_COMPLETED)
-            for fut in done:
-                proposal = in_flight.pop(fut)
-                try:
-                    result = fut.result()
-                except Exception as exc:  # the worker crashed: still a failed run
-                    result = _failed(exc)
-                run_id = runner.log(warehouse, proposal, result)
-                out.n_done += 1
-                if result.get("status") != "finished":
-                    out.errors.append(str(result.get("error") or "failed"))
-                proposer.observe(proposal, run_id, result)
-                if on_logged is not None:
-                    on_logged(proposal, run_id, result)
-            proposer.after_batch(remaining)
+        with beating:
+            while True:
+                while remaining > 0 and len(in_flight) < cap and not full:
+                    pending = list(in_flight.values())
+                    if claims is not None:
+                        pending += _others_pending(claims)
+                    proposal = proposer.propose(pending)
+                    if claims is not None:
+                        got = claims.claim(
+                            proposal.model, proposal.params, proposal.seed, proposal.config
+                        )
+                        if got["status"] == "full":
+                            full, waiting = True, got["others_running"] > 0
+                            break
+                        if got["status"] == "taken":
+                            out.n_taken += 1
+                            if not claims.retry_taken:
+                                remaining -= 1  # a design point another process trains
+                            elif (refused := refused + 1) >= MAX_REFUSED:
+                                full, waiting = True, False
+                                warnings.warn(
+                                    f"stopping: {refused} proposals in a row were claimed "
+                                    "by other processes",
+                                    stacklevel=3,
+                                )
+                            continue
+                        refused = 0
+                        proposal.claim_id, proposal.run_id = got["claim_id"], got["run_id"]
+                        claimed[str(proposal.claim_id)] = proposal
+                        claims.beat(list(claimed))
+                    fn, args = runner.call(proposal, shipped)
+                    with released_while(warehouse, release and inline):
+                        fut = ex.submit(fn, *args)
+                    in_flight[fut] = proposal
+                    remaining -= 1
+                if not in_flight:
+                    if claims is not None and full and waiting and remaining > 0:
+                        # the budget is held by other processes' running trials: if one of
+                        # them dies its slot is this process's to retry
+                        with released_while(warehouse, True):
+                            time.sleep(min(1.0, float(claims.heartbeat_s or 1.0)))
+                        full = False
+                        continue
+                    break
+                if claims is not None:
+                    claims.beat(list(claimed))
+                with released_while(warehouse, release and not all(f.done() for f in in_flight)):
+                    done, _ = cf.wait(list(in_flight), return_when=cf.FIRST_COMPLETED)
+                for fut in done:
+                    proposal = in_flight.pop(fut)
+                    try:
+                        result = fut.result()
+                    except Exception as exc:  # the worker crashed: still a failed run
+                        result = _failed(exc)
+                    run_id = runner.log(warehouse, proposal, result)
+                    if claims is not None and proposal.claim_id is not None:
+                        claims.finish(proposal.claim_id)
+                        claimed.pop(proposal.claim_id, None)
+                        proposal.number = warehouse.count_runs(
+                            dataset=claims.dataset, model=claims.models, source=claims.source
+                        )
+                    out.n_done += 1
+                    if result.get("status") != "finished":
+                        out.errors.append(str(result.get("error") or "failed"))
+                    proposer.observe(proposal, run_id, result)
+                    if on_logged is not None:
+                        on_logged(proposal, run_id, result)
+                if full and waiting:
+                    full = False  # look again: other trials may have failed meanwhile
+                proposer.after_batch(remaining)
     except KeyboardInterrupt:
         out.interrupted = True
     finally:
         for fut in in_flight:
             fut.cancel()
         shutdown(not out.interrupted)
+        if claims is not None:
+            for claim_id in list(claimed):  # not logged: the slot is free for others
+                with contextlib.suppress(Exception):
+                    claims.finish(claim_id, error="interrupted before its run was logged")
     if warn:
         warn_if_all_failed(out, stacklevel=4)
     return out
@@ -577,6 +690,18 @@ class SearchSettings:
     callback: Callable[[dict[str, Any]], None] | None = None
     release: bool = False
     reuse: bool = True
+    heartbeat_s: float | None = None
+    stale_after: float | None = None
+
+    def claims(
+        self, warehouse: WarehouseLike, dataset: str, models: Sequence[str], budget: int
+    ) -> TrialClaims:
+        """The search's trial claims: the runs and running claims of ``models`` on
+        ``dataset`` share ``budget`` with every other process optimizing them."""
+        return TrialClaims(
+            warehouse, dataset, [str(m) for m in models], TRIAL_SOURCE, budget=int(budget),
+            heartbeat_s=self.heartbeat_s, stale_after=self.stale_after,
+        )  # fmt: skip
 
     def check(self, budget: Any) -> None:
         """One-line errors for a budget or a worker count that cannot work."""
@@ -597,7 +722,8 @@ class SearchSettings:
             if self.callback is None:
                 return
             name = metric if metric is not None else result.get("metric")
-            event: dict[str, Any] = {"number": n_resumed + proposer.n_done, "run_id": run_id}
+            number = p.number if p.number is not None else n_resumed + proposer.n_done
+            event: dict[str, Any] = {"number": number, "run_id": run_id}
             if joint:
                 event["model"] = p.model
             event.update(

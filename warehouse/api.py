@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from warehouse import ingest, lookups, query, records
+from warehouse import claims, ingest, lookups, query, records
 from warehouse.store import Store
 
 if TYPE_CHECKING:
@@ -84,6 +84,49 @@ class Warehouse(Store):
     def record_recommendations(self, df: pd.DataFrame) -> list[str]:
         """Store recommendations (one row each); returns their ``rec_id`` values."""
         return records.record_recommendations(self, df)
+
+    # ------------------------------------------------------------------ trial claims
+    def claim_trial(
+        self,
+        dataset: str,
+        model: str,
+        config_key: str,
+        config: Mapping[str, Any] | None = None,
+        *,
+        source: str,
+        models: str | Sequence[str] | None = None,
+        budget: int | None = None,
+        stale_after: float | None = None,
+        owner: str | None = None,
+        refuse_complete: bool = True,
+    ) -> dict[str, Any]:
+        """Claim one trial for a search shared by several processes, in one transaction:
+        ``status`` ``"claimed"`` (with ``claim_id`` and the ``run_id`` to log it under),
+        ``"full"`` (the budget is used) or ``"taken"`` (the config is claimed or done). See
+        :func:`warehouse.claims.claim_trial`."""
+        return claims.claim_trial(
+            self, dataset, model, config_key, config, source=source, models=models,
+            budget=budget, stale_after=stale_after, owner=owner, refuse_complete=refuse_complete,
+        )  # fmt: skip
+
+    def finish_claim(self, claim_id: str, error: str | None = None) -> str:
+        """End a trial claim: ``"complete"`` when its run is logged, else ``"fail"``."""
+        return claims.finish_claim(self, claim_id, error=error)
+
+    def heartbeat(self, claim_ids: Sequence[str], released_only: bool = False) -> bool:
+        """Keep running trial claims alive, also while the file is released (see
+        :func:`warehouse.claims.heartbeat`)."""
+        return claims.heartbeat(self, claim_ids, released_only=released_only)
+
+    def running_claims(
+        self,
+        dataset: str,
+        models: str | Sequence[str],
+        source: str,
+        exclude_owner: str | None = None,
+    ) -> list[dict[str, Any]]:
+        """Running trial claims of a search (other owners' only, with ``exclude_owner``)."""
+        return claims.running_claims(self, dataset, models, source, exclude_owner=exclude_owner)
 
     # ------------------------------------------------------------------ reading
     def catalog(self, cached: bool = False) -> frozenset[str]:

@@ -62,6 +62,34 @@ class WarehouseLike(Protocol):
 
     def record_recommendations(self, df: pd.DataFrame) -> list[str]: ...
 
+    # ---------------------------------------------------------------- trial claims
+    def claim_trial(
+        self,
+        dataset: str,
+        model: str,
+        config_key: str,
+        config: Mapping[str, Any] | None = None,
+        *,
+        source: str,
+        models: str | Sequence[str] | None = None,
+        budget: int | None = None,
+        stale_after: float | None = None,
+        owner: str | None = None,
+        refuse_complete: bool = True,
+    ) -> dict[str, Any]: ...
+
+    def finish_claim(self, claim_id: str, error: str | None = None) -> str: ...
+
+    def heartbeat(self, claim_ids: Sequence[str], released_only: bool = False) -> bool: ...
+
+    def running_claims(
+        self,
+        dataset: str,
+        models: str | Sequence[str],
+        source: str,
+        exclude_owner: str | None = None,
+    ) -> list[dict[str, Any]]: ...
+
     # ---------------------------------------------------------------- reading
     def has_dataset(self, name: str) -> bool: ...
 

@@ -27,6 +27,7 @@ from __future__ import annotations
 import contextlib
 import math
 import os
+import threading
 import time
 import warnings
 from collections.abc import Iterator, Mapping, Sequence
@@ -137,6 +138,9 @@ class Store:
         self._catalog: frozenset[str] | None = None
         # A runs.seq known to be committed (seqs only grow): log_run reads max(seq) above it.
         self._seq_floor = 0
+        # Held while the connection is closed or reopened (released()), so that a heartbeat
+        # thread (warehouse.claims) sees either an open warehouse or a released one.
+        self._life = threading.RLock()
         self._con = self._connect()
         try:
             self._migrate()
@@ -172,7 +176,7 @@ class Store:
                     raise WarehouseBusyError(
                         f"warehouse {self.path!r} is busy: in use by another process (DuckDB "
                         f"allows one writer at a time; waited {self.busy_timeout:g} s); retry "
-                        "when it is done or raise METAOPT_BUSY_TIMEOUT"
+                        "when it is done or wait longer (--wait, METAOPT_BUSY_TIMEOUT)"
                     ) from None
                 time.sleep(min(pause, remaining))
                 pause = min(pause * 2, 0.25)
@@ -214,24 +218,29 @@ class Store:
         if self.path == MEMORY or self.read_only or self._depth or self._con is None:
             yield
             return
-        self.close()
+        with self._life:
+            self.close()
         try:
             yield
         finally:
+            with self._life:
+                self._reopen(patience)
+
+    def _reopen(self, patience: float | None) -> None:
+        try:
+            self._con = self._connect()
+        except WarehouseBusyError:
+            warnings.warn(
+                f"warehouse {self.path!r} is held by another process; waiting for it to "
+                "be closed to log the finished work",
+                stacklevel=4,
+            )
+            saved = self.busy_timeout
+            self.busy_timeout = math.inf if patience is None else max(saved, patience)
             try:
                 self._con = self._connect()
-            except WarehouseBusyError:
-                warnings.warn(
-                    f"warehouse {self.path!r} is held by another process; waiting for it to "
-                    "be closed to log the finished work",
-                    stacklevel=3,
-                )
-                saved = self.busy_timeout
-                self.busy_timeout = math.inf if patience is None else max(saved, patience)
-                try:
-                    self._con = self._connect()
-                finally:
-                    self.busy_timeout = saved
+            finally:
+                self.busy_timeout = saved
 
     def __enter__(self) -> Self:
         return self

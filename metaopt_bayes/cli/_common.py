@@ -74,13 +74,17 @@ def main(ctx: click.Context, db: str | None, debug: bool) -> None:
 
 
 def open_warehouse(
-    ctx: click.Context, read_only: bool = False, must_exist: bool = False
+    ctx: click.Context,
+    read_only: bool = False,
+    must_exist: bool = False,
+    busy_timeout: float | None = None,
 ):  # -> warehouse.Warehouse
     """Open the warehouse named by ``--db`` (imported lazily to keep start-up fast).
 
     ``must_exist``: for commands that work on what the warehouse holds (fit, sweep,
     recommend, optimize), a path that does not exist is a mistyped ``--db``, not a request
-    for a new empty file."""
+    for a new empty file. ``busy_timeout``: seconds to wait for a file another process holds
+    (default ``$METAOPT_BUSY_TIMEOUT`` or 3)."""
     from pathlib import Path
 
     from warehouse import Warehouse
@@ -93,7 +97,25 @@ def open_warehouse(
             f"warehouse {path!r} does not exist (start one with `metaopt datasets add`, "
             "`metaopt ingest` or `metaopt init`)"
         )
-    return Warehouse(ctx.obj.get("db"), read_only=read_only)
+    return Warehouse(ctx.obj.get("db"), read_only=read_only, busy_timeout=busy_timeout)
+
+
+#: Seconds `sweep` and `optimize` wait for a warehouse another process holds.
+DEFAULT_WAIT_S = 60.0
+
+
+def wait_option(f: Any) -> Any:
+    """``--wait SECONDS``: how long a searching command waits for the file (shared searches
+    on one warehouse take turns at it) before one ``busy`` line."""
+    return click.option(
+        "--wait",
+        "wait",
+        type=click.FloatRange(min=0),
+        default=DEFAULT_WAIT_S,
+        show_default=True,
+        help="Seconds to wait for a warehouse another process holds before giving up "
+        "(0: at once). Several sweep/optimize processes may share one warehouse.",
+    )(f)
 
 
 def require_dataset(wh: WarehouseLike, dataset: str) -> None:

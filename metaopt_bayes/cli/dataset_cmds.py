@@ -19,6 +19,7 @@ from metaopt_bayes.cli._common import (
     output_option,
     space_option,
     trials_option,
+    wait_option,
 )
 
 TASK_CHOICE = click.Choice(["classification", "regression"])
@@ -192,6 +193,7 @@ def _cell(v: Any) -> Any:
     help="Also train configs that already have a finished run (repeat measurements).",
 )
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
+@wait_option
 @output_option
 @click.pass_context
 def sweep_cmd(
@@ -206,6 +208,7 @@ def sweep_cmd(
     timeout_s: float | None,
     include_run: bool,
     quiet: bool,
+    wait: float,
     fmt: str,
 ) -> None:
     """Train --trials sampled configurations of a model on a dataset and log every run.
@@ -213,6 +216,7 @@ def sweep_cmd(
     Configs that already have a finished run are skipped, so running the same sweep again
     adds --trials new points of the design; a sweep of N stopped after k runs and started
     again with --trials N-k (its message says so) trains the configs it had not finished.
+    Two sweeps of one design in two processes on one warehouse split it: each config once.
 
     \b
     Example:
@@ -246,7 +250,7 @@ def sweep_cmd(
             }
         )
 
-    with open_warehouse(ctx, must_exist=True) as wh:
+    with open_warehouse(ctx, must_exist=True, busy_timeout=wait) as wh:
         try:
             sweep(
                 wh,

@@ -27,6 +27,7 @@ from metaopt_bayes.cli._common import (
     require_dataset,
     space_option,
     trials_option,
+    wait_option,
 )
 from warehouse.protocol import WarehouseLike
 
@@ -572,6 +573,7 @@ def _run_optimize(
     "--candidates. The working directory is importable.",
 )
 @click.option("--quiet", "-q", is_flag=True, help="No live table.")
+@wait_option
 @output_option
 @click.pass_context
 def optimize_cmd(
@@ -596,6 +598,7 @@ def optimize_cmd(
     no_default: bool,
     objective: str | None,
     quiet: bool,
+    wait: float,
     fmt: str,
 ) -> None:
     """Recommend, train, log and learn in a loop; then retrain and test the winner.
@@ -605,6 +608,8 @@ def optimize_cmd(
     imported runs are the learner's history, scored on other rows, so they are not
     compared with them. Without --model (or with several) the search spans the model
     families and their own spaces together; the live table shows each trial's family.
+    Several optimize processes on one dataset and model share --trials: each trial is
+    claimed in the warehouse, no config runs twice.
 
     \b
     Example:
@@ -637,7 +642,7 @@ def optimize_cmd(
         fn = load_objective(objective)
     families = model[0] if len(model) == 1 else (list(model) or None)
     acq_name = "cost-ei" if cost_aware else acquisition
-    with open_warehouse(ctx, must_exist=fn is None) as wh:
+    with open_warehouse(ctx, must_exist=fn is None, busy_timeout=wait) as wh:
         chosen = None
         if learner is not None:
             from metaopt_bayes.reuse import load_recorded
