@@ -22,8 +22,11 @@ if TYPE_CHECKING:
 class Warehouse(Store):
     """An embedded DuckDB warehouse of training runs.
 
-    ``Warehouse(path=None, read_only=False, busy_timeout=None)``: ``path`` ``None`` means
-    ``$METAOPT_DB``, else ``./metaopt.duckdb``; ``":memory:"`` is an in-memory warehouse.
+    ``Warehouse(path=None, read_only=False, busy_timeout=None, query_timeout=None)``:
+    ``path`` ``None`` means ``$METAOPT_DB``, else ``./metaopt.duckdb``; ``":memory:"`` is an
+    in-memory warehouse. ``busy_timeout`` (default 3 s, ``$METAOPT_BUSY_TIMEOUT``) bounds the
+    wait for a file another process holds; ``query_timeout`` (default 300 s,
+    ``$METAOPT_QUERY_TIMEOUT``; 0 = none) bounds :meth:`sql` and :meth:`view`.
     Opening applies pending schema migrations (refusing a file written by a newer metaopt)
     and (re)creates the views. Use it as a context manager or call :meth:`close`.
     """
@@ -102,12 +105,18 @@ class Warehouse(Store):
         return lookups.metric_direction(self, metric)
 
     def sql(
-        self, query: str, params: Sequence[Any] | Mapping[str, Any] | None = None
+        self,
+        query: str,
+        params: Sequence[Any] | Mapping[str, Any] | None = None,
+        *,
+        timeout: float | None = None,
     ) -> pd.DataFrame:
-        """Run one safe, read-only query (see :mod:`warehouse.query`)."""
+        """Run one safe, read-only query (see :mod:`warehouse.query`), stopped after
+        ``timeout`` seconds (default: ``query_timeout``; 0 = no limit) with
+        :class:`~warehouse.errors.QueryTimeoutError` or by Ctrl-C."""
         from warehouse import query as q  # the parameter is named like the module
 
-        return q.safe_sql(self, query, params)
+        return q.safe_sql(self, query, params, timeout=timeout)
 
     def view(self, name: str, **filters: Any) -> pd.DataFrame:
         """Read a named view; filters are equality tests on its columns (a list means IN)."""

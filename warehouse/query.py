@@ -340,17 +340,27 @@ def catalog(wh: Store, cached: bool = False) -> frozenset[str]:
 
 
 def safe_sql(
-    wh: Store, query: str, params: Sequence[Any] | Mapping[str, Any] | None = None
+    wh: Store,
+    query: str,
+    params: Sequence[Any] | Mapping[str, Any] | None = None,
+    timeout: float | None = None,
 ) -> pd.DataFrame:
-    """Run one user query under both locks and return a DataFrame."""
+    """Run one user query under both locks and return a DataFrame.
+
+    It is stopped after ``timeout`` seconds (None: the warehouse's ``query_timeout``; 0: no
+    limit) with :class:`~warehouse.errors.QueryTimeoutError`, and by Ctrl-C
+    (``KeyboardInterrupt``)."""
     import duckdb
 
+    from warehouse.store import resolve_query_timeout
+
+    limit = wh.query_timeout if timeout is None else resolve_query_timeout(timeout)
     try:
         _check_once(query, catalog(wh, cached=True))
     except UnsafeQueryError:
         _check_once(query, catalog(wh))  # a table or view created since the cached lookup
     try:
-        return wh._read_df(query, params)
+        return wh._read_df(query, params, limit=limit)
     except duckdb.Error as exc:
         text = one_line(exc)
         if isinstance(exc, duckdb.PermissionException | duckdb.TransactionException):
@@ -419,7 +429,12 @@ def view(wh: Store, name: str, **filters: Any) -> pd.DataFrame:
         "incumbents": " ORDER BY dataset, model, metric, split",
         "leaderboard": " ORDER BY dataset, metric, split, rank, model",
     }.get(name, "")
-    return wh._read_df(f"SELECT * FROM {ident}{where}{order}", args or None, via_arrow=True)
+    return wh._read_df(
+        f"SELECT * FROM {ident}{where}{order}",
+        args or None,
+        via_arrow=True,
+        limit=wh.query_timeout,
+    )
 
 
 def recent_runs(

@@ -1,16 +1,23 @@
-"""Hostile input that used to crash or slip through: deep nesting, SQL-text functions, and
-column names that look like format templates."""
+"""Hostile input that used to crash, slip through or run without end: deep nesting, SQL-text
+functions, column names that look like format templates, runaway queries (time limit and
+Ctrl-C), wide files, metric ranges, symlinks and huge fields."""
 
 from __future__ import annotations
 
+import os
+import signal
+import subprocess
 import sys
+import threading
+import time
+from pathlib import Path
 
 import duckdb
 import pandas as pd
 import pytest
 
 from warehouse import Warehouse
-from warehouse.errors import UnsafeQueryError, ValidationError
+from warehouse.errors import QueryTimeoutError, UnsafeQueryError, ValidationError
 
 
 @pytest.fixture
@@ -127,3 +134,104 @@ def test_table_output_is_capped_and_says_so(tmp_path):
     assert f" {TABLE_ROWS - 1} " in table.output and f" {TABLE_ROWS} " not in table.output
     csv = CliRunner().invoke(main, ["--db", db, "sql", query, "--format", "csv"])
     assert csv.exit_code == 0 and len(csv.output.strip().splitlines()) == TABLE_ROWS + 501
+
+
+# ------------------------------------------------------------------ runaway queries
+ROOT = Path(__file__).resolve().parents[2]
+#: ~9e10 row pairs: minutes of work for two cores, so only a stop can end it in seconds
+RUNAWAY = "SELECT count(*) FROM range(300000) a, range(300000) b WHERE a.range + b.range = -1"
+
+
+def test_a_runaway_query_stops_at_its_time_limit():
+    with Warehouse(":memory:", query_timeout=1) as wh:
+        started = time.monotonic()
+        with pytest.raises(QueryTimeoutError) as err:
+            wh.sql(RUNAWAY)
+        elapsed = time.monotonic() - started
+        assert 1 <= elapsed < 3.5, elapsed
+        assert "\n" not in str(err.value) and "after 1 s" in str(err.value)
+        started = time.monotonic()
+        with pytest.raises(QueryTimeoutError, match=r"after 0\.5 s"):
+            wh.sql(RUNAWAY, timeout=0.5)  # per call
+        assert time.monotonic() - started < 3
+        assert wh.sql("SELECT 42 AS x")["x"].tolist() == [42]  # the warehouse is still usable
+
+
+def test_query_timeout_from_the_environment_and_bad_values(monkeypatch):
+    monkeypatch.setenv("METAOPT_QUERY_TIMEOUT", "0.5")
+    with Warehouse(":memory:") as wh:
+        assert wh.query_timeout == 0.5
+        with pytest.raises(QueryTimeoutError):
+            wh.sql(RUNAWAY)
+    monkeypatch.setenv("METAOPT_QUERY_TIMEOUT", "soon")
+    with pytest.raises(ValidationError, match="METAOPT_QUERY_TIMEOUT"):
+        Warehouse(":memory:")
+    monkeypatch.delenv("METAOPT_QUERY_TIMEOUT")
+    with pytest.raises(ValidationError, match="query_timeout"):
+        Warehouse(":memory:", query_timeout=-1)
+    with Warehouse(":memory:") as wh, pytest.raises(ValidationError, match="query_timeout"):
+        wh.sql("SELECT 1", timeout=-2)
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals")
+def test_ctrl_c_stops_a_query_from_python():
+    with Warehouse(":memory:", query_timeout=60) as wh:
+        timer = threading.Timer(1.0, os.kill, (os.getpid(), signal.SIGINT))
+        started = time.monotonic()
+        timer.start()
+        try:
+            with pytest.raises(KeyboardInterrupt):
+                wh.sql(RUNAWAY)
+        finally:
+            timer.cancel()
+        assert time.monotonic() - started < 4
+        assert wh.sql("SELECT 1 AS x")["x"].tolist() == [1]
+
+
+def _metaopt(db: Path, *args: str) -> subprocess.Popen:
+    return subprocess.Popen(
+        [sys.executable, "-m", "metaopt_bayes", "--db", str(db), "sql", *args],
+        cwd=ROOT,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals")
+def test_ctrl_c_stops_metaopt_sql_with_one_line(tmp_path):
+    db = tmp_path / "w.duckdb"
+    Warehouse(db).close()
+    started = time.monotonic()
+    quick = _metaopt(db, "SELECT 1")
+    quick.communicate(timeout=120)
+    startup = time.monotonic() - started  # signal once the runaway query is surely running
+    proc = _metaopt(db, "--timeout", "120", RUNAWAY)
+    try:
+        time.sleep(max(3.0, 2 * startup))
+        assert proc.poll() is None, proc.communicate()
+        proc.send_signal(signal.SIGINT)
+        sent = time.monotonic()
+        _out, err = proc.communicate(timeout=30)
+        stopped = time.monotonic() - sent
+    finally:
+        proc.kill()
+        proc.wait(30)
+    assert stopped < 3, stopped
+    assert proc.returncode == 130
+    assert err.strip().splitlines() == ["Error: query interrupted (Ctrl-C)"], err
+
+
+def test_metaopt_sql_timeout_option(tmp_path):
+    db = tmp_path / "w.duckdb"
+    Warehouse(db).close()
+    proc = _metaopt(db, "--timeout", "1", RUNAWAY)
+    try:
+        _out, err = proc.communicate(timeout=60)
+    finally:
+        proc.kill()
+        proc.wait(30)
+    lines = err.strip().splitlines()
+    assert proc.returncode == 1 and len(lines) == 1, err
+    assert lines[0].startswith("Error: query stopped after 1 s"), err
