@@ -62,6 +62,14 @@ class Warehouse(Store):
             self, run_ids, dataset=dataset, model=model, source=source, dry_run=dry_run
         )
 
+    def set_metric_range(
+        self, metric: str, lower: float | None = None, upper: float | None = None
+    ) -> None:
+        """Set the range of ``metric`` (None: an open end); values outside it are refused at
+        ingest and reported by :meth:`check`. See :func:`warehouse.ingest.set_metric_range`
+        and the table of known metrics in :mod:`warehouse.metric_ranges`."""
+        ingest.set_metric_range(self, metric, lower, upper)
+
     def log_dataset_meta_features(self, data: Any, method: str = "user") -> int:
         """Log a wide table ``dataset`` + one numeric column per meta-feature; returns the
         number of values written. See :func:`warehouse.ingest.log_dataset_meta_features`."""

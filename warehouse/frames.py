@@ -8,6 +8,7 @@
 from __future__ import annotations
 
 import json
+from collections import Counter
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -42,7 +43,7 @@ def to_arrow(data: Any, what: str = "log_runs") -> pa.Table:
             f"not {type(data).__name__}"
         )
     names = table.column_names
-    dupes = sorted({n for n in names if names.count(n) > 1})
+    dupes = sorted(n for n, k in Counter(names).items() if k > 1)  # names.count: quadratic
     if dupes:
         raise ValidationError(f"column {dupes[0]!r} appears more than once")
     if table.num_rows == 0:

@@ -13,6 +13,7 @@ import time
 from pathlib import Path
 
 import duckdb
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -235,3 +236,107 @@ def test_metaopt_sql_timeout_option(tmp_path):
     lines = err.strip().splitlines()
     assert proc.returncode == 1 and len(lines) == 1, err
     assert lines[0].startswith("Error: query stopped after 1 s"), err
+
+
+# ------------------------------------------------------------------ wide files
+def test_a_wide_file_ingests_and_round_trips(wh, tmp_path):
+    """2,000 columns × 3 rows (params as numbers and text, metrics, architecture) through the
+    file path; validation and inserts no longer run one statement per column (the 10,000-
+    column timing is in benchmarks/warehouse_bench.py --wide)."""
+    from warehouse.ingest import ingest_file
+
+    rng = np.random.default_rng(0)
+    cols: dict[str, object] = {"dataset": ["a", "b", "c"], "model": ["m"] * 3}
+    for j in range(700):
+        cols[f"params.p{j}"] = rng.uniform(0, 1, 3)
+    for j in range(300):
+        cols[f"params.t{j}"] = ["x", "y", "0.5"]
+    for j in range(900):
+        cols[f"metrics.m{j}"] = rng.uniform(0, 1, 3)
+    for j in range(100):
+        cols[f"arch.a{j}"] = [1, 2, 3]
+    frame = pd.DataFrame(cols)
+    path = tmp_path / "wide.csv"
+    frame.to_csv(path, index=False)
+    assert ingest_file(wh, path) == (3, 0)
+    got = wh.sql(
+        "SELECT (SELECT count(*) FROM run_params) AS p, (SELECT count(*) FROM run_metrics) AS m,"
+        " (SELECT count(*) FROM run_architecture) AS a, (SELECT count(*) FROM metrics) AS k"
+    ).iloc[0]
+    assert (got.p, got.m, got.a) == (3 * 1000, 3 * 900, 3 * 100)
+    row = wh.view("run_features", dataset="b").iloc[0]
+    assert row.metrics["m899"] == pytest.approx(frame["metrics.m899"][1])
+    assert row.params_num["p699"] == pytest.approx(frame["params.p699"][1])
+    assert row.params_text["t0"] == "y" and row.arch_num["a99"] == 2
+    assert wh.check()["ok"].all()
+
+
+def test_wide_meta_features_in_one_statement(wh):
+    frame = pd.DataFrame({"dataset": ["a", "b"]} | {f"f{j}": [j, j + 0.5] for j in range(2000)})
+    assert wh.log_dataset_meta_features(frame) == 4000
+    wide = wh.meta_features()
+    assert wide.shape == (2, 2000) and wide.loc["b", "f1999"] == 1999.5
+    bad = frame.assign(f1500=["1", "x"])
+    with pytest.raises(ValidationError, match=r"row 2, column 'f1500': 'x' is not a number"):
+        wh.log_dataset_meta_features(bad)
+
+
+@pytest.mark.parametrize("name", ['a"b', 'x""y', "naïve", "a b", "sel;ect", '"', "{0}", "é\t"])
+def test_quote_ident_matches_sqlglot(name):
+    from sqlglot import exp
+
+    from warehouse.sqlfiles import quote_ident
+
+    assert quote_ident(name) == exp.to_identifier(name, quoted=True).sql(dialect="duckdb")
+
+
+# ------------------------------------------------------------------ metric ranges
+def test_metric_ranges_refused_in_every_path_and_overridable(wh):
+    with pytest.raises(ValidationError) as err:
+        wh.log_runs(pd.DataFrame({"dataset": ["d"], "model": ["m"], "metrics.accuracy": [1.7]}))
+    assert str(err.value) == (
+        "row 1, column 'metrics.accuracy': 1.7 is outside the range of metric 'accuracy', "
+        "[0, 1] (Warehouse.set_metric_range changes it)"
+    )
+    with pytest.raises(ValidationError, match=r"metric 'recall': -0\.1 is outside its range"):
+        wh.log_run("d", "m", {}, {"recall": -0.1})
+    with pytest.raises(ValidationError, match=r"'metrics\.duration_s'|'metrics\.error_rate'"):
+        wh.log_runs(
+            pd.DataFrame(
+                {"dataset": ["d"], "model": ["m"], "metrics.error_rate": [0.1], "metrics.x": [1]}
+            ).assign(**{"metrics.error_rate": [-0.5]})
+        )
+    assert wh.count_runs() == 0
+    wh.set_metric_range("accuracy", 0, 100)
+    wh.log_run("d", "m", {}, {"accuracy": 97.5})
+    wh.set_metric_range("my_score", lower=0)  # a new name: registered with its range
+    with pytest.raises(ValidationError, match=r"'my_score': -1\.0 is outside its range >= 0"):
+        wh.log_run("d", "m", {}, {"my_score": -1.0})
+    assert wh.count_runs() == 1 and wh.check()["ok"].all()
+
+
+def test_the_known_table_agrees_with_the_metrics_seeded_by_the_first_migration(wh):
+    from warehouse.metric_ranges import KNOWN_METRICS
+
+    seeded = wh.sql("SELECT name, direction, lower, upper FROM metrics").itertuples(index=False)
+    for name, direction, lower, upper in seeded:
+        assert name in KNOWN_METRICS, name
+        lo, hi = (None if pd.isna(v) else v for v in (lower, upper))
+        assert KNOWN_METRICS[name] == (direction, lo, hi), name
+
+
+def test_new_metric_names_get_their_known_range_and_direction(wh):
+    wh.log_runs(
+        pd.DataFrame(
+            {"dataset": ["d"], "model": ["m"], "metrics.val_f1_macro": [0.5], "metrics.mcc": [0.1]}
+            | {"metrics.brier_score": [0.2], "metrics.novel": [5.0]}
+        )
+    )
+    got = wh.sql(
+        "SELECT name, direction, lower, upper FROM metrics WHERE name IN "
+        "('val_f1_macro', 'mcc', 'brier_score', 'novel') ORDER BY name"
+    )
+    assert got.values.tolist()[0][:2] == ["brier_score", "minimize"]
+    rows = {r[0]: (r[1], r[2], r[3]) for r in got.itertuples(index=False)}
+    assert rows["val_f1_macro"] == ("maximize", 0.0, 1.0) and rows["mcc"] == ("maximize", -1, 1)
+    assert rows["novel"][0] == "maximize" and pd.isna(rows["novel"][1])
