@@ -98,8 +98,13 @@ def _read_file(path: Path) -> pa.Table:
     import pyarrow.csv as pacsv
     import pyarrow.parquet as pq
 
+    if path.is_symlink():  # read (and name) the file the link points at
+        link, path = path, path.resolve()
+        where = f"{str(link)!r} (a link to {str(path)!r})"
+    else:
+        where = repr(str(path))
     if not path.exists():
-        raise ValidationError(f"file {str(path)!r} does not exist")
+        raise ValidationError(f"file {where} does not exist")
     if path.is_dir():
         raise ValidationError(f"{str(path)!r} is a folder, not a CSV or Parquet file")
     if path.stat().st_size == 0:
@@ -110,20 +115,46 @@ def _read_file(path: Path) -> pa.Table:
             return pq.read_table(path)
         if ".csv" in suffixes or ".tsv" in suffixes or ".txt" in suffixes:
             delimiter = "\t" if ".tsv" in suffixes else ","
-            return pacsv.read_csv(
-                path,
-                parse_options=pacsv.ParseOptions(delimiter=delimiter),
-                convert_options=pacsv.ConvertOptions(
-                    # NaN/inf text stays a float so it can be refused; empty means missing.
-                    null_values=["", "NULL", "null", "NA", "N/A"],
-                    strings_can_be_null=True,
-                ),
-            )
+
+            def read(block_size: int | None = None) -> pa.Table:
+                return pacsv.read_csv(
+                    path,
+                    read_options=pacsv.ReadOptions(block_size=block_size) if block_size else None,
+                    parse_options=pacsv.ParseOptions(delimiter=delimiter),
+                    convert_options=pacsv.ConvertOptions(
+                        # NaN/inf text stays a float so it can be refused; empty means missing.
+                        null_values=["", "NULL", "null", "NA", "N/A"],
+                        strings_can_be_null=True,
+                    ),
+                )
+
+            try:
+                return read()
+            except pa.ArrowInvalid as exc:
+                if "straddl" not in str(exc):
+                    raise
+                # a row longer than pyarrow's 1 MiB block: read in one block (+ slack for a
+                # .gz file, whose size on disk is smaller than its text)
+                size = path.stat().st_size * (8 if suffixes[-1] == ".gz" else 1)
+                return read(min(size + (1 << 20), (1 << 31) - 1))
     except (pa.ArrowInvalid, OSError) as exc:
-        raise ValidationError(f"cannot read {str(path)!r}: {one_line(exc)}") from None
+        raise ValidationError(f"cannot read {where}: {_without_content(exc)}") from None
     raise ValidationError(
         f"file {str(path)!r}: unknown format (use .csv, .tsv, .csv.gz or .parquet)"
     )
+
+
+def _without_content(exc: BaseException) -> str:
+    """A reader's error without the file's text: pyarrow ends a CSV parse error with the
+    offending row (``Expected 3 columns, got 2: <the row>``), which would echo a file's
+    content — say the first line of a file a link pointed at — into a message."""
+    import re
+
+    text = one_line(exc, limit=300)
+    if text.startswith("CSV parse error"):
+        found = re.match(r"CSV parse error: Expected \d+ columns?, got \d+", text)
+        return found.group(0) if found else "CSV parse error"
+    return text
 
 
 def read_frame(path: str | Path, what: str = "file") -> pd.DataFrame:

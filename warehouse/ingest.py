@@ -384,7 +384,8 @@ class _NumberCheck:
     def message(self, row: int, kind: int, text: str, value: float | None) -> str:
         where = f"row {row}, column {self.column!r}: "
         if kind == _NOT_NUMBER:
-            return where + f"{text!r} is not a number"
+            shown = text if len(text) <= 80 else text[:80] + "…"  # a cell may hold megabytes
+            return where + f"{shown!r} is not a number"
         if kind == _NOT_FINITE:
             if self.what is None:
                 return where + f"value {text} is not finite"

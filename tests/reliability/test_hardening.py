@@ -340,3 +340,39 @@ def test_new_metric_names_get_their_known_range_and_direction(wh):
     rows = {r[0]: (r[1], r[2], r[3]) for r in got.itertuples(index=False)}
     assert rows["val_f1_macro"] == ("maximize", 0.0, 1.0) and rows["mcc"] == ("maximize", -1, 1)
     assert rows["novel"][0] == "maximize" and pd.isna(rows["novel"][1])
+
+
+# ------------------------------------------------------------------ links and big fields
+SECRET = "root:x:0:0:secret-token-1234:/root:/bin/bash"
+
+
+def test_a_link_is_resolved_and_the_file_is_never_echoed(wh, tmp_path):
+    target = tmp_path / "protected.csv"
+    target.write_text(f"dataset,model,metrics.accuracy\n{SECRET},only-two\n")
+    link = tmp_path / "innocent.csv"
+    link.symlink_to(target)
+    with pytest.raises(ValidationError) as err:
+        wh.log_runs(link)
+    message = str(err.value)
+    assert "secret" not in message and "root:x" not in message, message
+    assert "innocent.csv" in message and "protected.csv" in message, message
+    assert "Expected 3 columns, got 2" in message
+    assert wh.count_runs() == 0
+
+
+def test_a_row_of_several_mib_round_trips(wh, tmp_path):
+    """pyarrow reads a CSV in 1 MiB blocks and refused a longer row ("straddles two block
+    boundaries"); the reader retries with a block as large as the file."""
+    big = "é" * (3 << 20)  # 6 MiB of UTF-8 in one field
+    path = tmp_path / "big.csv"
+    path.write_text(f"dataset,model,params.note,metrics.accuracy\nd,m,{big},0.5\nd,m,x,0.6\n")
+    assert wh.log_runs(path) == 2
+    got = wh.sql("SELECT value_text FROM run_params WHERE length(value_text) > 10")
+    assert got["value_text"].tolist() == [big]
+
+
+def test_a_huge_bad_cell_is_not_echoed_in_full(wh):
+    frame = pd.DataFrame({"dataset": ["d"], "model": ["m"], "metrics.a": ["z" * 1_000_000]})
+    with pytest.raises(ValidationError) as err:
+        wh.log_runs(frame)
+    assert len(str(err.value)) < 200 and "is not a number" in str(err.value)
