@@ -191,10 +191,18 @@ def read_frame(path: str | Path, what: str = "file") -> pd.DataFrame:
     return frame
 
 
-def arrow_to_pandas(table: Any) -> pd.DataFrame:
-    """Arrow → pandas with dicts for MAP columns and nullable integers for integer columns."""
+def arrow_to_pandas(table: Any, like_duckdb: bool = False) -> pd.DataFrame:
+    """Arrow → pandas with dicts for MAP columns and nullable integers for integer columns.
+
+    ``like_duckdb=True`` gives top-level columns the dtypes DuckDB's own ``.df()`` gives
+    (``Warehouse.sql`` read through ``.df()`` before it read through Arrow, 2.3x faster on
+    run_features): DECIMAL/HUGEINT as float64, DATE as datetime64, INTERVAL as timedelta64,
+    BOOLEAN with NULLs as pandas ``boolean``."""
     import pandas as pd
     import pyarrow as pa
+
+    if like_duckdb:
+        return _like_duckdb(table)
 
     ints = {
         pa.int8(): pd.Int8Dtype(),
@@ -210,4 +218,32 @@ def arrow_to_pandas(table: Any) -> pd.DataFrame:
     df = table.to_pandas(maps_as_pydicts="strict")
     for name in nullable:
         df[name] = pd.array(table[name].to_pylist(), dtype=ints[table.schema.field(name).type])
+    return df
+
+
+def _like_duckdb(table: Any) -> pd.DataFrame:
+    import pandas as pd
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    later: dict[str, Any] = {}
+    for i, field in enumerate(table.schema):
+        t = field.type
+        if pa.types.is_decimal(t):
+            table = table.set_column(i, field.name, pc.cast(table.column(i), pa.float64()))
+        elif pa.types.is_date(t):
+            table = table.set_column(i, field.name, pc.cast(table.column(i), pa.timestamp("us")))
+        elif pa.types.is_interval(t):  # DuckDB's .df(): a month is 30 days
+            values = [
+                None
+                if v is None
+                else pd.Timedelta(days=30 * v.months + v.days) + pd.Timedelta(v.nanoseconds, "ns")
+                for v in table.column(i).to_pylist()
+            ]
+            later[field.name] = pd.array(values, dtype="timedelta64[us]")
+        elif pa.types.is_boolean(t) and table.column(i).null_count:
+            later[field.name] = pd.array(table.column(i).to_pylist(), dtype="boolean")
+    df = arrow_to_pandas(table)
+    for name, values in later.items():
+        df[name] = values
     return df
