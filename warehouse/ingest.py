@@ -237,6 +237,36 @@ class _Sources:
         self.names.append(name)
         return name
 
+    def long(self, columns: list[tuple[str, str]], keep: tuple[str, ...]) -> str:
+        """Register the long rows (``keep`` columns, ``name``, ``value``) of columns typed as
+        numbers (or booleans), in row order, empty cells left out — what ``UNPIVOT`` gives —
+        built in numpy: a DuckDB statement over thousands of columns costs ~0.2 ms per
+        column to bind. Returns ``(SELECT … FROM <registered>) AS u``."""
+        import numpy as np
+        import pyarrow as pa
+
+        n = self.table.num_rows
+        matrix = np.empty((n, len(columns)), dtype=np.float64)
+        for j, (column, _name) in enumerate(columns):
+            values = self.table[column]
+            if pa.types.is_dictionary(values.type):
+                values = values.cast(values.type.value_type)
+            # an empty cell becomes NaN; an explicit NaN was refused by the validation
+            matrix[:, j] = values.cast(pa.float64()).to_numpy(zero_copy_only=False)
+        rows, cols = np.nonzero(~np.isnan(matrix))  # row-major, as UNPIVOT orders them
+        names = pa.array([name for _, name in columns], pa.string())
+        long = pa.table(
+            {k: self.table[k].take(pa.array(rows)) for k in keep}
+            | {
+                "name": pa.DictionaryArray.from_arrays(pa.array(cols.astype(np.int32)), names),
+                "value": pa.array(matrix[rows, cols]),
+            }
+        )
+        name = f"__metaopt_long_{uuid.uuid4().hex[:12]}"
+        self.con.register(name, long)
+        self.names.append(name)
+        return f"(SELECT {', '.join(keep)}, CAST(name AS VARCHAR) AS name, value FROM {name}) AS u"
+
     def __enter__(self) -> _Sources:
         return self
 
@@ -560,7 +590,7 @@ def _insert_runs(
             con.execute(
                 f"INSERT INTO {table} (run_id, seq, name, value_num, value_text) "
                 f"SELECT __run_id, {base} + __row, name, value, CAST(NULL AS VARCHAR) FROM "
-                + _unpivot(narrow([c for c, _ in numeric]), numeric, "DOUBLE", keep=("__row",))
+                + _long_numbers(narrow, numeric, keep=("__row",))
             )
         if textual:
             con.execute(
@@ -576,16 +606,23 @@ def _insert_runs(
                 + ")"
             )
     if kinds["metrics"]:
-        con.execute(
-            "INSERT INTO run_metrics (run_id, seq, name, split, value) "
-            f"SELECT __run_id, {base} + __row, name, __split, value FROM "
-            + _unpivot(
-                narrow([c for c, _ in kinds["metrics"]]),
-                kinds["metrics"],
-                "DOUBLE",
-                keep=("__row", "__split"),
-            )
-        )
+        # typed as numbers: long rows built in numpy; text (validated as numbers): UNPIVOT
+        numeric = [(c, nm) for c, nm in kinds["metrics"] if not _is_text_type(types[c])]
+        textual = [(c, nm) for c, nm in kinds["metrics"] if _is_text_type(types[c])]
+        for columns, source in (
+            (numeric, lambda: _long_numbers(narrow, numeric, keep=("__row", "__split"))),
+            (
+                textual,
+                lambda: _unpivot(
+                    narrow([c for c, _ in textual]), textual, "DOUBLE", keep=("__row", "__split")
+                ),
+            ),
+        ):
+            if columns:
+                con.execute(
+                    "INSERT INTO run_metrics (run_id, seq, name, split, value) "
+                    f"SELECT __run_id, {base} + __row, name, __split, value FROM " + source()
+                )
         merge_incumbents(con, base + 1)
     return base
 
@@ -698,6 +735,20 @@ def _merge_one_incumbent(
             "metric) AND dataset = ? AND model = ? AND split = ?",
             [worse, *key],
         )
+
+
+#: Columns of numbers above which their long rows are built in numpy rather than by UNPIVOT
+#: (binding a wide UNPIVOT costs ~0.2 ms per column; for a few columns and many rows UNPIVOT
+#: is faster: 1M runs x 12 columns took 10.9 s through UNPIVOT, 15.4 s through numpy).
+WIDE = 100
+
+
+def _long_numbers(narrow: _Sources, columns: list[tuple[str, str]], keep: tuple[str, ...]) -> str:
+    """The long rows (``__run_id``, ``keep``, ``name``, ``value``) of columns typed as
+    numbers: UNPIVOT for a few columns, :meth:`_Sources.long` for many."""
+    if len(columns) > WIDE:
+        return narrow.long(columns, keep=("__run_id", *keep))
+    return _unpivot(narrow([c for c, _ in columns]), columns, "DOUBLE", keep=keep)
 
 
 def _unpivot(

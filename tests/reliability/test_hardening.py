@@ -251,8 +251,8 @@ def test_a_wide_file_ingests_and_round_trips(wh, tmp_path):
         cols[f"params.p{j}"] = rng.uniform(0, 1, 3)
     for j in range(300):
         cols[f"params.t{j}"] = ["x", "y", "0.5"]
-    for j in range(900):
-        cols[f"metrics.m{j}"] = rng.uniform(0, 1, 3)
+    for j in range(900):  # every third metric not recorded by the first run
+        cols[f"metrics.m{j}"] = [np.nan if j % 3 == 0 else 0.1, *rng.uniform(0, 1, 2)]
     for j in range(100):
         cols[f"arch.a{j}"] = [1, 2, 3]
     frame = pd.DataFrame(cols)
@@ -263,11 +263,13 @@ def test_a_wide_file_ingests_and_round_trips(wh, tmp_path):
         "SELECT (SELECT count(*) FROM run_params) AS p, (SELECT count(*) FROM run_metrics) AS m,"
         " (SELECT count(*) FROM run_architecture) AS a, (SELECT count(*) FROM metrics) AS k"
     ).iloc[0]
-    assert (got.p, got.m, got.a) == (3 * 1000, 3 * 900, 3 * 100)
+    assert (got.p, got.m, got.a) == (3 * 1000, 3 * 900 - 300, 3 * 100)
     row = wh.view("run_features", dataset="b").iloc[0]
     assert row.metrics["m899"] == pytest.approx(frame["metrics.m899"][1])
     assert row.params_num["p699"] == pytest.approx(frame["params.p699"][1])
     assert row.params_text["t0"] == "y" and row.arch_num["a99"] == 2
+    first = wh.view("run_features", dataset="a").iloc[0]
+    assert "m0" not in first.metrics and first.metrics["m1"] == 0.1
     assert wh.check()["ok"].all()
 
 
