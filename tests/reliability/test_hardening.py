@@ -16,6 +16,8 @@ import duckdb
 import numpy as np
 import pandas as pd
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from warehouse import Warehouse
 from warehouse.errors import QueryTimeoutError, UnsafeQueryError, ValidationError
@@ -396,3 +398,64 @@ def test_sql_reads_through_arrow_with_the_dtypes_of_duckdbs_own_df(wh):
     same = ["l", "st"]
     pd.testing.assert_frame_equal(got.drop(columns=same), expected.drop(columns=same))
     assert got.st[0] == {"a": 1} and got.st[1] is None
+
+
+# ------------------------------------------------------------------ braces in ingest names
+_BRACED = st.sampled_from(["{0}", "{}", "{x}", "{0.__class__.__mro__}", "{{", "}", "{!r}", "%s"])
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    prefix=st.text(alphabet="ab", max_size=3),  # "__" starts a reserved name
+    brace=_BRACED,
+    where=st.sampled_from(["metrics", "params", "dataset"]),
+    bad=st.booleans(),
+)
+def test_format_braces_in_ingest_names_round_trip_or_are_named_as_written(
+    prefix, brace, where, bad
+):
+    name = prefix + brace
+    frame = pd.DataFrame({"dataset": ["d"], "model": ["m"], "metrics.a": [0.5]})
+    if where == "dataset":
+        frame["dataset"] = [name]
+    else:
+        frame[f"{where}.{name}"] = ["oops" if bad and where == "metrics" else 0.25]
+    with Warehouse(":memory:") as w:
+        if bad and where == "metrics":
+            with pytest.raises(ValidationError) as err:
+                w.log_runs(frame)
+            assert str(err.value) == f"row 1, column {f'metrics.{name}'!r}: 'oops' is not a number"
+            return
+        assert w.log_runs(frame) == 1
+        row = w.view("run_features").iloc[0]
+        if where == "dataset":
+            assert row.dataset == name
+        else:
+            got = row.metrics if where == "metrics" else row.params_num
+            assert got[name] == 0.25
+
+
+def test_nested_lambdas_are_refused_before_duckdb_binds_them(wh):
+    """DuckDB 2.0 binds nested lambdas in exponential time and memory (depth 25 took 20 GB
+    before execution began, where neither the time limit nor Ctrl-C reaches)."""
+    nest = "list_transform([1], lambda x: "
+    assert len(wh.sql("SELECT " + nest * 8 + "1" + ")" * 8 + " AS x")) == 1
+    for query in (
+        "SELECT " + nest * 25 + "1" + ")" * 25,
+        "SELECT " + "[" * 30 + "1" + " FOR x IN [1]]" * 30,
+    ):
+        started = time.monotonic()
+        with pytest.raises(UnsafeQueryError, match="lambdas or list comprehensions nest"):
+            wh.sql(query)
+        assert time.monotonic() - started < 2
+
+
+def test_nesting_is_refused_whatever_the_recursion_limit(wh):
+    limit = sys.getrecursionlimit()
+    sys.setrecursionlimit(100_000)  # as a library may set it: sqlglot would recurse on
+    try:
+        with pytest.raises(UnsafeQueryError, match="more than 250 levels"):
+            wh.sql("SELECT " + "(" * 5000 + "1" + ")" * 5000)
+        assert wh.sql("SELECT '" + "(" * 5000 + "' AS s")["s"][0] == "(" * 5000  # a literal
+    finally:
+        sys.setrecursionlimit(limit)
