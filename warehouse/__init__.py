@@ -5,6 +5,7 @@ from __future__ import annotations
 from warehouse.errors import (
     MetaoptError,
     NotFoundError,
+    QueryTimeoutError,
     ReadOnlyWarehouseError,
     SchemaVersionError,
     UnsafeQueryError,
@@ -15,6 +16,7 @@ from warehouse.errors import (
 __all__ = [
     "MetaoptError",
     "NotFoundError",
+    "QueryTimeoutError",
     "ReadOnlyWarehouseError",
     "SchemaVersionError",
     "UnsafeQueryError",

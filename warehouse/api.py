@@ -22,8 +22,11 @@ if TYPE_CHECKING:
 class Warehouse(Store):
     """An embedded DuckDB warehouse of training runs.
 
-    ``Warehouse(path=None, read_only=False, busy_timeout=None)``: ``path`` ``None`` means
-    ``$METAOPT_DB``, else ``./metaopt.duckdb``; ``":memory:"`` is an in-memory warehouse.
+    ``Warehouse(path=None, read_only=False, busy_timeout=None, query_timeout=None)``:
+    ``path`` ``None`` means ``$METAOPT_DB``, else ``./metaopt.duckdb``; ``":memory:"`` is an
+    in-memory warehouse. ``busy_timeout`` (default 3 s, ``$METAOPT_BUSY_TIMEOUT``) bounds the
+    wait for a file another process holds; ``query_timeout`` (default 300 s,
+    ``$METAOPT_QUERY_TIMEOUT``; 0 = none) bounds :meth:`sql` and :meth:`view`.
     Opening applies pending schema migrations (refusing a file written by a newer metaopt)
     and (re)creates the views. Use it as a context manager or call :meth:`close`.
     """
@@ -58,6 +61,14 @@ class Warehouse(Store):
         return ingest.delete_runs(
             self, run_ids, dataset=dataset, model=model, source=source, dry_run=dry_run
         )
+
+    def set_metric_range(
+        self, metric: str, lower: float | None = None, upper: float | None = None
+    ) -> None:
+        """Set the range of ``metric`` (None: an open end); values outside it are refused at
+        ingest and reported by :meth:`check`. See :func:`warehouse.ingest.set_metric_range`
+        and the table of known metrics in :mod:`warehouse.metric_ranges`."""
+        ingest.set_metric_range(self, metric, lower, upper)
 
     def log_dataset_meta_features(self, data: Any, method: str = "user") -> int:
         """Log a wide table ``dataset`` + one numeric column per meta-feature; returns the
@@ -145,12 +156,18 @@ class Warehouse(Store):
         return lookups.metric_direction(self, metric)
 
     def sql(
-        self, query: str, params: Sequence[Any] | Mapping[str, Any] | None = None
+        self,
+        query: str,
+        params: Sequence[Any] | Mapping[str, Any] | None = None,
+        *,
+        timeout: float | None = None,
     ) -> pd.DataFrame:
-        """Run one safe, read-only query (see :mod:`warehouse.query`)."""
+        """Run one safe, read-only query (see :mod:`warehouse.query`), stopped after
+        ``timeout`` seconds (default: ``query_timeout``; 0 = no limit) with
+        :class:`~warehouse.errors.QueryTimeoutError` or by Ctrl-C."""
         from warehouse import query as q  # the parameter is named like the module
 
-        return q.safe_sql(self, query, params)
+        return q.safe_sql(self, query, params, timeout=timeout)
 
     def view(self, name: str, **filters: Any) -> pd.DataFrame:
         """Read a named view; filters are equality tests on its columns (a list means IN)."""

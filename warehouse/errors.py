@@ -20,6 +20,10 @@ class UnsafeQueryError(MetaoptError):
     """A SQL query refused by the read-only allowlist."""
 
 
+class QueryTimeoutError(MetaoptError):
+    """A query ran longer than its time limit (``query_timeout``) and was stopped."""
+
+
 class WarehouseBusyError(MetaoptError):
     """Another process holds the warehouse file for writing."""
 

@@ -8,6 +8,7 @@
 from __future__ import annotations
 
 import json
+from collections import Counter
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -42,7 +43,7 @@ def to_arrow(data: Any, what: str = "log_runs") -> pa.Table:
             f"not {type(data).__name__}"
         )
     names = table.column_names
-    dupes = sorted({n for n in names if names.count(n) > 1})
+    dupes = sorted(n for n, k in Counter(names).items() if k > 1)  # names.count: quadratic
     if dupes:
         raise ValidationError(f"column {dupes[0]!r} appears more than once")
     if table.num_rows == 0:
@@ -97,8 +98,13 @@ def _read_file(path: Path) -> pa.Table:
     import pyarrow.csv as pacsv
     import pyarrow.parquet as pq
 
+    if path.is_symlink():  # read (and name) the file the link points at
+        link, path = path, path.resolve()
+        where = f"{str(link)!r} (a link to {str(path)!r})"
+    else:
+        where = repr(str(path))
     if not path.exists():
-        raise ValidationError(f"file {str(path)!r} does not exist")
+        raise ValidationError(f"file {where} does not exist")
     if path.is_dir():
         raise ValidationError(f"{str(path)!r} is a folder, not a CSV or Parquet file")
     if path.stat().st_size == 0:
@@ -109,20 +115,46 @@ def _read_file(path: Path) -> pa.Table:
             return pq.read_table(path)
         if ".csv" in suffixes or ".tsv" in suffixes or ".txt" in suffixes:
             delimiter = "\t" if ".tsv" in suffixes else ","
-            return pacsv.read_csv(
-                path,
-                parse_options=pacsv.ParseOptions(delimiter=delimiter),
-                convert_options=pacsv.ConvertOptions(
-                    # NaN/inf text stays a float so it can be refused; empty means missing.
-                    null_values=["", "NULL", "null", "NA", "N/A"],
-                    strings_can_be_null=True,
-                ),
-            )
+
+            def read(block_size: int | None = None) -> pa.Table:
+                return pacsv.read_csv(
+                    path,
+                    read_options=pacsv.ReadOptions(block_size=block_size) if block_size else None,
+                    parse_options=pacsv.ParseOptions(delimiter=delimiter),
+                    convert_options=pacsv.ConvertOptions(
+                        # NaN/inf text stays a float so it can be refused; empty means missing.
+                        null_values=["", "NULL", "null", "NA", "N/A"],
+                        strings_can_be_null=True,
+                    ),
+                )
+
+            try:
+                return read()
+            except pa.ArrowInvalid as exc:
+                if "straddl" not in str(exc):
+                    raise
+                # a row longer than pyarrow's 1 MiB block: read in one block (+ slack for a
+                # .gz file, whose size on disk is smaller than its text)
+                size = path.stat().st_size * (8 if suffixes[-1] == ".gz" else 1)
+                return read(min(size + (1 << 20), (1 << 31) - 1))
     except (pa.ArrowInvalid, OSError) as exc:
-        raise ValidationError(f"cannot read {str(path)!r}: {one_line(exc)}") from None
+        raise ValidationError(f"cannot read {where}: {_without_content(exc)}") from None
     raise ValidationError(
         f"file {str(path)!r}: unknown format (use .csv, .tsv, .csv.gz or .parquet)"
     )
+
+
+def _without_content(exc: BaseException) -> str:
+    """A reader's error without the file's text: pyarrow ends a CSV parse error with the
+    offending row (``Expected 3 columns, got 2: <the row>``), which would echo a file's
+    content — say the first line of a file a link pointed at — into a message."""
+    import re
+
+    text = one_line(exc, limit=300)
+    if text.startswith("CSV parse error"):
+        found = re.match(r"CSV parse error: Expected \d+ columns?, got \d+", text)
+        return found.group(0) if found else "CSV parse error"
+    return text
 
 
 def read_frame(path: str | Path, what: str = "file") -> pd.DataFrame:
@@ -159,10 +191,18 @@ def read_frame(path: str | Path, what: str = "file") -> pd.DataFrame:
     return frame
 
 
-def arrow_to_pandas(table: Any) -> pd.DataFrame:
-    """Arrow → pandas with dicts for MAP columns and nullable integers for integer columns."""
+def arrow_to_pandas(table: Any, like_duckdb: bool = False) -> pd.DataFrame:
+    """Arrow → pandas with dicts for MAP columns and nullable integers for integer columns.
+
+    ``like_duckdb=True`` gives top-level columns the dtypes DuckDB's own ``.df()`` gives
+    (``Warehouse.sql`` read through ``.df()`` before it read through Arrow, 2.3x faster on
+    run_features): DECIMAL/HUGEINT as float64, DATE as datetime64, INTERVAL as timedelta64,
+    BOOLEAN with NULLs as pandas ``boolean``."""
     import pandas as pd
     import pyarrow as pa
+
+    if like_duckdb:
+        return _like_duckdb(table)
 
     ints = {
         pa.int8(): pd.Int8Dtype(),
@@ -178,4 +218,32 @@ def arrow_to_pandas(table: Any) -> pd.DataFrame:
     df = table.to_pandas(maps_as_pydicts="strict")
     for name in nullable:
         df[name] = pd.array(table[name].to_pylist(), dtype=ints[table.schema.field(name).type])
+    return df
+
+
+def _like_duckdb(table: Any) -> pd.DataFrame:
+    import pandas as pd
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    later: dict[str, Any] = {}
+    for i, field in enumerate(table.schema):
+        t = field.type
+        if pa.types.is_decimal(t):
+            table = table.set_column(i, field.name, pc.cast(table.column(i), pa.float64()))
+        elif pa.types.is_date(t):
+            table = table.set_column(i, field.name, pc.cast(table.column(i), pa.timestamp("us")))
+        elif pa.types.is_interval(t):  # DuckDB's .df(): a month is 30 days
+            values = [
+                None
+                if v is None
+                else pd.Timedelta(days=30 * v.months + v.days) + pd.Timedelta(v.nanoseconds, "ns")
+                for v in table.column(i).to_pylist()
+            ]
+            later[field.name] = pd.array(values, dtype="timedelta64[us]")
+        elif pa.types.is_boolean(t) and table.column(i).null_count:
+            later[field.name] = pd.array(table.column(i).to_pylist(), dtype="boolean")
+    df = arrow_to_pandas(table)
+    for name, values in later.items():
+        df[name] = values
     return df

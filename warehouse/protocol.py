@@ -96,7 +96,11 @@ class WarehouseLike(Protocol):
     def metric_direction(self, metric: str) -> str: ...
 
     def sql(
-        self, query: str, params: Sequence[Any] | Mapping[str, Any] | None = None
+        self,
+        query: str,
+        params: Sequence[Any] | Mapping[str, Any] | None = None,
+        *,
+        timeout: float | None = None,
     ) -> pd.DataFrame: ...
 
     def view(self, name: str, **filters: Any) -> pd.DataFrame: ...

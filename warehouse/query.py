@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import re
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -156,10 +157,40 @@ def check_query(query: str, catalog: set[str] | frozenset[str]) -> Any:
     whatever the query's nesting depth (a parser or tree walk that recurses too deep is a
     refusal, not a crash).
     """
+    if isinstance(query, str) and _bracket_depth(query) > MAX_BRACKET_DEPTH:
+        raise UnsafeQueryError(
+            f"refused: the query nests too deeply to check (more than {MAX_BRACKET_DEPTH} "
+            "levels of brackets or CASE)"
+        )
     try:
         return _check_query(query, catalog)
     except RecursionError:
         raise UnsafeQueryError("refused: the query nests too deeply to check") from None
+
+
+#: Brackets (``(``, ``[``, ``{``) and CASE … END nested deeper than this are refused before
+#: parsing: sqlglot parses by recursion, so the depth it reaches before a RecursionError
+#: depends on Python's recursion limit, which libraries raise (PyTensor), and a raised limit
+#: lets a deep query overflow the C stack. DuckDB itself stops at 1,000 expression levels.
+MAX_BRACKET_DEPTH = 250
+_TOKENS = re.compile(
+    r"'(?:[^']|'')*'?|\"(?:[^\"]|\"\")*\"?|--[^\n]*|/\*.*?(?:\*/|$)|[(\[{]|[)\]}]|\bcase\b|\bend\b",
+    re.IGNORECASE | re.DOTALL,
+)
+
+
+def _bracket_depth(query: str) -> int:
+    """The deepest nesting of brackets and CASE … END outside literals and comments."""
+    depth = deepest = 0
+    for match in _TOKENS.finditer(query):
+        token = match.group(0)
+        first = token[0]
+        if first in "([{" or token.lower() == "case":
+            depth += 1
+            deepest = max(deepest, depth)
+        elif first in ")]}" or token.lower() == "end":
+            depth -= 1
+    return deepest
 
 
 def _check_query(query: str, catalog: set[str] | frozenset[str]) -> Any:
@@ -217,6 +248,8 @@ def _check_query(query: str, catalog: set[str] | frozenset[str]) -> Any:
             | exp.Install,
         ):
             raise UnsafeQueryError(f"refused: {node.key.upper()} is not allowed in a query")
+        if isinstance(node, exp.Lambda | exp.Comprehension):
+            _check_lambda_depth(node)
         if isinstance(node, exp.Table):
             _check_table(node, known | _visible_ctes(node))
         elif isinstance(node, exp.Func):
@@ -229,6 +262,28 @@ def _check_query(query: str, catalog: set[str] | frozenset[str]) -> Any:
                 raise UnsafeQueryError(f"refused: function {name}() reaches outside the warehouse")
     _check_duckdb_parse(query)
     return tree
+
+
+#: Lambdas / list comprehensions nested deeper than this are refused: DuckDB 2.0 binds a
+#: nested lambda in time and memory exponential in its depth (15 levels: 1 s; 20: over 20 s;
+#: 25: out of memory after taking 20 GB — before execution starts, where no time limit or
+#: Ctrl-C reaches). Found by the nesting fuzzer (tests/reliability/test_sql_fuzz.py).
+MAX_LAMBDA_DEPTH = 8
+
+
+def _check_lambda_depth(node: Any) -> None:
+    from sqlglot import exp
+
+    depth, parent = 1, node.parent
+    while parent is not None:
+        if isinstance(parent, exp.Lambda | exp.Comprehension):
+            depth += 1
+        parent = parent.parent
+    if depth > MAX_LAMBDA_DEPTH:
+        raise UnsafeQueryError(
+            f"refused: lambdas or list comprehensions nest {depth} deep (at most "
+            f"{MAX_LAMBDA_DEPTH}: DuckDB binds nested lambdas in exponential time and memory)"
+        )
 
 
 def _visible_ctes(node: Any) -> set[str]:
@@ -340,22 +395,33 @@ def catalog(wh: Store, cached: bool = False) -> frozenset[str]:
 
 
 def safe_sql(
-    wh: Store, query: str, params: Sequence[Any] | Mapping[str, Any] | None = None
+    wh: Store,
+    query: str,
+    params: Sequence[Any] | Mapping[str, Any] | None = None,
+    timeout: float | None = None,
 ) -> pd.DataFrame:
-    """Run one user query under both locks and return a DataFrame."""
+    """Run one user query under both locks and return a DataFrame.
+
+    It is stopped after ``timeout`` seconds (None: the warehouse's ``query_timeout``; 0: no
+    limit) with :class:`~warehouse.errors.QueryTimeoutError`, and by Ctrl-C
+    (``KeyboardInterrupt``)."""
     import duckdb
 
+    from warehouse.store import resolve_query_timeout
+
+    limit = wh.query_timeout if timeout is None else resolve_query_timeout(timeout)
     try:
         _check_once(query, catalog(wh, cached=True))
     except UnsafeQueryError:
         _check_once(query, catalog(wh))  # a table or view created since the cached lookup
-    try:
-        return wh._read_df(query, params)
+    try:  # through Arrow: 2.3x faster than DuckDB's .df() on run_features (MAP columns)
+        table = wh._read_arrow(query, params, limit=limit)
     except duckdb.Error as exc:
         text = one_line(exc)
         if isinstance(exc, duckdb.PermissionException | duckdb.TransactionException):
             raise UnsafeQueryError(f"refused by the engine: {text}") from None
         raise ValidationError(f"query failed: {text}") from None
+    return arrow_to_pandas(table, like_duckdb=True)
 
 
 # ---------------------------------------------------------------------------- views
@@ -419,7 +485,12 @@ def view(wh: Store, name: str, **filters: Any) -> pd.DataFrame:
         "incumbents": " ORDER BY dataset, model, metric, split",
         "leaderboard": " ORDER BY dataset, metric, split, rank, model",
     }.get(name, "")
-    return wh._read_df(f"SELECT * FROM {ident}{where}{order}", args or None, via_arrow=True)
+    return wh._read_df(
+        f"SELECT * FROM {ident}{where}{order}",
+        args or None,
+        via_arrow=True,
+        limit=wh.query_timeout,
+    )
 
 
 def recent_runs(

@@ -20,6 +20,11 @@ Connection design (measured on DuckDB 2.0, see tests/warehouse/test_safe_sql.py)
   fails to open it. Opening retries for ``busy_timeout`` seconds (default 3, or
   ``$METAOPT_BUSY_TIMEOUT``; 0 = fail at once) and then raises :class:`WarehouseBusyError`:
   a short job queued behind another gets its turn, a long sweep is reported as busy.
+* Every read runs on a helper thread while the calling thread waits for it, so that Ctrl-C
+  (a ``KeyboardInterrupt`` in the waiting thread) and the time limit of user queries
+  (``query_timeout``, default 300 s, or ``$METAOPT_QUERY_TIMEOUT``; 0 = none) stop the query
+  through DuckDB's ``interrupt()``. A query blocked in DuckDB's C++ code never returns to
+  Python, so a signal handler in the thread running it would only fire once it finished.
 """
 
 from __future__ import annotations
@@ -30,15 +35,16 @@ import os
 import threading
 import time
 import warnings
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Self
+from typing import TYPE_CHECKING, Any, Self, TypeVar
 
 import duckdb
 
 from warehouse import sqlfiles
 from warehouse.errors import (
     NotFoundError,
+    QueryTimeoutError,
     ReadOnlyWarehouseError,
     SchemaVersionError,
     ValidationError,
@@ -56,20 +62,36 @@ _CONFIG = {"enable_external_access": False, "lock_configuration": True}
 _INTERNAL_TABLES = ("metaopt_schema", "metaopt_meta")
 #: Seconds a second process waits for the file lock before WarehouseBusyError.
 DEFAULT_BUSY_TIMEOUT = 3.0
+#: Seconds a user query (``Warehouse.sql``, ``view``) may run before QueryTimeoutError.
+DEFAULT_QUERY_TIMEOUT = 300.0
+_T = TypeVar("_T")
+
+
+def _seconds(value: float | None, name: str, env: str, default: float) -> float:
+    """A number of seconds >= 0: ``value``, else ``$env``, else ``default``."""
+    if value is None:
+        text = os.environ.get(env)
+        try:
+            value = float(text) if text else default
+        except ValueError:
+            raise ValidationError(f"{env} must be a number of seconds, not {text!r}") from None
+    try:
+        seconds = float(value)
+    except (TypeError, ValueError):
+        raise ValidationError(f"{name} must be a number of seconds, not {value!r}") from None
+    if not seconds >= 0:
+        raise ValidationError(f"{name} must be >= 0 seconds, not {value!r}")
+    return seconds
 
 
 def _busy_timeout(value: float | None) -> float:
-    if value is None:
-        text = os.environ.get("METAOPT_BUSY_TIMEOUT")
-        try:
-            value = float(text) if text else DEFAULT_BUSY_TIMEOUT
-        except ValueError:
-            raise ValidationError(
-                f"METAOPT_BUSY_TIMEOUT must be a number of seconds, not {text!r}"
-            ) from None
-    if not value >= 0:
-        raise ValidationError(f"busy_timeout must be >= 0 seconds, not {value!r}")
-    return float(value)
+    return _seconds(value, "busy_timeout", "METAOPT_BUSY_TIMEOUT", DEFAULT_BUSY_TIMEOUT)
+
+
+def resolve_query_timeout(value: float | None) -> float:
+    """The time limit of a user query in seconds (0 = none): ``value``, else
+    ``$METAOPT_QUERY_TIMEOUT``, else :data:`DEFAULT_QUERY_TIMEOUT`."""
+    return _seconds(value, "query_timeout", "METAOPT_QUERY_TIMEOUT", DEFAULT_QUERY_TIMEOUT)
 
 
 def resolve_path(path: str | os.PathLike[str] | None) -> str:
@@ -115,7 +137,9 @@ class Store:
     ``Store(path=None, read_only=False)``: ``path`` ``None`` means ``$METAOPT_DB``, else
     ``./metaopt.duckdb``; ``":memory:"`` is an in-memory warehouse. Opening applies pending
     schema migrations (refusing a file written by a newer metaopt) and (re)creates the views.
-    Use it as a context manager or call :meth:`close`.
+    Use it as a context manager or call :meth:`close`. ``busy_timeout``: seconds to wait for
+    a file another process holds; ``query_timeout``: seconds a user query may run (see the
+    module docstring).
     """
 
     def __init__(
@@ -123,10 +147,12 @@ class Store:
         path: str | os.PathLike[str] | None = None,
         read_only: bool = False,
         busy_timeout: float | None = None,
+        query_timeout: float | None = None,
     ):
         self.path = resolve_path(path)
         self.read_only = bool(read_only)
         self.busy_timeout = _busy_timeout(busy_timeout)
+        self.query_timeout = resolve_query_timeout(query_timeout)
         self._depth = 0
         # Dataset/metric names known to be committed (nothing deletes them): log_run skips
         # re-inserting them. Filled only after a successful commit.
@@ -418,35 +444,68 @@ class Store:
         query: str,
         params: Sequence[Any] | Mapping[str, Any] | None = None,
         via_arrow: bool = False,
+        limit: float = 0.0,
     ) -> pd.DataFrame:
         """Run one statement read-only and return a DataFrame (internal, trusted SQL).
 
         ``via_arrow=True`` converts through Arrow (MAP columns become dicts, integers with
         NULLs become pandas ``Int64``): ~3x faster than DuckDB's own ``.df()`` on results
-        with MAP columns (measured on run_features, 20k rows).
+        with MAP columns (measured on run_features, 20k rows). ``limit``: seconds before the
+        query is stopped with :class:`QueryTimeoutError` (0 = none); Ctrl-C always stops it.
         """
         if via_arrow:
-            return arrow_to_pandas(self._read_arrow(query, params))
-        cur = self._read_cursor()
-        if not self.read_only:
-            cur.execute("BEGIN TRANSACTION READ ONLY")
-        try:
-            return cur.execute(query, params).df()
-        finally:
-            if not self.read_only:
-                with contextlib.suppress(duckdb.Error):
-                    cur.execute("ROLLBACK")
+            return arrow_to_pandas(self._read_arrow(query, params, limit=limit))
+        return self._read(lambda cur: cur.execute(query, params).df(), limit)
 
     def _read_arrow(
-        self, query: str, params: Sequence[Any] | Mapping[str, Any] | None = None
+        self,
+        query: str,
+        params: Sequence[Any] | Mapping[str, Any] | None = None,
+        limit: float = 0.0,
     ) -> Any:
         """Run one statement read-only and return a ``pyarrow.Table`` (internal, trusted SQL)."""
+        return self._read(lambda cur: cur.sql(query, params=params).to_arrow_table(), limit)
+
+    def _read(self, fetch: Callable[[duckdb.DuckDBPyConnection], _T], limit: float) -> _T:
+        """``fetch(cursor)`` inside a read-only transaction, stoppable (see the module
+        docstring): it runs on a helper thread while this one waits, so a ``KeyboardInterrupt``
+        here, or ``limit`` seconds passing (0 = no limit), interrupts the query. Ctrl-C is
+        re-raised as ``KeyboardInterrupt``; the limit raises :class:`QueryTimeoutError`."""
         cur = self._read_cursor()
-        if not self.read_only:
-            cur.execute("BEGIN TRANSACTION READ ONLY")
+        outcome: dict[str, Any] = {}
+        done = threading.Event()
+
+        def work() -> None:
+            try:
+                if not self.read_only:
+                    cur.execute("BEGIN TRANSACTION READ ONLY")
+                try:
+                    outcome["value"] = fetch(cur)
+                finally:
+                    if not self.read_only:
+                        with contextlib.suppress(duckdb.Error):
+                            cur.execute("ROLLBACK")
+            except BaseException as exc:  # handed to the waiting thread
+                outcome["error"] = exc
+            finally:
+                done.set()
+
+        helper = threading.Thread(target=work, name="metaopt-read", daemon=True)
+        helper.start()
         try:
-            return cur.sql(query, params=params).to_arrow_table()
-        finally:
-            if not self.read_only:
-                with contextlib.suppress(duckdb.Error):
-                    cur.execute("ROLLBACK")
+            finished = done.wait(limit if limit > 0 else None)
+        except BaseException:  # Ctrl-C (or another exception raised by a signal handler)
+            cur.interrupt()
+            done.wait()
+            raise
+        if not finished:
+            cur.interrupt()
+            done.wait()
+            if isinstance(outcome.get("error"), duckdb.InterruptException):
+                raise QueryTimeoutError(
+                    f"query stopped after {limit:g} s, its time limit (query_timeout / "
+                    "$METAOPT_QUERY_TIMEOUT / metaopt sql --timeout; 0 = no limit)"
+                )
+        if "error" in outcome:
+            raise outcome["error"]
+        return outcome["value"]

@@ -89,14 +89,26 @@ def _known_names(wh: WarehouseLike) -> dict[str, set[str]]:
     default=None,
     help="Print the query transpiled to this SQL dialect instead of running it.",
 )
+@click.option(
+    "--timeout",
+    type=click.FloatRange(min=0),
+    default=None,
+    help="Stop the query after this many seconds (default $METAOPT_QUERY_TIMEOUT, else 300; "
+    "0 = no limit).",
+)
 @output_option
 @click.pass_context
-def sql_cmd(ctx: click.Context, query: str, dialect: str | None, fmt: str) -> None:
+def sql_cmd(
+    ctx: click.Context, query: str, dialect: str | None, timeout: float | None, fmt: str
+) -> None:
     """Run one read-only SQL query (SELECT/WITH/UNION/VALUES/DESCRIBE/SUMMARIZE).
+
+    Ctrl-C stops a running query; --timeout bounds it.
 
     \b
     Example:
       metaopt sql "SELECT model, count(*) AS n FROM runs GROUP BY model"
+      metaopt sql --timeout 10 "SELECT count(*) FROM run_features"
       metaopt sql --dialect spark "SELECT * FROM incumbents"
     """
     if dialect:
@@ -104,8 +116,12 @@ def sql_cmd(ctx: click.Context, query: str, dialect: str | None, fmt: str) -> No
 
         click.echo(transpile(query, dialect))
         return
-    with open_reader(ctx) as wh:
-        emit(wh.sql(query), fmt)
+    try:
+        with open_reader(ctx) as wh:
+            emit(wh.sql(query, timeout=timeout), fmt)
+    except KeyboardInterrupt:  # the query was interrupted and the file let go: one line
+        click.secho("Error: query interrupted (Ctrl-C)", fg="red", err=True)
+        ctx.exit(130)
 
 
 @main.command()

@@ -89,6 +89,15 @@ def runs(**cols: Any) -> pd.DataFrame:
     return pd.DataFrame(base)
 
 
+def _wide(n: int, bad: str) -> pd.DataFrame:
+    """A 3-row table with ``n`` metric columns whose last cell (row 3, the last column) is
+    ``bad``, as a CSV would give it (every column text)."""
+    cols: dict[str, Any] = {"dataset": ["d1", "d2", "d3"], "model": ["rf"] * 3}
+    for j in range(n):
+        cols[f"metrics.m{j}"] = ["0.5", "0.25", bad if j == n - 1 else "0.75"]
+    return pd.DataFrame(cols)
+
+
 # ---------------------------------------------------------------------------- the cases
 def _space(spec: dict) -> Callable[[Ctx], Any]:
     def act(c: Ctx) -> Any:
@@ -579,6 +588,80 @@ CASES: list[tuple[str, Callable[[Ctx], Any], type[MetaoptError], str]] = [
         SchemaVersionError,
         "not a metaopt warehouse",
     ),
+    # ---- metric ranges (warehouse.metric_ranges), in every path a run comes in by
+    (
+        "metric-accuracy-above-one",
+        lambda c: c.wh.log_runs(runs(**{"metrics.accuracy": [0.5, 1.7]})),
+        ValidationError,
+        r"row 2, column 'metrics\.accuracy': 1\.7 is outside the range of metric 'accuracy'",
+    ),
+    (
+        "metric-f1-negative-csv",
+        lambda c: c.wh.log_runs(c.file("f1.csv", "dataset,model,metrics.f1\nd1,rf,-0.2\n")),
+        ValidationError,
+        r"'metrics\.f1': -0\.2 is outside .*\[0, 1\]",
+    ),
+    (
+        "metric-val-auc-text-above-one",
+        lambda c: c.wh.log_runs(runs(**{"metrics.val_roc_auc": ["0.5", "1.01"]})),
+        ValidationError,
+        r"1\.01 is outside the range of metric 'val_roc_auc'",
+    ),
+    (
+        "metric-rmse-negative",
+        lambda c: c.wh.log_runs(runs(**{"metrics.rmse": [0.1, -3.0]})),
+        ValidationError,
+        r"-3\.0 is outside .* >= 0",
+    ),
+    (
+        "metric-log-run-precision",
+        lambda c: c.wh.log_run("d1", "rf", {}, {"precision": 1.2}),
+        ValidationError,
+        r"metric 'precision': 1\.2 is outside its range \[0, 1\]",
+    ),
+    (
+        "metric-range-bad-bounds",
+        lambda c: c.wh.set_metric_range("accuracy", 1, 0),
+        ValidationError,
+        "above upper",
+    ),
+    # ---- wide files and encodings
+    (
+        "wide-file-bad-cell-in-the-last-of-3000-columns",
+        lambda c: c.wh.log_runs(_wide(3000, bad="x")),
+        ValidationError,
+        r"row 3, column 'metrics\.m2999': 'x' is not a number",
+    ),
+    (
+        "wide-file-accuracy-out-of-range-after-3000-columns",
+        lambda c: c.wh.log_runs(
+            _wide(3000, bad="0.75").assign(**{"metrics.accuracy": ["0.5", "0.6", "1.5"]})
+        ),
+        ValidationError,
+        r"row 3, column 'metrics\.accuracy': 1\.5 is outside",
+    ),
+    (
+        "csv-utf16-with-bom",
+        lambda c: c.wh.log_runs(
+            c.file("u16.csv", "dataset,model,metrics.accuracy\nd1,rf,0.5\n".encode("utf-16"))
+        ),
+        ValidationError,
+        r"u16\.csv",
+    ),
+    (
+        "csv-cp1252-header",
+        lambda c: c.wh.log_runs(
+            c.file("cp.csv", "dataset,model,metrics.précision\nd1,rf,0.5\n".encode("cp1252"))
+        ),
+        ValidationError,
+        r"cp\.csv'.*not UTF-8",
+    ),
+    (
+        "csv-nul-bytes-in-header",
+        lambda c: c.wh.log_runs(c.file("nul.csv", b"dataset,model,metrics.a\x00b\nd1,rf,0.5\n")),
+        ValidationError,
+        "NUL",
+    ),
     (
         "warehouse-not-duckdb",
         lambda c: Warehouse(c.file("junk.duckdb", b"this is not a database" * 100)),
@@ -661,10 +744,16 @@ def test_huge_strings_are_data_and_round_trip(ctx):
     TALLY["huge strings round-tripped"] += 1
 
 
-def test_out_of_range_metric_is_stored_and_flagged_by_check(ctx):
-    """An accuracy of 1.7 is accepted at ingest (histories from other tools may use other
-    conventions) and reported by the ``metric_out_of_range`` audit of ``metaopt check``."""
-    ctx.wh.log_runs(runs(**{"metrics.accuracy": [0.5, 1.7]}))
+def test_out_of_range_metric_is_refused_and_one_stored_earlier_is_flagged_by_check(ctx):
+    """An accuracy of 1.7 is refused at ingest (the range table of
+    :mod:`warehouse.metric_ranges`, kept in the warehouse's ``metrics`` table); a value stored
+    before its range was set is reported by the ``metric_out_of_range`` audit of ``check``."""
+    with pytest.raises(ValidationError, match=r"row 2, column 'metrics.accuracy': 1.7 is outside"):
+        ctx.wh.log_runs(runs(**{"metrics.accuracy": [0.5, 1.7]}))
+    ctx.wh.set_metric_range("accuracy", 0, 100)  # a history logged in percent
+    ctx.wh.log_runs(runs(**{"metrics.accuracy": [50.0, 99.5]}))
+    assert ctx.wh.check().ok.all()
+    ctx.wh.set_metric_range("accuracy", 0, 1)  # stored values now outside: check says so
     report = ctx.wh.check().set_index("audit")
-    assert report.loc["metric_out_of_range", "failing_rows"] == 1
+    assert report.loc["metric_out_of_range", "failing_rows"] == 2
     assert report.drop(index="metric_out_of_range").ok.all()
