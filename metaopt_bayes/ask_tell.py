@@ -5,16 +5,23 @@ the next config with the same single-family proposer
 (:class:`metaopt_bayes.optimize_model.ModelProposer`: recommendations under the meta-learner,
 in-flight trials fantasized, an initial design while there is nothing to learn from), and
 ``tell`` logs the result as a trial (source ``metaopt:optimize``) and lets the proposer learn
-from it. Trials live in the warehouse only once told, so a new ``Search`` on the same
-warehouse, dataset and model — in another process, or after a crash — continues from them,
-and ``optimize`` on the same (dataset, model) counts them too.
+from it. A new ``Search`` on the same warehouse, dataset and model — in another process, or
+after a crash — continues from the told trials, and ``optimize`` on the same (dataset, model)
+counts them too.
+
+Several processes share the search as ``optimize`` processes do (:mod:`metaopt_bayes.claims`):
+``ask`` claims its config in the warehouse's ``trial_claims`` before handing it out (a config
+another process is training, or has trained, is replaced by another proposal), other
+processes' untold trials are fantasized as pending, ``budget=`` is shared by every process
+(``ask`` returns None once it is used up), and ``tell`` logs the run under the claim's
+``run_id`` and ends the claim.
 """
 
 from __future__ import annotations
 
+import contextlib
 import time
-import uuid
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -22,14 +29,17 @@ import pandas as pd
 
 from metaopt_bayes.batch import acquisition_key
 from metaopt_bayes.candidates import load_candidates
+from metaopt_bayes.claims import TrialClaims
 from metaopt_bayes.optimize_model import ModelProposer, _resolve_space, objective_metric
 from metaopt_bayes.trials import (
+    MAX_REFUSED,
     TRIAL_SOURCE,
     Proposal,
     SearchSettings,
     existing_trials,
     log_objective_run,
     objective_result,
+    others_pending,
     trial_table,
 )
 from warehouse.errors import ValidationError, one_line
@@ -39,20 +49,23 @@ from warehouse.protocol import WarehouseLike
 @dataclass
 class Trial:
     """One asked config: ``config`` to train, ``run_id`` the run it becomes when told,
-    ``number`` its place among the trials of (dataset, model) as this process sees them."""
+    ``number`` its place among all trials of (dataset, model), every process's, when it was
+    asked (told trials plus trials asked and not yet told, this one included)."""
 
     number: int
     run_id: str
     config: dict[str, Any]
     proposal: Proposal = field(repr=False)
+    claim_id: str = field(default="", repr=False)
     asked_at: float = field(default_factory=time.perf_counter, repr=False)
 
 
 class Search:
     """Ask for configs, train them your way, tell the results.
 
-    >>> s = Search(wh, "churn", "my_xgb", space="xgb.yaml")   # doctest: +SKIP
-    >>> trial = s.ask(); s.tell(trial, {"val_auc": train(**trial.config)})  # doctest: +SKIP
+    >>> s = Search(wh, "churn", "my_xgb", space="xgb.yaml", budget=50)   # doctest: +SKIP
+    >>> while (trial := s.ask()) is not None:                             # doctest: +SKIP
+    ...     s.tell(trial, {"val_auc": train(**trial.config)})
 
     ``tell`` takes what an objective returns (a number, or a dict of metrics with the optional
     ``duration_s``, ``cpu_s``, ``peak_mem_mb`` and ``arch.NAME`` keys: docs/objectives.md);
@@ -60,6 +73,19 @@ class Search:
     logs a failed trial. The metric is chosen as ``optimize`` chooses it (``metric=``, else
     the model's one metric in the warehouse, else the first told result's). The options mean
     what they mean for :func:`metaopt_bayes.search.optimize`.
+
+    Several processes (or several ``Search`` objects) on one warehouse, dataset and model share
+    the search: ``ask`` claims each config first, so no config is handed out twice, and
+    ``budget`` (None: no limit) counts every process's told and untold trials — ``ask``
+    returns None once it is used up, after waiting for other processes' untold trials while
+    they hold the rest of it (one that fails frees its slot). ``release=True`` lets go of the
+    warehouse file between calls, so that other processes can ask and tell while this one
+    trains (the warehouse cannot be used outside the search's calls then; a file warehouse
+    only). An untold trial is kept alive by a heartbeat every ``heartbeat_s`` seconds (a
+    background thread while the file is let go of; each call of the search, and
+    :meth:`heartbeat`, beats too); one without a heartbeat for ``stale_after`` seconds, or
+    whose process on this host is gone, is failed by the next process that asks and its
+    config and slot are free again. :meth:`close` gives up the untold trials.
     """
 
     def __init__(
@@ -73,14 +99,21 @@ class Search:
         metric: str | None = None,
         direction: str | None = None,
         learner: Any = None,
+        budget: int | None = None,
+        release: bool = False,
         acquisition: str = "ei",
         fit_method: str = "nuts",
         refit_every: int = 10,
         n_init: int = 3,
         n_candidates: int = 512,
         seed: int = 0,
+        heartbeat_s: float | None = None,
+        stale_after: float | None = None,
     ) -> None:
         self.warehouse, self.dataset, self.model = warehouse, str(dataset), str(model)
+        if budget is not None and (not isinstance(budget, int) or budget < 1 or budget is True):
+            raise ValidationError(f"budget must be a positive integer or None, not {budget!r}")
+        self.budget = budget
         space = _resolve_space(space)
         pool = load_candidates(candidates) if candidates is not None else None
         if space is None and pool is None:
@@ -108,6 +141,10 @@ class Search:
                 direction=direction, method=fit_method, **own,
             )  # fmt: skip
 
+        self.claims = TrialClaims(
+            warehouse, self.dataset, [self.model], TRIAL_SOURCE, budget=budget,
+            heartbeat_s=heartbeat_s, stale_after=stale_after,
+        )  # fmt: skip
         self.n_resumed = len(existing_trials(warehouse, self.dataset, [self.model]))
         self._proposer = ModelProposer(
             warehouse, self.dataset, self.model, self.metric, direction == "maximize", space,
@@ -115,23 +152,82 @@ class Search:
             self.n_resumed, n_init, 1, None,
         )  # fmt: skip
         self._pending: dict[str, Trial] = {}
-        self._asked = 0
+        self.release = bool(release) and hasattr(warehouse, "release")
+        self._let_go = False  # the file is let go of between calls (release=True)
+        self._beating: contextlib.ExitStack | None = None  # heartbeats while trials are untold
+        self._let_go_now()
 
-    def ask(self) -> Trial:
-        """The next config to train (configs asked and not yet told are fantasized, so
-        asking several times gives several distinct configs)."""
-        pending = [t.proposal for t in self._pending.values()]
-        proposal = self._proposer.propose(pending)
-        self._asked += 1
-        number = self.n_resumed + self._asked
-        trial = Trial(number, uuid.uuid4().hex, dict(proposal.params), proposal)
-        self._pending[trial.run_id] = trial
-        return trial
+    # ---- the warehouse file between calls --------------------------------------------------
+    def _let_go_now(self) -> None:
+        if self.release and not self._let_go:
+            self._let_go = bool(self.warehouse.release())  # type: ignore[attr-defined]
+
+    @contextlib.contextmanager
+    def _held(self) -> Iterator[None]:
+        """The warehouse open for one call of the search (let go of again after it)."""
+        if self._let_go:
+            self.warehouse.reopen()  # type: ignore[attr-defined]
+            self._let_go = False
+        try:
+            yield
+        finally:
+            self._let_go_now()
+
+    def _claim_ids(self) -> list[str]:
+        return [t.claim_id for t in list(self._pending.values()) if t.claim_id]
+
+    def heartbeat(self) -> None:
+        """Tell other processes that this one is still training its untold trials (ask and
+        tell beat too, and with ``release=True`` a background thread beats every
+        ``heartbeat_s``: call this in a long loop that holds the warehouse meanwhile)."""
+        ids = self._claim_ids()
+        if ids:
+            self.warehouse.heartbeat(ids)
+
+    # ---- ask and tell ----------------------------------------------------------------------
+    def ask(self) -> Trial | None:
+        """The next config to train, claimed for this process; None once ``budget`` is used
+        up by every process's trials. Configs asked and not yet told — here or in another
+        process — are fantasized, so asking several times gives several distinct configs."""
+        with self._held():
+            refused = 0
+            while True:
+                self.heartbeat()
+                pending = [t.proposal for t in self._pending.values()]
+                proposal = self._proposer.propose(pending + others_pending(self.claims))
+                got = self.claims.claim(self.model, proposal.params, proposal.seed)
+                if got["status"] == "claimed":
+                    break
+                if got["status"] == "full":
+                    if not got["others_running"]:
+                        return None
+                    # the rest of the budget is other processes' untold trials: if one of
+                    # them fails its slot is this process's to use
+                    with self.warehouse.released():
+                        time.sleep(min(1.0, float(self.claims.heartbeat_s or 1.0)))
+                    continue
+                if (refused := refused + 1) >= MAX_REFUSED:
+                    raise ValidationError(
+                        f"{refused} proposals in a row were configs other processes train or "
+                        f"trained; the space of {self.model!r} may be used up"
+                    )
+            proposal.claim_id, proposal.run_id = got["claim_id"], got["run_id"]
+            trial = Trial(
+                int(got["used"]), str(got["run_id"]), dict(proposal.params), proposal,
+                str(got["claim_id"]),
+            )  # fmt: skip
+            self._pending[trial.run_id] = trial
+            if self.release and self._beating is None:
+                self._beating = contextlib.ExitStack()
+                self._beating.enter_context(self.claims.beating(self._claim_ids))
+            return trial
 
     def tell(self, trial: Trial, result: Any = None, *, error: str | None = None) -> str:
-        """Log ``trial``'s ``result`` (or, with ``error``, its failure) as a run; returns its
-        run id. A result that breaks the objective contract is a one-line error and logs
-        nothing (the trial stays asked: tell it again)."""
+        """Log ``trial``'s ``result`` (or, with ``error``, its failure) as a run under its
+        claim's run id, and end the claim; returns the run id. A told failure is a failed run:
+        it counts against ``budget`` (as a failed ``optimize`` trial does) and its config may
+        be asked again. A result that breaks the objective contract is a one-line error and
+        logs nothing (the trial stays asked: tell it again)."""
         if not isinstance(trial, Trial) or trial.run_id not in self._pending:
             raise ValidationError(
                 f"{getattr(trial, 'run_id', trial)!r} is not a trial asked by this search "
@@ -153,17 +249,45 @@ class Search:
             }
             if self.metric is None:  # the model's first result names the metric
                 self.metric = name
-                self.direction = self._direction or self.warehouse.metric_direction(name)
+                with self._held():
+                    self.direction = self._direction or self.warehouse.metric_direction(name)
                 self._proposer.set_metric(name, self.direction == "maximize")
         out.setdefault("duration_s", elapsed)
-        run_id = log_objective_run(
-            self.warehouse, self.dataset, self.model, trial.proposal.params, out,
-            seed=trial.proposal.seed, source=TRIAL_SOURCE, run_id=trial.run_id,
-        )  # fmt: skip
-        del self._pending[trial.run_id]
-        self._proposer.observe(trial.proposal, run_id, out)
-        self._proposer.after_batch(1)
+        with self._held():
+            run_id = log_objective_run(
+                self.warehouse, self.dataset, self.model, trial.proposal.params, out,
+                seed=trial.proposal.seed, source=TRIAL_SOURCE, run_id=trial.run_id,
+            )  # fmt: skip
+            del self._pending[trial.run_id]
+            self.claims.finish(trial.claim_id, error=out.get("error"))
+            self.heartbeat()
+            if not self._pending:
+                self._stop_beating()
+            self._proposer.observe(trial.proposal, run_id, out)
+            self._proposer.after_batch(1)
         return run_id
+
+    def close(self) -> None:
+        """Give up the trials asked and not told: their claims fail, so their configs and
+        budget slots are free for other processes (a process that ends without telling them
+        frees them too, once it is gone or silent for ``stale_after``)."""
+        with self._held():
+            for trial in list(self._pending.values()):
+                with contextlib.suppress(ValidationError):
+                    self.claims.finish(trial.claim_id, error="asked and never told")
+            self._pending.clear()
+            self._stop_beating()
+
+    def _stop_beating(self) -> None:
+        if self._beating is not None:
+            self._beating.close()
+            self._beating = None
+
+    def __enter__(self) -> Search:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
     def trials(self) -> pd.DataFrame:
         """Every told trial of (dataset, model) in the warehouse, any process's, oldest first
@@ -171,7 +295,10 @@ class Search:
         if self.metric is None:
             return pd.DataFrame(columns=["number", "run_id", "status", "value", "best"])
         maximize = self.direction == "maximize"
-        return trial_table(self.warehouse, self.dataset, [self.model], self.metric, maximize, False)
+        with self._held():
+            return trial_table(
+                self.warehouse, self.dataset, [self.model], self.metric, maximize, False
+            )
 
     def best(self) -> Mapping[str, Any] | None:
         """The best finished trial so far (``run_id``, ``value``, parameters), or None."""

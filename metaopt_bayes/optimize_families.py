@@ -5,14 +5,18 @@ each step recommends a (family, config) pair from the joint space under a
 :class:`~metaopt_bayes.families.FamilyLearner`; families it cannot fit yet — and, without
 history, the first ``n_init`` trials — are explored with a Sobol point of the next family in
 turn. :func:`optimize_families` runs it with the built-in trainer and retrains the winner.
+Each family's learner comes through :func:`metaopt_bayes.reuse.learner_for`
+(:func:`family_learner`), so a recorded fit serves again while the history is unchanged.
 """
 
 from __future__ import annotations
 
 import contextlib
+import warnings
 from collections.abc import Iterable, Sequence
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from metaopt_bayes.batch import acquisition_key
@@ -21,7 +25,6 @@ from metaopt_bayes.families import (
     MODEL_COLUMN,
     FamilyLearner,
     JointSpace,
-    fit_family_learner,
     record_family_recommendations,
     resolve_families,
 )
@@ -42,8 +45,60 @@ from metaopt_bayes.trials import (
     settle_winner,
     trial_table,
 )
-from warehouse.errors import CandidatesExhaustedError, NotFoundError, ValidationError
+from warehouse.errors import CandidatesExhaustedError, NotFoundError, ValidationError, one_line
 from warehouse.protocol import WarehouseLike
+
+
+def family_learner(
+    warehouse: WarehouseLike,
+    metric: str,
+    families: Sequence[str],
+    *,
+    dataset: str,
+    exclude: Sequence[str] | None = None,
+    method: str = "nuts",
+    cost: bool = False,
+    refit: bool = False,
+) -> FamilyLearner:
+    """A :class:`FamilyLearner` whose learner of each family (and, with ``cost``, of its
+    training seconds) comes through :func:`metaopt_bayes.reuse.learner_for`: a recorded fit
+    with the same settings whose datasets other than ``dataset`` are unchanged serves instead
+    of a new fit, as for single-family ``optimize`` (``refit``: fit afresh). The settings are
+    those a FamilyLearner fits with (``meta_terms="all"``). A family that cannot be fitted is
+    skipped (``.skipped``); none at all is a one-line error."""
+    from metaopt_bayes.reuse import learner_for
+
+    config = {k: v for k, v in FamilyLearner(metric, families).config.items() if k != "space"}
+    learners: dict[str, Any] = {}
+    costs: dict[str, Any] = {}
+    skipped: dict[str, str] = {}
+    for fam in families:
+        common = {"dataset": dataset, "exclude": exclude, "method": method, "refit": refit}
+        common.update(config)
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", RuntimeWarning)
+                learners[fam] = learner_for(warehouse, metric, fam, **common)
+        except (ValidationError, np.linalg.LinAlgError, ValueError) as exc:
+            skipped[fam] = one_line(exc)
+            continue
+        if cost:
+            with (
+                contextlib.suppress(ValidationError, np.linalg.LinAlgError, ValueError),
+                warnings.catch_warnings(),
+            ):
+                warnings.simplefilter("ignore", RuntimeWarning)
+                costs[fam] = learner_for(warehouse, metric, fam, cost=True, **common)
+    if not learners:
+        why = "; ".join(f"{k}: {v}" for k, v in skipped.items())
+        raise ValidationError(f"no model family could be fitted ({why})")
+    out = FamilyLearner.from_learners(learners, costs)
+    out.config = {**out.config, **config}
+    out.skipped, out.warehouse = skipped, warehouse
+    for lrn in [*learners.values(), *costs.values()]:
+        lrn.warehouse = warehouse
+    out.reuse_notes = [lrn.reuse_note for lrn in [*learners.values(), *costs.values()]]
+    return out
 
 
 class JointProposer(LearningProposer):
@@ -67,9 +122,9 @@ class JointProposer(LearningProposer):
         self.warehouse, self.metric, self.space, self.key = warehouse, metric, space, key
         self.n_candidates, self.seed = settings.n_candidates, settings.seed
         super().__init__(
-            lambda exclude: fit_family_learner(
-                warehouse, metric, families, method=settings.fit_method, cost=key == "cost-ei",
-                exclude=exclude,
+            lambda exclude: family_learner(
+                warehouse, metric, families, dataset=dataset, exclude=exclude,
+                method=settings.fit_method, cost=key == "cost-ei", refit=not settings.reuse,
             ),
             lambda: other_runs(warehouse, dataset, families),
             dataset, learner, n_resumed, n_init, settings.refit_every, remaining,
@@ -220,4 +275,4 @@ def _next_joint(
     return {"config": cfg, "mean": None, "sd": None, "rec": None}
 
 
-__all__ = ["JointProposer", "optimize_families"]
+__all__ = ["JointProposer", "family_learner", "optimize_families"]

@@ -433,7 +433,7 @@ def _failed(exc: BaseException) -> dict[str, Any]:
     return {"status": "failed", "metrics": {}, "error": error}
 
 
-def _others_pending(claims: TrialClaims) -> list[Proposal]:
+def others_pending(claims: TrialClaims) -> list[Proposal]:
     """Trials other processes are training now, as proposals in flight (fantasized by the
     proposer like this process's own)."""
     out = []
@@ -495,7 +495,7 @@ def run_trials(
                 while remaining > 0 and len(in_flight) < cap and not full:
                     pending = list(in_flight.values())
                     if claims is not None:
-                        pending += _others_pending(claims)
+                        pending += others_pending(claims)
                     proposal = proposer.propose(pending)
                     if claims is not None:
                         got = claims.claim(

@@ -241,15 +241,30 @@ class Store:
         that what the caller is about to log is not lost to a reader left open. The
         warehouse cannot be used inside the block. A no-op in memory, read-only or inside a
         transaction (nothing to let go of, or nothing that may be)."""
-        if self.path == MEMORY or self.read_only or self._depth or self._con is None:
+        if not self.release():
             yield
             return
-        with self._life:
-            self.close()
         try:
             yield
         finally:
-            with self._life:
+            self.reopen(patience)
+
+    def release(self) -> bool:
+        """Let go of the file until :meth:`reopen` (what :meth:`released` does around a
+        block, for callers whose block spans calls: an ask/tell search between ``ask`` and
+        ``tell``). Returns whether it did: not in memory, read-only, inside a transaction or
+        when closed."""
+        if self.path == MEMORY or self.read_only or self._depth or self._con is None:
+            return False
+        with self._life:
+            self.close()
+        return True
+
+    def reopen(self, patience: float | None = None) -> None:
+        """Open the file again after :meth:`release` (waiting as :meth:`released` does); a
+        no-op when it is open."""
+        with self._life:
+            if self._con is None:
                 self._reopen(patience)
 
     def _reopen(self, patience: float | None) -> None:
@@ -259,7 +274,7 @@ class Store:
             warnings.warn(
                 f"warehouse {self.path!r} is held by another process; waiting for it to "
                 "be closed to log the finished work",
-                stacklevel=4,
+                stacklevel=5,
             )
             saved = self.busy_timeout
             self.busy_timeout = math.inf if patience is None else max(saved, patience)

@@ -74,7 +74,7 @@ def test_without_history_the_initial_design_visits_every_family(iris, monkeypatc
     def no_fit(*a, **k):
         raise ValidationError("nothing to learn from")
 
-    monkeypatch.setattr(fam, "fit_family_learner", no_fit)
+    monkeypatch.setattr(fam, "family_learner", no_fit)
     res = optimize(iris, "iris", FAMS, 2, cv=3, retrain=False, refit_every=0)
     assert sorted(res.trials["model"]) == sorted(FAMS)
 
@@ -164,7 +164,7 @@ def test_cli_optimize_without_model_shows_the_family(tmp_path, monkeypatch):
     db = str(tmp_path / "w.duckdb")
     with Warehouse(db) as wh:
         wh.register_dataset("iris", "sklearn:iris", "target")
-    monkeypatch.setattr(fam, "fit_family_learner", lambda *a, **k: _fake_learner())
+    monkeypatch.setattr(fam, "family_learner", lambda *a, **k: _fake_learner())
     out = CliRunner().invoke(
         main,
         [
@@ -191,3 +191,26 @@ def test_cli_optimize_without_model_shows_the_family(tmp_path, monkeypatch):
     summary = summary[0] if isinstance(summary, list) else summary
     assert summary["model"] == "knn" and summary["trials"] == 2
     assert isinstance(summary["best_config"], dict) and "n_neighbors" in summary["best_config"]
+
+
+def test_a_second_joint_optimize_reuses_each_familys_fits(iris):
+    """optimize across families takes each family's learner, and with cost-ei its cost
+    learner, through learner_for: a second call on unchanged history fits nothing new."""
+    from tests.families.conftest import synthetic_history
+
+    runs, meta = synthetic_history(n_datasets=4, n_configs=6)
+    iris.log_runs(runs.drop(columns=["value", "seq"]).assign(**{"metrics.accuracy": runs.value}))
+    iris.log_dataset_meta_features(meta.rename_axis("dataset").reset_index())
+    kw = {"cv": 2, "retrain": False, "refit_every": 0, "fit_method": "map"}
+    first = optimize(iris, "iris", FAMS, 2, acquisition="cost-ei", **kw)
+    fits = iris.meta_models()
+    assert len(fits) == 4 and set(fits.metric) == {"accuracy", "duration_s"}
+    ids = {f: lrn.model_id for f, lrn in first.learner.learners.items()}
+    costs = {f: lrn.model_id for f, lrn in first.learner.cost_learners.items()}
+    assert sorted(ids) == sorted(costs) == sorted(FAMS)
+    again = optimize(iris, "iris", FAMS, 3, acquisition="cost-ei", **kw)
+    assert again.n_new == 1 and len(iris.meta_models()) == 4  # no new fit recorded
+    assert {f: lrn.model_id for f, lrn in again.learner.learners.items()} == ids
+    assert {f: lrn.model_id for f, lrn in again.learner.cost_learners.items()} == costs
+    assert all(lrn.reused for lrn in again.learner.learners.values())
+    assert any("using learner" in note for note in again.learner.reuse_notes)

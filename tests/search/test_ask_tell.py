@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -95,3 +96,78 @@ def test_a_new_process_continues_from_the_told_trials(tmp_path):
     with Warehouse(db) as wh:
         trials = Search(wh, "d1", "my_net", space=SPACE, fit_method="map").trials()
     assert len(trials) == 5 and not trials.duplicated(["x", "depth"]).any()
+
+
+_WORKER = """
+import os, sys, time
+from metaopt_bayes import Search
+from tests.reliability._shared_worker import pool
+from tests.search.conftest import FakeLearner
+from warehouse import Warehouse
+db, budget, log = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+numbers = []
+with Warehouse(db, busy_timeout=60) as wh:
+    s = Search(wh, "d1", "toy", candidates=pool(), learner=FakeLearner(), budget=budget,
+               release=True, heartbeat_s=0.5)
+    while (t := s.ask()) is not None:
+        numbers.append(t.number)
+        with open(log, "a") as fh:
+            fh.write(f"{os.getpid()},{t.config['x']},{t.config['c']}\\n")
+        time.sleep(0.2)  # training, the warehouse let go of meantime
+        s.tell(t, {"score": FakeLearner.truth(t.config["x"], t.config["c"]).item()})
+print(" ".join(map(str, numbers)), flush=True)
+"""
+
+
+def test_two_concurrent_workers_share_one_budget(tmp_path):
+    """Two ask/tell workers at once with budget=10: exactly 10 trials between them, no config
+    handed out twice, each trial numbered by its place among both workers' trials."""
+    db, log = tmp_path / "w.duckdb", tmp_path / "log"
+    Warehouse(db).close()  # created before both open it
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", _WORKER, str(db), "10", str(log)],
+            cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        )
+        for _ in range(2)
+    ]  # fmt: skip
+    outs = [p.communicate(timeout=120) for p in procs]
+    assert [p.returncode for p in procs] == [0, 0], outs
+    numbers = [[int(n) for n in o[0].split()] for o in outs]
+    assert all(numbers), numbers  # both asked: they ran side by side
+    assert sorted(numbers[0] + numbers[1]) == list(range(1, 11))
+    started = log.read_text().splitlines()
+    assert len(started) == 10 and len({line.split(",", 1)[1] for line in started}) == 10
+    with Warehouse(db, read_only=True) as wh:
+        runs = wh.sql("SELECT run_id FROM runs WHERE source = 'metaopt:optimize'")
+        claims = wh.sql("SELECT state, run_id FROM trial_claims")
+    assert len(runs) == 10 and set(claims.state) == {"complete"}
+    assert set(claims.run_id) == set(runs.run_id)  # logged under their claims' run ids
+
+
+def test_budget_claims_and_giving_up(tmp_path):
+    from tests.reliability._shared_worker import pool
+    from tests.search.conftest import FakeLearner
+
+    with Warehouse(tmp_path / "w.duckdb") as wh:
+        # another host's untold trial, silent for longer than stale_after: failed by the ask
+        wh.claim_trial("d1", "toy", "k", {"x": 0.3, "c": "b"}, source="metaopt:optimize",
+                       owner="another-host:1:1")  # fmt: skip
+        time.sleep(0.3)
+        s = Search(wh, "d1", "toy", candidates=pool(), learner=FakeLearner(), budget=3,
+                   stale_after=0.2)  # fmt: skip
+        a, b = s.ask(), s.ask()
+        assert (a.number, b.number) == (1, 2) and a.config != b.config
+        s.tell(a, error="diverged")  # a failed run: counts against the budget
+        s.close()  # b given up: its slot is free again
+        c, d = s.ask(), s.ask()
+        assert (c.number, d.number) == (2, 3) and s.ask() is None  # 3 = budget
+        s.tell(c, {"score": 0.5})
+        s.tell(d, {"score": 0.4})
+        assert s.ask() is None and len(s.trials()) == 3
+        states = wh.sql("SELECT owner, state, error FROM trial_claims ORDER BY claimed_at")
+    assert states.state.tolist() == ["fail", "complete", "fail", "complete", "complete"]
+    assert "no heartbeat" in states.error[0] and states.error[2] == "asked and never told"
+    with pytest.raises(ValidationError, match="budget must be a positive integer"):
+        Search(wh, "d1", "toy", candidates=pool(), learner=FakeLearner(), budget=0)
