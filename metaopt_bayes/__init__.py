@@ -14,6 +14,7 @@ __version__ = "0.3.0"
 _EXPORTS = {
     "MetaLearner": "metaopt_bayes.model",
     "learner_for": "metaopt_bayes.reuse",
+    "load_winner": "metaopt_bayes.trials",
     "optimize": "metaopt_bayes.search",
     "Search": "metaopt_bayes.ask_tell",
     "Trial": "metaopt_bayes.ask_tell",

@@ -17,6 +17,8 @@ from __future__ import annotations
 
 import concurrent.futures as cf
 import contextlib
+import hashlib
+import io
 import math
 import multiprocessing as mp
 import os
@@ -911,8 +913,6 @@ def retrain_winner(
     artifacts_dir: str | Path | None,
 ) -> None:
     """Refit the best config on the whole training split, test it once, save and log it."""
-    import joblib
-
     cfg = {k: v for k, v in result.best_config.items() if v is not None}
     est, metrics, fit_s = fit_and_test(X, y, task, result.model, cfg, tr_idx, te_idx, seed)
     result.test_metrics = metrics
@@ -929,9 +929,53 @@ def retrain_winner(
     result.final_run_id = run_id
     path = _artifact_path(warehouse, result, run_id, artifacts_dir)
     if path is not None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        joblib.dump(est, path)
+        save_winner(est, path)
         result.model_path = path
+
+
+def save_winner(est: Any, path: Path) -> None:
+    """Save a fitted estimator as a joblib pickle at ``path`` and its SHA-256 beside it
+    (``<file>.sha256``, in ``sha256sum`` format) for :func:`load_winner` to check."""
+    import joblib
+
+    buf = io.BytesIO()
+    joblib.dump(est, buf)
+    data = buf.getvalue()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(data)
+    digest = hashlib.sha256(data).hexdigest()
+    _hash_path(path).write_text(f"{digest}  {path.name}\n", encoding="utf-8")
+
+
+def _hash_path(path: Path) -> Path:
+    return path.with_name(path.name + ".sha256")
+
+
+def load_winner(path: str | Path) -> Any:
+    """The retrained winner ``optimize`` saved at ``path`` — after checking the file against the
+    SHA-256 written beside it (``<file>.sha256``). The file is a joblib pickle: loading one can
+    run any code, so only load files you (or metaopt on your machine) wrote. The check catches
+    a file replaced or damaged since it was written; it cannot protect against someone able to
+    rewrite both files. A missing or different hash is a one-line error, and nothing is
+    unpickled."""
+    import joblib
+
+    path = Path(path)
+    if not path.is_file():
+        raise ValidationError(f"no saved model at {str(path)!r}")
+    side = _hash_path(path)
+    if not side.is_file():
+        raise ValidationError(
+            f"{path.name} has no {side.name} beside it: refusing to unpickle an unchecked file"
+        )
+    expected = side.read_text(encoding="utf-8").split()[:1]
+    actual = hashlib.sha256(path.read_bytes()).hexdigest()
+    if expected != [actual]:
+        raise ValidationError(
+            f"{path.name} does not match its {side.name} (changed since it was saved): "
+            "refusing to unpickle it"
+        )
+    return joblib.load(path)
 
 
 def _artifact_path(

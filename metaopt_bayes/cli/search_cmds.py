@@ -833,7 +833,10 @@ def demo_cmd(
     if fmt == "table":
         click.echo(_verdict(default["table"]))
     if res.model_path and fmt == "table":
-        click.echo(f"winner saved to {res.model_path}")
+        click.echo(
+            f"winner saved to {res.model_path} (a joblib pickle: load it with "
+            "metaopt_bayes.load_winner, which checks its .sha256 first)"
+        )
 
 
 def _readable_settings(table: Any) -> Any:

@@ -11,9 +11,11 @@ def test_optimize_builtin_trainer_retrains_and_saves_the_winner(tmp_path):
     pytest.importorskip("metaopt_bayes.model")
     import joblib
 
+    from metaopt_bayes import load_winner
     from metaopt_bayes.search import FINAL_SOURCE, optimize
     from metaopt_bayes.sweeps import sweep
     from warehouse import Warehouse
+    from warehouse.errors import ValidationError
 
     with Warehouse(str(tmp_path / "w.duckdb")) as wh:
         for name in ("iris", "wine"):
@@ -26,7 +28,19 @@ def test_optimize_builtin_trainer_retrains_and_saves_the_winner(tmp_path):
         final = wh.sql("SELECT run_id, source FROM runs WHERE source = ?", [FINAL_SOURCE])
         assert final.run_id.tolist() == [res.final_run_id]
         assert res.model_path is not None and res.model_path.exists()
-        est = joblib.load(res.model_path)
+        est = load_winner(res.model_path)  # the pickle, after its SHA-256 is checked
+        assert type(est) is type(joblib.load(res.model_path))
+        # a saved winner changed on disk is refused before anything is unpickled
+        tampered = tmp_path / res.model_path.name
+        tampered.write_bytes(res.model_path.read_bytes() + b"\0")
+        (tmp_path / (res.model_path.name + ".sha256")).write_bytes(
+            res.model_path.with_name(res.model_path.name + ".sha256").read_bytes()
+        )
+        with pytest.raises(ValidationError, match="does not match"):
+            load_winner(tampered)
+        (tmp_path / (res.model_path.name + ".sha256")).unlink()
+        with pytest.raises(ValidationError, match="unchecked"):
+            load_winner(tampered)
         from metaopt_bayes.trainer import load_dataset
 
         X, y, _ = load_dataset(wh, "wine")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import concurrent.futures as cf
+import hashlib
 
 import numpy as np
 import pandas as pd
@@ -247,7 +248,7 @@ def test_a_second_call_with_its_budget_spent_keeps_the_retrained_winner(tmp_path
         assert again.test_metrics == pytest.approx(first.test_metrics)
         assert again.model_path == first.model_path and first.model_path.exists()
         finals = wh.sql("SELECT count(*) AS n FROM runs WHERE source = 'metaopt:final'")
-        assert finals["n"][0] == 1 and len(list(first.model_path.parent.iterdir())) == 1
+        assert finals["n"][0] == 1 and len(list(first.model_path.parent.glob("*.joblib"))) == 1
         other_seed = optimize(wh, name, "knn", 2, fit_method="map", cv=2, seed=1)
         assert other_seed.final_run_id != first.final_run_id  # another test split: retrained
         more = optimize(wh, name, "knn", 3, fit_method="map", cv=2, seed=1)
@@ -293,3 +294,25 @@ def test_an_objective_that_names_another_metric_stops_at_its_first_result(wh, po
         optimize(wh, "d1", "toy", 2, candidates=pool, objective=lambda c: {"loss": 1.0},
                  metric="score", learner=FakeLearner())  # fmt: skip
     assert len(wh.runs(dataset="d1", limit=None)) == 0
+
+
+def test_a_saved_winner_loads_only_while_it_matches_its_hash(tmp_path):
+    from sklearn.neighbors import KNeighborsClassifier
+
+    from metaopt_bayes import load_winner
+    from metaopt_bayes.trials import save_winner
+
+    est = KNeighborsClassifier(n_neighbors=3).fit([[0.0], [1.0], [2.0]], [0, 1, 1])
+    path = tmp_path / "metaopt_models" / "w-knn-1.joblib"
+    save_winner(est, path)
+    side = path.with_name(path.name + ".sha256")
+    assert side.read_text().split() == [hashlib.sha256(path.read_bytes()).hexdigest(), path.name]
+    assert load_winner(path).predict([[1.9]]).tolist() == [1]
+    path.write_bytes(path.read_bytes() + b"\0")  # changed after it was saved
+    with pytest.raises(ValidationError, match=r"does not match its w-knn-1\.joblib\.sha256"):
+        load_winner(path)
+    side.unlink()
+    with pytest.raises(ValidationError, match="refusing to unpickle an unchecked file"):
+        load_winner(path)
+    with pytest.raises(ValidationError, match="no saved model"):
+        load_winner(tmp_path / "missing.joblib")
