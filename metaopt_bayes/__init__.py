@@ -13,6 +13,7 @@ __version__ = "0.3.0"
 
 _EXPORTS = {
     "MetaLearner": "metaopt_bayes.model",
+    "MetaoptSampler": "metaopt_bayes.optuna_sampler",  # needs the optuna extra
     "learner_for": "metaopt_bayes.reuse",
     "load_winner": "metaopt_bayes.trials",
     "optimize": "metaopt_bayes.search",

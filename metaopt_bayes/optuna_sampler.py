@@ -182,7 +182,8 @@ class MetaoptSampler(BaseSampler):
         self._fallback = fallback or optuna.samplers.RandomSampler(seed=seed)
         self._fixed_space = dict(search_space) if search_space is not None else None
         if self._fixed_space is not None:
-            to_space({n: d for n, d in self._fixed_space.items() if _modelled(d)})
+            # a space given is checked whole: an unsupported distribution there is a mistake
+            to_space({n: d for n, d in self._fixed_space.items() if not d.single()})
         if isinstance(warehouse, str | os.PathLike):
             self._path: str | None = str(Path(warehouse).expanduser())
             self._wh: WarehouseLike | None = None
@@ -337,12 +338,14 @@ class MetaoptSampler(BaseSampler):
                 )
             except CandidatesExhaustedError:  # a small discrete space is used up
                 return {}
-        row = rec.iloc[0]
-        config = space.validate(space.restore({n: plain(row[n]) for n in space.names}))
-        out = {n: to_optuna(config[n], d) for n, d in search_space.items()}
-        study._storage.set_trial_system_attr(
-            trial._trial_id, PROPOSAL_ATTR, {n: plain(v) for n, v in out.items()}
-        )
+            row = rec.iloc[0]
+            config = space.validate(space.restore({n: plain(row[n]) for n in space.names}))
+            out = {n: to_optuna(config[n], d) for n, d in search_space.items()}
+            # stored while the warehouse is still held: the next worker to propose reads it
+            # as pending, so two workers never propose one config
+            study._storage.set_trial_system_attr(
+                trial._trial_id, PROPOSAL_ATTR, {n: plain(v) for n, v in out.items()}
+            )
         return out
 
     def sample_independent(
