@@ -28,7 +28,9 @@ proposals, with their transfer from the runs the warehouse holds on *other* data
   no trial is logged twice, whichever worker sees it first.
 - **Warehouse.** A path is opened only for each read or write and closed at once, so any
   number of processes share one file (DuckDB allows one process at a time): an open that
-  finds it held waits, retrying with backoff, up to ``busy_timeout`` seconds. A
+  finds it held waits, retrying with backoff, up to ``busy_timeout`` seconds (a fit holds it
+  while it runs); past that the trial is sampled by ``fallback`` and its logging left to the
+  next proposal's sync, each with a warning. A
   :class:`~warehouse.Warehouse` object is used as it is (one process).
 """
 
@@ -39,6 +41,7 @@ import datetime as dt
 import math
 import os
 import threading
+import warnings
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -47,7 +50,12 @@ import numpy as np
 import pandas as pd
 
 from metaopt_bayes.space import Param, SearchSpace, _same, is_missing, plain
-from warehouse.errors import CandidatesExhaustedError, ValidationError
+from warehouse.errors import (
+    CandidatesExhaustedError,
+    ValidationError,
+    WarehouseBusyError,
+    one_line,
+)
 from warehouse.protocol import WarehouseLike
 
 try:
@@ -313,6 +321,17 @@ class MetaoptSampler(BaseSampler):
     ) -> dict[str, Any]:
         if not search_space:
             return {}
+        try:
+            return self._propose(study, trial, search_space)
+        except WarehouseBusyError as exc:  # held longer than busy_timeout: this trial only
+            warnings.warn(
+                f"{one_line(exc)}; trial {trial.number} sampled by the fallback", stacklevel=2
+            )
+            return {}
+
+    def _propose(
+        self, study: optuna.Study, trial: FrozenTrial, search_space: dict[str, BaseDistribution]
+    ) -> dict[str, Any]:
         space = to_space(search_space)
         with self._open() as wh:
             self._check_study(wh, study)
@@ -368,13 +387,16 @@ class MetaoptSampler(BaseSampler):
         values: Sequence[float] | None,
     ) -> None:
         self._fallback.after_trial(study, trial, state, values)
-        with self._open() as wh:
-            self._check_study(wh, study)
-            label = self._label(study)
-            have = wh.trials(self.dataset, self.model, source=f"optuna:{label}")["run_id"]
-            if f"optuna:{label}:{trial.number}" not in set(have):
-                self._log(wh, study, trial, state, values)
-            self._logged.add((study.study_name, trial.number))
+        try:
+            with self._open() as wh:
+                self._check_study(wh, study)
+                label = self._label(study)
+                have = wh.trials(self.dataset, self.model, source=f"optuna:{label}")["run_id"]
+                if f"optuna:{label}:{trial.number}" not in set(have):
+                    self._log(wh, study, trial, state, values)
+                self._logged.add((study.study_name, trial.number))
+        except WarehouseBusyError as exc:  # logged by the next proposal's sync instead
+            warnings.warn(f"{one_line(exc)}; trial {trial.number} is logged later", stacklevel=2)
 
     # ------------------------------------------------------------------ internals
     def _current_learner(self, wh: WarehouseLike) -> Any:

@@ -207,7 +207,7 @@ def test_two_worker_processes_share_a_study_and_a_warehouse(db: Path, tmp_path: 
         **os.environ,
         "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]),
     }
-    cmd = [sys.executable, "-m", "tests.search._optuna_worker", str(db), storage, "5"]
+    cmd = [sys.executable, "-m", "tests.search._optuna_worker", str(db), storage, "4"]
     t0 = time.time()
     procs = [
         subprocess.Popen([*cmd, str(s)], cwd=ROOT, env=env, stderr=subprocess.PIPE) for s in (1, 2)
@@ -217,11 +217,43 @@ def test_two_worker_processes_share_a_study_and_a_warehouse(db: Path, tmp_path: 
         assert p.returncode == 0, err.decode()[-2000:]
     study = optuna.load_study(study_name="shared", storage=storage)
     trials = study.get_trials()
-    assert len(trials) == 10 and all(t.state == TrialState.COMPLETE for t in trials)
+    assert len(trials) == 8 and all(t.state == TrialState.COMPLETE for t in trials)
     configs = {tuple(sorted(t.params.items())) for t in trials}
-    assert len(configs) == 10  # no config proposed twice
+    assert len(configs) == 8  # no config proposed twice
     assert all(PROPOSAL_ATTR in t.system_attrs for t in trials)  # all from metaopt
     runs = _target_runs(db)
     assert sorted(runs.run_id) == sorted(f"optuna:shared:{t.number}" for t in trials)
     assert set(runs.status) == {"finished"}
     assert time.time() - t0 < 300
+
+
+def test_a_warehouse_held_too_long_falls_back_and_logs_later(db: Path) -> None:
+    sampler = _sampler(db, busy_timeout=0.3)
+    hold = (
+        "import sys, time\nfrom warehouse import Warehouse\nwh = Warehouse(sys.argv[1])\n"
+        "print('held', flush=True)\nsys.stdin.readline()\nwh.close()\n"
+    )
+    holder = subprocess.Popen(
+        [sys.executable, "-c", hold, str(db)],
+        cwd=ROOT,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
+        study = optuna.create_study(direction="maximize", sampler=sampler)
+        with pytest.warns(UserWarning, match="is busy") as caught:
+            study.optimize(objective, n_trials=1)
+        assert {"sampled by the fallback", "is logged later"} <= {
+            w
+            for m in caught
+            for w in ("sampled by the fallback", "is logged later")
+            if w in str(m.message)
+        }
+        assert PROPOSAL_ATTR not in study.trials[0].system_attrs
+    finally:
+        holder.communicate("\n", timeout=60)
+    study.optimize(objective, n_trials=1)  # free again: proposes, and logs trial 0 as well
+    assert PROPOSAL_ATTR in study.trials[1].system_attrs
+    assert len(_target_runs(db)) == 2
