@@ -12,7 +12,8 @@ runs (``--fit-method``, MAP by default) in an in-memory warehouse, passed as ``l
 the searched task's own trials reach it through the warehouse (the few-shot update).
 
 Printed: mean normalized regret after 1 / 5 / 10 / 25 trials ± its standard error over tasks,
-and the mean wall time per trial (ask + snap + tell, the sampler's warehouse writes included).
+the mean wall time per trial (ask + snap + tell, the sampler's warehouse writes included), and
+the paired difference metaopt − baseline per task (mean ± SE; tasks better / worse).
 
 Usage::
 
@@ -27,6 +28,7 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -98,6 +100,17 @@ def report(df: pd.DataFrame, budget: int) -> str:
             continue
         cells = [f"{sub.at[b, 'regret']:.3f} ± {sub.at[b, 'regret_se']:.3f}" for b in budgets]
         lines.append(f"| {m} | " + " | ".join(cells) + f" | {per_trial[m]:.3f} |")
+    ours = df[df["method"] == "metaopt-sampler"].set_index(["fold", "task"])
+    for other in ("tpe", "optuna-random"):
+        theirs = df[df["method"] == other].set_index(["fold", "task"])
+        if ours.empty or theirs.empty:
+            continue
+        cells = []
+        for b in budgets:
+            d = (ours[f"r{b}"] - theirs[f"r{b}"]).dropna()
+            se = d.std(ddof=1) / np.sqrt(len(d))
+            cells.append(f"{d.mean():+.3f} ± {se:.3f} ({(d < 0).sum()}/{(d > 0).sum()})")
+        lines.append(f"| metaopt − {other}, paired | " + " | ".join(cells) + " | |")
     return "\n".join(lines)
 
 
@@ -112,6 +125,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--fit-method", default="map")
     ap.add_argument("--split-seed", type=int, default=0)
     ap.add_argument("--quick", action="store_true", help="1 fold of 15 tasks, 10 trials")
+    ap.add_argument("--csv", default="", help="also write the per-task regret curves here")
     args = ap.parse_args(argv)
     args.stress = "none"
     if args.quick:
@@ -130,6 +144,8 @@ def main(argv: list[str] | None = None) -> int:
     t0 = time.perf_counter()
     df = S.run_suite(suite, methods, args)
     df["task"] = df["task"].astype(str)
+    if args.csv:
+        df.to_csv(args.csv, index=False)
     print(
         f"\n## {suite.name}: mean normalized regret ± SE over {df.task.nunique()} tasks "
         f"({df.fold.nunique()} folds), budget {args.budget}, {time.perf_counter() - t0:.0f} s"
