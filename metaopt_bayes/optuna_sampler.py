@@ -189,6 +189,7 @@ class MetaoptSampler(BaseSampler):
         self._rng = np.random.default_rng(seed)
         self._fallback = fallback or optuna.samplers.RandomSampler(seed=seed)
         self._fixed_space = dict(search_space) if search_space is not None else None
+        self._intersection = optuna.search_space.IntersectionSearchSpace(include_pruned=True)
         if self._fixed_space is not None:
             # a space given is checked whole: an unsupported distribution there is a mistake
             to_space({n: d for n, d in self._fixed_space.items() if not d.single()})
@@ -311,9 +312,7 @@ class MetaoptSampler(BaseSampler):
         if self._fixed_space is not None:
             space = self._fixed_space
         else:
-            space = optuna.search_space.IntersectionSearchSpace(include_pruned=True).calculate(
-                study
-            )
+            space = self._intersection.calculate(study)  # incremental over the trials
         return {n: d for n, d in space.items() if _modelled(d)}
 
     def sample_relative(
