@@ -218,11 +218,8 @@ class MetaoptSampler(BaseSampler):
                 return
             from warehouse import Warehouse
 
-            wh = Warehouse(self._path, busy_timeout=self.busy_timeout)
-            try:
+            with Warehouse(self._path, busy_timeout=self.busy_timeout) as wh:
                 yield wh
-            finally:
-                wh.close()
 
     def _check_metric(self, wh: WarehouseLike) -> None:
         counts = wh.metric_counts(model=self.model)
