@@ -414,14 +414,18 @@ def safe_sql(
         _check_once(query, catalog(wh, cached=True))
     except UnsafeQueryError:
         _check_once(query, catalog(wh))  # a table or view created since the cached lookup
+    import pyarrow as pa
+
     try:  # through Arrow: 2.3x faster than DuckDB's .df() on run_features (MAP columns)
         table = wh._read_arrow(query, params, limit=limit)
+        return arrow_to_pandas(table, like_duckdb=True)
     except duckdb.Error as exc:
         text = one_line(exc)
         if isinstance(exc, duckdb.PermissionException | duckdb.TransactionException):
             raise UnsafeQueryError(f"refused by the engine: {text}") from None
         raise ValidationError(f"query failed: {text}") from None
-    return arrow_to_pandas(table, like_duckdb=True)
+    except (pa.ArrowException, RecursionError) as exc:  # e.g. a result type nested too deep
+        raise ValidationError(f"query result cannot be returned: {one_line(exc)}") from None
 
 
 # ---------------------------------------------------------------------------- views

@@ -459,3 +459,16 @@ def test_nesting_is_refused_whatever_the_recursion_limit(wh):
         assert wh.sql("SELECT '" + "(" * 5000 + "' AS s")["s"][0] == "(" * 5000  # a literal
     finally:
         sys.setrecursionlimit(limit)
+
+
+def test_a_result_type_nested_past_arrow_is_one_line(tmp_path):
+    """A type 70 lists deep passes the checker (one level of syntax) but not Arrow's schema
+    (64 levels): found by the nesting fuzzer as a raw ``ArrowInvalid``."""
+    from warehouse import Warehouse
+    from warehouse.errors import ValidationError
+
+    with Warehouse(":memory:") as wh:
+        with pytest.raises(ValidationError, match="query result cannot be returned") as err:
+            wh.sql("SELECT CAST(NULL AS INTEGER" + "[]" * 70 + ") AS x")
+        assert "\n" not in str(err.value)
+        assert wh.sql("SELECT CAST(NULL AS INTEGER[][]) AS x").shape == (1, 1)
