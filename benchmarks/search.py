@@ -22,7 +22,10 @@ repeat; ``--split-seed s`` draws another split (seeds ``5s + k``). Methods:
                     trial logged to the warehouse so the few-shot update sees it.
 - ``metaopt-cei`` — cost-aware EI (EI per predicted training second) on tabrepo.
 - ``metaopt-ts`` / ``metaopt-ucb`` — the same learner with Thompson sampling / UCB, run only
-                    when named in ``--methods``.
+                    when named in ``--methods``; so are ``metaopt-noadapt`` (no task
+                    adaptation), ``metaopt-rank`` (RGPE's ranking weight),
+                    ``metaopt-norandom`` (no interleaved random picks) and
+                    ``metaopt-random4`` (a random pick every 4th trial instead of every 8th).
 
 Each table is followed by what the targets ask for on those tasks: random search's exact
 expected regret, and on tabrepo the lowest regret any fixed set of configs reaches when chosen
@@ -634,7 +637,12 @@ def _fit_fold(suite: Suite, train_tasks: list, method: str) -> dict:
 
 
 def _run_metaopt(
-    task: Task, budget: int, seed: int, acquisition: str, adapt: str | None = None
+    task: Task,
+    budget: int,
+    seed: int,
+    acquisition: str,
+    adapt: str | None = None,
+    random_every: int | None = None,
 ) -> list[int]:
     import copy
 
@@ -646,7 +654,7 @@ def _run_metaopt(
     if adapt is not None:  # the same fit, another way to adapt to the task
         learner = copy.copy(learner)
         learner.config = {**learner.config, "adapt": adapt}
-    alias = f"{task.name}__{acquisition}__{adapt}__{seed}"  # a fresh dataset per search
+    alias = f"{task.name}__{acquisition}__{adapt}__{random_every}__{seed}"  # a fresh dataset each
     if task.name in suite.meta.index:
         row = suite.meta.loc[[task.name]].reset_index(drop=True)
         row.insert(0, "dataset", alias)
@@ -665,6 +673,7 @@ def _run_metaopt(
             acquisition=acquisition,
             cost_learner=st["cost_learner"],
             seed=seed,
+            **({} if random_every is None else {"random_every": random_every}),
         )
         idx = int(rec["_idx"].iloc[0])
         order.append(idx)
@@ -707,6 +716,16 @@ def run_metaopt_rank(task: Task, budget: int, seed: int) -> list[int]:
     return _run_metaopt(task, budget, seed, "ei", adapt="rank")
 
 
+def run_metaopt_norandom(task: Task, budget: int, seed: int) -> list[int]:
+    """metaopt-ei without its interleaved random picks (``random_every=0``, as in 0.3.0)."""
+    return _run_metaopt(task, budget, seed, "ei", random_every=0)
+
+
+def run_metaopt_random4(task: Task, budget: int, seed: int) -> list[int]:
+    """metaopt-ei with every 4th trial a random pick (the default is every 8th)."""
+    return _run_metaopt(task, budget, seed, "ei", random_every=4)
+
+
 def run_bo(task: Task, budget: int, seed: int, n_init: int = 3) -> list[int]:
     """Plain Bayesian optimization on the task alone (no transfer): ``n_init`` random configs,
     then EI under metaopt's task GP (:func:`metaopt_bayes.adapt.fit_task_gp`, Matérn-5/2,
@@ -745,6 +764,8 @@ METHODS: dict[str, Callable[[Task, int, int], list[int]]] = {
     "metaopt-ucb": run_metaopt_ucb,
     "metaopt-noadapt": run_metaopt_noadapt,
     "metaopt-rank": run_metaopt_rank,
+    "metaopt-norandom": run_metaopt_norandom,
+    "metaopt-random4": run_metaopt_random4,
     "bo": run_bo,
 }
 ON_REQUEST = (
@@ -752,6 +773,8 @@ ON_REQUEST = (
     "metaopt-ucb",
     "metaopt-noadapt",
     "metaopt-rank",
+    "metaopt-norandom",
+    "metaopt-random4",
     "bo",
 )
 DEFAULT_METHODS = [m for m in METHODS if m not in ON_REQUEST]

@@ -3,11 +3,16 @@
 A batch of ``n > 1`` is chosen by Kriging believer (Ginsbourger, Le Riche & Carraro 2010):
 pick the best, pretend it returned its predicted mean, update, pick again. Pending trials
 (configs in flight) are fantasized the same way.
+
+Every :data:`RANDOM_EVERY`-th trial on a dataset is a random candidate instead (interleaved
+random configurations, as SMAC's random designs, Hutter et al. 2011): a model that is
+confidently wrong about a region — a parameter level the history says does not matter, a
+plateau of tied scores — cannot keep the search away from it for long.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import numpy as np
@@ -17,8 +22,27 @@ from metaopt_bayes import acquisition as acq
 from warehouse.errors import ValidationError
 from warehouse.protocol import WarehouseLike
 
-#: The columns a recommendation adds to its candidates' own.
-OUTPUT_COLUMNS = ("mean", "sd", "acquisition", "rank")
+#: The columns a recommendation adds to its candidates' own (``random``: a random pick).
+OUTPUT_COLUMNS = ("mean", "sd", "acquisition", "rank", "random")
+
+#: Every how many trials on a dataset one is a random candidate (0: never). Measured in
+#: ``benchmarks/results/adaptation.md`` (§ Random picks).
+RANDOM_EVERY = 8
+
+
+def random_steps(every: int, done: int, n: int, seed: int) -> dict[int, np.random.Generator]:
+    """The steps of a batch of ``n`` that are random picks — those whose trial number on the
+    dataset (``done`` trials finished or pending before it, counting from 1) is a multiple of
+    ``every`` — each with its own generator, so a resumed search repeats its choices."""
+    if isinstance(every, bool) or not isinstance(every, int | np.integer) or every < 0:
+        raise ValidationError(f"random_every must be a whole number ≥ 0, not {every!r}")
+    if every == 0:
+        return {}
+    return {
+        step: np.random.default_rng([int(seed), done + step + 1])
+        for step in range(n)
+        if (done + step + 1) % every == 0
+    }
 
 
 def acquisition_key(acquisition: str) -> str:
@@ -32,15 +56,21 @@ def acquisition_key(acquisition: str) -> str:
 
 
 def ranked(
-    pool: pd.DataFrame, chosen: list[int], shown: pd.DataFrame, scores: list[float]
+    pool: pd.DataFrame,
+    chosen: list[int],
+    shown: pd.DataFrame,
+    scores: list[float],
+    random: list[bool] | None = None,
 ) -> pd.DataFrame:
     """The chosen pool rows, best first, with their predicted ``mean``/``sd``, ``acquisition``
-    score and ``rank`` (the frame ``recommend`` returns)."""
+    score, ``rank`` and ``random`` (picked at random, see :func:`random_steps`) — the frame
+    ``recommend`` returns."""
     out = pool.iloc[chosen].reset_index(drop=True).copy()
     out["mean"] = shown["mean"].to_numpy(float)[chosen]
     out["sd"] = shown["sd"].to_numpy(float)[chosen]
     out["acquisition"] = scores
     out["rank"] = np.arange(1, len(out) + 1)
+    out["random"] = [False] * len(out) if random is None else random
     return out
 
 
@@ -52,6 +82,8 @@ def believer_batch(
     observed: Any,
     maximize: bool,
     extra: pd.DataFrame | None = None,
+    random_at: Mapping[int, np.random.Generator] | None = None,
+    uniform: np.ndarray | None = None,
     **score_kw: Any,
 ) -> tuple[list[int], list[float]]:
     """``n`` distinct picks from ``pool`` by greedy acquisition with a Kriging believer.
@@ -66,6 +98,10 @@ def believer_batch(
     5 folds): first-pick regret .459 with EI (worse than a random config, .331), .253 with the
     best mean, and lower regret at 5 and 25 trials too. Cost-aware EI keeps its own first pick
     (a cheap one: it led at every training-time budget). The reported score is still the EI.
+
+    ``random_at``: steps that pick uniformly at random (with that step's generator) among the
+    candidates not yet chosen, restricted to ``uniform`` ones when given (a search space's
+    Sobol points, not the refinements around the incumbents).
     """
     chosen: list[int] = []
     scores: list[float] = []
@@ -77,7 +113,12 @@ def believer_batch(
         s = np.where(np.isfinite(s), s, -np.inf)
         s[chosen] = -np.inf
         zero_shot = extra is None and not np.isfinite(np.asarray(observed, float)).any()
-        if step == 0 and zero_shot and key in ("ei", "logei", "log-ei"):
+        if random_at and step in random_at:
+            free = np.isfinite(s) if uniform is None else np.isfinite(s) & uniform
+            if not free.any():
+                free = np.isfinite(s)
+            idx = int(random_at[step].choice(np.flatnonzero(free)))
+        elif step == 0 and zero_shot and key in ("ei", "logei", "log-ei"):
             idx = int(np.nanargmax(mu if maximize else -mu))
         else:
             idx = int(np.argmax(s))
@@ -107,4 +148,12 @@ def fantasies(
     return pend
 
 
-__all__ = ["OUTPUT_COLUMNS", "acquisition_key", "believer_batch", "fantasies", "ranked"]
+__all__ = [
+    "OUTPUT_COLUMNS",
+    "RANDOM_EVERY",
+    "acquisition_key",
+    "believer_batch",
+    "fantasies",
+    "random_steps",
+    "ranked",
+]

@@ -48,7 +48,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from metaopt_bayes.batch import believer_batch, ranked
+from metaopt_bayes.batch import RANDOM_EVERY, believer_batch, random_steps, ranked
 from metaopt_bayes.candidates import (
     PARAM_PREFIX,
     best_configs,
@@ -62,7 +62,7 @@ from warehouse.errors import CandidatesExhaustedError, NotFoundError, Validation
 from warehouse.protocol import WarehouseLike
 
 MODEL_COLUMN = "model"
-OUTPUT_COLUMNS = ("mean", "sd", "acquisition", "rank", "predicted_s", "lower", "upper")
+OUTPUT_COLUMNS = ("mean", "sd", "acquisition", "rank", "random", "predicted_s", "lower", "upper")
 
 
 # --------------------------------------------------------------------------------------------
@@ -653,6 +653,7 @@ class FamilyLearner:
         alpha: float = 1.0,
         share: bool | None = None,
         record: bool = False,
+        random_every: int = RANDOM_EVERY,
     ) -> pd.DataFrame:
         """The ``n`` best joint candidates (any family) by ``acquisition``, best first.
 
@@ -661,8 +662,10 @@ class FamilyLearner:
         the best predicted mean). ``cost-ei`` divides EI by each family's predicted seconds.
         A batch (``n > 1``) is picked by Kriging believer per family; ``pending`` configs
         (with a ``model`` column) are fantasized at their predicted mean.
+        Every ``random_every``-th trial on the dataset is a random candidate (``random``
+        True; see :mod:`metaopt_bayes.batch`).
         Returns ``model``, parameter columns, ``mean``, ``sd`` (predictive), ``acquisition``,
-        ``rank`` and ``predicted_s`` (NaN without duration learners).
+        ``rank``, ``random`` and ``predicted_s`` (NaN without duration learners).
         """
         if n < 1:
             raise ValidationError(f"n must be a positive integer, not {n!r}")
@@ -700,6 +703,10 @@ class FamilyLearner:
             )
         n = min(int(n), len(pool))
         observed = pd.to_numeric(obs["value"], errors="coerce").to_numpy(float) if len(obs) else []
+        done = int(np.isfinite(np.asarray(observed, float)).sum())
+        random_at = random_steps(
+            random_every, done + (0 if pending is None else len(pending)), n, seed
+        )
         extra = None
         if pending is not None and len(pending):
             extra = pending.reset_index(drop=True).copy()
@@ -720,12 +727,13 @@ class FamilyLearner:
             observed,
             self.maximize,
             extra,
+            random_at=random_at,
             cost=cost,
             beta=beta,
             xi=xi,
             alpha=alpha,
         )
-        out = ranked(pool, chosen, shown, scores)
+        out = ranked(pool, chosen, shown, scores, [step in random_at for step in range(n)])
         out["predicted_s"] = shown["predicted_s"].to_numpy(float)[chosen]
         out = out.dropna(axis=1, how="all") if len(out) else out
         for c in ("mean", "sd", "acquisition", "rank", "predicted_s"):

@@ -39,7 +39,16 @@ _FALSE_STRINGS = {"false", "no"}
 #: when a candidate lies far outside the range seen in training.
 _CLIP = 1.25
 #: what predict/recommend add to configs: allowed (and ignored) when configs are read back
-PREDICTION_COLUMNS = ("mean", "sd", "lower", "upper", "acquisition", "rank", "predicted_s")
+PREDICTION_COLUMNS = (
+    "mean",
+    "sd",
+    "lower",
+    "upper",
+    "acquisition",
+    "rank",
+    "random",
+    "predicted_s",
+)
 
 
 @dataclass

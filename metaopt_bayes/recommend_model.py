@@ -18,7 +18,15 @@ import numpy as np
 import pandas as pd
 
 from metaopt_bayes import acquisition as acq
-from metaopt_bayes.batch import OUTPUT_COLUMNS, acquisition_key, believer_batch, fantasies, ranked
+from metaopt_bayes.batch import (
+    OUTPUT_COLUMNS,
+    RANDOM_EVERY,
+    acquisition_key,
+    believer_batch,
+    fantasies,
+    random_steps,
+    ranked,
+)
 from metaopt_bayes.candidates import (
     PARAM_PREFIX,
     best_configs,
@@ -59,6 +67,7 @@ def recommend(
     xi: float = 0.0,
     alpha: float = 1.0,
     record: bool = False,
+    random_every: int = RANDOM_EVERY,
 ) -> pd.DataFrame:
     """The ``n`` best candidates for ``dataset`` by ``acquisition``, best first.
 
@@ -74,7 +83,10 @@ def recommend(
     predictive distribution of the metric a run would show), ``acquisition`` (the score it
     was picked with: log EI, log PI, UCB, for ``ts`` the posterior probability of being
     the best candidate, or log EI per second) and ``rank``
-    (1 = best). ``record=True`` also stores them in the ``recommendations`` table.
+    (1 = best) and ``random``. Every ``random_every``-th trial on the dataset (counting its
+    finished runs and ``pending``) is a candidate drawn at random — from a space, one of its
+    Sobol points — and says so in ``random`` (see :mod:`metaopt_bayes.batch`; 0 turns this off).
+    ``record=True`` also stores them in the ``recommendations`` table.
     """
     if n < 1:
         raise ValidationError(f"n must be a positive integer, not {n!r}")
@@ -93,16 +105,19 @@ def recommend(
             incumbents=best,
             portfolio=getattr(learner, "portfolio", None),
         )
-        cands = cands.drop_duplicates().reset_index(drop=True)
+        sobol = np.arange(len(cands)) < n_candidates  # uniform over the space
+        twice = cands.duplicated().to_numpy()
+        cands, sobol = cands[~twice].reset_index(drop=True), sobol[~twice]
     else:
         cands = load_candidates(candidates)
+        sobol = np.ones(len(cands), dtype=bool)
         if isinstance(candidates, str | Path | list) and hasattr(learner, "encoder"):
             learner.encoder.check(cands, values=False)  # typed by a user: no stray columns
     names = param_names(learner, cands)
     keep = pd.Series(True, index=cands.index) if include_run else exclude_run(cands, runs, names)
     if pending is not None and len(pending):
         keep &= exclude_run(cands, pending.add_prefix(PARAM_PREFIX), names)
-    pool = cands[keep].reset_index(drop=True)
+    pool, uniform = cands[keep].reset_index(drop=True), sobol[keep.to_numpy()]
     if pool.empty:
         raise CandidatesExhaustedError(
             f"every candidate was already run on dataset {dataset!r} (pass include_run=True)"
@@ -111,6 +126,8 @@ def recommend(
     observed = (
         pd.to_numeric(runs["value"], errors="coerce").to_numpy() if len(runs) else np.array([])
     )
+    done = int(np.isfinite(observed).sum()) + (0 if pending is None else len(pending))
+    random_at = random_steps(random_every, done, n, seed)
     fantasy = fantasies(learner, dataset, pending, runs, warehouse)
     shown = learner.predict(dataset, pool, warehouse=warehouse, runs=runs, extra_runs=fantasy)
     cost = None
@@ -130,6 +147,11 @@ def recommend(
             dataset, pool, warehouse=warehouse, runs=runs, extra_runs=fantasy, seed=seed
         )
         chosen = acq.thompson_batch(draws, n, rng=seed, maximize=maximize).tolist()
+        for step, rng in random_at.items():
+            free = uniform.copy()
+            free[chosen] = False
+            if free.any():
+                chosen[step] = int(rng.choice(np.flatnonzero(free)))
         # reported score: the posterior probability that the candidate is the best one
         winners = np.argmax(draws if maximize else -draws, axis=1)
         p_best = np.bincount(winners, minlength=draws.shape[1]) / draws.shape[0]
@@ -145,12 +167,14 @@ def recommend(
             observed,
             maximize,
             fantasy,
+            random_at=random_at,
+            uniform=uniform,
             cost=cost,
             beta=beta,
             xi=xi,
             alpha=alpha,
         )
-    out = ranked(pool, chosen, shown, scores)
+    out = ranked(pool, chosen, shown, scores, [step in random_at for step in range(n)])
     if cost is not None:
         out["predicted_s"] = cost[chosen]
     if record:

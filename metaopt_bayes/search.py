@@ -24,6 +24,7 @@ from typing import Any
 
 import pandas as pd
 
+from metaopt_bayes.batch import RANDOM_EVERY
 from metaopt_bayes.candidates import exclude_run, is_space, load_candidates, space_candidates
 from metaopt_bayes.optimize_model import fit_cost_learner, optimize_model
 from metaopt_bayes.recommend_model import recommend as recommend_one
@@ -58,6 +59,7 @@ def recommend(
     xi: float = 0.0,
     alpha: float = 1.0,
     record: bool = False,
+    random_every: int = RANDOM_EVERY,
 ) -> pd.DataFrame:
     """The ``n`` best candidates for ``dataset`` by ``acquisition``, best first.
 
@@ -74,8 +76,11 @@ def recommend(
     Returns the candidates' columns, values unchanged, plus ``mean`` and ``sd`` (the
     predictive distribution of the metric a run would show), ``acquisition`` (the score it
     was picked with: log EI, log PI, UCB, for ``ts`` the posterior probability of being
-    the best candidate, or log EI per second) and ``rank``
-    (1 = best). ``record=True`` also stores them in the ``recommendations`` table.
+    the best candidate, or log EI per second), ``rank`` (1 = best) and ``random``: every
+    ``random_every``-th trial on the dataset (its finished runs and ``pending`` counted) is a
+    candidate drawn at random, so a confidently wrong model cannot keep the search from a
+    region for long (0 turns this off; see :mod:`metaopt_bayes.batch`). ``record=True`` also
+    stores them in the ``recommendations`` table.
     """
     from metaopt_bayes.families import FamilyLearner
 
@@ -94,6 +99,7 @@ def recommend(
             xi=xi,
             alpha=alpha,
             record=record,
+            random_every=random_every,
         )
     return recommend_one(
         learner,
@@ -111,6 +117,7 @@ def recommend(
         xi=xi,
         alpha=alpha,
         record=record,
+        random_every=random_every,
     )
 
 

@@ -68,6 +68,6 @@ def test_learner_recommend_contract(tmp_path):
         lrn = MetaLearner("accuracy", model="toy", method="map").fit(wh)
         cands = pd.DataFrame({"x": [0.05, 0.2, 0.4, 0.6, 0.95]})
         out = lrn.recommend(wh, "a", cands, n=2, acquisition="ei", include_run=True)
-        assert list(out.columns) == ["x", "mean", "sd", "acquisition", "rank"]
+        assert list(out.columns) == ["x", "mean", "sd", "acquisition", "rank", "random"]
         assert out["rank"].tolist() == [1, 2]
         assert set(out["x"]) <= set(cands["x"])

@@ -13,7 +13,7 @@ from warehouse.errors import ValidationError
 
 def test_contract_columns_unchanged_best_first(fake_learner, wh, pool):
     out = recommend(fake_learner, wh, "d1", pool, n=5)
-    assert list(out.columns) == ["x", "c", "mean", "sd", "acquisition", "rank"]
+    assert list(out.columns) == ["x", "c", "mean", "sd", "acquisition", "rank", "random"]
     assert out["rank"].tolist() == [1, 2, 3, 4, 5]
     # values unchanged: every row is a row of the pool
     keys = set(map(tuple, pool.astype(str).to_numpy()))
@@ -192,3 +192,54 @@ def test_recommend_can_pick_a_portfolio_config(fake_learner, wh):
     fake_learner.portfolio = []
     out = recommend(fake_learner, wh, "d1", space, n=1, n_candidates=8)
     assert out.at[0, "x"] != 0.3
+
+
+def test_random_steps_follow_the_trial_number():
+    from metaopt_bayes.batch import random_steps
+
+    assert random_steps(8, 0, 7, seed=0) == {}  # trials 1..7
+    assert list(random_steps(8, 5, 4, seed=0)) == [2]  # trials 6..9: the 8th
+    assert list(random_steps(3, 0, 7, seed=0)) == [2, 5]
+    assert random_steps(0, 7, 5, seed=0) == {}
+    a, b = random_steps(8, 7, 1, seed=3)[0], random_steps(8, 7, 1, seed=3)[0]
+    assert a.integers(1 << 30) == b.integers(1 << 30)  # a resumed search repeats its choice
+    for bad in (-1, 1.5, True):
+        with pytest.raises(ValidationError, match="random_every"):
+            random_steps(bad, 0, 1, seed=0)
+
+
+def test_every_eighth_trial_is_a_random_candidate(fake_learner, wh, pool):
+    for i, x in enumerate((0.0, 0.05, 0.1, 0.15, 0.2, 0.25, 0.35)):
+        wh.log_run("d1", "toy", {"x": x, "c": "b"}, {"score": -((x - 0.3) ** 2) + 0.001 * i})
+    model = recommend(fake_learner, wh, "d1", pool, n=1, random_every=0)
+    picks = [recommend(fake_learner, wh, "d1", pool, n=1, seed=s) for s in range(6)]
+    assert not model.at[0, "random"] and all(p.at[0, "random"] for p in picks)
+    # drawn at random from the untried candidates, not the acquisition's choice
+    chosen = {(p.at[0, "x"], p.at[0, "c"]) for p in picks}
+    assert len(chosen) >= 3
+    tried = {(x, "b") for x in (0.0, 0.05, 0.1, 0.15, 0.2, 0.25, 0.35)}
+    assert not chosen & tried
+    # in a batch only the step that lands on the 8th trial is random
+    batch = recommend(fake_learner, wh, "d1", pool, n=3)
+    assert batch["random"].tolist() == [True, False, False]
+
+
+def test_a_random_pick_from_a_space_is_one_of_its_sobol_points(fake_learner, wh):
+    from metaopt_bayes.space import SearchSpace
+
+    space = SearchSpace.from_dict(
+        {
+            "x": {"type": "float", "low": 0.0, "high": 1.0},
+            "c": {"type": "categorical", "choices": ["a", "b"]},
+        }
+    )
+    for x in (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7):
+        wh.log_run("d1", "toy", {"x": x, "c": "b"}, {"score": -abs(x - 0.31)})
+    for seed in range(4):
+        out = recommend(fake_learner, wh, "d1", space, n=1, n_candidates=64, seed=seed)
+        assert out.at[0, "random"]
+        sobol = space.sample(64, seed=seed)
+        hit = np.isclose(sobol["x"].to_numpy(float), out.at[0, "x"]) & (
+            sobol["c"] == out.at[0, "c"]
+        )
+        assert hit.any()  # not one of the neighbours around the best runs
