@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from metaopt_bayes.batch import acquisition_key
+from metaopt_bayes.batch import RANDOM_EVERY, acquisition_key
 from metaopt_bayes.candidates import exclude_run, is_set
 from metaopt_bayes.families import (
     MODEL_COLUMN,
@@ -121,6 +121,7 @@ class JointProposer(LearningProposer):
     ) -> None:
         self.warehouse, self.metric, self.space, self.key = warehouse, metric, space, key
         self.n_candidates, self.seed = settings.n_candidates, settings.seed
+        self.random_every = settings.random_every
         super().__init__(
             lambda exclude: family_learner(
                 warehouse, metric, families, dataset=dataset, exclude=exclude,
@@ -135,6 +136,7 @@ class JointProposer(LearningProposer):
             self.learner, self.warehouse, self.dataset, self.space,
             pd.DataFrame([p.config for p in pending]), self.key, self.n_candidates,
             self.seed * 100003 + self.step, self.n_init, self.metric, self.step,
+            self.random_every,
         )  # fmt: skip
         self.step += 1
         cfg = info["config"]
@@ -227,6 +229,7 @@ def _next_joint(
     n_init: int,
     metric: str,
     step: int,
+    random_every: int = RANDOM_EVERY,
 ) -> dict[str, Any]:
     """A joint recommendation; else an initial-design point of the next family in turn
     (families without a fitted learner are always explored this way first)."""
@@ -250,6 +253,7 @@ def _next_joint(
                 pending=pending if len(pending) else None,
                 n_candidates=n_candidates,
                 seed=seed,
+                random_every=random_every,
             )
             row = rec.iloc[0]
             fam = str(row[MODEL_COLUMN])

@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from metaopt_bayes.batch import OUTPUT_COLUMNS, acquisition_key
+from metaopt_bayes.batch import OUTPUT_COLUMNS, RANDOM_EVERY, acquisition_key
 from metaopt_bayes.candidates import (
     PARAM_PREFIX,
     config_keys,
@@ -171,6 +171,7 @@ def _next_config(
     maximize: bool,
     metric: str | None,
     model: str,
+    random_every: int = RANDOM_EVERY,
 ) -> dict[str, Any]:
     """The next config to try: a recommendation, or an initial-design point while there is no
     learner or fewer than ``n_init`` finished trials and no history on other datasets."""
@@ -188,6 +189,7 @@ def _next_config(
                 cost_learner=cost,
                 n_candidates=n_candidates,
                 seed=seed,
+                random_every=random_every,
             )
             cfg_cols = [
                 c
@@ -264,6 +266,7 @@ class ModelProposer(LearningProposer):
         self.warehouse, self.model, self.metric, self.maximize = warehouse, model, metric, maximize
         self.space, self.pool, self.key = space, pool, key
         self.fit_method, self.n_candidates = settings.fit_method, settings.n_candidates
+        self.random_every = settings.random_every
         self.seed, self.first = settings.seed, first
         self.reuse = settings.reuse
         super().__init__(
@@ -331,6 +334,7 @@ class ModelProposer(LearningProposer):
                 self.maximize,
                 self.metric,
                 self.model,
+                self.random_every,
             )
         self.step += 1
         cfg = info["config"]

@@ -153,6 +153,7 @@ def optimize(
     reuse: bool = True,
     heartbeat_s: float | None = None,
     stale_after: float | None = None,
+    random_every: int = RANDOM_EVERY,
 ) -> OptimizeResult:
     """Optimize ``model`` on ``dataset`` for ``budget`` trials (in total, resumed ones count).
 
@@ -194,6 +195,10 @@ def optimize(
     process on this host is gone, is marked failed and its slot is run again. A process that
     finds the budget taken by running trials waits for them before it returns.
 
+    Every ``random_every``-th trial (default 8; 0 never) is a random candidate instead of the
+    acquisition's choice, so a confidently wrong meta-learner cannot keep the search from a
+    region for long (see :func:`recommend`).
+
     ``model=None`` (every zoo family for the dataset's task) or a list of families searches
     the families and their spaces together (:func:`metaopt_bayes.families.optimize_families`;
     built-in trainer only, ``learner`` a FamilyLearner); ``result.model`` is then the
@@ -204,7 +209,7 @@ def optimize(
         n_init=n_init, fit_method=fit_method, cv=cv, seed=seed, test_size=test_size,
         retrain=retrain, n_candidates=n_candidates, timeout_s=timeout_s,
         artifacts_dir=artifacts_dir, callback=callback, release=release, reuse=reuse,
-        heartbeat_s=heartbeat_s, stale_after=stale_after,
+        heartbeat_s=heartbeat_s, stale_after=stale_after, random_every=random_every,
     )  # fmt: skip
     if model is None or isinstance(model, list | tuple):
         if objective is not None or candidates is not None:

@@ -32,6 +32,7 @@ from typing import Any, Protocol
 import numpy as np
 import pandas as pd
 
+from metaopt_bayes.batch import RANDOM_EVERY, random_steps
 from metaopt_bayes.candidates import PARAM_PREFIX
 from metaopt_bayes.claims import TrialClaims
 from metaopt_bayes.space import config_key, plain
@@ -692,6 +693,7 @@ class SearchSettings:
     callback: Callable[[dict[str, Any]], None] | None = None
     release: bool = False
     reuse: bool = True
+    random_every: int = RANDOM_EVERY
     heartbeat_s: float | None = None
     stale_after: float | None = None
 
@@ -711,6 +713,7 @@ class SearchSettings:
             raise ValidationError(f"budget must be a positive integer, not {budget!r}")
         if not isinstance(self.jobs, int | np.integer) or self.jobs < 1:
             raise ValidationError(f"jobs must be a positive integer, not {self.jobs!r}")
+        random_steps(self.random_every, 0, 0, 0)  # a whole number ≥ 0, or a one-line error
 
     def reporter(
         self, n_resumed: int, proposer: LearningProposer, metric: str | None, joint: bool

@@ -10,6 +10,7 @@ from typing import Any
 import click
 from click.core import ParameterSource
 
+from metaopt_bayes.batch import RANDOM_EVERY
 from metaopt_bayes.cli._common import (
     candidates_option,
     config_text,
@@ -41,6 +42,18 @@ acquisition_option = click.option(
     help="ei: expected improvement; pi: probability of improvement; ucb: upper confidence "
     "bound; ts: Thompson sampling; cost-ei: EI per predicted training second.",
 )
+
+
+def random_every_option(f: Any) -> Any:
+    return click.option(
+        "--random-every",
+        type=click.IntRange(min=0),
+        default=RANDOM_EVERY,
+        show_default=True,
+        help="Every Nth trial on the dataset is a random candidate instead of the "
+        "acquisition's pick (0 = never), so a confidently wrong learner cannot keep the "
+        "search from a region for long.",
+    )(f)
 
 
 def _space_or_default(wh: WarehouseLike, dataset: str, model: str, space: str | None) -> Any:
@@ -255,6 +268,7 @@ def _record_ranking(wh: WarehouseLike, fl: Any, dataset: str, ranking: Any) -> N
 )
 @click.option("--include-run", is_flag=True, help="Also rank configs already run on the dataset.")
 @click.option("--seed", type=int, default=0, show_default=True)
+@random_every_option
 @output_option
 @click.pass_context
 def recommend_cmd(
@@ -271,6 +285,7 @@ def recommend_cmd(
     refit: bool,
     include_run: bool,
     seed: int,
+    random_every: int,
     fmt: str,
 ) -> None:
     """Rank configurations (one --model) or model families (none or several) for a dataset.
@@ -355,6 +370,7 @@ def recommend_cmd(
             cost_learner=cost,
             seed=seed,
             record=True,
+            random_every=random_every,
         )
     score = {"ei": "log EI", "pi": "log PI", "cost-ei": "log EI per second"}.get(acquisition)
     by = f"{acquisition} (acquisition = {score})" if score else acquisition
@@ -458,6 +474,7 @@ def _run_optimize(
     default_first: bool = True,
     reuse: bool = True,
     objective: Any = None,
+    random_every: int = RANDOM_EVERY,
 ) -> Any:
     from metaopt_bayes.search import optimize
 
@@ -512,6 +529,7 @@ def _run_optimize(
             default_first=default_first,
             release=isinstance(model, str),  # `metaopt sql` can read the trials meanwhile
             reuse=reuse,
+            random_every=random_every,
         )
 
 
@@ -572,6 +590,7 @@ def _run_optimize(
     "instead of the built-in trainer; needs one --model (any name) and --space or "
     "--candidates. The working directory is importable.",
 )
+@random_every_option
 @click.option("--quiet", "-q", is_flag=True, help="No live table.")
 @wait_option
 @output_option
@@ -597,6 +616,7 @@ def optimize_cmd(
     no_retrain: bool,
     no_default: bool,
     objective: str | None,
+    random_every: int,
     quiet: bool,
     wait: float,
     fmt: str,
@@ -670,6 +690,7 @@ def optimize_cmd(
             learner=chosen,
             reuse=not refit,
             objective=fn,
+            random_every=random_every,
         )
     note = getattr(res.learner, "reuse_note", None)
     if note and chosen is None:  # the learner the last trials were proposed with
