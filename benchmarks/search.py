@@ -24,8 +24,9 @@ repeat; ``--split-seed s`` draws another split (seeds ``5s + k``). Methods:
 - ``metaopt-ts`` / ``metaopt-ucb`` — the same learner with Thompson sampling / UCB, run only
                     when named in ``--methods``; so are ``metaopt-noadapt`` (no task
                     adaptation), ``metaopt-rank`` (RGPE's ranking weight),
-                    ``metaopt-norandom`` (no interleaved random picks) and
-                    ``metaopt-random4`` (a random pick every 4th trial instead of every 8th).
+                    ``metaopt-norandom`` (no random picks where the search stalls) and
+                    ``metaopt-random4`` (a random pick after 4 trials without improvement
+                    instead of 8).
 
 Each table is followed by what the targets ask for on those tasks: random search's exact
 expected regret, and on tabrepo the lowest regret any fixed set of configs reaches when chosen
@@ -646,7 +647,7 @@ def _run_metaopt(
 ) -> list[int]:
     import copy
 
-    from metaopt_bayes.search import recommend
+    from metaopt_bayes.recommend_model import recommend
 
     st = task.fold_state["metaopt"]
     suite = task.suite
@@ -717,12 +718,13 @@ def run_metaopt_rank(task: Task, budget: int, seed: int) -> list[int]:
 
 
 def run_metaopt_norandom(task: Task, budget: int, seed: int) -> list[int]:
-    """metaopt-ei without its interleaved random picks (``random_every=0``, as in 0.3.0)."""
+    """metaopt-ei without its random picks where the search stalls (``random_every=0``, as in
+    0.3.0)."""
     return _run_metaopt(task, budget, seed, "ei", random_every=0)
 
 
 def run_metaopt_random4(task: Task, budget: int, seed: int) -> list[int]:
-    """metaopt-ei with every 4th trial a random pick (the default is every 8th)."""
+    """metaopt-ei with a random pick after 4 trials without improvement (the default: 8)."""
     return _run_metaopt(task, budget, seed, "ei", random_every=4)
 
 

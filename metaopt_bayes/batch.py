@@ -4,10 +4,12 @@ A batch of ``n > 1`` is chosen by Kriging believer (Ginsbourger, Le Riche & Carr
 pick the best, pretend it returned its predicted mean, update, pick again. Pending trials
 (configs in flight) are fantasized the same way.
 
-Every :data:`RANDOM_EVERY`-th trial on a dataset is a random candidate instead (interleaved
-random configurations, as SMAC's random designs, Hutter et al. 2011): a model that is
-confidently wrong about a region — a parameter level the history says does not matter, a
-plateau of tied scores — cannot keep the search away from it for long.
+Once the best run on a dataset has not improved for :data:`RANDOM_EVERY` trials, the next pick
+is a random candidate, and so again every ``RANDOM_EVERY`` trials while it stays unimproved
+(interleaved random configurations, as SMAC's random designs, Hutter et al. 2011, spent only
+where the search stalls): a model confidently wrong about a region — a parameter level the
+history says does not matter, a plateau of tied scores — cannot keep the search from it for
+long, and a search that keeps improving is left alone.
 """
 
 from __future__ import annotations
@@ -25,23 +27,38 @@ from warehouse.protocol import WarehouseLike
 #: The columns a recommendation adds to its candidates' own (``random``: a random pick).
 OUTPUT_COLUMNS = ("mean", "sd", "acquisition", "rank", "random")
 
-#: Every how many trials on a dataset one is a random candidate (0: never). Measured in
-#: ``benchmarks/results/adaptation.md`` (§ Random picks).
+#: Trials without improving on the best before a random pick (0: never). Measured in
+#: ``benchmarks/results/adaptation.md`` (§ Random picks where the search stalls).
 RANDOM_EVERY = 8
 
 
-def random_steps(every: int, done: int, n: int, seed: int) -> dict[int, np.random.Generator]:
-    """The steps of a batch of ``n`` that are random picks — those whose trial number on the
-    dataset (``done`` trials finished or pending before it, counting from 1) is a multiple of
-    ``every`` — each with its own generator, so a resumed search repeats its choices."""
+def trials_since_best(values: Any, maximize: bool) -> int | None:
+    """How many of a dataset's runs (``values`` in the order they ran) came after its best
+    one; None with no finite value."""
+    v = np.asarray(values, dtype=float)
+    ok = np.isfinite(v)
+    if not ok.any():
+        return None
+    v = np.where(ok, v if maximize else -v, -np.inf)
+    return len(v) - 1 - int(np.argmax(v))  # the first run reaching the best
+
+
+def random_steps(
+    every: int, since_best: int | None, n: int, seed: int, done: int = 0
+) -> dict[int, np.random.Generator]:
+    """The steps of a batch of ``n`` that are random picks: those at which ``every``,
+    ``2·every``, … trials will have passed without improving on the best (``since_best``
+    counts the runs after it and the trials pending; None: nothing observed, no random pick).
+    Each gets its own generator, seeded by ``seed`` and its trial number ``done + step + 1``,
+    so a resumed search repeats its choices."""
     if isinstance(every, bool) or not isinstance(every, int | np.integer) or every < 0:
         raise ValidationError(f"random_every must be a whole number ≥ 0, not {every!r}")
-    if every == 0:
+    if every == 0 or since_best is None:
         return {}
     return {
         step: np.random.default_rng([int(seed), done + step + 1])
         for step in range(n)
-        if (done + step + 1) % every == 0
+        if since_best + step > 0 and (since_best + step) % every == 0
     }
 
 
@@ -156,4 +173,5 @@ __all__ = [
     "fantasies",
     "random_steps",
     "ranked",
+    "trials_since_best",
 ]

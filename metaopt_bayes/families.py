@@ -48,7 +48,13 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from metaopt_bayes.batch import RANDOM_EVERY, believer_batch, random_steps, ranked
+from metaopt_bayes.batch import (
+    RANDOM_EVERY,
+    believer_batch,
+    random_steps,
+    ranked,
+    trials_since_best,
+)
 from metaopt_bayes.candidates import (
     PARAM_PREFIX,
     best_configs,
@@ -662,8 +668,8 @@ class FamilyLearner:
         the best predicted mean). ``cost-ei`` divides EI by each family's predicted seconds.
         A batch (``n > 1``) is picked by Kriging believer per family; ``pending`` configs
         (with a ``model`` column) are fantasized at their predicted mean.
-        Every ``random_every``-th trial on the dataset is a random candidate (``random``
-        True; see :mod:`metaopt_bayes.batch`).
+        Once the dataset's best run has not improved for ``random_every`` trials, the pick is
+        a random candidate (``random`` True; see :mod:`metaopt_bayes.batch`).
         Returns ``model``, parameter columns, ``mean``, ``sd`` (predictive), ``acquisition``,
         ``rank``, ``random`` and ``predicted_s`` (NaN without duration learners).
         """
@@ -703,9 +709,15 @@ class FamilyLearner:
             )
         n = min(int(n), len(pool))
         observed = pd.to_numeric(obs["value"], errors="coerce").to_numpy(float) if len(obs) else []
-        done = int(np.isfinite(np.asarray(observed, float)).sum())
+        n_pending = 0 if pending is None else len(pending)
+        in_order = obs.sort_values("seq")["value"] if "seq" in obs.columns else observed
+        since = trials_since_best(pd.to_numeric(in_order, errors="coerce"), self.maximize)
         random_at = random_steps(
-            random_every, done + (0 if pending is None else len(pending)), n, seed
+            random_every,
+            None if since is None else since + n_pending,
+            n,
+            seed,
+            int(np.isfinite(np.asarray(observed, float)).sum()) + n_pending,
         )
         extra = None
         if pending is not None and len(pending):

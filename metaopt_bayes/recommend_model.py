@@ -26,6 +26,7 @@ from metaopt_bayes.batch import (
     fantasies,
     random_steps,
     ranked,
+    trials_since_best,
 )
 from metaopt_bayes.candidates import (
     PARAM_PREFIX,
@@ -83,9 +84,10 @@ def recommend(
     predictive distribution of the metric a run would show), ``acquisition`` (the score it
     was picked with: log EI, log PI, UCB, for ``ts`` the posterior probability of being
     the best candidate, or log EI per second) and ``rank``
-    (1 = best) and ``random``. Every ``random_every``-th trial on the dataset (counting its
-    finished runs and ``pending``) is a candidate drawn at random — from a space, one of its
-    Sobol points — and says so in ``random`` (see :mod:`metaopt_bayes.batch`; 0 turns this off).
+    (1 = best) and ``random``: once the dataset's best run has not improved for
+    ``random_every`` trials (its runs since the best and ``pending``), the pick is a candidate
+    drawn at random — from a space, one of its Sobol points — and again every ``random_every``
+    trials while the best stays put (see :mod:`metaopt_bayes.batch`; 0 turns this off).
     ``record=True`` also stores them in the ``recommendations`` table.
     """
     if n < 1:
@@ -126,8 +128,16 @@ def recommend(
     observed = (
         pd.to_numeric(runs["value"], errors="coerce").to_numpy() if len(runs) else np.array([])
     )
-    done = int(np.isfinite(observed).sum()) + (0 if pending is None else len(pending))
-    random_at = random_steps(random_every, done, n, seed)
+    n_pending = 0 if pending is None else len(pending)
+    in_order = runs.sort_values("seq")["value"] if "seq" in runs.columns else observed
+    since = trials_since_best(pd.to_numeric(in_order, errors="coerce"), maximize)
+    random_at = random_steps(
+        random_every,
+        None if since is None else since + n_pending,
+        n,
+        seed,
+        int(np.isfinite(observed).sum()) + n_pending,
+    )
     fantasy = fantasies(learner, dataset, pending, runs, warehouse)
     shown = learner.predict(dataset, pool, warehouse=warehouse, runs=runs, extra_runs=fantasy)
     cost = None

@@ -76,11 +76,13 @@ def recommend(
     Returns the candidates' columns, values unchanged, plus ``mean`` and ``sd`` (the
     predictive distribution of the metric a run would show), ``acquisition`` (the score it
     was picked with: log EI, log PI, UCB, for ``ts`` the posterior probability of being
-    the best candidate, or log EI per second), ``rank`` (1 = best) and ``random``: every
-    ``random_every``-th trial on the dataset (its finished runs and ``pending`` counted) is a
-    candidate drawn at random, so a confidently wrong model cannot keep the search from a
-    region for long (0 turns this off; see :mod:`metaopt_bayes.batch`). ``record=True`` also
-    stores them in the ``recommendations`` table.
+    the best candidate, or log EI per second), ``rank`` (1 = best) and ``random``: once the
+    dataset's best run has not improved for ``random_every`` trials (its finished runs and
+    ``pending`` counted), the pick is a candidate drawn at random, and again every
+    ``random_every`` trials while the best stays put, so a confidently wrong model cannot
+    keep the search from a region for long (0 turns this off; see
+    :mod:`metaopt_bayes.batch`). ``record=True`` also stores them in the
+    ``recommendations`` table.
     """
     from metaopt_bayes.families import FamilyLearner
 
@@ -195,9 +197,10 @@ def optimize(
     process on this host is gone, is marked failed and its slot is run again. A process that
     finds the budget taken by running trials waits for them before it returns.
 
-    Every ``random_every``-th trial (default 8; 0 never) is a random candidate instead of the
-    acquisition's choice, so a confidently wrong meta-learner cannot keep the search from a
-    region for long (see :func:`recommend`).
+    Once the best trial has not improved for ``random_every`` trials (default 8; 0 never), the
+    next is a random candidate instead of the acquisition's choice, and so on every
+    ``random_every`` trials while it stays unimproved: a confidently wrong meta-learner cannot
+    keep the search from a region for long (see :func:`recommend`).
 
     ``model=None`` (every zoo family for the dataset's task) or a list of families searches
     the families and their spaces together (:func:`metaopt_bayes.families.optimize_families`;

@@ -713,7 +713,7 @@ class SearchSettings:
             raise ValidationError(f"budget must be a positive integer, not {budget!r}")
         if not isinstance(self.jobs, int | np.integer) or self.jobs < 1:
             raise ValidationError(f"jobs must be a positive integer, not {self.jobs!r}")
-        random_steps(self.random_every, 0, 0, 0)  # a whole number ≥ 0, or a one-line error
+        random_steps(self.random_every, None, 0, 0)  # a whole number ≥ 0, or a one-line error
 
     def reporter(
         self, n_resumed: int, proposer: LearningProposer, metric: str | None, joint: bool

@@ -50,9 +50,10 @@ def random_every_option(f: Any) -> Any:
         type=click.IntRange(min=0),
         default=RANDOM_EVERY,
         show_default=True,
-        help="Every Nth trial on the dataset is a random candidate instead of the "
-        "acquisition's pick (0 = never), so a confidently wrong learner cannot keep the "
-        "search from a region for long.",
+        help="After N trials on the dataset without improving on its best run, pick a random "
+        "candidate instead of the acquisition's (and every N trials while the best stays "
+        "put; 0 = never), so a confidently wrong learner cannot keep the search from a "
+        "region for long.",
     )(f)
 
 

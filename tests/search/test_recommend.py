@@ -194,34 +194,51 @@ def test_recommend_can_pick_a_portfolio_config(fake_learner, wh):
     assert out.at[0, "x"] != 0.3
 
 
-def test_random_steps_follow_the_trial_number():
-    from metaopt_bayes.batch import random_steps
+def test_random_steps_come_where_the_search_stalls():
+    from metaopt_bayes.batch import random_steps, trials_since_best
 
-    assert random_steps(8, 0, 7, seed=0) == {}  # trials 1..7
-    assert list(random_steps(8, 5, 4, seed=0)) == [2]  # trials 6..9: the 8th
-    assert list(random_steps(3, 0, 7, seed=0)) == [2, 5]
-    assert random_steps(0, 7, 5, seed=0) == {}
-    a, b = random_steps(8, 7, 1, seed=3)[0], random_steps(8, 7, 1, seed=3)[0]
+    assert trials_since_best([0.1, 0.5, 0.3, 0.5, 0.2], maximize=True) == 3  # first to reach it
+    assert trials_since_best([0.4, 0.1, 0.3], maximize=False) == 1
+    assert trials_since_best([float("nan")], maximize=True) is None
+    assert random_steps(8, None, 9, seed=0) == {}  # nothing observed yet
+    assert random_steps(8, 0, 8, seed=0) == {}  # the last run was the best: 8 more first
+    assert list(random_steps(8, 5, 4, seed=0)) == [3]  # the 8th trial without improvement
+    assert list(random_steps(3, 1, 7, seed=0)) == [2, 5]
+    assert random_steps(0, 20, 5, seed=0) == {}
+    a, b = random_steps(8, 8, 1, seed=3, done=9)[0], random_steps(8, 8, 1, seed=3, done=9)[0]
     assert a.integers(1 << 30) == b.integers(1 << 30)  # a resumed search repeats its choice
     for bad in (-1, 1.5, True):
         with pytest.raises(ValidationError, match="random_every"):
             random_steps(bad, 0, 1, seed=0)
 
 
-def test_every_eighth_trial_is_a_random_candidate(fake_learner, wh, pool):
-    for i, x in enumerate((0.0, 0.05, 0.1, 0.15, 0.2, 0.25, 0.35)):
-        wh.log_run("d1", "toy", {"x": x, "c": "b"}, {"score": -((x - 0.3) ** 2) + 0.001 * i})
+def _stalled(wh, n_after: int) -> set:
+    """The best run first, then ``n_after`` worse ones."""
+    xs = (0.3, 0.0, 0.05, 0.1, 0.15, 0.2, 0.25, 0.35, 0.4, 0.45)[: n_after + 1]
+    for x in xs:
+        wh.log_run("d1", "toy", {"x": x, "c": "b"}, {"score": -((x - 0.3) ** 2)})
+    return {(x, "b") for x in xs}
+
+
+def test_a_stalled_search_gets_a_random_candidate(fake_learner, wh, pool):
+    tried = _stalled(wh, 8)
     model = recommend(fake_learner, wh, "d1", pool, n=1, random_every=0)
     picks = [recommend(fake_learner, wh, "d1", pool, n=1, seed=s) for s in range(6)]
     assert not model.at[0, "random"] and all(p.at[0, "random"] for p in picks)
     # drawn at random from the untried candidates, not the acquisition's choice
     chosen = {(p.at[0, "x"], p.at[0, "c"]) for p in picks}
-    assert len(chosen) >= 3
-    tried = {(x, "b") for x in (0.0, 0.05, 0.1, 0.15, 0.2, 0.25, 0.35)}
-    assert not chosen & tried
-    # in a batch only the step that lands on the 8th trial is random
-    batch = recommend(fake_learner, wh, "d1", pool, n=3)
-    assert batch["random"].tolist() == [True, False, False]
+    assert len(chosen) >= 3 and not chosen & tried
+    # in a batch only the step 8 trials after the best is random; pending trials count
+    assert recommend(fake_learner, wh, "d1", pool, n=3)["random"].tolist() == [True, False, False]
+    pending = pd.DataFrame({"x": [0.5], "c": ["a"]})
+    out = recommend(fake_learner, wh, "d1", pool, n=2, pending=pending, random_every=9)
+    assert out["random"].tolist() == [True, False]
+
+
+def test_a_search_that_keeps_improving_gets_no_random_candidate(fake_learner, wh, pool):
+    for i, x in enumerate((0.0, 0.05, 0.1, 0.15, 0.2, 0.25, 0.28, 0.29, 0.3)):
+        wh.log_run("d1", "toy", {"x": x, "c": "a"}, {"score": 0.1 * i})
+    assert not recommend(fake_learner, wh, "d1", pool, n=8)["random"].any()
 
 
 def test_a_random_pick_from_a_space_is_one_of_its_sobol_points(fake_learner, wh):
@@ -233,8 +250,7 @@ def test_a_random_pick_from_a_space_is_one_of_its_sobol_points(fake_learner, wh)
             "c": {"type": "categorical", "choices": ["a", "b"]},
         }
     )
-    for x in (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7):
-        wh.log_run("d1", "toy", {"x": x, "c": "b"}, {"score": -abs(x - 0.31)})
+    _stalled(wh, 8)
     for seed in range(4):
         out = recommend(fake_learner, wh, "d1", space, n=1, n_candidates=64, seed=seed)
         assert out.at[0, "random"]
