@@ -105,6 +105,24 @@ def _present(v: Any) -> bool:
     return v is not None and not (isinstance(v, float) and math.isnan(v))
 
 
+def recorded_row(warehouse: WarehouseLike, ref: str) -> Any | None:
+    """The ``meta_models`` row ``ref`` names — a recorded id, or a unique prefix of it as
+    `metaopt learners` shows it — or None when ``ref`` is a learner file (a path, or a name
+    ending in .nc); one-line errors for no match and an ambiguous prefix."""
+    if Path(ref).exists() or ref.endswith(".nc") or os.sep in ref:
+        return None
+    rows = warehouse.meta_models(id_prefix=ref)
+    if rows.empty:
+        raise NotFoundError(f"no meta-model (learner) with id {ref!r} (see `metaopt learners`)")
+    if ref in set(rows.model_id):
+        rows = rows[rows.model_id == ref]
+    elif len(rows) > 1:
+        raise ValidationError(
+            f"{len(rows)} meta-models have ids starting with {ref!r}; give more of it"
+        )
+    return next(rows.itertuples(index=False))
+
+
 def load_recorded(
     warehouse: WarehouseLike,
     ref: str,
@@ -115,20 +133,11 @@ def load_recorded(
     `metaopt learners` shows it) — refused in one line when it models another metric or
     model family than ``metric`` / ``model`` (when given)."""
     ref = str(ref)
-    if Path(ref).exists() or ref.endswith(".nc") or os.sep in ref:
+    row = recorded_row(warehouse, ref)
+    if row is None:
         lrn = MetaLearner.load(ref, warehouse=warehouse, metric=metric, model=model)
         lrn.reuse_note = f"using learner file {ref} (chosen)"
         return lrn
-    rows = warehouse.meta_models(id_prefix=ref)
-    if rows.empty:
-        raise NotFoundError(f"no meta-model (learner) with id {ref!r} (see `metaopt learners`)")
-    if ref in set(rows.model_id):
-        rows = rows[rows.model_id == ref]
-    elif len(rows) > 1:
-        raise ValidationError(
-            f"{len(rows)} meta-models have ids starting with {ref!r}; give more of it"
-        )
-    row = next(rows.itertuples(index=False))
     short = str(row.model_id)[:12]
     if metric is not None and row.metric != metric:
         raise ValidationError(f"learner {short} models metric {row.metric!r}, not {metric!r}")
@@ -273,4 +282,11 @@ def _record(warehouse: WarehouseLike, lrn: MetaLearner) -> None:
             _IN_MEMORY.popitem(last=False)
 
 
-__all__ = ["learner_for", "load_recorded", "matches", "models_dir", "training_frame"]
+__all__ = [
+    "learner_for",
+    "load_recorded",
+    "matches",
+    "models_dir",
+    "recorded_row",
+    "training_frame",
+]

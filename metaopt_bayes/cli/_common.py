@@ -255,23 +255,12 @@ def find_learner(wh: WarehouseLike, ref: str) -> tuple[str, Any]:
     """The file of a saved meta-model (learner) named by ``ref``, and its ``meta_models`` row
     (with MODEL_BRIEF) when it was named by id: ``ref`` is a learner file (a path, or a name
     ending in .nc), else its id or a unique prefix of it as `metaopt learners` shows it."""
-    import os
-    from pathlib import Path
+    from metaopt_bayes.reuse import recorded_row
+    from warehouse.errors import NotFoundError
 
-    from warehouse.errors import NotFoundError, ValidationError
-
-    if Path(ref).exists() or ref.endswith(".nc") or os.sep in ref:
+    row = recorded_row(wh, str(ref))
+    if row is None:
         return ref, None
-    rows = wh.meta_models(id_prefix=ref)
-    if rows.empty:
-        raise NotFoundError(f"no meta-model (learner) with id {ref!r} (see `metaopt learners`)")
-    if ref in set(rows.model_id):
-        rows = rows[rows.model_id == ref]
-    elif len(rows) > 1:
-        raise ValidationError(
-            f"{len(rows)} meta-models have ids starting with {ref!r}; give more of it"
-        )
-    row = next(rows.itertuples(index=False))
     if row.path is None or (isinstance(row.path, float) and row.path != row.path):
         raise NotFoundError(f"meta-model {row.model_id} has no saved file")
     return str(row.path), row
