@@ -507,8 +507,15 @@ class Store:
 
         helper = threading.Thread(target=work, name="metaopt-read", daemon=True)
         helper.start()
+        deadline = time.monotonic() + limit if limit > 0 else None
         try:
-            finished = done.wait(limit if limit > 0 else None)
+            # short waits: a signal the kernel hands to another thread (DuckDB's, this
+            # helper) does not wake a long wait, but Python runs its handler — Ctrl-C's
+            # KeyboardInterrupt — as soon as this thread is back in the interpreter
+            while not done.wait(0.1):
+                if deadline is not None and time.monotonic() >= deadline:
+                    break
+            finished = done.is_set()
         except BaseException:  # Ctrl-C (or another exception raised by a signal handler)
             cur.interrupt()
             done.wait()
