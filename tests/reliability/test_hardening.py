@@ -176,8 +176,23 @@ def test_query_timeout_from_the_environment_and_bad_values(monkeypatch):
         wh.sql("SELECT 1", timeout=-2)
 
 
+@pytest.fixture
+def default_sigint():
+    """Python's own SIGINT handling, unblocked, for the test (and inherited by its children):
+    in a full test run something earlier leaves SIGINT ignored in this process (a fresh
+    `metaopt` process starts with the default, which is what these tests are about)."""
+    old = signal.getsignal(signal.SIGINT)
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    mask = signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, mask)
+        signal.signal(signal.SIGINT, old)
+
+
 @pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals")
-def test_ctrl_c_stops_a_query_from_python():
+def test_ctrl_c_stops_a_query_from_python(default_sigint):
     with Warehouse(":memory:", query_timeout=60) as wh:
         timer = threading.Timer(1.0, os.kill, (os.getpid(), signal.SIGINT))
         started = time.monotonic()
@@ -203,7 +218,7 @@ def _metaopt(db: Path, *args: str) -> subprocess.Popen:
 
 
 @pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals")
-def test_ctrl_c_stops_metaopt_sql_with_one_line(tmp_path):
+def test_ctrl_c_stops_metaopt_sql_with_one_line(tmp_path, default_sigint):
     db = tmp_path / "w.duckdb"
     Warehouse(db).close()
     started = time.monotonic()
