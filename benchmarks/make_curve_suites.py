@@ -65,10 +65,11 @@ as soon as a dataset × family is complete its curves are written to ``--work``
 ``<family>_runs/<dataset>.parquet`` just before) and a restart skips it. The outputs are
 re-assembled from the parts after every part.
 
-Cost (measured on 2026-12-07, scikit-learn 1.9.1, 2 workers under ``nice -n 19`` on a shared
-2-core machine): letter, dna and wine_quality_red — among the costliest of the 59 — took
-2.4 min wall for both families (4.5 min of training); ``check`` prints the training time per
-family.
+Made on 2026-12-07 (metaopt 0.4.0, scikit-learn 1.9.1): all 59 datasets × 32 configs × both
+families took 28.5 min wall with 2 workers under ``nice -n 19`` on a 2-core machine shared
+with other jobs (training: MLP 19.0 min wall / 9.1 min cpu, boosting 32.5 / 15.1, summed over
+runs; the workers got about half a core each). ``check`` prints these and how early the
+curves rank the configs; ``benchmarks/data/README.md`` documents the files.
 
 Usage::
 
