@@ -44,10 +44,11 @@ from warehouse.errors import NotFoundError, ValidationError, one_line
 from warehouse.frames import read_frame, to_arrow  # noqa: F401  (read_frame: re-exported)
 from warehouse.metric_ranges import (  # guess_direction: re-exported
     check_bounds,
-    default_range,
     describe_range,
     guess_direction,
     outside,
+    register_metrics,
+    stored_ranges,
 )
 from warehouse.sqlfiles import quote_ident as _qi
 from warehouse.sqlfiles import quote_literal as _ql
@@ -380,7 +381,7 @@ def _validate_runs(
         for f in ("duration_s", "cpu_s", "peak_mem_mb")
         if f in fields
     ]
-    bounds = _metric_bounds(con, [name for _, name in kinds["metrics"]])
+    bounds = stored_ranges(con, [name for _, name in kinds["metrics"]])
     checks += [
         _NumberCheck(c, "metric", *bounds[name], metric=name) for c, name in kinds["metrics"]
     ]
@@ -515,19 +516,6 @@ def _check_numbers(
         raise ValidationError(checks[first].message(row, kind, text, value))
 
 
-def _metric_bounds(con: Any, names: list[str]) -> dict[str, tuple[float | None, float | None]]:
-    """``(lower, upper)`` of each metric: the warehouse's ``metrics`` table (the one a user
-    overrides with ``set_metric_range``), else the known table's default for a new name."""
-    bounds = {name: default_range(name) for name in names}
-    if names:
-        for name, lower, upper in con.execute(
-            "SELECT name, lower, upper FROM metrics WHERE list_contains(?::VARCHAR[], name)",
-            [sorted(set(names))],
-        ).fetchall():
-            bounds[name] = (lower, upper)
-    return bounds
-
-
 def _ensure_datasets_and_metrics(con: Any, datasets_sql: str, metric_names: list[str]) -> None:
     con.execute(
         "INSERT INTO datasets (name, source) SELECT DISTINCT d, 'ingest' "
@@ -535,19 +523,7 @@ def _ensure_datasets_and_metrics(con: Any, datasets_sql: str, metric_names: list
         "WHERE d NOT IN (SELECT name FROM datasets)"
     )
     if metric_names:
-        _insert_new_metrics(con, sorted(set(metric_names)))
-
-
-def _insert_new_metrics(con: Any, names: list[str]) -> None:
-    """Register the metric names the warehouse does not know yet, with the direction and
-    range of :mod:`warehouse.metric_ranges` (one statement for any number of names)."""
-    ranges = [default_range(n) for n in names]
-    con.execute(
-        "INSERT INTO metrics (name, direction, lower, upper) SELECT n, d, lo, hi FROM "
-        "(SELECT unnest(?::VARCHAR[]) AS n, unnest(?::VARCHAR[]) AS d, unnest(?::DOUBLE[]) AS lo, "
-        "unnest(?::DOUBLE[]) AS hi) WHERE n NOT IN (SELECT name FROM metrics)",
-        [names, [guess_direction(n) for n in names], *map(list, zip(*ranges, strict=True))],
-    )
+        register_metrics(con, sorted(set(metric_names)))
 
 
 def _insert_runs(
@@ -1039,7 +1015,7 @@ def log_run(
                 [dataset, dataset],
             )
         if metric_rows:  # the stored range of each metric (a new name: the known table's)
-            bounds = _metric_bounds(con, [name for name, _ in metric_rows])
+            bounds = stored_ranges(con, [name for name, _ in metric_rows])
             for name, value in metric_rows:
                 if outside(value, *bounds[name]):
                     raise ValidationError(
@@ -1048,7 +1024,7 @@ def log_run(
                     )
         new_metrics = [name for name, _ in metric_rows if name not in wh._known_metrics]
         if new_metrics:
-            _insert_new_metrics(con, new_metrics)
+            register_metrics(con, new_metrics)
         seq = _next_seq(wh, con)
         # The primary key refuses a duplicate run_id (no separate lookup).
         import duckdb
