@@ -1,6 +1,6 @@
 """Learning curves: every way in (log_run, log_runs, log_curves, both layouts), what is
-refused (one line, nothing written), pruned runs, the audits, and the migration of files
-written before schema 6."""
+refused (one line, nothing written), pruned runs, the curve views on a hand-made example, the
+audits, and the migration of files written before schema 6."""
 
 from __future__ import annotations
 
@@ -364,6 +364,90 @@ def test_delete_runs_takes_their_curves(wh):
     wh.delete_runs(["a"])
     assert wh.curves().run_id.tolist() == ["b"]
     assert wh.check().ok.all()
+
+
+# ---------------------------------------------------------------------------- views
+def _golden(wh: Warehouse) -> None:
+    """d × m: f1, f2 finished, p1 pruned; d × m2: q1 pruned only (no budget)."""
+    acc = {"f1": [(1, 0.5), (2, 0.7), (5, 0.6), (10, 0.8)], "f2": [(2, 0.4), (4, 0.65), (8, 0.7)]}
+    acc["p1"] = [(1, 0.3), (3, 0.2)]
+    loss = {"f1": [(1, 0.9), (4, 0.5)], "p1": [(1, 0.8), (2, 0.85), (3, 0.7)]}
+    for run, status in (("f1", "finished"), ("f2", "finished"), ("p1", "pruned")):
+        curve = [{"metric": "accuracy", "step": s, "value": v} for s, v in acc[run]]
+        curve += [{"metric": "log_loss", "step": s, "value": v} for s, v in loss.get(run, [])]
+        wh.log_run("d", "m", {}, {}, run_id=run, status=status, curve=curve)
+    wh.log_run("d", "m2", {}, {}, run_id="q1", status="pruned", curve=[
+        {"metric": "accuracy", "step": 5, "value": 0.9}
+    ])  # fmt: skip
+
+
+def test_curve_points_golden(wh):
+    _golden(wh)
+    got = wh.view("curve_points")
+    rows = [
+        (r.run_id, r.metric, r.step, r.value, r.best_so_far, r.budget, r.budget_fraction)
+        for r in got.itertuples()
+    ]
+    na = None
+    expected = [
+        ("f1", "accuracy", 1, 0.5, 0.5, 10, 0.1),
+        ("f1", "accuracy", 2, 0.7, 0.7, 10, 0.2),
+        ("f1", "accuracy", 5, 0.6, 0.7, 10, 0.5),
+        ("f1", "accuracy", 10, 0.8, 0.8, 10, 1.0),
+        ("f1", "log_loss", 1, 0.9, 0.9, 4, 0.25),
+        ("f1", "log_loss", 4, 0.5, 0.5, 4, 1.0),
+        ("f2", "accuracy", 2, 0.4, 0.4, 10, 0.2),
+        ("f2", "accuracy", 4, 0.65, 0.65, 10, 0.4),
+        ("f2", "accuracy", 8, 0.7, 0.7, 10, 0.8),
+        ("p1", "accuracy", 1, 0.3, 0.3, 10, 0.1),
+        ("p1", "accuracy", 3, 0.2, 0.3, 10, 0.3),
+        ("p1", "log_loss", 1, 0.8, 0.8, 4, 0.25),  # minimized: the running minimum
+        ("p1", "log_loss", 2, 0.85, 0.8, 4, 0.5),
+        ("p1", "log_loss", 3, 0.7, 0.7, 4, 0.75),
+        ("q1", "accuracy", 5, 0.9, 0.9, na, na),  # no finished run of d × m2: no budget
+    ]
+    assert len(rows) == len(expected)
+    for have, want in zip(rows, expected, strict=True):
+        assert have[:3] == want[:3]
+        for h, w in zip(have[3:], want[3:], strict=True):
+            assert (pd.isna(h) and w is None) or h == pytest.approx(w), (have, want)
+    assert set(got.direction[got.metric == "log_loss"]) == {"minimize"}
+    assert got[got.run_id == "p1"].status.unique().tolist() == ["pruned"]
+    # a filter on dataset or model reaches the scans and gives the same rows
+    assert len(wh.view("curve_points", model="m")) == 14
+    assert wh.sql("SELECT count(*) AS n FROM curve_points WHERE dataset = 'd'").n[0] == 15
+
+
+def test_curve_summary_golden(wh):
+    _golden(wh)
+    got = wh.view("curve_summary")
+    cols = [
+        "n_points",
+        "last_step",
+        "last_value",
+        "best_value",
+        "budget",
+        "budget_fraction",
+        "value_at_10",
+        "value_at_25",
+        "value_at_50",
+    ]
+    na = None
+    expected = {
+        ("f1", "accuracy"): (4, 10, 0.8, 0.8, 10, 1.0, 0.5, 0.7, 0.6),
+        ("f1", "log_loss"): (2, 4, 0.5, 0.5, 4, 1.0, na, 0.9, 0.9),
+        ("f2", "accuracy"): (3, 8, 0.7, 0.7, 10, 0.8, na, 0.4, 0.65),
+        ("p1", "accuracy"): (2, 3, 0.2, 0.3, 10, 0.3, 0.3, 0.3, 0.2),
+        ("p1", "log_loss"): (3, 3, 0.7, 0.7, 4, 0.75, na, 0.8, 0.85),
+        ("q1", "accuracy"): (1, 5, 0.9, 0.9, na, na, na, na, na),
+    }
+    assert list(zip(got.run_id, got.metric, strict=True)) == list(expected)
+    for row in got.itertuples():
+        want = expected[(row.run_id, row.metric)]
+        for col, w in zip(cols, want, strict=True):
+            h = getattr(row, col)
+            assert (pd.isna(h) and w is None) or h == pytest.approx(w), (row.run_id, col, h, w)
+    assert wh.view("curve_summary", status="pruned").run_id.tolist() == ["p1", "p1", "q1"]
 
 
 # ---------------------------------------------------------------------------- audits
