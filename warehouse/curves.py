@@ -27,9 +27,10 @@ of the same call; a bad row anywhere writes nothing, and the one-line error name
 Speed: the checks run on Arrow/numpy arrays. Rows usually arrive grouped by run and, within a
 run, by metric with steps increasing (how a training loop logs them); then one pass over
 adjacent rows proves the points unique, run ids are resolved once per run (not per point)
-against ``runs``, and the rows go to DuckDB as one registered Arrow table (numbers in
-``benchmarks/results/curves_warehouse.md``). Rows in any other order are checked by one
-DuckDB ``GROUP BY`` instead.
+against ``runs``, and the rows go to DuckDB as one registered Arrow table whose ``seq`` column
+is run-end encoded (one value per run). Rows in any other order are proved unique by sorting
+one packed int64 key per row. Measured at 10M points against a plain DuckDB insert of the same
+Arrow table in ``benchmarks/results/curves_warehouse.md``.
 """
 
 from __future__ import annotations
@@ -42,7 +43,7 @@ from typing import TYPE_CHECKING, Any
 
 from warehouse.errors import ValidationError
 from warehouse.frames import arrow_to_pandas, to_arrow
-from warehouse.metric_ranges import describe_range, register_metrics, stored_ranges
+from warehouse.metric_ranges import default_range, describe_range, register_metrics
 
 if TYPE_CHECKING:
     import numpy as np
@@ -57,8 +58,6 @@ COLUMNS = ("run_id", "metric", "step", "value", "elapsed_s")
 MLFLOW_COLUMNS = ("run_id", "key", "value", "step", "timestamp")
 #: The run statuses (``runs.status``); ``Warehouse.curves(status=)`` takes these.
 STATUSES = ("finished", "failed", "running", "pruned")
-#: The columns :func:`read` returns, in order.
-READ_COLUMNS = ("run_id", "dataset", "model", "status", "metric", "step", "elapsed_s", "value")
 
 
 # ---------------------------------------------------------------------------- input
@@ -508,8 +507,9 @@ def insert(
                         f"{what}: row {clash[0]}: run {clash[1]!r} already has a point for "
                         f"metric {clash[2]!r} at step {clash[3]} in the warehouse"
                     )
-        names = _check_ranges(con, points)
-        register_metrics(con, names)
+        new = _check_ranges(con, points)
+        if new:
+            register_metrics(con, new)
         src = register(
             pa.table(
                 {
@@ -531,8 +531,9 @@ def insert(
 
 def _check_ranges(con: Any, points: Points) -> list[str]:
     """Refuse a value outside its metric's stored range (the first such row); returns the
-    batch's metric names. Each metric's smallest and largest value are compared first (per
-    block of one run and metric, or per metric for scattered rows); rows only on a miss."""
+    batch's metric names the warehouse does not know yet. Each metric's smallest and largest
+    value are compared first (per block of one run and metric, or per metric for scattered
+    rows); rows only on a miss."""
     import numpy as np
     import pyarrow as pa
     import pyarrow.compute as pc
@@ -551,15 +552,23 @@ def _check_ranges(con: Any, points: Points) -> list[str]:
         data = values.to_numpy()
         lows, highs = np.minimum.reduceat(data, starts), np.maximum.reduceat(data, starts)
     names = sorted(pc.unique(block_metric).to_pylist())
-    bounds = stored_ranges(con, names)
+    bounds = {  # the stored ranges; a new name gets the known table's (registered by insert)
+        name: (lower, upper)
+        for name, lower, upper in con.execute(
+            "SELECT name, lower, upper FROM metrics WHERE list_contains(?::VARCHAR[], name)",
+            [names],
+        ).fetchall()
+    }
+    new = [name for name in names if name not in bounds]
+    bounds.update((name, default_range(name)) for name in new)
     if all(lo is None and hi is None for lo, hi in bounds.values()):
-        return names
+        return new
     at = pc.index_in(block_metric, value_set=pa.array(names, pa.string())).to_numpy()
     low = np.array([-math.inf if bounds[m][0] is None else bounds[m][0] for m in names])
     high = np.array([math.inf if bounds[m][1] is None else bounds[m][1] for m in names])
     outside = (np.asarray(lows) < low[at]) | (np.asarray(highs) > high[at])
     if not outside.any():
-        return names
+        return new
     # the first row at fault: each row against its metric's bounds
     codes = pc.index_in(metrics, value_set=pa.array(names, pa.string())).to_numpy()
     data = values.to_numpy()
