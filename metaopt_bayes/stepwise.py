@@ -23,12 +23,16 @@ each step (``trial.report``), so the pruner can stop the trial between steps
 
 Preprocessing is fitted once per fold on its training rows, as the pipeline does. The
 metrics of the finished trial are computed at the end as :func:`~metaopt_bayes.trainer.evaluate`
-computes them, and the last point of the curve is their mean of the metric.
+computes them, and the last point of the curve is their mean of the metric. A point's
+``elapsed_s`` is the wall time spent training up to it (every fold's, preprocessing
+included), evaluation left out — as in the development curves
+(``benchmarks/make_curve_suites.py``).
 """
 
 from __future__ import annotations
 
 import math
+import time
 import warnings
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -195,6 +199,8 @@ def evaluate_stepwise(
     from sklearn.base import clone
 
     folds: list[_Fold] = []
+    t0 = time.perf_counter()
+    spent = 0.0  # seconds of training so far, evaluation left out
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # convergence warnings are the config's business
         for tr, te in splits:
@@ -207,15 +213,18 @@ def evaluate_stepwise(
             else:
                 folds.append(_HGBFold(est, Xt, y_fit[tr], Xv, y_fit[te]))
         plan = step_plan(model, max(f.max_steps for f in folds))
+        spent += time.perf_counter() - t0
         for step in plan:
+            t1 = time.perf_counter()
             for f in folds:
                 if not f.done:
                     f.advance(step)
+            spent += time.perf_counter() - t1
             if all(f.done for f in folds):
                 final = [score(f.scored(), f.Xv, f.yv) for f in folds]
                 vals = [m[metric] for m in final if math.isfinite(m.get(metric, np.nan))]
                 if vals:
-                    trial.report(step, float(np.mean(vals)))
+                    trial.report(step, float(np.mean(vals)), elapsed_s=spent)
                 return final
             vals = []
             for f in folds:
@@ -225,7 +234,7 @@ def evaluate_stepwise(
                 if f.value is not None and math.isfinite(f.value):
                     vals.append(f.value)
             if vals:
-                trial.report(step, float(np.mean(vals)))
+                trial.report(step, float(np.mean(vals)), elapsed_s=spent)
                 if trial.should_prune():
                     raise TrialPruned(f"pruned after {step} of {plan[-1]} steps")
     return [score(f.scored(), f.Xv, f.yv) for f in folds]  # pragma: no cover - plan ends above
