@@ -39,6 +39,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from metaopt_bayes.candidates import PARAM_PREFIX
 from metaopt_bayes.pruning import CurvePruner, bind_pruner, check_budget, check_pruner
 from warehouse.errors import NotFoundError
 from warehouse.protocol import WarehouseLike
@@ -73,6 +74,33 @@ def finished_curves(
     if cur is None or not len(cur):
         return pd.DataFrame(columns=["run_id", "dataset", "step", "value", "elapsed_s"])
     return cur.reset_index(drop=True)
+
+
+def run_configs(
+    warehouse: WarehouseLike, model: str, metric: str, datasets: list[str] | None = None
+) -> pd.DataFrame | None:
+    """``run_id`` + ``params.*`` of the finished runs of ``model`` (on ``datasets``): the
+    configs a curve model relates to its curves; None when there are none."""
+    try:
+        tm = warehouse.training_matrix(metric, model=model, datasets=datasets)
+    except NotFoundError:
+        return None
+    cols = ["run_id", *(c for c in tm.columns if str(c).startswith(PARAM_PREFIX))]
+    return tm[cols].reset_index(drop=True) if len(tm) and len(cols) > 1 else None
+
+
+def fit_curve_model(
+    warehouse: WarehouseLike, curves: pd.DataFrame, model: str, metric: str, maximize: bool
+) -> Any:
+    """A :class:`metaopt_bayes.curves.CurveModel` of ``curves`` (finished, long, with
+    ``dataset``) and their runs' configs, fitted by :data:`CURVE_FIT_METHOD`."""
+    from metaopt_bayes.curves import CurveModel
+
+    return CurveModel(metric, maximize).fit(
+        curves.reset_index(drop=True),
+        configs=run_configs(warehouse, model, metric),
+        method=CURVE_FIT_METHOD,
+    )
 
 
 def intermediate_curve(trial: Any) -> tuple[list[int], list[float]]:
@@ -174,10 +202,8 @@ def search_pruning(
         )
         return None
     others = curves[curves["dataset"].astype(str) != str(dataset)]
-    from metaopt_bayes.curves import CurveModel
-
-    curve_model = CurveModel(metric, maximize).fit(
-        (others if len(others) else curves).reset_index(drop=True), method=CURVE_FIT_METHOD
+    curve_model = fit_curve_model(
+        warehouse, others if len(others) else curves, model, metric, maximize
     )
     if budget is None and steps_of is None:
         budget = int(pd.to_numeric(curves["step"]).max())
@@ -239,6 +265,10 @@ class PrunedEvidence:
         if partial is None or not len(partial):
             return
         context = _context(finished_curves(warehouse, self.dataset, self.model, self.metric))
+        mine = pd.DataFrame([configs[i] for i in new]).add_prefix(PARAM_PREFIX)
+        mine.insert(0, "run_id", [ids[i] for i in new])
+        known = run_configs(warehouse, self.model, self.metric, [self.dataset])
+        configs_df = pd.concat([f for f in (known, mine) if f is not None], ignore_index=True)
         by_budget: dict[int, list[str]] = {}
         for i in new:
             budget = self.budget_of(configs[i]) if self.budget_of is not None else None
@@ -253,6 +283,7 @@ class PrunedEvidence:
                     budget,
                     dataset=self.dataset,
                     context=context,
+                    configs=configs_df,
                 )
             except Exception as exc:  # no prediction: the learner's own (a pending trial's)
                 warnings.warn(
@@ -261,6 +292,8 @@ class PrunedEvidence:
                     stacklevel=4,
                 )
                 continue
+            if "run_id" not in pred.columns:  # predict_final indexes its rows by run_id
+                pred = pred.reset_index()
             for rid, q50 in zip(pred["run_id"], pred["q50"], strict=True):
                 if np.isfinite(q50):
                     self._predicted[str(rid)] = float(q50)
@@ -272,6 +305,8 @@ __all__ = [
     "SearchPruning",
     "best_value",
     "finished_curves",
+    "fit_curve_model",
     "intermediate_curve",
+    "run_configs",
     "search_pruning",
 ]

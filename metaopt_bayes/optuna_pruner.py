@@ -35,7 +35,7 @@ from typing import Any
 
 import pandas as pd
 
-from metaopt_bayes.curve_pruning import CURVE_FIT_METHOD, finished_curves, intermediate_curve
+from metaopt_bayes.curve_pruning import finished_curves, fit_curve_model, intermediate_curve
 from metaopt_bayes.pruning import (
     DEFAULT_MIN_FRACTION,
     DEFAULT_THRESHOLD,
@@ -131,6 +131,14 @@ class MetaoptPruner(BasePruner):
                         f"will {way} it"
                     )
                 curves = finished_curves(wh, None, self.model, self.metric)
+                if len(curves) and self.curve_model is None:
+                    others = curves
+                    if self.dataset is not None:
+                        rest = curves[curves["dataset"].astype(str) != self.dataset]
+                        others = rest if len(rest) else curves
+                    self.curve_model = fit_curve_model(
+                        wh, others, self.model, self.metric, maximize
+                    )
             if not len(curves):
                 self._off = True
                 warnings.warn(
@@ -139,16 +147,6 @@ class MetaoptPruner(BasePruner):
                     stacklevel=4,
                 )
                 return False
-            if self.curve_model is None:
-                others = curves
-                if self.dataset is not None:
-                    rest = curves[curves["dataset"].astype(str) != self.dataset]
-                    others = rest if len(rest) else curves
-                from metaopt_bayes.curves import CurveModel
-
-                self.curve_model = CurveModel(self.metric, maximize).fit(
-                    others.reset_index(drop=True), method=CURVE_FIT_METHOD
-                )
             if self.budget is None:
                 self.budget = int(pd.to_numeric(curves["step"]).max())
             self._maximize, self._ready = maximize, True

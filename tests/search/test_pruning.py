@@ -216,9 +216,7 @@ def test_pruned_before_a_report_and_a_bad_report_are_failed_trials():
     assert out["status"] == "failed" and "before any trial.report" in out["error"]
     bad = call_objective(reports_nan, "score", {"x": 1}, None)
     assert bad["status"] == "failed"
-    assert bad["error"] == (
-        "ValidationError: trial.report: value must be a finite number, not nan"
-    )
+    assert bad["error"] == ("ValidationError: trial.report: value must be a finite number, not nan")
     unnamed = call_objective(two_args, None, {"x": 0.5}, AfterTwo())
     assert unnamed["status"] == "failed" and "metric=" in unnamed["error"]
 
