@@ -8,7 +8,9 @@ and what a pruned trial tells the proposer afterwards.
   :class:`~metaopt_bayes.pruning.CurvePruner`; a pruner object is used as it is. The budget
   in steps is ``budget_steps`` when given, else the config's own (a zoo family's
   ``max_iter``), else the largest step of the model's finished curves. With no curve of the
-  model in the warehouse pruning is off, with a warning.
+  model in the warehouse nothing is pruned, with a warning, but the trials still report
+  their steps (:class:`~metaopt_bayes.pruning.RecordOnly`): their curves are logged, so the
+  next search can prune.
 - :class:`SearchPruning` binds the pruner to one trial just before it is submitted: the best
   finished value of the metric on the dataset (the incumbent), the dataset's finished curves
   so far (the context), the config and its budget. The bound copy travels to wherever the
@@ -40,7 +42,13 @@ import numpy as np
 import pandas as pd
 
 from metaopt_bayes.candidates import PARAM_PREFIX
-from metaopt_bayes.pruning import CurvePruner, bind_pruner, check_budget, check_pruner
+from metaopt_bayes.pruning import (
+    CurvePruner,
+    RecordOnly,
+    bind_pruner,
+    check_budget,
+    check_pruner,
+)
 from warehouse.errors import NotFoundError
 from warehouse.protocol import WarehouseLike
 
@@ -173,7 +181,8 @@ def search_pruning(
     steps_of: Callable[[Mapping[str, Any]], int | None] | None = None,
 ) -> SearchPruning | None:
     """The pruning of a search of ``model`` on ``dataset`` (see the module docstring); None
-    when ``prune`` is off, or ``True`` finds no curve to learn from (a warning says so)."""
+    when ``prune`` is off. ``True`` with no curve to learn from records curves and prunes
+    nothing (a warning says so)."""
     budget = check_budget(budget_steps)
     if prune is None or prune is False:
         return None
@@ -196,11 +205,12 @@ def search_pruning(
     curves = finished_curves(warehouse, None, model, metric)
     if not len(curves):
         warnings.warn(
-            f"pruning is off: the warehouse has no learning curves of {model!r} for "
-            f"{metric!r} to learn when to stop (finished runs logged with curve=)",
+            f"nothing is pruned: the warehouse has no finished learning curves of {model!r} "
+            f"for {metric!r} to learn when to stop; this search's curves are logged, so the "
+            "next one can prune",
             stacklevel=3,
         )
-        return None
+        return SearchPruning(RecordOnly(), dataset, model, metric, maximize, budget, steps_of)
     others = curves[curves["dataset"].astype(str) != str(dataset)]
     curve_model = fit_curve_model(
         warehouse, others if len(others) else curves, model, metric, maximize

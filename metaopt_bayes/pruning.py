@@ -54,6 +54,17 @@ class Pruner(Protocol):
     def should_prune(self, steps: np.ndarray, values: np.ndarray) -> bool: ...
 
 
+class RecordOnly:
+    """A pruner that never prunes: the trial still reports its steps (the zoo fits
+    stepwise), so its curve is logged for later searches to learn from."""
+
+    def should_prune(self, steps: Any, values: Any) -> bool:
+        return False
+
+    def __repr__(self) -> str:
+        return "RecordOnly()"
+
+
 def check_threshold(threshold: Any) -> float:
     """``threshold`` as a probability strictly between 0 and 1, or a one-line error."""
     if isinstance(threshold, bool) or not isinstance(threshold, numbers.Real):
@@ -285,6 +296,7 @@ __all__ = [
     "DEFAULT_THRESHOLD",
     "CurvePruner",
     "Pruner",
+    "RecordOnly",
     "TrialHandle",
     "TrialPruned",
     "bind_pruner",

@@ -219,8 +219,9 @@ def optimize(
     raise :class:`~metaopt_bayes.pruning.TrialPruned`). A pruned trial is logged with status
     ``'pruned'``, its partial curve and its last reported value; it is never proposed again
     and enters the few-shot update at the curve model's predicted final (see
-    :mod:`metaopt_bayes.curve_pruning`). With no curve of ``model`` in the warehouse pruning
-    is off, with a warning. One model family only.
+    :mod:`metaopt_bayes.curve_pruning`). With no finished curve of ``model`` in the
+    warehouse nothing is pruned, with a warning, and the trials' curves are logged for the
+    next search. One model family only.
 
     ``model=None`` (every zoo family for the dataset's task) or a list of families searches
     the families and their spaces together (:func:`metaopt_bayes.families.optimize_families`;
