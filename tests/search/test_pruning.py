@@ -329,3 +329,24 @@ def test_fantasies_keep_a_value_of_their_own():
     pend = pd.DataFrame({"x": [0.1, 0.9], "c": ["a", "b"], "value": [np.nan, -5.0]})
     out = fantasies(FakeLearner(), "d1", pend, pd.DataFrame(), None)
     assert out["value"].tolist() == pytest.approx([float(FakeLearner.truth(0.1, "a")), -5.0])
+
+
+def test_a_curve_pruner_around_the_real_curve_model_judges_curves_and_travels():
+    from metaopt_bayes.curves import CurveModel
+
+    def value(final, step):
+        return final * (1 - math.exp(-step / 2)) / (1 - math.exp(-5))
+
+    rng = np.random.default_rng(0)
+    rows = [
+        {"run_id": f"{d}-{i}", "dataset": d, "step": s, "value": value(f, s)}
+        for d in ("o1", "o2", "o3")
+        for i, f in enumerate(0.3 + 0.4 * rng.random(8))
+        for s in range(1, 11)
+    ]
+    model = CurveModel("score", True).fit(pd.DataFrame(rows), method="map")
+    pruner = pickle.loads(pickle.dumps(CurvePruner(model, budget=10).bind(incumbent=0.6)))
+    early = [1, 2, 3]
+    assert pruner.should_prune(early, [value(0.3, s) for s in early]) is True
+    assert pruner.should_prune(early, [value(0.65, s) for s in early]) is False
+    assert pruner.last_probability > 0.5
