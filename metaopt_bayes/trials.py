@@ -842,7 +842,8 @@ def trial_table(
     """Optimize trials with their metric and config, oldest first, with the running best
     (``number``, ``run_id``, [``model``,] ``status``, ``value``, parameters, ``best``; and
     ``steps``, the last step each trial reported, when any trial logged a curve). A pruned
-    trial's ``value`` is its last reported value; ``best`` counts finished trials only."""
+    trial's ``value`` is its last reported value; ``best`` is the best finished value so far
+    (a failed or pruned trial's row carries the best before it)."""
     ids = existing_trials(warehouse, dataset, models)
     if not joint:
         ids = ids.drop(columns=["model"])
@@ -861,10 +862,32 @@ def trial_table(
         columns=lambda c: c[len(PARAM_PREFIX) :] if str(c).startswith(PARAM_PREFIX) else c
     )
     df.insert(0, "number", np.arange(1, len(df) + 1))
+    df = _with_pruned_configs(warehouse, df, dataset)
     df = _with_curves(warehouse, df, dataset, metric)
     v = pd.to_numeric(df["value"], errors="coerce").where(df["status"] == "finished")
-    df["best"] = (v if maximize else -v).cummax() * (1 if maximize else -1)
+    df["best"] = ((v if maximize else -v).cummax() * (1 if maximize else -1)).ffill()
     return df
+
+
+def _with_pruned_configs(warehouse: WarehouseLike, df: pd.DataFrame, dataset: str) -> pd.DataFrame:
+    """The trial table with the parameters of its pruned trials (the training matrix holds
+    finished runs only)."""
+    pruned = df["status"] == "pruned"
+    if not pruned.any():
+        return df
+    runs = warehouse.view(
+        "run_features", dataset=dataset, status="pruned", run_id=list(df.loc[pruned, "run_id"])
+    )
+    out = df.copy()
+    where = {str(r): i for i, r in zip(out.index, out["run_id"], strict=True)}
+    for rid, num, text in zip(runs["run_id"], runs["params_num"], runs["params_text"], strict=True):
+        for name, value in {**dict(num or {}), **dict(text or {})}.items():
+            if name not in out.columns:
+                out[name] = np.nan
+            if isinstance(value, str) and out[name].dtype != object:
+                out[name] = out[name].astype(object)
+            out.at[where[str(rid)], name] = value
+    return out
 
 
 def _with_curves(
