@@ -101,13 +101,22 @@ def fit_curve_model(
     warehouse: WarehouseLike, curves: pd.DataFrame, model: str, metric: str, maximize: bool
 ) -> Any:
     """A :class:`metaopt_bayes.curves.CurveModel` of ``curves`` (finished, long, with
-    ``dataset``) and their runs' configs, fitted by :data:`CURVE_FIT_METHOD`."""
+    ``dataset``) and their runs' configs, fitted by :data:`CURVE_FIT_METHOD`.
+
+    The curve model takes a dataset's largest step as the budget of its runs and leaves the
+    shorter curves out as unfinished. Finished runs of one dataset that end at different
+    steps — zoo configs with different ``max_iter``, MLPs stopped early — are therefore
+    grouped by dataset *and* last step (``<dataset>@<step>``), so that every finished curve
+    counts, with its own end as its budget."""
     from metaopt_bayes.curves import CurveModel
 
+    curves = curves.reset_index(drop=True)
+    last = curves.groupby("run_id")["step"].transform("max")
+    if (last.groupby(curves["dataset"].astype(str)).nunique() > 1).any():
+        ends = pd.to_numeric(last).round().astype(int).astype(str)
+        curves = curves.assign(dataset=curves["dataset"].astype(str) + "@" + ends)
     return CurveModel(metric, maximize).fit(
-        curves.reset_index(drop=True),
-        configs=run_configs(warehouse, model, metric),
-        method=CURVE_FIT_METHOD,
+        curves, configs=run_configs(warehouse, model, metric), method=CURVE_FIT_METHOD
     )
 
 
