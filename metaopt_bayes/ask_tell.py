@@ -103,6 +103,11 @@ class Search:
     :meth:`heartbeat`, beats too); one without a heartbeat for ``stale_after`` seconds, or
     whose process on this host is gone, is failed by the next process that asks and its
     config and slot are free again. :meth:`close` gives up the untold trials.
+
+    ``prune``, ``prune_threshold``, ``budget_steps``: as for ``optimize`` (docs/pruning.md).
+    Each asked trial's pruner is bound to the incumbent and the dataset's finished curves
+    as of its ask; ``trial.report(step, value)`` and ``trial.should_prune()`` use it, and
+    ``tell(trial, pruned=True)`` logs the trial as pruned.
     """
 
     def __init__(
