@@ -333,7 +333,8 @@ def _text(table: pa.Table, name: str, what: str) -> pa.ChunkedArray:
 
     column = _column(table, name)
     try:  # one chunk: pyarrow's take on several chunks first concatenates them all
-        return pa.chunked_array([pc.cast(column, pa.string()).combine_chunks()])
+        text = pc.cast(column, pa.string())
+        return text if text.num_chunks == 1 else pa.chunked_array([text.combine_chunks()])
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
         raise ValidationError(
             f"{what}: column {name!r}: expected text, not {column.type}"
@@ -413,7 +414,7 @@ def _steps(table: pa.Table, what: str) -> pa.ChunkedArray:
         "step",
         lambda i: f"step {steps[i].as_py()} is negative (steps count from 0)",
     )
-    return pa.chunked_array([steps.combine_chunks()])
+    return steps if steps.num_chunks == 1 else pa.chunked_array([steps.combine_chunks()])
 
 
 def _elapsed_from_timestamps(table: pa.Table, runs: pa.ChunkedArray, what: str) -> pa.ChunkedArray:
