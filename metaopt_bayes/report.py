@@ -65,6 +65,8 @@ class ReportData:
     neighbours: pd.DataFrame | None = None
     learner_note: str = ""  # which recorded learner answered, or why one was fitted
     notes: list[str] = field(default_factory=list)
+    # the dataset's learning curves of this model and metric: run_id, status, step, value
+    curves: pd.DataFrame | None = None
 
 
 # ------------------------------------------------------------------------------------ maths
@@ -265,6 +267,10 @@ def collect(
     else:
         notes.append(f"{dataset!r} has no meta-features: no similar datasets to show")
 
+    # 6. Learning curves (runs that reported steps: finished and pruned).
+    curves = warehouse.curves(dataset=dataset, model=model, metric=metric)
+    curves = curves[["run_id", "status", "step", "value"]] if len(curves) else None
+
     return ReportData(
         metric=metric,
         model=model,
@@ -282,6 +288,7 @@ def collect(
         neighbours=neighbours,
         notes=notes,
         learner_note=str(getattr(learner, "reuse_note", "") or ""),
+        curves=curves,
     )
 
 
@@ -383,6 +390,9 @@ def _figures(data: ReportData) -> dict[str, str]:
         fig.tight_layout()
         figs["pdp"] = _png(fig)
 
+    if data.curves is not None and len(data.curves):
+        figs["curves"] = _png(_curves_figure(data, plt))
+
     if data.neighbours is not None and len(data.neighbours):
         nb = data.neighbours.iloc[::-1]
         fig, ax = plt.subplots(figsize=(5.5, 0.35 * len(nb) + 1.2))
@@ -391,6 +401,36 @@ def _figures(data: ReportData) -> dict[str, str]:
         ax.set_title(f"Datasets most like {data.dataset}")
         figs["neighbours"] = _png(fig)
     return figs
+
+
+def _curves_figure(data: ReportData, plt: Any) -> Any:
+    """Each run's learning curve: finished runs in blue (the best one bold), pruned runs in
+    red, ending where the pruner stopped them."""
+    fig, ax = plt.subplots(figsize=(6.4, 3.8))
+    finals = {}
+    for (run_id, status), c in data.curves.groupby(["run_id", "status"], sort=False):
+        pruned = status == "pruned"
+        ax.plot(
+            c["step"], c["value"], color="tab:red" if pruned else "tab:blue",
+            alpha=0.6 if pruned else 0.35, lw=1, ls="--" if pruned else "-",
+        )  # fmt: skip
+        if pruned:
+            ax.plot(c["step"].iloc[-1], c["value"].iloc[-1], "x", color="tab:red", ms=5)
+        else:
+            finals[run_id] = float(c["value"].iloc[-1])
+    if finals:
+        pick = max if data.direction == "maximize" else min
+        best = pick(finals, key=finals.__getitem__)
+        c = data.curves[data.curves["run_id"] == best]
+        ax.plot(c["step"], c["value"], color="tab:blue", lw=2.5, label=f"best finished ({best})")
+    counts = data.curves.drop_duplicates("run_id")["status"].value_counts()
+    ax.plot([], [], color="tab:blue", lw=1, label=f"finished ({counts.get('finished', 0)})")
+    ax.plot([], [], color="tab:red", lw=1, ls="--", label=f"pruned ({counts.get('pruned', 0)})")
+    ax.set_xlabel("step")
+    ax.set_ylabel(data.metric)
+    ax.set_title(f"Learning curves on {data.dataset}")
+    ax.legend(fontsize=8)
+    return fig
 
 
 _CSS = """
@@ -462,6 +502,16 @@ def render_html(data: ReportData) -> str:
         "<h2>Optimization trace</h2>",
         f"<p>Best {e(data.metric)} so far: <b>{best:.4g}</b> after {len(data.trace)} runs.</p>",
         img("trace", "optimization trace"),
+        *(
+            [
+                "<h2>Learning curves</h2>",
+                "<p class='note'>The metric at each reported step; a pruned run stops where "
+                "the pruner judged it unlikely to beat the best finished run.</p>",
+                img("curves", "learning curves"),
+            ]
+            if data.curves is not None
+            else []
+        ),
         "<h2>Parameter effects</h2>",
         "<p class='note'>Partial dependence: the posterior mean averaged over this dataset's "
         "observed configurations with one parameter varied (Friedman 2001).</p>",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import pandas as pd
 import pytest
 from click.testing import CliRunner
 
@@ -295,3 +296,55 @@ def test_runs_delete_takes_out_what_a_file_brought_and_keeps_the_audits_clean(tm
     assert run.invoke(main, ["--db", db, "check"]).exit_code == 0  # incumbents rebuilt
     again = run.invoke(main, ["--db", db, "ingest", str(csv)])  # and can come back
     assert "ingested 2 runs" in again.output
+
+
+def test_ingest_curves_with_their_runs_then_more_points_and_runs_curves(tmp_path, tiny_history):
+    db, runs, curves, more = (str(tmp_path / n) for n in ("c.duckdb", "r.csv", "c.csv", "m.csv"))
+    tiny_history.to_csv(runs, index=False)  # with run ids r1..r7
+    points = {"run_id": ["r1", "r1", "r2"], "metric": ["accuracy"] * 3, "step": [1, 2, 1]}
+    pd.DataFrame(points | {"value": [0.5, 0.9, 0.4], "elapsed_s": [1.0, 2.0, 1.5]}).to_csv(
+        curves, index=False
+    )
+    run = CliRunner()
+    out = run.invoke(main, ["--db", db, "ingest", runs, "--curves", curves])
+    assert out.exit_code == 0, out.output
+    assert "ingested 7 runs" in out.output and "ingested 3 curve points" in out.output
+    pd.DataFrame({"run_id": ["r2"], "metric": ["accuracy"], "step": [2], "value": [0.8]}).to_csv(
+        more, index=False
+    )
+    out = run.invoke(main, ["--db", db, "ingest", "--curves", more])
+    assert out.exit_code == 0 and "ingested 1 curve points" in out.output, out.output
+    again = run.invoke(main, ["--db", db, "ingest", "--curves", more])
+    assert again.exit_code == 1 and again.output.strip() == (
+        "Error: log_curves: row 1: run 'r2' already has a point for metric 'accuracy' at step 2 "
+        "in the warehouse"
+    )
+    shown = run.invoke(main, ["--db", db, "runs", "--curves", "--format", "json"])
+    rows = json.loads(shown.output)
+    assert [(r["run_id"], r["step"], r["value"]) for r in rows] == [
+        ("r1", 1, 0.5),
+        ("r1", 2, 0.9),
+        ("r2", 1, 0.4),
+        ("r2", 2, 0.8),
+    ]
+    one = run.invoke(main, ["--db", db, "runs", "--dataset", "d1", "--limit", "5", "--curves"])
+    assert one.exit_code == 0 and "accuracy" in one.output
+    nothing = run.invoke(main, ["--db", db, "ingest"])
+    assert (
+        nothing.exit_code == 2 and "give a FILE of runs, --curves FILE, or both" in nothing.output
+    )
+
+
+def test_ingest_with_bad_curves_writes_no_run(tmp_path, tiny_history):
+    db, runs, curves = (str(tmp_path / n) for n in ("c.duckdb", "r.csv", "c.csv"))
+    tiny_history.to_csv(runs, index=False)
+    pd.DataFrame({"run_id": ["r1"], "metric": ["accuracy"], "step": [-1], "value": [0.5]}).to_csv(
+        curves, index=False
+    )
+    out = CliRunner().invoke(main, ["--db", db, "ingest", runs, "--curves", curves])
+    assert out.exit_code == 1 and out.output.strip() == (
+        "Error: log_runs curves: row 1, column 'step': step -1 is negative (steps count from 0)"
+    )
+    query = "SELECT count(*) AS n FROM runs"
+    count = CliRunner().invoke(main, ["--db", db, "sql", query, "--format", "json"])
+    assert json.loads(count.output) == [{"n": 0}]

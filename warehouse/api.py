@@ -13,6 +13,7 @@ from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from warehouse import claims, ingest, lookups, query, records
+from warehouse import curves as _curves
 from warehouse.store import Store
 
 if TYPE_CHECKING:
@@ -38,15 +39,30 @@ class Warehouse(Store):
         model: str,
         params: Mapping[str, Any] | None = None,
         metrics: Mapping[str, Any] | None = None,
+        *,
+        curve: Any = None,
         **meta: Any,
     ) -> str:
-        """Log one run; returns its ``run_id``. See :func:`warehouse.ingest.log_run`."""
-        return ingest.log_run(self, dataset, model, params or {}, metrics or {}, **meta)
+        """Log one run; returns its ``run_id``. ``status`` may be ``'pruned'`` (a trial a
+        pruner stopped early); ``curve`` is its learning curve, a list of dicts (or a
+        DataFrame) with ``metric, step, value`` and optionally ``elapsed_s``, written in the
+        same transaction. See :func:`warehouse.ingest.log_run`."""
+        return ingest.log_run(
+            self, dataset, model, params or {}, metrics or {}, curve=curve, **meta
+        )
 
-    def log_runs(self, data: Any) -> int:
+    def log_runs(self, data: Any, curves: Any = None) -> int:
         """Bulk-log runs in the MLflow layout, all or nothing; returns the number of runs.
-        See :func:`warehouse.ingest.log_runs`."""
-        return ingest.log_runs(self, data)
+        ``curves``: learning-curve points of these runs (or of runs already logged), long
+        ``run_id, metric, step, value[, elapsed_s]`` or MLflow's ``run_id, key, value, step,
+        timestamp``, in the same transaction. See :func:`warehouse.ingest.log_runs`."""
+        return ingest.log_runs(self, data, curves=curves)
+
+    def log_curves(self, data: Any) -> int:
+        """Log learning-curve points of runs already in the warehouse (a DataFrame, Arrow
+        table, CSV/Parquet path or list of dicts in either layout of :meth:`log_runs`), all
+        or nothing; returns the number of points. See :mod:`warehouse.curves`."""
+        return _curves.log_curves(self, data)
 
     def delete_runs(
         self,
@@ -195,6 +211,22 @@ class Warehouse(Store):
         :func:`warehouse.query.training_matrix`)."""
         return query.training_matrix(
             self, metric, model=model, datasets=datasets, exclude=exclude, split=split
+        )
+
+    def curves(
+        self,
+        dataset: str | Sequence[str] | None = None,
+        model: str | Sequence[str] | None = None,
+        metric: str | Sequence[str] | None = None,
+        run_ids: Sequence[str] | None = None,
+        status: str | Sequence[str] | None = None,
+    ) -> pd.DataFrame:
+        """Learning-curve points: columns ``run_id, dataset, model, status, metric, step,
+        elapsed_s, value`` (``elapsed_s`` NaN when unknown), ordered by run (logging order),
+        metric and step; each filter given must match (a name or a list). See
+        :func:`warehouse.curves.read`."""
+        return _curves.read(
+            self, dataset=dataset, model=model, metric=metric, run_ids=run_ids, status=status
         )
 
     def meta_features(self, datasets: Sequence[str] | None = None) -> pd.DataFrame:

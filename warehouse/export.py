@@ -6,6 +6,7 @@ Layout written by :func:`export_warehouse` (``DIR``)::
     run_params/dataset=<name>/*.parquet           one row per run × parameter
     run_metrics/dataset=<name>/*.parquet          one row per run × metric × split
     run_architecture/dataset=<name>/*.parquet     one row per run × architecture descriptor
+    run_curves/dataset=<name>/*.parquet           one row per run × metric × step (learning curves)
     dataset_meta_features/dataset=<name>/*.parquet one row per dataset × meta-feature
     datasets.parquet                              one row per dataset
     metrics.parquet                               one row per known metric (its direction)
@@ -57,6 +58,10 @@ PARTITIONED: dict[str, str] = {
     "run_architecture": (
         "SELECT a.run_id, a.seq, a.name, a.value_num, a.value_text, r.dataset "
         "FROM run_architecture AS a JOIN runs AS r ON r.seq = a.seq"
+    ),
+    "run_curves": (
+        "SELECT c.run_id, c.seq, c.metric, c.step, c.value, c.elapsed_s, r.dataset "
+        "FROM run_curves AS c JOIN runs AS r ON r.seq = c.seq"
     ),
     "dataset_meta_features": "SELECT * FROM dataset_meta_features",
 }

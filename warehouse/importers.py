@@ -19,13 +19,21 @@ Mapping choices (see docs/import_export.md):
   values are dropped). Status FINISHED → finished, FAILED/KILLED → failed; RUNNING and
   SCHEDULED runs are skipped (they are not done yet; a later import picks them up).
   ``duration_s`` = end − start. Tags listed in ``include_tags`` are stored as parameters
-  ``tag.<name>``; other tags are not stored (the warehouse has no tags table).
+  ``tag.<name>``; other tags are not stored (the warehouse has no tags table). Every metric's
+  full history (each step MLflow logged; a SQLite store's ``metrics`` table is read in one
+  query) becomes the run's learning curve in ``run_curves``: one point per (metric, step) —
+  the last one logged at that step, as MLflow's own latest value does — with ``elapsed_s`` =
+  its timestamp − the run's start time (the run's first timestamp when the start is
+  unknown; never below 0). NaN and infinite values are dropped.
 * Optuna: COMPLETE → finished with the objective value(s) as metric(s); FAIL → failed;
-  PRUNED → failed with ``error='pruned'`` (the trial never reached its final value, and the
-  meta-learner trains on finished runs only); RUNNING/WAITING → skipped. A single objective is
+  PRUNED → ``pruned`` (the trial never reached its final value, so, like a failed run, the
+  meta-learner does not train on it); RUNNING/WAITING → skipped. A single objective is
   stored as metric ``value`` (or ``metric``), several as ``value_0, value_1, …``; each metric
   is registered with the study's direction, and an existing metric of that name with the
-  opposite direction is refused.
+  opposite direction is refused. The values a trial reported (``trial.report``, Optuna's
+  ``trial_intermediate_values``) become its learning curve under the objective's metric
+  name, without ``elapsed_s`` (Optuna records no time per step); non-finite ones are
+  dropped.
 
 Imports never change their source: a SQLite store (MLflow or Optuna) is copied into a
 temporary folder through SQLite's backup API from a read-only connection, and the copy is
@@ -56,6 +64,8 @@ if TYPE_CHECKING:
 __all__ = ["ImportResult", "import_mlflow", "import_optuna"]
 
 _MLFLOW_STATUS = {"FINISHED": "finished", "FAILED": "failed", "KILLED": "failed"}
+#: Optuna trial states of done trials → run status (RUNNING / WAITING are skipped).
+_OPTUNA_STATUS = {"COMPLETE": "finished", "FAIL": "failed", "PRUNED": "pruned"}
 _PAGE = 5000
 
 
@@ -230,6 +240,7 @@ def import_mlflow(
     from mlflow.tracking import MlflowClient
 
     uri = _tracking_uri(tracking_uri)
+    existing = existing_ids(wh, "mlflow:")
     with _allow_file_store(), _aside(uri, "MLflow store") as readable:
         try:
             client = MlflowClient(tracking_uri=readable)
@@ -261,13 +272,19 @@ def import_mlflow(
                     token = page.token
                     if not token:
                         break
+            wanted = [
+                r
+                for r in runs
+                if f"mlflow:{r.info.run_id}" not in existing
+                and str(r.info.status).upper() in _MLFLOW_STATUS
+            ]
+            history = _mlflow_history(client, readable, wanted)
         except MetaoptError:
             raise
         except Exception as exc:  # MlflowException, or the store's own (e.g. SQLAlchemy) error
             first = one_line(exc)
             raise MetaoptError(f"cannot read MLflow store {uri}: {first}") from None
 
-    existing = existing_ids(wh, "mlflow:")
     rows: list[dict[str, Any]] = []
     already = unfinished = 0
     for run in runs:
@@ -317,8 +334,78 @@ def import_mlflow(
                 row[f"metrics.{name}"] = float(value)
         rows.append(row)
     if rows:
-        log_runs(wh, _frame(rows))
+        log_runs(wh, _frame(rows), curves=history)
     return ImportResult(uri, len(rows), already, unfinished)
+
+
+def _mlflow_history(client: Any, readable: str, runs: list[Any]) -> pd.DataFrame:
+    """The metric history of ``runs`` as curve points (``run_id`` with its ``mlflow:``
+    prefix, ``metric, step, value, elapsed_s``), ordered by run, metric and step: a SQLite
+    store's ``metrics`` table in one query, any other store through
+    ``MlflowClient.get_metric_history`` per run and metric."""
+    import numpy as np
+    import pandas as pd
+
+    columns = ["run_uuid", "key", "value", "timestamp", "step"]
+    if not runs:
+        return pd.DataFrame(columns=["run_id", "metric", "step", "value", "elapsed_s"])
+    path = _sqlite_path(readable)
+    if path is not None:
+        raw = _sqlite_history(path, [r.info.run_id for r in runs])
+    else:
+        raw = pd.DataFrame(
+            [
+                (r.info.run_id, m.key, m.value, m.timestamp, m.step)
+                for r in runs
+                for key in r.data.metrics
+                for m in client.get_metric_history(r.info.run_id, key)
+            ],
+            columns=columns,
+        )
+    value = pd.to_numeric(raw["value"], errors="coerce").astype(float)
+    # MLflow writes ±inf as ±the largest float (NaN as 0 with is_nan, filtered already)
+    raw = raw[np.isfinite(value) & (value.abs() < np.finfo(float).max)]
+    raw = raw.assign(step=raw["step"].fillna(0).astype("int64"))
+    raw = raw.sort_values(["run_uuid", "key", "step", "timestamp", "value"], kind="stable")
+    raw = raw.drop_duplicates(["run_uuid", "key", "step"], keep="last")  # the last logged
+    starts = pd.Series({r.info.run_id: r.info.start_time for r in runs}, dtype="float64")
+    origin = raw["run_uuid"].map(starts)
+    first = raw.groupby("run_uuid")["timestamp"].transform("min")
+    origin = origin.fillna(first).astype(float)
+    elapsed = ((raw["timestamp"].astype(float) - origin) / 1000.0).clip(lower=0.0)
+    return pd.DataFrame(
+        {
+            "run_id": "mlflow:" + raw["run_uuid"].astype(str),
+            "metric": raw["key"].astype(str),
+            "step": raw["step"],
+            "value": raw["value"].astype(float),
+            "elapsed_s": elapsed,
+        }
+    ).reset_index(drop=True)
+
+
+def _sqlite_history(path: Path, run_ids: list[str]) -> pd.DataFrame:
+    """Rows of a SQLite MLflow store's ``metrics`` table (every logged step) for ``run_ids``,
+    NaN values left out; ``step`` is 0 in stores older than MLflow's step column."""
+    import sqlite3
+
+    import pandas as pd
+
+    con = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)
+    try:
+        have = {row[1] for row in con.execute("PRAGMA table_info(metrics)")}
+        step = "step" if "step" in have else "0"
+        finite = "is_nan = 0" if "is_nan" in have else "1 = 1"
+        con.execute("CREATE TEMP TABLE wanted (run_uuid TEXT PRIMARY KEY)")
+        con.executemany("INSERT OR IGNORE INTO wanted VALUES (?)", [(r,) for r in run_ids])
+        return pd.read_sql_query(
+            f"SELECT m.run_uuid, m.key, m.value, m.timestamp, {step} AS step "
+            "FROM metrics AS m JOIN wanted AS w ON w.run_uuid = m.run_uuid "
+            f"WHERE {finite}",
+            con,
+        )
+    finally:
+        con.close()
 
 
 # ---------------------------------------------------------------------------------- Optuna
@@ -404,6 +491,7 @@ def import_optuna(
     prefix = f"optuna:{label}:"
     existing = _existing_runs(wh, prefix)
     rows: list[dict[str, Any]] = []
+    points: list[tuple[str, str, int, float]] = []
     already = unfinished = 0
     for trial in trials:
         run_id = f"{prefix}{trial.number}"
@@ -424,8 +512,7 @@ def import_optuna(
             "run_id": run_id,
             "dataset": dataset,
             "model": model,
-            "status": "finished" if trial.state == TrialState.COMPLETE else "failed",
-            "error": "pruned" if trial.state == TrialState.PRUNED else None,
+            "status": _OPTUNA_STATUS[trial.state.name],
             "started_at": start,
             "finished_at": end,
             "duration_s": (end - start).total_seconds() if start and end else None,
@@ -438,9 +525,18 @@ def import_optuna(
                 if value is not None and math.isfinite(float(value)):
                     row[f"metrics.{name}"] = float(value)
         rows.append(row)
+        # the values the trial reported (single-objective studies only), by step
+        points += [
+            (run_id, names[0], int(step), float(value))
+            for step, value in sorted(trial.intermediate_values.items())
+            if value is not None and math.isfinite(float(value))
+        ]
     if rows:
+        import pandas as pd
+
+        curves = pd.DataFrame(points, columns=["run_id", "metric", "step", "value"])
         with wh._transaction():
             for name, direction in zip(names, directions, strict=True):
                 _register_metric(wh, name, direction, study)
-            log_runs(wh, _frame(rows))
+            log_runs(wh, _frame(rows), curves=curves)
     return ImportResult(f"{storage}#{study}", len(rows), already, unfinished)

@@ -6,7 +6,8 @@ and the run fields ``run_id, status, started_at, finished_at, duration_s, cpu_s,
 seed, source, error, split``. MLflow's own ``start_time``/``end_time`` are read as
 ``started_at``/``finished_at``, ``experiment_id``/``artifact_uri``/``lifecycle_stage``/``run_name``
 and ``tags.*`` are ignored, MLflow statuses (FINISHED, FAILED, KILLED, RUNNING, SCHEDULED) are
-mapped to finished/failed/running.
+mapped to finished/failed/running; ``pruned`` marks a trial a pruner stopped early (not
+finished: it never enters the training matrix or the incumbents).
 
 Choices about values (documented in the README's data section):
 
@@ -40,14 +41,16 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from warehouse import curves as _curves
 from warehouse.errors import NotFoundError, ValidationError, one_line
 from warehouse.frames import read_frame, to_arrow  # noqa: F401  (read_frame: re-exported)
 from warehouse.metric_ranges import (  # guess_direction: re-exported
     check_bounds,
-    default_range,
     describe_range,
     guess_direction,
     outside,
+    register_metrics,
+    stored_ranges,
 )
 from warehouse.sqlfiles import quote_ident as _qi
 from warehouse.sqlfiles import quote_literal as _ql
@@ -78,6 +81,7 @@ _STATUS = {
     "finished": "finished",
     "failed": "failed",
     "running": "running",
+    "pruned": "pruned",
     "killed": "failed",
     "scheduled": "running",
 }
@@ -169,8 +173,13 @@ def new_run_ids(n: int) -> list[str] | Any:
     return pa.array(np.ascontiguousarray(chars).view("S12").ravel()).cast(pa.string())
 
 
-def log_runs(wh: Store, data: Any) -> int:
+def log_runs(wh: Store, data: Any, curves: Any = None) -> int:
     """Bulk-insert runs in the MLflow layout (see the module docstring); all or nothing.
+
+    ``curves``: their learning curves (and, or, points of runs already in the warehouse), a
+    DataFrame, Arrow table or CSV/Parquet path in the long layout ``run_id, metric, step,
+    value[, elapsed_s]`` or MLflow's metric history ``run_id, key, value, step, timestamp``
+    (see :mod:`warehouse.curves`), written in the same transaction; an empty one adds nothing.
 
     Returns the number of runs written. Implementation: the input becomes one Arrow table
     with helper columns (run id, row number, dataset/model/split as text) and is registered
@@ -182,6 +191,7 @@ def log_runs(wh: Store, data: Any) -> int:
     import pyarrow.compute as pc
 
     table = to_arrow(data)
+    points = None if curves is None else _curves.prepare(curves, "log_runs curves", empty_ok=True)
     kinds = _classify(table.column_names)
     fields: dict[str, str] = kinds["fields"]
     n = table.num_rows
@@ -213,7 +223,10 @@ def log_runs(wh: Store, data: Any) -> int:
     with wh._transaction() as con, _Sources(con, table, tuple(helpers)) as narrow:
         src = narrow(list(fields.values()))  # the run fields; values get their own tables
         _validate_runs(con, src, narrow, table, fields, kinds, types)
-        top = _insert_runs(con, src, narrow, fields, kinds, types) + n
+        base = _insert_runs(con, src, narrow, fields, kinds, types)
+        if points is not None:  # the batch's runs are in: their points may refer to them
+            _curves.insert(con, points, fresh_from=base + 1)
+        top = base + n
     if not wh._depth:  # committed
         wh._seq_floor = max(wh._seq_floor, top)
     return n
@@ -327,7 +340,7 @@ def _validate_runs(
             "row {0}, column 'run_id': run_id {1!r} is already in the warehouse",
         )
     for field, choices, norm, expected in (  # columns with a fixed set of values
-        ("status", _STATUS, "lower(trim({}))", "finished, failed or running"),
+        ("status", _STATUS, "lower(trim({}))", "finished, failed, running or pruned"),
         ("split", SPLITS, "{}", ", ".join(SPLITS)),
     ):
         if field in fields:
@@ -380,7 +393,7 @@ def _validate_runs(
         for f in ("duration_s", "cpu_s", "peak_mem_mb")
         if f in fields
     ]
-    bounds = _metric_bounds(con, [name for _, name in kinds["metrics"]])
+    bounds = stored_ranges(con, [name for _, name in kinds["metrics"]])
     checks += [
         _NumberCheck(c, "metric", *bounds[name], metric=name) for c, name in kinds["metrics"]
     ]
@@ -515,19 +528,6 @@ def _check_numbers(
         raise ValidationError(checks[first].message(row, kind, text, value))
 
 
-def _metric_bounds(con: Any, names: list[str]) -> dict[str, tuple[float | None, float | None]]:
-    """``(lower, upper)`` of each metric: the warehouse's ``metrics`` table (the one a user
-    overrides with ``set_metric_range``), else the known table's default for a new name."""
-    bounds = {name: default_range(name) for name in names}
-    if names:
-        for name, lower, upper in con.execute(
-            "SELECT name, lower, upper FROM metrics WHERE list_contains(?::VARCHAR[], name)",
-            [sorted(set(names))],
-        ).fetchall():
-            bounds[name] = (lower, upper)
-    return bounds
-
-
 def _ensure_datasets_and_metrics(con: Any, datasets_sql: str, metric_names: list[str]) -> None:
     con.execute(
         "INSERT INTO datasets (name, source) SELECT DISTINCT d, 'ingest' "
@@ -535,19 +535,7 @@ def _ensure_datasets_and_metrics(con: Any, datasets_sql: str, metric_names: list
         "WHERE d NOT IN (SELECT name FROM datasets)"
     )
     if metric_names:
-        _insert_new_metrics(con, sorted(set(metric_names)))
-
-
-def _insert_new_metrics(con: Any, names: list[str]) -> None:
-    """Register the metric names the warehouse does not know yet, with the direction and
-    range of :mod:`warehouse.metric_ranges` (one statement for any number of names)."""
-    ranges = [default_range(n) for n in names]
-    con.execute(
-        "INSERT INTO metrics (name, direction, lower, upper) SELECT n, d, lo, hi FROM "
-        "(SELECT unnest(?::VARCHAR[]) AS n, unnest(?::VARCHAR[]) AS d, unnest(?::DOUBLE[]) AS lo, "
-        "unnest(?::DOUBLE[]) AS hi) WHERE n NOT IN (SELECT name FROM metrics)",
-        [names, [guess_direction(n) for n in names], *map(list, zip(*ranges, strict=True))],
-    )
+        register_metrics(con, sorted(set(metric_names)))
 
 
 def _insert_runs(
@@ -859,7 +847,7 @@ def file_source(path: str | Path) -> str:
     return f"ingest:{Path(path).expanduser().resolve()}"
 
 
-def ingest_file(wh: Store, path: str | Path) -> tuple[int, int]:
+def ingest_file(wh: Store, path: str | Path, curves: str | Path | None = None) -> tuple[int, int]:
     """Load a CSV/Parquet file of runs (:func:`log_runs`, all or nothing) so that loading it
     again adds nothing; returns (runs written, runs already present).
 
@@ -872,6 +860,11 @@ def ingest_file(wh: Store, path: str | Path) -> tuple[int, int]:
     ``source`` column the runs' source is :func:`file_source` (``ingest:`` + the file's
     absolute path), so what one file brought can be found (and deleted:
     :func:`delete_runs`) later.
+
+    ``curves``: a CSV/Parquet file of learning-curve points (:mod:`warehouse.curves`),
+    written in the same transaction as the runs. Its rows name their runs by ``run_id``: the
+    file's own (when it has a ``run_id`` column) or runs already in the warehouse. A point
+    is stored once, so loading the same curves again is refused, naming the first point.
     """
     import pandas as pd
     import pyarrow as pa
@@ -885,7 +878,7 @@ def ingest_file(wh: Store, path: str | Path) -> tuple[int, int]:
         return t.append_column("source", pa.array([file_source(path)] * t.num_rows))
 
     if "run_id" in fields:
-        return log_runs(wh, with_source(table)), 0
+        return log_runs(wh, with_source(table), curves=curves), 0
     # siphash (pandas' fixed key) of each row's canonical text: the same rows give the same
     # ids however the reader typed the columns this time and in whatever column order
     digest = pd.util.hash_pandas_object(_canonical_rows(table), index=False).to_numpy()
@@ -895,9 +888,11 @@ def ingest_file(wh: Store, path: str | Path) -> tuple[int, int]:
     present = existing_ids(wh, "ingest:")
     keep = [i for i, run_id in enumerate(ids) if run_id not in present]
     if not keep:
+        if curves is not None:
+            _curves.log_curves(wh, curves)
         return 0, len(ids)
     fresh = table.take(pa.array(keep)).append_column("run_id", pa.array([ids[i] for i in keep]))
-    return log_runs(wh, with_source(fresh)), len(ids) - len(keep)
+    return log_runs(wh, with_source(fresh), curves=curves), len(ids) - len(keep)
 
 
 def existing_ids(wh: Store, prefix: str) -> set[str]:
@@ -915,7 +910,7 @@ def delete_runs(
     dry_run: bool = False,
 ) -> list[str]:
     """Delete the runs named by ``run_ids`` and/or matching every filter given, with their
-    parameters, metrics and architecture rows, in one transaction; returns their ids
+    parameters, metrics, architecture rows and curve points, in one transaction; returns their ids
     (``dry_run``: only returns them).
 
     At least one of the four is required. An id that is not in the warehouse is refused and
@@ -950,7 +945,7 @@ def delete_runs(
         gone, seqs = [r for r, _ in found], [int(q) for _, q in found]
         if not found or dry_run:
             return gone
-        for table in ("run_params", "run_metrics", "run_architecture", "runs"):
+        for table in ("run_params", "run_metrics", "run_architecture", "run_curves", "runs"):
             con.execute(f"DELETE FROM {table} WHERE list_contains(?::BIGINT[], seq)", [seqs])
         con.execute(
             "UPDATE recommendations SET run_id = NULL WHERE list_contains(?::VARCHAR[], run_id)",
@@ -970,6 +965,7 @@ def log_run(
     model: str,
     params: Mapping[str, Any],
     metrics: Mapping[str, Any],
+    curve: Any = None,
     **meta: Any,
 ) -> str:
     """Log one run; returns its ``run_id``.
@@ -977,7 +973,12 @@ def log_run(
     ``meta`` may hold ``run_id, status, started_at, finished_at, duration_s, cpu_s,
     peak_mem_mb, seed, source, error, split`` (the split of every metric, default 'valid') and
     ``arch`` (a dict of architecture descriptors). Parameter values: numbers and booleans
-    (as 1/0) are numeric, strings are text, None is stored as explicitly unset.
+    (as 1/0) are numeric, strings are text, None is stored as explicitly unset. ``status``
+    is finished (the default), failed, running or pruned (stopped early by a pruner).
+
+    ``curve``: the run's learning curve, a list of dicts or a DataFrame with ``metric, step,
+    value`` and optionally ``elapsed_s`` (see :mod:`warehouse.curves`), written in the same
+    transaction as the run.
     """
     unknown = sorted(set(meta) - set(RUN_FIELDS) - {"arch"})
     if unknown:
@@ -998,11 +999,12 @@ def log_run(
     run_id = new_run_ids(1)[0].as_py() if run_id is None else str(run_id)
     if not run_id.strip():
         raise ValidationError("log_run: run_id must not be empty")
+    points = None if curve is None else _curves.prepare(curve, "log_run curve", run_id=run_id)
     raw_status = meta.get("status") or "finished"
     status = _STATUS.get(str(raw_status).lower())
     if status is None:
         raise ValidationError(
-            f"log_run: unknown status {raw_status!r} (expected finished, failed or running)"
+            f"log_run: unknown status {raw_status!r} (expected finished, failed, running or pruned)"
         )
     numbers_ = {}
     for field in ("duration_s", "cpu_s", "peak_mem_mb"):
@@ -1039,7 +1041,7 @@ def log_run(
                 [dataset, dataset],
             )
         if metric_rows:  # the stored range of each metric (a new name: the known table's)
-            bounds = _metric_bounds(con, [name for name, _ in metric_rows])
+            bounds = stored_ranges(con, [name for name, _ in metric_rows])
             for name, value in metric_rows:
                 if outside(value, *bounds[name]):
                     raise ValidationError(
@@ -1048,7 +1050,7 @@ def log_run(
                     )
         new_metrics = [name for name, _ in metric_rows if name not in wh._known_metrics]
         if new_metrics:
-            _insert_new_metrics(con, new_metrics)
+            register_metrics(con, new_metrics)
         seq = _next_seq(wh, con)
         # The primary key refuses a duplicate run_id (no separate lookup).
         import duckdb
@@ -1102,6 +1104,8 @@ def log_run(
             )
             if status == "finished":
                 _merge_one_incumbent(con, dataset, model, run_id, seq, split, metric_rows)
+        if points is not None:
+            _curves.insert(con, points, fresh_from=seq, known={run_id: seq})
     if not wh._depth:  # committed: remember the names and the seq for the next call
         wh._seq_floor = max(wh._seq_floor, seq)
         wh._known_datasets.add(dataset)

@@ -14,6 +14,7 @@ after the first run. A name not listed here (after dropping a ``val_``/``valid_`
 from __future__ import annotations
 
 import math
+from typing import Any
 
 _UNIT = (0.0, 1.0)
 _NONNEG = (0.0, None)
@@ -143,3 +144,31 @@ def check_bounds(name: str, lower: float | None, upper: float | None) -> None:
             raise ValidationError(f"metric {name!r}: {end} bound {value!r} is not a finite number")
     if lower is not None and upper is not None and lower > upper:
         raise ValidationError(f"metric {name!r}: lower bound {lower!r} is above upper {upper!r}")
+
+
+# ---------------------------------------------------------------------------- the stored table
+# Both take an open DuckDB connection inside the caller's transaction (this module imports no
+# database code): ingest (runs) and warehouse.curves (learning curves) share them.
+def stored_ranges(con: Any, names: list[str]) -> dict[str, tuple[float | None, float | None]]:
+    """``(lower, upper)`` of each metric: the warehouse's ``metrics`` table (the one a user
+    overrides with ``set_metric_range``), else the known table's default for a new name."""
+    bounds = {name: default_range(name) for name in names}
+    if names:
+        for name, lower, upper in con.execute(
+            "SELECT name, lower, upper FROM metrics WHERE list_contains(?::VARCHAR[], name)",
+            [sorted(set(names))],
+        ).fetchall():
+            bounds[name] = (lower, upper)
+    return bounds
+
+
+def register_metrics(con: Any, names: list[str]) -> None:
+    """Register the metric names the warehouse does not know yet, with the direction and
+    range of this module's table (one statement for any number of names)."""
+    ranges = [default_range(n) for n in names]
+    con.execute(
+        "INSERT INTO metrics (name, direction, lower, upper) SELECT n, d, lo, hi FROM "
+        "(SELECT unnest(?::VARCHAR[]) AS n, unnest(?::VARCHAR[]) AS d, unnest(?::DOUBLE[]) AS lo, "
+        "unnest(?::DOUBLE[]) AS hi) WHERE n NOT IN (SELECT name FROM metrics)",
+        [names, [guess_direction(n) for n in names], *map(list, zip(*ranges, strict=True))],
+    )

@@ -35,10 +35,14 @@ class WarehouseLike(Protocol):
         model: str,
         params: Mapping[str, Any] | None = None,
         metrics: Mapping[str, Any] | None = None,
+        *,
+        curve: Any = None,
         **meta: Any,
     ) -> str: ...
 
-    def log_runs(self, data: Any) -> int: ...
+    def log_runs(self, data: Any, curves: Any = None) -> int: ...
+
+    def log_curves(self, data: Any) -> int: ...
 
     def delete_runs(
         self,
@@ -116,6 +120,15 @@ class WarehouseLike(Protocol):
         datasets: Sequence[str] | None = None,
         exclude: Sequence[str] | None = None,
         split: str = "valid",
+    ) -> pd.DataFrame: ...
+
+    def curves(
+        self,
+        dataset: str | Sequence[str] | None = None,
+        model: str | Sequence[str] | None = None,
+        metric: str | Sequence[str] | None = None,
+        run_ids: Sequence[str] | None = None,
+        status: str | Sequence[str] | None = None,
     ) -> pd.DataFrame: ...
 
     def meta_features(self, datasets: Sequence[str] | None = None) -> pd.DataFrame: ...

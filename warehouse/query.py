@@ -488,6 +488,8 @@ def view(wh: Store, name: str, **filters: Any) -> pd.DataFrame:
         "dataset_features": " ORDER BY dataset",
         "incumbents": " ORDER BY dataset, model, metric, split",
         "leaderboard": " ORDER BY dataset, metric, split, rank, model",
+        "curve_points": " ORDER BY seq, metric, step",
+        "curve_summary": " ORDER BY seq, metric",
     }.get(name, "")
     return wh._read_df(
         f"SELECT * FROM {ident}{where}{order}",

@@ -32,27 +32,43 @@ def init(ctx: click.Context) -> None:
 
 
 @main.command()
-@click.argument("file", type=click.Path(dir_okay=False))
+@click.argument("file", type=click.Path(dir_okay=False), required=False)
+@click.option(
+    "--curves",
+    "curves",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="Also load learning-curve points from this CSV/Parquet file (run_id, metric, step, "
+    "value[, elapsed_s], or MLflow's run_id, key, value, step, timestamp), in the same "
+    "transaction; without FILE, points of runs already in the warehouse.",
+)
 @click.pass_context
-def ingest(ctx: click.Context, file: str) -> None:
+def ingest(ctx: click.Context, file: str | None, curves: str | None) -> None:
     """Load runs from a CSV or Parquet file in the MLflow layout, all or nothing.
 
     Columns: dataset, model, params.<name>, metrics.<name>, optional arch.<name>, run_id,
-    status, started_at, duration_s, cpu_s, peak_mem_mb, source. Loading a file again adds
-    only the rows it did not have before: without a run_id column a row is named by its
-    content (so an edited row is a new run). Without a source column the runs' source is
-    ingest:<the file's absolute path>, printed at the end (`metaopt runs delete --source
-    …` takes the file's runs out again).
+    status (finished, failed, running or pruned), started_at, duration_s, cpu_s, peak_mem_mb,
+    source. Loading a file again adds only the rows it did not have before: without a run_id
+    column a row is named by its content (so an edited row is a new run). Without a source
+    column the runs' source is ingest:<the file's absolute path>, printed at the end
+    (`metaopt runs delete --source …` takes the file's runs out again). --curves loads
+    the runs' learning curves with them (their rows name runs by run_id: the file's own or
+    runs already logged); a point is stored once, so loading the same curves again is
+    refused.
 
     \b
     Example:
       metaopt ingest runs.csv
+      metaopt ingest runs.csv --curves curves.parquet
+      metaopt ingest --curves more_steps.csv
     """
     from rich.markup import escape
     from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
     from warehouse.ingest import file_source, ingest_file
 
+    if file is None and curves is None:
+        raise click.UsageError("give a FILE of runs, --curves FILE, or both")
     with (
         open_warehouse(ctx) as wh,
         Progress(
@@ -63,12 +79,21 @@ def ingest(ctx: click.Context, file: str) -> None:
             disable=None,
         ) as progress,
     ):
-        progress.add_task(escape(f"ingesting {file}"), total=None)
+        progress.add_task(escape(f"ingesting {file or curves}"), total=None)
+        if file is None:
+            points = wh.log_curves(curves)
+            click.echo(f"ingested {points} curve points from {curves}")
+            return
         before = _known_names(wh)
-        n, present = ingest_file(wh, file)
+        count = "SELECT count(*) AS n FROM run_curves"
+        stored = int(wh.sql(count).n[0]) if curves is not None else 0
+        n, present = ingest_file(wh, file, curves=curves)
+        points = int(wh.sql(count).n[0]) - stored if curves is not None else 0
         after = _known_names(wh)
     again = f"; {present} already in the warehouse, skipped" if present else ""
     click.echo(f"ingested {n} runs from {file} (source {file_source(file)}{again})")
+    if curves is not None:
+        click.echo(f"ingested {points} curve points from {curves}")
     new = {kind: after[kind] - before[kind] for kind in after}
     for kind, added in new.items():  # a typo in a name shows up here, not months later
         if added:
@@ -170,20 +195,41 @@ def views(
 @dataset_option("Only runs on this dataset.", default=None)
 @model_option("Only runs of this model family.", default=None)
 @click.option("--limit", type=int, default=20, show_default=True, help="How many runs.")
+@click.option(
+    "--curves",
+    "show_curves",
+    is_flag=True,
+    help="Print the learning-curve points of these runs instead (run_id, dataset, model, "
+    "status, metric, step, elapsed_s, value).",
+)
 @output_option
 @click.pass_context
-def runs(ctx: click.Context, dataset: str | None, model: str | None, limit: int, fmt: str) -> None:
+def runs(
+    ctx: click.Context,
+    dataset: str | None,
+    model: str | None,
+    limit: int,
+    show_curves: bool,
+    fmt: str,
+) -> None:
     """Show the most recently logged runs, newest first (`runs delete` removes runs).
+
+    --curves prints the curve points of the same runs, oldest run first.
 
     \b
     Example:
       metaopt runs --dataset iris --limit 5
+      metaopt runs --dataset iris --limit 3 --curves --format csv
       metaopt runs delete --source ingest:/data/runs.csv
     """
     if ctx.invoked_subcommand is not None:
         return
     with open_reader(ctx) as wh:
-        emit(wh.runs(dataset=dataset, model=model, limit=limit), fmt)
+        chosen = wh.runs(dataset=dataset, model=model, limit=limit)
+        if show_curves:
+            emit(wh.curves(run_ids=chosen["run_id"].tolist()), fmt)
+        else:
+            emit(chosen, fmt)
 
 
 @runs.command("delete")

@@ -6,6 +6,7 @@ import contextlib
 import os
 from pathlib import Path
 
+import pandas as pd
 import pytest
 
 from warehouse.errors import NotFoundError, ValidationError
@@ -26,14 +27,20 @@ def _mlflow_store(uri: str) -> dict[str, str]:
         eid = client.create_experiment("iris-exp")
         other = client.create_experiment("other")
         ids = {}
-        r = client.create_run(eid, tags={"dataset": "iris", "model": "mlp", "team": "a"})
+        start = 1_700_000_000_000  # ms: the history's timestamps are seconds after it
+        r = client.create_run(
+            eid, start_time=start, tags={"dataset": "iris", "model": "mlp", "team": "a"}
+        )
         client.log_param(r.info.run_id, "learning_rate", "0.01")
         client.log_param(r.info.run_id, "activation", "relu")
         client.log_param(r.info.run_id, "early_stopping", "True")
         client.log_param(r.info.run_id, "alpha", "None")
-        client.log_metric(r.info.run_id, "accuracy", 0.5, step=0)
-        client.log_metric(r.info.run_id, "accuracy", 0.9, step=1)
-        client.log_metric(r.info.run_id, "log_loss", 0.3)
+        client.log_metric(r.info.run_id, "accuracy", 0.5, timestamp=start + 2000, step=0)
+        client.log_metric(r.info.run_id, "accuracy", float("nan"), timestamp=start + 4000, step=1)
+        client.log_metric(r.info.run_id, "accuracy", 0.9, timestamp=start + 5000, step=1)
+        # step 0 twice: the later value is the one kept (MLflow's latest value too)
+        client.log_metric(r.info.run_id, "log_loss", 0.35, timestamp=start + 5800, step=0)
+        client.log_metric(r.info.run_id, "log_loss", 0.3, timestamp=start + 6000, step=0)
         client.set_terminated(r.info.run_id)
         ids["good"] = r.info.run_id
         r = client.create_run(eid, tags={"model": "mlp"})  # dataset from the param
@@ -107,6 +114,26 @@ def test_mlflow_import_maps_runs_params_metrics_and_is_idempotent(wh_memory, mlf
     assert int(wh_memory.sql("SELECT count(*) AS n FROM runs")["n"][0]) == 3
 
 
+def test_mlflow_import_brings_each_metrics_history_as_a_curve(wh_memory, mlflow_store):
+    location, ids = mlflow_store
+    import_mlflow(wh_memory, location)
+    good = wh_memory.curves(run_ids=[f"mlflow:{ids['good']}"])
+    points = list(zip(good.metric, good.step, good.value, good.elapsed_s, strict=True))
+    # the NaN logged at step 1 is dropped; seconds are counted from the run's start
+    assert points == [
+        ("accuracy", 0, 0.5, 2.0),
+        ("accuracy", 1, 0.9, 5.0),
+        ("log_loss", 0, 0.3, 6.0),
+    ]
+    other = wh_memory.curves(run_ids=[f"mlflow:{ids['other']}"])
+    assert other[["metric", "step", "value"]].values.tolist() == [["accuracy", 0, 0.7]]
+    assert set(wh_memory.curves().run_id) == {f"mlflow:{ids['good']}", f"mlflow:{ids['other']}"}
+    # a second import adds no point twice (the runs are skipped with their curves)
+    assert import_mlflow(wh_memory, location).imported == 0
+    assert len(wh_memory.curves()) == 4
+    assert wh_memory.check().ok.all()
+
+
 def test_mlflow_experiment_filter_and_overrides(wh_memory, mlflow_store):
     location, _ = mlflow_store
     result = import_mlflow(wh_memory, location, experiments=["other"], dataset="d9", model="m9")
@@ -142,11 +169,14 @@ def _optuna_study(storage: str, name: str = "s1", directions=("maximize",)):
         lr = trial.suggest_float("learning_rate", 1e-4, 1.0, log=True)
         depth = trial.suggest_int("max_depth", 1, 8)
         act = trial.suggest_categorical("activation", ["relu", "tanh"])
+        value = 1 - lr + depth / 100 + (act == "relu") * 0.01
+        if len(directions) == 1:  # Optuna takes intermediate values of one objective only
+            for step in (1, 2, 4):
+                trial.report(value * step / 4, step)
         if trial.number == 3:
             raise optuna.TrialPruned()
         if trial.number == 4:
             raise RuntimeError("boom")
-        value = 1 - lr + depth / 100 + (act == "relu") * 0.01
         return value if len(directions) == 1 else (value, depth * 2.0)
 
     study.optimize(objective, n_trials=6, catch=(RuntimeError,))
@@ -163,8 +193,8 @@ def test_optuna_import_states_params_values_and_idempotence(wh_memory, tmp_path:
     assert (result.imported, result.already_present, result.skipped_unfinished) == (6, 0, 1)
     runs = wh_memory.sql("SELECT * FROM runs").set_index("run_id")
     assert runs.loc["optuna:s1:0", "status"] == "finished"
-    assert runs.loc["optuna:s1:3", "status"] == "failed"
-    assert runs.loc["optuna:s1:3", "error"] == "pruned"
+    assert runs.loc["optuna:s1:3", "status"] == "pruned"
+    assert pd.isna(runs.loc["optuna:s1:3", "error"])  # no error: the status says it
     assert runs.loc["optuna:s1:4", "status"] == "failed"
     trial0 = study.trials[0]
     assert runs.loc["optuna:s1:0", "duration_s"] == pytest.approx(
@@ -187,6 +217,27 @@ def test_optuna_import_states_params_values_and_idempotence(wh_memory, tmp_path:
     study.tell(running, 0.5)
     again = import_optuna(wh_memory, storage, "s1", dataset="iris", model="mlp")
     assert (again.imported, again.already_present, again.skipped_unfinished) == (1, 6, 0)
+
+
+def test_optuna_intermediate_values_become_curves_and_pruned_trials_stay_out_of_training(
+    wh_memory, tmp_path: Path
+):
+    storage = f"sqlite:///{tmp_path / 'optuna.db'}"
+    study = _optuna_study(storage)
+    import_optuna(wh_memory, storage, "s1", dataset="iris", model="mlp", metric="score")
+    curves = wh_memory.curves()
+    assert set(curves.metric) == {"score"}  # the objective's metric name
+    assert curves.elapsed_s.isna().all()  # Optuna keeps no time per step
+    for trial in study.trials:  # completed, pruned and failed trials all reported
+        got = curves[curves.run_id == f"optuna:s1:{trial.number}"]
+        assert dict(zip(got.step, got.value, strict=True)) == pytest.approx(
+            trial.intermediate_values
+        )
+    pruned = wh_memory.curves(status="pruned")
+    assert set(pruned.run_id) == {"optuna:s1:3"} and list(pruned.step) == [1, 2, 4]
+    matrix = wh_memory.training_matrix("score")
+    assert "optuna:s1:3" not in set(matrix.run_id) and len(matrix) == 4  # COMPLETE only
+    assert wh_memory.check().ok.all()
 
 
 def test_a_second_storages_study_of_the_same_name_is_not_taken_as_present(

@@ -185,3 +185,29 @@ def test_partial_dependence_of_a_row_counting_parameter_is_in_counts(tmp_path):
     grid = data.partial_dependence["min_samples_leaf"]["value"].to_numpy()
     assert grid.min() >= 1 and grid.max() <= 1000 * 2.5 and len(grid) > 5
     assert np.isfinite(data.partial_dependence["min_samples_leaf"]["mean"]).all()
+
+
+def test_report_plots_learning_curves_of_finished_and_pruned_runs(tmp_path):
+    from warehouse import Warehouse
+
+    runs, meta = _history(n_datasets=3, n_runs=10)
+    path = tmp_path / "wh.duckdb"
+    with Warehouse(path) as wh:
+        wh.log_runs(runs)
+        wh.log_dataset_meta_features(meta)
+        params = {"lr": 0.01, "depth": 3.0, "kind": "a"}
+        up = [{"metric": "accuracy", "step": s, "value": 0.5 + 0.04 * s} for s in range(1, 11)]
+        wh.log_run("ds1", "gbm", params, {"accuracy": 0.9}, curve=up)
+        low = [{"metric": "accuracy", "step": s, "value": 0.3 + 0.01 * s} for s in range(1, 4)]
+        wh.log_run("ds1", "gbm", params | {"lr": 0.5}, {"accuracy": 0.33},
+                   status="pruned", curve=low)  # fmt: skip
+    with Warehouse(path, read_only=True) as wh:
+        data = collect(wh, dataset="ds1", metric="accuracy", method="map", interactions=False)
+        other = collect(wh, dataset="ds0", metric="accuracy", method="map", interactions=False)
+    assert data.curves is not None
+    assert sorted(data.curves.drop_duplicates("run_id")["status"]) == ["finished", "pruned"]
+    assert len(data.curves) == 13
+    page = render_html(data)
+    assert "Learning curves" in page and "alt='learning curves'" in page
+    # a dataset without curves has no such section
+    assert other.curves is None and "Learning curves" not in render_html(other)

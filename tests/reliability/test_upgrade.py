@@ -51,6 +51,7 @@ def test_released_warehouse_opens_migrates_and_keeps_its_data(fixture, tmp_path)
         got = json.loads(json.dumps(manifest(wh), default=str))
         for key in ("runs", "run_metrics", "run_params", "dataset_meta_features"):
             assert got[key] == expected[key], key
+        assert got["run_curves"] == expected.get("run_curves", []), "run_curves"
         assert wh.check().ok.all()
         assert len(wh.view("run_features")) == len(expected["runs"])
         wh.log_run("d1", "rf", {"max_depth": 2}, {"accuracy": 0.5})  # still writable
