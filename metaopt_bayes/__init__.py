@@ -14,6 +14,9 @@ __version__ = "0.4.0"
 _EXPORTS = {
     "MetaLearner": "metaopt_bayes.model",
     "MetaoptSampler": "metaopt_bayes.optuna_sampler",  # needs the optuna extra
+    "MetaoptPruner": "metaopt_bayes.optuna_pruner",  # needs the optuna extra
+    "CurvePruner": "metaopt_bayes.pruning",
+    "TrialPruned": "metaopt_bayes.pruning",
     "learner_for": "metaopt_bayes.reuse",
     "load_winner": "metaopt_bayes.trials",
     "optimize": "metaopt_bayes.search",

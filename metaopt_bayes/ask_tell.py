@@ -30,7 +30,9 @@ import pandas as pd
 from metaopt_bayes.batch import acquisition_key
 from metaopt_bayes.candidates import load_candidates
 from metaopt_bayes.claims import TrialClaims
+from metaopt_bayes.curve_pruning import search_pruning
 from metaopt_bayes.optimize_model import ModelProposer, _resolve_space, objective_metric
+from metaopt_bayes.pruning import DEFAULT_THRESHOLD, TrialHandle, check_budget, check_threshold
 from metaopt_bayes.trials import (
     MAX_REFUSED,
     TRIAL_SOURCE,
@@ -50,7 +52,12 @@ from warehouse.protocol import WarehouseLike
 class Trial:
     """One asked config: ``config`` to train, ``run_id`` the run it becomes when told,
     ``number`` its place among all trials of (dataset, model), every process's, when it was
-    asked (told trials plus trials asked and not yet told, this one included)."""
+    asked (told trials plus trials asked and not yet told, this one included).
+
+    ``report(step, value, elapsed_s=None)`` records the metric after a step of training (the
+    curve logged with the run, finished or pruned); ``should_prune()`` says whether the
+    search's pruner would stop the trial now (False without ``prune=``, and before any
+    report); stop it with ``Search.tell(trial, pruned=True)``."""
 
     number: int
     run_id: str
@@ -58,6 +65,16 @@ class Trial:
     proposal: Proposal = field(repr=False)
     claim_id: str = field(default="", repr=False)
     asked_at: float = field(default_factory=time.perf_counter, repr=False)
+    handle: TrialHandle = field(default_factory=TrialHandle, repr=False)
+
+    def report(self, step: int, value: float, elapsed_s: float | None = None) -> None:
+        """The metric after ``step`` (whole numbers ≥ 0, increasing); ``elapsed_s``: seconds
+        since the trial was asked (measured when not given)."""
+        self.handle.report(step, value, elapsed_s)
+
+    def should_prune(self) -> bool:
+        """Whether the search's pruner would stop this trial after its last report."""
+        return self.handle.should_prune()
 
 
 class Search:
@@ -86,6 +103,11 @@ class Search:
     :meth:`heartbeat`, beats too); one without a heartbeat for ``stale_after`` seconds, or
     whose process on this host is gone, is failed by the next process that asks and its
     config and slot are free again. :meth:`close` gives up the untold trials.
+
+    ``prune``, ``prune_threshold``, ``budget_steps``: as for ``optimize`` (docs/pruning.md).
+    Each asked trial's pruner is bound to the incumbent and the dataset's finished curves
+    as of its ask; ``trial.report(step, value)`` and ``trial.should_prune()`` use it, and
+    ``tell(trial, pruned=True)`` logs the trial as pruned.
     """
 
     def __init__(
@@ -109,8 +131,13 @@ class Search:
         seed: int = 0,
         heartbeat_s: float | None = None,
         stale_after: float | None = None,
+        prune: Any = False,
+        prune_threshold: float = DEFAULT_THRESHOLD,
+        budget_steps: int | None = None,
     ) -> None:
         self.warehouse, self.dataset, self.model = warehouse, str(dataset), str(model)
+        check_threshold(prune_threshold)
+        check_budget(budget_steps)
         if budget is not None and (not isinstance(budget, int) or budget < 1 or budget is True):
             raise ValidationError(f"budget must be a positive integer or None, not {budget!r}")
         self.budget = budget
@@ -151,6 +178,11 @@ class Search:
             pool, acquisition_key(acquisition), make_learner, learner, None, settings,
             self.n_resumed, n_init, 1, None,
         )  # fmt: skip
+        self._pruning = search_pruning(
+            warehouse, self.dataset, self.model, self.metric, direction == "maximize", prune,
+            prune_threshold, budget_steps,
+        )  # fmt: skip
+        self._proposer.use_pruning(self._pruning)
         self._pending: dict[str, Trial] = {}
         self.release = bool(release) and hasattr(warehouse, "release")
         self._let_go = False  # the file is let go of between calls (release=True)
@@ -212,9 +244,12 @@ class Search:
                         f"trained; the space of {self.model!r} may be used up"
                     )
             proposal.claim_id, proposal.run_id = got["claim_id"], got["run_id"]
+            pruner = None
+            if self._pruning is not None:  # the incumbent and context as of this ask
+                pruner = self._pruning.for_trial(self.warehouse, proposal.params)
             trial = Trial(
                 int(got["used"]), str(got["run_id"]), dict(proposal.params), proposal,
-                str(got["claim_id"]),
+                str(got["claim_id"]), handle=TrialHandle(pruner, self.metric),
             )  # fmt: skip
             self._pending[trial.run_id] = trial
             if self.release and self._beating is None:
@@ -222,12 +257,23 @@ class Search:
                 self._beating.enter_context(self.claims.beating(self._claim_ids))
             return trial
 
-    def tell(self, trial: Trial, result: Any = None, *, error: str | None = None) -> str:
-        """Log ``trial``'s ``result`` (or, with ``error``, its failure) as a run under its
-        claim's run id, and end the claim; returns the run id. A told failure is a failed run:
-        it counts against ``budget`` (as a failed ``optimize`` trial does) and its config may
-        be asked again. A result that breaks the objective contract is a one-line error and
-        logs nothing (the trial stays asked: tell it again)."""
+    def tell(
+        self,
+        trial: Trial,
+        result: Any = None,
+        *,
+        error: str | None = None,
+        pruned: bool = False,
+    ) -> str:
+        """Log ``trial``'s ``result`` (or, with ``error``, its failure; with ``pruned=True``,
+        its stop by the pruner) as a run under its claim's run id, and end the claim; returns
+        the run id. A told failure is a failed run: it counts against ``budget`` (as a failed
+        ``optimize`` trial does) and its config may be asked again. A pruned trial is logged
+        with status ``'pruned'``, the curve it reported and its last reported value as its
+        metric (it needs one ``trial.report`` first, and takes no result); its config is not
+        asked again. The curve a finished trial reported is logged with it. A result that
+        breaks the objective contract is a one-line error and logs nothing (the trial stays
+        asked: tell it again)."""
         if not isinstance(trial, Trial) or trial.run_id not in self._pending:
             raise ValidationError(
                 f"{getattr(trial, 'run_id', trial)!r} is not a trial asked by this search "
@@ -235,7 +281,9 @@ class Search:
             )
         elapsed = time.perf_counter() - trial.asked_at
         out: dict[str, Any]
-        if error is not None:
+        if pruned:
+            out = self._pruned_result(trial, result, error)
+        elif error is not None:
             text = one_line(Exception(str(error))) if str(error).strip() else "failed"
             out = {"status": "failed", "metrics": {}, "error": text, "arch": {}}
         else:
@@ -252,6 +300,8 @@ class Search:
                 with self._held():
                     self.direction = self._direction or self.warehouse.metric_direction(name)
                 self._proposer.set_metric(name, self.direction == "maximize")
+            if trial.handle.steps:
+                out["curve"] = trial.handle.curve(name)
         out.setdefault("duration_s", elapsed)
         with self._held():
             run_id = log_objective_run(
@@ -266,6 +316,32 @@ class Search:
             self._proposer.observe(trial.proposal, run_id, out)
             self._proposer.after_batch(1)
         return run_id
+
+    def _pruned_result(self, trial: Trial, result: Any, error: str | None) -> dict[str, Any]:
+        """What ``tell(trial, pruned=True)`` logs (one-line errors for what cannot be)."""
+        if result is not None or error is not None:
+            raise ValidationError(
+                "tell(trial, pruned=True) takes no result or error: the trial's last reported "
+                "value is its metric"
+            )
+        handle = trial.handle
+        if not handle.steps:
+            raise ValidationError(
+                f"trial {trial.number} reported no step: call trial.report(step, value) before "
+                "telling it pruned (or tell its error)"
+            )
+        if self.metric is None:
+            raise ValidationError(
+                "a pruned trial needs the metric named: pass metric= to Search (the model has no "
+                "runs to take it from)"
+            )
+        return {
+            "status": "pruned",
+            "error": None,
+            "metrics": {self.metric: float(handle.values[-1])},
+            "arch": {},
+            "curve": handle.curve(self.metric),
+        }
 
     def close(self) -> None:
         """Give up the trials asked and not told: their claims fail, so their configs and

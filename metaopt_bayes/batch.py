@@ -155,13 +155,21 @@ def fantasies(
     runs: pd.DataFrame,
     warehouse: WarehouseLike,
 ) -> pd.DataFrame | None:
-    """Pending configs with ``value`` = their predicted mean (Kriging believer)."""
+    """Pending configs with ``value`` = their predicted mean (Kriging believer). Rows that
+    come with a ``value`` of their own (a pruned trial's predicted final,
+    :class:`metaopt_bayes.curve_pruning.PrunedEvidence`) keep it; the others are predicted."""
     if pending is None or len(pending) == 0:
         return None
     pend = pending.reset_index(drop=True).copy()
     if "value" not in pend.columns:
-        pred = learner.predict(dataset, pend, warehouse=warehouse, runs=runs, predictive=False)
-        pend["value"] = pred["mean"].to_numpy(float)
+        pend["value"] = np.nan
+    value = np.array(pd.to_numeric(pend["value"], errors="coerce"), dtype=float)
+    todo = ~np.isfinite(value)
+    if todo.any():
+        rows = pend.loc[todo].drop(columns=["value"])
+        pred = learner.predict(dataset, rows, warehouse=warehouse, runs=runs, predictive=False)
+        value[todo] = pred["mean"].to_numpy(float)
+    pend["value"] = value
     return pend
 
 

@@ -25,6 +25,7 @@ from metaopt_bayes.candidates import (
     is_space,
     load_candidates,
 )
+from metaopt_bayes.curve_pruning import PrunedEvidence, SearchPruning, search_pruning
 from metaopt_bayes.recommend_model import recommend, record_recommendations
 from metaopt_bayes.space import is_missing, plain
 from metaopt_bayes.trials import (
@@ -278,6 +279,13 @@ class ModelProposer(LearningProposer):
         self.cost = cost_learner
         if remaining and key == "cost-ei" and self.cost is None:
             self.cost = self.fit_cost()
+        # pruned trials: never proposed again, fantasized at their predicted final
+        self.pruned = PrunedEvidence(dataset, model, metric)
+
+    def use_pruning(self, pruning: SearchPruning | None) -> None:
+        """Let the search's curve model predict its pruned trials' finals."""
+        if pruning is not None:
+            self.pruned = pruning.evidence()
 
     @property
     def direction(self) -> str:
@@ -291,6 +299,18 @@ class ModelProposer(LearningProposer):
     def set_metric(self, metric: str, maximize: bool) -> None:
         """Name the metric once a user objective's first result has named it."""
         self.metric, self.maximize = metric, maximize
+        self.pruned.metric = metric
+
+    def pending_frame(self, pending: Sequence[Proposal]) -> pd.DataFrame:
+        """The configs in flight (fantasized at their predicted mean) and the pruned trials
+        of the dataset (at their predicted final: :class:`PrunedEvidence`)."""
+        frames = [pd.DataFrame([p.config for p in pending])] if pending else []
+        pruned = self.pruned.rows(self.warehouse)
+        if len(pruned):
+            frames.append(pruned)
+        if not frames:
+            return pd.DataFrame()
+        return pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
 
     def fit_cost(self) -> Any:
         from metaopt_bayes.reuse import learner_for
@@ -325,7 +345,7 @@ class ModelProposer(LearningProposer):
                 self.dataset,
                 self.space,
                 self.pool,
-                pd.DataFrame([p.config for p in pending]),
+                self.pending_frame(pending),
                 self.key,
                 self.cost,
                 self.n_candidates,
@@ -342,6 +362,41 @@ class ModelProposer(LearningProposer):
 
     def record(self, rec: pd.DataFrame, run_id: str) -> None:
         record_recommendations(self.warehouse, self.learner, self.dataset, rec, self.key, [run_id])
+
+
+def _pruning(
+    warehouse: WarehouseLike,
+    dataset: str,
+    model: str,
+    metric: str | None,
+    maximize: bool,
+    settings: SearchSettings,
+    builtin: bool,
+) -> SearchPruning | None:
+    """The search's pruning (:func:`metaopt_bayes.curve_pruning.search_pruning`): the
+    built-in trainer prunes the families that train in steps, each config's budget its own
+    ``max_iter``; another family is a warning and no pruning."""
+    if settings.prune is None or settings.prune is False:
+        return None
+    steps_of = None
+    if builtin:
+        from metaopt_bayes.zoo import get_family
+
+        family = get_family(model)
+        if family.step_unit is None:
+            import warnings
+
+            warnings.warn(
+                f"pruning is off: {model!r} trains in one go (the zoo reports steps for mlp "
+                "epochs and hist_gradient_boosting iterations)",
+                stacklevel=4,
+            )
+            return None
+        steps_of = family.max_steps
+    return search_pruning(
+        warehouse, dataset, model, metric, maximize, settings.prune, settings.prune_threshold,
+        settings.budget_steps, steps_of=steps_of,
+    )  # fmt: skip
 
 
 def optimize_model(
@@ -438,12 +493,16 @@ def optimize_model(
         warehouse, dataset, model, metric, maximize, space, pool, key, make_learner, learner,
         cost_learner, settings, n_resumed, n_init, remaining, first,
     )  # fmt: skip
+    pruning = _pruning(warehouse, dataset, model, metric, maximize, settings, objective is None)
+    proposer.use_pruning(pruning)
     if data is not None:
         Xtr, ytr = data.training()
         cv, timeout_s = settings.cv, settings.timeout_s
-        runner: Any = TrainerRunner(dataset, Xtr, ytr, data.task, cv, timeout_s, TRIAL_SOURCE)
+        runner: Any = TrainerRunner(
+            dataset, Xtr, ytr, data.task, cv, timeout_s, TRIAL_SOURCE, metric, pruning
+        )
     else:
-        runner = ObjectiveRunner(dataset, objective, metric)
+        runner = ObjectiveRunner(dataset, objective, metric, pruning=pruning)
     loop = {
         "jobs": settings.jobs,
         "executor": settings.executor,
@@ -464,6 +523,7 @@ def optimize_model(
         # the metric (a failed trial names none), then the search goes on as usual
         step = run_trials(warehouse, proposer, runner, 1, on_logged=note, warn=False, **loop)
         done.n_done += step.n_done
+        done.n_pruned += step.n_pruned
         done.errors += step.errors
         done.interrupted = step.interrupted
         if named:
@@ -471,12 +531,15 @@ def optimize_model(
             direction = direction or warehouse.metric_direction(metric)
             maximize = direction == "maximize"
             proposer.set_metric(metric, maximize)
+            if pruning is not None:
+                pruning.metric, pruning.maximize = metric, maximize
     if done.n_done < remaining and not done.interrupted:
         more = run_trials(
             warehouse, proposer, runner, remaining - done.n_done, warn=False,
             on_logged=settings.reporter(n_resumed, proposer, metric, False), **loop,
         )  # fmt: skip
         done.n_done += more.n_done
+        done.n_pruned += more.n_pruned
         done.errors += more.errors
         done.interrupted = more.interrupted
     warn_if_all_failed(done, stacklevel=4)
@@ -490,11 +553,14 @@ def optimize_model(
         dataset, model, str(metric or ""), str(direction or ""), trials.reset_index(drop=True),
         None, None, None,
         n_resumed, done.n_done, done.interrupted, learner=proposer.learner,
+        n_pruned=done.n_pruned,
     )  # fmt: skip
     best = best_trial(trials, maximize)
     if best is not None:
         cfg_cols = [
-            c for c in trials.columns if c not in ("number", "run_id", "status", "value", "best")
+            c
+            for c in trials.columns
+            if c not in ("number", "run_id", "status", "value", "steps", "best")
         ]
         result.best_config = _typed_config({c: plain(best[c]) for c in cfg_cols}, space, pool)
         result.best_value = float(best["value"])

@@ -20,8 +20,11 @@ proposals, with their transfer from the runs the warehouse holds on *other* data
   each worker stores in its trial's system attributes (``metaopt:proposal``) as soon as it
   is made, so two workers do not propose the same config.
 - **Logging.** Finished trials are runs of ``model`` on ``dataset``: ``after_trial`` logs a
-  COMPLETE trial with the objective value as ``metric``, a FAIL or PRUNED one as a failed run
-  (no metric). Trials the study had before the sampler was attached, or that reached it by
+  COMPLETE trial with the objective value as ``metric``, a PRUNED one as a pruned run (its
+  last intermediate value as ``metric``), both with their intermediate values as the run's
+  curve, and a FAIL one as a failed run (no metric). The dataset's pruned runs are never
+  proposed again (fantasized, see :class:`~metaopt_bayes.curve_pruning.PrunedEvidence`).
+  Trials the study had before the sampler was attached, or that reached it by
   ``study.add_trial`` / another sampler, are logged the next time the sampler proposes. Runs
   are named ``optuna:<study name>:<trial number>`` with source ``optuna:<study name>`` — the
   names ``metaopt import optuna`` gives — and a run already there is never logged again, so
@@ -49,6 +52,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from metaopt_bayes.curve_pruning import intermediate_curve
 from metaopt_bayes.space import Param, SearchSpace, _same, is_missing, plain
 from warehouse.errors import (
     CandidatesExhaustedError,
@@ -202,6 +206,7 @@ class MetaoptSampler(BaseSampler):
         self._learner: Any = None
         self._learner_key: tuple[int, int] | None = None
         self._logged: set[tuple[str, int]] = set()  # (study name, trial number)
+        self._evidence: Any = None  # the dataset's pruned runs (PrunedEvidence)
         self._checked: set[str] = set()  # studies whose direction was checked
         self._lock = threading.RLock()
         with self._open() as wh:  # an unknown metric is refused before the first trial
@@ -265,18 +270,28 @@ class MetaoptSampler(BaseSampler):
         metrics = {self.metric: float(values[0])} if ok and values is not None else {}
         if metrics and not math.isfinite(metrics[self.metric]):
             metrics, ok = {}, False
+        steps, reported = intermediate_curve(trial)
+        curve = [
+            {"metric": self.metric, "step": st, "value": v, "elapsed_s": None}
+            for st, v in zip(steps, reported, strict=True)
+        ]
+        status, error = ("finished", None) if ok else ("failed", "failed")
+        if state == TrialState.PRUNED:  # its last reported value is its metric
+            status, error = ("pruned", None) if curve else ("failed", "pruned before any report")
+            metrics = {self.metric: reported[-1]} if curve else {}
         wh.log_run(
             self.dataset,
             self.model,
             {k: plain(v) for k, v in trial.params.items()},
             metrics,
             run_id=f"optuna:{label}:{trial.number}",
-            status="finished" if ok else "failed",
-            error=None if ok else ("pruned" if state == TrialState.PRUNED else "failed"),
+            status=status,
+            error=error,
             started_at=start,
             finished_at=end,
             duration_s=(end - start).total_seconds() if start is not None else None,
             source=f"optuna:{label}",
+            **({"curve": curve} if curve and status != "failed" else {}),
         )
 
     def _sync(self, wh: WarehouseLike, study: optuna.Study) -> None:
@@ -335,7 +350,7 @@ class MetaoptSampler(BaseSampler):
             learner = self._current_learner(wh)
             if learner is None:
                 return {}
-            pending = self._pending(study, trial, space)
+            pending = self._with_pruned(wh, study, self._pending(study, trial, space), space)
             from metaopt_bayes.recommend_model import recommend
 
             seed = int(self._rng.integers(2**31 - 1))
@@ -427,6 +442,29 @@ class MetaoptSampler(BaseSampler):
             self._learner = fit_without_target(fit, self.dataset, others)[0]
         self._learner_key = key
         return self._learner
+
+    def _with_pruned(
+        self, wh: WarehouseLike, study: optuna.Study, pending: pd.DataFrame | None, space: Any
+    ) -> pd.DataFrame | None:
+        """``pending`` and the pruned runs of the dataset (:class:`PrunedEvidence`): never
+        proposed again, fantasized at the study pruner's predicted final when it is a
+        :class:`~metaopt_bayes.optuna_pruner.MetaoptPruner` with a fitted curve model (else
+        at the learner's own prediction)."""
+        from metaopt_bayes.curve_pruning import PrunedEvidence
+
+        pruner = getattr(study, "pruner", None)
+        model = getattr(pruner, "curve_model", None)
+        budget = getattr(pruner, "budget", None)
+        if self._evidence is None or self._evidence.curve_model is not model:
+            self._evidence = PrunedEvidence(
+                self.dataset, self.model, self.metric, model,
+                (lambda cfg: budget) if budget is not None else None,
+            )  # fmt: skip
+        rows = self._evidence.rows(wh)
+        if not len(rows):
+            return pending
+        rows = rows[[c for c in rows.columns if c in space.names or c == "value"]]
+        return pd.concat([f for f in (pending, rows) if f is not None], ignore_index=True)
 
     def _pending(
         self, study: optuna.Study, trial: FrozenTrial, space: SearchSpace

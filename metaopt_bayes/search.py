@@ -27,6 +27,7 @@ import pandas as pd
 from metaopt_bayes.batch import RANDOM_EVERY
 from metaopt_bayes.candidates import exclude_run, is_space, load_candidates, space_candidates
 from metaopt_bayes.optimize_model import fit_cost_learner, optimize_model
+from metaopt_bayes.pruning import DEFAULT_THRESHOLD
 from metaopt_bayes.recommend_model import recommend as recommend_one
 from metaopt_bayes.recommend_model import record_recommendations
 from metaopt_bayes.trials import (
@@ -156,6 +157,9 @@ def optimize(
     heartbeat_s: float | None = None,
     stale_after: float | None = None,
     random_every: int = RANDOM_EVERY,
+    prune: Any = False,
+    prune_threshold: float = DEFAULT_THRESHOLD,
+    budget_steps: int | None = None,
 ) -> OptimizeResult:
     """Optimize ``model`` on ``dataset`` for ``budget`` trials (in total, resumed ones count).
 
@@ -202,6 +206,23 @@ def optimize(
     ``random_every`` trials while it stays unimproved: a confidently wrong meta-learner cannot
     keep the search from a region for long (see :func:`recommend`).
 
+    ``prune``: stop trials whose learning curve says they will not beat the best one
+    (``docs/pruning.md``). ``True`` fits a curve model on the warehouse's finished curves of
+    ``model`` and stops a trial once the probability that its final value beats the
+    dataset's best finished value falls below ``prune_threshold`` (never before a tenth of
+    its budget in steps); a :class:`~metaopt_bayes.pruning.Pruner` object is used instead.
+    The budget in steps is ``budget_steps``, else a zoo config's own ``max_iter``, else the
+    largest step of the model's finished curves. The built-in trainer then fits ``mlp``
+    epoch by epoch and ``hist_gradient_boosting`` 10 iterations at a time and reports the
+    CV mean of ``metric`` per step; an objective reports through its second argument
+    (``objective(config, trial)``: ``trial.report(step, value)``, ``trial.should_prune()``,
+    raise :class:`~metaopt_bayes.pruning.TrialPruned`). A pruned trial is logged with status
+    ``'pruned'``, its partial curve and its last reported value; it is never proposed again
+    and enters the few-shot update at the curve model's predicted final (see
+    :mod:`metaopt_bayes.curve_pruning`). With no finished curve of ``model`` in the
+    warehouse nothing is pruned, with a warning, and the trials' curves are logged for the
+    next search. One model family only.
+
     ``model=None`` (every zoo family for the dataset's task) or a list of families searches
     the families and their spaces together (:func:`metaopt_bayes.families.optimize_families`;
     built-in trainer only, ``learner`` a FamilyLearner); ``result.model`` is then the
@@ -213,8 +234,11 @@ def optimize(
         retrain=retrain, n_candidates=n_candidates, timeout_s=timeout_s,
         artifacts_dir=artifacts_dir, callback=callback, release=release, reuse=reuse,
         heartbeat_s=heartbeat_s, stale_after=stale_after, random_every=random_every,
+        prune=prune, prune_threshold=prune_threshold, budget_steps=budget_steps,
     )  # fmt: skip
     if model is None or isinstance(model, list | tuple):
+        if prune is not None and prune is not False:
+            raise ValidationError("prune= works in a search of one model family; pass one model")
         if objective is not None or candidates is not None:
             raise ValidationError(
                 "a search across model families takes no objective= or candidates=; "

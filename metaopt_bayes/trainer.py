@@ -44,6 +44,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from metaopt_bayes.pruning import TrialHandle, TrialPruned
 from warehouse import sources
 from warehouse.errors import ValidationError
 from warehouse.protocol import WarehouseLike
@@ -279,6 +280,8 @@ def evaluate(
     cv: int | float | None = 5,
     seed: int = 0,
     threads: int | None = 1,
+    trial: TrialHandle | None = None,
+    metric: str | None = None,
 ) -> dict[str, float]:
     """Cross-validated metrics of ``model`` with ``config`` on ``(X, y)``: the mean over folds.
 
@@ -286,6 +289,12 @@ def evaluate(
     whatever the estimator raises. ``threads`` caps the BLAS/OpenMP threads of the fit (1 by
     default: parallelism comes from running trials side by side, and an unbounded OpenMP
     pool on a busy machine made gradient boosting ~8x slower in our measurements).
+
+    ``trial`` (a :class:`~metaopt_bayes.pruning.TrialHandle` with a pruner) and ``metric``:
+    a family that trains in steps (``mlp`` epochs, ``hist_gradient_boosting`` iterations) is
+    fitted stepwise with its folds in lockstep, reporting the mean of ``metric`` over the
+    folds after each step, and raises :class:`~metaopt_bayes.pruning.TrialPruned` when the
+    trial's pruner says so (:mod:`metaopt_bayes.stepwise`); other families ignore them.
     """
     from threadpoolctl import threadpool_limits
 
@@ -306,9 +315,19 @@ def evaluate(
     X = _as_model_input(X, categorical)
     pipe = make_pipeline(family.make_estimator(config, task, seed), numeric, categorical)
     folds: list[dict[str, float]] = []
+    stepwise = trial is not None and metric is not None and family.step_unit is not None
     with threadpool_limits(limits=threads):
-        for tr, te in _splits(y_fit, task, cv, seed):
-            folds.append(_fit_fold(pipe, X, y_fit, tr, te, task, n_classes))
+        if stepwise:
+            from metaopt_bayes.stepwise import evaluate_stepwise
+
+            folds = evaluate_stepwise(
+                pipe, X, y_fit, _splits(y_fit, task, cv, seed), task, n_classes, model,
+                str(metric), trial, lambda est, xv, yv: _score(est, xv, yv, task, n_classes),
+                seed,
+            )  # fmt: skip
+        else:
+            for tr, te in _splits(y_fit, task, cv, seed):
+                folds.append(_fit_fold(pipe, X, y_fit, tr, te, task, n_classes))
     names = dict.fromkeys(k for f in folds for k in f)
     out = {}
     for name in names:
@@ -334,13 +353,19 @@ def _fit_fold(
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # convergence warnings are the config's business
         est.fit(X.iloc[tr], y_fit[tr])
-        xte = X.iloc[te]
+        return _score(est, X.iloc[te], y_fit[te], task, n_classes)
+
+
+def _score(est: Any, xte: Any, yte: np.ndarray, task: str, n_classes: int) -> dict[str, float]:
+    """The metrics of a fitted estimator (or pipeline) on one fold's validation rows."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
         pred = est.predict(xte)
         if task == "classification":
             proba = _aligned_proba(est, xte, n_classes)
             scores = None if proba is not None else _decision_scores(est, xte, n_classes)
-            return classification_metrics(y_fit[te], pred.astype(int), proba, scores, n_classes)
-        return regression_metrics(y_fit[te], pred)
+            return classification_metrics(yte, pred.astype(int), proba, scores, n_classes)
+        return regression_metrics(yte, pred)
 
 
 # ---------------------------------------------------------------------------------------
@@ -480,6 +505,9 @@ def _measured_trial(
     """Run :func:`evaluate` on a payload, measuring it and capturing any error."""
     out: dict[str, Any] = {"status": "finished", "metrics": {}, "error": None}
     _warm_imports(payload)
+    metric = payload.get("metric")
+    pruner = payload.get("pruner")
+    trial = TrialHandle(pruner, metric) if pruner is not None and metric is not None else None
     if on_start is not None:
         on_start()
     with _Meter() as m:
@@ -493,7 +521,13 @@ def _measured_trial(
                 cv=payload.get("cv", 5),
                 seed=payload.get("seed", 0),
                 threads=payload.get("threads", 1),
+                trial=trial,
+                metric=metric,
             )
+        except TrialPruned:  # stopped by the pruner: its last reported value is its metric
+            out["status"] = "pruned"
+            if trial is not None and trial.last_value is not None:
+                out["metrics"] = {str(metric): trial.last_value}
         except Exception as exc:  # a failing config is a result, not a crash
             out["status"] = "failed"
             out["error"] = _error_line(exc)
@@ -505,6 +539,10 @@ def _measured_trial(
         started_at=m.started_at,
         finished_at=m.finished_at,
     )
+    if trial is not None and trial.steps:
+        out["curve"] = trial.curve()
+    if out["status"] == "pruned" and not out["metrics"]:
+        out["status"], out["error"] = "failed", "pruned before any step was reported"
     if out["status"] == "finished" and not out["metrics"]:
         out["status"], out["error"] = "failed", "no metric could be computed"
     return out
@@ -585,10 +623,13 @@ def run_trial(payload: Mapping[str, Any]) -> dict[str, Any]:
     """Evaluate one config and measure it; never raises for a failing config.
 
     ``payload`` holds ``X, y, task, model, config, cv, seed`` and optionally ``timeout_s``
-    (None = no limit, run in this process). Returns ``status`` ('finished'/'failed'),
-    ``metrics``, ``error``, ``duration_s``, ``cpu_s``, ``peak_mem_mb``, ``started_at``,
-    ``finished_at``. A top-level function, so any ``concurrent.futures`` executor (local
-    processes, a Dask cluster) can run it.
+    (None = no limit, run in this process), ``pruner`` and ``metric`` (a stepwise fit that
+    reports ``metric``'s curve and may be pruned). Returns ``status``
+    ('finished'/'failed'/'pruned'), ``metrics`` (a pruned trial's: its last reported value),
+    ``error``, ``duration_s``, ``cpu_s``, ``peak_mem_mb``, ``started_at``, ``finished_at``
+    and, for a stepwise fit, ``curve`` (``metric, step, value, elapsed_s`` per step). A
+    top-level function, so any ``concurrent.futures`` executor (local processes, a Dask
+    cluster) can run it.
     """
     timeout_s = payload.get("timeout_s")
     if timeout_s is not None:
@@ -629,6 +670,8 @@ def log_trial(
     }
     if result.get("finished_at") is not None:
         meta["finished_at"] = result["finished_at"]
+    if result.get("curve"):  # a stepwise fit's learning curve (finished or pruned)
+        meta["curve"] = list(result["curve"])
     if run_id is not None:
         meta["run_id"] = run_id
     params = {k: _plain(v) for k, v in config.items()}
@@ -663,9 +706,14 @@ def make_payload(
     seed: int = 0,
     timeout_s: float | None = None,
     threads: int | None = 1,
+    pruner: Any = None,
+    metric: str | None = None,
 ) -> dict[str, Any]:
-    """The picklable work order :func:`run_trial` expects."""
+    """The picklable work order :func:`run_trial` expects (``pruner`` and ``metric``: fit
+    stepwise and report ``metric``'s curve, see :func:`evaluate`)."""
     return {
+        "pruner": pruner,
+        "metric": metric,
         "X": X,
         "y": y,
         "task": task,

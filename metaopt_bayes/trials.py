@@ -35,6 +35,15 @@ import pandas as pd
 from metaopt_bayes.batch import RANDOM_EVERY, random_steps
 from metaopt_bayes.candidates import PARAM_PREFIX
 from metaopt_bayes.claims import TrialClaims
+from metaopt_bayes.pruning import (
+    DEFAULT_THRESHOLD,
+    TrialHandle,
+    TrialPruned,
+    check_budget,
+    check_pruner,
+    check_threshold,
+    last_point,
+)
 from metaopt_bayes.space import config_key, plain
 from metaopt_bayes.trainer import _PRELOAD, log_trial, make_payload, released_while, run_trial
 from warehouse import sources
@@ -67,6 +76,7 @@ class Proposal:
     claim_id: str | None = None  # its trial claim, when several processes share the search
     run_id: str | None = None  # the run_id it is logged under (chosen when claimed)
     number: int | None = None  # its place among the search's logged trials
+    pruner: Any = None  # the pruner bound for this trial (incumbent, context), when pruning
 
 
 class Proposer(Protocol):
@@ -80,9 +90,11 @@ class Proposer(Protocol):
 
 
 class Runner(Protocol):
-    """How a proposal is trained (a picklable call) and logged."""
+    """How a proposal is trained (a picklable call) and logged. ``pruning``: None, or what
+    binds a pruner to each trial (:class:`metaopt_bayes.curve_pruning.SearchPruning`)."""
 
     worker_data: tuple[Any, ...] | None
+    pruning: Any
 
     def call(self, proposal: Proposal, shipped: bool) -> tuple[Callable[..., Any], tuple]: ...
 
@@ -141,6 +153,8 @@ class TrainerRunner:
     cv: int | float | None
     timeout_s: float | None
     source: str
+    metric: str | None = None  # the metric a stepwise fit reports (when pruning)
+    pruning: Any = None
 
     @property
     def worker_data(self) -> tuple[Any, ...]:
@@ -149,7 +163,8 @@ class TrainerRunner:
     def call(self, proposal: Proposal, shipped: bool) -> tuple[Callable[..., Any], tuple]:
         payload = make_payload(
             self.X, self.y, self.task, proposal.model, proposal.params, self.cv,
-            proposal.seed, self.timeout_s,
+            proposal.seed, self.timeout_s, pruner=proposal.pruner,
+            metric=self.metric if proposal.pruner is not None else None,
         )  # fmt: skip
         if shipped:  # the worker holds X and y already
             return _run_with_worker_data, (
@@ -166,18 +181,20 @@ class TrainerRunner:
 
 @dataclass
 class ObjectiveRunner:
-    """A user objective ``config -> {metric: value, ...}`` (or a bare number); what it may
+    """A user objective ``config -> {metric: value, ...}`` (or a bare number), or
+    ``(config, trial) -> ...`` with a :class:`~metaopt_bayes.pruning.TrialHandle`; what it may
     return is :func:`objective_result`'s contract. ``metric`` None: not known yet (a model
     with no runs), the first result names it."""
 
     dataset: str
-    objective: Callable[[dict[str, Any]], Any]
+    objective: Callable[..., Any]
     metric: str | None
     source: str = TRIAL_SOURCE
     worker_data: tuple[Any, ...] | None = None
+    pruning: Any = None
 
     def call(self, proposal: Proposal, shipped: bool) -> tuple[Callable[..., Any], tuple]:
-        return call_objective, (self.objective, self.metric, proposal.params)
+        return call_objective, (self.objective, self.metric, proposal.params, proposal.pruner)
 
     def log(self, warehouse: WarehouseLike, proposal: Proposal, result: Mapping[str, Any]) -> str:
         if result.get("bad_return"):  # the objective broke its contract: stop, log nothing
@@ -200,10 +217,13 @@ def log_objective_run(
     run_id: str | None = None,
 ) -> str:
     """Log one result of a user objective (as :func:`call_objective` returns it) as a run:
-    its metrics, its cost (``duration_s``, ``cpu_s``, ``peak_mem_mb``) and architecture."""
+    its metrics, its cost (``duration_s``, ``cpu_s``, ``peak_mem_mb``), architecture and the
+    curve it reported (``curve``; a pruned trial's is partial)."""
     meta = {k: result[k] for k in ("status", "error", *COST_KEYS) if result.get(k) is not None}
     if result.get("arch"):
         meta["arch"] = dict(result["arch"])
+    if result.get("curve"):
+        meta["curve"] = list(result["curve"])
     if run_id is not None:
         meta["run_id"] = run_id
     return warehouse.log_run(
@@ -221,7 +241,8 @@ def log_objective_run(
 class OptimizeResult:
     """What :func:`optimize` did. ``trials``: one row per optimize trial on (dataset, model),
     resumed ones included (``number``, ``run_id``, ``status``, ``value``, ``best``,
-    ``predicted_mean``, ``predicted_sd``, ``duration_s``, config columns)."""
+    ``predicted_mean``, ``predicted_sd``, ``duration_s``, config columns; ``steps`` when
+    trials logged curves). ``n_pruned``: the new trials the pruner stopped."""
 
     dataset: str
     model: str
@@ -234,6 +255,7 @@ class OptimizeResult:
     n_resumed: int = 0
     n_new: int = 0
     interrupted: bool = False
+    n_pruned: int = 0  # new trials stopped by the pruner
     test_metrics: dict[str, float] = field(default_factory=dict)
     final_run_id: str | None = None
     model_path: Path | None = None
@@ -388,22 +410,56 @@ def _short(value: Any) -> str:
     return text if len(text) <= 60 else text[:57] + "..."
 
 
+def takes_trial(objective: Callable[..., Any]) -> bool:
+    """Whether ``objective`` accepts a second positional argument (the trial handle)."""
+    import inspect
+
+    try:
+        sig = inspect.signature(objective)
+    except (TypeError, ValueError):  # a builtin or extension callable: one argument
+        return False
+    try:
+        sig.bind(None, None)
+    except TypeError:
+        return False
+    return True
+
+
 def call_objective(
-    objective: Callable[[dict[str, Any]], Any], metric: str | None, config: dict
+    objective: Callable[..., Any], metric: str | None, config: dict, pruner: Any = None
 ) -> dict:
     """Run a user objective on ``config`` and read its return (:func:`objective_result`):
     ``duration_s`` is its wall time and ``cpu_s`` the CPU time of this process during the
     call, unless the objective returned its own. A raising objective, or a non-finite value
     of the metric, gives a failed trial, not a crash; a return that breaks the contract
-    gives ``bad_return`` (its one-line message), which stops the search."""
+    gives ``bad_return`` (its one-line message), which stops the search.
+
+    An objective that takes a second argument gets a
+    :class:`~metaopt_bayes.pruning.TrialHandle` on ``pruner`` (its ``report`` / ``should_prune``);
+    the curve it reports comes back as ``curve``. Raising
+    :class:`~metaopt_bayes.pruning.TrialPruned` ends the trial as ``pruned``, its metric the
+    last reported value (pruned before any report, or before the metric is named: failed)."""
     t0, c0 = time.perf_counter(), time.process_time()
     out: dict[str, Any] = {"status": "finished", "metrics": {}, "error": None}
+    trial = TrialHandle(pruner, metric) if takes_trial(objective) else None
     try:
-        res = objective(dict(config))
+        res = objective(dict(config)) if trial is None else objective(dict(config), trial)
+    except TrialPruned:
+        out["status"] = "pruned"
+        res = None
     except Exception as exc:
         out["status"], out["error"] = "failed", f"{type(exc).__name__}: {one_line(exc)}"
         res = None
     measured = {"duration_s": time.perf_counter() - t0, "cpu_s": time.process_time() - c0}
+    if out["status"] == "pruned":
+        if trial is None or trial.last_value is None:
+            out["status"], out["error"] = "failed", "TrialPruned raised before any trial.report"
+        elif metric is None:
+            out["status"] = "failed"
+            out["error"] = "pruned before the metric was named: pass metric= (--metric)"
+        else:
+            out["metrics"] = {metric: trial.last_value}
+            out["metric"] = metric
     if out["status"] == "finished":
         try:
             out.update(objective_result(res, metric))
@@ -414,6 +470,10 @@ def call_objective(
         if not math.isfinite(out["metrics"][name]):
             out["status"], out["error"] = "failed", f"objective returned no finite {name!r}"
         out["metrics"] = {k: v for k, v in out["metrics"].items() if math.isfinite(v)}
+    if trial is not None and trial.steps:
+        name = out.get("metric") or metric
+        if name is not None:
+            out["curve"] = trial.curve(name)
     for key, value in measured.items():
         out.setdefault(key, value)
     return out
@@ -428,6 +488,7 @@ class LoopOutcome:
     errors: list[str] = field(default_factory=list)
     interrupted: bool = False
     n_taken: int = 0  # proposals refused because another process had claimed them
+    n_pruned: int = 0  # trials stopped by the pruner (neither finished nor failed)
 
 
 def _failed(exc: BaseException) -> dict[str, Any]:
@@ -523,6 +584,9 @@ def run_trials(
                         proposal.claim_id, proposal.run_id = got["claim_id"], got["run_id"]
                         claimed[str(proposal.claim_id)] = proposal
                         claims.beat(list(claimed))
+                    pruning = getattr(runner, "pruning", None)
+                    if pruning is not None:  # the incumbent and context as of now
+                        proposal.pruner = pruning.for_trial(warehouse, proposal.params)
                     fn, args = runner.call(proposal, shipped)
                     with released_while(warehouse, release and inline):
                         fut = ex.submit(fn, *args)
@@ -555,7 +619,9 @@ def run_trials(
                             dataset=claims.dataset, model=claims.models, source=claims.source
                         )
                     out.n_done += 1
-                    if result.get("status") != "finished":
+                    if result.get("status") == "pruned":
+                        out.n_pruned += 1
+                    elif result.get("status") != "finished":
                         out.errors.append(str(result.get("error") or "failed"))
                     proposer.observe(proposal, run_id, result)
                     if on_logged is not None:
@@ -696,6 +762,9 @@ class SearchSettings:
     random_every: int = RANDOM_EVERY
     heartbeat_s: float | None = None
     stale_after: float | None = None
+    prune: Any = False
+    prune_threshold: float = DEFAULT_THRESHOLD
+    budget_steps: int | None = None
 
     def claims(
         self, warehouse: WarehouseLike, dataset: str, models: Sequence[str], budget: int
@@ -714,14 +783,20 @@ class SearchSettings:
         if not isinstance(self.jobs, int | np.integer) or self.jobs < 1:
             raise ValidationError(f"jobs must be a positive integer, not {self.jobs!r}")
         random_steps(self.random_every, None, 0, 0)  # a whole number ≥ 0, or a one-line error
+        check_threshold(self.prune_threshold)
+        check_budget(self.budget_steps)
+        if self.prune not in (None, False, True):
+            check_pruner(self.prune)
 
     def reporter(
         self, n_resumed: int, proposer: LearningProposer, metric: str | None, joint: bool
     ) -> Callable[[Proposal, str, Mapping[str, Any]], None]:
         """The loop's ``on_logged`` hook: one event per logged trial for ``callback``
         (``number``, ``run_id``, [``model``,] ``status``, ``config``, ``metric``, ``value``,
-        ``predicted_mean``, ``predicted_sd``, ``duration_s``, ``error``). ``metric`` None:
-        the one the result names (a user objective's first result on a model with no runs)."""
+        ``predicted_mean``, ``predicted_sd``, ``duration_s``, ``error``, ``steps``: the last
+        step reported, None without a curve). A pruned trial's ``value`` is its last reported
+        one (status ``'pruned'``), not a final value. ``metric`` None: the one the result
+        names (a user objective's first result on a model with no runs)."""
 
         def report(p: Proposal, run_id: str, result: Mapping[str, Any]) -> None:
             if self.callback is None:
@@ -740,6 +815,7 @@ class SearchSettings:
                 predicted_sd=p.sd,
                 duration_s=result.get("duration_s"),
                 error=result.get("error"),
+                steps=last_point(result.get("curve"))[0],
             )
             self.callback(event)
 
@@ -764,7 +840,10 @@ def trial_table(
     joint: bool,
 ) -> pd.DataFrame:
     """Optimize trials with their metric and config, oldest first, with the running best
-    (``number``, ``run_id``, [``model``,] ``status``, ``value``, parameters, ``best``)."""
+    (``number``, ``run_id``, [``model``,] ``status``, ``value``, parameters, ``best``; and
+    ``steps``, the last step each trial reported, when any trial logged a curve). A pruned
+    trial's ``value`` is its last reported value; ``best`` is the best finished value so far
+    (a failed or pruned trial's row carries the best before it)."""
     ids = existing_trials(warehouse, dataset, models)
     if not joint:
         ids = ids.drop(columns=["model"])
@@ -783,16 +862,63 @@ def trial_table(
         columns=lambda c: c[len(PARAM_PREFIX) :] if str(c).startswith(PARAM_PREFIX) else c
     )
     df.insert(0, "number", np.arange(1, len(df) + 1))
-    v = pd.to_numeric(df["value"], errors="coerce")
-    df["best"] = (v if maximize else -v).cummax() * (1 if maximize else -1)
+    df = _with_pruned_configs(warehouse, df, dataset)
+    df = _with_curves(warehouse, df, dataset, metric)
+    v = pd.to_numeric(df["value"], errors="coerce").where(df["status"] == "finished")
+    df["best"] = ((v if maximize else -v).cummax() * (1 if maximize else -1)).ffill()
     return df
 
 
+def _with_pruned_configs(warehouse: WarehouseLike, df: pd.DataFrame, dataset: str) -> pd.DataFrame:
+    """The trial table with the parameters of its pruned trials (the training matrix holds
+    finished runs only)."""
+    pruned = df["status"] == "pruned"
+    if not pruned.any():
+        return df
+    runs = warehouse.view(
+        "run_features", dataset=dataset, status="pruned", run_id=list(df.loc[pruned, "run_id"])
+    )
+    out = df.copy()
+    where = {str(r): i for i, r in zip(out.index, out["run_id"], strict=True)}
+    for rid, num, text in zip(runs["run_id"], runs["params_num"], runs["params_text"], strict=True):
+        for name, value in {**dict(num or {}), **dict(text or {})}.items():
+            if name not in out.columns:
+                out[name] = np.nan
+            if isinstance(value, str) and out[name].dtype != object:
+                out[name] = out[name].astype(object)
+            out.at[where[str(rid)], name] = value
+    return out
+
+
+def _with_curves(
+    warehouse: WarehouseLike, df: pd.DataFrame, dataset: str, metric: str
+) -> pd.DataFrame:
+    """The trial table with ``steps`` (each trial's last reported step) and a pruned trial's
+    ``value`` (its last reported one), when any trial logged a curve of ``metric``."""
+    curves_of = getattr(warehouse, "curves", None)  # a warehouse older than curves: none
+    if curves_of is None or not len(df):
+        return df
+    cur = curves_of(dataset=dataset, metric=metric, run_ids=[str(r) for r in df["run_id"]])
+    if cur is None or not len(cur):
+        return df
+    last = cur.sort_values(["run_id", "step"]).groupby("run_id").tail(1).set_index("run_id")
+    steps = df["run_id"].map(last["step"])
+    pruned = df["status"] == "pruned"
+    out = df.copy()
+    out["value"] = pd.to_numeric(out["value"], errors="coerce").astype(float)
+    out.loc[pruned, "value"] = df.loc[pruned, "run_id"].map(last["value"]).astype(float)
+    out.insert(list(out.columns).index("value") + 1, "steps", steps.astype("Int64"))
+    return out
+
+
 def best_trial(trials: pd.DataFrame, maximize: bool) -> pd.Series | None:
-    """The row of the best finished trial, or None."""
+    """The row of the best finished trial, or None (a pruned trial's partial value never
+    counts)."""
     if not len(trials):
         return None
     vals = pd.to_numeric(trials["value"], errors="coerce")
+    if "status" in trials.columns:
+        vals = vals.where(trials["status"] == "finished")
     fin = vals[vals.notna()]
     if fin.empty:
         return None

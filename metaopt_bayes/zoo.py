@@ -41,6 +41,11 @@ class Family:
     #: (``min_samples_leaf=100`` is mild on 10,000 rows and leaves no split on 150), so the
     #: meta-learner encodes them relative to it (:class:`~metaopt_bayes.features.ParamSpec`)
     per_row: tuple[str, ...] = ()
+    #: what a step of a stepwise fit counts (:mod:`metaopt_bayes.stepwise`: ``"epochs"`` of
+    #: an MLP, boosting ``"iterations"``); None: the family trains in one go
+    step_unit: str | None = None
+    #: the steps of a full fit when the config does not say (scikit-learn's ``max_iter``)
+    default_steps: int | None = None
 
     def supports(self, task: str) -> bool:
         return task in self.tasks
@@ -85,6 +90,14 @@ class Family:
         self._check_task(task)
         cfg = {k: v for k, v in config.items() if v is not None}
         return self._build(cfg, task, seed)
+
+    def max_steps(self, config: Mapping[str, Any]) -> int | None:
+        """The steps of a full fit of ``config`` (its ``max_iter``: epochs of an MLP, boosting
+        iterations), or None for a family that trains in one go."""
+        if self.step_unit is None:
+            return None
+        value = config.get("max_iter")
+        return int(value) if value is not None else self.default_steps
 
     def architecture(self, config: Mapping[str, Any]) -> dict[str, Any]:
         """Architecture descriptors of ``config`` (numbers or strings; ``kind`` always)."""
@@ -355,6 +368,8 @@ FAMILIES: dict[str, Family] = {
             description="Histogram gradient-boosted trees (LightGBM-style).",
             _defaults=_hgb_defaults,
             per_row=("min_samples_leaf",),
+            step_unit="iterations",
+            default_steps=100,
         ),
         Family(
             "random_forest",
@@ -425,6 +440,8 @@ FAMILIES: dict[str, Family] = {
             kind="neural_net",
             description="Multi-layer perceptron: n_layers hidden layers of equal width.",
             _defaults=_mlp_defaults,
+            step_unit="epochs",
+            default_steps=200,
         ),
     )
 }

@@ -419,8 +419,10 @@ class _LiveTable:
             self.metric = str(t["metric"])
             self.maximize = self.direction_of(self.metric) == "maximize"
         v = t.get("value")
-        if v is not None and (
-            self.best is None or (v > self.best if self.maximize else v < self.best)
+        if (
+            v is not None
+            and t.get("status") == "finished"
+            and (self.best is None or (v > self.best if self.maximize else v < self.best))
         ):
             self.best = v
         self.rows.append({**t, "best": self.best})
@@ -439,18 +441,28 @@ class _LiveTable:
         for col in (*cols, "best so far", "predicted ± sd", "s"):
             tab.add_column(escape(col), overflow="fold")
         for r in self.rows[-15:]:
-            v = r.get("value")
             pm, ps = r.get("predicted_mean"), r.get("predicted_sd")
             tab.add_row(
                 str(r["number"]),
                 *((escape(str(r.get("model") or "")),) if joint else ()),
                 escape(config_text(r["config"])),
-                "failed" if r.get("status") == "failed" else (f"{v:.4f}" if v is not None else ""),
+                _value_text(r),
                 f"{r['best']:.4f}" if r.get("best") is not None else "",
                 f"{pm:.4f} ± {ps:.4f}" if pm is not None and ps is not None else "(initial)",
                 f"{r['duration_s']:.1f}" if r.get("duration_s") is not None else "",
             )
         return tab
+
+
+def _value_text(r: dict[str, Any]) -> str:
+    """A live-table row's value: ``failed``, a pruned trial's last value and step, the value."""
+    v, status = r.get("value"), r.get("status")
+    if status == "failed":
+        return "failed"
+    if status == "pruned":
+        at = f" @ step {r['steps']}" if r.get("steps") is not None else ""
+        return f"pruned{at} ({v:.4f})" if v is not None else f"pruned{at}"
+    return f"{v:.4f}" if v is not None else ""
 
 
 def _run_optimize(
@@ -476,6 +488,9 @@ def _run_optimize(
     reuse: bool = True,
     objective: Any = None,
     random_every: int = RANDOM_EVERY,
+    prune: bool = False,
+    prune_threshold: float = 0.05,
+    budget_steps: int | None = None,
 ) -> Any:
     from metaopt_bayes.search import optimize
 
@@ -531,6 +546,9 @@ def _run_optimize(
             release=isinstance(model, str),  # `metaopt sql` can read the trials meanwhile
             reuse=reuse,
             random_every=random_every,
+            prune=prune,
+            prune_threshold=prune_threshold,
+            budget_steps=budget_steps,
         )
 
 
@@ -592,6 +610,28 @@ def _run_optimize(
     "--candidates. The working directory is importable.",
 )
 @random_every_option
+@click.option(
+    "--prune",
+    is_flag=True,
+    help="Stop trials whose learning curve gives them little chance of beating the best "
+    "(a curve model learnt from the warehouse's curves of the model; docs/pruning.md). The "
+    "zoo reports steps for mlp (epochs) and hist_gradient_boosting (10 iterations); an "
+    "--objective reports through its second argument.",
+)
+@click.option(
+    "--prune-threshold",
+    type=float,
+    default=0.05,
+    show_default=True,
+    help="With --prune: stop a trial once P(it beats the best) falls below this.",
+)
+@click.option(
+    "--budget-steps",
+    type=int,
+    default=None,
+    help="With --prune: the steps of a full trial (default: a zoo config's max_iter, else "
+    "the largest step of the model's finished curves).",
+)
 @click.option("--quiet", "-q", is_flag=True, help="No live table.")
 @wait_option
 @output_option
@@ -618,6 +658,9 @@ def optimize_cmd(
     no_default: bool,
     objective: str | None,
     random_every: int,
+    prune: bool,
+    prune_threshold: float,
+    budget_steps: int | None,
     quiet: bool,
     wait: float,
     fmt: str,
@@ -640,16 +683,22 @@ def optimize_cmd(
       metaopt optimize -d wine -m hist_gradient_boosting -t 40 --jobs 2 --cost-aware
       metaopt optimize -d wine -m svc --executor dask://127.0.0.1:8786 --jobs 4
       metaopt optimize -d churn -m my_xgb --objective train:objective --space xgb.yaml -t 20
+      metaopt optimize -d wine -m mlp --trials 30 --prune
 
     With --objective, your function trains each config and returns its metrics (plus, if it
     likes, duration_s, cpu_s, peak_mem_mb and arch.NAME keys); the dataset is a name for
     your data (registering it gives the learner its meta-features) and nothing is retrained
     at the end.
     """
+    from metaopt_bayes.pruning import check_budget, check_threshold
     from warehouse.errors import ValidationError
 
     if space is not None and candidates is not None:
         raise ValidationError("give --space or --candidates, not both")
+    check_threshold(prune_threshold)
+    check_budget(budget_steps, "--budget-steps")
+    if prune and len(model) != 1:
+        raise ValidationError("--prune works in a search of one model family; give one --model")
     if len(model) != 1 and (space is not None or candidates is not None):
         raise ValidationError("--space and --candidates need exactly one --model")
     if learner is not None and len(model) != 1:
@@ -692,6 +741,9 @@ def optimize_cmd(
             reuse=not refit,
             objective=fn,
             random_every=random_every,
+            prune=prune,
+            prune_threshold=prune_threshold,
+            budget_steps=budget_steps,
         )
     note = getattr(res.learner, "reuse_note", None)
     if note and chosen is None:  # the learner the last trials were proposed with
@@ -721,6 +773,7 @@ def _summary(res: Any) -> dict[str, Any]:
         "metric": res.metric,
         "trials": len(res.trials),
         "new_trials": res.n_new,
+        "pruned_trials": int((res.trials["status"] == "pruned").sum()) if len(res.trials) else 0,
         "best_value": res.best_value,
         "best_config": res.best_config,
         "test_metrics": {k: round(v, 5) for k, v in res.test_metrics.items()},

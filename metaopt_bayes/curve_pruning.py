@@ -1,0 +1,331 @@
+"""Pruning in a search: the pruner fitted from the warehouse's curves, bound to each trial,
+and what a pruned trial tells the proposer afterwards.
+
+- :func:`search_pruning` sets up ``optimize(prune=...)`` / ``Search(prune=...)``: ``True``
+  fits a :class:`metaopt_bayes.curves.CurveModel` (MAP) on the finished curves the warehouse
+  holds of the model's ``metric`` (on the other datasets when there are any; the target's
+  own are the model's ``context``) and wraps it in a
+  :class:`~metaopt_bayes.pruning.CurvePruner`; a pruner object is used as it is. The budget
+  in steps is ``budget_steps`` when given, else the config's own (a zoo family's
+  ``max_iter``), else the largest step of the model's finished curves. With no curve of the
+  model in the warehouse nothing is pruned, with a warning, but the trials still report
+  their steps (:class:`~metaopt_bayes.pruning.RecordOnly`): their curves are logged, so the
+  next search can prune.
+- :class:`SearchPruning` binds the pruner to one trial just before it is submitted: the best
+  finished value of the metric on the dataset (the incumbent), the dataset's finished curves
+  so far (the context), the config and its budget. The bound copy travels to wherever the
+  trial runs and decides there.
+- :class:`PrunedEvidence` is what a pruned trial tells the proposer. Its config is never
+  proposed again, and it enters the few-shot update as a *fantasy* — the same mechanism as a
+  pending trial's Kriging believer (:func:`metaopt_bayes.batch.fantasies`) — at the curve
+  model's predicted final value (the median ``q50`` of ``CurveModel.predict_final`` for its
+  partial curve, with the dataset's finished curves as context). It is then one more run of
+  the dataset with that value and the *same observation noise as a finished run*: the
+  prediction's own uncertainty (its ``sd``, ``q05``–``q95``) is not carried into the update,
+  which takes one noise level per dataset. This is imputation at the predicted median, not
+  a censored likelihood. Without a curve model (pruning off in this search, or a pruner
+  without one) a pruned config is fantasized at the learner's own predicted mean, as a
+  pending trial is: excluded, and no evidence either way. Pruned runs are not in the
+  training matrix (finished runs only), so they never enter a fit of the population.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import math
+import warnings
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from metaopt_bayes.candidates import PARAM_PREFIX
+from metaopt_bayes.pruning import (
+    CurvePruner,
+    RecordOnly,
+    bind_pruner,
+    check_budget,
+    check_pruner,
+)
+from warehouse.errors import NotFoundError
+from warehouse.protocol import WarehouseLike
+
+#: How the curve model of ``prune=True`` is fitted (fast: it is fitted at each search's start).
+CURVE_FIT_METHOD = "map"
+
+
+def best_value(
+    warehouse: WarehouseLike, dataset: str, model: str, metric: str, maximize: bool
+) -> float | None:
+    """The best finished value of ``metric`` for ``model`` on ``dataset`` (the incumbent a
+    trial must beat), or None."""
+    try:
+        runs = warehouse.training_matrix(metric, model=model, datasets=[dataset])
+    except NotFoundError:
+        return None
+    vals = pd.to_numeric(runs["value"], errors="coerce").to_numpy(float) if len(runs) else []
+    vals = np.asarray(vals, float)
+    vals = vals[np.isfinite(vals)]
+    if not len(vals):
+        return None
+    return float(vals.max() if maximize else vals.min())
+
+
+def finished_curves(
+    warehouse: WarehouseLike, dataset: str | None, model: str, metric: str
+) -> pd.DataFrame:
+    """The finished runs' curves of ``model``'s ``metric`` (on ``dataset``, or every dataset):
+    ``run_id, dataset, step, value, elapsed_s``."""
+    cur = warehouse.curves(dataset=dataset, model=model, metric=metric, status="finished")
+    if cur is None or not len(cur):
+        return pd.DataFrame(columns=["run_id", "dataset", "step", "value", "elapsed_s"])
+    return cur.reset_index(drop=True)
+
+
+def run_configs(
+    warehouse: WarehouseLike, model: str, metric: str, datasets: list[str] | None = None
+) -> pd.DataFrame | None:
+    """``run_id`` + ``params.*`` of the finished runs of ``model`` (on ``datasets``): the
+    configs a curve model relates to its curves; None when there are none."""
+    try:
+        tm = warehouse.training_matrix(metric, model=model, datasets=datasets)
+    except NotFoundError:
+        return None
+    cols = ["run_id", *(c for c in tm.columns if str(c).startswith(PARAM_PREFIX))]
+    return tm[cols].reset_index(drop=True) if len(tm) and len(cols) > 1 else None
+
+
+def fit_curve_model(
+    warehouse: WarehouseLike, curves: pd.DataFrame, model: str, metric: str, maximize: bool
+) -> Any:
+    """A :class:`metaopt_bayes.curves.CurveModel` of ``curves`` (finished, long, with
+    ``dataset``) and their runs' configs, fitted by :data:`CURVE_FIT_METHOD`.
+
+    The curve model takes a dataset's largest step as the budget of its runs and leaves the
+    shorter curves out as unfinished. Finished runs of one dataset that end at different
+    steps — zoo configs with different ``max_iter``, MLPs stopped early — are therefore
+    grouped by dataset *and* last step (``<dataset>@<step>``), so that every finished curve
+    counts, with its own end as its budget."""
+    from metaopt_bayes.curves import CurveModel
+
+    curves = curves.reset_index(drop=True)
+    last = curves.groupby("run_id")["step"].transform("max")
+    if (last.groupby(curves["dataset"].astype(str)).nunique() > 1).any():
+        ends = pd.to_numeric(last).round().astype(int).astype(str)
+        curves = curves.assign(dataset=curves["dataset"].astype(str) + "@" + ends)
+    return CurveModel(metric, maximize).fit(
+        curves, configs=run_configs(warehouse, model, metric), method=CURVE_FIT_METHOD
+    )
+
+
+def intermediate_curve(trial: Any) -> tuple[list[int], list[float]]:
+    """An Optuna trial's intermediate values as (steps, values) in step order, non-finite
+    values left out."""
+    items = sorted((int(s), float(v)) for s, v in trial.intermediate_values.items())
+    items = [(s, v) for s, v in items if math.isfinite(v)]
+    return [s for s, _ in items], [v for _, v in items]
+
+
+def _context(curves: pd.DataFrame) -> pd.DataFrame:
+    return curves[["run_id", "step", "value"]].reset_index(drop=True)
+
+
+@dataclasses.dataclass
+class SearchPruning:
+    """A search's pruner and where each trial's binding comes from (see the module
+    docstring). ``steps_of(config)``: a config's own budget in steps (a zoo family's
+    ``max_iter``), else ``budget``. ``curve_model``: what predicts a pruned trial's final
+    value (:class:`PrunedEvidence`), None when the pruner has none."""
+
+    pruner: Any
+    dataset: str
+    model: str
+    metric: str
+    maximize: bool
+    budget: int | None = None
+    steps_of: Callable[[Mapping[str, Any]], int | None] | None = None
+    curve_model: Any = None
+
+    def budget_for(self, config: Mapping[str, Any]) -> int | None:
+        if self.budget is not None:
+            return self.budget
+        if self.steps_of is not None:
+            with contextlib.suppress(Exception):
+                return self.steps_of(config)
+        return None
+
+    def for_trial(self, warehouse: WarehouseLike, config: Mapping[str, Any]) -> Any:
+        """The pruner for one trial of ``config``: bound to the incumbent, the dataset's
+        finished curves and the config's budget as of now (a pruner without ``bind`` as it
+        is)."""
+        if not callable(getattr(self.pruner, "bind", None)):
+            return self.pruner
+        incumbent = best_value(warehouse, self.dataset, self.model, self.metric, self.maximize)
+        context = _context(finished_curves(warehouse, self.dataset, self.model, self.metric))
+        return bind_pruner(
+            self.pruner,
+            incumbent=incumbent,
+            context=context,
+            config=dict(config),
+            budget=self.budget_for(config),
+        )
+
+    def evidence(self, space: Any = None) -> PrunedEvidence:
+        return PrunedEvidence(
+            self.dataset, self.model, self.metric, self.curve_model, self.budget_for
+        )
+
+
+def search_pruning(
+    warehouse: WarehouseLike,
+    dataset: str,
+    model: str,
+    metric: str | None,
+    maximize: bool,
+    prune: Any,
+    threshold: float,
+    budget_steps: int | None = None,
+    steps_of: Callable[[Mapping[str, Any]], int | None] | None = None,
+) -> SearchPruning | None:
+    """The pruning of a search of ``model`` on ``dataset`` (see the module docstring); None
+    when ``prune`` is off. ``True`` with no curve to learn from records curves and prunes
+    nothing (a warning says so)."""
+    budget = check_budget(budget_steps)
+    if prune is None or prune is False:
+        return None
+    if prune is not True:
+        pruner = check_pruner(prune)
+        own = getattr(pruner, "model", None)
+        curve_model = own if callable(getattr(own, "predict_final", None)) else None
+        if metric is None:
+            metric = ""
+        return SearchPruning(
+            pruner, dataset, model, str(metric), maximize, budget, steps_of, curve_model
+        )
+    if metric is None:
+        warnings.warn(
+            f"pruning is off: no metric is named yet and the warehouse has no runs of "
+            f"{model!r} (pass metric=)",
+            stacklevel=3,
+        )
+        return None
+    curves = finished_curves(warehouse, None, model, metric)
+    if not len(curves):
+        warnings.warn(
+            f"nothing is pruned: the warehouse has no finished learning curves of {model!r} "
+            f"for {metric!r} to learn when to stop; this search's curves are logged, so the "
+            "next one can prune",
+            stacklevel=3,
+        )
+        return SearchPruning(RecordOnly(), dataset, model, metric, maximize, budget, steps_of)
+    others = curves[curves["dataset"].astype(str) != str(dataset)]
+    curve_model = fit_curve_model(
+        warehouse, others if len(others) else curves, model, metric, maximize
+    )
+    if budget is None and steps_of is None:
+        budget = int(pd.to_numeric(curves["step"]).max())
+    pruner = CurvePruner(curve_model, threshold=threshold, budget=budget)
+    return SearchPruning(pruner, dataset, model, metric, maximize, budget, steps_of, curve_model)
+
+
+class PrunedEvidence:
+    """The pruned trials of ``model`` on ``dataset`` as rows the proposer fantasizes: their
+    parameters and ``value`` = the curve model's predicted median final (NaN without a curve
+    model: the learner's own prediction then). Read again only when the number of pruned
+    runs changes; each run's prediction is made once, when it is first seen."""
+
+    def __init__(
+        self,
+        dataset: str,
+        model: str,
+        metric: str | None,
+        curve_model: Any = None,
+        budget_of: Callable[[Mapping[str, Any]], int | None] | None = None,
+    ) -> None:
+        self.dataset, self.model, self.metric = str(dataset), str(model), metric
+        self.curve_model, self.budget_of = curve_model, budget_of
+        self._count = -1
+        self._rows = pd.DataFrame()
+        self._predicted: dict[str, float] = {}
+
+    def rows(self, warehouse: WarehouseLike) -> pd.DataFrame:
+        """Parameter columns (as stored) + ``value``, one row per pruned run; empty when
+        there is none."""
+        n = warehouse.count_runs(dataset=self.dataset, model=self.model, status="pruned")
+        if n == self._count:
+            return self._rows
+        self._count = n
+        if n == 0:
+            self._rows = pd.DataFrame()
+            return self._rows
+        runs = warehouse.view(
+            "run_features", dataset=self.dataset, model=self.model, status="pruned"
+        )
+        configs: list[dict[str, Any]] = []
+        for num, text in zip(runs["params_num"], runs["params_text"], strict=True):
+            configs.append({**dict(num or {}), **dict(text or {})})
+        ids = [str(r) for r in runs["run_id"]]
+        self._predict(warehouse, ids, configs)
+        rows = pd.DataFrame(configs)
+        rows["value"] = [self._predicted.get(r, np.nan) for r in ids]
+        self._rows = rows
+        return rows
+
+    def _predict(
+        self, warehouse: WarehouseLike, ids: list[str], configs: list[dict[str, Any]]
+    ) -> None:
+        """The curve model's median final for each pruned run not predicted yet."""
+        new = [i for i, r in enumerate(ids) if r not in self._predicted]
+        if not new or self.curve_model is None or not self.metric:
+            return
+        partial = warehouse.curves(metric=self.metric, run_ids=[ids[i] for i in new])
+        if partial is None or not len(partial):
+            return
+        context = _context(finished_curves(warehouse, self.dataset, self.model, self.metric))
+        mine = pd.DataFrame([configs[i] for i in new]).add_prefix(PARAM_PREFIX)
+        mine.insert(0, "run_id", [ids[i] for i in new])
+        known = run_configs(warehouse, self.model, self.metric, [self.dataset])
+        configs_df = pd.concat([f for f in (known, mine) if f is not None], ignore_index=True)
+        by_budget: dict[int, list[str]] = {}
+        for i in new:
+            budget = self.budget_of(configs[i]) if self.budget_of is not None else None
+            if budget is None:
+                budget = int(pd.to_numeric(partial["step"]).max())
+            by_budget.setdefault(int(budget), []).append(ids[i])
+        for budget, run_ids in by_budget.items():
+            part = partial[partial["run_id"].astype(str).isin(run_ids)]
+            try:
+                pred = self.curve_model.predict_final(
+                    part[["run_id", "step", "value"]].reset_index(drop=True),
+                    budget,
+                    dataset=self.dataset,
+                    context=context,
+                    configs=configs_df,
+                )
+            except Exception as exc:  # no prediction: the learner's own (a pending trial's)
+                warnings.warn(
+                    f"no predicted final for {len(run_ids)} pruned trial(s): "
+                    f"{type(exc).__name__}: {exc}",
+                    stacklevel=4,
+                )
+                continue
+            if "run_id" not in pred.columns:  # predict_final indexes its rows by run_id
+                pred = pred.reset_index()
+            for rid, q50 in zip(pred["run_id"], pred["q50"], strict=True):
+                if np.isfinite(q50):
+                    self._predicted[str(rid)] = float(q50)
+
+
+__all__ = [
+    "CURVE_FIT_METHOD",
+    "PrunedEvidence",
+    "SearchPruning",
+    "best_value",
+    "finished_curves",
+    "fit_curve_model",
+    "intermediate_curve",
+    "run_configs",
+    "search_pruning",
+]
