@@ -107,7 +107,10 @@ def main(argv: list[str] | None = None) -> None:
     thresholds = [float(t) for t in args.thresholds.split(",")]
     curves, configs = load(args.family)
     rng = np.random.default_rng(args.seed)
-    names = sorted(curves["dataset"].unique())
+    # design data only: the holdout datasets of pmlb_splits.csv are left to pruning_search.py
+    splits = pd.read_csv(Path(__file__).parent / "data" / "pmlb_splits.csv")
+    dev = set(splits.loc[splits["split"] == "dev", "dataset"].astype(str))
+    names = sorted(d for d in curves["dataset"].unique() if str(d) in dev)
     held = rng.choice(names, size=min(args.datasets, len(names)), replace=False)
     rows = []
     t0 = time.perf_counter()

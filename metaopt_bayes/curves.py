@@ -63,8 +63,12 @@ CHECKPOINTS = tuple(float(f) for f in np.round(np.geomspace(0.05, 0.9, 10), 4))
 #: the shared shape's terms (fixed effects) and the per-dataset ones (random effects)
 SHAPE_TERMS = ("L", "L2", "sL", "sL2", "r", "rL")
 EFFECT_TERMS = ("L", "sL")
-#: Gauss–Hermite nodes of a new dataset's noise level ``v_d``
+#: the terms of the probability that a curve stays where it is (the final value equals the
+#: last observed one): an intercept, whether the last doubling of steps was flat, ``L``, both
+STAY_TERMS = ("1", "flat", "L", "flatL")
+#: Gauss–Hermite nodes of a new dataset's noise level ``v_d`` and of its stay intercept ``h_d``
 NODES = 9
+STAY_NODES = 7
 #: posterior draws kept after NUTS (thinned evenly)
 MAX_DRAWS = 200
 METHODS = ("map", "nuts")
@@ -78,31 +82,40 @@ _CONTEXT_CACHE = 16
 # features of a partial curve
 
 
-def curve_summary(log_steps: np.ndarray, z: np.ndarray) -> tuple[float, float]:
-    """``(s, r)`` of a partial curve on log steps: ``s`` the least-squares slope over the
-    points within the last doubling of steps (at least the last three), ``r`` the last
-    point's residual from that line; ``(0, 0)`` for a single point."""
+def curve_summary(log_steps: np.ndarray, z: np.ndarray) -> tuple[float, float, float]:
+    """``(s, r, act)`` of a partial curve on log steps, over the points within the last
+    doubling of steps (at least the last three): ``s`` the least-squares slope, ``r`` the last
+    point's residual from that line, ``act`` the root mean square of the steps' changes (how
+    much the curve still moves, slope and noise alike); zeros for a single point."""
     n = len(log_steps)
     if n < 2:
-        return 0.0, 0.0
+        return 0.0, 0.0, 0.0
     k = int(np.count_nonzero(log_steps >= log_steps[-1] - _LOG2 - 1e-12))
     k = min(max(k, 3), n)
     x = log_steps[n - k :]
     y = z[n - k :]
+    dy = np.diff(y)
+    act = math.sqrt(float(dy @ dy) / len(dy))
     xm = x.mean()
     ym = y.mean()
     dx = x - xm
     sxx = float(dx @ dx)
     if sxx <= 0:
-        return 0.0, 0.0
+        return 0.0, 0.0, act
     s = float(dx @ (y - ym)) / sxx
-    return s, float(y[-1] - ym - s * dx[-1])
+    return s, float(y[-1] - ym - s * dx[-1]), act
 
 
-def shape_terms(L: np.ndarray, s: np.ndarray, r: np.ndarray, terms: Sequence[str]) -> np.ndarray:
-    """The columns ``terms`` (names of :data:`SHAPE_TERMS` / :data:`EFFECT_TERMS`) for rows
-    with remaining log-budget ``L``, slope ``s`` and last residual ``r``."""
-    L, s, r = (np.asarray(a, dtype=float) for a in (L, s, r))
+#: the columns of a row's features ``F``: remaining log-budget, slope, last residual, activity
+FEATURES = ("L", "s", "r", "act")
+
+
+def shape_terms(F: np.ndarray, terms: Sequence[str]) -> np.ndarray:
+    """The columns ``terms`` (names of :data:`SHAPE_TERMS` / :data:`EFFECT_TERMS`) for rows of
+    features ``F`` (n, 4): remaining log-budget ``L``, slope ``s``, last residual ``r``,
+    activity ``act``."""
+    F = np.asarray(F, dtype=float)
+    L, s, r = F[:, 0], F[:, 1], F[:, 2]
     table = {
         "L": lambda: L,
         "L2": lambda: L * L,
@@ -115,6 +128,14 @@ def shape_terms(L: np.ndarray, s: np.ndarray, r: np.ndarray, terms: Sequence[str
     return np.stack([table[t]() for t in terms], axis=-1)
 
 
+def stay_terms(F: np.ndarray) -> np.ndarray:
+    """The columns :data:`STAY_TERMS` for rows of features ``F`` (flat: activity exactly 0,
+    every value of the last doubling of steps the same)."""
+    F = np.asarray(F, dtype=float)
+    flat = (F[:, 3] == 0).astype(float)
+    return np.column_stack([np.ones(len(F)), flat, F[:, 0], flat * F[:, 0]])
+
+
 def _cut_points(steps: np.ndarray, budget: float, fractions: Sequence[float]) -> np.ndarray:
     """Indices of the last step at or before each fraction of the budget (distinct, before
     the final step)."""
@@ -125,16 +146,15 @@ def _cut_points(steps: np.ndarray, budget: float, fractions: Sequence[float]) ->
 
 def _curve_rows(
     steps: np.ndarray, z: np.ndarray, budget: float, fractions: Sequence[float]
-) -> tuple[np.ndarray, ...]:
-    """One finished curve cut at ``fractions``: ``(L, s, r, anchor, target)`` per cut, the
-    target the change from the cut's value to the final one."""
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """One finished curve cut at ``fractions``: features ``F`` (cuts, 4) (see
+    :data:`FEATURES`), the cut's value and the target, the change from it to the final one."""
     idx = _cut_points(steps, budget, fractions)
     lt = np.log(steps)
-    out = np.empty((len(idx), 5))
+    F = np.empty((len(idx), 4))
     for k, j in enumerate(idx):
-        s, r = curve_summary(lt[: j + 1], z[: j + 1])
-        out[k] = (math.log(budget / steps[j]), s, r, z[j], z[-1] - z[j])
-    return tuple(out.T)
+        F[k] = (math.log(budget / steps[j]), *curve_summary(lt[: j + 1], z[: j + 1]))
+    return F, z[idx], z[-1] - z[idx]
 
 
 def _gh_nodes(n: int) -> tuple[np.ndarray, np.ndarray]:
@@ -160,7 +180,7 @@ class _DatasetState:
     """One dataset's effects as a mixture over draws × nodes: ``u ~ N(m, C)``, noise level
     ``v``, component weights ``w`` (summing to 1); arrays of shape (S, G, …)."""
 
-    __slots__ = ("C", "loglik", "m", "v", "w")
+    __slots__ = ("C", "h", "loglik", "m", "v", "w")
 
     def __init__(
         self,
@@ -169,8 +189,11 @@ class _DatasetState:
         v: np.ndarray,
         w: np.ndarray,
         loglik: np.ndarray | None = None,
+        h: np.ndarray | None = None,
     ) -> None:
         self.m, self.C, self.v, self.w = m, C, v, w
+        #: the dataset's stay intercept per component
+        self.h = np.zeros(w.shape) if h is None else h
         #: the context's log marginal likelihood per component (``u`` integrated out)
         self.loglik = np.zeros(w.shape) if loglik is None else loglik
 
@@ -195,6 +218,8 @@ class CurveModel:
         eps: float = 1e-3,
         dataset_effects: bool = True,
         dataset_noise: bool | None = None,
+        activity_noise: bool = True,
+        stay: bool = True,
         use_configs: bool = True,
         shape: Sequence[str] = SHAPE_TERMS,
         effects: Sequence[str] = EFFECT_TERMS,
@@ -213,6 +238,8 @@ class CurveModel:
         self.eps = float(eps)
         self.dataset_effects = bool(dataset_effects)
         self.dataset_noise = bool(dataset_effects if dataset_noise is None else dataset_noise)
+        self.activity_noise = bool(activity_noise)
+        self.stay = bool(stay)
         if len(tuple(effects)) not in (1, 2):
             raise ValidationError("effects: one or two terms (level, rate)")
         self.use_configs = bool(use_configs)
@@ -281,11 +308,11 @@ class CurveModel:
 
     def _rows(
         self, curves: pd.DataFrame, budgets: Mapping[str, float] | float
-    ) -> tuple[np.ndarray, ...]:
-        """Training rows of finished curves (one dataset or several): ``(L, s, r, target,
-        weight, run position)``; ``budgets`` per dataset, or one number for all."""
-        out = []
-        run_ids = []
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, list]:
+        """Training rows of finished curves (one dataset or several): ``(F, target, weight,
+        run position, run_ids)``; ``budgets`` per dataset, or one number for all."""
+        feats, ys, ws, pos = [], [], [], []
+        run_ids: list = []
         for rid, g in curves.groupby("run_id", sort=False):
             steps = g["step"].to_numpy(dtype=float)
             if isinstance(budgets, Mapping):
@@ -295,28 +322,28 @@ class CurveModel:
             if steps[-1] < budget - 1e-9:
                 continue  # not finished: no final value
             keep = steps <= budget + 1e-9
-            L, s, r, _, y = _curve_rows(
+            F, _, y = _curve_rows(
                 steps[keep], self._z(g["value"].to_numpy()[keep]), budget, self.checkpoints
             )
-            if len(L) == 0:
+            if len(F) == 0:
                 continue
-            w = np.full(len(L), 1.0 / len(L))
-            out.append(np.column_stack([L, s, r, y, w, np.full(len(L), len(run_ids))]))
+            feats.append(F)
+            ys.append(y)
+            ws.append(np.full(len(F), 1.0 / len(F)))
+            pos.append(np.full(len(F), len(run_ids)))
             run_ids.append(rid)
-        if not out:
-            return (*(np.zeros(0) for _ in range(5)), np.zeros(0, dtype=int), [])
-        a = np.vstack(out)
-        return (*(a[:, k] for k in range(5)), a[:, 5].astype(int), run_ids)
+        if not feats:
+            return np.zeros((0, 4)), np.zeros(0), np.zeros(0), np.zeros(0, dtype=int), []
+        cat = np.concatenate
+        return np.vstack(feats), cat(ys), cat(ws), cat(pos).astype(int), run_ids
 
-    def _design(
-        self, L: np.ndarray, s: np.ndarray, r: np.ndarray, C: np.ndarray
-    ) -> tuple[np.ndarray, np.ndarray]:
+    def _design(self, F: np.ndarray, C: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """``(X, R)``: the shape (with config terms ``C · L``) and the dataset effects'
-        columns."""
-        X = shape_terms(L, s, r, self.shape)
+        columns, for rows of features ``F``."""
+        X = shape_terms(F, self.shape)
         if C.shape[1]:
-            X = np.hstack([X, C * np.asarray(L)[:, None]])
-        return X, shape_terms(L, s, r, self.effects)
+            X = np.hstack([X, C * F[:, :1]])
+        return X, shape_terms(F, self.effects)
 
     # ---- fit ----------------------------------------------------------------------------
     def fit(
@@ -332,11 +359,11 @@ class CurveModel:
         ``params.*`` (optional; used when ``use_configs``). ``method``: ``map`` or ``nuts``."""
         if method not in METHODS:
             raise ValidationError(f"unknown method {method!r}; use one of {', '.join(METHODS)}")
-        X, R, L, y, w, ds_idx = self._prepare(curves, configs)
-        self._fit_pymc(X, R, L, y, w, ds_idx, method, seed)
+        X, R, F, y, w, ds_idx = self._prepare(curves, configs)
+        self._fit_pymc(X, R, F, y, w, ds_idx, method, seed)
         self.method = method
         self.diagnostics.update(
-            n_runs=self._n_runs, n_rows=len(L), n_datasets=len(self.datasets), method=method
+            n_runs=self._n_runs, n_rows=len(F), n_datasets=len(self.datasets), method=method
         )
         self._cache.clear()
         self._quick.clear()
@@ -347,7 +374,7 @@ class CurveModel:
         self, curves: pd.DataFrame, configs: pd.DataFrame | None
     ) -> tuple[np.ndarray, ...]:
         """Set the transform, budgets, config encoder and datasets from the training curves;
-        return their rows ``(X, R, L, y, w, dataset index)``."""
+        return their rows ``(X, R, F, y, w, dataset index)``."""
         if configs is not None and "dataset" not in curves.columns and "dataset" in configs.columns:
             curves = curves.merge(configs[["run_id", "dataset"]], on="run_id", how="left")
         curves = self._select(curves, "curves", ("run_id", "dataset", "step", "value"))
@@ -376,31 +403,38 @@ class CurveModel:
                 )
                 if enc.n_features > 1:
                     self.encoder = enc
-        L, s, r, y, w, pos, run_ids = self._rows(curves, self.budgets)
-        if len(L) == 0:
+        F, y, w, pos, run_ids = self._rows(curves, self.budgets)
+        if len(F) == 0:
             raise ValidationError("no finished curve has a point before its budget")
         run_ds = curves.drop_duplicates("run_id").set_index("run_id")["dataset"]
         datasets = sorted(run_ds.loc[run_ids].unique())
         self.datasets = list(datasets)
         ds_idx = pd.Index(datasets).get_indexer(run_ds.loc[run_ids].to_numpy()[pos])
         C = self._config_matrix(configs, run_ids)[pos]
-        X, R = self._design(L, s, r, C)
+        X, R = self._design(F, C)
         self._n_runs = len(run_ids)
-        return X, R, L, y, w, ds_idx
+        return X, R, F, y, w, ds_idx
 
     def _build_pymc(
         self,
         X: np.ndarray,
         R: np.ndarray,
-        L: np.ndarray,
+        F: np.ndarray,
         y: np.ndarray,
         w: np.ndarray,
         ds_idx: np.ndarray,
+        centred: bool = False,
     ) -> Any:
         """The PyMC model: population parameters, each dataset's ``u_d`` integrated out
         analytically (its 1×1 or 2×2 Gaussian posterior in closed form — the algebra of
         :meth:`_posterior_state` — so neither the sampler nor the optimizer meets the funnel
-        of a centred random effect whose scale may be small)."""
+        of a centred random effect whose scale may be small).
+
+        The datasets' noise levels ``v_d`` and stay intercepts ``h_d`` are ``centred`` for NUTS
+        (each is pinned by its dataset's ~30 curves: non-centred, the chains crawled along
+        the ridge between ``a`` and the mean of ``v_raw``, r̂ 1.11 after 500 draws) and
+        non-centred for MAP (the joint mode of a centred effect and its scale is the spike
+        at scale → 0, which MAP found on simulated curves)."""
         import pymc as pm
         import pytensor.tensor as pt
 
@@ -408,20 +442,51 @@ class CurveModel:
         E = R.shape[1]
         Mt = np.zeros((D, len(y)))
         Mt[ds_idx, np.arange(len(y))] = 1.0
-        coords = {"term": self.terms, "effect": list(self.effects), "dataset": self.datasets}
+        coords = {
+            "term": self.terms,
+            "effect": list(self.effects),
+            "dataset": self.datasets,
+            "stay_term": list(STAY_TERMS),
+        }
         with pm.Model(coords=coords) as model:
             beta = pm.Normal("beta", 0.0, 1.0, dims="term")
             a = pm.Normal("a", -1.0, 1.5)
             b = pm.Normal("b", -2.5, 1.5)
             kappa = pm.LogNormal("kappa", 0.0, 0.75)
             e = y - pt.dot(X, beta)
+            L = np.maximum(F[:, 0], 1e-12)
             var = pt.exp(2 * a) * L ** (2 * kappa) + pt.exp(2 * b)
+            if self.activity_noise:
+                c = pm.Normal("c", 0.0, 1.5)
+                var = var + pt.exp(2 * c) * F[:, 3] ** 2
             if self.dataset_noise:
+                # non-centred: the joint mode of a centred v and its scale s_v is the spike at
+                # s_v → 0 (found by MAP on simulated curves whose noise the activity explains)
                 s_v = pm.HalfNormal("s_v", 0.5)
-                v = pm.Normal("v", 0.0, s_v, dims="dataset")
+                if centred:
+                    v = pm.Normal("v", 0.0, s_v, dims="dataset")
+                else:
+                    v_raw = pm.Normal("v_raw", 0.0, 1.0, dims="dataset")
+                    v = pm.Deterministic("v", s_v * v_raw, dims="dataset")
                 var = var * pt.exp(2 * v[ds_idx])
-            prec = w / var
-            loglik = -0.5 * (w * pt.log(2 * np.pi * var) + prec * e * e).sum()
+            # rows whose final equals the cut's value belong to the stay part only
+            zero = (np.abs(y) < 1e-12).astype(float) if self.stay else np.zeros(len(y))
+            wg = w * (1.0 - zero)
+            prec = wg / var
+            loglik = -0.5 * (wg * pt.log(2 * np.pi * var) + prec * e * e).sum()
+            if self.stay:
+                gamma = pm.Normal("gamma", 0.0, 1.5, dims="stay_term")
+                eta = pt.dot(stay_terms(F), gamma)
+                if self.dataset_effects:
+                    s_h = pm.HalfNormal("s_h", 1.0)
+                    if centred:
+                        h = pm.Normal("h", 0.0, s_h, dims="dataset")
+                    else:
+                        h_raw = pm.Normal("h_raw", 0.0, 1.0, dims="dataset")
+                        h = pm.Deterministic("h", s_h * h_raw, dims="dataset")
+                    eta = eta + h[ds_idx]
+                # log σ(η) for a stay, log σ(−η) for a move
+                loglik = loglik - (w * pt.softplus(np.where(zero > 0, -1.0, 1.0) * eta)).sum()
             if self.dataset_effects:
                 tau = pm.HalfNormal("tau", 0.5, dims="effect")
                 seg = lambda col: pt.dot(Mt, col)  # noqa: E731 - per-dataset sums
@@ -443,7 +508,7 @@ class CurveModel:
         self,
         X: np.ndarray,
         R: np.ndarray,
-        L: np.ndarray,
+        F: np.ndarray,
         y: np.ndarray,
         w: np.ndarray,
         ds_idx: np.ndarray,
@@ -459,9 +524,12 @@ class CurveModel:
         configure_compile_cache()
         D = len(self.datasets)
         E = R.shape[1]
-        model = self._build_pymc(X, R, L, y, w, ds_idx)
+        model = self._build_pymc(X, R, F, y, w, ds_idx, centred=method == "nuts")
         t0 = time.perf_counter()
         names = ["beta", "a", "b", "kappa"]
+        names += ["c"] if self.activity_noise else []
+        names += ["gamma"] if self.stay else []
+        names += ["s_h", "h"] if self.stay and self.dataset_effects else []
         names += ["tau"] if self.dataset_effects else []
         names += ["s_v", "v"] if self.dataset_noise else []
         if method == "map":
@@ -469,6 +537,14 @@ class CurveModel:
 
             point = map_point(model, seed)
             draws = {k: np.asarray(point[k])[None] for k in names}
+            # The joint mode of a non-centred effect overstates its scale: the mode in
+            # (raw, scale) lacks the −D·log(scale) of the effects' density, so only the prior
+            # stops the scale (MAP s_v 1.34, s_h 2.52 on the mlp dev curves, where NUTS gives
+            # 0.54 and 0.79). The datasets' own effects are well determined (~30 curves
+            # each), so their root mean square estimates the population's scale.
+            for eff, scale in (("v", "s_v"), ("h", "s_h")):
+                if scale in draws:
+                    draws[scale] = np.sqrt(np.mean(draws[eff] ** 2, axis=1))
         else:
             from metaopt_bayes.inference import diagnose, sample_nuts
 
@@ -490,6 +566,13 @@ class CurveModel:
             self.diagnostics.update(diagnose(idata, "nuts", names))
             self.diagnostics["compile_s"] = t_compile
         S = len(draws["beta"])
+        if not self.activity_noise:
+            draws["c"] = np.full(S, -np.inf)
+        if not self.stay:
+            draws["gamma"] = np.zeros((S, len(STAY_TERMS)))
+        if not (self.stay and self.dataset_effects):
+            draws["s_h"] = np.zeros(S)
+            draws["h"] = np.zeros((S, D))
         if not self.dataset_effects:
             draws["tau"] = np.zeros((S, E))
         if not self.dataset_noise:
@@ -497,7 +580,7 @@ class CurveModel:
             draws["v"] = np.zeros((S, D))
         self._draws = {
             k: np.asarray(draws[k], dtype=float)
-            for k in ("beta", "a", "b", "kappa", "tau", "s_v", "v")
+            for k in ("beta", "a", "b", "kappa", "c", "tau", "s_v", "v", "gamma", "s_h", "h")
         }
         self.diagnostics["fit_s"] = time.perf_counter() - t0
         # each training dataset's u_d per draw, given its rows (the conjugate posterior)
@@ -506,19 +589,21 @@ class CurveModel:
         for k in range(D):
             sel = ds_idx == k
             v = self._draws["v"][:, k, None]
-            st = self._posterior_state(X[sel], R[sel], L[sel], y[sel], w[sel], v=v)
+            h = self._draws["h"][:, k, None]
+            st = self._posterior_state(X[sel], R[sel], F[sel], y[sel], w[sel], v=v, h=h)
             m[:, k], C[:, k] = st.m[:, 0], st.C[:, 0]
         self._draws["u_mean"], self._draws["u_cov"] = m, C
 
     # ---- the dataset's effects ----------------------------------------------------------
-    def _noise_base(self, L: np.ndarray) -> np.ndarray:
-        """``e^{2a} L^{2κ} + e^{2b}`` per draw (S, n)."""
+    def _noise_base(self, F: np.ndarray) -> np.ndarray:
+        """``e^{2a} L^{2κ} + e^{2b} + e^{2c} act²`` per draw and row (S, n)."""
         d = self._draws
-        L = np.maximum(np.asarray(L, dtype=float), 1e-12)
-        return (
-            np.exp(2 * d["a"])[:, None] * L[None, :] ** (2 * d["kappa"][:, None])
-            + np.exp(2 * d["b"])[:, None]
-        )
+        L = np.maximum(F[:, 0], 1e-12)
+        out = np.exp(2 * d["a"])[:, None] * L[None, :] ** (2 * d["kappa"][:, None])
+        out += np.exp(2 * d["b"])[:, None]
+        if self.activity_noise:
+            out += np.exp(2 * d["c"])[:, None] * (F[:, 3] ** 2)[None, :]
+        return out
 
     def _known_state(self, dataset: str) -> _DatasetState:
         d = self._draws
@@ -529,6 +614,7 @@ class CurveModel:
             d["u_cov"][:, k, None],
             d["v"][:, k, None],
             np.full((S, 1), 1.0 / S),
+            h=d["h"][:, k, None],
         )
 
     def _state(
@@ -580,56 +666,67 @@ class CurveModel:
             if key in self._cache:
                 self._cache.move_to_end(key)
                 return self._cache[key]
-            L, s, r, y, w, pos, run_ids = self._rows(ctx, float(budget))
-            C = self._config_matrix(configs, run_ids)[pos] if len(L) else None
+            F, y, w, pos, run_ids = self._rows(ctx, float(budget))
+            C = self._config_matrix(configs, run_ids)[pos] if len(F) else None
         else:
-            L = np.zeros(0)
-        if len(L) == 0:
+            F = np.zeros((0, 4))
+        if len(F) == 0:
             state = self._prior_state()
         else:
-            X, R = self._design(L, s, r, C)
-            state = self._posterior_state(X, R, L, y, w)
+            X, R = self._design(F, C)
+            state = self._posterior_state(X, R, F, y, w)
         if key is not None:
             self._cache[key] = state
             while len(self._cache) > _CONTEXT_CACHE:
                 self._cache.popitem(last=False)
         return state
 
-    def _nodes(self) -> tuple[np.ndarray, np.ndarray]:
-        """Noise-level nodes ``v`` (S, G) and their prior weights (G,)."""
-        x, pw = _gh_nodes(NODES)
-        return self._draws["s_v"][:, None] * x[None, :], pw
+    def _nodes(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """A new dataset's nodes: noise levels ``v`` and stay intercepts ``h`` (S, G), the
+        product grid of their Gauss–Hermite nodes, and the nodes' prior weights (G,)."""
+        d = self._draws
+        xv, pv = _gh_nodes(NODES if self.dataset_noise else 1)
+        xh, ph = _gh_nodes(STAY_NODES if self.stay and self.dataset_effects else 1)
+        gv, gh = np.meshgrid(xv, xh, indexing="ij")
+        v = d["s_v"][:, None] * gv.ravel()[None, :]
+        h = d["s_h"][:, None] * gh.ravel()[None, :]
+        return v, h, np.outer(pv, ph).ravel()
 
     def _prior_state(self) -> _DatasetState:
         d = self._draws
-        v, pw = self._nodes()
+        v, h, pw = self._nodes()
         S, G = v.shape
         E = d["tau"].shape[1]
         C = np.zeros((S, G, E, E))
         idx = np.arange(E)
         C[:, :, idx, idx] = (d["tau"] ** 2)[:, None, :]
-        return _DatasetState(np.zeros((S, G, E)), C, v, np.broadcast_to(pw / S, (S, G)).copy())
+        w = np.broadcast_to(pw / S, (S, G)).copy()
+        return _DatasetState(np.zeros((S, G, E)), C, v, w, h=h)
 
     def _posterior_state(
         self,
         X: np.ndarray,
         R: np.ndarray,
-        L: np.ndarray,
+        F: np.ndarray,
         y: np.ndarray,
         w: np.ndarray,
         v: np.ndarray | None = None,
+        h: np.ndarray | None = None,
     ) -> _DatasetState:
-        """Per draw and noise node: ``u | context`` in closed form and the context's marginal
-        likelihood (weighted rows, as in the fit), which weighs the nodes. ``v``: the noise
-        levels (S, G) when known (a training dataset's draws), else the population's nodes."""
+        """Per draw and node: ``u | context`` in closed form and the context's marginal
+        likelihood (weighted rows, as in the fit: rows that stayed count in the stay part
+        only), which weighs the nodes. ``v``, ``h``: the noise level and stay intercept
+        (S, G) when known (a training dataset's draws), else the population's nodes."""
         d = self._draws
-        if v is None:
-            v, pw = self._nodes()  # (S, G)
+        if v is None or h is None:
+            v, h, pw = self._nodes()  # (S, G)
         else:
             pw = np.ones(v.shape[1]) / v.shape[1]
+        zero = (np.abs(y) < 1e-12).astype(float) if self.stay else np.zeros(len(y))
+        wg = w * (1.0 - zero)
         e = y[None, :] - d["beta"] @ X.T  # (S, n)
-        var = np.exp(2 * v)[:, :, None] * self._noise_base(L)[:, None, :]  # (S, G, n)
-        prec = w[None, None, :] / var
+        var = np.exp(2 * v)[:, :, None] * self._noise_base(F)[:, None, :]  # (S, G, n)
+        prec = wg[None, None, :] / var
         E = R.shape[1]
         tau2 = np.maximum(d["tau"] ** 2, 1e-12)  # (S, E)
         P = np.einsum("sgn,ni,nj->sgij", prec, R, R)
@@ -641,18 +738,22 @@ class CurveModel:
         m = np.einsum("sgij,sgj->sgi", Ainv, b)
         _, logdet = np.linalg.slogdet(A)
         ll = -0.5 * (
-            (w[None, None, :] * np.log(2 * np.pi * var)).sum(-1)
+            (wg[None, None, :] * np.log(2 * np.pi * var)).sum(-1)
             + (prec * e[:, None, :] ** 2).sum(-1)
             - np.einsum("sgi,sgi->sg", b, m)
             + logdet
             + np.log(tau2).sum(-1)[:, None]
         )
+        if self.stay:
+            eta = (stay_terms(F) @ d["gamma"].T).T[:, None, :] + h[:, :, None]  # (S, G, n)
+            sign = np.where(zero > 0, -1.0, 1.0)
+            ll = ll - (w * np.logaddexp(0.0, sign * eta)).sum(-1)
         lw = ll + np.log(pw)[None, :]
         ll_out = ll.copy()
         lw -= lw.max(axis=1, keepdims=True)
         wts = np.exp(lw)
         wts /= wts.sum(axis=1, keepdims=True) * len(wts)
-        return _DatasetState(m, Ainv, v, wts, ll_out)
+        return _DatasetState(m, Ainv, v, wts, ll_out, h=h)
 
     # ---- prediction ---------------------------------------------------------------------
     def _mixture(
@@ -660,25 +761,35 @@ class CurveModel:
         state: _DatasetState,
         x: np.ndarray,
         rr: np.ndarray,
-        L: np.ndarray,
+        F: np.ndarray,
         anchor: np.ndarray,
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Predictive mixture of ``z(T)`` per query row: means, variances (Q, K), weights (K,)."""
+        """Predictive mixture of ``z(T)`` per query row: means, variances and weights (Q, K),
+        the last component the point mass of staying at the last value (variance 0)."""
         d = self._draws
         mu = anchor[:, None, None] + (x @ d["beta"].T)[:, :, None]  # (Q, S, 1)
         mu = mu + np.einsum("qe,sge->qsg", rr, state.m)
         var = np.einsum("qe,sgef,qf->qsg", rr, state.C, rr)
-        noise = self._noise_base(L).T  # (Q, S)
+        noise = self._noise_base(F).T  # (Q, S)
         var = var + noise[:, :, None] * np.exp(2 * state.v)[None, :, :]
-        Q = len(L)
-        return mu.reshape(Q, -1), var.reshape(Q, -1), state.w.reshape(-1)
+        Q = len(F)
+        w = np.broadcast_to(state.w.reshape(1, -1), (Q, state.w.size))
+        if not self.stay:
+            return mu.reshape(Q, -1), var.reshape(Q, -1), w
+        eta = (stay_terms(F) @ d["gamma"].T)[:, :, None] + state.h[None, :, :]  # (Q, S, G)
+        p_stay = 0.5 * (1.0 + np.tanh(0.5 * eta)).reshape(Q, -1)  # σ(η), overflow-safe
+        mu = np.column_stack([mu.reshape(Q, -1), anchor])
+        var = np.column_stack([var.reshape(Q, -1), np.zeros(Q)])
+        w = np.column_stack([w * (1.0 - p_stay), (w * p_stay).sum(1)])
+        return mu, var, w
 
     def _partial_features(
         self, steps: np.ndarray, z: np.ndarray, budget: float
-    ) -> tuple[float, float, float, float]:
-        """``(L, s, r, anchor)`` of a partial curve (sorted steps, transformed values)."""
-        s, r = curve_summary(np.log(steps), z)
-        return math.log(budget / steps[-1]), s, r, float(z[-1])
+    ) -> tuple[np.ndarray, float]:
+        """``(F, anchor)`` of a partial curve (sorted steps, transformed values): its features
+        (4,) (see :data:`FEATURES`) and its last value."""
+        summary = curve_summary(np.log(steps), z)
+        return np.array([math.log(budget / steps[-1]), *summary]), float(z[-1])
 
     def _encode_config(self, config: Mapping | None) -> np.ndarray:
         n_c = len(self.config_terms)
@@ -713,18 +824,20 @@ class CurveModel:
         part = self._select(partial, "partial", ("run_id", "step", "value"))
         part = part[part["step"] <= budget + 1e-9]
         state = self._state(dataset, context, float(budget), configs)
-        run_ids, feats = [], []
+        run_ids, feats, anchors = [], [], []
         for rid, g in part.groupby("run_id", sort=False):
             steps = g["step"].to_numpy(dtype=float)
-            feats.append(self._partial_features(steps, self._z(g["value"].to_numpy()), budget))
+            f, a = self._partial_features(steps, self._z(g["value"].to_numpy()), budget)
+            feats.append(f)
+            anchors.append(a)
             run_ids.append(rid)
         if not run_ids:
-            return [], np.zeros((0, 1)), np.zeros((0, 1)), np.ones(1)
-        L, s, r, anchor = np.asarray(feats).T
+            return [], np.zeros((0, 1)), np.zeros((0, 1)), np.ones((0, 1))
+        F, anchor = np.asarray(feats), np.asarray(anchors)
         C = self._config_matrix(configs, run_ids)
-        X, R = self._design(L, s, r, C)
-        mu, var, w = self._mixture(state, X, R, L, anchor)
-        done = L <= 1e-12  # observed at the budget: the final value is known
+        X, R = self._design(F, C)
+        mu, var, w = self._mixture(state, X, R, F, anchor)
+        done = F[:, 0] <= 1e-12  # observed at the budget: the final value is known
         mu[done] = anchor[done, None]
         var[done] = 0.0
         return run_ids, mu, var, w
@@ -767,7 +880,7 @@ class CurveModel:
         sd = np.sqrt(var)
         safe = np.where(sd > 0, sd, 1.0)
         c = np.where(sd > 0, ndtr((z[:, None] - mu) / safe), (z[:, None] >= mu).astype(float))
-        return pd.Series(c @ w, index=pd.Index(run_ids, name="run_id"))
+        return pd.Series((c * w).sum(1), index=pd.Index(run_ids, name="run_id"))
 
     def prob_beats(
         self,
@@ -793,16 +906,19 @@ class CurveModel:
         st, z = st[keep], z[keep]
         assert self.transform is not None
         z_inc = float(self.transform.forward(np.array([float(incumbent)]))[0])
-        L, s, r, anchor = self._partial_features(st, z, float(budget))
-        if L <= 1e-12:
+        F, anchor = self._partial_features(st, z, float(budget))
+        if F[0] <= 1e-12:
             better = anchor > z_inc if self.maximize else anchor < z_inc
             return float(better)
         state = self._state(dataset, context, float(budget))
         c = self._encode_config(config)
-        X, R = self._design(np.array([L]), np.array([s]), np.array([r]), c[None, :])
-        mu, var, w = self._mixture(state, X, R, np.array([L]), np.array([anchor]))
-        t = (mu[0] - z_inc) / np.sqrt(var[0])
-        p = float(ndtr(t if self.maximize else -t) @ w)
+        F = F[None, :]
+        X, R = self._design(F, c[None, :])
+        mu, var, w = self._mixture(state, X, R, F, np.array([anchor]))
+        sd = np.sqrt(var[0])
+        diff = mu[0] - z_inc if self.maximize else z_inc - mu[0]
+        safe = np.where(sd > 0, sd, 1.0)
+        p = float(np.where(sd > 0, ndtr(diff / safe), (diff > 0).astype(float)) @ w[0])
         return min(max(p, 0.0), 1.0)
 
     # ---- persistence --------------------------------------------------------------------
@@ -814,6 +930,8 @@ class CurveModel:
             "eps": self.eps,
             "dataset_effects": self.dataset_effects,
             "dataset_noise": self.dataset_noise,
+            "activity_noise": self.activity_noise,
+            "stay": self.stay,
             "use_configs": self.use_configs,
             "shape": list(self.shape),
             "effects": list(self.effects),
@@ -874,6 +992,8 @@ class CurveModel:
             eps=c["eps"],
             dataset_effects=c["dataset_effects"],
             dataset_noise=c["dataset_noise"],
+            activity_noise=c["activity_noise"],
+            stay=c["stay"],
             use_configs=c["use_configs"],
             shape=c["shape"],
             effects=c["effects"],
@@ -904,30 +1024,40 @@ def _summaries(
     weights ``w``): mean, sd, 5/25/50/75/95% quantiles on the metric's scale (the mean and sd
     by 16-point Gauss–Hermite per component), then the mean and sd on the modelling scale."""
     assert transform is not None
+    w = np.broadcast_to(np.asarray(w, dtype=float), mu.shape)
     sd = np.sqrt(np.maximum(var, 0.0))
-    z_mean = mu @ w
-    z_sd = np.sqrt(np.maximum((var + mu**2) @ w - z_mean**2, 0.0))
+    z_mean = (mu * w).sum(1)
+    z_sd = np.sqrt(np.maximum(((var + mu**2) * w).sum(1) - z_mean**2, 0.0))
     x, gw = _gh_nodes(16)
-    vals = transform.inverse(mu[:, :, None] + sd[:, :, None] * x[None, None, :])
-    m1 = np.einsum("qkh,h,k->q", vals, gw, w)
-    m2 = np.einsum("qkh,h,k->q", vals**2, gw, w)
+    vals = _to_metric(transform, mu[:, :, None] + sd[:, :, None] * x[None, None, :])
+    m1 = np.einsum("qkh,h,qk->q", vals, gw, w)
+    m2 = np.einsum("qkh,h,qk->q", vals**2, gw, w)
     msd = np.sqrt(np.maximum(m2 - m1**2, 0.0))
     probs = (0.05, 0.25, 0.5, 0.75, 0.95)
-    qz = mixture_quantiles(mu, sd, w, probs)
-    qs = transform.inverse(qz)
-    if transform.kind == "logit":  # the clip maps [1 − eps, 1] to one point: the bound
-        qs = np.where(qs >= 1 - transform.eps * (1 + 1e-9), 1.0, qs)
-        qs = np.where(qs <= transform.eps * (1 + 1e-9), 0.0, qs)
+    qs = _to_metric(transform, mixture_quantiles(mu, sd, w, probs))
     return np.column_stack([m1, msd, qs, z_mean, z_sd])
+
+
+def _to_metric(transform: TargetTransform, z: np.ndarray) -> np.ndarray:
+    """The modelling scale back to the metric's; for a logit, the clip maps [1 − eps, 1] to
+    one point, which stands for the bound (an accuracy of 1.0 predicted as 1.0)."""
+    with np.errstate(over="ignore"):  # exp of a far tail: the logit's inverse is 0 there
+        out = transform.inverse(z)
+    if transform.kind == "logit":
+        out = np.where(out >= 1 - transform.eps * (1 + 1e-9), 1.0, out)
+        out = np.where(out <= transform.eps * (1 + 1e-9), 0.0, out)
+    return out
 
 
 def mixture_quantiles(
     mu: np.ndarray, sd: np.ndarray, w: np.ndarray, probs: Sequence[float]
 ) -> np.ndarray:
-    """Quantiles ``probs`` of ``Σ_k w_k N(mu_qk, sd_qk²)`` per row ``q`` (bisection; a
-    component with sd 0 is a point mass): (Q, len(probs))."""
+    """Quantiles ``probs`` of ``Σ_k w_qk N(mu_qk, sd_qk²)`` per row ``q`` (bisection; a
+    component with sd 0 is a point mass, and a quantile that falls on one is its location
+    exactly); ``w`` (K,) or (Q, K): (Q, len(probs))."""
     mu = np.asarray(mu, dtype=float)
     sd = np.asarray(sd, dtype=float)
+    w = np.broadcast_to(np.asarray(w, dtype=float), mu.shape)
     out = np.empty((len(mu), len(probs)))
     lo0 = (mu - 10 * sd).min(axis=1)
     hi0 = (mu + 10 * sd).max(axis=1)
@@ -937,11 +1067,16 @@ def mixture_quantiles(
         for _ in range(50):
             mid = 0.5 * (lo + hi)
             t = (mid[:, None] - mu) / safe
-            cdf = np.where(sd > 0, ndtr(t), (mid[:, None] >= mu).astype(float)) @ w
+            cdf = (np.where(sd > 0, ndtr(t), (mid[:, None] >= mu).astype(float)) * w).sum(1)
             below = cdf < p
             lo = np.where(below, mid, lo)
             hi = np.where(below, hi, mid)
         out[:, j] = 0.5 * (lo + hi)
+    point = (sd == 0) & (w > 0)
+    if point.any():
+        for q, k in zip(*np.nonzero(point), strict=True):
+            near = np.abs(out[q] - mu[q, k]) <= 1e-9 * max(1.0, abs(mu[q, k]))
+            out[q, near] = mu[q, k]
     return out
 
 
