@@ -167,6 +167,7 @@ def _metaopt(target: Target, seed: int, prune: bool, threshold: float) -> Trajec
     the history's learner passed in; with ``prune`` the history's CurvePruner, which the search
     binds to the dataset's incumbent and finished curves before each trial."""
     from metaopt_bayes.ask_tell import Search
+    from warehouse.errors import CandidatesExhaustedError
 
     st = target.state["metaopt"]
     cs, suite = target.cs, target.cs.suite
@@ -196,7 +197,10 @@ def _metaopt(target: Target, seed: int, prune: bool, threshold: float) -> Trajec
     )
     with search:
         while not ledger.exhausted:
-            trial = search.ask()
+            try:
+                trial = search.ask()
+            except CandidatesExhaustedError:  # every pool config ran (finished or pruned)
+                break
             if trial is None:
                 break
             idx = index[_key({n: trial.config[n] for n in names})]
