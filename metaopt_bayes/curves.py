@@ -67,10 +67,10 @@ EFFECT_TERMS = ("L", "sL")
 #: last observed one): an intercept, whether the last doubling of steps was flat, ``L``, both
 STAY_TERMS = ("1", "flat", "L", "flatL")
 #: Gauss–Hermite nodes of a new dataset's noise level ``v_d`` and of its stay intercept ``h_d``
-NODES = 9
-STAY_NODES = 7
+NODES = 7
+STAY_NODES = 5
 #: posterior draws kept after NUTS (thinned evenly)
-MAX_DRAWS = 200
+MAX_DRAWS = 100
 METHODS = ("map", "nuts")
 #: file format of :meth:`CurveModel.save`
 FORMAT_VERSION = 1
@@ -220,6 +220,7 @@ class CurveModel:
         dataset_noise: bool | None = None,
         activity_noise: bool = True,
         stay: bool = True,
+        residual_mixture: int = 4,
         use_configs: bool = True,
         shape: Sequence[str] = SHAPE_TERMS,
         effects: Sequence[str] = EFFECT_TERMS,
@@ -240,6 +241,10 @@ class CurveModel:
         self.dataset_noise = bool(dataset_effects if dataset_noise is None else dataset_noise)
         self.activity_noise = bool(activity_noise)
         self.stay = bool(stay)
+        #: whether the fitted model has the stay part: ``stay``, unless the training curves
+        #: (almost) never end exactly where they were cut (a continuous metric such as a loss)
+        self.stay_used = self.stay
+        self.residual_mixture = int(residual_mixture)
         if len(tuple(effects)) not in (1, 2):
             raise ValidationError("effects: one or two terms (level, rate)")
         self.use_configs = bool(use_configs)
@@ -413,6 +418,7 @@ class CurveModel:
         C = self._config_matrix(configs, run_ids)[pos]
         X, R = self._design(F, C)
         self._n_runs = len(run_ids)
+        self.stay_used = self.stay and float(np.average(np.abs(y) < 1e-12, weights=w)) >= 0.005
         return X, R, F, y, w, ds_idx
 
     def _build_pymc(
@@ -459,9 +465,8 @@ class CurveModel:
             if self.activity_noise:
                 c = pm.Normal("c", 0.0, 1.5)
                 var = var + pt.exp(2 * c) * F[:, 3] ** 2
+            latent = []  # the datasets' noise levels and stay intercepts, (D,) each
             if self.dataset_noise:
-                # non-centred: the joint mode of a centred v and its scale s_v is the spike at
-                # s_v → 0 (found by MAP on simulated curves whose noise the activity explains)
                 s_v = pm.HalfNormal("s_v", 0.5)
                 if centred:
                     v = pm.Normal("v", 0.0, s_v, dims="dataset")
@@ -469,12 +474,11 @@ class CurveModel:
                     v_raw = pm.Normal("v_raw", 0.0, 1.0, dims="dataset")
                     v = pm.Deterministic("v", s_v * v_raw, dims="dataset")
                 var = var * pt.exp(2 * v[ds_idx])
+                latent.append(v)
             # rows whose final equals the cut's value belong to the stay part only
-            zero = (np.abs(y) < 1e-12).astype(float) if self.stay else np.zeros(len(y))
-            wg = w * (1.0 - zero)
-            prec = wg / var
-            loglik = -0.5 * (wg * pt.log(2 * np.pi * var) + prec * e * e).sum()
-            if self.stay:
+            zero = (np.abs(y) < 1e-12).astype(float) if self.stay_used else np.zeros(len(y))
+            loglik = 0.0
+            if self.stay_used:
                 gamma = pm.Normal("gamma", 0.0, 1.5, dims="stay_term")
                 eta = pt.dot(stay_terms(F), gamma)
                 if self.dataset_effects:
@@ -485,8 +489,18 @@ class CurveModel:
                         h_raw = pm.Normal("h_raw", 0.0, 1.0, dims="dataset")
                         h = pm.Deterministic("h", s_h * h_raw, dims="dataset")
                     eta = eta + h[ds_idx]
+                    latent.append(h)
                 # log σ(η) for a stay, log σ(−η) for a move
-                loglik = loglik - (w * pt.softplus(np.where(zero > 0, -1.0, 1.0) * eta)).sum()
+                loglik = -(w * pt.softplus(np.where(zero > 0, -1.0, 1.0) * eta)).sum()
+            if self.dataset_effects and latent:
+                # u_d's prior mean moves with the dataset's noise level and stay intercept
+                # (on the dev curves the level effect correlates .73–.75 with v_d)
+                lam = pm.Normal("lam", 0.0, 0.5, shape=(E, len(latent)))
+                mean_u = pt.dot(pt.stack(latent, axis=1), lam.T)  # (D, E)
+                e = e - (R * mean_u[ds_idx]).sum(axis=1)
+            wg = w * (1.0 - zero)
+            prec = wg / var
+            loglik = loglik - 0.5 * (wg * pt.log(2 * np.pi * var) + prec * e * e).sum()
             if self.dataset_effects:
                 tau = pm.HalfNormal("tau", 0.5, dims="effect")
                 seg = lambda col: pt.dot(Mt, col)  # noqa: E731 - per-dataset sums
@@ -528,23 +542,17 @@ class CurveModel:
         t0 = time.perf_counter()
         names = ["beta", "a", "b", "kappa"]
         names += ["c"] if self.activity_noise else []
-        names += ["gamma"] if self.stay else []
-        names += ["s_h", "h"] if self.stay and self.dataset_effects else []
+        names += ["gamma"] if self.stay_used else []
+        names += ["s_h", "h"] if self.stay_used and self.dataset_effects else []
         names += ["tau"] if self.dataset_effects else []
         names += ["s_v", "v"] if self.dataset_noise else []
+        latent = [0] * self.dataset_noise + [1] * (self.stay_used and self.dataset_effects)
+        names += ["lam"] if self.dataset_effects and latent else []
         if method == "map":
             from metaopt_bayes.inference import map_point
 
             point = map_point(model, seed)
             draws = {k: np.asarray(point[k])[None] for k in names}
-            # The joint mode of a non-centred effect overstates its scale: the mode in
-            # (raw, scale) lacks the −D·log(scale) of the effects' density, so only the prior
-            # stops the scale (MAP s_v 1.34, s_h 2.52 on the mlp dev curves, where NUTS gives
-            # 0.54 and 0.79). The datasets' own effects are well determined (~30 curves
-            # each), so their root mean square estimates the population's scale.
-            for eff, scale in (("v", "s_v"), ("h", "s_h")):
-                if scale in draws:
-                    draws[scale] = np.sqrt(np.mean(draws[eff] ** 2, axis=1))
         else:
             from metaopt_bayes.inference import diagnose, sample_nuts
 
@@ -568,9 +576,9 @@ class CurveModel:
         S = len(draws["beta"])
         if not self.activity_noise:
             draws["c"] = np.full(S, -np.inf)
-        if not self.stay:
+        if not self.stay_used:
             draws["gamma"] = np.zeros((S, len(STAY_TERMS)))
-        if not (self.stay and self.dataset_effects):
+        if not (self.stay_used and self.dataset_effects):
             draws["s_h"] = np.zeros(S)
             draws["h"] = np.zeros((S, D))
         if not self.dataset_effects:
@@ -578,10 +586,27 @@ class CurveModel:
         if not self.dataset_noise:
             draws["s_v"] = np.zeros(S)
             draws["v"] = np.zeros((S, D))
+        lam = np.zeros((S, E, 2))
+        if "lam" in draws:
+            lam[:, :, latent] = np.asarray(draws["lam"]).reshape(S, E, len(latent))
+        draws["lam"] = lam
+        # The population of the datasets' (v, h): their second moments per draw. The joint
+        # mode of a non-centred effect overstates its scale (the mode in (raw, scale) lacks
+        # the −D·log(scale) of the effects' density, so only the prior stops it: MAP s_v
+        # 1.34, s_h 2.52 on the mlp dev curves, where NUTS gives 0.54 and 0.79), while each
+        # dataset's own effects are well determined (~30 curves); and v and h go together
+        # (correlation .42 mlp, .59 boosting: small validation sets are noisy and flat).
+        Z = np.stack([draws["v"], draws["h"]], axis=-1)  # (S, D, 2)
+        draws["vh_cov"] = np.einsum("sdi,sdj->sij", Z, Z) / D
+        draws["s_v"] = np.sqrt(draws["vh_cov"][:, 0, 0])
+        draws["s_h"] = np.sqrt(draws["vh_cov"][:, 1, 1])
         self._draws = {
             k: np.asarray(draws[k], dtype=float)
-            for k in ("beta", "a", "b", "kappa", "c", "tau", "s_v", "v", "gamma", "s_h", "h")
-        }
+            for k in (
+                "beta", "a", "b", "kappa", "c", "tau", "s_v", "v", "gamma", "s_h", "h",
+                "lam", "vh_cov",
+            )
+        }  # fmt: skip
         self.diagnostics["fit_s"] = time.perf_counter() - t0
         # each training dataset's u_d per draw, given its rows (the conjugate posterior)
         m = np.zeros((S, D, E))
@@ -593,6 +618,18 @@ class CurveModel:
             st = self._posterior_state(X[sel], R[sel], F[sel], y[sel], w[sel], v=v, h=h)
             m[:, k], C[:, k] = st.m[:, 0], st.C[:, 0]
         self._draws["u_mean"], self._draws["u_cov"] = m, C
+        # second stage: the shape of the standardized residuals of the rows that moved
+        K = self.residual_mixture
+        if K > 1:
+            d = self._draws
+            mu = X @ d["beta"].mean(0) + np.einsum("ne,ne->n", R, m.mean(0)[ds_idx])
+            var = np.exp(2 * d["v"].mean(0)[ds_idx]) * self._noise_base(F).mean(0)
+            moved = np.abs(y) >= 1e-12 if self.stay_used else np.ones(len(y), bool)
+            z = ((y - mu) / np.sqrt(var))[moved]
+            pi, loc, sc = residual_mixture(z, w[moved], K)
+        else:
+            pi, loc, sc = np.ones(1), np.zeros(1), np.ones(1)
+        self._draws.update(eps_w=pi, eps_m=loc, eps_s=sc)
 
     # ---- the dataset's effects ----------------------------------------------------------
     def _noise_base(self, F: np.ndarray) -> np.ndarray:
@@ -686,11 +723,17 @@ class CurveModel:
         product grid of their Gauss–Hermite nodes, and the nodes' prior weights (G,)."""
         d = self._draws
         xv, pv = _gh_nodes(NODES if self.dataset_noise else 1)
-        xh, ph = _gh_nodes(STAY_NODES if self.stay and self.dataset_effects else 1)
+        xh, ph = _gh_nodes(STAY_NODES if self.stay_used and self.dataset_effects else 1)
         gv, gh = np.meshgrid(xv, xh, indexing="ij")
-        v = d["s_v"][:, None] * gv.ravel()[None, :]
-        h = d["s_h"][:, None] * gh.ravel()[None, :]
-        return v, h, np.outer(pv, ph).ravel()
+        grid = np.column_stack([gv.ravel(), gh.ravel()])  # (G, 2) standard normal
+        chol = np.linalg.cholesky(d["vh_cov"] + 1e-12 * np.eye(2))  # (S, 2, 2)
+        vh = np.einsum("sij,gj->sgi", chol, grid)
+        return vh[..., 0], vh[..., 1], np.outer(pv, ph).ravel()
+
+    def _mean_u(self, v: np.ndarray, h: np.ndarray) -> np.ndarray:
+        """The prior mean of ``u`` at noise levels ``v`` and stay intercepts ``h`` (S, G):
+        ``Λ (v, h)`` per draw, (S, G, E)."""
+        return np.einsum("sei,sgi->sge", self._draws["lam"], np.stack([v, h], axis=-1))
 
     def _prior_state(self) -> _DatasetState:
         d = self._draws
@@ -701,7 +744,7 @@ class CurveModel:
         idx = np.arange(E)
         C[:, :, idx, idx] = (d["tau"] ** 2)[:, None, :]
         w = np.broadcast_to(pw / S, (S, G)).copy()
-        return _DatasetState(np.zeros((S, G, E)), C, v, w, h=h)
+        return _DatasetState(self._mean_u(v, h), C, v, w, h=h)
 
     def _posterior_state(
         self,
@@ -722,29 +765,30 @@ class CurveModel:
             v, h, pw = self._nodes()  # (S, G)
         else:
             pw = np.ones(v.shape[1]) / v.shape[1]
-        zero = (np.abs(y) < 1e-12).astype(float) if self.stay else np.zeros(len(y))
+        zero = (np.abs(y) < 1e-12).astype(float) if self.stay_used else np.zeros(len(y))
         wg = w * (1.0 - zero)
-        e = y[None, :] - d["beta"] @ X.T  # (S, n)
+        mean_u = self._mean_u(v, h)  # (S, G, E)
+        e = y[None, None, :] - (d["beta"] @ X.T)[:, None, :] - mean_u @ R.T  # (S, G, n)
         var = np.exp(2 * v)[:, :, None] * self._noise_base(F)[:, None, :]  # (S, G, n)
         prec = wg[None, None, :] / var
         E = R.shape[1]
         tau2 = np.maximum(d["tau"] ** 2, 1e-12)  # (S, E)
         P = np.einsum("sgn,ni,nj->sgij", prec, R, R)
-        b = np.einsum("sgn,sn,ni->sgi", prec, e, R)
+        b = np.einsum("sgn,sgn,ni->sgi", prec, e, R)
         idx = np.arange(E)
         A = P.copy()
         A[:, :, idx, idx] += (1.0 / tau2)[:, None, :]
         Ainv = np.linalg.inv(A)
-        m = np.einsum("sgij,sgj->sgi", Ainv, b)
+        delta = np.einsum("sgij,sgj->sgi", Ainv, b)  # u − its prior mean
         _, logdet = np.linalg.slogdet(A)
         ll = -0.5 * (
             (wg[None, None, :] * np.log(2 * np.pi * var)).sum(-1)
-            + (prec * e[:, None, :] ** 2).sum(-1)
-            - np.einsum("sgi,sgi->sg", b, m)
+            + (prec * e**2).sum(-1)
+            - np.einsum("sgi,sgi->sg", b, delta)
             + logdet
             + np.log(tau2).sum(-1)[:, None]
         )
-        if self.stay:
+        if self.stay_used:
             eta = (stay_terms(F) @ d["gamma"].T).T[:, None, :] + h[:, :, None]  # (S, G, n)
             sign = np.where(zero > 0, -1.0, 1.0)
             ll = ll - (w * np.logaddexp(0.0, sign * eta)).sum(-1)
@@ -753,7 +797,7 @@ class CurveModel:
         lw -= lw.max(axis=1, keepdims=True)
         wts = np.exp(lw)
         wts /= wts.sum(axis=1, keepdims=True) * len(wts)
-        return _DatasetState(m, Ainv, v, wts, ll_out, h=h)
+        return _DatasetState(mean_u + delta, Ainv, v, wts, ll_out, h=h)
 
     # ---- prediction ---------------------------------------------------------------------
     def _mixture(
@@ -770,14 +814,19 @@ class CurveModel:
         mu = anchor[:, None, None] + (x @ d["beta"].T)[:, :, None]  # (Q, S, 1)
         mu = mu + np.einsum("qe,sge->qsg", rr, state.m)
         var = np.einsum("qe,sgef,qf->qsg", rr, state.C, rr)
-        noise = self._noise_base(F).T  # (Q, S)
-        var = var + noise[:, :, None] * np.exp(2 * state.v)[None, :, :]
+        noise = self._noise_base(F).T[:, :, None] * np.exp(2 * state.v)[None, :, :]  # (Q,S,G)
+        # the noise's shape: Σ_j π_j N(m_j, s_j²) in units of its scale (one N(0, 1) when off)
+        pi, loc, sc = d["eps_w"], d["eps_m"], d["eps_s"]
+        sd = np.sqrt(noise)[..., None]
+        mu = mu[..., None] + sd * loc
+        var = var[..., None] + noise[..., None] * sc**2
         Q = len(F)
-        w = np.broadcast_to(state.w.reshape(1, -1), (Q, state.w.size))
-        if not self.stay:
+        w = np.broadcast_to((state.w[:, :, None] * pi).reshape(1, -1), (Q, state.w.size * len(pi)))
+        if not self.stay_used:
             return mu.reshape(Q, -1), var.reshape(Q, -1), w
         eta = (stay_terms(F) @ d["gamma"].T)[:, :, None] + state.h[None, :, :]  # (Q, S, G)
-        p_stay = 0.5 * (1.0 + np.tanh(0.5 * eta)).reshape(Q, -1)  # σ(η), overflow-safe
+        p_stay = 0.5 * (1.0 + np.tanh(0.5 * eta))  # σ(η), overflow-safe
+        p_stay = np.repeat(p_stay.reshape(Q, -1), len(pi), axis=1)
         mu = np.column_stack([mu.reshape(Q, -1), anchor])
         var = np.column_stack([var.reshape(Q, -1), np.zeros(Q)])
         w = np.column_stack([w * (1.0 - p_stay), (w * p_stay).sum(1)])
@@ -932,6 +981,7 @@ class CurveModel:
             "dataset_noise": self.dataset_noise,
             "activity_noise": self.activity_noise,
             "stay": self.stay,
+            "residual_mixture": self.residual_mixture,
             "use_configs": self.use_configs,
             "shape": list(self.shape),
             "effects": list(self.effects),
@@ -955,6 +1005,7 @@ class CurveModel:
             "budgets": self.budgets,
             "method": self.method,
             "diagnostics": self.diagnostics,
+            "stay_used": self.stay_used,
         }
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -994,6 +1045,7 @@ class CurveModel:
             dataset_noise=c["dataset_noise"],
             activity_noise=c["activity_noise"],
             stay=c["stay"],
+            residual_mixture=c["residual_mixture"],
             use_configs=c["use_configs"],
             shape=c["shape"],
             effects=c["effects"],
@@ -1008,6 +1060,7 @@ class CurveModel:
         model.datasets = list(meta["datasets"])
         model.budgets = {str(k): float(v) for k, v in meta["budgets"].items()}
         model.method = meta["method"]
+        model.stay_used = bool(meta["stay_used"])
         model.diagnostics = meta["diagnostics"]
         model._draws = draws
         return model
@@ -1078,6 +1131,36 @@ def mixture_quantiles(
             near = np.abs(out[q] - mu[q, k]) <= 1e-9 * max(1.0, abs(mu[q, k]))
             out[q, near] = mu[q, k]
     return out
+
+
+def residual_mixture(
+    z: np.ndarray, w: np.ndarray, k: int = 4, iters: int = 300
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """A ``k``-component Gaussian mixture ``Σ_j π_j N(m_j, s_j²)`` fitted by weighted EM to
+    standardized residuals ``z`` (weights ``w``), started at the residuals' quantiles:
+    ``(π, m, s)``. Curves' residuals are peaked and skewed (on the mlp dev curves the central
+    50% spans −0.58…0.53 standard deviations, a Gaussian's ±0.67, and the 99th percentile is
+    2.8, a Gaussian's 2.33), which one Gaussian describes badly."""
+    z = np.asarray(z, dtype=float)
+    w = np.asarray(w, dtype=float) / np.sum(w)
+    order = np.argsort(z)
+    cw = np.cumsum(w[order])
+    loc = np.array([z[order][min(np.searchsorted(cw, q), len(z) - 1)]
+                    for q in (np.arange(k) + 0.5) / k])  # fmt: skip
+    sd0 = math.sqrt(float(w @ (z - w @ z) ** 2)) or 1.0
+    sc = np.full(k, sd0 / k)
+    pi = np.full(k, 1.0 / k)
+    for _ in range(iters):
+        lp = np.log(pi) - np.log(sc) - 0.5 * ((z[:, None] - loc) / sc) ** 2
+        lp -= lp.max(axis=1, keepdims=True)
+        r = np.exp(lp)
+        r /= r.sum(axis=1, keepdims=True)
+        rw = r * w[:, None]
+        nk = rw.sum(0) + 1e-12
+        pi = nk / nk.sum()
+        loc = (rw * z[:, None]).sum(0) / nk
+        sc = np.sqrt((rw * (z[:, None] - loc) ** 2).sum(0) / nk + 1e-4)
+    return pi, loc, sc
 
 
 def _json_default(v: Any) -> Any:
