@@ -238,12 +238,13 @@ def load_tabrepo() -> Suite:
 BENCH_DATA = ROOT / "benchmarks" / "data"
 
 
-def load_pmlb(family: str, split: str = "all") -> Suite:
+def load_pmlb(family: str, split: str = "all", path: Path | None = None) -> Suite:
     """``benchmarks/data/pmlb_<family>.parquet``: one shared pool of configs of ``family``
     cross-validated on PMLB classification datasets (``make_pmlb_suites.py``), accuracy
     (maximize), training seconds as cost. ``split``: the datasets of ``pmlb_splits.csv``'s
-    ``dev`` or ``holdout`` group, or ``all``."""
-    df = pd.read_parquet(BENCH_DATA / f"pmlb_{family}.parquet")
+    ``dev`` or ``holdout`` group, or ``all``. ``path``: another runs file of that layout
+    (the learning-curve suites' ``pmlb_curves_<family>_runs.parquet``)."""
+    df = pd.read_parquet(path or BENCH_DATA / f"pmlb_{family}.parquet")
     if split != "all":
         groups = pd.read_csv(BENCH_DATA / "pmlb_splits.csv")
         keep = set(groups.loc[groups["split"] == split, "dataset"].astype(str))
@@ -269,6 +270,7 @@ def load_pmlb(family: str, split: str = "all") -> Suite:
     runs["value"] = df["metrics.accuracy"].astype(float).to_numpy()
     runs["cost"] = df["duration_s"].astype(float).to_numpy()
     runs["config_name"] = df["tags.config_id"].astype(str).to_numpy()
+    runs["run_id"] = df["run_id"].astype(str).to_numpy()
     meta = pd.read_parquet(BENCH_DATA / "pmlb_meta.parquet")
     meta["dataset"] = meta["dataset"].astype(str)
     meta = meta.set_index("dataset").select_dtypes("number").astype(float)
@@ -373,24 +375,46 @@ def run_random(task: Task, budget: int, seed: int) -> list[int]:
     return rng.permutation(len(task.pool))[:budget].tolist()
 
 
-def _optuna_run(task: Task, budget: int, seed: int, sampler) -> list[int]:
-    import optuna
+def optuna_distributions(suite: Suite) -> dict:
+    """The suite's parameters as Optuna distributions."""
     from optuna.distributions import (
         CategoricalDistribution,
         FloatDistribution,
         IntDistribution,
     )
-    from optuna.trial import TrialState, create_trial
 
-    optuna.logging.set_verbosity(optuna.logging.ERROR)
     dists = {}
-    for p in task.suite.params:
+    for p in suite.params:
         if p.kind == "cat":
             dists[p.name] = CategoricalDistribution(list(p.choices))
         elif p.kind == "int":
             dists[p.name] = IntDistribution(int(p.low), int(p.high), log=p.log)
         else:
             dists[p.name] = FloatDistribution(float(p.low), float(p.high), log=p.log)
+    return dists
+
+
+def snapped_params(task: Task, idx: int) -> dict:
+    """Pool config ``idx`` as values of the suite's Optuna distributions."""
+    snapped = {}
+    for p in task.suite.params:
+        v = task.pool.at[idx, p.name]
+        if p.kind == "cat":
+            v = next(c for c in p.choices if str(c) == str(v))
+        elif p.kind == "int":
+            v = int(min(max(round(float(v)), p.low), p.high))
+        else:
+            v = float(min(max(float(v), p.low), p.high))
+        snapped[p.name] = v
+    return snapped
+
+
+def _optuna_run(task: Task, budget: int, seed: int, sampler) -> list[int]:
+    import optuna
+    from optuna.trial import TrialState, create_trial
+
+    optuna.logging.set_verbosity(optuna.logging.ERROR)
+    dists = optuna_distributions(task.suite)
     direction = "maximize" if task.suite.maximize else "minimize"
     study = optuna.create_study(direction=direction, sampler=sampler)
     taken = np.zeros(len(task.pool), dtype=bool)
@@ -401,17 +425,9 @@ def _optuna_run(task: Task, budget: int, seed: int, sampler) -> list[int]:
         idx = _snap(task, pd.DataFrame([trial.params]), taken)
         # the asked trial is failed (TPE/GP ignore failed trials); the snapped config is told
         study.tell(trial, state=TrialState.FAIL)
-        snapped = {}
-        for p in task.suite.params:
-            v = task.pool.at[idx, p.name]
-            if p.kind == "cat":
-                v = next(c for c in p.choices if str(c) == str(v))
-            elif p.kind == "int":
-                v = int(min(max(round(float(v)), p.low), p.high))
-            else:
-                v = float(min(max(float(v), p.low), p.high))
-            snapped[p.name] = v
-        study.add_trial(create_trial(params=snapped, distributions=dists, value=values[idx]))
+        study.add_trial(
+            create_trial(params=snapped_params(task, idx), distributions=dists, value=values[idx])
+        )
         taken[idx] = True
         order.append(idx)
     return order
