@@ -154,6 +154,20 @@ class Discrepancy:
                 second += wj * (var + mu * mu)
         return mean, np.maximum(second - mean * mean, 0.0)
 
+    def mean_weights(self) -> np.ndarray:
+        """``(n, L)`` dual weights of the posterior mean, one column per length scale: the
+        mean at ``U_new`` is ``Σ_ℓ k_ℓ(U_new, U) V[:, ℓ]`` (:func:`mean_at`), the amplitudes
+        and their weights summed in. Keeps what a mean needs without the decompositions."""
+        V = np.zeros((len(self.r), len(LENGTH_SCALES)))
+        w = self.weights[:-1].reshape(len(LENGTH_SCALES), len(AMPLITUDES))
+        for i, ((lam, Q), w_ell) in enumerate(zip(self.eig, w, strict=True)):
+            rq = Q.T @ self.r
+            for mult, wj in zip(AMPLITUDES, w_ell, strict=True):
+                if wj >= 1e-12:
+                    a2 = mult * self.scale
+                    V[:, i] += wj * a2 * (Q @ (rq / (a2 * lam + self.noise)))
+        return V
+
     def covariance(self, U: np.ndarray) -> np.ndarray:
         """The covariance of ``δ`` between the rows of ``U`` under the model average: the
         components' kernels ``a² k_ℓ`` weighted by their posterior weights (all zero mean)."""
@@ -165,6 +179,17 @@ class Discrepancy:
             if total > 1e-12:
                 out += total * self.scale * matern52(d2, ell)
         return out
+
+
+def mean_at(U_new: np.ndarray, U: np.ndarray, V: np.ndarray) -> np.ndarray:
+    """The discrepancy's posterior mean at ``U_new`` from its runs' inputs ``U`` and the dual
+    weights ``V`` of :meth:`Discrepancy.mean_weights`."""
+    r0 = np.sqrt(5.0 * _sqdist(np.asarray(U_new, dtype=float), U))
+    out = np.zeros(len(r0))
+    for ell, v in zip(LENGTH_SCALES, V.T, strict=True):
+        if np.any(v):
+            out += _matern_r(r0 / ell) @ v
+    return out
 
 
 def _usable(U: np.ndarray, r: np.ndarray, noise: float, scale: float | None = None) -> bool:

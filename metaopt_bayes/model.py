@@ -61,7 +61,7 @@ from metaopt_bayes.adapt import (
     ranking_weight,
     stacking_weight,
 )
-from metaopt_bayes.discrepancy import Discrepancy, fit_discrepancy
+from metaopt_bayes.discrepancy import LENGTH_SCALES, Discrepancy, fit_discrepancy, mean_at
 from metaopt_bayes.empirical_bayes import (
     discrepancy_prior,
     meta_prior_scale,
@@ -100,6 +100,9 @@ from warehouse.protocol import WarehouseLike
 #: the grid of a dataset's sensitivity ``λ``: its slopes (every term but the intercept) deviate
 #: from the population by ``N(0, λ τ²)`` (see :meth:`MetaLearner._sensitivity_prior`)
 SENSITIVITIES = 2.0 ** np.arange(-4, 7)
+
+#: runs per training dataset behind its discrepancy in the history's surfaces
+HISTORY_RUNS = 200
 
 #: how a dataset's own runs are weighed against the transfer (see DEFAULT_CONFIG["adapt"])
 ADAPT_MODES = ("stack", "rank", "off")
@@ -232,6 +235,12 @@ class MetaLearner:
         # the best configuration seen on each training dataset (params without prefix):
         # search adds these to its candidates, a data-driven portfolio (Feurer et al. 2015)
         self.portfolio: list[dict[str, Any]] = []
+        # (D, p): each training dataset's posterior-mean coefficients given its own runs (the
+        # history's surfaces, see history_regret); None for files saved before 0.6.0
+        self.history_coefs: np.ndarray | None = None
+        # per training dataset: its discrepancy's mean as (inputs, dual weights), see
+        # discrepancy.mean_at; None without the discrepancy
+        self.history_disc: list[tuple[np.ndarray, np.ndarray]] | None = None
         self._draws: dict[str, np.ndarray] = {}
         self._Z: np.ndarray | None = None
         # grid weights of the model discrepancy, learnt in fitting (None: the default prior)
@@ -470,6 +479,7 @@ class MetaLearner:
             self.sensitivity_prior = self._sensitivity_prior(Phi, y, codes)
         if self.config["discrepancy"]:
             self.discrepancy_prior = self._discrepancy_prior(Phi, y, codes)
+        self._history_surfaces(Phi, y, codes)
         self.diagnostics = diagnose(idata, self.method, POPULATION_VARS)
         self.diagnostics.update(
             n_runs=len(runs),
@@ -533,6 +543,28 @@ class MetaLearner:
             sigma_floor=float(self.config["sigma_floor"]),
             **self._scales(),
         )
+
+    def _history_surfaces(self, Phi: np.ndarray, y: np.ndarray, codes: np.ndarray) -> None:
+        """Each training dataset's posterior-mean surface given its own runs, kept for
+        :meth:`history_regret`: the coefficients' mean, plus the model discrepancy's mean as
+        dual weights over at most :data:`HISTORY_RUNS` of its runs (an even subsample: the
+        surfaces only rank candidates, and the discrepancy costs O(n³) per dataset)."""
+        coefs, disc = [], []
+        for i in range(len(self.datasets)):
+            idx = np.flatnonzero(codes == i)
+            post = self._posterior_xy(i, self._Z[i], Phi[idx], y[idx])
+            coefs.append(post.moments()[0])
+            if len(idx) > HISTORY_RUNS:
+                idx = idx[np.linspace(0, len(idx) - 1, HISTORY_RUNS).round().astype(int)]
+            d = self._discrepancy(post, Phi[idx], y[idx])
+            U = self.encoder.linear_terms(Phi[idx])
+            disc.append(
+                (U, d.mean_weights())
+                if d is not None
+                else (U[:0], np.zeros((0, len(LENGTH_SCALES))))
+            )
+        self.history_coefs = np.stack(coefs)
+        self.history_disc = disc if self.config["discrepancy"] else None
 
     def _meta_rows(self) -> np.ndarray:
         """Basis indices whose population mean depends on meta-features (``meta_terms``)."""
@@ -659,12 +691,24 @@ class MetaLearner:
                 self.transform.check(y_raw, f"dataset {dataset!r} run")
                 X = self.encoder.transform(obs.reset_index(drop=True), rows=rows)
                 y = self.transform.forward(y_raw)
+        index = self.datasets.index(str(dataset)) if str(dataset) in self.datasets else None
+        post = self._posterior_xy(index, z, X, y)
+        mu = np.einsum("spq,q->sp", self._draws["B"], z)
+        tau2 = self._draws["tau"] ** 2
+        return post, X, y, rows, lambda: tuned_prior(post, mu, tau2, **self._scales())
+
+    def _posterior_xy(
+        self, index: int | None, z: np.ndarray, X: np.ndarray | None, y: np.ndarray | None
+    ) -> CoefficientPosterior:
+        """The closed-form coefficient posterior per draw of a dataset with meta-features
+        ``z`` and runs ``(X, y)`` (modelling scale); ``index``: its place among the training
+        datasets (their noise level is known), None for any other dataset."""
         dr = self._draws
         mu = np.einsum("spq,q->sp", dr["B"], z)
         tau2 = dr["tau"] ** 2
         floor2 = float(self.config["sigma_floor"]) ** 2
-        if str(dataset) in self.datasets:
-            sig2 = np.exp(2.0 * dr["log_sigma"][:, self.datasets.index(str(dataset))])
+        if index is not None:
+            sig2 = np.exp(2.0 * dr["log_sigma"][:, index])
             kw: dict[str, Any] = {"sigma2": sig2 + floor2, **self._scales()}
         else:
             kw = {
@@ -674,9 +718,7 @@ class MetaLearner:
                 "sigma_floor2": floor2,
                 **self._scales(),
             }
-        post = update_dataset(mu, tau2, X, y, **kw)
-        scales = {k: kw[k] for k in ("scales", "scale_weights") if k in kw}
-        return post, X, y, rows, lambda: tuned_prior(post, mu, tau2, **scales)
+        return update_dataset(mu, tau2, X, y, **kw)
 
     def _scales(self) -> dict[str, np.ndarray]:
         """The sensitivity grid and its learnt weights for :func:`update_dataset` (none when
@@ -903,6 +945,38 @@ class MetaLearner:
         sd = np.sqrt(np.maximum(second - first**2, 0.0))
         lower, upper = self.transform.inverse(lo), self.transform.inverse(hi)
         return pd.DataFrame({"mean": first, "sd": sd, "lower": lower, "upper": upper})
+
+    def history_regret(self, configs: pd.DataFrame) -> np.ndarray | None:
+        """How each config would do on each training dataset: ``(D, n)`` normalized regret
+        ``(best − f_d(x)) / (best − worst)`` over ``configs`` (0 = the best of them, 1 = the
+        worst), ``f_d`` the dataset's posterior-mean surface given its own runs on the
+        modelling scale (sign-flipped for a minimized metric). A dataset on which ``configs``
+        all predict alike scores 0 everywhere. None for a learner saved before 0.6.0.
+
+        The history as a portfolio over any candidate set: the greedy warm start of
+        :func:`metaopt_bayes.batch.history_batch` covers it as auto-sklearn 2.0's portfolios
+        cover their training tasks, without needing the same configs on every dataset."""
+        if self.history_coefs is None:
+            return None
+        configs = _as_configs(configs)
+        shared = None if self.encoder.uses_rows else self.encoder.transform(configs)
+        F = np.empty((len(self.datasets), len(configs)))
+        for i, d in enumerate(self.datasets):
+            Phi = (
+                shared
+                if shared is not None
+                else self.encoder.transform(configs, rows=self.rows.get(d, np.nan))
+            )
+            F[i] = Phi @ self.history_coefs[i]
+            if self.history_disc is not None:
+                U, V = self.history_disc[i]
+                if len(U):
+                    F[i] += mean_at(self.encoder.linear_terms(Phi), U, V)
+        if self.direction != "maximize":
+            F = -F
+        best = F.max(axis=1, keepdims=True)
+        span = best - F.min(axis=1, keepdims=True)
+        return (best - F) / np.where(span > 0, span, 1.0)
 
     def predict_draws(
         self,

@@ -26,7 +26,7 @@ from warehouse.protocol import WarehouseLike
 # 6: parameters encoded per training row, and the training datasets' sizes;
 # 7: 0/1 basis columns identical on every training run are tied into one
 # 8: task adaptation (the ``adapt`` option; files before it predict without it)
-FORMAT_VERSION = 8
+FORMAT_VERSION = 9
 #: the grid format-3 files were fitted on (they do not store theirs)
 _SENSITIVITIES_V3 = 2.0 ** np.arange(-4, 3)
 
@@ -102,6 +102,7 @@ def save_learner(learner: Any, path: str | os.PathLike) -> Path:
             "log_sigma_mu": (("draw",), dr["log_sigma_mu"]),
             "log_sigma_sd": (("draw",), dr["log_sigma_sd"]),
             "Z": (("dataset", "meta"), learner._Z),
+            **_history_vars(learner),
         },
         coords={
             "basis": list(learner.encoder.names),
@@ -148,6 +149,37 @@ def save_learner(learner: Any, path: str | os.PathLike) -> Path:
     finally:
         tmp.unlink(missing_ok=True)
     return path
+
+
+def _history_vars(learner: Any) -> dict[str, Any]:
+    """The history's surfaces (MetaLearner.history_regret) as netCDF variables: the training
+    datasets' coefficient means, and their discrepancies' inputs and dual weights stacked
+    over datasets with a count per dataset."""
+    if learner.history_coefs is None:
+        return {}
+    out: dict[str, Any] = {"history_coefs": (("dataset", "basis"), learner.history_coefs)}
+    if learner.history_disc is not None:
+        U = np.concatenate([u for u, _ in learner.history_disc])
+        V = np.concatenate([v for _, v in learner.history_disc])
+        out["history_U"] = (("history_run", "linear"), U)
+        out["history_V"] = (("history_run", "length_scale"), V)
+        out["history_n"] = (("dataset",), np.array([len(u) for u, _ in learner.history_disc]))
+    return out
+
+
+def _load_history(learner: Any, ds: Any) -> None:
+    """The history's surfaces from a file; absent (None) in files before format 9 (0.6.0)."""
+    learner.history_coefs = learner.history_disc = None
+    if "history_coefs" not in ds:
+        return
+    learner.history_coefs = np.asarray(ds["history_coefs"].values, dtype=float)
+    if "history_n" in ds:
+        ends = np.cumsum(np.asarray(ds["history_n"].values, dtype=int))
+        U = np.asarray(ds["history_U"].values, dtype=float)
+        V = np.asarray(ds["history_V"].values, dtype=float)
+        learner.history_disc = [
+            (U[a:b], V[a:b]) for a, b in zip(np.r_[0, ends[:-1]], ends, strict=True)
+        ]
 
 
 def load_learner(
@@ -224,6 +256,7 @@ def load_learner(
         k: np.asarray(ds[k].values, dtype=float)
         for k in ("B", "tau", "log_sigma", "log_sigma_mu", "log_sigma_sd")
     }
+    _load_history(learner, ds)
     if list(ds["basis"].values) != learner.encoder.names:
         raise ValidationError(f"{path}: basis names do not match the stored encoder")
     learner.warehouse = warehouse

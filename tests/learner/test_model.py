@@ -375,3 +375,28 @@ def test_a_loss_of_zero_on_a_log_scale_is_taken_not_refused(synth):
     # moments in metric units overflowed to NaN and broke the batch's acquisition
     out = ml._summarize(np.array([0.0, 0.0]), np.array([0.5, 60.0 / ml.transform.scale]), 0.9)
     assert np.isfinite(out[["mean", "sd"]].to_numpy()).all() and out["sd"].iloc[1] > 1e100
+
+
+def test_history_regret_is_each_training_datasets_own_surface(fitted_map, synth, tmp_path):
+    """history_regret scores candidates on each training dataset separately: the synthetic
+    datasets' best learning rate moves with their size, and each dataset's zero-regret
+    candidate lies near its own optimum, not the population's. It survives a save/load; a
+    file without it (before format 9) gives None."""
+    import xarray as xr
+
+    _, _, truth = synth
+    grid = pd.DataFrame({"lr": 10 ** np.linspace(-4, 0, 41), "depth": 6.0, "booster": "dart"})
+    R = fitted_map.history_regret(grid)
+    assert R.shape == (len(fitted_map.datasets), len(grid))
+    assert np.all((R >= 0) & (R <= 1)) and np.allclose(R.min(axis=1), 0.0)
+    best = np.log10(grid["lr"].to_numpy()[R.argmin(axis=1)])
+    opts = np.array([truth[d][1] for d in fitted_map.datasets])
+    assert np.max(np.abs(best - opts)) < 0.6
+    assert np.ptp(opts) > 1.0  # the optima differ, so one population surface could not pass
+    path = fitted_map.save(tmp_path / "h.nc")
+    assert np.allclose(MetaLearner.load(path).history_regret(grid), R)
+    with xr.open_dataset(path) as f:
+        ds = f.load()
+    old = ds.drop_vars(["history_coefs", "history_U", "history_V", "history_n"])
+    old.to_netcdf(tmp_path / "old.nc")
+    assert MetaLearner.load(tmp_path / "old.nc").history_regret(grid) is None
