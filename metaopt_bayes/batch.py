@@ -10,11 +10,17 @@ is a random candidate, and so again every ``RANDOM_EVERY`` trials while it stays
 where the search stalls): a model confidently wrong about a region — a parameter level the
 history says does not matter, a plateau of tied scores — cannot keep the search from it for
 long, and a search that keeps improving is left alone.
+
+A dataset's first :data:`WARM_START` trials come from the history's portfolio
+(:func:`history_pick`): greedily, the config that most lowers the training datasets' mean
+normalized regret under the meta-learner's surfaces of those datasets, given what the dataset
+has already run.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -91,6 +97,67 @@ def ranked(
     return out
 
 
+EI_KEYS = ("ei", "logei", "log-ei")
+
+#: trials of a dataset picked from the history's portfolio before EI takes over (see
+#: :func:`history_pick`); measured in ``benchmarks/results/history_portfolio.md``
+WARM_START = 3
+
+
+@dataclass
+class WarmStart:
+    """The history's warm start for one batch: ``regret`` (D, n), each training dataset's
+    normalized regret of each pool candidate (:meth:`MetaLearner.history_regret`);
+    ``covered`` (D,), the best regret on each training dataset among the configs the target
+    has already run or has pending (1 where it has none); ``steps``, how many picks of the
+    batch still come from the portfolio."""
+
+    regret: np.ndarray
+    covered: np.ndarray
+    steps: int
+
+
+def history_pick(regret: np.ndarray, covered: np.ndarray, taken: Sequence[int]) -> int:
+    """The candidate that most lowers the training datasets' mean regret given ``covered``:
+    one step of a greedy zero-shot portfolio (auto-sklearn 2.0; TabRepo), built on the
+    meta-learner's surfaces of the training datasets, so any candidate can enter it. Its
+    first pick is the config best on average across the history *per dataset* (not the best
+    predicted level of a pooled model, which datasets with wide metric spreads dominate), and
+    each later pick covers the datasets the earlier ones served worst."""
+    score = np.minimum(covered[:, None], regret).mean(axis=0)
+    score[list(taken)] = np.inf
+    return int(np.argmin(score))
+
+
+def plan_warm_start(
+    learner: Any,
+    pool: pd.DataFrame,
+    seen: pd.DataFrame | None,
+    n_runs: int,
+    n: int,
+    key: str,
+    warm_trials: int,
+) -> WarmStart | None:
+    """The :class:`WarmStart` of a batch of ``n`` picks for a dataset with ``n_runs`` runs
+    and pending trials, or None (not the EI family, no picks left to the warm start, or a
+    learner without history surfaces). ``seen``: the configs it has run or has pending."""
+    if isinstance(warm_trials, bool) or not isinstance(warm_trials, int | np.integer):
+        raise ValidationError(f"warm_start must be a whole number ≥ 0, not {warm_trials!r}")
+    if warm_trials < 0:
+        raise ValidationError(f"warm_start must be a whole number ≥ 0, not {warm_trials!r}")
+    steps = min(n, int(warm_trials) - int(n_runs))
+    if key not in EI_KEYS or steps <= 0 or not hasattr(learner, "history_regret"):
+        return None
+    both = pool if seen is None or seen.empty else pd.concat([pool, seen], ignore_index=True)
+    regret = learner.history_regret(both)
+    if regret is None:
+        return None
+    covered = regret[:, len(pool) :].min(axis=1) if len(both) > len(pool) else None
+    if covered is None:
+        covered = np.ones(regret.shape[0])
+    return WarmStart(regret[:, : len(pool)].copy(), covered, steps)
+
+
 def believer_batch(
     predict: Callable[[pd.DataFrame | None], pd.DataFrame],
     pool: pd.DataFrame,
@@ -101,6 +168,7 @@ def believer_batch(
     extra: pd.DataFrame | None = None,
     random_at: Mapping[int, np.random.Generator] | None = None,
     uniform: np.ndarray | None = None,
+    warm: WarmStart | None = None,
     **score_kw: Any,
 ) -> tuple[list[int], list[float]]:
     """``n`` distinct picks from ``pool`` by greedy acquisition with a Kriging believer.
@@ -115,6 +183,10 @@ def believer_batch(
     5 folds): first-pick regret .459 with EI (worse than a random config, .331), .253 with the
     best mean, and lower regret at 5 and 25 trials too. Cost-aware EI keeps its own first pick
     (a cheap one: it led at every training-time budget). The reported score is still the EI.
+
+    ``warm``: the history's warm start (:class:`WarmStart`); its steps pick from the
+    history's portfolio instead (EI family only; see :func:`history_pick`), and the rule
+    above then does not apply.
 
     ``random_at``: steps that pick uniformly at random (with that step's generator) among the
     candidates not yet chosen, restricted to ``uniform`` ones when given (a search space's
@@ -135,7 +207,10 @@ def believer_batch(
             if not free.any():
                 free = np.isfinite(s)
             idx = int(random_at[step].choice(np.flatnonzero(free)))
-        elif step == 0 and zero_shot and key in ("ei", "logei", "log-ei"):
+        elif warm is not None and step < warm.steps and key in EI_KEYS:
+            idx = history_pick(warm.regret, warm.covered, chosen)
+            warm.covered = np.minimum(warm.covered, warm.regret[:, idx])
+        elif step == 0 and zero_shot and key in EI_KEYS and warm is None:
             idx = int(np.nanargmax(mu if maximize else -mu))
         else:
             idx = int(np.argmax(s))
@@ -176,9 +251,13 @@ def fantasies(
 __all__ = [
     "OUTPUT_COLUMNS",
     "RANDOM_EVERY",
+    "WARM_START",
+    "WarmStart",
     "acquisition_key",
     "believer_batch",
     "fantasies",
+    "history_pick",
+    "plan_warm_start",
     "random_steps",
     "ranked",
     "trials_since_best",

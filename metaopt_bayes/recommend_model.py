@@ -21,9 +21,11 @@ from metaopt_bayes import acquisition as acq
 from metaopt_bayes.batch import (
     OUTPUT_COLUMNS,
     RANDOM_EVERY,
+    WARM_START,
     acquisition_key,
     believer_batch,
     fantasies,
+    plan_warm_start,
     random_steps,
     ranked,
     trials_since_best,
@@ -69,6 +71,7 @@ def recommend(
     alpha: float = 1.0,
     record: bool = False,
     random_every: int = RANDOM_EVERY,
+    warm_start: int = WARM_START,
 ) -> pd.DataFrame:
     """The ``n`` best candidates for ``dataset`` by ``acquisition``, best first.
 
@@ -88,6 +91,10 @@ def recommend(
     ``random_every`` trials (its runs since the best and ``pending``), the pick is a candidate
     drawn at random — from a space, one of its Sobol points — and again every ``random_every``
     trials while the best stays put (see :mod:`metaopt_bayes.batch`; 0 turns this off).
+    ``warm_start``: with EI (the default), a dataset's first ``warm_start`` trials (its runs
+    and ``pending`` count) come from the history's portfolio — greedily, the candidate that
+    most lowers the training datasets' mean normalized regret under the learner's surfaces of
+    them (see :func:`metaopt_bayes.batch.history_pick`); 0 turns this off.
     ``record=True`` also stores them in the ``recommendations`` table.
     """
     if n < 1:
@@ -167,6 +174,17 @@ def recommend(
         p_best = np.bincount(winners, minlength=draws.shape[1]) / draws.shape[0]
         scores = [float(p_best[i]) for i in chosen]
     else:
+        ran = runs[[c for c in runs.columns if str(c).startswith(PARAM_PREFIX)]]
+        seen = [ran.rename(columns=lambda c: c[len(PARAM_PREFIX) :]), pending]
+        warm = plan_warm_start(
+            learner,
+            pool[names],
+            pd.concat([f for f in seen if f is not None and len(f)] or [pool[names].iloc[:0]]),
+            int(np.isfinite(observed).sum()) + n_pending,
+            n,
+            key,
+            warm_start,
+        )
         chosen, scores = believer_batch(
             lambda extra: learner.predict(
                 dataset, pool, warehouse=warehouse, runs=runs, extra_runs=extra, predictive=False
@@ -179,6 +197,7 @@ def recommend(
             fantasy,
             random_at=random_at,
             uniform=uniform,
+            warm=warm,
             cost=cost,
             beta=beta,
             xi=xi,

@@ -24,7 +24,7 @@ from typing import Any
 
 import pandas as pd
 
-from metaopt_bayes.batch import RANDOM_EVERY
+from metaopt_bayes.batch import RANDOM_EVERY, WARM_START
 from metaopt_bayes.candidates import exclude_run, is_space, load_candidates, space_candidates
 from metaopt_bayes.optimize_model import fit_cost_learner, optimize_model
 from metaopt_bayes.pruning import DEFAULT_THRESHOLD
@@ -61,6 +61,7 @@ def recommend(
     alpha: float = 1.0,
     record: bool = False,
     random_every: int = RANDOM_EVERY,
+    warm_start: int = WARM_START,
 ) -> pd.DataFrame:
     """The ``n`` best candidates for ``dataset`` by ``acquisition``, best first.
 
@@ -82,8 +83,11 @@ def recommend(
     ``pending`` counted), the pick is a candidate drawn at random, and again every
     ``random_every`` trials while the best stays put, so a confidently wrong model cannot
     keep the search from a region for long (0 turns this off; see
-    :mod:`metaopt_bayes.batch`). ``record=True`` also stores them in the
-    ``recommendations`` table.
+    :mod:`metaopt_bayes.batch`). ``warm_start``: with EI, one model family, the dataset's
+    first ``warm_start`` trials (runs and ``pending``) come from the history's portfolio, the
+    candidates that best cover the training datasets under the learner's surfaces of them
+    (:func:`metaopt_bayes.batch.history_pick`; 0 turns this off). ``record=True`` also
+    stores them in the ``recommendations`` table.
     """
     from metaopt_bayes.families import FamilyLearner
 
@@ -121,6 +125,7 @@ def recommend(
         alpha=alpha,
         record=record,
         random_every=random_every,
+        warm_start=warm_start,
     )
 
 

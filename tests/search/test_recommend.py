@@ -259,3 +259,54 @@ def test_a_random_pick_from_a_space_is_one_of_its_sobol_points(fake_learner, wh)
             sobol["c"] == out.at[0, "c"]
         )
         assert hit.any()  # not one of the neighbours around the best runs
+
+
+class _Historied:
+    """A FakeLearner whose history has two kinds of dataset: on three, configs with c='b'
+    are best (x barely matters); on one, c='a' near x=0.9 is. Normalized regret per dataset."""
+
+    @staticmethod
+    def history_regret(configs):
+        x = np.asarray(configs["x"], float)
+        b = np.asarray(configs["c"]).astype(str) == "b"
+        kind_b = np.where(b, 0.1 * np.abs(x - 0.3), 1.0)
+        kind_a = np.where(b, 1.0, np.abs(x - 0.9))
+        return np.stack([kind_b, kind_b, kind_b, kind_a])
+
+
+def test_the_first_trials_come_from_the_historys_portfolio(wh, pool):
+    """With EI a dataset's first ``warm_start`` trials are the greedy portfolio of the
+    history's surfaces: first the best config on average over the training datasets, then
+    the one covering the datasets it serves worst (not the second best on average); once
+    the dataset has run ``warm_start`` trials EI decides as before, and warm_start=0 is the
+    0.5.0 rule (the best predicted mean first)."""
+    from tests.search.conftest import FakeLearner
+
+    class Learner(_Historied, FakeLearner):
+        pass
+
+    lrn = Learner()
+    out = recommend(lrn, wh, "d1", pool, n=2, warm_start=3)
+    assert (out.at[0, "x"], out.at[0, "c"]) == (0.3, "b")  # best on average (regret 0.25)
+    assert (out.at[1, "x"], out.at[1, "c"]) == (0.9, "a")  # covers the fourth dataset
+    # one trial at a time, the runs so far count as covered
+    wh.log_run("d1", "toy", {"x": 0.3, "c": "b"}, {"score": 0.1})
+    nxt = recommend(lrn, wh, "d1", pool, n=1, warm_start=3)
+    assert (nxt.at[0, "x"], nxt.at[0, "c"]) == (0.9, "a")
+    # off: the 0.5.0 rule, then EI
+    off = recommend(lrn, wh, "d2", pool, n=1, warm_start=0)
+    assert (off.at[0, "x"], off.at[0, "c"]) == (0.3, "b")
+    wh.log_run("d1", "toy", {"x": 0.9, "c": "a"}, {"score": -0.36})
+    wh.log_run("d1", "toy", {"x": 0.5, "c": "b"}, {"score": 0.06})
+    warm = recommend(lrn, wh, "d1", pool, n=3, warm_start=3)
+    plain = recommend(FakeLearner(), wh, "d1", pool, n=3)
+    pd.testing.assert_frame_equal(warm, plain)  # three runs: the warm start is over
+    # other acquisitions keep their own picks
+    ucb = recommend(lrn, wh, "d3", pool, n=1, acquisition="ucb", warm_start=3)
+    assert (ucb.at[0, "x"], ucb.at[0, "c"]) == (0.3, "b")
+
+
+@pytest.mark.parametrize("bad", [-1, 1.5, "3", True])
+def test_a_bad_warm_start_is_a_one_line_error(fake_learner, wh, pool, bad):
+    with pytest.raises(ValidationError, match="warm_start must be a whole number"):
+        recommend(fake_learner, wh, "d1", pool, warm_start=bad)
