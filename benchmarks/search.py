@@ -26,7 +26,9 @@ repeat; ``--split-seed s`` draws another split (seeds ``5s + k``). Methods:
                     adaptation), ``metaopt-rank`` (RGPE's ranking weight),
                     ``metaopt-norandom`` (no random picks where the search stalls) and
                     ``metaopt-random4`` (a random pick after 4 trials without improvement
-                    instead of 8).
+                    instead of 8), ``metaopt-warm0`` / ``-warm1`` / ``-warm5`` (the first 0 /
+                    1 / 5 trials from the history's portfolio instead of 3; ``warm0`` is the
+                    0.5.0 search).
 
 Each table is followed by what the targets ask for on those tasks: random search's exact
 expected regret, and on tabrepo the lowest regret any fixed set of configs reaches when chosen
@@ -660,6 +662,7 @@ def _run_metaopt(
     acquisition: str,
     adapt: str | None = None,
     random_every: int | None = None,
+    warm_start: int | None = None,
 ) -> list[int]:
     import copy
 
@@ -671,7 +674,7 @@ def _run_metaopt(
     if adapt is not None:  # the same fit, another way to adapt to the task
         learner = copy.copy(learner)
         learner.config = {**learner.config, "adapt": adapt}
-    alias = f"{task.name}__{acquisition}__{adapt}__{random_every}__{seed}"  # a fresh dataset each
+    alias = f"{task.name}__{acquisition}__{adapt}__{random_every}__{warm_start}__{seed}"  # fresh
     if task.name in suite.meta.index:
         row = suite.meta.loc[[task.name]].reset_index(drop=True)
         row.insert(0, "dataset", alias)
@@ -691,6 +694,7 @@ def _run_metaopt(
             cost_learner=st["cost_learner"],
             seed=seed,
             **({} if random_every is None else {"random_every": random_every}),
+            **({} if warm_start is None else {"warm_start": warm_start}),
         )
         idx = int(rec["_idx"].iloc[0])
         order.append(idx)
@@ -744,6 +748,22 @@ def run_metaopt_random4(task: Task, budget: int, seed: int) -> list[int]:
     return _run_metaopt(task, budget, seed, "ei", random_every=4)
 
 
+def run_metaopt_warm0(task: Task, budget: int, seed: int) -> list[int]:
+    """metaopt-ei without the history's warm start (``warm_start=0``, as in 0.5.0: the first
+    pick is the best predicted mean, then EI)."""
+    return _run_metaopt(task, budget, seed, "ei", warm_start=0)
+
+
+def run_metaopt_warm1(task: Task, budget: int, seed: int) -> list[int]:
+    """metaopt-ei with only the first trial from the history's portfolio."""
+    return _run_metaopt(task, budget, seed, "ei", warm_start=1)
+
+
+def run_metaopt_warm5(task: Task, budget: int, seed: int) -> list[int]:
+    """metaopt-ei with the first five trials from the history's portfolio."""
+    return _run_metaopt(task, budget, seed, "ei", warm_start=5)
+
+
 def run_bo(task: Task, budget: int, seed: int, n_init: int = 3) -> list[int]:
     """Plain Bayesian optimization on the task alone (no transfer): ``n_init`` random configs,
     then EI under metaopt's task GP (:func:`metaopt_bayes.adapt.fit_task_gp`, Matérn-5/2,
@@ -784,6 +804,9 @@ METHODS: dict[str, Callable[[Task, int, int], list[int]]] = {
     "metaopt-rank": run_metaopt_rank,
     "metaopt-norandom": run_metaopt_norandom,
     "metaopt-random4": run_metaopt_random4,
+    "metaopt-warm0": run_metaopt_warm0,
+    "metaopt-warm1": run_metaopt_warm1,
+    "metaopt-warm5": run_metaopt_warm5,
     "bo": run_bo,
 }
 ON_REQUEST = (
@@ -793,6 +816,9 @@ ON_REQUEST = (
     "metaopt-rank",
     "metaopt-norandom",
     "metaopt-random4",
+    "metaopt-warm0",
+    "metaopt-warm1",
+    "metaopt-warm5",
     "bo",
 )
 DEFAULT_METHODS = [m for m in METHODS if m not in ON_REQUEST]
