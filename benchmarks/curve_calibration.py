@@ -151,7 +151,9 @@ class Last:
         out["mean"] = last.to_numpy()
         out["q50"] = last.to_numpy()  # the point prediction is the last value
         zt = self.t.forward(truth.reindex(last.index).to_numpy())
-        out["pit"] = np.searchsorted(d, zt - z, side="right") / len(d)
+        lo = np.searchsorted(d, zt - z, side="left") / len(d)
+        hi = np.searchsorted(d, zt - z, side="right") / len(d)
+        out["pit"] = _randomized(lo, hi, truth.reindex(last.index).to_numpy())
         return out
 
 
@@ -170,9 +172,10 @@ class Hier:
 
     def predict(self, partial, budget, frac, context, runs, truth) -> pd.DataFrame:
         out = self.model.predict_final(partial, budget, context=context, configs=runs)
-        out["pit"] = self.model.cdf(partial, budget, truth, context=context, configs=runs).reindex(
-            out.index
-        )
+        kw = dict(context=context, configs=runs)
+        hi = self.model.cdf(partial, budget, truth, **kw).reindex(out.index).to_numpy()
+        lo = self.model.cdf(partial, budget, truth, strict=True, **kw).reindex(out.index)
+        out["pit"] = _randomized(lo.to_numpy(), hi, truth.reindex(out.index).to_numpy())
         return out
 
 
@@ -277,6 +280,13 @@ class PowerLaw:
         V = np.stack([out[i][1] for i in ids])
         W = np.stack([out[i][2] for i in ids])
         return _mixture_frame(ids, M, V, W, self.t, truth)
+
+
+def _randomized(lo: np.ndarray, hi: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """The randomized PIT ``F(y−) + U (F(y) − F(y−))`` (uniform under a calibrated forecast
+    even where the forecast has point masses), ``U`` seeded by the true values."""
+    seed = int(np.abs(np.nansum(y)) * 1e6) % (2**32)
+    return lo + np.random.default_rng(seed).random(len(lo)) * (hi - lo)
 
 
 def _mixture_frame(ids, M, V, W, t: TargetTransform, truth: pd.Series) -> pd.DataFrame:
@@ -450,30 +460,43 @@ def paired(scores: pd.DataFrame, ref: str = "hier") -> str:
 
 
 def plot(pits: pd.DataFrame, path: Path, title: str) -> None:
-    """Observed coverage of central intervals against their nominal level, per fraction."""
+    """Observed coverage of central intervals against their nominal level (from the PIT values
+    ``P(final ≤ truth)``): one panel per context × family; ``hier`` per fraction, the
+    baselines pooled over fractions."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    combos = pits[["family", "metric"]].drop_duplicates().to_numpy().tolist()
-    fig, axes = plt.subplots(1, len(combos), figsize=(4.2 * len(combos), 4), squeeze=False)
+    families = list(dict.fromkeys(pits["family"]))
+    contexts = sorted(pits["context"].unique())
+    fig, axes = plt.subplots(
+        len(contexts), len(families), figsize=(4.6 * len(families), 4.2 * len(contexts)),
+        squeeze=False,
+    )  # fmt: skip
     levels = np.linspace(0.02, 0.98, 49)
-    for ax, (family, metric) in zip(axes[0], combos, strict=True):
-        sub = pits[(pits.family == family) & (pits.metric == metric)]
-        for (model, frac, ctx), g in sub.groupby(["model", "fraction", "context"]):
-            p = g["pit"].to_numpy()
-            cov = [(np.abs(p - 0.5) <= lv / 2).mean() for lv in levels]
-            style = "-" if model == "hier" else ":"
-            ax.plot(levels, cov, style, label=f"{model} f={frac:g} ctx={ctx}", lw=1.2)
-        ax.plot([0, 1], [0, 1], "k--", lw=0.8)
-        ax.set_title(f"{family}, {metric}", fontsize=9)
-        ax.set_xlabel("nominal central interval")
-        ax.set_ylabel("observed coverage")
-        ax.legend(fontsize=5, ncol=2)
+
+    def curve(p: np.ndarray) -> list[float]:
+        return [float((np.abs(p - 0.5) <= lv / 2).mean()) for lv in levels]
+
+    for i, ctx in enumerate(contexts):
+        for j, family in enumerate(families):
+            ax = axes[i, j]
+            sub = pits[(pits.family == family) & (pits.context == ctx)]
+            for frac, g in sub[sub.model == "hier"].groupby("fraction"):
+                ax.plot(levels, curve(g["pit"].to_numpy()), "-", lw=1.6, label=f"hier f={frac:g}")
+            for model, style in (("pooled", "--"), ("last", ":"), ("powerlaw", "-.")):
+                g = sub[sub.model == model]
+                if len(g):
+                    ax.plot(levels, curve(g["pit"].to_numpy()), style, lw=1.2, label=model)
+            ax.plot([0, 1], [0, 1], "k-", lw=0.5, alpha=0.5)
+            ax.set_title(f"{family}, context {ctx}", fontsize=9)
+            ax.set_xlabel("nominal central interval")
+            ax.set_ylabel("observed coverage")
+            ax.legend(fontsize=7)
     fig.suptitle(title, fontsize=10)
     fig.tight_layout()
-    fig.savefig(path, dpi=120)
+    fig.savefig(path, dpi=110)
     plt.close(fig)
 
 
@@ -539,7 +562,7 @@ def main(argv: list[str] | None = None) -> int:
     if "hier" in models and len(models) > 1:
         print(paired(scores))
     if args.write:
-        out = ROOT / "benchmarks" / "results" / "curve_calibration"
+        out = ROOT / "benchmarks" / "results" / "curve_calibration"  # per-dataset rows, plots
         out.mkdir(parents=True, exist_ok=True)
         name = ("holdout" if args.holdout else f"cv{args.cv}") + (
             f"_{args.tag}" if args.tag else ""
