@@ -13,9 +13,11 @@ other 27 runs are predicted in both cases).
 * ``--holdout``: fitted on all ``dev`` datasets, predicts the ``holdout`` datasets (run once).
 
 Per family × metric × fraction × context, for each model: coverage of the central 90% and 50%
-predictive intervals, mean absolute error of the predictive mean (metric scale) and the
-Spearman correlation of predicted and true finals among a dataset's runs — each the mean over
-datasets of a per-dataset score, ± its standard error over datasets. Models:
+predictive intervals, mean absolute error of the point prediction (the predictive median
+``q50``, metric scale), the Spearman correlation of ``q50`` and the true finals among a
+dataset's runs and the interval score of the 90% interval — each the mean over datasets of a
+per-dataset score, ± its standard error over datasets. Record:
+``benchmarks/results/curve_calibration.md``. Models:
 
 * ``hier`` — :class:`metaopt_bayes.curves.CurveModel` (the product's curve model);
 * ``pooled`` — the same regression without dataset effects (``dataset_effects=False``);
@@ -36,7 +38,8 @@ Variants for development: ``--models hier,hier-noconfig,...`` (see ``VARIANTS``)
 ``--parts DIR`` reads the generator's per-dataset part files (``<family>/<dataset>.parquet``
 and ``<family>_runs/<dataset>.parquet``) instead of ``benchmarks/data/pmlb_curves_*``.
 ``--write`` writes the tables (markdown), the per-dataset scores (CSV) and the calibration plot
-to ``benchmarks/results/curve_calibration/``.
+(from the PIT, randomized where the predictive has a point mass) to
+``benchmarks/results/curve_calibration/``.
 """
 
 from __future__ import annotations
@@ -112,7 +115,10 @@ def _seed(name: str) -> int:
 
 # ---------------------------------------------------------------------------------- models
 class Last:
-    """Final = last observed value; interval from the training curves' changes at f."""
+    """Final = last observed value; interval from the training curves' changes at f. Its
+    quantiles go back through the plain inverse logit, which never reaches an accuracy of 1.0
+    (CurveModel maps the clip region to the bound): its coverage misses runs that end at 1.0,
+    its PIT does not (quantified in ``benchmarks/results/curve_calibration.md``)."""
 
     name = "last"
 
@@ -461,8 +467,8 @@ def paired(scores: pd.DataFrame, ref: str = "hier") -> str:
 
 def plot(pits: pd.DataFrame, path: Path, title: str) -> None:
     """Observed coverage of central intervals against their nominal level (from the PIT values
-    ``P(final ≤ truth)``): one panel per context × family; ``hier`` per fraction, the
-    baselines pooled over fractions."""
+    ``P(final ≤ truth)``, randomized where the predictive has a point mass): one panel per
+    context × family; ``hier`` per fraction, the baselines pooled over fractions."""
     import matplotlib
 
     matplotlib.use("Agg")

@@ -34,9 +34,9 @@ curves, the ``context``, cut at the same checkpoints with the same weights). The
 law of ``z(T)`` is then a mixture of Gaussians over draws × nodes, which :meth:`prob_beats`
 evaluates with numpy alone (no PyMC at predict time).
 
-Measured by ``benchmarks/curve_calibration.py`` (no record in 0.5.0 yet), against "final =
-last value", a pooled regression without the dataset effects and a per-run power law with
-hierarchical priors.
+Measured by ``benchmarks/curve_calibration.py`` (record: ``benchmarks/results/
+curve_calibration.md``), against "final = last value", a pooled regression without the dataset
+effects and a per-run power law with hierarchical priors.
 """
 
 from __future__ import annotations
