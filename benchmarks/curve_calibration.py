@@ -59,7 +59,12 @@ from scipy.stats import spearmanr
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from metaopt_bayes.curves import CurveModel, _curve_rows, mixture_quantiles  # noqa: E402
+from metaopt_bayes.curves import (  # noqa: E402
+    CurveModel,
+    _curve_rows,
+    _to_metric,
+    mixture_quantiles,
+)
 from metaopt_bayes.features import TargetTransform  # noqa: E402
 
 FAMILIES = ("mlp", "hist_gradient_boosting")
@@ -115,10 +120,10 @@ def _seed(name: str) -> int:
 
 # ---------------------------------------------------------------------------------- models
 class Last:
-    """Final = last observed value; interval from the training curves' changes at f. Its
-    quantiles go back through the plain inverse logit, which never reaches an accuracy of 1.0
-    (CurveModel maps the clip region to the bound): its coverage misses runs that end at 1.0,
-    its PIT does not (quantified in ``benchmarks/results/curve_calibration.md``)."""
+    """Final = last observed value; interval from the training curves' changes at f, mapped
+    to the metric's scale as :class:`CurveModel` maps its own (``_to_metric``: the logit's clip
+    region stands for the bound, so a run that ends at accuracy 1.0 can be covered). The PIT is
+    taken on the modelling scale, as ``CurveModel.cdf`` takes it."""
 
     name = "last"
 
@@ -150,7 +155,7 @@ class Last:
         d = self.delta[frac]
         qs = np.quantile(d, PROBS)
         out = pd.DataFrame(
-            self.t.inverse(z[:, None] + qs[None, :]),
+            _to_metric(self.t, z[:, None] + qs[None, :]),
             columns=["q05", "q25", "q50", "q75", "q95"],
             index=last.index,
         )
@@ -296,17 +301,16 @@ def _randomized(lo: np.ndarray, hi: np.ndarray, y: np.ndarray) -> np.ndarray:
 
 
 def _mixture_frame(ids, M, V, W, t: TargetTransform, truth: pd.Series) -> pd.DataFrame:
-    """Summaries of per-row mixtures with row-specific weights (Q, K)."""
+    """Summaries of per-row mixtures with row-specific weights (Q, K), mapped to the metric's
+    scale as :class:`CurveModel` maps its own (``_to_metric``)."""
     sd = np.sqrt(V)
     qs = np.stack(
         [mixture_quantiles(M[i : i + 1], sd[i : i + 1], W[i], PROBS)[0] for i in range(len(M))]
     )
-    q = t.inverse(qs)
-    q = np.where(q >= 1 - t.eps * (1 + 1e-9), 1.0, q) if t.kind == "logit" else q
-    out = pd.DataFrame(q, columns=["q05", "q25", "q50", "q75", "q95"], index=ids)
+    out = pd.DataFrame(_to_metric(t, qs), columns=["q05", "q25", "q50", "q75", "q95"], index=ids)
     x, gw = np.polynomial.hermite_e.hermegauss(16)
     gw = gw / gw.sum()
-    vals = t.inverse(M[:, :, None] + sd[:, :, None] * x)
+    vals = _to_metric(t, M[:, :, None] + sd[:, :, None] * x)
     out["mean"] = np.einsum("qkh,h,qk->q", vals, gw, W)
     zt = t.forward(truth.reindex(ids).to_numpy())
     out["pit"] = (ndtr((zt[:, None] - M) / sd) * W).sum(1)
