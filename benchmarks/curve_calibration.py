@@ -39,7 +39,10 @@ Variants for development: ``--models hier,hier-noconfig,...`` (see ``VARIANTS``)
 and ``<family>_runs/<dataset>.parquet``) instead of ``benchmarks/data/pmlb_curves_*``.
 ``--write`` writes the tables (markdown), the per-dataset scores (CSV) and the calibration plot
 (from the PIT, randomized where the predictive has a point mass) to
-``benchmarks/results/curve_calibration/``.
+``benchmarks/results/curve_calibration/``. ``--write --merge`` re-runs only the ``--models``
+given: their rows replace theirs in the existing ``<name>_scores.csv`` (every other model's rows
+kept as they are), the tables are made from the merged scores, and the plot, which needs every
+model's PIT, is left as it is.
 """
 
 from __future__ import annotations
@@ -416,6 +419,21 @@ def evaluate(
     return rows
 
 
+def merge_scores(old: pd.DataFrame, new: pd.DataFrame) -> pd.DataFrame:
+    """``old`` with the rows of ``new`` in place of those with the same split, family, metric,
+    model, fraction, context and dataset; every other row of ``old`` as it is and where it was,
+    rows of ``new`` that ``old`` lacks at the end."""
+    keys = ["split", "family", "metric", "model", "fraction", "context", "dataset"]
+    if list(new.columns) != list(old.columns):
+        raise SystemExit(f"--merge: columns differ ({list(old.columns)} / {list(new.columns)})")
+    o, n = old.set_index(keys), new.set_index(keys)
+    kept = ~o.index.isin(n.index)
+    at = o.index.get_indexer(n.index)
+    pos = np.concatenate([np.flatnonzero(kept), np.where(at >= 0, at, len(o) + np.arange(len(n)))])
+    merged = pd.concat([old[kept], new], ignore_index=True)
+    return merged.iloc[np.argsort(pos, kind="stable")].reset_index(drop=True)
+
+
 def summarize(scores: pd.DataFrame) -> pd.DataFrame:
     """Mean over datasets ± standard error over datasets, per cell and model."""
     keys = ["family", "metric", "fraction", "context", "model"]
@@ -524,6 +542,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--write", action="store_true")
     ap.add_argument("--tag", default="")
     ap.add_argument(
+        "--merge",
+        action="store_true",
+        help="with --write: replace only these models' rows in the existing scores",
+    )
+    ap.add_argument(
         "--quick", action="store_true", help="smoke run: 2 folds of 12 dev datasets, mlp"
     )
     args = ap.parse_args(argv)
@@ -531,6 +554,8 @@ def main(argv: list[str] | None = None) -> int:
         args.cv, args.holdout, args.families = 2, False, "mlp"
     if not args.cv and not args.holdout:
         ap.error("give --cv K or --holdout")
+    if args.merge and not args.write:
+        ap.error("--merge goes with --write")
     print(
         "command: PYTHONPATH=. python benchmarks/curve_calibration.py "
         + " ".join(argv or sys.argv[1:])
@@ -577,11 +602,21 @@ def main(argv: list[str] | None = None) -> int:
         name = ("holdout" if args.holdout else f"cv{args.cv}") + (
             f"_{args.tag}" if args.tag else ""
         )
+        merge = args.merge and (out / f"{name}_scores.csv").exists()
+        if merge:
+            old = pd.read_csv(out / f"{name}_scores.csv", dtype={"dataset": str})
+            scores = merge_scores(old, scores)
+            summary = summarize(scores)
         scores.to_csv(out / f"{name}_scores.csv", index=False, float_format="%.6g")
-        text = markdown(summary) + ("\n" + paired(scores) if "hier" in models else "")
+        has_ref = "hier" in set(scores["model"])
+        text = markdown(summary) + ("\n" + paired(scores) if has_ref else "")
         (out / f"{name}_summary.md").write_text(text + "\n")
-        plot(pd.concat(pits, ignore_index=True), out / f"{name}_calibration.png",
-             f"curve calibration ({name})")  # fmt: skip
+        if merge:
+            print(f"merged into {name}_scores.csv; {name}_calibration.png left as it is",
+                  file=sys.stderr)  # fmt: skip
+        else:
+            plot(pd.concat(pits, ignore_index=True), out / f"{name}_calibration.png",
+                 f"curve calibration ({name})")  # fmt: skip
     return 0
 
 
