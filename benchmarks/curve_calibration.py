@@ -13,9 +13,11 @@ other 27 runs are predicted in both cases).
 * ``--holdout``: fitted on all ``dev`` datasets, predicts the ``holdout`` datasets (run once).
 
 Per family × metric × fraction × context, for each model: coverage of the central 90% and 50%
-predictive intervals, mean absolute error of the predictive mean (metric scale) and the
-Spearman correlation of predicted and true finals among a dataset's runs — each the mean over
-datasets of a per-dataset score, ± its standard error over datasets. Models:
+predictive intervals, mean absolute error of the point prediction (the predictive median
+``q50``, metric scale), the Spearman correlation of ``q50`` and the true finals among a
+dataset's runs and the interval score of the 90% interval — each the mean over datasets of a
+per-dataset score, ± its standard error over datasets. Record:
+``benchmarks/results/curve_calibration.md``. Models:
 
 * ``hier`` — :class:`metaopt_bayes.curves.CurveModel` (the product's curve model);
 * ``pooled`` — the same regression without dataset effects (``dataset_effects=False``);
@@ -36,7 +38,11 @@ Variants for development: ``--models hier,hier-noconfig,...`` (see ``VARIANTS``)
 ``--parts DIR`` reads the generator's per-dataset part files (``<family>/<dataset>.parquet``
 and ``<family>_runs/<dataset>.parquet``) instead of ``benchmarks/data/pmlb_curves_*``.
 ``--write`` writes the tables (markdown), the per-dataset scores (CSV) and the calibration plot
-to ``benchmarks/results/curve_calibration/``.
+(from the PIT, randomized where the predictive has a point mass) to
+``benchmarks/results/curve_calibration/``. ``--write --merge`` re-runs only the ``--models``
+given: their rows replace theirs in the existing ``<name>_scores.csv`` (every other model's rows
+kept as they are), the tables are made from the merged scores, and the plot, which needs every
+model's PIT, is left as it is.
 """
 
 from __future__ import annotations
@@ -56,7 +62,12 @@ from scipy.stats import spearmanr
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from metaopt_bayes.curves import CurveModel, _curve_rows, mixture_quantiles  # noqa: E402
+from metaopt_bayes.curves import (  # noqa: E402
+    CurveModel,
+    _curve_rows,
+    _to_metric,
+    mixture_quantiles,
+)
 from metaopt_bayes.features import TargetTransform  # noqa: E402
 
 FAMILIES = ("mlp", "hist_gradient_boosting")
@@ -112,7 +123,10 @@ def _seed(name: str) -> int:
 
 # ---------------------------------------------------------------------------------- models
 class Last:
-    """Final = last observed value; interval from the training curves' changes at f."""
+    """Final = last observed value; interval from the training curves' changes at f, mapped
+    to the metric's scale as :class:`CurveModel` maps its own (``_to_metric``: the logit's clip
+    region stands for the bound, so a run that ends at accuracy 1.0 can be covered). The PIT is
+    taken on the modelling scale, as ``CurveModel.cdf`` takes it."""
 
     name = "last"
 
@@ -144,14 +158,16 @@ class Last:
         d = self.delta[frac]
         qs = np.quantile(d, PROBS)
         out = pd.DataFrame(
-            self.t.inverse(z[:, None] + qs[None, :]),
+            _to_metric(self.t, z[:, None] + qs[None, :]),
             columns=["q05", "q25", "q50", "q75", "q95"],
             index=last.index,
         )
         out["mean"] = last.to_numpy()
         out["q50"] = last.to_numpy()  # the point prediction is the last value
         zt = self.t.forward(truth.reindex(last.index).to_numpy())
-        out["pit"] = np.searchsorted(d, zt - z, side="right") / len(d)
+        lo = np.searchsorted(d, zt - z, side="left") / len(d)
+        hi = np.searchsorted(d, zt - z, side="right") / len(d)
+        out["pit"] = _randomized(lo, hi, truth.reindex(last.index).to_numpy())
         return out
 
 
@@ -170,9 +186,10 @@ class Hier:
 
     def predict(self, partial, budget, frac, context, runs, truth) -> pd.DataFrame:
         out = self.model.predict_final(partial, budget, context=context, configs=runs)
-        out["pit"] = self.model.cdf(partial, budget, truth, context=context, configs=runs).reindex(
-            out.index
-        )
+        kw = dict(context=context, configs=runs)
+        hi = self.model.cdf(partial, budget, truth, **kw).reindex(out.index).to_numpy()
+        lo = self.model.cdf(partial, budget, truth, strict=True, **kw).reindex(out.index)
+        out["pit"] = _randomized(lo.to_numpy(), hi, truth.reindex(out.index).to_numpy())
         return out
 
 
@@ -279,18 +296,24 @@ class PowerLaw:
         return _mixture_frame(ids, M, V, W, self.t, truth)
 
 
+def _randomized(lo: np.ndarray, hi: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """The randomized PIT ``F(y−) + U (F(y) − F(y−))`` (uniform under a calibrated forecast
+    even where the forecast has point masses), ``U`` seeded by the true values."""
+    seed = int(np.abs(np.nansum(y)) * 1e6) % (2**32)
+    return lo + np.random.default_rng(seed).random(len(lo)) * (hi - lo)
+
+
 def _mixture_frame(ids, M, V, W, t: TargetTransform, truth: pd.Series) -> pd.DataFrame:
-    """Summaries of per-row mixtures with row-specific weights (Q, K)."""
+    """Summaries of per-row mixtures with row-specific weights (Q, K), mapped to the metric's
+    scale as :class:`CurveModel` maps its own (``_to_metric``)."""
     sd = np.sqrt(V)
     qs = np.stack(
         [mixture_quantiles(M[i : i + 1], sd[i : i + 1], W[i], PROBS)[0] for i in range(len(M))]
     )
-    q = t.inverse(qs)
-    q = np.where(q >= 1 - t.eps * (1 + 1e-9), 1.0, q) if t.kind == "logit" else q
-    out = pd.DataFrame(q, columns=["q05", "q25", "q50", "q75", "q95"], index=ids)
+    out = pd.DataFrame(_to_metric(t, qs), columns=["q05", "q25", "q50", "q75", "q95"], index=ids)
     x, gw = np.polynomial.hermite_e.hermegauss(16)
     gw = gw / gw.sum()
-    vals = t.inverse(M[:, :, None] + sd[:, :, None] * x)
+    vals = _to_metric(t, M[:, :, None] + sd[:, :, None] * x)
     out["mean"] = np.einsum("qkh,h,qk->q", vals, gw, W)
     zt = t.forward(truth.reindex(ids).to_numpy())
     out["pit"] = (ndtr((zt[:, None] - M) / sd) * W).sum(1)
@@ -396,6 +419,21 @@ def evaluate(
     return rows
 
 
+def merge_scores(old: pd.DataFrame, new: pd.DataFrame) -> pd.DataFrame:
+    """``old`` with the rows of ``new`` in place of those with the same split, family, metric,
+    model, fraction, context and dataset; every other row of ``old`` as it is and where it was,
+    rows of ``new`` that ``old`` lacks at the end."""
+    keys = ["split", "family", "metric", "model", "fraction", "context", "dataset"]
+    if list(new.columns) != list(old.columns):
+        raise SystemExit(f"--merge: columns differ ({list(old.columns)} / {list(new.columns)})")
+    o, n = old.set_index(keys), new.set_index(keys)
+    kept = ~o.index.isin(n.index)
+    at = o.index.get_indexer(n.index)
+    pos = np.concatenate([np.flatnonzero(kept), np.where(at >= 0, at, len(o) + np.arange(len(n)))])
+    merged = pd.concat([old[kept], new], ignore_index=True)
+    return merged.iloc[np.argsort(pos, kind="stable")].reset_index(drop=True)
+
+
 def summarize(scores: pd.DataFrame) -> pd.DataFrame:
     """Mean over datasets ± standard error over datasets, per cell and model."""
     keys = ["family", "metric", "fraction", "context", "model"]
@@ -450,30 +488,43 @@ def paired(scores: pd.DataFrame, ref: str = "hier") -> str:
 
 
 def plot(pits: pd.DataFrame, path: Path, title: str) -> None:
-    """Observed coverage of central intervals against their nominal level, per fraction."""
+    """Observed coverage of central intervals against their nominal level (from the PIT values
+    ``P(final ≤ truth)``, randomized where the predictive has a point mass): one panel per
+    context × family; ``hier`` per fraction, the baselines pooled over fractions."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    combos = pits[["family", "metric"]].drop_duplicates().to_numpy().tolist()
-    fig, axes = plt.subplots(1, len(combos), figsize=(4.2 * len(combos), 4), squeeze=False)
+    families = list(dict.fromkeys(pits["family"]))
+    contexts = sorted(pits["context"].unique())
+    fig, axes = plt.subplots(
+        len(contexts), len(families), figsize=(4.6 * len(families), 4.2 * len(contexts)),
+        squeeze=False,
+    )  # fmt: skip
     levels = np.linspace(0.02, 0.98, 49)
-    for ax, (family, metric) in zip(axes[0], combos, strict=True):
-        sub = pits[(pits.family == family) & (pits.metric == metric)]
-        for (model, frac, ctx), g in sub.groupby(["model", "fraction", "context"]):
-            p = g["pit"].to_numpy()
-            cov = [(np.abs(p - 0.5) <= lv / 2).mean() for lv in levels]
-            style = "-" if model == "hier" else ":"
-            ax.plot(levels, cov, style, label=f"{model} f={frac:g} ctx={ctx}", lw=1.2)
-        ax.plot([0, 1], [0, 1], "k--", lw=0.8)
-        ax.set_title(f"{family}, {metric}", fontsize=9)
-        ax.set_xlabel("nominal central interval")
-        ax.set_ylabel("observed coverage")
-        ax.legend(fontsize=5, ncol=2)
+
+    def curve(p: np.ndarray) -> list[float]:
+        return [float((np.abs(p - 0.5) <= lv / 2).mean()) for lv in levels]
+
+    for i, ctx in enumerate(contexts):
+        for j, family in enumerate(families):
+            ax = axes[i, j]
+            sub = pits[(pits.family == family) & (pits.context == ctx)]
+            for frac, g in sub[sub.model == "hier"].groupby("fraction"):
+                ax.plot(levels, curve(g["pit"].to_numpy()), "-", lw=1.6, label=f"hier f={frac:g}")
+            for model, style in (("pooled", "--"), ("last", ":"), ("powerlaw", "-.")):
+                g = sub[sub.model == model]
+                if len(g):
+                    ax.plot(levels, curve(g["pit"].to_numpy()), style, lw=1.2, label=model)
+            ax.plot([0, 1], [0, 1], "k-", lw=0.5, alpha=0.5)
+            ax.set_title(f"{family}, context {ctx}", fontsize=9)
+            ax.set_xlabel("nominal central interval")
+            ax.set_ylabel("observed coverage")
+            ax.legend(fontsize=7)
     fig.suptitle(title, fontsize=10)
     fig.tight_layout()
-    fig.savefig(path, dpi=120)
+    fig.savefig(path, dpi=110)
     plt.close(fig)
 
 
@@ -491,6 +542,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--write", action="store_true")
     ap.add_argument("--tag", default="")
     ap.add_argument(
+        "--merge",
+        action="store_true",
+        help="with --write: replace only these models' rows in the existing scores",
+    )
+    ap.add_argument(
         "--quick", action="store_true", help="smoke run: 2 folds of 12 dev datasets, mlp"
     )
     args = ap.parse_args(argv)
@@ -498,6 +554,8 @@ def main(argv: list[str] | None = None) -> int:
         args.cv, args.holdout, args.families = 2, False, "mlp"
     if not args.cv and not args.holdout:
         ap.error("give --cv K or --holdout")
+    if args.merge and not args.write:
+        ap.error("--merge goes with --write")
     print(
         "command: PYTHONPATH=. python benchmarks/curve_calibration.py "
         + " ".join(argv or sys.argv[1:])
@@ -539,16 +597,26 @@ def main(argv: list[str] | None = None) -> int:
     if "hier" in models and len(models) > 1:
         print(paired(scores))
     if args.write:
-        out = ROOT / "benchmarks" / "results" / "curve_calibration"
+        out = ROOT / "benchmarks" / "results" / "curve_calibration"  # per-dataset rows, plots
         out.mkdir(parents=True, exist_ok=True)
         name = ("holdout" if args.holdout else f"cv{args.cv}") + (
             f"_{args.tag}" if args.tag else ""
         )
+        merge = args.merge and (out / f"{name}_scores.csv").exists()
+        if merge:
+            old = pd.read_csv(out / f"{name}_scores.csv", dtype={"dataset": str})
+            scores = merge_scores(old, scores)
+            summary = summarize(scores)
         scores.to_csv(out / f"{name}_scores.csv", index=False, float_format="%.6g")
-        text = markdown(summary) + ("\n" + paired(scores) if "hier" in models else "")
+        has_ref = "hier" in set(scores["model"])
+        text = markdown(summary) + ("\n" + paired(scores) if has_ref else "")
         (out / f"{name}_summary.md").write_text(text + "\n")
-        plot(pd.concat(pits, ignore_index=True), out / f"{name}_calibration.png",
-             f"curve calibration ({name})")  # fmt: skip
+        if merge:
+            print(f"merged into {name}_scores.csv; {name}_calibration.png left as it is",
+                  file=sys.stderr)  # fmt: skip
+        else:
+            plot(pd.concat(pits, ignore_index=True), out / f"{name}_calibration.png",
+                 f"curve calibration ({name})")  # fmt: skip
     return 0
 
 

@@ -34,9 +34,9 @@ curves, the ``context``, cut at the same checkpoints with the same weights). The
 law of ``z(T)`` is then a mixture of Gaussians over draws × nodes, which :meth:`prob_beats`
 evaluates with numpy alone (no PyMC at predict time).
 
-Measured by ``benchmarks/curve_calibration.py`` (no record in 0.5.0 yet), against "final =
-last value", a pooled regression without the dataset effects and a per-run power law with
-hierarchical priors.
+Measured by ``benchmarks/curve_calibration.py`` (record: ``benchmarks/results/
+curve_calibration.md``), against "final = last value", a pooled regression without the dataset
+effects and a per-run power law with hierarchical priors.
 """
 
 from __future__ import annotations
@@ -920,15 +920,19 @@ class CurveModel:
         dataset: str | None = None,
         context: pd.DataFrame | None = None,
         configs: pd.DataFrame | None = None,
+        strict: bool = False,
     ) -> pd.Series:
-        """``P(final ≤ values[run_id])`` per run of ``partial`` (the predictive CDF on the
-        metric's scale; its value at the true final is the PIT of a calibration check)."""
+        """``P(final ≤ values[run_id])`` per run of ``partial`` (``P(final < …)`` when
+        ``strict``: they differ by the point mass of staying at the last value). The
+        predictive CDF on the metric's scale; at the true final it is the PIT of a
+        calibration check (randomized between the two where a point mass sits)."""
         run_ids, mu, var, w = self._predictive(partial, float(budget), dataset, context, configs)
         vals = pd.Series(values).reindex(run_ids).to_numpy(dtype=float)
         z = self._z(vals)
         sd = np.sqrt(var)
         safe = np.where(sd > 0, sd, 1.0)
-        c = np.where(sd > 0, ndtr((z[:, None] - mu) / safe), (z[:, None] >= mu).astype(float))
+        at = (z[:, None] > mu) if strict else (z[:, None] >= mu)
+        c = np.where(sd > 0, ndtr((z[:, None] - mu) / safe), at.astype(float))
         return pd.Series((c * w).sum(1), index=pd.Index(run_ids, name="run_id"))
 
     def prob_beats(

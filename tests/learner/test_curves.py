@@ -1,6 +1,6 @@
 """The learning-curve model (metaopt_bayes/curves.py): features of a partial curve, the closed
 form of a dataset's effects (against the dense Gaussian and against the PyMC likelihood),
-calibration on simulated curves, prob_beats, save/load."""
+calibration on simulated curves, the predictive CDF, prob_beats, save/load."""
 
 from __future__ import annotations
 
@@ -295,6 +295,36 @@ def test_a_run_observed_at_its_budget_is_known(fitted, sim):
     assert p["mean"].iat[0] == pytest.approx(g["value"].iat[-1])
     assert p["sd"].iat[0] == pytest.approx(0.0, abs=1e-6)
     assert fitted.prob_beats(g["step"], g["value"], 40, g["value"].iat[-1] - 0.01) == 1.0
+
+
+def test_strict_cdf_leaves_out_the_point_mass_of_staying():
+    # on 40 validation rows curves often stay put: the predictive has a point mass at the
+    # last value, P(final ≤ last) − P(final < last) = P(stay); elsewhere the two agree
+    curves, configs = simulate(n_datasets=4, grain=40, seed=2)
+    m = CurveModel("accuracy", True).fit(curves[curves["dataset"] != "d3"], configs, method="map")
+    assert m.stay_used
+    test = curves[curves["dataset"] == "d3"]
+    part = test[test["step"] <= 10]
+    last = part.groupby("run_id")["value"].last()
+    ids, mu, var, w = m._predictive(part, 40, None, None, configs)
+    assert (var[:, -1] == 0).all() and (w[:, -1] > 0.01).all()  # the stay component
+    np.testing.assert_array_equal(mu[:, -1], m._z(last.reindex(ids).to_numpy()))  # at last
+    le = m.cdf(part, 40, last, configs=configs)
+    lt = m.cdf(part, 40, last, configs=configs, strict=True)
+    np.testing.assert_allclose((le - lt).reindex(ids), w[:, -1], atol=1e-12)
+    for shift in np.linspace(-0.2, 0.2, 9):
+        vals = (last + shift + 1e-3).clip(0.01, 0.99)  # never exactly the last value
+        a = m.cdf(part, 40, vals, configs=configs)
+        b = m.cdf(part, 40, vals, configs=configs, strict=True)
+        np.testing.assert_allclose(a, b, atol=1e-12)
+    for q in (0.3, 0.6, 0.9, 0.97):
+        vals = pd.Series(q, index=last.index)
+        assert (m.cdf(part, 40, vals, strict=True) <= m.cdf(part, 40, vals) + 1e-12).all()
+    # a run observed at its budget: all its mass sits at its final value
+    done = test[test["run_id"] == ids[0]]
+    final = {ids[0]: done["value"].iat[-1]}
+    assert m.cdf(done, 40, final).iat[0] == pytest.approx(1.0)
+    assert m.cdf(done, 40, final, strict=True).iat[0] == pytest.approx(0.0)
 
 
 # ---- prob_beats ----------------------------------------------------------------------------
