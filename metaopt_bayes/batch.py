@@ -129,6 +129,13 @@ def history_pick(regret: np.ndarray, covered: np.ndarray, taken: Sequence[int]) 
     return int(np.argmin(score))
 
 
+def check_warm_start(value: Any) -> None:
+    """A one-line error unless ``value`` is a whole number ≥ 0 (a ``warm_start``)."""
+    whole = isinstance(value, int | np.integer) and not isinstance(value, bool)
+    if not whole or value < 0:
+        raise ValidationError(f"warm_start must be a whole number ≥ 0, not {value!r}")
+
+
 def plan_warm_start(
     learner: Any,
     pool: pd.DataFrame,
@@ -141,10 +148,7 @@ def plan_warm_start(
     """The :class:`WarmStart` of a batch of ``n`` picks for a dataset with ``n_runs`` runs
     and pending trials, or None (not the EI family, no picks left to the warm start, or a
     learner without history surfaces). ``seen``: the configs it has run or has pending."""
-    if isinstance(warm_trials, bool) or not isinstance(warm_trials, int | np.integer):
-        raise ValidationError(f"warm_start must be a whole number ≥ 0, not {warm_trials!r}")
-    if warm_trials < 0:
-        raise ValidationError(f"warm_start must be a whole number ≥ 0, not {warm_trials!r}")
+    check_warm_start(warm_trials)
     steps = min(n, int(warm_trials) - int(n_runs))
     if key not in EI_KEYS or steps <= 0 or not hasattr(learner, "history_regret"):
         return None
@@ -255,6 +259,7 @@ __all__ = [
     "WarmStart",
     "acquisition_key",
     "believer_batch",
+    "check_warm_start",
     "fantasies",
     "history_pick",
     "plan_warm_start",

@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from metaopt_bayes.batch import OUTPUT_COLUMNS, RANDOM_EVERY, acquisition_key
+from metaopt_bayes.batch import OUTPUT_COLUMNS, RANDOM_EVERY, WARM_START, acquisition_key
 from metaopt_bayes.candidates import (
     PARAM_PREFIX,
     config_keys,
@@ -173,6 +173,7 @@ def _next_config(
     metric: str | None,
     model: str,
     random_every: int = RANDOM_EVERY,
+    warm_start: int = WARM_START,
 ) -> dict[str, Any]:
     """The next config to try: a recommendation, or an initial-design point while there is no
     learner or fewer than ``n_init`` finished trials and no history on other datasets."""
@@ -191,6 +192,7 @@ def _next_config(
                 n_candidates=n_candidates,
                 seed=seed,
                 random_every=random_every,
+                warm_start=warm_start,
             )
             cfg_cols = [
                 c
@@ -268,6 +270,7 @@ class ModelProposer(LearningProposer):
         self.space, self.pool, self.key = space, pool, key
         self.fit_method, self.n_candidates = settings.fit_method, settings.n_candidates
         self.random_every = settings.random_every
+        self.warm_start = settings.warm_start
         self.seed, self.first = settings.seed, first
         self.reuse = settings.reuse
         super().__init__(
@@ -355,6 +358,7 @@ class ModelProposer(LearningProposer):
                 self.metric,
                 self.model,
                 self.random_every,
+                self.warm_start,
             )
         self.step += 1
         cfg = info["config"]

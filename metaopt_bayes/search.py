@@ -162,6 +162,7 @@ def optimize(
     heartbeat_s: float | None = None,
     stale_after: float | None = None,
     random_every: int = RANDOM_EVERY,
+    warm_start: int = WARM_START,
     prune: Any = False,
     prune_threshold: float = DEFAULT_THRESHOLD,
     budget_steps: int | None = None,
@@ -239,7 +240,8 @@ def optimize(
         retrain=retrain, n_candidates=n_candidates, timeout_s=timeout_s,
         artifacts_dir=artifacts_dir, callback=callback, release=release, reuse=reuse,
         heartbeat_s=heartbeat_s, stale_after=stale_after, random_every=random_every,
-        prune=prune, prune_threshold=prune_threshold, budget_steps=budget_steps,
+        warm_start=warm_start, prune=prune, prune_threshold=prune_threshold,
+        budget_steps=budget_steps,
     )  # fmt: skip
     if model is None or isinstance(model, list | tuple):
         if prune is not None and prune is not False:

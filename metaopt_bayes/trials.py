@@ -32,7 +32,7 @@ from typing import Any, Protocol
 import numpy as np
 import pandas as pd
 
-from metaopt_bayes.batch import RANDOM_EVERY, random_steps
+from metaopt_bayes.batch import RANDOM_EVERY, WARM_START, check_warm_start, random_steps
 from metaopt_bayes.candidates import PARAM_PREFIX
 from metaopt_bayes.claims import TrialClaims
 from metaopt_bayes.pruning import (
@@ -760,6 +760,7 @@ class SearchSettings:
     release: bool = False
     reuse: bool = True
     random_every: int = RANDOM_EVERY
+    warm_start: int = WARM_START
     heartbeat_s: float | None = None
     stale_after: float | None = None
     prune: Any = False
@@ -783,6 +784,7 @@ class SearchSettings:
         if not isinstance(self.jobs, int | np.integer) or self.jobs < 1:
             raise ValidationError(f"jobs must be a positive integer, not {self.jobs!r}")
         random_steps(self.random_every, None, 0, 0)  # a whole number ≥ 0, or a one-line error
+        check_warm_start(self.warm_start)
         check_threshold(self.prune_threshold)
         check_budget(self.budget_steps)
         if self.prune not in (None, False, True):

@@ -10,7 +10,7 @@ from typing import Any
 import click
 from click.core import ParameterSource
 
-from metaopt_bayes.batch import RANDOM_EVERY
+from metaopt_bayes.batch import RANDOM_EVERY, WARM_START
 from metaopt_bayes.cli._common import (
     candidates_option,
     config_text,
@@ -54,6 +54,18 @@ def random_every_option(f: Any) -> Any:
         "candidate instead of the acquisition's (and every N trials while the best stays "
         "put; 0 = never), so a confidently wrong learner cannot keep the search from a "
         "region for long.",
+    )(f)
+
+
+def warm_start_option(f: Any) -> Any:
+    return click.option(
+        "--warm-start",
+        type=click.IntRange(min=0),
+        default=WARM_START,
+        show_default=True,
+        help="With ei, the dataset's first N trials are the history's portfolio: each the "
+        "candidate that best covers the training datasets under the learner's surfaces of "
+        "them (0 = the best predicted mean first, then ei).",
     )(f)
 
 
@@ -270,6 +282,7 @@ def _record_ranking(wh: WarehouseLike, fl: Any, dataset: str, ranking: Any) -> N
 @click.option("--include-run", is_flag=True, help="Also rank configs already run on the dataset.")
 @click.option("--seed", type=int, default=0, show_default=True)
 @random_every_option
+@warm_start_option
 @output_option
 @click.pass_context
 def recommend_cmd(
@@ -287,6 +300,7 @@ def recommend_cmd(
     include_run: bool,
     seed: int,
     random_every: int,
+    warm_start: int,
     fmt: str,
 ) -> None:
     """Rank configurations (one --model) or model families (none or several) for a dataset.
@@ -372,6 +386,7 @@ def recommend_cmd(
             seed=seed,
             record=True,
             random_every=random_every,
+            warm_start=warm_start,
         )
     score = {"ei": "log EI", "pi": "log PI", "cost-ei": "log EI per second"}.get(acquisition)
     by = f"{acquisition} (acquisition = {score})" if score else acquisition
@@ -488,6 +503,7 @@ def _run_optimize(
     reuse: bool = True,
     objective: Any = None,
     random_every: int = RANDOM_EVERY,
+    warm_start: int = WARM_START,
     prune: bool = False,
     prune_threshold: float = 0.05,
     budget_steps: int | None = None,
@@ -546,6 +562,7 @@ def _run_optimize(
             release=isinstance(model, str),  # `metaopt sql` can read the trials meanwhile
             reuse=reuse,
             random_every=random_every,
+            warm_start=warm_start,
             prune=prune,
             prune_threshold=prune_threshold,
             budget_steps=budget_steps,
@@ -610,6 +627,7 @@ def _run_optimize(
     "--candidates. The working directory is importable.",
 )
 @random_every_option
+@warm_start_option
 @click.option(
     "--prune",
     is_flag=True,
@@ -658,6 +676,7 @@ def optimize_cmd(
     no_default: bool,
     objective: str | None,
     random_every: int,
+    warm_start: int,
     prune: bool,
     prune_threshold: float,
     budget_steps: int | None,
@@ -741,6 +760,7 @@ def optimize_cmd(
             reuse=not refit,
             objective=fn,
             random_every=random_every,
+            warm_start=warm_start,
             prune=prune,
             prune_threshold=prune_threshold,
             budget_steps=budget_steps,

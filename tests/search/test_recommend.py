@@ -310,3 +310,34 @@ def test_the_first_trials_come_from_the_historys_portfolio(wh, pool):
 def test_a_bad_warm_start_is_a_one_line_error(fake_learner, wh, pool, bad):
     with pytest.raises(ValidationError, match="warm_start must be a whole number"):
         recommend(fake_learner, wh, "d1", pool, warm_start=bad)
+
+
+def test_optimize_and_the_cli_pass_warm_start_on(monkeypatch, tmp_path):
+    """optimize(warm_start=) and --warm-start reach recommend; a bad value is one line."""
+    from click.testing import CliRunner
+
+    from metaopt_bayes.cli import main
+    from metaopt_bayes.trials import SearchSettings
+    from warehouse import Warehouse
+
+    db = str(tmp_path / "w.duckdb")
+    with Warehouse(db) as w:
+        w.register_dataset("iris", "sklearn:iris", "target")
+
+    with pytest.raises(ValidationError, match="warm_start must be a whole number"):
+        SearchSettings(warm_start=-2).check(3)
+    seen: dict = {}
+
+    def fake(*args, **kwargs):
+        seen.update(kwargs)
+        raise SystemExit(0)
+
+    monkeypatch.setattr("metaopt_bayes.search.optimize", fake)
+    res = CliRunner().invoke(
+        main,
+        ["--db", db, "optimize", "-d", "iris", "-m", "svc", "--warm-start", "0", "-t", "2"],
+    )
+    assert seen.get("warm_start") == 0, res.output
+    args = ["--db", db, "recommend", "-d", "iris", "-m", "svc", "--warm-start", "-1"]
+    res = CliRunner().invoke(main, args)
+    assert res.exit_code != 0 and "-1" in res.output
