@@ -184,6 +184,7 @@ def recommend(
             n,
             key,
             warm_start,
+            seed,
         )
         chosen, scores = believer_batch(
             lambda extra: learner.predict(

@@ -341,3 +341,28 @@ def test_optimize_and_the_cli_pass_warm_start_on(monkeypatch, tmp_path):
     args = ["--db", db, "recommend", "-d", "iris", "-m", "svc", "--warm-start", "-1"]
     res = CliRunner().invoke(main, args)
     assert res.exit_code != 0 and "-1" in res.output
+
+
+def test_a_large_pool_scores_a_seeded_subset_for_the_warm_pick(wh, pool, monkeypatch):
+    """Past WARM_POOL candidates the warm pick scores a seeded random subset (its cost grows
+    with candidates × training datasets); the pick is the subset's best and is reproducible."""
+    from tests.search.conftest import FakeLearner
+
+    sizes: list[int] = []
+
+    class Learner(_Historied, FakeLearner):
+        def history_regret(self, configs):
+            sizes.append(len(configs))
+            return _Historied.history_regret(configs)
+
+    monkeypatch.setattr("metaopt_bayes.batch.WARM_POOL", 10)
+    lrn = Learner()
+    a = recommend(lrn, wh, "d1", pool, n=1, warm_start=3, seed=4)
+    b = recommend(lrn, wh, "d1", pool, n=1, warm_start=3, seed=4)
+    assert sizes == [10, 10]
+    pd.testing.assert_frame_equal(a, b)
+    # the pick is the best of the scored subset under the history's mean regret
+    rows = np.sort(np.random.default_rng(4).choice(len(pool), 10, replace=False))
+    sub = pool.iloc[rows]
+    best = sub.iloc[int(np.argmin(_Historied.history_regret(sub).mean(axis=0)))]
+    assert (a.at[0, "x"], a.at[0, "c"]) == (best["x"], best["c"])
