@@ -122,6 +122,14 @@ def _seed(name: str) -> int:
 
 
 # ---------------------------------------------------------------------------------- models
+def _fitted_transform(metric: str, values: np.ndarray) -> TargetTransform:
+    """The baselines' modelling scale: logit (accuracy) or log, standardized over ``values``."""
+    t = TargetTransform("logit" if metric == "accuracy" else "log", eps=1e-3, resolution=False)
+    g = t._g(values)
+    t.center, t.scale = float(g.mean()), float(g.std())
+    return t
+
+
 class Last:
     """Final = last observed value; interval from the training curves' changes at f, mapped
     to the metric's scale as :class:`CurveModel` maps its own (``_to_metric``: the logit's clip
@@ -134,12 +142,7 @@ class Last:
         self.metric = metric
 
     def fit(self, curves: pd.DataFrame, runs: pd.DataFrame) -> Last:
-        vals = curves["value"].to_numpy(dtype=float)
-        kind = "logit" if self.metric == "accuracy" else "log"
-        t = TargetTransform(kind, eps=1e-3, resolution=False)
-        g = t._g(vals)
-        t.center, t.scale = float(g.mean()), float(g.std())
-        self.t = t
+        self.t = t = _fitted_transform(self.metric, curves["value"].to_numpy(dtype=float))
         budgets = curves.groupby("dataset")["step"].max()
         self.delta: dict[float, np.ndarray] = {}
         for f in FRACTIONS:
@@ -226,12 +229,7 @@ class PowerLaw:
         return rows
 
     def fit(self, curves: pd.DataFrame, runs: pd.DataFrame) -> PowerLaw:
-        vals = curves["value"].to_numpy(dtype=float)
-        kind = "logit" if self.metric == "accuracy" else "log"
-        t = TargetTransform(kind, eps=1e-3, resolution=False)
-        g = t._g(vals)
-        t.center, t.scale = float(g.mean()), float(g.std())
-        self.t = t
+        self.t = _fitted_transform(self.metric, curves["value"].to_numpy(dtype=float))
         budgets = curves.groupby("dataset")["step"].max()
         rows = self._coefs(curves, budgets)
         coef = np.stack([r[2] for r in rows])  # (runs, A, 2)

@@ -31,6 +31,7 @@ from scipy import special
 
 __all__ = [
     "ACQUISITIONS",
+    "EI_KEYS",
     "cost_aware_log_ei",
     "expected_improvement",
     "incumbent",
@@ -48,6 +49,8 @@ __all__ = [
 
 #: Names accepted by :func:`score` (and the CLI's ``--acquisition``).
 ACQUISITIONS = ("ei", "logei", "pi", "ucb", "ts", "cost-ei")
+#: the names that all mean (log) expected improvement
+EI_KEYS = ("ei", "logei", "log-ei")
 
 _LOG_SQRT_2PI = 0.5 * math.log(2.0 * math.pi)  # c1 in Ament et al.
 _LOG_SQRT_PI_OVER_2 = 0.5 * math.log(math.pi / 2.0)  # c2 in Ament et al.
@@ -294,7 +297,7 @@ def score(
     ``draws``), ``cost-ei`` ``log(EI / cost^alpha)`` (needs ``cost``).
     """
     key = name.lower().replace("_", "-")
-    if key in ("ei", "logei", "log-ei"):
+    if key in EI_KEYS:
         return log_expected_improvement(mu, sigma, best, maximize=maximize, xi=xi)
     if key == "pi":
         return log_probability_of_improvement(mu, sigma, best, maximize=maximize, xi=xi)

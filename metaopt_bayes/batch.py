@@ -97,8 +97,6 @@ def ranked(
     return out
 
 
-EI_KEYS = ("ei", "logei", "log-ei")
-
 #: at most this many pool candidates (a seeded random subset of a larger pool) are scored for
 #: a warm pick: scoring costs candidates × training datasets × their runs (a 100,000-row pool
 #: took 49 s over 30 datasets), and a greedy cover barely changes on a denser subset
@@ -166,7 +164,7 @@ def plan_warm_start(
     ``seed`` draws the scored subset of a pool larger than :data:`WARM_POOL`."""
     check_warm_start(warm_trials)
     steps = min(n, int(warm_trials) - int(n_runs))
-    if key not in EI_KEYS or steps <= 0 or not hasattr(learner, "history_regret"):
+    if key not in acq.EI_KEYS or steps <= 0 or not hasattr(learner, "history_regret"):
         return None
     columns = np.arange(len(pool))
     if len(pool) > WARM_POOL:
@@ -230,9 +228,9 @@ def believer_batch(
             if not free.any():
                 free = np.isfinite(s)
             idx = int(random_at[step].choice(np.flatnonzero(free)))
-        elif warm is not None and step < warm.steps and key in EI_KEYS:
+        elif warm is not None and step < warm.steps and key in acq.EI_KEYS:
             idx = warm.pick(chosen)
-        elif step == 0 and zero_shot and key in EI_KEYS and warm is None:
+        elif step == 0 and zero_shot and key in acq.EI_KEYS:
             idx = int(np.nanargmax(mu if maximize else -mu))
         else:
             idx = int(np.argmax(s))

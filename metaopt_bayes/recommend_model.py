@@ -175,11 +175,13 @@ def recommend(
         scores = [float(p_best[i]) for i in chosen]
     else:
         ran = runs[[c for c in runs.columns if str(c).startswith(PARAM_PREFIX)]]
-        seen = [ran.rename(columns=lambda c: c[len(PARAM_PREFIX) :]), pending]
+        seen = ran.rename(columns=lambda c: c[len(PARAM_PREFIX) :])
+        if n_pending:
+            seen = pd.concat([seen, pending], ignore_index=True)
         warm = plan_warm_start(
             learner,
             pool[names],
-            pd.concat([f for f in seen if f is not None and len(f)] or [pool[names].iloc[:0]]),
+            seen,
             int(np.isfinite(observed).sum()) + n_pending,
             n,
             key,
