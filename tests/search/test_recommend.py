@@ -114,6 +114,35 @@ def test_exclude_run_normalizes_types():
     assert exclude_run(cands, runs, ["a", "b"]).tolist() == [False, True, False]
 
 
+def test_exclude_run_on_a_large_pool_matches_keying_every_row():
+    """exclude_run keys only the candidates that could match a run; on a pool mixing types
+    (ints, floats equal up to printing, booleans, text numbers, unset values) it must agree
+    with keying every row."""
+    from metaopt_bayes.candidates import config_keys
+
+    rng = np.random.default_rng(2)
+    n = 5000
+    cands = pd.DataFrame(
+        {
+            "lr": rng.choice([0.1, 0.3, 1 / 3, np.nan], n),
+            "depth": rng.integers(1, 6, n),
+            "flag": rng.choice([True, False], n),
+            "kind": rng.choice(["gini", "entropy", "10", None], n),
+        }
+    )
+    runs = cands.sample(40, random_state=0).add_prefix("params.")
+    runs["params.lr"] = runs["params.lr"] * (1 + 1e-12)  # read back with rounding noise
+    runs["params.kind"] = runs["params.kind"].replace({"10": 10.0})
+    runs = pd.concat([runs, pd.DataFrame({"params.lr": [0.2], "params.depth": [9]})])
+    runs["params.seed"] = np.where(np.arange(len(runs)) % 2, 7.0, np.nan)  # not a candidate column
+    names = ["lr", "depth", "flag", "kind"]
+    for keys in (names, [*names, "absent"], [*names, "seed"]):
+        seen = set(config_keys(runs, keys, "params."))
+        want = [k not in seen for k in config_keys(cands, keys)]
+        got = exclude_run(cands, runs, keys)
+        assert got.tolist() == want and 0 < sum(want) < n
+
+
 def test_zero_shot_ei_starts_from_the_best_mean_then_explores(wh, pool):
     """Against a predicted incumbent EI would take the widest interval first; with nothing
     observed the first EI pick is the best predicted mean, afterwards EI decides."""
