@@ -38,11 +38,14 @@ collapsed-Gibbs / "marginalized" treatment of Gaussian hierarchical models (e.g.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import os
+import threading
 import time
 import warnings
+from collections import OrderedDict
 from pathlib import Path
 from typing import Any
 
@@ -61,7 +64,12 @@ from metaopt_bayes.adapt import (
     ranking_weight,
     stacking_weight,
 )
-from metaopt_bayes.discrepancy import LENGTH_SCALES, Discrepancy, fit_discrepancy, mean_at
+from metaopt_bayes.discrepancy import (
+    LENGTH_SCALES,
+    Discrepancy,
+    StackedMeans,
+    fit_discrepancy,
+)
 from metaopt_bayes.empirical_bayes import (
     discrepancy_prior,
     meta_prior_scale,
@@ -103,6 +111,10 @@ SENSITIVITIES = 2.0 ** np.arange(-4, 7)
 
 #: runs per training dataset behind its discrepancy in the history's surfaces
 HISTORY_RUNS = 200
+#: dataset states (posterior given its runs) kept between predictions, see _conditioned
+_MEMO_STATES = 8
+#: a candidate frame up to this many rows is remembered with its state's predictions
+_MEMO_ROWS = 200_000
 
 #: how a dataset's own runs are weighed against the transfer (see DEFAULT_CONFIG["adapt"])
 ADAPT_MODES = ("stack", "rank", "off")
@@ -238,10 +250,13 @@ class MetaLearner:
         # (D, p): each training dataset's posterior-mean coefficients given its own runs (the
         # history's surfaces, see history_regret); None for files saved before 0.6.0
         self.history_coefs: np.ndarray | None = None
-        # per training dataset: its discrepancy's mean as (inputs, dual weights), see
-        # discrepancy.mean_at; None without the discrepancy
-        self.history_disc: list[tuple[np.ndarray, np.ndarray]] | None = None
+        # the training datasets' discrepancy means (inputs and dual weights, stacked); None
+        # without the discrepancy
+        self.history_disc: StackedMeans | None = None
         self._draws: dict[str, np.ndarray] = {}
+        # the last few datasets' states given their runs (_conditioned), for these draws
+        self._memo: tuple[dict[str, np.ndarray], OrderedDict] = (self._draws, OrderedDict())
+        self._memo_lock = threading.Lock()
         self._Z: np.ndarray | None = None
         # grid weights of the model discrepancy, learnt in fitting (None: the default prior)
         self.discrepancy_prior: np.ndarray | None = None
@@ -564,7 +579,8 @@ class MetaLearner:
                 else (U[:0], np.zeros((0, len(LENGTH_SCALES))))
             )
         self.history_coefs = np.stack(coefs)
-        self.history_disc = disc if self.config["discrepancy"] else None
+        d = self.encoder.linear_terms(Phi).shape[1]
+        self.history_disc = StackedMeans.stack(disc, d) if self.config["discrepancy"] else None
 
     def _meta_rows(self) -> np.ndarray:
         """Basis indices whose population mean depends on meta-features (``meta_terms``)."""
@@ -668,6 +684,24 @@ class MetaLearner:
         transformed metric ``y`` (both None without runs), the dataset's size, and a function
         giving the prior the update starts from, its hyperparameters weighted by the runs
         (:func:`~metaopt_bayes.update.tuned_prior`)."""
+        return self._conditioned(dataset, warehouse, meta, runs, extra_runs)["update"]
+
+    def _conditioned(
+        self,
+        dataset: str,
+        warehouse: WarehouseLike,
+        meta: pd.DataFrame | None,
+        runs: pd.DataFrame | None,
+        extra_runs: pd.DataFrame | None,
+    ) -> dict[str, Any]:
+        """The dataset's state given its runs: ``update`` (:meth:`_update`'s tuple), plus
+        what :meth:`_parts` derives from it (``disc``, ``adapted``) once computed.
+
+        Memoized by content — the draws, the settings and learnt grid weights, the
+        meta-features row and the runs' values — for the last few states: one search step
+        predicts the same state several times (the shown predictions, the acquisition,
+        pending trials), and after a NUTS fit the update over every draw and noise level is
+        most of a step's cost."""
         self._require_fitted()
         z, runs, rows = self._dataset_inputs(dataset, warehouse, meta, runs)
         if extra_runs is not None and len(extra_runs):
@@ -692,10 +726,47 @@ class MetaLearner:
                 X = self.encoder.transform(obs.reset_index(drop=True), rows=rows)
                 y = self.transform.forward(y_raw)
         index = self.datasets.index(str(dataset)) if str(dataset) in self.datasets else None
+        key = (
+            index,
+            z.tobytes(),
+            rows,
+            None if X is None else (X.shape, X.tobytes(), y.tobytes()),
+            json.dumps(self.config, sort_keys=True, default=str),
+            *(
+                None if a is None else np.asarray(a, dtype=float).tobytes()
+                for a in (self.sensitivity_grid, self.sensitivity_prior, self.discrepancy_prior)
+            ),
+        )
+        with self._memo_lock:
+            draws, memo = self._memo
+            if draws is not self._draws:  # refitted or loaded: start afresh
+                self._memo = (self._draws, OrderedDict())
+                memo = self._memo[1]
+            if key in memo:
+                memo.move_to_end(key)
+                return memo[key]
         post = self._posterior_xy(index, z, X, y)
         mu = np.einsum("spq,q->sp", self._draws["B"], z)
         tau2 = self._draws["tau"] ** 2
-        return post, X, y, rows, lambda: tuned_prior(post, mu, tau2, **self._scales())
+        prior = lambda: tuned_prior(post, mu, tau2, **self._scales())  # noqa: E731
+        state = {"update": (post, X, y, rows, prior)}
+        with self._memo_lock:
+            memo[key] = state
+            while len(memo) > _MEMO_STATES:
+                memo.popitem(last=False)
+        return state
+
+    def __getstate__(self) -> dict[str, Any]:
+        """Pickled (a copy, a worker process) without the remembered states."""
+        state = self.__dict__.copy()
+        state.pop("_memo", None)
+        state.pop("_memo_lock", None)
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self._memo = (self._draws, OrderedDict())
+        self._memo_lock = threading.Lock()
 
     def _posterior_xy(
         self, index: int | None, z: np.ndarray, X: np.ndarray | None, y: np.ndarray | None
@@ -782,19 +853,29 @@ class MetaLearner:
         """The transferred latent mean and variance (modelling scale), the coefficient
         posterior, and the task component ``(w, mean, variance, noise)`` when adapting."""
         configs = _as_configs(configs)
-        post, X, y, rows, prior = self._update(dataset, warehouse, meta, runs, extra_runs)
+        state = self._conditioned(dataset, warehouse, meta, runs, extra_runs)
+        post, X, y, rows, prior = state["update"]
+        key = _content_key(configs)
+        if key is not None and state.get("parts", (None,))[0] == key:
+            return state["parts"][1]  # the same candidates again (shown, then scored)
         Phi = self.encoder.transform(configs, rows=rows)
         m, v = predictive_moments(post, Phi, noise=False)
-        disc = self._discrepancy(post, X, y)
+        if "disc" not in state:
+            state["disc"] = self._discrepancy(post, X, y)
+        disc = state["disc"]
         if disc is not None:
             dm, dv = disc.moments(self.encoder.linear_terms(Phi))
             m, v = m + dm, v + dv
-        adapted = self._adaptation(prior, post, X, y, disc)
+        if "adapted" not in state:
+            state["adapted"] = self._adaptation(prior, post, X, y, disc)
+        adapted = state["adapted"]
         task = None
         if adapted is not None:
             w, gp = adapted
             mg, vg = gp.moments(self.encoder.linear_terms(Phi))
             task = (w, mg, vg, gp.noise)
+        if key is not None:
+            state["parts"] = (key, (m, v, post, task))
         return m, v, post, task
 
     def latent(
@@ -960,18 +1041,18 @@ class MetaLearner:
             return None
         configs = _as_configs(configs)
         shared = None if self.encoder.uses_rows else self.encoder.transform(configs)
-        F = np.empty((len(self.datasets), len(configs)))
-        for i, d in enumerate(self.datasets):
-            Phi = (
-                shared
-                if shared is not None
-                else self.encoder.transform(configs, rows=self.rows.get(d, np.nan))
-            )
-            F[i] = Phi @ self.history_coefs[i]
-            if self.history_disc is not None:
-                U, V = self.history_disc[i]
-                if len(U):
-                    F[i] += mean_at(self.encoder.linear_terms(Phi), U, V)
+        disc, lin = self.history_disc, self.encoder.linear_terms
+        if shared is not None:
+            F = self.history_coefs @ shared.T
+            if disc is not None:
+                F += disc.at(lin(shared))
+        else:
+            F = np.empty((len(self.datasets), len(configs)))
+            for i, d in enumerate(self.datasets):
+                Phi = self.encoder.transform(configs, rows=self.rows.get(d, np.nan))
+                F[i] = Phi @ self.history_coefs[i]
+                if disc is not None:
+                    F[i] += disc.at(lin(Phi), dataset=i)[0]
         if self.direction != "maximize":
             F = -F
         best = F.max(axis=1, keepdims=True)
@@ -996,12 +1077,15 @@ class MetaLearner:
         configs far from the runs (the maximum of many independent noises), so draws carry
         the surface's uncertainty and :meth:`predict` alone the discrepancy's."""
         configs = _as_configs(configs)
-        post, X, y, rows, _ = self._update(dataset, warehouse, meta, runs, extra_runs)
+        state = self._conditioned(dataset, warehouse, meta, runs, extra_runs)
+        post, X, y, rows, _ = state["update"]
         rng = np.random.default_rng(self.config["seed"] if seed is None else seed)
         beta, sig2 = post.sample(rng)
         Phi = self.encoder.transform(configs, rows=rows)
         f = beta @ Phi.T
-        disc = self._discrepancy(post, X, y)
+        if "disc" not in state:
+            state["disc"] = self._discrepancy(post, X, y)
+        disc = state["disc"]
         if disc is not None:  # the discrepancy's posterior mean (see the docstring)
             f += disc.moments(self.encoder.linear_terms(Phi))[0]
         if predictive:
@@ -1086,6 +1170,19 @@ def _why_no_runs(wh: WarehouseLike, metric: str, model: str | None, filtered: bo
         f"no finished {of} logged metric {metric!r} (metrics logged: "
         f"{', '.join(map(str, logged[:8])) or 'none'})"
     )
+
+
+def _content_key(configs: pd.DataFrame) -> bytes | None:
+    """A digest of a candidate frame's values (columns and rows in order), or None when it
+    is too large to be worth remembering or cannot be hashed."""
+    if len(configs) > _MEMO_ROWS:
+        return None
+    try:
+        rows = pd.util.hash_pandas_object(configs, index=False).to_numpy()
+    except TypeError:
+        return None
+    cols = "\x1f".join(map(str, configs.columns)).encode()
+    return hashlib.blake2b(rows.tobytes() + cols, digest_size=16).digest()
 
 
 def _as_configs(configs: Any) -> pd.DataFrame:

@@ -17,6 +17,7 @@ from typing import Any, TypeVar
 
 import numpy as np
 
+from metaopt_bayes.discrepancy import StackedMeans
 from metaopt_bayes.features import FeatureEncoder, MetaFeatureScaler, TargetTransform
 from warehouse.errors import NotFoundError, ValidationError, one_line
 from warehouse.protocol import WarehouseLike
@@ -158,12 +159,11 @@ def _history_vars(learner: Any) -> dict[str, Any]:
     if learner.history_coefs is None:
         return {}
     out: dict[str, Any] = {"history_coefs": (("dataset", "basis"), learner.history_coefs)}
-    if learner.history_disc is not None:
-        U = np.concatenate([u for u, _ in learner.history_disc])
-        V = np.concatenate([v for _, v in learner.history_disc])
-        out["history_U"] = (("history_run", "linear"), U)
-        out["history_V"] = (("history_run", "length_scale"), V)
-        out["history_n"] = (("dataset",), np.array([len(u) for u, _ in learner.history_disc]))
+    disc = learner.history_disc
+    if disc is not None:
+        out["history_U"] = (("history_run", "linear"), disc.U)
+        out["history_V"] = (("history_run", "length_scale"), disc.V)
+        out["history_n"] = (("dataset",), disc.counts)
     return out
 
 
@@ -174,12 +174,11 @@ def _load_history(learner: Any, ds: Any) -> None:
         return
     learner.history_coefs = np.asarray(ds["history_coefs"].values, dtype=float)
     if "history_n" in ds:
-        ends = np.cumsum(np.asarray(ds["history_n"].values, dtype=int))
-        U = np.asarray(ds["history_U"].values, dtype=float)
-        V = np.asarray(ds["history_V"].values, dtype=float)
-        learner.history_disc = [
-            (U[a:b], V[a:b]) for a, b in zip(np.r_[0, ends[:-1]], ends, strict=True)
-        ]
+        learner.history_disc = StackedMeans(
+            np.asarray(ds["history_U"].values, dtype=float),
+            np.asarray(ds["history_V"].values, dtype=float),
+            np.asarray(ds["history_n"].values, dtype=int),
+        )
 
 
 def load_learner(

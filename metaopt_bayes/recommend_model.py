@@ -146,7 +146,11 @@ def recommend(
         int(np.isfinite(observed).sum()) + n_pending,
     )
     fantasy = fantasies(learner, dataset, pending, runs, warehouse)
-    shown = learner.predict(dataset, pool, warehouse=warehouse, runs=runs, extra_runs=fantasy)
+    # read once: every prediction below conditions on the same runs and meta-features
+    meta = warehouse.meta_features(datasets=[dataset])
+    shown = learner.predict(
+        dataset, pool, warehouse=warehouse, meta=meta, runs=runs, extra_runs=fantasy
+    )
     cost = None
     if key == "cost-ei":
         cost_runs = None
@@ -154,14 +158,16 @@ def recommend(
             cost_runs = runs.assign(value=pd.to_numeric(runs["duration_s"], errors="coerce"))
             cost_runs = cost_runs[cost_runs["value"] > 0]
         cost = np.asarray(
-            cost_learner.predict(dataset, pool, warehouse=warehouse, runs=cost_runs)["mean"],
+            cost_learner.predict(dataset, pool, warehouse=warehouse, meta=meta, runs=cost_runs)[
+                "mean"
+            ],
             dtype=float,
         )
     chosen: list[int] = []
     scores: list[float] = []
     if key in ("ts", "thompson"):
         draws = learner.predict_draws(
-            dataset, pool, warehouse=warehouse, runs=runs, extra_runs=fantasy, seed=seed
+            dataset, pool, warehouse=warehouse, meta=meta, runs=runs, extra_runs=fantasy, seed=seed
         )
         chosen = acq.thompson_batch(draws, n, rng=seed, maximize=maximize).tolist()
         for step, rng in random_at.items():
@@ -190,7 +196,13 @@ def recommend(
         )
         chosen, scores = believer_batch(
             lambda extra: learner.predict(
-                dataset, pool, warehouse=warehouse, runs=runs, extra_runs=extra, predictive=False
+                dataset,
+                pool,
+                warehouse=warehouse,
+                meta=meta,
+                runs=runs,
+                extra_runs=extra,
+                predictive=False,
             ),
             pool,
             n,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from metaopt_bayes.discrepancy import default_prior, fit_discrepancy
+from metaopt_bayes.discrepancy import StackedMeans, default_prior, fit_discrepancy
 
 
 def test_noise_residuals_leave_predictions_alone():
@@ -30,6 +30,30 @@ def test_a_contradicted_region_is_lifted_and_the_rest_is_not():
     mean, _ = d.moments(np.array([[0.6, 0.6], [-0.7, -0.7]]))
     assert 0.3 < mean[0] < 0.7
     assert abs(mean[1]) < 0.1
+
+
+def test_stacked_means_match_each_datasets_own_posterior_mean():
+    """StackedMeans.at scores many datasets' discrepancy means in one pass (float32, one
+    exponential for all length scales): it must agree with each fit's own mean, datasets
+    without runs score 0, and ``dataset=`` picks one out."""
+    rng = np.random.default_rng(3)
+    fits = []
+    for i in range(4):
+        U = rng.uniform(-1, 1, (15 + 5 * i, 3))
+        r = np.sin(3 * U[:, 0] + i) + 0.05 * rng.standard_normal(len(U))
+        fits.append(fit_discrepancy(U, r, noise=0.05**2))
+    assert all(d is not None and d.weight_none < 0.5 for d in fits)
+    parts = [(d.U, d.mean_weights()) for d in fits]
+    parts.insert(2, (np.zeros((0, 3)), np.zeros((0, 3))))  # a dataset without runs
+    stacked = StackedMeans.stack(parts, d=3)
+    U_new = rng.uniform(-1.2, 1.2, (300, 3))
+    got = stacked.at(U_new)
+    want = [d.moments(U_new)[0] for d in fits]
+    want.insert(2, np.zeros(len(U_new)))
+    assert got.shape == (5, 300)
+    np.testing.assert_allclose(got, np.stack(want), atol=1e-4 * np.abs(want).max())
+    np.testing.assert_allclose(stacked.at(U_new, dataset=3)[0], got[3])
+    assert not stacked.at(U_new, dataset=2).any()
 
 
 def test_nothing_to_fit():

@@ -400,3 +400,25 @@ def test_history_regret_is_each_training_datasets_own_surface(fitted_map, synth,
     old = ds.drop_vars(["history_coefs", "history_U", "history_V", "history_n"])
     old.to_netcdf(tmp_path / "old.nc")
     assert MetaLearner.load(tmp_path / "old.nc").history_regret(grid) is None
+
+
+def test_remembered_states_predict_as_fresh_and_follow_new_runs(fitted_map, synth):
+    """A search step predicts the same dataset state several times, so the posterior given
+    the runs is remembered by content: the same inputs give the same predictions as a fresh
+    copy of the learner, one more run gives a new state, and the learner still pickles."""
+    import pickle
+
+    runs, meta, _ = synth
+    target = runs[runs["dataset"] == "ds7"].reset_index(drop=True)
+    pool = target.iloc[10:]
+    first = fitted_map.predict("ds7", pool, meta=meta, runs=target.iloc[:5])
+    again = fitted_map.predict("ds7", pool, meta=meta, runs=target.iloc[:5].copy())
+    fresh = pickle.loads(pickle.dumps(fitted_map))  # pickled without the remembered states
+    assert len(fresh._memo[1]) == 0
+    pd.testing.assert_frame_equal(first, again)
+    pd.testing.assert_frame_equal(
+        first, fresh.predict("ds7", pool, meta=meta, runs=target.iloc[:5])
+    )
+    more = fitted_map.predict("ds7", pool, meta=meta, runs=target.iloc[:6])
+    assert not np.allclose(more["mean"], first["mean"])
+    pd.testing.assert_frame_equal(more, fresh.predict("ds7", pool, meta=meta, runs=target.iloc[:6]))
