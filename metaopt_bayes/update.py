@@ -251,8 +251,12 @@ def _update_draws(
     s_r0 = Ss[1:, 0]
     M = Ss[None, None, 1:, 1:] - (s_r0[:, None] * s_r0[None, :]) / (sig2 * a00)[:, :, None, None]
     d = np.sqrt(tau2[:, 1:])  # (S, r)
-    Lam, U = np.linalg.eigh(d[:, None, :, None] * M * d[:, None, None, :])
-    Lam = np.maximum(Lam, 0.0)  # (S, G, r)
+    if ns > 0:
+        Lam, U = np.linalg.eigh(d[:, None, :, None] * M * d[:, None, None, :])
+        Lam = np.maximum(Lam, 0.0)  # (S, G, r)
+    else:  # no runs: M = 0, so every decomposition is the identity's (zero-shot)
+        Lam = np.zeros(M.shape[:-1])
+        U = np.broadcast_to(np.eye(p - 1), M.shape)
     F = d[:, None, :, None] * U  # (S, G, r, r)
     h = (bs[None, :] - mu @ Ss)[:, None, :] / sig2[:, :, None]  # Xᵀ(y − Xμ)/σ², (S, G, p)
     a = s_r0[None, None, :] / sig2[:, :, None]  # (S, G, r)
