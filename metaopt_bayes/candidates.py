@@ -128,17 +128,25 @@ def exclude_run(candidates: pd.DataFrame, runs: pd.DataFrame | None, names: list
 def _could_be(col: pd.Series, keys: set) -> np.ndarray:
     """Per value of ``col``, whether its :func:`value_key` may be one of ``keys`` (never False
     when it is). Numbers key as their 10 significant digits, so two with the same key differ
-    by at most 1e-9 relatively; other columns are keyed once per distinct value."""
+    by at most 1e-9 relatively (found by binary search among the keys); other columns are
+    keyed once per distinct value. Missing values (None, NaN, pandas' NA) always pass: their
+    keys differ by kind."""
+    missing = col.isna().to_numpy()
     if pd.api.types.is_numeric_dtype(col) and not pd.api.types.is_bool_dtype(col):
         x = col.to_numpy(dtype=float, na_value=np.nan)
-        out = np.isnan(x) if None in keys else np.zeros(len(x), dtype=bool)
-        for k in keys:
-            if isinstance(k, float):
-                out |= np.isclose(x, k, rtol=2e-9, atol=0.0)
+        out = missing.copy()
+        nums = np.unique([k for k in keys if isinstance(k, float) and not np.isnan(k)])
+        if len(nums):
+            i = np.searchsorted(nums, x)
+            for j in (np.clip(i - 1, 0, len(nums) - 1), np.clip(i, 0, len(nums) - 1)):
+                out |= np.isclose(x, nums[j], rtol=2e-9, atol=0.0)
         return out
-    codes, uniques = pd.factorize(col, use_na_sentinel=False)
+    try:
+        codes, uniques = pd.factorize(col, use_na_sentinel=False)
+    except TypeError:  # unhashable values (lists): key every row
+        return np.ones(len(col), dtype=bool)
     hit = np.array([value_key(u) in keys for u in uniques], dtype=bool)
-    return hit[codes] if len(codes) else np.zeros(0, dtype=bool)
+    return (hit[codes] if len(codes) else np.zeros(0, dtype=bool)) | missing
 
 
 def param_names(learner: Any, candidates: pd.DataFrame) -> list[str]:

@@ -112,7 +112,7 @@ SENSITIVITIES = 2.0 ** np.arange(-4, 7)
 #: runs per training dataset behind its discrepancy in the history's surfaces
 HISTORY_RUNS = 200
 #: dataset states (posterior given its runs) kept between predictions, see _conditioned
-_MEMO_STATES = 8
+_MEMO_STATES = 3
 #: a candidate frame up to this many rows is remembered with its state's predictions
 _MEMO_ROWS = 200_000
 
@@ -746,6 +746,8 @@ class MetaLearner:
                 memo.move_to_end(key)
                 return memo[key]
         post = self._posterior_xy(index, z, X, y)
+        for arr in (post.mean, post.factor, post.eig, post.sigma2, post.weight):
+            arr.flags.writeable = False  # shared by every caller of this state
         mu = np.einsum("spq,q->sp", self._draws["B"], z)
         tau2 = self._draws["tau"] ** 2
         prior = lambda: tuned_prior(post, mu, tau2, **self._scales())  # noqa: E731
@@ -855,9 +857,9 @@ class MetaLearner:
         configs = _as_configs(configs)
         state = self._conditioned(dataset, warehouse, meta, runs, extra_runs)
         post, X, y, rows, prior = state["update"]
-        key = _content_key(configs)
-        if key is not None and state.get("parts", (None,))[0] == key:
-            return state["parts"][1]  # the same candidates again (shown, then scored)
+        key, seen = _content_key(configs), state.get("parts")
+        if key is not None and seen is not None and seen[0] == key:
+            return _fresh(seen[1])  # the same candidates again (shown, then scored)
         Phi = self.encoder.transform(configs, rows=rows)
         m, v = predictive_moments(post, Phi, noise=False)
         if "disc" not in state:
@@ -875,7 +877,7 @@ class MetaLearner:
             mg, vg = gp.moments(self.encoder.linear_terms(Phi))
             task = (w, mg, vg, gp.noise)
         if key is not None:
-            state["parts"] = (key, (m, v, post, task))
+            state["parts"] = (key, _fresh((m, v, post, task)))
         return m, v, post, task
 
     def latent(
@@ -1172,6 +1174,15 @@ def _why_no_runs(wh: WarehouseLike, metric: str, model: str | None, filtered: bo
     )
 
 
+def _fresh(parts: tuple) -> tuple:
+    """``(m, v, post, task)`` of :meth:`MetaLearner._parts` with its arrays copied, so that a
+    caller's in-place change cannot reach the remembered ones."""
+    m, v, post, task = parts
+    if task is not None:
+        task = (task[0], task[1].copy(), task[2].copy(), task[3])
+    return m.copy(), v.copy(), post, task
+
+
 def _content_key(configs: pd.DataFrame) -> bytes | None:
     """A digest of a candidate frame's values (columns and rows in order), or None when it
     is too large to be worth remembering or cannot be hashed."""
@@ -1181,7 +1192,7 @@ def _content_key(configs: pd.DataFrame) -> bytes | None:
         rows = pd.util.hash_pandas_object(configs, index=False).to_numpy()
     except TypeError:
         return None
-    cols = "\x1f".join(map(str, configs.columns)).encode()
+    cols = "\x1f".join(f"{c}:{t}" for c, t in configs.dtypes.items()).encode()
     return hashlib.blake2b(rows.tobytes() + cols, digest_size=16).digest()
 
 

@@ -42,7 +42,20 @@ from scipy.special import ndtri
 #: draws per chunk and threads for :func:`update_dataset` on many draws (a NUTS fit keeps 250:
 #: 3,000 eigendecompositions per update with 12 noise nodes)
 _CHUNK_DRAWS = 32
-_THREADS = max(1, min(4, len(os.sched_getaffinity(0))))
+_THREADS = max(
+    1,
+    min(
+        4, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    ),
+)
+#: with at least _STRIDE_MIN_DRAWS draws, each draw may integrate its noise level over every
+#: NODE_STRIDE-th of the ``n_nodes`` quantile nodes, starting at its index mod NODE_STRIDE:
+#: across draws every node is used equally often (a stratified rule over draws and nodes), at
+#: 1/NODE_STRIDE of the update's cost. Off (1): a stride of 3 cut a NUTS update from 60 to 22
+#: ms but raised RMSE after 20 runs from .265 to .281 on openml100_rf (NLPD level;
+#: ``benchmarks/surrogate.py --compare-stride``, record ``benchmarks/results/recommend_speed.md``).
+NODE_STRIDE = 1
+_STRIDE_MIN_DRAWS = 30
 
 
 def sufficient_stats(X: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray, float, int]:
@@ -144,8 +157,10 @@ def update_dataset(
     ``mu`` (S, p) is ``B z_d`` per draw and ``tau2`` (S, p); column 0 is the intercept. With
     ``sigma2`` (S,) the dataset's noise is known per draw (a dataset seen in fitting).
     Otherwise ``σ`` is integrated over ``n_nodes`` quantiles of ``log σ ~ N(log_sigma_mu,
-    log_sigma_sd)`` weighted by the marginal likelihood of ``(X, y)``; ``sigma_floor2`` is
-    added to each node's variance (the model's noise floor). ``X``/``y`` may be empty
+    log_sigma_sd)`` weighted by the marginal likelihood of ``(X, y)`` — with many draws, each
+    draw over every :data:`NODE_STRIDE`-th of them, offset by draw, so that across draws each
+    quantile is used equally often; ``sigma_floor2`` is added to each node's variance (the
+    model's noise floor). ``X``/``y`` may be empty
     (zero-shot: prior only).
 
     ``scales`` (H,) with prior ``scale_weights`` is the dataset's sensitivity ``λ``: its
@@ -167,8 +182,11 @@ def update_dataset(
         "scale_weights": scale_weights,
     }
     S = mu.shape[0]
+    stride = NODE_STRIDE if S >= _STRIDE_MIN_DRAWS and n_nodes % NODE_STRIDE == 0 else 1
+    kw["node_stride"] = stride
+    offset = np.arange(S) % stride  # draw s takes the nodes s mod stride, + stride, …
     if S <= _CHUNK_DRAWS or _THREADS == 1:
-        return _update_draws(mu, tau2, X, y, sigma2, log_sigma_mu, log_sigma_sd, **kw)
+        return _update_draws(mu, tau2, X, y, sigma2, log_sigma_mu, log_sigma_sd, offset, **kw)
     # draws are independent: chunks of them on several threads (NumPy's batched eigh and
     # elementwise kernels release the GIL), the same numbers as in one piece
 
@@ -177,7 +195,15 @@ def update_dataset(
             return None if a is None else np.asarray(a)[ix]
 
         q = _update_draws(
-            mu[ix], tau2[ix], X, y, pick(sigma2), pick(log_sigma_mu), pick(log_sigma_sd), **kw
+            mu[ix],
+            tau2[ix],
+            X,
+            y,
+            pick(sigma2),
+            pick(log_sigma_mu),
+            pick(log_sigma_sd),
+            offset[ix],
+            **kw,
         )
         q.moments()  # every prediction needs them: computed here, on this thread
         return q
@@ -218,12 +244,15 @@ def _update_draws(
     sigma2: np.ndarray | None = None,
     log_sigma_mu: np.ndarray | None = None,
     log_sigma_sd: np.ndarray | None = None,
+    node_offset: np.ndarray | None = None,
     n_nodes: int = 12,
     sigma_floor2: float = 0.0,
     scales: np.ndarray | None = None,
     scale_weights: np.ndarray | None = None,
+    node_stride: int = 1,
 ) -> CoefficientPosterior:
-    """:func:`update_dataset` on one set of draws."""
+    """:func:`update_dataset` on one set of draws; draw ``s`` integrates its noise level over
+    the quantile nodes ``node_offset[s] + node_stride·j`` of ``n_nodes``."""
     S, p = mu.shape
     if X is None or y is None or len(y) == 0:
         Ss, bs, cs, ns = np.zeros((p, p)), np.zeros(p), 0.0, 0
@@ -232,7 +261,9 @@ def _update_draws(
     if sigma2 is not None:
         sig2 = np.asarray(sigma2, dtype=float).reshape(S, 1)
     else:
-        q = ndtri((np.arange(n_nodes) + 0.5) / n_nodes)  # standard-normal quantile nodes
+        off = np.zeros(S) if node_offset is None else np.asarray(node_offset, dtype=float)
+        j = node_stride * np.arange(n_nodes // node_stride)
+        q = ndtri((off[:, None] + j[None, :] + 0.5) / n_nodes)  # standard-normal quantiles
         log_sig = np.asarray(log_sigma_mu)[:, None] + np.asarray(log_sigma_sd)[:, None] * q
         sig2 = np.exp(2.0 * log_sig) + sigma_floor2
     lam = np.ones(1) if scales is None else np.asarray(scales, dtype=float)

@@ -419,6 +419,11 @@ def test_remembered_states_predict_as_fresh_and_follow_new_runs(fitted_map, synt
     pd.testing.assert_frame_equal(
         first, fresh.predict("ds7", pool, meta=meta, runs=target.iloc[:5])
     )
+    m, _, _ = fitted_map.latent("ds7", pool, meta=meta, runs=target.iloc[:5])
+    m -= 10.0  # a caller's own array: the remembered state must not see it
+    pd.testing.assert_frame_equal(
+        first, fitted_map.predict("ds7", pool, meta=meta, runs=target.iloc[:5])
+    )
     more = fitted_map.predict("ds7", pool, meta=meta, runs=target.iloc[:6])
     assert not np.allclose(more["mean"], first["mean"])
     pd.testing.assert_frame_equal(more, fresh.predict("ds7", pool, meta=meta, runs=target.iloc[:6]))

@@ -114,6 +114,25 @@ def test_exclude_run_normalizes_types():
     assert exclude_run(cands, runs, ["a", "b"]).tolist() == [False, True, False]
 
 
+def test_exclude_run_with_nullable_and_unhashable_values_matches_keying_every_row():
+    from metaopt_bayes.candidates import config_keys
+
+    cands = pd.DataFrame(
+        {"a": pd.array([1, None, 3], dtype="Int64"), "b": [pd.NA, "x", None], "l": [[1], [2], [1]]}
+    )
+    runs = pd.DataFrame(
+        {
+            "params.a": pd.array([None, 3], dtype="Int64"),
+            "params.b": ["x", None],
+            "params.l": [[2], [1]],
+        }
+    )
+    for names in (["a"], ["a", "b"], ["b"], ["a", "l"]):
+        seen = set(config_keys(runs, names, "params."))
+        want = [k not in seen for k in config_keys(cands, names)]
+        assert exclude_run(cands, runs, names).tolist() == want, names
+
+
 def test_exclude_run_on_a_large_pool_matches_keying_every_row():
     """exclude_run keys only the candidates that could match a run; on a pool mixing types
     (ints, floats equal up to printing, booleans, text numbers, unset values) it must agree
