@@ -670,21 +670,7 @@ class MetaLearner:
         Uses the dataset's runs logged at call time (``runs`` overrides the warehouse) plus
         ``extra_runs`` (parameter columns + ``value``, e.g. fantasized pending trials).
         """
-        return self._update(dataset, warehouse, meta, runs, extra_runs)[0]
-
-    def _update(
-        self,
-        dataset: str,
-        warehouse: WarehouseLike,
-        meta: pd.DataFrame | None,
-        runs: pd.DataFrame | None,
-        extra_runs: pd.DataFrame | None,
-    ) -> tuple[CoefficientPosterior, np.ndarray | None, np.ndarray | None, float, Any]:
-        """The coefficient posterior and the runs it conditions on: basis ``X`` and the
-        transformed metric ``y`` (both None without runs), the dataset's size, and a function
-        giving the prior the update starts from, its hyperparameters weighted by the runs
-        (:func:`~metaopt_bayes.update.tuned_prior`)."""
-        return self._conditioned(dataset, warehouse, meta, runs, extra_runs)["update"]
+        return self._conditioned(dataset, warehouse, meta, runs, extra_runs)["update"][0]
 
     def _conditioned(
         self,
@@ -694,8 +680,11 @@ class MetaLearner:
         runs: pd.DataFrame | None,
         extra_runs: pd.DataFrame | None,
     ) -> dict[str, Any]:
-        """The dataset's state given its runs: ``update`` (:meth:`_update`'s tuple), plus
-        what :meth:`_parts` derives from it (``disc``, ``adapted``) once computed.
+        """The dataset's state given its runs: ``update``, the coefficient posterior and the
+        runs it conditions on — basis ``X`` and transformed metric ``y`` (both None without
+        runs), the dataset's size, and a function giving the prior the update starts from,
+        its hyperparameters weighted by the runs (:func:`~metaopt_bayes.update.tuned_prior`)
+        — plus what :meth:`_parts` derives from it (``disc``, ``adapted``) once computed.
 
         Memoized by content — the draws, the settings and learnt grid weights, the
         meta-features row and the runs' values — for the last few states: one search step

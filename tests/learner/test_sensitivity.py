@@ -87,7 +87,7 @@ def test_zero_shot_prior_scales_the_slopes_by_the_mean_sensitivity(population):
     with no runs the sensitivity spares the level: the intercept's prior variance is
     unchanged and every slope's is scaled by the grid's mean ``E[λ]``."""
     fits, _ = population
-    on, off = (fits[k]._update("new", None, None, None, None)[0] for k in (True, False))
+    on, off = (fits[k].posterior("new") for k in (True, False))
     cov_on, cov_off = on.moments()[1], off.moments()[1]
     mean_lam = fits[True].sensitivity_prior @ SENSITIVITIES
     assert np.isclose(cov_on[0, 0], cov_off[0, 0], rtol=1e-9)
