@@ -213,10 +213,11 @@ class StackedMeans:
         ``dataset``, ``(1, m)`` for that one alone.
 
         The cost is a kernel over candidates × every dataset's runs (400 × 18,600 on
-        ``openml100_rf``), so it is computed in single precision (errors ~1e-6 of the
-        surface's scale, far below what a ranking sees; NumPy's float32 exponential is
-        several times faster), in small blocks of candidates that stay in cache, with one
-        exponential for all length scales (they double: ``e^{−2s} = (e^{−s})²``)."""
+        ``openml100_rf``), so it is computed in single precision (errors typically ~1e-6 of
+        the surface's span, more where dual weights are large; far below what a ranking
+        sees; NumPy's float32 exponential is several times faster), in small blocks of
+        candidates that stay in cache, with one exponential for all length scales (they
+        double: ``e^{−2s} = (e^{−s})²``)."""
         ends = np.cumsum(self.counts)
         starts = ends - self.counts
         if dataset is not None:

@@ -42,12 +42,8 @@ from scipy.special import ndtri
 #: draws per chunk and threads for :func:`update_dataset` on many draws (a NUTS fit keeps 250:
 #: 3,000 eigendecompositions per update with 12 noise nodes)
 _CHUNK_DRAWS = 32
-_THREADS = max(
-    1,
-    min(
-        4, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
-    ),
-)
+_CORES = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+_THREADS = min(4, _CORES or 1)
 #: with at least _STRIDE_MIN_DRAWS draws, each draw may integrate its noise level over every
 #: NODE_STRIDE-th of the ``n_nodes`` quantile nodes, starting at its index mod NODE_STRIDE:
 #: across draws every node is used equally often (a stratified rule over draws and nodes), at
@@ -157,11 +153,10 @@ def update_dataset(
     ``mu`` (S, p) is ``B z_d`` per draw and ``tau2`` (S, p); column 0 is the intercept. With
     ``sigma2`` (S,) the dataset's noise is known per draw (a dataset seen in fitting).
     Otherwise ``σ`` is integrated over ``n_nodes`` quantiles of ``log σ ~ N(log_sigma_mu,
-    log_sigma_sd)`` weighted by the marginal likelihood of ``(X, y)`` — with many draws, each
-    draw over every :data:`NODE_STRIDE`-th of them, offset by draw, so that across draws each
-    quantile is used equally often; ``sigma_floor2`` is added to each node's variance (the
-    model's noise floor). ``X``/``y`` may be empty
-    (zero-shot: prior only).
+    log_sigma_sd)`` weighted by the marginal likelihood of ``(X, y)`` (with a
+    :data:`NODE_STRIDE` above 1 and many draws, each draw over every stride-th of them, offset
+    by draw); ``sigma_floor2`` is added to each node's variance (the model's noise floor).
+    ``X``/``y`` may be empty (zero-shot: prior only).
 
     ``scales`` (H,) with prior ``scale_weights`` is the dataset's sensitivity ``λ``: its
     slopes (every term but the intercept) deviate from the population by ``N(0, λ τ²)``,
@@ -188,7 +183,7 @@ def update_dataset(
     if S <= _CHUNK_DRAWS or _THREADS == 1:
         return _update_draws(mu, tau2, X, y, sigma2, log_sigma_mu, log_sigma_sd, offset, **kw)
     # draws are independent: chunks of them on several threads (NumPy's batched eigh and
-    # elementwise kernels release the GIL), the same numbers as in one piece
+    # elementwise kernels release the GIL), the same numbers as in one piece up to rounding
 
     def chunk(ix: np.ndarray) -> CoefficientPosterior:
         def pick(a: np.ndarray | None) -> np.ndarray | None:
