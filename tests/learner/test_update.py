@@ -301,3 +301,32 @@ def test_with_many_draws_each_draw_can_take_every_strideth_noise_node(monkeypatc
     full = update_dataset(mu, tau2, None, None, **kw)
     assert full.sigma2.shape == (S, n_nodes)
     np.testing.assert_allclose(strided.moments()[2], full.moments()[2])  # E[σ²] zero-shot
+
+
+def test_fewer_runs_than_slopes_decompose_through_the_runs(monkeypatch):
+    """With n runs < r slopes the update decomposes n × n matrices per draw and node (and one
+    QR per draw) instead of r × r ones: the posterior must be the full decomposition's up to
+    rounding — also with a repeated run (rank below n) and a single one."""
+    import metaopt_bayes.update as upd
+
+    rng = np.random.default_rng(8)
+    S, p = 40, 9
+    mu, tau2 = rng.standard_normal((S, p)), rng.uniform(0.05, 3.0, (S, p))
+    kw = {
+        "log_sigma_mu": rng.normal(-1.0, 0.3, S),
+        "log_sigma_sd": rng.uniform(0.2, 0.6, S),
+        "scales": np.array([0.25, 1.0, 4.0]),
+        "scale_weights": np.array([0.2, 0.5, 0.3]),
+    }
+    X = np.column_stack([np.ones(6), rng.uniform(-1, 1, (6, p - 1))])
+    X[5] = X[2]  # a repeated config
+    y = X @ rng.standard_normal(p) + 0.1 * rng.standard_normal(6)
+    for n in (1, 4, 6):
+        monkeypatch.setattr(upd, "_FEW_RUNS", True)
+        few = update_dataset(mu, tau2, X[:n], y[:n], **kw)
+        monkeypatch.setattr(upd, "_FEW_RUNS", False)
+        full = update_dataset(mu, tau2, X[:n], y[:n], **kw)
+        for field in ("mean", "weight", "log_evidence", "cov"):
+            np.testing.assert_allclose(getattr(few, field), getattr(full, field), atol=1e-8)
+        for a, b in zip(few.moments(), full.moments(), strict=True):
+            np.testing.assert_allclose(a, b, rtol=1e-9, atol=1e-10)
