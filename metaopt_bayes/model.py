@@ -579,8 +579,9 @@ class MetaLearner:
                 else (U[:0], np.zeros((0, len(LENGTH_SCALES))))
             )
         self.history_coefs = np.stack(coefs)
-        d = self.encoder.linear_terms(Phi).shape[1]
-        self.history_disc = StackedMeans.stack(disc, d) if self.config["discrepancy"] else None
+        n_linear = self.encoder.linear_terms(Phi).shape[1]
+        on = self.config["discrepancy"]
+        self.history_disc = StackedMeans.stack(disc, n_linear) if on else None
 
     def _meta_rows(self) -> np.ndarray:
         """Basis indices whose population mean depends on meta-features (``meta_terms``)."""

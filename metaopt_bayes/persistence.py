@@ -27,6 +27,7 @@ from warehouse.protocol import WarehouseLike
 # 6: parameters encoded per training row, and the training datasets' sizes;
 # 7: 0/1 basis columns identical on every training run are tied into one
 # 8: task adaptation (the ``adapt`` option; files before it predict without it)
+# 9: the training datasets' surfaces for the warm start (files before it start as 0.5.0 did)
 FORMAT_VERSION = 9
 #: the grid format-3 files were fitted on (they do not store theirs)
 _SENSITIVITIES_V3 = 2.0 ** np.arange(-4, 3)
