@@ -40,7 +40,6 @@ against the pooled mean of the other tasks. Zero-shot scores rest mostly on that
 from __future__ import annotations
 
 import argparse
-import copy
 import sys
 import time
 import warnings
@@ -54,7 +53,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks._data import load_openml_rf, load_pmlb_suite, load_tabrepo, shared_data_dir
 from metaopt_bayes import adapt
-from metaopt_bayes import update as update_module
 from metaopt_bayes.features import TargetTransform
 from metaopt_bayes.model import MetaLearner
 
@@ -92,7 +90,7 @@ def _mixture_scores(y, m, W, M, V) -> dict[str, np.ndarray]:
 
 def run_scenario(
     name, runs, meta, metric, method, seed, quick, rows, timings, paired, extra=None, folds=1,
-    compare_adapt=(), compare_stride=(),
+    compare_adapt=(),
 ):  # fmt: skip
     """Score every method on ``folds`` of a 5-way task split (fold f holds out the f-th fifth
     of the shuffled tasks and fits on the rest); scores are pooled over the folds. ``rows``
@@ -108,7 +106,7 @@ def run_scenario(
         train_tasks = np.setdiff1d(tasks, test_tasks)
         ml = _run_fold(
             name, runs, meta, metric, method, seed, quick, timings, extra,
-            train_tasks, test_tasks, acc, compare_adapt, compare_stride,
+            train_tasks, test_tasks, acc, compare_adapt,
         )  # fmt: skip
         if f == 0:
             first = (ml, tasks[:n_test])
@@ -160,7 +158,7 @@ def _clustered(per_task: list[np.ndarray]) -> tuple[float, float]:
 
 def _run_fold(
     name, runs, meta, metric, method, seed, quick, timings, extra, train_tasks, test_tasks, acc,
-    compare_adapt=(), compare_stride=(),
+    compare_adapt=(),
 ):  # fmt: skip
     train = runs[runs["dataset"].isin(train_tasks)]
     draws = {"draws": 500, "tune": 500} if quick else {}
@@ -236,15 +234,6 @@ def _run_fold(
                 m, W, M, V = _learner_scores(ml, ds, test, obs, meta)
                 ml.config["adapt"] = kept
                 add(f"MetaLearner adapt={mode}", k, y, m, None, ds, _mixture_scores(y, m, W, M, V))
-            for stride in compare_stride or ():  # the same fit, another noise-node stride
-                kept = update_module.NODE_STRIDE
-                update_module.NODE_STRIDE = stride
-                try:  # a copy: the learner remembers states without knowing the stride
-                    m, W, M, V = _learner_scores(copy.copy(ml), ds, test, obs, meta)
-                finally:
-                    update_module.NODE_STRIDE = kept
-                name = f"MetaLearner node stride {stride}"
-                add(name, k, y, m, None, ds, _mixture_scores(y, m, W, M, V))
             if k >= 2:
                 add(
                     "task mean",
@@ -423,11 +412,6 @@ def main() -> None:
         help="also score the same fit with these adapt modes (e.g. off,rank), paired",
     )
     ap.add_argument(
-        "--compare-stride",
-        default="",
-        help="also score the same fit with these noise-node strides (update.NODE_STRIDE), paired",
-    )
-    ap.add_argument(
         "--pmlb",
         default="",
         help="PMLB suites of benchmarks/data to add, e.g. knn,logistic_regression",
@@ -438,7 +422,6 @@ def main() -> None:
 
     extra = {k: json.loads(v) for k, v in (kv.split("=", 1) for kv in args.set)}
     compare_adapt = [m for m in args.compare_adapt.split(",") if m]
-    compare_stride = [int(v) for v in args.compare_stride.split(",") if v]
     args.pmlb = [f for f in args.pmlb.split(",") if f]
     if args.speed:
         speed(args.method, args.repeat, extra)
@@ -490,7 +473,6 @@ def main() -> None:
             extra,
             args.folds,
             compare_adapt,
-            compare_stride,
         )
         timings[-1].update(speed_update(ml, runs, meta, str(test_tasks[0])))
     print("\n## Leave-datasets-out accuracy (transformed metric scale)")

@@ -736,8 +736,9 @@ class MetaLearner:
                 memo.move_to_end(key)
                 return memo[key]
         post = self._posterior_xy(index, z, X, y)
-        for arr in (post.mean, post.factor, post.eig, post.sigma2, post.weight):
-            arr.flags.writeable = False  # shared by every caller of this state
+        for arr in (post.mean, post.factor, post.eig, post.sigma2, post.weight, post.lift):
+            if arr is not None:
+                arr.flags.writeable = False  # shared by every caller of this state
         mu = np.einsum("spq,q->sp", self._draws["B"], z)
         tau2 = self._draws["tau"] ** 2
         prior = lambda: tuned_prior(post, mu, tau2, **self._scales())  # noqa: E731

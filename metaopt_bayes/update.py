@@ -30,30 +30,11 @@ stage (``MetaLearner._sensitivity_prior``), like the model discrepancy's.
 
 from __future__ import annotations
 
-import os
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import cached_property
-from typing import Any
 
 import numpy as np
 from scipy.special import ndtri
-
-#: draws per chunk and threads for :func:`update_dataset` on many draws (a NUTS fit keeps 250:
-#: 3,000 eigendecompositions per update with 12 noise nodes)
-_CHUNK_DRAWS = 32
-#: with fewer runs than slopes, decompose through the runs (:func:`_eigh_few_runs`)
-_FEW_RUNS = True
-_CORES = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-_THREADS = min(4, _CORES or 1)
-#: with at least _STRIDE_MIN_DRAWS draws, each draw may integrate its noise level over every
-#: NODE_STRIDE-th of the ``n_nodes`` quantile nodes, starting at its index mod NODE_STRIDE:
-#: across draws every node is used equally often (a stratified rule over draws and nodes), at
-#: 1/NODE_STRIDE of the update's cost. Off (1): a stride of 3 cut a NUTS update from 60 to 22
-#: ms but raised RMSE after 20 runs from .265 to .281 on openml100_rf (NLPD level;
-#: ``benchmarks/surrogate.py --compare-stride``, record ``benchmarks/results/recommend_speed.md``).
-NODE_STRIDE = 1
-_STRIDE_MIN_DRAWS = 30
 
 
 def sufficient_stats(X: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray, float, int]:
@@ -75,10 +56,11 @@ class CoefficientPosterior:
     """Mixture posterior of one dataset's coefficients after the few-shot update.
 
     Component ``(s, g)``: posterior draw ``s`` and node ``g`` (a noise level and a
-    sensitivity), with ``β ~ N(mean, F diag(eig) Fᵀ)`` where ``F = factor[s, g // H]`` (nodes
-    with the same noise level share one factor, ``H = n_scales``), noise variance ``sigma2``
-    and mixture weight ``weight`` (each row of ``weight`` sums to 1; draws are equally
-    likely). The covariances are kept factored; ``cov`` builds them on demand.
+    sensitivity), with ``β ~ N(mean, F (diag(eig) + l lᵀ) Fᵀ)`` where ``F = factor[s, g // H]``
+    (nodes with the same noise level share one factor, ``H = n_scales``) and ``l = lift[s,
+    g]`` (a rank-one term, zero when absent), noise variance ``sigma2`` and mixture weight
+    ``weight`` (each row of ``weight`` sums to 1; draws are equally likely). The covariances
+    are kept factored; ``cov`` builds them on demand.
     """
 
     mean: np.ndarray  # (S, G, p)
@@ -88,6 +70,7 @@ class CoefficientPosterior:
     weight: np.ndarray  # (S, G)
     n_scales: int = 1
     log_evidence: np.ndarray | None = None  # (S, G) log p(runs | component), prior left out
+    lift: np.ndarray | None = None  # (S, G, p)
 
     @property
     def n_draws(self) -> int:
@@ -97,10 +80,23 @@ class CoefficientPosterior:
         """The factor of every node (S, G, p, p) (a copy: nodes share one per noise level)."""
         return np.repeat(self.factor, self.n_scales, axis=1)
 
+    def _lifted(self) -> np.ndarray | None:
+        """``F l`` of every component (S, G, p), None without a rank-one term."""
+        if self.lift is None:
+            return None
+        S, G, p = self.lift.shape
+        per = self.lift.reshape(S, G // self.n_scales, self.n_scales, p)
+        return (per @ self.factor.transpose(0, 1, 3, 2)).reshape(S, G, p)
+
     @property
     def cov(self) -> np.ndarray:
         """Each component's covariance (S, G, p, p)."""
-        return np.einsum("sgij,sgj,sgkj->sgik", self._factors(), self.eig, self._factors())
+        F = self._factors()
+        cov = np.einsum("sgij,sgj,sgkj->sgik", F, self.eig, F)
+        lifted = self._lifted()
+        if lifted is not None:
+            cov = cov + lifted[..., :, None] * lifted[..., None, :]
+        return cov
 
     def moments(self) -> tuple[np.ndarray, np.ndarray, float]:
         """Mixture mean ``E[β]``, covariance ``Cov[β]`` and mean noise variance ``E[σ²]``.
@@ -119,6 +115,10 @@ class CoefficientPosterior:
         Y = (self.factor * np.sqrt(we)[:, :, None, :]).transpose(2, 0, 1, 3).reshape(p, -1)
         Wm = (np.sqrt(w)[:, :, None] * self.mean).reshape(-1, p)
         second = Y @ Y.T + Wm.T @ Wm
+        lifted = self._lifted()
+        if lifted is not None:
+            Wl = (np.sqrt(w)[:, :, None] * lifted).reshape(-1, p)
+            second += Wl.T @ Wl
         cov = second - np.outer(mbar, mbar)
         cov = 0.5 * (cov + cov.T)
         return mbar, cov, float(np.sum(w * self.sigma2))
@@ -133,6 +133,8 @@ class CoefficientPosterior:
             g = np.minimum((np.cumsum(self.weight, axis=1) < u).sum(1), G - 1)
         idx = np.arange(S)
         z = rng.standard_normal((S, p)) * np.sqrt(self.eig[idx, g])
+        if self.lift is not None:  # the rank-one term's own standard normal
+            z = z + rng.standard_normal((S, 1)) * self.lift[idx, g]
         beta = self.mean[idx, g] + np.einsum("sij,sj->si", self.factor[idx, g // self.n_scales], z)
         return beta, self.sigma2[idx, g]
 
@@ -155,9 +157,8 @@ def update_dataset(
     ``mu`` (S, p) is ``B z_d`` per draw and ``tau2`` (S, p); column 0 is the intercept. With
     ``sigma2`` (S,) the dataset's noise is known per draw (a dataset seen in fitting).
     Otherwise ``σ`` is integrated over ``n_nodes`` quantiles of ``log σ ~ N(log_sigma_mu,
-    log_sigma_sd)`` weighted by the marginal likelihood of ``(X, y)`` (with a
-    :data:`NODE_STRIDE` above 1 and many draws, each draw over every stride-th of them, offset
-    by draw); ``sigma_floor2`` is added to each node's variance (the model's noise floor).
+    log_sigma_sd)`` weighted by the marginal likelihood of ``(X, y)``; ``sigma_floor2`` is
+    added to each node's variance (the model's noise floor).
     ``X``/``y`` may be empty (zero-shot: prior only).
 
     ``scales`` (H,) with prior ``scale_weights`` is the dataset's sensitivity ``λ``: its
@@ -166,90 +167,18 @@ def update_dataset(
     (σ, λ) pair, ``g · H + h``.
 
     Algebra (the module docstring's formulas, arranged so that one symmetric
-    eigendecomposition per draw and noise level serves every ``λ``): eliminating the intercept
+    eigendecomposition per draw serves every noise level and ``λ``): eliminating the intercept
     (Schur complement, ``a₀₀ = 1/τ₀² + S₀₀/σ²``) leaves the slopes with precision
-    ``T_r⁻¹/λ + M/σ²``, ``M = S_rr − S_r0 S_0r / (σ² a₀₀)``. With ``D = T_r^½`` and
-    ``D M D = U diag(Λ) Uᵀ``, their covariance is ``F diag(e) Fᵀ``, ``F = D U``,
-    ``e = λσ² / (σ² + λΛ)``; ``T`` is never inverted.
+    ``T_r⁻¹/λ + (S_rr − S_r0 S_0r / (σ² a₀₀))/σ²``. With ``D = T_r^½``, ``D S_rr D = V
+    diag(Λ) Vᵀ`` (per draw, not per node) and ``F = D V``, that precision is, in the
+    coordinates ``F``, ``diag(q) − ρ ŵŵᵀ`` with ``q = 1/λ + Λ/σ²``, ``ŵ = Fᵀ S_r0`` and ``ρ =
+    1/(σ⁴ a₀₀)``: a diagonal minus a rank-one term. By Sherman–Morrison the covariance is
+    ``F (diag(e) + κ (e∘ŵ)(e∘ŵ)ᵀ) Fᵀ`` with ``e = 1/q = λσ²/(σ² + λΛ)`` and ``κ = ρ/(1 −
+    ρ ŵᵀ diag(e) ŵ)``, and the matrix determinant lemma gives the log-determinant; each
+    (σ, λ) node costs O(r) once ``V`` is known, and ``T`` is never inverted. Before 0.6.2 the
+    rank-one term was folded into ``M`` and decomposed per draw *and* noise node (12 times as
+    many decompositions: 52 of the update's 84 ms after a NUTS fit; now 26 ms in all).
     """
-    kw: dict[str, Any] = {
-        "n_nodes": n_nodes,
-        "sigma_floor2": sigma_floor2,
-        "scales": scales,
-        "scale_weights": scale_weights,
-    }
-    S = mu.shape[0]
-    stride = NODE_STRIDE if S >= _STRIDE_MIN_DRAWS and n_nodes % NODE_STRIDE == 0 else 1
-    kw["node_stride"] = stride
-    offset = np.arange(S) % stride  # draw s takes the nodes s mod stride, + stride, …
-    if S <= _CHUNK_DRAWS or _THREADS == 1:
-        return _update_draws(mu, tau2, X, y, sigma2, log_sigma_mu, log_sigma_sd, offset, **kw)
-    # draws are independent: chunks of them on several threads (NumPy's batched eigh and
-    # elementwise kernels release the GIL), the same numbers as in one piece up to rounding
-
-    def chunk(ix: np.ndarray) -> CoefficientPosterior:
-        def pick(a: np.ndarray | None) -> np.ndarray | None:
-            return None if a is None else np.asarray(a)[ix]
-
-        q = _update_draws(
-            mu[ix],
-            tau2[ix],
-            X,
-            y,
-            pick(sigma2),
-            pick(log_sigma_mu),
-            pick(log_sigma_sd),
-            offset[ix],
-            **kw,
-        )
-        q.moments()  # every prediction needs them: computed here, on this thread
-        return q
-
-    with ThreadPoolExecutor(_THREADS) as pool:
-        parts = list(pool.map(chunk, np.array_split(np.arange(S), -(-S // _CHUNK_DRAWS))))
-    post = CoefficientPosterior(
-        mean=np.concatenate([q.mean for q in parts]),
-        factor=np.concatenate([q.factor for q in parts]),
-        eig=np.concatenate([q.eig for q in parts]),
-        sigma2=np.concatenate([q.sigma2 for q in parts]),
-        weight=np.concatenate([q.weight for q in parts]),
-        n_scales=parts[0].n_scales,
-        log_evidence=np.concatenate([q.log_evidence for q in parts]),
-    )
-    # the mixture's moments from the chunks' (draws are equally likely): the law of total
-    # covariance over chunks
-    share = np.array([q.n_draws for q in parts], dtype=float) / S
-    means = np.stack([q.moments()[0] for q in parts])
-    mbar = share @ means
-    second = sum(
-        f * (q.moments()[1] + np.outer(m, m)) for f, q, m in zip(share, parts, means, strict=True)
-    )
-    cov = second - np.outer(mbar, mbar)
-    post.__dict__["_moments"] = (  # the cached_property, filled
-        mbar,
-        0.5 * (cov + cov.T),
-        float(share @ [q.moments()[2] for q in parts]),
-    )
-    return post
-
-
-def _update_draws(
-    mu: np.ndarray,
-    tau2: np.ndarray,
-    X: np.ndarray | None,
-    y: np.ndarray | None,
-    sigma2: np.ndarray | None = None,
-    log_sigma_mu: np.ndarray | None = None,
-    log_sigma_sd: np.ndarray | None = None,
-    node_offset: np.ndarray | None = None,
-    n_nodes: int = 12,
-    sigma_floor2: float = 0.0,
-    scales: np.ndarray | None = None,
-    scale_weights: np.ndarray | None = None,
-    node_stride: int = 1,
-) -> CoefficientPosterior:
-    """:func:`update_dataset` on one set of draws; draw ``s`` integrates its noise level over
-    the quantile nodes ``node_offset[s] + node_stride·j`` of ``n_nodes``."""
     S, p = mu.shape
     if X is None or y is None or len(y) == 0:
         Ss, bs, cs, ns = np.zeros((p, p)), np.zeros(p), 0.0, 0
@@ -258,9 +187,7 @@ def _update_draws(
     if sigma2 is not None:
         sig2 = np.asarray(sigma2, dtype=float).reshape(S, 1)
     else:
-        off = np.zeros(S) if node_offset is None else np.asarray(node_offset, dtype=float)
-        j = node_stride * np.arange(n_nodes // node_stride)
-        q = ndtri((off[:, None] + j[None, :] + 0.5) / n_nodes)  # standard-normal quantiles
+        q = ndtri((np.arange(n_nodes) + 0.5) / n_nodes)  # standard-normal quantiles
         log_sig = np.asarray(log_sigma_mu)[:, None] + np.asarray(log_sigma_sd)[:, None] * q
         sig2 = np.exp(2.0 * log_sig) + sigma_floor2
     lam = np.ones(1) if scales is None else np.asarray(scales, dtype=float)
@@ -271,48 +198,68 @@ def _update_draws(
         raise ValueError("scales must be positive and finite")
     keep = lam_w > 0
     lam, log_prior = lam[keep], np.log(lam_w[keep] / lam_w[keep].sum())
-    H, G = len(lam), sig2.shape[1]
+    H, G, r = len(lam), sig2.shape[1], p - 1
     tau2 = np.maximum(np.asarray(tau2, dtype=float), 1e-300)
 
-    # eliminate the intercept: per draw s and noise node g
+    # one decomposition per draw: D S_rr D = V diag(Λ) Vᵀ, F = D V (S, r, r)
+    d = np.sqrt(tau2[:, 1:])  # (S, r)
+    if ns > 0:
+        Lam, V = np.linalg.eigh(d[:, :, None] * Ss[None, 1:, 1:] * d[:, None, :])
+        Lam = np.maximum(Lam, 0.0)
+        F = d[:, :, None] * V
+    else:  # no runs: S_rr = 0, the identity's decomposition (zero-shot)
+        Lam, F = np.zeros((S, r)), d[:, :, None] * np.eye(r)
+    # eliminating the intercept, per draw s and noise node g
     a00 = 1.0 / tau2[:, :1] + Ss[0, 0] / sig2  # (S, G)
     s_r0 = Ss[1:, 0]
-    M = Ss[None, None, 1:, 1:] - (s_r0[:, None] * s_r0[None, :]) / (sig2 * a00)[:, :, None, None]
-    d = np.sqrt(tau2[:, 1:])  # (S, r)
-    if 0 < ns < p - 1 and _FEW_RUNS:
-        Lam, U = _eigh_few_runs(np.asarray(X, dtype=float), d, 1.0 / (sig2 * a00))
-    elif ns > 0:
-        Lam, U = np.linalg.eigh(d[:, None, :, None] * M * d[:, None, None, :])
-        Lam = np.maximum(Lam, 0.0)  # (S, G, r)
-    else:  # no runs: M = 0, so every decomposition is the identity's (zero-shot)
-        Lam = np.zeros(M.shape[:-1])
-        U = np.broadcast_to(np.eye(p - 1), M.shape)
-    F = d[:, None, :, None] * U  # (S, G, r, r)
+    w_hat = s_r0 @ F  # Fᵀ s_r0, the downdate's vector in the eigenbasis (S, r)
+    rho = 1.0 / (sig2**2 * a00)  # (S, G)
     h = (bs[None, :] - mu @ Ss)[:, None, :] / sig2[:, :, None]  # Xᵀ(y − Xμ)/σ², (S, G, p)
     a = s_r0[None, None, :] / sig2[:, :, None]  # (S, G, r)
-    t = np.einsum("sgji,sgj->sgi", F, h[..., 1:] - a * (h[..., :1] / a00[:, :, None]))
+    t = (h[..., 1:] - a * (h[..., :1] / a00[:, :, None])) @ F  # Fᵀ(…) per node, (S, G, r)
     s2 = sig2[:, :, None, None]
     lam4 = lam[None, None, :, None]
-    e = lam4 * s2 / (s2 + lam4 * Lam[:, :, None, :])  # (S, G, H, r)
-    delta_r = np.einsum("sgij,sghj->sghi", F, e * t[:, :, None, :])
-    delta_0 = (h[..., :1] - np.einsum("sgi,sghi->sgh", a, delta_r)) / a00[:, :, None]
-    mean = mu[:, None, None, :] + np.concatenate([delta_0[..., None], delta_r], axis=-1)
-    # full factor: slopes' eigenvectors with the intercept's induced row, then the intercept
-    factor = np.zeros((S, G, p, p))
-    factor[:, :, 1:, : p - 1] = F
-    factor[:, :, 0, : p - 1] = -np.einsum("sgi,sgij->sgj", a, F) / a00[:, :, None]
-    factor[:, :, 0, p - 1] = 1.0
-    eig = np.concatenate([e, np.broadcast_to((1.0 / a00)[:, :, None, None], (S, G, H, 1))], axis=-1)
+    e = lam4 * s2 / (s2 + lam4 * Lam[:, None, None, :])  # diag(q)⁻¹, (S, G, H, r)
+    v = e * w_hat[:, None, None, :]  # diag(q)⁻¹ ŵ
+    den = 1.0 - rho[:, :, None] * np.einsum("sghr,sr->sgh", v, w_hat)  # > 0: P is positive
+    kappa = rho[:, :, None] / den  # (S, G, H)
+    vt = np.einsum("sghr,sgr->sgh", v, t)
+    coef = e * t[:, :, None, :] + (kappa * vt)[..., None] * v  # P⁻¹ t, (S, G, H, r)
+    # the arrays are filled in place: at 250 draws × 132 nodes this is memory-bound work
+    mean = np.empty((S, G, H, p))
+    delta_r = mean[..., 1:]
+    np.matmul(coef.reshape(S, G * H, r), F.transpose(0, 2, 1), out=delta_r.reshape(S, G * H, r))
+    mean[..., 0] = (h[..., :1] - np.einsum("sgi,sghi->sgh", a, delta_r)) / a00[:, :, None]
+    mean += mu[:, None, None, :]
+    # full factor: the slopes' F with the intercept's induced row, then the intercept
+    full = np.zeros((S, p, p))
+    full[:, 1:, :r] = F
+    factor = np.repeat(full[:, None], G, axis=1)
+    factor[:, :, 0, :r] = -(a @ F) / a00[:, :, None]
+    factor[:, :, 0, r] = 1.0
+    eig = np.empty((S, G, H, p))
+    eig[..., :r] = e
+    eig[..., r] = (1.0 / a00)[:, :, None]
+    lift = None
+    if ns > 0:  # (zero-shot ŵ = 0: no rank-one term)
+        lift = np.zeros((S, G, H, p))
+        np.multiply(np.sqrt(kappa)[..., None], v, out=lift[..., :r])
     evidence = np.zeros((S, G, H))
     if ns > 0:
         rr = cs - 2.0 * mu @ bs + np.einsum("si,si->s", mu, mu @ Ss)
-        evidence = -0.5 * (
-            (ns * np.log(2 * np.pi * sig2) + np.log(tau2[:, :1] * a00) + rr[:, None] / sig2)[
-                :, :, None
-            ]
-            + np.log1p(lam4 * Lam[:, :, None, :] / s2).sum(-1)
-            - (h[..., :1] ** 2 / a00[:, :, None])
-            - (e * t[:, :, None, :] ** 2).sum(-1)
+        evidence = (
+            -0.5
+            * (
+                (ns * np.log(2 * np.pi * sig2) + np.log(tau2[:, :1] * a00) + rr[:, None] / sig2)[
+                    :, :, None
+                ]
+                + r * np.log(lam)[None, None, :]  # Σ log(1 + λΛ/σ²) = Σ log(λ/e)
+                - np.log(e).sum(-1)
+                + np.log(den)
+                - (h[..., :1] ** 2 / a00[:, :, None])
+                - (e * t[:, :, None, :] ** 2).sum(-1)
+                - kappa * vt**2
+            )
         )
     logw = (evidence + log_prior[None, None, :]).reshape(S, G * H)
     w = np.exp(logw - logw.max(axis=1, keepdims=True))
@@ -325,33 +272,8 @@ def _update_draws(
         weight=w,
         n_scales=H,
         log_evidence=evidence.reshape(S, G * H),
+        lift=None if lift is None else lift.reshape(S, G * H, p),
     )
-
-
-def _eigh_few_runs(X: np.ndarray, d: np.ndarray, c: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """The eigendecompositions of ``D M D`` per draw ``s`` and noise node ``g`` (see
-    :func:`update_dataset`) when the dataset has fewer runs ``n`` than slopes ``r``.
-
-    ``M = X_rᵀ (I − c x₀x₀ᵀ) X_r``, so ``D M D = Bᵀ W B`` with ``B = X_r D`` (n × r). Per
-    draw, ``Bᵀ = Q R`` (complete QR): ``D M D = Q₁ (R₁ W R₁ᵀ) Q₁ᵀ``, whose eigenvectors are
-    ``Q₁`` times those of the n × n matrix ``R₁ W R₁ᵀ = R₁R₁ᵀ − c (R₁x₀)(R₁x₀)ᵀ`` and, with
-    eigenvalue 0, ``Q₂`` (the same for every node). 3,000 decompositions of 16 × 16 become 250
-    QRs and 3,000 of n × n. The same decomposition up to rounding and the choice of basis of
-    the zero eigenvalue's space, which the posterior does not depend on."""
-    n = X.shape[0]
-    Q, R = np.linalg.qr(d[:, :, None] * X[:, 1:].T[None, :, :], mode="complete")  # (S, r, ·)
-    R1 = R[:, :n, :]  # (S, n, n)
-    w = R1 @ X[:, 0]  # (S, n)
-    C = (R1 @ R1.transpose(0, 2, 1))[:, None] - c[:, :, None, None] * (
-        w[:, None, :, None] * w[:, None, None, :]
-    )
-    lam, V = np.linalg.eigh(C)  # (S, G, n), (S, G, n, n)
-    S, G, r = c.shape[0], c.shape[1], Q.shape[1]
-    U = np.empty((S, G, r, r))
-    U[..., : r - n] = Q[:, None, :, n:]
-    U[..., r - n :] = Q[:, None, :, :n] @ V
-    Lam = np.concatenate([np.zeros((S, G, r - n)), np.maximum(lam, 0.0)], axis=-1)
-    return Lam, U
 
 
 def tuned_prior(

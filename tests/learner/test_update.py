@@ -2,7 +2,6 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from scipy.special import ndtri
 from scipy.stats import multivariate_normal
 
 from metaopt_bayes.update import (
@@ -225,7 +224,7 @@ def test_samples_follow_the_mixture():
     # one β per posterior draw: with every draw repeated 20,000 times they follow the mixture
     many = CoefficientPosterior(
         **{f: np.repeat(getattr(post, f), 20000, axis=0) for f in ("mean", "factor", "eig",
-                                                                   "sigma2", "weight")},
+                                                                   "sigma2", "weight", "lift")},
         n_scales=post.n_scales,
     )  # fmt: skip
     draws = many.sample(np.random.default_rng(0))[0]
@@ -245,88 +244,38 @@ def test_bad_sensitivity_grids_are_refused():
         update_dataset(mu, tau2, None, None, sigma2=np.ones(1), scales=np.array([0.0, 1.0]))
 
 
-def test_many_draws_are_updated_in_chunks_on_threads_with_the_same_result(monkeypatch):
-    """After a NUTS fit the update runs over 250 draws × 12 noise nodes; it is split into
-    chunks of draws on several threads. Each draw's posterior is its own, so the result must
-    equal the one-piece computation field by field."""
-    import metaopt_bayes.update as upd
-
-    rng = np.random.default_rng(5)
-    S, p, n = 100, 6, 9
-    mu, tau2 = rng.standard_normal((S, p)), rng.uniform(0.1, 2.0, (S, p))
-    X = np.column_stack([np.ones(n), rng.uniform(-1, 1, (n, p - 1))])
-    y = X @ rng.standard_normal(p) + 0.1 * rng.standard_normal(n)
-    kw = {
-        "log_sigma_mu": rng.normal(-1.5, 0.3, S),
-        "log_sigma_sd": rng.uniform(0.2, 0.6, S),
-        "scales": np.array([0.25, 1.0, 4.0]),
-        "scale_weights": np.array([0.2, 0.5, 0.3]),
-    }
-    monkeypatch.setattr(upd, "_THREADS", 1)
-    whole = update_dataset(mu, tau2, X, y, **kw)
-    monkeypatch.setattr(upd, "_THREADS", 2)
-    monkeypatch.setattr(upd, "_CHUNK_DRAWS", 16)
-    chunked = update_dataset(mu, tau2, X, y, **kw)
-    for field in ("mean", "factor", "eig", "sigma2", "weight", "log_evidence"):
-        # (equal up to BLAS rounding, which may block differently per chunk)
-        np.testing.assert_allclose(getattr(chunked, field), getattr(whole, field), rtol=1e-11)
-    assert chunked.n_scales == whole.n_scales == 3
-    for a, b in zip(chunked.moments(), whole.moments(), strict=True):  # combined from chunks
-        np.testing.assert_allclose(a, b, rtol=1e-10, atol=1e-12)
-
-
-def test_with_many_draws_each_draw_can_take_every_strideth_noise_node(monkeypatch):
-    """With a NODE_STRIDE and ≥ 30 draws a draw integrates its noise level over every
-    NODE_STRIDE-th quantile node, offset by the draw's index: across draws every node of the
-    full rule is used equally often, so the zero-shot noise mixture is the full rule's; a known
-    noise level (a training dataset) and one draw (MAP) keep one node / every node."""
-    import metaopt_bayes.update as upd
-
-    S, p, n_nodes = 60, 3, 12
-    mu, tau2 = np.zeros((S, p)), np.ones((S, p))
-    kw = {"log_sigma_mu": np.full(S, -1.0), "log_sigma_sd": np.full(S, 0.5), "n_nodes": n_nodes}
-    monkeypatch.setattr(upd, "NODE_STRIDE", 3)  # (off by default: see its comment)
-    strided = update_dataset(mu, tau2, None, None, **kw)
-    assert strided.sigma2.shape == (S, n_nodes // upd.NODE_STRIDE)
-    full_rule = np.exp(2 * (-1.0 + 0.5 * ndtri((np.arange(n_nodes) + 0.5) / n_nodes)))
-    used = np.sort(np.unique(np.round(strided.sigma2, 12)))
-    np.testing.assert_allclose(used, np.sort(full_rule))
-    counts = np.unique(np.round(strided.sigma2, 12), return_counts=True)[1]
-    assert len(set(counts)) == 1  # each node equally often
-    one = {k: v[:1] if k != "n_nodes" else v for k, v in kw.items()}
-    assert update_dataset(mu[:1], tau2[:1], None, None, **one).sigma2.shape == (1, n_nodes)
-    known = update_dataset(mu, tau2, None, None, sigma2=np.full(S, 0.1))
-    assert known.sigma2.shape == (S, 1)
-    monkeypatch.setattr(upd, "NODE_STRIDE", 1)
-    full = update_dataset(mu, tau2, None, None, **kw)
-    assert full.sigma2.shape == (S, n_nodes)
-    np.testing.assert_allclose(strided.moments()[2], full.moments()[2])  # E[σ²] zero-shot
-
-
-def test_fewer_runs_than_slopes_decompose_through_the_runs(monkeypatch):
-    """With n runs < r slopes the update decomposes n × n matrices per draw and node (and one
-    QR per draw) instead of r × r ones: the posterior must be the full decomposition's up to
-    rounding — also with a repeated run (rank below n) and a single one."""
-    import metaopt_bayes.update as upd
-
+def test_few_repeated_and_intercept_like_runs_equal_the_dense_posterior():
+    """One decomposition per draw serves every noise node: the intercept's elimination is a
+    rank-one downdate, kept as the covariance's rank-one term. Checked against the dense
+    posterior where it is delicate — fewer runs than slopes, a repeated run, a single run,
+    and a slope column that is constant over the runs (the downdate then almost cancels that
+    direction's data term)."""
     rng = np.random.default_rng(8)
-    S, p = 40, 9
+    S, p, G = 5, 9, 3
     mu, tau2 = rng.standard_normal((S, p)), rng.uniform(0.05, 3.0, (S, p))
+    scales = np.array([0.25, 1.0, 64.0])
     kw = {
-        "log_sigma_mu": rng.normal(-1.0, 0.3, S),
+        "log_sigma_mu": rng.normal(-2.0, 0.3, S),
         "log_sigma_sd": rng.uniform(0.2, 0.6, S),
-        "scales": np.array([0.25, 1.0, 4.0]),
+        "n_nodes": G,
+        "scales": scales,
         "scale_weights": np.array([0.2, 0.5, 0.3]),
     }
-    X = np.column_stack([np.ones(6), rng.uniform(-1, 1, (6, p - 1))])
+    X = np.column_stack([np.ones(12), rng.uniform(-1, 1, (12, p - 1))])
     X[5] = X[2]  # a repeated config
-    y = X @ rng.standard_normal(p) + 0.1 * rng.standard_normal(6)
-    for n in (1, 4, 6):
-        monkeypatch.setattr(upd, "_FEW_RUNS", True)
-        few = update_dataset(mu, tau2, X[:n], y[:n], **kw)
-        monkeypatch.setattr(upd, "_FEW_RUNS", False)
-        full = update_dataset(mu, tau2, X[:n], y[:n], **kw)
-        for field in ("mean", "weight", "log_evidence", "cov"):
-            np.testing.assert_allclose(getattr(few, field), getattr(full, field), atol=1e-8)
-        for a, b in zip(few.moments(), full.moments(), strict=True):
-            np.testing.assert_allclose(a, b, rtol=1e-9, atol=1e-10)
+    X[:, 3] = 0.7  # a parameter no run varied
+    y = X @ rng.standard_normal(p) + 0.1 * rng.standard_normal(12)
+    for n in (1, 4, 6, 12):
+        post = update_dataset(mu, tau2, X[:n], y[:n], **kw)
+        for s in range(S):
+            for node in range(G * len(scales)):
+                T = tau2[s] * np.r_[1.0, np.full(p - 1, scales[node % len(scales)])]
+                s2 = post.sigma2[s, node]
+                cov = np.linalg.inv(np.diag(1 / T) + X[:n].T @ X[:n] / s2)
+                mean = cov @ (mu[s] / T + X[:n].T @ y[:n] / s2)
+                evid = multivariate_normal.logpdf(
+                    y[:n], X[:n] @ mu[s], s2 * np.eye(n) + X[:n] @ np.diag(T) @ X[:n].T
+                )
+                np.testing.assert_allclose(post.mean[s, node], mean, rtol=1e-7, atol=1e-9)
+                np.testing.assert_allclose(post.cov[s, node], cov, rtol=1e-7, atol=1e-10)
+                np.testing.assert_allclose(post.log_evidence[s, node], evid, rtol=1e-9)
