@@ -221,7 +221,8 @@ def update_dataset(
     lam4 = lam[None, None, :, None]
     e = lam4 * s2 / (s2 + lam4 * Lam[:, None, None, :])  # diag(q)⁻¹, (S, G, H, r)
     v = e * w_hat[:, None, None, :]  # diag(q)⁻¹ ŵ
-    den = 1.0 - rho[:, :, None] * np.einsum("sghr,sr->sgh", v, w_hat)  # > 0: P is positive
+    vw = np.einsum("sghr,sr->sgh", v, w_hat)
+    den = 1.0 - rho[:, :, None] * vw  # > 0: P is positive definite
     kappa = rho[:, :, None] / den  # (S, G, H)
     vt = np.einsum("sghr,sgr->sgh", v, t)
     coef = e * t[:, :, None, :] + (kappa * vt)[..., None] * v  # P⁻¹ t, (S, G, H, r)
@@ -264,7 +265,7 @@ def update_dataset(
     logw = (evidence + log_prior[None, None, :]).reshape(S, G * H)
     w = np.exp(logw - logw.max(axis=1, keepdims=True))
     w /= w.sum(axis=1, keepdims=True)
-    return CoefficientPosterior(
+    post = CoefficientPosterior(
         mean=mean.reshape(S, G * H, p),
         factor=factor,
         eig=eig.reshape(S, G * H, p),
@@ -274,6 +275,59 @@ def update_dataset(
         log_evidence=evidence.reshape(S, G * H),
         lift=None if lift is None else lift.reshape(S, G * H, p),
     )
+    # the mixture's moments from the factors' structure (filling the cached property)
+    W = w.reshape(S, G, H) / S
+    post.__dict__["_moments"] = _structured_moments(
+        W, mean, F, e, 1.0 / a00, v, kappa, vw, 1.0 / (sig2 * a00), float(np.sum(W * s2[..., 0]))
+    )
+    return post
+
+
+def _structured_moments(
+    W: np.ndarray,
+    mean: np.ndarray,
+    F: np.ndarray,
+    e: np.ndarray,
+    e0: np.ndarray,
+    v: np.ndarray,
+    kappa: np.ndarray,
+    vw: np.ndarray,
+    c: np.ndarray,
+    noise: float,
+) -> tuple[np.ndarray, np.ndarray, float]:
+    """:meth:`CoefficientPosterior.moments` of :func:`update_dataset`'s posterior, using how
+    its factors are built: ``Φ_sg = B_s + e₀ k_sgᵀ``, where ``B_s`` holds the draw's ``F``
+    (every noise node shares it) and the intercept's own column, and ``k_sg = −c_g (ŵ_s, 0)``
+    is the intercept's induced row (``c = 1/(σ² a₀₀)``). With ``C`` a component's covariance
+    in the factor's coordinates (``diag(e, 1/a₀₀) + κ (v, 0)(v, 0)ᵀ``, ``v = e∘ŵ``, ``vw =
+    vᵀŵ``), ``Σ_gh W Φ C Φᵀ = B M̄ Bᵀ + B q e₀ᵀ + e₀ qᵀ Bᵀ + γ e₀e₀ᵀ`` per draw, with
+    ``M̄ = Σ W C``, ``q = Σ W C k = −Σ c W (1 + κ vw) (v, 0)`` and ``γ = Σ W kᵀCk = Σ c² W vw
+    (1 + κ vw)``: O(S·G·H·p) work and one p × p product per draw, instead of one per
+    component. ``W`` (S, G, H) are the components' weights over all draws (summing to 1)."""
+    S, G, H, p = mean.shape
+    r = p - 1
+    mbar = np.einsum("sgh,sghi->i", W, mean)
+    Wm = (np.sqrt(W)[..., None] * mean).reshape(-1, p)
+    second = Wm.T @ Wm
+    # M̄ per draw (S, p, p): the diagonal, then the rank-one terms over the slopes
+    Mbar = np.zeros((S, p, p))
+    idx = np.arange(r)
+    Mbar[:, idx, idx] = np.einsum("sgh,sghr->sr", W, e)
+    Mbar[:, r, r] = np.einsum("sgh,sg->s", W, e0)
+    Lw = (v * np.sqrt(W * kappa)[..., None]).reshape(S, G * H, r)
+    Mbar[:, :r, :r] += Lw.transpose(0, 2, 1) @ Lw
+    # B_s: row 0 the intercept (its own column r), rows 1.. the slopes' F
+    B = np.zeros((S, p, p))
+    B[:, 0, r] = 1.0
+    B[:, 1:, :r] = F
+    cov = (B @ Mbar @ B.transpose(0, 2, 1)).sum(0)  # Σ_s B M̄ Bᵀ
+    q = -np.einsum("sg,sgh,sghr->sr", c, W * (1.0 + kappa * vw), v)  # (S, r): slopes' part
+    Bq = np.einsum("sir,sr->i", B[:, :, :r], q)
+    cov[:, 0] += Bq
+    cov[0, :] += Bq
+    cov[0, 0] += float(np.einsum("sg,sgh->", c**2, W * vw * (1.0 + kappa * vw)))
+    cov += second - np.outer(mbar, mbar)
+    return mbar, 0.5 * (cov + cov.T), noise
 
 
 def tuned_prior(

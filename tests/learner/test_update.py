@@ -279,3 +279,23 @@ def test_few_repeated_and_intercept_like_runs_equal_the_dense_posterior():
                 np.testing.assert_allclose(post.mean[s, node], mean, rtol=1e-7, atol=1e-9)
                 np.testing.assert_allclose(post.cov[s, node], cov, rtol=1e-7, atol=1e-10)
                 np.testing.assert_allclose(post.log_evidence[s, node], evid, rtol=1e-9)
+
+
+def test_update_moments_from_the_factors_structure_equal_the_generic_ones():
+    """:func:`update_dataset` computes its mixture's moments from how its factors are built;
+    the generic computation over every component's factor must agree, zero-shot and with
+    runs, with a known and an integrated noise level."""
+    rng = np.random.default_rng(13)
+    S, p = 7, 6
+    mu, tau2 = rng.standard_normal((S, p)), rng.uniform(0.1, 2.0, (S, p))
+    X = np.column_stack([np.ones(9), rng.uniform(-1, 1, (9, p - 1))])
+    y = X @ rng.standard_normal(p) + 0.1 * rng.standard_normal(9)
+    grid = {"scales": np.array([0.25, 1.0, 4.0]), "scale_weights": np.array([0.2, 0.5, 0.3])}
+    noise = {"log_sigma_mu": rng.normal(-1.5, 0.3, S), "log_sigma_sd": np.full(S, 0.5)}
+    for runs in ((None, None), (X, y)):
+        for kw in (noise, {"sigma2": rng.uniform(0.01, 0.1, S)}):
+            post = update_dataset(mu, tau2, *runs, n_nodes=5, **grid, **kw)
+            fields = ("mean", "factor", "eig", "sigma2", "weight", "n_scales", "lift")
+            generic = CoefficientPosterior(**{f: getattr(post, f) for f in fields})
+            for a, b in zip(post.moments(), generic.moments(), strict=True):
+                np.testing.assert_allclose(a, b, rtol=1e-10, atol=1e-12)
