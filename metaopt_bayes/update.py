@@ -26,6 +26,13 @@ The dataset's sensitivity ``λ`` (how far its slopes stray from the population, 
 except for the intercept) is integrated the same way over a grid (:func:`update_dataset`).
 The population fit itself has ``λ = 1``; the grid's weights are a second, empirical-Bayes
 stage (``MetaLearner._sensitivity_prior``), like the model discrepancy's.
+
+An observation may carry a variance of its own, ``v_i ≥ 0`` on top of the dataset's noise (a
+pruned trial's final value is a prediction, not a measurement): its noise is then
+``σ² + v_i``. Scaling row ``i`` of ``X`` and ``y`` by ``√(σ²/(σ²+v_i))`` turns it back into an
+observation with noise ``σ²``, so the formulas above hold with the sufficient statistics of the
+scaled rows — per noise node, since the factor depends on ``σ²`` — and ``n log σ²`` replaced by
+``Σ log(σ² + v_i)`` (the scaling's Jacobian).
 """
 
 from __future__ import annotations
@@ -151,6 +158,7 @@ def update_dataset(
     sigma_floor2: float = 0.0,
     scales: np.ndarray | None = None,
     scale_weights: np.ndarray | None = None,
+    obs_var: np.ndarray | None = None,
 ) -> CoefficientPosterior:
     """Few-shot posterior of a dataset's coefficients for every population draw.
 
@@ -166,6 +174,10 @@ def update_dataset(
     integrated the same way over the given values (default ``λ = 1`` only). Nodes are every
     (σ, λ) pair, ``g · H + h``.
 
+    ``obs_var`` (n,): each observation's own variance on top of the noise (module docstring;
+    None or all zero: every observation has the dataset's noise, the same numbers as
+    without it).
+
     Algebra (the module docstring's formulas, arranged so that one symmetric
     eigendecomposition per draw serves every noise level and ``λ``): eliminating the intercept
     (Schur complement, ``a₀₀ = 1/τ₀² + S₀₀/σ²``) leaves the slopes with precision
@@ -177,7 +189,8 @@ def update_dataset(
     ρ ŵᵀ diag(e) ŵ)``, and the matrix determinant lemma gives the log-determinant; each
     (σ, λ) node costs O(r) once ``V`` is known, and ``T`` is never inverted. Before 0.6.2 the
     rank-one term was folded into ``M`` and decomposed per draw *and* noise node (12 times as
-    many decompositions: 52 of the update's 84 ms after a NUTS fit; now 26 ms in all).
+    many decompositions: 52 of the update's 84 ms after a NUTS fit; now 26 ms in all). With
+    observation variances the statistics, and so the decomposition, are per draw and node.
     """
     S, p = mu.shape
     if X is None or y is None or len(y) == 0:
@@ -200,43 +213,56 @@ def update_dataset(
     lam, log_prior = lam[keep], np.log(lam_w[keep] / lam_w[keep].sum())
     H, G, r = len(lam), sig2.shape[1], p - 1
     tau2 = np.maximum(np.asarray(tau2, dtype=float), 1e-300)
-
-    # one decomposition per draw: D S_rr D = V diag(Λ) Vᵀ, F = D V (S, r, r)
+    if obs_var is not None:
+        obs_var = np.asarray(obs_var, dtype=float).reshape(-1)
+        if len(obs_var) != ns or not np.all(np.isfinite(obs_var) & (obs_var >= 0)):
+            raise ValueError("obs_var must hold one finite variance ≥ 0 per observation")
+    if ns > 0 and obs_var is not None and np.any(obs_var > 0):
+        # statistics per draw and node (S, G, …); the sums of the scaled rows
+        Ss, bs, cs, noise_logdet = _scaled_stats(np.asarray(X), np.asarray(y), obs_var, sig2)
+        mu_S = np.einsum("si,sgij->sgj", mu, Ss)
+        rr = cs - 2.0 * np.einsum("si,sgi->sg", mu, bs) + np.einsum("sgj,sj->sg", mu_S, mu)
+    else:
+        noise_logdet = ns * np.log(2 * np.pi * sig2)
+        mu_S = (mu @ Ss)[:, None, :]
+        rr = (cs - 2.0 * mu @ bs + np.einsum("si,si->s", mu, mu_S[:, 0]))[:, None]
+        Ss, bs = Ss[None, None], bs[None, None]  # one node axis of length 1: shared
+    # the decomposition D S_rr D = V diag(Λ) Vᵀ, F = D V: per draw (node axis 1) or per node
     d = np.sqrt(tau2[:, 1:])  # (S, r)
     if ns > 0:
-        Lam, V = np.linalg.eigh(d[:, :, None] * Ss[None, 1:, 1:] * d[:, None, :])
+        Lam, V = np.linalg.eigh(d[:, None, :, None] * Ss[..., 1:, 1:] * d[:, None, None, :])
         Lam = np.maximum(Lam, 0.0)
-        F = d[:, :, None] * V
+        F = d[:, None, :, None] * V
     else:  # no runs: S_rr = 0, the identity's decomposition (zero-shot)
-        Lam, F = np.zeros((S, r)), d[:, :, None] * np.eye(r)
+        Lam, F = np.zeros((S, 1, r)), (d[:, :, None] * np.eye(r))[:, None]
+    Gf = F.shape[1]
     # eliminating the intercept, per draw s and noise node g
-    a00 = 1.0 / tau2[:, :1] + Ss[0, 0] / sig2  # (S, G)
-    s_r0 = Ss[1:, 0]
-    w_hat = s_r0 @ F  # Fᵀ s_r0, the downdate's vector in the eigenbasis (S, r)
+    a00 = 1.0 / tau2[:, :1] + Ss[..., 0, 0] / sig2  # (S, G)
+    s_r0 = np.broadcast_to(Ss[..., 1:, 0], (S, Gf, r))
+    w_hat = np.einsum("sgj,sgji->sgi", s_r0, F)  # Fᵀ S_r0 (S, Gf, r)
     rho = 1.0 / (sig2**2 * a00)  # (S, G)
-    h = (bs[None, :] - mu @ Ss)[:, None, :] / sig2[:, :, None]  # Xᵀ(y − Xμ)/σ², (S, G, p)
-    a = s_r0[None, None, :] / sig2[:, :, None]  # (S, G, r)
-    t = (h[..., 1:] - a * (h[..., :1] / a00[:, :, None])) @ F  # Fᵀ(…) per node, (S, G, r)
+    h = (bs - mu_S) / sig2[:, :, None]  # Xᵀ(y − Xμ)/σ², (S, G, p)
+    a = s_r0 / sig2[:, :, None]  # (S, G, r)
+    t = _times(h[..., None, 1:] - a[:, :, None] * (h[..., None, :1] / a00[:, :, None, None]), F)
+    t = t[:, :, 0]  # Fᵀ(…) per node, (S, G, r)
     s2 = sig2[:, :, None, None]
     lam4 = lam[None, None, :, None]
-    e = lam4 * s2 / (s2 + lam4 * Lam[:, None, None, :])  # diag(q)⁻¹, (S, G, H, r)
-    v = e * w_hat[:, None, None, :]  # diag(q)⁻¹ ŵ
-    vw = np.einsum("sghr,sr->sgh", v, w_hat)
+    e = lam4 * s2 / (s2 + lam4 * Lam[:, :, None, :])  # diag(q)⁻¹, (S, G, H, r)
+    v = e * w_hat[:, :, None, :]  # diag(q)⁻¹ ŵ
+    vw = (v * w_hat[:, :, None, :]).sum(-1)  # (S, G, H)
     den = 1.0 - rho[:, :, None] * vw  # > 0: P is positive definite
     kappa = rho[:, :, None] / den  # (S, G, H)
     vt = np.einsum("sghr,sgr->sgh", v, t)
     coef = e * t[:, :, None, :] + (kappa * vt)[..., None] * v  # P⁻¹ t, (S, G, H, r)
     # the arrays are filled in place: at 250 draws × 132 nodes this is memory-bound work
     mean = np.empty((S, G, H, p))
-    delta_r = mean[..., 1:]
-    np.matmul(coef.reshape(S, G * H, r), F.transpose(0, 2, 1), out=delta_r.reshape(S, G * H, r))
-    mean[..., 0] = (h[..., :1] - np.einsum("sgi,sghi->sgh", a, delta_r)) / a00[:, :, None]
+    mean[..., 1:] = _times(coef, F.transpose(0, 1, 3, 2))
+    mean[..., 0] = (h[..., :1] - np.einsum("sgi,sghi->sgh", a, mean[..., 1:])) / a00[:, :, None]
     mean += mu[:, None, None, :]
     # full factor: the slopes' F with the intercept's induced row, then the intercept
-    full = np.zeros((S, p, p))
-    full[:, 1:, :r] = F
-    factor = np.repeat(full[:, None], G, axis=1)
-    factor[:, :, 0, :r] = -(a @ F) / a00[:, :, None]
+    factor = np.zeros((S, G, p, p))
+    factor[:, :, 1:, :r] = F
+    factor[:, :, 0, :r] = -_times(a[:, :, None], F)[:, :, 0] / a00[:, :, None]
     factor[:, :, 0, r] = 1.0
     eig = np.empty((S, G, H, p))
     eig[..., :r] = e
@@ -247,13 +273,10 @@ def update_dataset(
         np.multiply(np.sqrt(kappa)[..., None], v, out=lift[..., :r])
     evidence = np.zeros((S, G, H))
     if ns > 0:
-        rr = cs - 2.0 * mu @ bs + np.einsum("si,si->s", mu, mu @ Ss)
         evidence = (
             -0.5
             * (
-                (ns * np.log(2 * np.pi * sig2) + np.log(tau2[:, :1] * a00) + rr[:, None] / sig2)[
-                    :, :, None
-                ]
+                (noise_logdet + np.log(tau2[:, :1] * a00) + rr / sig2)[:, :, None]
                 + r * np.log(lam)[None, None, :]  # Σ log(1 + λΛ/σ²) = Σ log(λ/e)
                 - np.log(e).sum(-1)
                 + np.log(den)
@@ -283,6 +306,30 @@ def update_dataset(
     return post
 
 
+def _times(x: np.ndarray, M: np.ndarray) -> np.ndarray:
+    """``x @ M`` per draw and node: ``x`` (S, G, K, r), ``M`` (S, Gf, r, r) with ``Gf`` 1 (one
+    matrix per draw, shared by its nodes: one product per draw) or ``G``."""
+    S, G, K, r = x.shape
+    if M.shape[1] == 1:
+        return (x.reshape(S, G * K, r) @ M[:, 0]).reshape(S, G, K, M.shape[-1])
+    return x @ M
+
+
+def _scaled_stats(
+    X: np.ndarray, y: np.ndarray, obs_var: np.ndarray, sig2: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """The sufficient statistics of observations with variances ``σ²_g + v_i`` per draw ``s``
+    and noise node ``g`` (``sig2`` (S, G)): those of the rows scaled by ``√(σ²_g/(σ²_g+v_i))``
+    — ``XᵀWX`` (S, G, p, p), ``XᵀWy`` (S, G, p), ``yᵀWy`` (S, G) — and ``Σ log 2π(σ²_g+v_i)``
+    (S, G), the noise's log-determinant in the evidence (module docstring)."""
+    X = np.asarray(X, dtype=float)
+    y = np.asarray(y, dtype=float)
+    total = sig2[:, :, None] + obs_var  # (S, G, n)
+    w = sig2[:, :, None] / total
+    XwT = np.swapaxes(X * w[..., None], -1, -2)  # (S, G, p, n)
+    return XwT @ X, XwT @ y, np.einsum("sgn,n->sg", w, y * y), np.log(2 * np.pi * total).sum(-1)
+
+
 def _structured_moments(
     W: np.ndarray,
     mean: np.ndarray,
@@ -297,32 +344,38 @@ def _structured_moments(
 ) -> tuple[np.ndarray, np.ndarray, float]:
     """:meth:`CoefficientPosterior.moments` of :func:`update_dataset`'s posterior, using how
     its factors are built: ``Φ_sg = B_s + e₀ k_sgᵀ``, where ``B_s`` holds the draw's ``F``
-    (every noise node shares it) and the intercept's own column, and ``k_sg = −c_g (ŵ_s, 0)``
-    is the intercept's induced row (``c = 1/(σ² a₀₀)``). With ``C`` a component's covariance
-    in the factor's coordinates (``diag(e, 1/a₀₀) + κ (v, 0)(v, 0)ᵀ``, ``v = e∘ŵ``, ``vw =
-    vᵀŵ``), ``Σ_gh W Φ C Φᵀ = B M̄ Bᵀ + B q e₀ᵀ + e₀ qᵀ Bᵀ + γ e₀e₀ᵀ`` per draw, with
-    ``M̄ = Σ W C``, ``q = Σ W C k = −Σ c W (1 + κ vw) (v, 0)`` and ``γ = Σ W kᵀCk = Σ c² W vw
-    (1 + κ vw)``: O(S·G·H·p) work and one p × p product per draw, instead of one per
-    component. ``W`` (S, G, H) are the components' weights over all draws (summing to 1)."""
-    S, G, H, p = mean.shape
-    r = p - 1
+    (every noise node shares it; ``F`` (S, Gf, r, r) may also be one per node) and the
+    intercept's own column, and ``k_sg = −c_g (ŵ_s, 0)`` is the intercept's induced row (``c =
+    1/(σ² a₀₀)``). With ``C`` a component's covariance in the factor's coordinates (``diag(e,
+    1/a₀₀) + κ (v, 0)(v, 0)ᵀ``, ``v = e∘ŵ``, ``vw = vᵀŵ``), ``Σ_gh W Φ C Φᵀ = B M̄ Bᵀ + B q
+    e₀ᵀ + e₀ qᵀ Bᵀ + γ e₀e₀ᵀ`` per draw, with ``M̄ = Σ W C``, ``q = Σ W C k = −Σ c W (1 + κ
+    vw) (v, 0)`` and ``γ = Σ W kᵀCk = Σ c² W vw (1 + κ vw)``: O(S·G·H·p) work and one p × p
+    product per factor, instead of one per component. ``W`` (S, G, H) are the components'
+    weights over all draws (summing to 1)."""
+    S, p = mean.shape[0], mean.shape[-1]
+    Gf, r = F.shape[1], p - 1
     mbar = np.einsum("sgh,sghi->i", W, mean)
     Wm = (np.sqrt(W)[..., None] * mean).reshape(-1, p)
     second = Wm.T @ Wm
-    # M̄ per draw (S, p, p): the diagonal, then the rank-one terms over the slopes
-    Mbar = np.zeros((S, p, p))
+
+    def per_factor(x: np.ndarray) -> np.ndarray:  # (S, G, …) summed onto the factors' nodes
+        return x.sum(1, keepdims=True) if Gf == 1 else x
+
+    # M̄ per factor (S, Gf, p, p): the diagonal, then the rank-one terms over the slopes
+    Mbar = np.zeros((S, Gf, p, p))
     idx = np.arange(r)
-    Mbar[:, idx, idx] = np.einsum("sgh,sghr->sr", W, e)
-    Mbar[:, r, r] = np.einsum("sgh,sg->s", W, e0)
-    Lw = (v * np.sqrt(W * kappa)[..., None]).reshape(S, G * H, r)
-    Mbar[:, :r, :r] += Lw.transpose(0, 2, 1) @ Lw
-    # B_s: row 0 the intercept (its own column r), rows 1.. the slopes' F
-    B = np.zeros((S, p, p))
-    B[:, 0, r] = 1.0
-    B[:, 1:, :r] = F
-    cov = (B @ Mbar @ B.transpose(0, 2, 1)).sum(0)  # Σ_s B M̄ Bᵀ
-    q = -np.einsum("sg,sgh,sghr->sr", c, W * (1.0 + kappa * vw), v)  # (S, r): slopes' part
-    Bq = np.einsum("sir,sr->i", B[:, :, :r], q)
+    Mbar[:, :, idx, idx] = per_factor(np.einsum("sgh,sghr->sgr", W, e))
+    Mbar[:, :, r, r] = per_factor(np.einsum("sgh,sg->sg", W, e0))
+    Lw = v * np.sqrt(W * kappa)[..., None]  # (S, G, H, r)
+    Lw = Lw.reshape(S, Gf, -1, r)
+    Mbar[:, :, :r, :r] += Lw.transpose(0, 1, 3, 2) @ Lw
+    # B: row 0 the intercept (its own column r), rows 1.. the slopes' F
+    B = np.zeros((S, Gf, p, p))
+    B[:, :, 0, r] = 1.0
+    B[:, :, 1:, :r] = F
+    cov = (B @ Mbar @ B.transpose(0, 1, 3, 2)).sum((0, 1))  # Σ B M̄ Bᵀ
+    q = -per_factor(np.einsum("sg,sgh,sghr->sgr", c, W * (1.0 + kappa * vw), v))  # slopes' part
+    Bq = np.einsum("sgir,sgr->i", B[..., :r], q)
     cov[:, 0] += Bq
     cov[0, :] += Bq
     cov[0, 0] += float(np.einsum("sg,sgh->", c**2, W * vw * (1.0 + kappa * vw)))

@@ -284,7 +284,8 @@ def test_few_repeated_and_intercept_like_runs_equal_the_dense_posterior():
 def test_update_moments_from_the_factors_structure_equal_the_generic_ones():
     """:func:`update_dataset` computes its mixture's moments from how its factors are built;
     the generic computation over every component's factor must agree, zero-shot and with
-    runs, with a known and an integrated noise level."""
+    runs (some with variances of their own: a factor per node), with a known and an
+    integrated noise level."""
     rng = np.random.default_rng(13)
     S, p = 7, 6
     mu, tau2 = rng.standard_normal((S, p)), rng.uniform(0.1, 2.0, (S, p))
@@ -292,10 +293,78 @@ def test_update_moments_from_the_factors_structure_equal_the_generic_ones():
     y = X @ rng.standard_normal(p) + 0.1 * rng.standard_normal(9)
     grid = {"scales": np.array([0.25, 1.0, 4.0]), "scale_weights": np.array([0.2, 0.5, 0.3])}
     noise = {"log_sigma_mu": rng.normal(-1.5, 0.3, S), "log_sigma_sd": np.full(S, 0.5)}
-    for runs in ((None, None), (X, y)):
+    v = np.r_[np.zeros(6), 0.05, 0.5, 3.0]  # three runs with variances of their own
+    for runs, extra in (((None, None), {}), ((X, y), {}), ((X, y), {"obs_var": v})):
         for kw in (noise, {"sigma2": rng.uniform(0.01, 0.1, S)}):
-            post = update_dataset(mu, tau2, *runs, n_nodes=5, **grid, **kw)
+            post = update_dataset(mu, tau2, *runs, n_nodes=5, **grid, **kw, **extra)
             fields = ("mean", "factor", "eig", "sigma2", "weight", "n_scales", "lift")
             generic = CoefficientPosterior(**{f: getattr(post, f) for f in fields})
             for a, b in zip(post.moments(), generic.moments(), strict=True):
                 np.testing.assert_allclose(a, b, rtol=1e-10, atol=1e-12)
+
+
+def _dense_heteroscedastic(mu, tau2, X, y, v, post, scales):
+    """Each component's posterior mean, covariance and log evidence from the dense
+    n-dimensional Gaussian with noise ``σ²_g + v_i`` (no sufficient statistics)."""
+    S, p = mu.shape
+    H = len(scales)
+    G = post.weight.shape[1]
+    means, covs, evid = (np.empty((S, G, *shape)) for shape in ((p,), (p, p), ()))
+    for s in range(S):
+        for node in range(post.weight.shape[1]):
+            s2, lam = post.sigma2[s, node], scales[node % H]
+            T = tau2[s] * np.r_[1.0, np.full(p - 1, lam)]
+            D = s2 + v
+            cov = np.linalg.inv(np.diag(1 / T) + X.T @ (X / D[:, None]))
+            covs[s, node] = cov
+            means[s, node] = cov @ (mu[s] / T + X.T @ (y / D))
+            evid[s, node] = multivariate_normal.logpdf(
+                y, X @ mu[s], np.diag(D) + X @ np.diag(T) @ X.T
+            )
+    return means, covs, evid
+
+
+@pytest.mark.parametrize("n", [7, 2])  # more runs than slopes, and fewer
+def test_observation_variances_match_the_dense_gaussian(n):
+    """A pruned trial's predicted final carries its own variance ``v_i``: the update must be
+    the dense Gaussian's with noise ``σ² + v_i`` per draw and node — posterior mean,
+    covariance and log evidence — for a known noise level and for integrated nodes."""
+    rng = np.random.default_rng(21)
+    S, p = 3, 5
+    mu, tau2 = rng.normal(size=(S, p)), rng.uniform(0.2, 2, (S, p))
+    X = np.column_stack([np.ones(n), rng.uniform(-1, 1, (n, p - 1))])
+    y = rng.normal(size=n)
+    v = np.r_[0.0, rng.uniform(0.05, 3.0, n - 1)]
+    scales = np.array([0.5, 2.0])
+    for kw in (
+        {"sigma2": rng.uniform(0.1, 1, S)},
+        {"log_sigma_mu": rng.normal(-1, 0.3, S), "log_sigma_sd": np.full(S, 0.6), "n_nodes": 4},
+    ):
+        post = update_dataset(mu, tau2, X, y, scales=scales, obs_var=v, **kw)
+        means, covs, evid = _dense_heteroscedastic(mu, tau2, X, y, v, post, scales)
+        np.testing.assert_allclose(post.mean, means, rtol=1e-8, atol=1e-10)
+        np.testing.assert_allclose(post.cov, covs, rtol=1e-8, atol=1e-10)
+        np.testing.assert_allclose(post.log_evidence, evid, rtol=1e-9)
+        want = np.exp(evid - evid.max(1, keepdims=True))  # equal scale weights
+        np.testing.assert_allclose(post.weight, want / want.sum(1, keepdims=True), rtol=1e-8)
+
+
+def test_zero_observation_variances_change_nothing_and_huge_ones_drop_the_run():
+    rng = np.random.default_rng(22)
+    S, p, n = 4, 4, 8
+    mu, tau2 = rng.normal(size=(S, p)), rng.uniform(0.2, 2, (S, p))
+    X = np.column_stack([np.ones(n), rng.uniform(-1, 1, (n, p - 1))])
+    y = rng.normal(size=n)
+    kw = {"log_sigma_mu": rng.normal(-1, 0.3, S), "log_sigma_sd": np.full(S, 0.5), "n_nodes": 5}
+    plain = update_dataset(mu, tau2, X, y, **kw)
+    zero = update_dataset(mu, tau2, X, y, obs_var=np.zeros(n), **kw)
+    for field in ("mean", "factor", "eig", "sigma2", "weight", "log_evidence"):
+        np.testing.assert_array_equal(getattr(zero, field), getattr(plain, field))
+    # one more run with a variance far beyond the noise: as if it had not been observed
+    Xb, yb = np.vstack([X, X[:1] + 0.3]), np.r_[y, 5.0]
+    far = update_dataset(mu, tau2, Xb, yb, obs_var=np.r_[np.zeros(n), 1e12], **kw)
+    np.testing.assert_allclose(far.mean, plain.mean, rtol=1e-8, atol=1e-9)
+    np.testing.assert_allclose(far.cov, plain.cov, rtol=1e-8, atol=1e-12)
+    np.testing.assert_allclose(far.weight, plain.weight, rtol=1e-8, atol=1e-12)
+    with pytest.raises(ValueError, match="obs_var"):
+        update_dataset(mu, tau2, X, y, obs_var=np.r_[np.zeros(n - 1), -1.0], **kw)
