@@ -249,19 +249,24 @@ def update_dataset(
     lam4 = lam[None, None, :, None]
     e = lam4 * s2 / (s2 + lam4 * Lam[:, :, None, :])  # diag(q)⁻¹, (S, G, H, r)
     v = e * w_hat[:, :, None, :]  # diag(q)⁻¹ ŵ
-    vw = (v * w_hat[:, :, None, :]).sum(-1)  # (S, G, H)
+    vw = np.einsum("sghr,sgr->sgh", v, np.broadcast_to(w_hat, (S, G, r)))
     den = 1.0 - rho[:, :, None] * vw  # > 0: P is positive definite
     kappa = rho[:, :, None] / den  # (S, G, H)
     vt = np.einsum("sghr,sgr->sgh", v, t)
     coef = e * t[:, :, None, :] + (kappa * vt)[..., None] * v  # P⁻¹ t, (S, G, H, r)
     # the arrays are filled in place: at 250 draws × 132 nodes this is memory-bound work
-    mean = np.empty((S, G, H, p))
-    mean[..., 1:] = _times(coef, F.transpose(0, 1, 3, 2))
+    flat = np.empty((S, G * H, p))
+    mean = flat.reshape(S, G, H, p)  # (a view)
+    if Gf == 1:  # straight into place
+        np.matmul(coef.reshape(S, G * H, r), F[:, 0].transpose(0, 2, 1), out=flat[..., 1:])
+    else:
+        mean[..., 1:] = _times(coef, F.transpose(0, 1, 3, 2))
     mean[..., 0] = (h[..., :1] - np.einsum("sgi,sghi->sgh", a, mean[..., 1:])) / a00[:, :, None]
     mean += mu[:, None, None, :]
     # full factor: the slopes' F with the intercept's induced row, then the intercept
-    factor = np.zeros((S, G, p, p))
-    factor[:, :, 1:, :r] = F
+    full = np.zeros((S, Gf, p, p))
+    full[:, :, 1:, :r] = F
+    factor = np.repeat(full, G, axis=1) if Gf == 1 else full
     factor[:, :, 0, :r] = -_times(a[:, :, None], F)[:, :, 0] / a00[:, :, None]
     factor[:, :, 0, r] = 1.0
     eig = np.empty((S, G, H, p))
