@@ -372,7 +372,7 @@ def _structured_moments(
     Mbar[:, :, idx, idx] = per_factor(np.einsum("sgh,sghr->sgr", W, e))
     Mbar[:, :, r, r] = per_factor(np.einsum("sgh,sg->sg", W, e0))
     Lw = v * np.sqrt(W * kappa)[..., None]  # (S, G, H, r)
-    Lw = Lw.reshape(S, Gf, -1, r)
+    Lw = Lw.reshape(S, Gf, Lw.shape[1] // Gf * Lw.shape[2], r)
     Mbar[:, :, :r, :r] += Lw.transpose(0, 1, 3, 2) @ Lw
     # B: row 0 the intercept (its own column r), rows 1.. the slopes' F
     B = np.zeros((S, Gf, p, p))

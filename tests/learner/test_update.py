@@ -287,7 +287,12 @@ def test_update_moments_from_the_factors_structure_equal_the_generic_ones():
     runs (some with variances of their own: a factor per node), with a known and an
     integrated noise level."""
     rng = np.random.default_rng(13)
-    S, p = 7, 6
+    S = 7
+    for p in (6, 1):  # (1: the intercept alone)
+        _check_structured_moments(rng, S, p)
+
+
+def _check_structured_moments(rng, S, p):
     mu, tau2 = rng.standard_normal((S, p)), rng.uniform(0.1, 2.0, (S, p))
     X = np.column_stack([np.ones(9), rng.uniform(-1, 1, (9, p - 1))])
     y = X @ rng.standard_normal(p) + 0.1 * rng.standard_normal(9)
