@@ -154,9 +154,9 @@ DEFAULT_CONFIG: dict[str, Any] = {
     # a per-dataset scale of the coefficients' deviation from the population (some datasets
     # barely respond to their hyperparameters, others strongly); see _sensitivity_prior
     "sensitivity": True,
-    # posterior draws kept for prediction (evenly thinned). The few-shot update costs one
-    # eigendecomposition per draw and noise node; 250 draws of the population posterior
-    # (effective sizes are in the hundreds) keep it ~3x faster than 1000 were before.
+    # posterior draws kept for prediction (evenly thinned). The few-shot update's cost grows
+    # with the draws (one eigendecomposition each); 250 draws of the population posterior
+    # (effective sizes are in the hundreds) keep a search step within ~100 ms.
     "max_draws": 250,
     "space": None,
     "progress": False,

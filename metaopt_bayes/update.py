@@ -187,7 +187,8 @@ def update_dataset(
     1/(σ⁴ a₀₀)``: a diagonal minus a rank-one term. By Sherman–Morrison the covariance is
     ``F (diag(e) + κ (e∘ŵ)(e∘ŵ)ᵀ) Fᵀ`` with ``e = 1/q = λσ²/(σ² + λΛ)`` and ``κ = ρ/(1 −
     ρ ŵᵀ diag(e) ŵ)``, and the matrix determinant lemma gives the log-determinant; each
-    (σ, λ) node costs O(r) once ``V`` is known, and ``T`` is never inverted. Before 0.6.2 the
+    (σ, λ) node costs no decomposition, O(r²) once ``V`` is known, and ``T`` is never
+    inverted. Before 0.6.2 the
     rank-one term was folded into ``M`` and decomposed per draw *and* noise node (12 times as
     many decompositions: 52 of the update's 84 ms after a NUTS fit; now 26 ms in all). With
     observation variances the statistics, and so the decomposition, are per draw and node.
@@ -250,7 +251,10 @@ def update_dataset(
     e = lam4 * s2 / (s2 + lam4 * Lam[:, :, None, :])  # diag(q)⁻¹, (S, G, H, r)
     v = e * w_hat[:, :, None, :]  # diag(q)⁻¹ ŵ
     vw = np.einsum("sghr,sgr->sgh", v, np.broadcast_to(w_hat, (S, G, r)))
-    den = 1.0 - rho[:, :, None] * vw  # > 0: P is positive definite
+    # den > 0 (P is positive definite), and exactly ≥ 1/(τ₀² a₀₀): the Schur complement and
+    # prior terms it sums are non-negative. The floor guards the cancellation in 1 − ρ vw,
+    # which rounding can push to ≤ 0 at noise levels ~1e-11 with a column constant over runs
+    den = np.maximum(1.0 - rho[:, :, None] * vw, (1.0 / (tau2[:, :1] * a00))[:, :, None])
     kappa = rho[:, :, None] / den  # (S, G, H)
     vt = np.einsum("sghr,sgr->sgh", v, t)
     coef = e * t[:, :, None, :] + (kappa * vt)[..., None] * v  # P⁻¹ t, (S, G, H, r)
@@ -332,7 +336,12 @@ def _scaled_stats(
     total = sig2[:, :, None] + obs_var  # (S, G, n)
     w = sig2[:, :, None] / total
     XwT = np.swapaxes(X * w[..., None], -1, -2)  # (S, G, p, n)
-    return XwT @ X, XwT @ y, np.einsum("sgn,n->sg", w, y * y), np.log(2 * np.pi * total).sum(-1)
+    return (
+        XwT @ X,
+        XwT @ y,
+        np.einsum("sgn,n->sg", w, y * y),
+        (np.log(2 * np.pi) + np.log(total)).sum(-1),
+    )
 
 
 def _structured_moments(
@@ -340,7 +349,7 @@ def _structured_moments(
     mean: np.ndarray,
     F: np.ndarray,
     e: np.ndarray,
-    e0: np.ndarray,
+    inv_a00: np.ndarray,
     v: np.ndarray,
     kappa: np.ndarray,
     vw: np.ndarray,
@@ -354,7 +363,7 @@ def _structured_moments(
     1/(σ² a₀₀)``). With ``C`` a component's covariance in the factor's coordinates (``diag(e,
     1/a₀₀) + κ (v, 0)(v, 0)ᵀ``, ``v = e∘ŵ``, ``vw = vᵀŵ``), ``Σ_gh W Φ C Φᵀ = B M̄ Bᵀ + B q
     e₀ᵀ + e₀ qᵀ Bᵀ + γ e₀e₀ᵀ`` per draw, with ``M̄ = Σ W C``, ``q = Σ W C k = −Σ c W (1 + κ
-    vw) (v, 0)`` and ``γ = Σ W kᵀCk = Σ c² W vw (1 + κ vw)``: O(S·G·H·p) work and one p × p
+    vw) (v, 0)`` and ``γ = Σ W kᵀCk = Σ c² W vw (1 + κ vw)``: O(S·G·H·r²) work and one p × p
     product per factor, instead of one per component. ``W`` (S, G, H) are the components'
     weights over all draws (summing to 1)."""
     S, p = mean.shape[0], mean.shape[-1]
@@ -370,7 +379,7 @@ def _structured_moments(
     Mbar = np.zeros((S, Gf, p, p))
     idx = np.arange(r)
     Mbar[:, :, idx, idx] = per_factor(np.einsum("sgh,sghr->sgr", W, e))
-    Mbar[:, :, r, r] = per_factor(np.einsum("sgh,sg->sg", W, e0))
+    Mbar[:, :, r, r] = per_factor(np.einsum("sgh,sg->sg", W, inv_a00))
     Lw = v * np.sqrt(W * kappa)[..., None]  # (S, G, H, r)
     Lw = Lw.reshape(S, Gf, Lw.shape[1] // Gf * Lw.shape[2], r)
     Mbar[:, :, :r, :r] += Lw.transpose(0, 1, 3, 2) @ Lw

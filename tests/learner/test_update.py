@@ -373,3 +373,21 @@ def test_zero_observation_variances_change_nothing_and_huge_ones_drop_the_run():
     np.testing.assert_allclose(far.weight, plain.weight, rtol=1e-8, atol=1e-12)
     with pytest.raises(ValueError, match="obs_var"):
         update_dataset(mu, tau2, X, y, obs_var=np.r_[np.zeros(n - 1), -1.0], **kw)
+
+
+def test_tiny_noise_with_a_column_constant_over_the_runs_stays_finite():
+    """With the noise near 1e-11 and a parameter no run varied, ``1 − ρ ŵᵀdiag(e)ŵ`` cancels
+    to rounding; its exact lower bound ``1/(τ₀² a₀₀)`` keeps every weight and moment finite."""
+    rng = np.random.default_rng(31)
+    S, p, n = 20, 5, 200
+    mu, tau2 = rng.standard_normal((S, p)), rng.uniform(0.5, 1e6, (S, p))
+    X = np.column_stack([np.ones(n), rng.uniform(-1, 1, (n, p - 1))])
+    X[:, 2] = 0.4
+    y = X @ rng.standard_normal(p)
+    post = update_dataset(
+        mu, tau2, X, y, log_sigma_mu=np.full(S, -13.0), log_sigma_sd=np.full(S, 0.5),
+        scales=np.array([1 / 16, 1.0, 64.0]), n_nodes=6,
+    )  # fmt: skip
+    assert np.all(np.isfinite(post.weight)) and np.all(np.isfinite(post.mean))
+    for m in post.moments()[:2]:
+        assert np.all(np.isfinite(m))
