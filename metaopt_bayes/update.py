@@ -214,11 +214,13 @@ def update_dataset(
     lam, log_prior = lam[keep], np.log(lam_w[keep] / lam_w[keep].sum())
     H, G, r = len(lam), sig2.shape[1], p - 1
     tau2 = np.maximum(np.asarray(tau2, dtype=float), 1e-300)
+    if ns == 0:
+        return _prior_posterior(mu, tau2, sig2, lam, log_prior)
     if obs_var is not None:
         obs_var = np.asarray(obs_var, dtype=float).reshape(-1)
         if len(obs_var) != ns or not np.all(np.isfinite(obs_var) & (obs_var >= 0)):
             raise ValueError("obs_var must hold one finite variance ≥ 0 per observation")
-    if ns > 0 and obs_var is not None and np.any(obs_var > 0):
+    if obs_var is not None and np.any(obs_var > 0):
         # statistics per draw and node (S, G, …); the sums of the scaled rows
         Ss, bs, cs, noise_logdet = _scaled_stats(np.asarray(X), np.asarray(y), obs_var, sig2)
         mu_S = np.einsum("si,sgij->sgj", mu, Ss)
@@ -230,12 +232,9 @@ def update_dataset(
         Ss, bs = Ss[None, None], bs[None, None]  # one node axis of length 1: shared
     # the decomposition D S_rr D = V diag(Λ) Vᵀ, F = D V: per draw (node axis 1) or per node
     d = np.sqrt(tau2[:, 1:])  # (S, r)
-    if ns > 0:
-        Lam, V = np.linalg.eigh(d[:, None, :, None] * Ss[..., 1:, 1:] * d[:, None, None, :])
-        Lam = np.maximum(Lam, 0.0)
-        F = d[:, None, :, None] * V
-    else:  # no runs: S_rr = 0, the identity's decomposition (zero-shot)
-        Lam, F = np.zeros((S, 1, r)), (d[:, :, None] * np.eye(r))[:, None]
+    Lam, V = np.linalg.eigh(d[:, None, :, None] * Ss[..., 1:, 1:] * d[:, None, None, :])
+    Lam = np.maximum(Lam, 0.0)
+    F = d[:, None, :, None] * V
     Gf = F.shape[1]
     # eliminating the intercept, per draw s and noise node g
     a00 = 1.0 / tau2[:, :1] + Ss[..., 0, 0] / sig2  # (S, G)
@@ -276,24 +275,20 @@ def update_dataset(
     eig = np.empty((S, G, H, p))
     eig[..., :r] = e
     eig[..., r] = (1.0 / a00)[:, :, None]
-    lift = None
-    if ns > 0:  # (zero-shot ŵ = 0: no rank-one term)
-        lift = np.zeros((S, G, H, p))
-        np.multiply(np.sqrt(kappa)[..., None], v, out=lift[..., :r])
-    evidence = np.zeros((S, G, H))
-    if ns > 0:
-        evidence = (
-            -0.5
-            * (
-                (noise_logdet + np.log(tau2[:, :1] * a00) + rr / sig2)[:, :, None]
-                + r * np.log(lam)[None, None, :]  # Σ log(1 + λΛ/σ²) = Σ log(λ/e)
-                - np.log(e).sum(-1)
-                + np.log(den)
-                - (h[..., :1] ** 2 / a00[:, :, None])
-                - (e * t[:, :, None, :] ** 2).sum(-1)
-                - kappa * vt**2
-            )
+    lift = np.zeros((S, G, H, p))
+    np.multiply(np.sqrt(kappa)[..., None], v, out=lift[..., :r])
+    evidence = (
+        -0.5
+        * (
+            (noise_logdet + np.log(tau2[:, :1] * a00) + rr / sig2)[:, :, None]
+            + r * np.log(lam)[None, None, :]  # Σ log(1 + λΛ/σ²) = Σ log(λ/e)
+            - np.log(e).sum(-1)
+            + np.log(den)
+            - (h[..., :1] ** 2 / a00[:, :, None])
+            - (e * t[:, :, None, :] ** 2).sum(-1)
+            - kappa * vt**2
         )
+    )
     logw = (evidence + log_prior[None, None, :]).reshape(S, G * H)
     w = np.exp(logw - logw.max(axis=1, keepdims=True))
     w /= w.sum(axis=1, keepdims=True)
@@ -305,13 +300,49 @@ def update_dataset(
         weight=w,
         n_scales=H,
         log_evidence=evidence.reshape(S, G * H),
-        lift=None if lift is None else lift.reshape(S, G * H, p),
+        lift=lift.reshape(S, G * H, p),
     )
     # the mixture's moments from the factors' structure (filling the cached property)
     W = w.reshape(S, G, H) / S
     post.__dict__["_moments"] = _structured_moments(
         W, mean, F, e, 1.0 / a00, v, kappa, vw, 1.0 / (sig2 * a00), float(np.sum(W * s2[..., 0]))
     )
+    return post
+
+
+def _prior_posterior(
+    mu: np.ndarray, tau2: np.ndarray, sig2: np.ndarray, lam: np.ndarray, log_prior: np.ndarray
+) -> CoefficientPosterior:
+    """:func:`update_dataset` without runs (zero-shot): every component is its prior, ``β ~
+    N(μ, diag(τ₀², λτ_r²))``, weighted by the prior alone (the noise nodes equally). Built
+    directly — the factor is ``diag(τ_r^½)`` with the intercept last, the arrays shared views
+    where they repeat — with the mixture's moments in closed form: the mean of ``μ`` over
+    draws, and the mean prior covariance (``λ`` at its prior mean) plus the covariance of
+    ``μ`` over draws."""
+    S, p = mu.shape
+    G, H, r = sig2.shape[1], len(lam), p - 1
+    full = np.zeros((S, p, p))
+    full[:, 1:, :r] = np.sqrt(tau2[:, 1:])[:, :, None] * np.eye(r)
+    full[:, 0, r] = 1.0
+    eig = np.empty((S, G, H, p))
+    eig[..., :r] = lam[None, None, :, None]
+    eig[..., r] = tau2[:, :1, None]
+    prior = np.exp(log_prior)
+    post = CoefficientPosterior(
+        mean=np.broadcast_to(mu[:, None, :], (S, G * H, p)),
+        factor=np.broadcast_to(full[:, None], (S, G, p, p)),
+        eig=eig.reshape(S, G * H, p),
+        sigma2=np.repeat(sig2, H, axis=1),
+        weight=np.broadcast_to(np.tile(prior, G) / G, (S, G * H)),
+        n_scales=H,
+        log_evidence=np.zeros((S, G * H)),
+    )
+    mbar = mu.mean(0)
+    cov = np.cov(mu.T, bias=True).reshape(p, p)
+    cov[0, 0] += tau2[:, 0].mean()
+    idx = np.arange(1, p)
+    cov[idx, idx] += float(prior @ lam) * tau2[:, 1:].mean(0)
+    post.__dict__["_moments"] = (mbar, cov, float(sig2.mean()))
     return post
 
 
