@@ -26,6 +26,13 @@ The dataset's sensitivity ``λ`` (how far its slopes stray from the population, 
 except for the intercept) is integrated the same way over a grid (:func:`update_dataset`).
 The population fit itself has ``λ = 1``; the grid's weights are a second, empirical-Bayes
 stage (``MetaLearner._sensitivity_prior``), like the model discrepancy's.
+
+An observation may carry a variance of its own, ``v_i ≥ 0`` on top of the dataset's noise (a
+pruned trial's final value is a prediction, not a measurement): its noise is then
+``σ² + v_i``. Scaling row ``i`` of ``X`` and ``y`` by ``√(σ²/(σ²+v_i))`` turns it back into an
+observation with noise ``σ²``, so the formulas above hold with the sufficient statistics of the
+scaled rows — per noise node, since the factor depends on ``σ²`` — and ``n log σ²`` replaced by
+``Σ log(σ² + v_i)`` (the scaling's Jacobian).
 """
 
 from __future__ import annotations
@@ -149,6 +156,7 @@ def update_dataset(
     sigma_floor2: float = 0.0,
     scales: np.ndarray | None = None,
     scale_weights: np.ndarray | None = None,
+    obs_var: np.ndarray | None = None,
 ) -> CoefficientPosterior:
     """Few-shot posterior of a dataset's coefficients for every population draw.
 
@@ -165,6 +173,10 @@ def update_dataset(
     integrated the same way over the given values (default ``λ = 1`` only). Nodes are every
     (σ, λ) pair, ``g · H + h``.
 
+    ``obs_var`` (n,): each observation's own variance on top of the noise (module docstring;
+    None or all zero: every observation has the dataset's noise, the same numbers as
+    without it).
+
     Algebra (the module docstring's formulas, arranged so that one symmetric
     eigendecomposition per draw and noise level serves every ``λ``): eliminating the intercept
     (Schur complement, ``a₀₀ = 1/τ₀² + S₀₀/σ²``) leaves the slopes with precision
@@ -177,6 +189,7 @@ def update_dataset(
         "sigma_floor2": sigma_floor2,
         "scales": scales,
         "scale_weights": scale_weights,
+        "obs_var": obs_var,
     }
     S = mu.shape[0]
     stride = NODE_STRIDE if S >= _STRIDE_MIN_DRAWS and n_nodes % NODE_STRIDE == 0 else 1
@@ -247,9 +260,11 @@ def _update_draws(
     scales: np.ndarray | None = None,
     scale_weights: np.ndarray | None = None,
     node_stride: int = 1,
+    obs_var: np.ndarray | None = None,
 ) -> CoefficientPosterior:
     """:func:`update_dataset` on one set of draws; draw ``s`` integrates its noise level over
-    the quantile nodes ``node_offset[s] + node_stride·j`` of ``n_nodes``."""
+    the quantile nodes ``node_offset[s] + node_stride·j`` of ``n_nodes``. With a positive
+    ``obs_var`` the sufficient statistics are per draw and node (``(S, G, p, p)`` …)."""
     S, p = mu.shape
     if X is None or y is None or len(y) == 0:
         Ss, bs, cs, ns = np.zeros((p, p)), np.zeros(p), 0.0, 0
@@ -273,13 +288,22 @@ def _update_draws(
     lam, log_prior = lam[keep], np.log(lam_w[keep] / lam_w[keep].sum())
     H, G = len(lam), sig2.shape[1]
     tau2 = np.maximum(np.asarray(tau2, dtype=float), 1e-300)
+    if obs_var is not None:
+        obs_var = np.asarray(obs_var, dtype=float).reshape(-1)
+        if len(obs_var) != ns or not np.all(np.isfinite(obs_var) & (obs_var >= 0)):
+            raise ValueError("obs_var must hold one finite variance ≥ 0 per observation")
+    hetero = ns > 0 and obs_var is not None and bool(np.any(obs_var > 0))
+    if hetero:
+        Ss, bs, cs, noise_logdet = _scaled_stats(X, y, obs_var, sig2)
+    else:
+        noise_logdet = ns * np.log(2 * np.pi * sig2)
 
     # eliminate the intercept: per draw s and noise node g
-    a00 = 1.0 / tau2[:, :1] + Ss[0, 0] / sig2  # (S, G)
-    s_r0 = Ss[1:, 0]
-    M = Ss[None, None, 1:, 1:] - (s_r0[:, None] * s_r0[None, :]) / (sig2 * a00)[:, :, None, None]
+    a00 = 1.0 / tau2[:, :1] + Ss[..., 0, 0] / sig2  # (S, G)
+    s_r0 = Ss[..., 1:, 0]  # (r,), or (S, G, r) with obs_var
+    M = Ss[..., 1:, 1:] - (s_r0[..., :, None] * s_r0[..., None, :]) / (sig2 * a00)[:, :, None, None]
     d = np.sqrt(tau2[:, 1:])  # (S, r)
-    if 0 < ns < p - 1 and _FEW_RUNS:
+    if 0 < ns < p - 1 and _FEW_RUNS and not hetero:
         Lam, U = _eigh_few_runs(np.asarray(X, dtype=float), d, 1.0 / (sig2 * a00))
     elif ns > 0:
         Lam, U = np.linalg.eigh(d[:, None, :, None] * M * d[:, None, None, :])
@@ -288,8 +312,11 @@ def _update_draws(
         Lam = np.zeros(M.shape[:-1])
         U = np.broadcast_to(np.eye(p - 1), M.shape)
     F = d[:, None, :, None] * U  # (S, G, r, r)
-    h = (bs[None, :] - mu @ Ss)[:, None, :] / sig2[:, :, None]  # Xᵀ(y − Xμ)/σ², (S, G, p)
-    a = s_r0[None, None, :] / sig2[:, :, None]  # (S, G, r)
+    if hetero:  # Xᵀ(y − Xμ)/σ², (S, G, p)
+        h = (bs - np.einsum("si,sgij->sgj", mu, Ss)) / sig2[:, :, None]
+    else:
+        h = (bs[None, :] - mu @ Ss)[:, None, :] / sig2[:, :, None]
+    a = s_r0 / sig2[:, :, None]  # (S, G, r)
     t = np.einsum("sgji,sgj->sgi", F, h[..., 1:] - a * (h[..., :1] / a00[:, :, None]))
     s2 = sig2[:, :, None, None]
     lam4 = lam[None, None, :, None]
@@ -305,11 +332,14 @@ def _update_draws(
     eig = np.concatenate([e, np.broadcast_to((1.0 / a00)[:, :, None, None], (S, G, H, 1))], axis=-1)
     evidence = np.zeros((S, G, H))
     if ns > 0:
-        rr = cs - 2.0 * mu @ bs + np.einsum("si,si->s", mu, mu @ Ss)
+        if hetero:
+            rr = (
+                cs - 2.0 * np.einsum("si,sgi->sg", mu, bs) + np.einsum("si,sgij,sj->sg", mu, Ss, mu)
+            )
+        else:
+            rr = (cs - 2.0 * mu @ bs + np.einsum("si,si->s", mu, mu @ Ss))[:, None]
         evidence = -0.5 * (
-            (ns * np.log(2 * np.pi * sig2) + np.log(tau2[:, :1] * a00) + rr[:, None] / sig2)[
-                :, :, None
-            ]
+            (noise_logdet + np.log(tau2[:, :1] * a00) + rr / sig2)[:, :, None]
             + np.log1p(lam4 * Lam[:, :, None, :] / s2).sum(-1)
             - (h[..., :1] ** 2 / a00[:, :, None])
             - (e * t[:, :, None, :] ** 2).sum(-1)
@@ -325,6 +355,26 @@ def _update_draws(
         weight=w,
         n_scales=H,
         log_evidence=evidence.reshape(S, G * H),
+    )
+
+
+def _scaled_stats(
+    X: np.ndarray, y: np.ndarray, obs_var: np.ndarray, sig2: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """The sufficient statistics of observations with variances ``σ²_g + v_i`` per draw ``s``
+    and noise node ``g`` (``sig2`` (S, G)): those of the rows scaled by ``√(σ²_g/(σ²_g+v_i))``
+    — ``XᵀWX`` (S, G, p, p), ``XᵀWy`` (S, G, p), ``yᵀWy`` (S, G) — and ``Σ log 2π(σ²_g+v_i)``
+    (S, G), the noise's log-determinant in the evidence (module docstring)."""
+    X = np.asarray(X, dtype=float)
+    y = np.asarray(y, dtype=float)
+    total = sig2[:, :, None] + np.asarray(obs_var, dtype=float)  # (S, G, n)
+    w = sig2[:, :, None] / total
+    XwT = np.swapaxes(X * w[..., None], -1, -2)  # (S, G, p, n)
+    return (
+        XwT @ X,
+        XwT @ y,
+        np.einsum("sgn,n->sg", w, y * y),
+        np.log(2 * np.pi * total).sum(-1),
     )
 
 

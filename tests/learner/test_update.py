@@ -330,3 +330,94 @@ def test_fewer_runs_than_slopes_decompose_through_the_runs(monkeypatch):
             np.testing.assert_allclose(getattr(few, field), getattr(full, field), atol=1e-8)
         for a, b in zip(few.moments(), full.moments(), strict=True):
             np.testing.assert_allclose(a, b, rtol=1e-9, atol=1e-10)
+
+
+def _dense_heteroscedastic(mu, tau2, X, y, v, post, scales):
+    """Each component's posterior mean, covariance and log evidence from the dense
+    n-dimensional Gaussian with noise ``σ²_g + v_i`` (no sufficient statistics)."""
+    S, p = mu.shape
+    H = len(scales)
+    G = post.weight.shape[1]
+    means, covs, evid = (np.empty((S, G, *shape)) for shape in ((p,), (p, p), ()))
+    for s in range(S):
+        for node in range(post.weight.shape[1]):
+            s2, lam = post.sigma2[s, node], scales[node % H]
+            T = tau2[s] * np.r_[1.0, np.full(p - 1, lam)]
+            D = s2 + v
+            cov = np.linalg.inv(np.diag(1 / T) + X.T @ (X / D[:, None]))
+            covs[s, node] = cov
+            means[s, node] = cov @ (mu[s] / T + X.T @ (y / D))
+            evid[s, node] = multivariate_normal.logpdf(
+                y, X @ mu[s], np.diag(D) + X @ np.diag(T) @ X.T
+            )
+    return means, covs, evid
+
+
+@pytest.mark.parametrize("n", [7, 2])  # more runs than slopes, and fewer (no few-runs path)
+def test_observation_variances_match_the_dense_gaussian(n):
+    """A pruned trial's predicted final carries its own variance ``v_i``: the update must be
+    the dense Gaussian's with noise ``σ² + v_i`` per draw and node — posterior mean,
+    covariance and log evidence — for a known noise level and for integrated nodes."""
+    rng = np.random.default_rng(21)
+    S, p = 3, 5
+    mu, tau2 = rng.normal(size=(S, p)), rng.uniform(0.2, 2, (S, p))
+    X = np.column_stack([np.ones(n), rng.uniform(-1, 1, (n, p - 1))])
+    y = rng.normal(size=n)
+    v = np.r_[0.0, rng.uniform(0.05, 3.0, n - 1)]
+    scales = np.array([0.5, 2.0])
+    for kw in (
+        {"sigma2": rng.uniform(0.1, 1, S)},
+        {"log_sigma_mu": rng.normal(-1, 0.3, S), "log_sigma_sd": np.full(S, 0.6), "n_nodes": 4},
+    ):
+        post = update_dataset(mu, tau2, X, y, scales=scales, obs_var=v, **kw)
+        means, covs, evid = _dense_heteroscedastic(mu, tau2, X, y, v, post, scales)
+        np.testing.assert_allclose(post.mean, means, rtol=1e-8, atol=1e-10)
+        np.testing.assert_allclose(post.cov, covs, rtol=1e-8, atol=1e-10)
+        np.testing.assert_allclose(post.log_evidence, evid, rtol=1e-9)
+        want = np.exp(evid - evid.max(1, keepdims=True))  # equal scale weights
+        np.testing.assert_allclose(post.weight, want / want.sum(1, keepdims=True), rtol=1e-8)
+
+
+def test_zero_observation_variances_change_nothing_and_huge_ones_drop_the_run():
+    rng = np.random.default_rng(22)
+    S, p, n = 4, 4, 8
+    mu, tau2 = rng.normal(size=(S, p)), rng.uniform(0.2, 2, (S, p))
+    X = np.column_stack([np.ones(n), rng.uniform(-1, 1, (n, p - 1))])
+    y = rng.normal(size=n)
+    kw = {"log_sigma_mu": rng.normal(-1, 0.3, S), "log_sigma_sd": np.full(S, 0.5), "n_nodes": 5}
+    plain = update_dataset(mu, tau2, X, y, **kw)
+    zero = update_dataset(mu, tau2, X, y, obs_var=np.zeros(n), **kw)
+    for field in ("mean", "factor", "eig", "sigma2", "weight", "log_evidence"):
+        np.testing.assert_array_equal(getattr(zero, field), getattr(plain, field))
+    # one more run with a variance far beyond the noise: as if it had not been observed
+    Xb, yb = np.vstack([X, X[:1] + 0.3]), np.r_[y, 5.0]
+    far = update_dataset(mu, tau2, Xb, yb, obs_var=np.r_[np.zeros(n), 1e12], **kw)
+    np.testing.assert_allclose(far.mean, plain.mean, rtol=1e-8, atol=1e-9)
+    np.testing.assert_allclose(far.cov, plain.cov, rtol=1e-8, atol=1e-12)
+    np.testing.assert_allclose(far.weight, plain.weight, rtol=1e-8, atol=1e-12)
+    with pytest.raises(ValueError, match="obs_var"):
+        update_dataset(mu, tau2, X, y, obs_var=np.r_[np.zeros(n - 1), -1.0], **kw)
+
+
+def test_observation_variances_reach_every_chunk_of_draws(monkeypatch):
+    import metaopt_bayes.update as upd
+
+    rng = np.random.default_rng(23)
+    S, p, n = 70, 5, 9
+    mu, tau2 = rng.standard_normal((S, p)), rng.uniform(0.1, 2.0, (S, p))
+    X = np.column_stack([np.ones(n), rng.uniform(-1, 1, (n, p - 1))])
+    y = X @ rng.standard_normal(p) + 0.1 * rng.standard_normal(n)
+    kw = {
+        "log_sigma_mu": rng.normal(-1.5, 0.3, S),
+        "log_sigma_sd": rng.uniform(0.2, 0.6, S),
+        "obs_var": np.r_[np.zeros(n - 3), 0.2, 1.0, 4.0],
+    }
+    monkeypatch.setattr(upd, "_THREADS", 1)
+    whole = update_dataset(mu, tau2, X, y, **kw)
+    monkeypatch.setattr(upd, "_THREADS", 2)
+    monkeypatch.setattr(upd, "_CHUNK_DRAWS", 16)
+    chunked = update_dataset(mu, tau2, X, y, **kw)
+    for field in ("mean", "weight", "log_evidence"):
+        np.testing.assert_allclose(getattr(chunked, field), getattr(whole, field), rtol=1e-11)
+    plain = update_dataset(mu, tau2, X, y, **{k: v for k, v in kw.items() if k != "obs_var"})
+    assert not np.allclose(whole.mean, plain.mean)
