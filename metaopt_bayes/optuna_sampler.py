@@ -447,10 +447,11 @@ class MetaoptSampler(BaseSampler):
         self, wh: WarehouseLike, study: optuna.Study, pending: pd.DataFrame | None, space: Any
     ) -> pd.DataFrame | None:
         """``pending`` and the pruned runs of the dataset (:class:`PrunedEvidence`): never
-        proposed again, fantasized at the study pruner's predicted final when it is a
-        :class:`~metaopt_bayes.optuna_pruner.MetaoptPruner` with a fitted curve model (else
-        at the learner's own prediction)."""
+        proposed again, observed at the study pruner's predicted final, with its uncertainty,
+        when it is a :class:`~metaopt_bayes.optuna_pruner.MetaoptPruner` with a fitted curve
+        model (else fantasized at the learner's own prediction)."""
         from metaopt_bayes.curve_pruning import PrunedEvidence
+        from metaopt_bayes.pruning import VALUE_BOUND, VALUE_Q05, VALUE_Q95
 
         pruner = getattr(study, "pruner", None)
         model = getattr(pruner, "curve_model", None)
@@ -463,7 +464,8 @@ class MetaoptSampler(BaseSampler):
         rows = self._evidence.rows(wh)
         if not len(rows):
             return pending
-        rows = rows[[c for c in rows.columns if c in space.names or c == "value"]]
+        values = ("value", VALUE_Q05, VALUE_Q95, VALUE_BOUND)
+        rows = rows[[c for c in rows.columns if c in space.names or c in values]]
         return pd.concat([f for f in (pending, rows) if f is not None], ignore_index=True)
 
     def _pending(

@@ -131,8 +131,14 @@ def test_the_evidence_of_a_pruned_trial_is_its_predicted_final(wh, pool):
     assert len(rows) == wh.count_runs(dataset="d1", status="pruned") >= 1
     for _, r in rows.iterrows():  # Margin's prediction: the truth, from the partial curve
         assert r["value"] == pytest.approx(final_of(r["x"], r["c"]), abs=1e-6)
+        # with its predictive interval, which the update reads as the row's own variance
+        assert (r["value_q05"], r["value_q95"]) == pytest.approx(
+            (r["value"] - 0.02, r["value"] + 0.02)
+        )
+    assert "value_bound" not in rows.columns  # CENSOR_AT_PARTIAL_BEST is off
     plain = PrunedEvidence("d1", "toy", "score").rows(wh)  # no curve model: the learner's
     assert plain["value"].isna().all() and len(plain) == len(rows)
+    assert plain["value_q05"].isna().all()
 
 
 def test_trials_in_worker_processes_decide_there_and_bring_their_curve_back(wh, pool):
