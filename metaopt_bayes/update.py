@@ -175,7 +175,10 @@ def update_dataset(
 
     ``obs_var`` (n,): each observation's own variance on top of the noise (module docstring;
     None or all zero: every observation has the dataset's noise, the same numbers as
-    without it).
+    without it). With a positive one the statistics are per draw and node and the few-runs
+    decomposition is not used: 250 draws × 12 nodes, 17 terms, took 74 ms with 10 runs (5 of
+    them with a variance) against 50 ms without, 87 against 79 ms with 30 (a loaded 2-core
+    machine).
 
     Algebra (the module docstring's formulas, arranged so that one symmetric
     eigendecomposition per draw and noise level serves every ``λ``): eliminating the intercept
