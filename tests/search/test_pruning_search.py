@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import math
+import types
 import warnings
 
 import numpy as np
@@ -340,11 +341,16 @@ def test_metaopt_pruner_in_a_real_optuna_study(tmp_path):
     with Warehouse(db, read_only=True) as wh:
         runs = wh.sql("SELECT run_id, status FROM runs WHERE source LIKE 'optuna:%'")
         curves = wh.curves(run_ids=list(runs.run_id))
+        # the sampler passes the pruned runs on with their predictive quantiles
+        space = types.SimpleNamespace(names=["x", "c"])
+        evidence = sampler._with_pruned(wh, study, None, space)
         metrics = wh.sql(
             "SELECT r.run_id, m.value FROM runs r JOIN run_metrics m USING (run_id) "
             "WHERE r.status = 'pruned'"
         )
     assert (runs.status == "pruned").sum() == n_pruned
+    assert len(evidence) == n_pruned and evidence[["value_q05", "value_q95"]].notna().all(None)
+    assert (evidence["value_q05"] <= evidence["value"]).all()
     assert set(runs.status) == {"finished", "pruned"}
     assert set(curves.run_id) == set(runs.run_id)  # every trial's intermediate values
     for rid, v in zip(metrics.run_id, metrics.value, strict=True):
