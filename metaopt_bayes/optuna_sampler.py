@@ -23,7 +23,8 @@ proposals, with their transfer from the runs the warehouse holds on *other* data
   COMPLETE trial with the objective value as ``metric``, a PRUNED one as a pruned run (its
   last intermediate value as ``metric``), both with their intermediate values as the run's
   curve, and a FAIL one as a failed run (no metric). The dataset's pruned runs are never
-  proposed again (fantasized, see :class:`~metaopt_bayes.curve_pruning.PrunedEvidence`).
+  proposed again (observed at their predicted final with its spread, see
+  :class:`~metaopt_bayes.curve_pruning.PrunedEvidence`).
   Trials the study had before the sampler was attached, or that reached it by
   ``study.add_trial`` / another sampler, are logged the next time the sampler proposes. Runs
   are named ``optuna:<study name>:<trial number>`` with source ``optuna:<study name>`` — the
