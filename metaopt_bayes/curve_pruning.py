@@ -72,6 +72,8 @@ CURVE_FIT_METHOD = "map"
 #: suites (``benchmarks/data/pmlb_curves_*``) the final accuracy is below the best of the first
 #: quarter of the steps for 29% of mlp runs and 33% of hist_gradient_boosting runs (by .056 and
 #: .044 on average when it is), and below the best of the first tenth for 18% and 25%.
+#: Switched on for the mlp dev searches it was no better (regret at 7× .033 against .024 off,
+#: +.009 ± .007; ``benchmarks/results/pruning_search.md``).
 CENSOR_AT_PARTIAL_BEST = False
 
 
