@@ -90,10 +90,14 @@ def _loo(
     return mean + r - (Kinv @ r) / d, 1.0 / d
 
 
-def fit_task_gp(U: np.ndarray, y: np.ndarray) -> TaskGP | None:
+def fit_task_gp(U: np.ndarray, y: np.ndarray, obs_var: np.ndarray | None = None) -> TaskGP | None:
     """The task GP with the grid's hyperparameters of highest marginal likelihood, or None
-    (fewer than :data:`MIN_RUNS` runs, or runs that do not vary)."""
+    (fewer than :data:`MIN_RUNS` runs, or runs that do not vary). ``obs_var``: each run's
+    variance on top of the noise (a pruned trial's predicted final; None: all 0), in the
+    covariance ``a² C + s² I + diag(obs_var)`` — so also in its leave-one-out predictions;
+    ``noise`` stays ``s²``, a measured run's."""
     U, y = np.asarray(U, float), np.asarray(y, float)
+    extra = np.zeros(len(y)) if obs_var is None else np.asarray(obs_var, float)
     if len(y) < MIN_RUNS:
         return None
     mean = float(y.mean())
@@ -109,7 +113,7 @@ def fit_task_gp(U: np.ndarray, y: np.ndarray) -> TaskGP | None:
             for nz in NOISES:
                 a2, s2 = sig * scale, nz * scale
                 try:
-                    L = np.linalg.cholesky(a2 * C + s2 * np.eye(len(y)))
+                    L = np.linalg.cholesky(a2 * C + np.diag(s2 + extra))
                 except np.linalg.LinAlgError:
                     continue
                 z = np.linalg.solve(L, r)
@@ -127,12 +131,15 @@ def linear_loo(
     S0: np.ndarray,
     noise: float,
     extra_cov: np.ndarray | None = None,
+    obs_var: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Leave-one-out predictive mean and variance of Bayesian linear regression with prior
     ``β ~ N(m0, S0)`` and noise variance ``noise`` (the transferred model's starting point),
     plus a zero-mean Gaussian process with covariance ``extra_cov`` between the runs (its
-    model discrepancy), when given."""
+    model discrepancy), when given; ``obs_var``: each run's variance on top of the noise."""
     K = Phi @ S0 @ Phi.T + noise * np.eye(len(y))
+    if obs_var is not None:
+        K = K + np.diag(np.asarray(obs_var, float))
     if extra_cov is not None:
         K = K + extra_cov
     L = np.linalg.cholesky(K + 1e-10 * np.trace(K) / len(K) * np.eye(len(K)))

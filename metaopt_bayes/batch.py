@@ -252,7 +252,8 @@ def fantasies(
 ) -> pd.DataFrame | None:
     """Pending configs with ``value`` = their predicted mean (Kriging believer). Rows that
     come with a ``value`` of their own (a pruned trial's predicted final,
-    :class:`metaopt_bayes.curve_pruning.PrunedEvidence`) keep it; the others are predicted."""
+    :class:`metaopt_bayes.curve_pruning.PrunedEvidence`) keep it and its quantiles, which the
+    update reads as the row's own variance; the others are predicted (variance 0)."""
     if pending is None or len(pending) == 0:
         return None
     pend = pending.reset_index(drop=True).copy()

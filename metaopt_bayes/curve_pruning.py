@@ -16,17 +16,25 @@ and what a pruned trial tells the proposer afterwards.
   so far (the context), the config and its budget. The bound copy travels to wherever the
   trial runs and decides there.
 - :class:`PrunedEvidence` is what a pruned trial tells the proposer. Its config is never
-  proposed again, and it enters the few-shot update as a *fantasy* — the same mechanism as a
-  pending trial's Kriging believer (:func:`metaopt_bayes.batch.fantasies`) — at the curve
-  model's predicted final value (the median ``q50`` of ``CurveModel.predict_final`` for its
-  partial curve, with the dataset's finished curves as context). It is then one more run of
-  the dataset with that value and the *same observation noise as a finished run*: the
-  prediction's own uncertainty (its ``sd``, ``q05``–``q95``) is not carried into the update,
-  which takes one noise level per dataset. This is imputation at the predicted median, not
-  a censored likelihood. Without a curve model (pruning off in this search, or a pruner
-  without one) a pruned config is fantasized at the learner's own predicted mean, as a
-  pending trial is: excluded, and no evidence either way. Pruned runs are not in the
-  training matrix (finished runs only), so they never enter a fit of the population.
+  proposed again, and it enters the few-shot update as an *uncertain observation* of its
+  final value: the curve model's predictive for its partial curve (``CurveModel.
+  predict_final`` at its budget, with the dataset's finished curves as context) as its 5%,
+  50% and 95% quantiles, which the meta-learner maps to its own modelling scale and reads as
+  a Gaussian — mean at the median, standard deviation the 5–95% span / (2 · 1.645)
+  (:func:`metaopt_bayes.pruning.evidence_moments`). The update takes that variance on top
+  of the dataset's noise for this row alone (``update_dataset(obs_var=)``, exact: the
+  heteroscedastic Gaussian posterior), so a confident prediction counts nearly as a finished
+  run and an unsure one little; up to 0.6.1 the row was a fantasy at the median with a
+  finished run's noise. The model discrepancy leaves such rows out, the task GP adds the
+  variance to its noise, and the transfer's weight is learnt from finished runs only
+  (``MetaLearner._discrepancy``, ``_adaptation``). It is a Gaussian approximation of the
+  curve model's predictive, not a censored likelihood: the bound "final ≥ the partial
+  curve's best" would be censoring, but the learner models a run's *last* value, which
+  falls below the partial best for many curves (:data:`CENSOR_AT_PARTIAL_BEST`, off).
+  Without a curve model (pruning off in this search, or a pruner without one) a pruned
+  config is fantasized at the learner's own predicted mean, as a pending trial is: excluded,
+  and no evidence either way. Pruned runs are not in the training matrix (finished runs
+  only), so they never enter a fit of the population.
 """
 
 from __future__ import annotations
@@ -43,6 +51,9 @@ import pandas as pd
 
 from metaopt_bayes.candidates import PARAM_PREFIX
 from metaopt_bayes.pruning import (
+    VALUE_BOUND,
+    VALUE_Q05,
+    VALUE_Q95,
     CurvePruner,
     RecordOnly,
     bind_pruner,
@@ -54,6 +65,16 @@ from warehouse.protocol import WarehouseLike
 
 #: How the curve model of ``prune=True`` is fitted (fast: it is fitted at each search's start).
 CURVE_FIT_METHOD = "map"
+
+#: Truncate a pruned trial's predicted final at the best value its partial curve reached
+#: (final ≥ partial best, maximizing). Off: that holds for a best-so-far metric, but the value
+#: the meta-learner models is a run's *last* one, and curves fall back — in the benchmark
+#: suites (``benchmarks/data/pmlb_curves_*``) the final accuracy is below the best of the first
+#: quarter of the steps for 29% of mlp runs and 33% of hist_gradient_boosting runs (by .056 and
+#: .044 on average when it is), and below the best of the first tenth for 18% and 25%.
+#: Switched on for the mlp dev searches it was no better (regret at 7× .033 against .024 off,
+#: +.009 ± .007; ``benchmarks/results/pruning_search.md``).
+CENSOR_AT_PARTIAL_BEST = False
 
 
 def best_value(
@@ -231,10 +252,12 @@ def search_pruning(
 
 
 class PrunedEvidence:
-    """The pruned trials of ``model`` on ``dataset`` as rows the proposer fantasizes: their
-    parameters and ``value`` = the curve model's predicted median final (NaN without a curve
-    model: the learner's own prediction then). Read again only when the number of pruned
-    runs changes; each run's prediction is made once, when it is first seen."""
+    """The pruned trials of ``model`` on ``dataset`` as rows the proposer conditions on:
+    their parameters, ``value`` = the curve model's predicted median final and its 5% and 95%
+    quantiles (:data:`VALUE_Q05`, :data:`VALUE_Q95`; with :data:`CENSOR_AT_PARTIAL_BEST`, the
+    partial curve's best as :data:`VALUE_BOUND`) — all NaN without a curve model: the
+    learner's own prediction then. Read again only when the number of pruned runs changes;
+    each run's prediction is made once, when it is first seen."""
 
     def __init__(
         self,
@@ -248,11 +271,12 @@ class PrunedEvidence:
         self.curve_model, self.budget_of = curve_model, budget_of
         self._count = -1
         self._rows = pd.DataFrame()
-        self._predicted: dict[str, float] = {}
+        # run_id → (q05, q50, q95, best of the partial curve) on the metric's scale
+        self._predicted: dict[str, tuple[float, float, float, float]] = {}
 
     def rows(self, warehouse: WarehouseLike) -> pd.DataFrame:
-        """Parameter columns (as stored) + ``value``, one row per pruned run; empty when
-        there is none."""
+        """Parameter columns (as stored) + ``value`` and its quantiles, one row per pruned
+        run; empty when there is none."""
         n = warehouse.count_runs(dataset=self.dataset, model=self.model, status="pruned")
         if n == self._count:
             return self._rows
@@ -269,14 +293,18 @@ class PrunedEvidence:
         ids = [str(r) for r in runs["run_id"]]
         self._predict(warehouse, ids, configs)
         rows = pd.DataFrame(configs)
-        rows["value"] = [self._predicted.get(r, np.nan) for r in ids]
+        pred = np.array([self._predicted.get(r, (np.nan,) * 4) for r in ids], dtype=float)
+        rows["value"], rows[VALUE_Q05], rows[VALUE_Q95] = pred[:, 1], pred[:, 0], pred[:, 2]
+        if CENSOR_AT_PARTIAL_BEST:
+            rows[VALUE_BOUND] = pred[:, 3]
         self._rows = rows
         return rows
 
     def _predict(
         self, warehouse: WarehouseLike, ids: list[str], configs: list[dict[str, Any]]
     ) -> None:
-        """The curve model's median final for each pruned run not predicted yet."""
+        """The curve model's predicted final (quantiles) for each pruned run not predicted
+        yet, and the best value of its partial curve."""
         new = [i for i, r in enumerate(ids) if r not in self._predicted]
         if not new or self.curve_model is None or not self.metric:
             return
@@ -313,12 +341,19 @@ class PrunedEvidence:
                 continue
             if "run_id" not in pred.columns:  # predict_final indexes its rows by run_id
                 pred = pred.reset_index()
-            for rid, q50 in zip(pred["run_id"], pred["q50"], strict=True):
+            values = pd.to_numeric(part["value"], errors="coerce")
+            by_run = values.groupby(part["run_id"].astype(str))
+            best = by_run.max() if getattr(self.curve_model, "maximize", True) else by_run.min()
+            for rid, q05, q50, q95 in zip(
+                pred["run_id"], pred["q05"], pred["q50"], pred["q95"], strict=True
+            ):
                 if np.isfinite(q50):
-                    self._predicted[str(rid)] = float(q50)
+                    b = float(best.get(str(rid), np.nan))
+                    self._predicted[str(rid)] = (float(q05), float(q50), float(q95), b)
 
 
 __all__ = [
+    "CENSOR_AT_PARTIAL_BEST",
     "CURVE_FIT_METHOD",
     "PrunedEvidence",
     "SearchPruning",

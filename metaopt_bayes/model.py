@@ -93,6 +93,7 @@ from metaopt_bayes.persistence import (
     training_digest,
     writable_model_path,
 )
+from metaopt_bayes.pruning import pruned_targets
 from metaopt_bayes.pymc_graph import POPULATION_VARS, build_pymc_model, posterior_draws
 from metaopt_bayes.update import (
     CoefficientPosterior,
@@ -669,7 +670,9 @@ class MetaLearner:
         """Few-shot posterior of ``dataset``'s coefficients per draw (closed form, no refit).
 
         Uses the dataset's runs logged at call time (``runs`` overrides the warehouse) plus
-        ``extra_runs`` (parameter columns + ``value``, e.g. fantasized pending trials).
+        ``extra_runs`` (parameter columns + ``value``, e.g. fantasized pending trials; rows
+        with predictive quantiles, pruned trials, are uncertain observations: see
+        :meth:`_conditioned`).
         """
         return self._conditioned(dataset, warehouse, meta, runs, extra_runs)["update"][0]
 
@@ -686,6 +689,12 @@ class MetaLearner:
         runs), the dataset's size, and a function giving the prior the update starts from,
         its hyperparameters weighted by the runs (:func:`~metaopt_bayes.update.tuned_prior`)
         — plus what :meth:`_parts` derives from it (``disc``, ``adapted``) once computed.
+
+        An ``extra_runs`` row with the curve model's predictive quantiles of its final value
+        (a pruned trial, :class:`~metaopt_bayes.curve_pruning.PrunedEvidence`) is an
+        observation with a variance of its own on top of the dataset's noise
+        (:func:`~metaopt_bayes.pruning.pruned_targets`): ``obs_var``, None when every
+        observation is a measurement.
 
         Memoized by content — the draws, the settings and learnt grid weights, the
         meta-features row and the runs' values — for the last few states: one search step
@@ -705,7 +714,7 @@ class MetaLearner:
                 }
             )
         frames = [f for f in (runs, extra_runs) if f is not None and len(f)]
-        X = y = None
+        X = y = v = None
         if frames:
             obs = pd.concat(frames, ignore_index=True)
             y_raw = self._target(obs)
@@ -715,12 +724,14 @@ class MetaLearner:
                 self.transform.check(y_raw, f"dataset {dataset!r} run")
                 X = self.encoder.transform(obs.reset_index(drop=True), rows=rows)
                 y = self.transform.forward(y_raw)
+                y, v = pruned_targets(obs, y, self.transform.forward, self.direction == "maximize")
         index = self.datasets.index(str(dataset)) if str(dataset) in self.datasets else None
         key = (
             index,
             z.tobytes(),
             rows,
             None if X is None else (X.shape, X.tobytes(), y.tobytes()),
+            None if v is None else v.tobytes(),
             json.dumps(self.config, sort_keys=True, default=str),
             *(
                 None if a is None else np.asarray(a, dtype=float).tobytes()
@@ -735,14 +746,14 @@ class MetaLearner:
             if key in memo:
                 memo.move_to_end(key)
                 return memo[key]
-        post = self._posterior_xy(index, z, X, y)
+        post = self._posterior_xy(index, z, X, y, v)
         for arr in (post.mean, post.factor, post.eig, post.sigma2, post.weight, post.lift):
             if arr is not None:
                 arr.flags.writeable = False  # shared by every caller of this state
         mu = np.einsum("spq,q->sp", self._draws["B"], z)
         tau2 = self._draws["tau"] ** 2
         prior = lambda: tuned_prior(post, mu, tau2, **self._scales())  # noqa: E731
-        state = {"update": (post, X, y, rows, prior)}
+        state = {"update": (post, X, y, rows, prior), "obs_var": v}
         with self._memo_lock:
             memo[key] = state
             while len(memo) > _MEMO_STATES:
@@ -762,11 +773,17 @@ class MetaLearner:
         self._memo_lock = threading.Lock()
 
     def _posterior_xy(
-        self, index: int | None, z: np.ndarray, X: np.ndarray | None, y: np.ndarray | None
+        self,
+        index: int | None,
+        z: np.ndarray,
+        X: np.ndarray | None,
+        y: np.ndarray | None,
+        obs_var: np.ndarray | None = None,
     ) -> CoefficientPosterior:
         """The closed-form coefficient posterior per draw of a dataset with meta-features
-        ``z`` and runs ``(X, y)`` (modelling scale); ``index``: its place among the training
-        datasets (their noise level is known), None for any other dataset."""
+        ``z`` and runs ``(X, y)`` (modelling scale; ``obs_var``: each run's variance on top
+        of the noise); ``index``: its place among the training datasets (their noise level is
+        known), None for any other dataset."""
         dr = self._draws
         mu = np.einsum("spq,q->sp", dr["B"], z)
         tau2 = dr["tau"] ** 2
@@ -782,7 +799,7 @@ class MetaLearner:
                 "sigma_floor2": floor2,
                 **self._scales(),
             }
-        return update_dataset(mu, tau2, X, y, **kw)
+        return update_dataset(mu, tau2, X, y, obs_var=obs_var, **kw)
 
     def _scales(self) -> dict[str, np.ndarray]:
         """The sensitivity grid and its learnt weights for :func:`update_dataset` (none when
@@ -792,12 +809,27 @@ class MetaLearner:
         return {"scales": self.sensitivity_grid, "scale_weights": self.sensitivity_prior}
 
     def _discrepancy(
-        self, post: CoefficientPosterior, X: np.ndarray | None, y: np.ndarray | None
+        self,
+        post: CoefficientPosterior,
+        X: np.ndarray | None,
+        y: np.ndarray | None,
+        obs_var: np.ndarray | None = None,
     ) -> Discrepancy | None:
         """The dataset's model discrepancy (:mod:`metaopt_bayes.discrepancy`) given the update's
-        posterior and its runs, or None (no runs, or ``discrepancy=False``)."""
+        posterior and its runs, or None (no runs, or ``discrepancy=False``).
+
+        Fitted on the measured runs alone: a run with a variance of its own (``obs_var > 0``,
+        a pruned trial's predicted final) is left out. The discrepancy's grid shares one
+        eigendecomposition per length scale across amplitudes because every run has the same
+        noise; a predicted final is also the curve model's extrapolation, not a residual the
+        surface failed to fit, and what it says is already in the update."""
         if X is None or y is None or not self.config["discrepancy"]:
             return None
+        if obs_var is not None:
+            measured = obs_var <= 0
+            if not measured.any():
+                return None
+            X, y = X[measured], y[measured]
         mbar, _, s2 = post.moments()
         return fit_discrepancy(
             self.encoder.linear_terms(X),
@@ -814,24 +846,38 @@ class MetaLearner:
         X: np.ndarray | None,
         y: np.ndarray | None,
         disc: Discrepancy | None,
+        obs_var: np.ndarray | None = None,
     ) -> tuple[float, TaskGP] | None:
         """The transfer's weight and the task GP (:mod:`metaopt_bayes.adapt`), or None: no
         adaptation (``adapt='off'``, fewer than :data:`~metaopt_bayes.adapt.MIN_RUNS` runs, or
-        the runs trust the transfer entirely)."""
+        the runs trust the transfer entirely).
+
+        A run with a variance of its own (``obs_var``, a pruned trial) enters both models
+        with that variance added to their noise, and the weight is learnt from the measured
+        runs' leave-one-out predictions alone (each given every other run, uncertain ones
+        included): a predicted final is not a value to be predicted well."""
         mode = self.config.get("adapt", "off")
         if mode == "off" or X is None or y is None or len(y) < MIN_RUNS:
             return None
         U = self.encoder.linear_terms(X)
-        gp = fit_task_gp(U, y)
+        gp = fit_task_gp(U, y, obs_var)
         if gp is None:
             return None
         m0, S0, noise = prior()
         extra = disc.covariance(U) if disc is not None else None
-        loo_transfer = linear_loo(X, y, m0, S0, noise, extra)
+        loo_transfer = linear_loo(X, y, m0, S0, noise, extra, obs_var)
+        loo_task = gp.loo()
+        if obs_var is not None:
+            measured = obs_var <= 0
+            if not measured.any():
+                return None
+            y = y[measured]
+            loo_transfer = (loo_transfer[0][measured], loo_transfer[1][measured])
+            loo_task = (loo_task[0][measured], loo_task[1][measured])
         if mode == "rank":
-            w = ranking_weight(y, loo_transfer, gp.loo(), seed=int(self.config["seed"]))
+            w = ranking_weight(y, loo_transfer, loo_task, seed=int(self.config["seed"]))
         else:
-            w = stacking_weight(y, loo_transfer, gp.loo())
+            w = stacking_weight(y, loo_transfer, loo_task)
         return None if w >= 1.0 else (w, gp)
 
     def _parts(
@@ -854,13 +900,13 @@ class MetaLearner:
         Phi = self.encoder.transform(configs, rows=rows)
         m, v = predictive_moments(post, Phi, noise=False)
         if "disc" not in state:
-            state["disc"] = self._discrepancy(post, X, y)
+            state["disc"] = self._discrepancy(post, X, y, state.get("obs_var"))
         disc = state["disc"]
         if disc is not None:
             dm, dv = disc.moments(self.encoder.linear_terms(Phi))
             m, v = m + dm, v + dv
         if "adapted" not in state:
-            state["adapted"] = self._adaptation(prior, post, X, y, disc)
+            state["adapted"] = self._adaptation(prior, post, X, y, disc, state.get("obs_var"))
         adapted = state["adapted"]
         task = None
         if adapted is not None:
@@ -1077,7 +1123,7 @@ class MetaLearner:
         Phi = self.encoder.transform(configs, rows=rows)
         f = beta @ Phi.T
         if "disc" not in state:
-            state["disc"] = self._discrepancy(post, X, y)
+            state["disc"] = self._discrepancy(post, X, y, state.get("obs_var"))
         disc = state["disc"]
         if disc is not None:  # the discrepancy's posterior mean (see the docstring)
             f += disc.moments(self.encoder.linear_terms(Phi))[0]

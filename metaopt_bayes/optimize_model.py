@@ -282,7 +282,7 @@ class ModelProposer(LearningProposer):
         self.cost = cost_learner
         if remaining and key == "cost-ei" and self.cost is None:
             self.cost = self.fit_cost()
-        # pruned trials: never proposed again, fantasized at their predicted final
+        # pruned trials: never proposed again, observed at their predicted final (± its spread)
         self.pruned = PrunedEvidence(dataset, model, metric)
 
     def use_pruning(self, pruning: SearchPruning | None) -> None:
@@ -306,7 +306,8 @@ class ModelProposer(LearningProposer):
 
     def pending_frame(self, pending: Sequence[Proposal]) -> pd.DataFrame:
         """The configs in flight (fantasized at their predicted mean) and the pruned trials
-        of the dataset (at their predicted final: :class:`PrunedEvidence`)."""
+        of the dataset (at their predicted final, with its quantiles:
+        :class:`PrunedEvidence`)."""
         frames = [pd.DataFrame([p.config for p in pending])] if pending else []
         pruned = self.pruned.rows(self.warehouse)
         if len(pruned):

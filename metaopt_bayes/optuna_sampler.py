@@ -23,7 +23,8 @@ proposals, with their transfer from the runs the warehouse holds on *other* data
   COMPLETE trial with the objective value as ``metric``, a PRUNED one as a pruned run (its
   last intermediate value as ``metric``), both with their intermediate values as the run's
   curve, and a FAIL one as a failed run (no metric). The dataset's pruned runs are never
-  proposed again (fantasized, see :class:`~metaopt_bayes.curve_pruning.PrunedEvidence`).
+  proposed again (observed at their predicted final with its spread, see
+  :class:`~metaopt_bayes.curve_pruning.PrunedEvidence`).
   Trials the study had before the sampler was attached, or that reached it by
   ``study.add_trial`` / another sampler, are logged the next time the sampler proposes. Runs
   are named ``optuna:<study name>:<trial number>`` with source ``optuna:<study name>`` — the
@@ -447,10 +448,11 @@ class MetaoptSampler(BaseSampler):
         self, wh: WarehouseLike, study: optuna.Study, pending: pd.DataFrame | None, space: Any
     ) -> pd.DataFrame | None:
         """``pending`` and the pruned runs of the dataset (:class:`PrunedEvidence`): never
-        proposed again, fantasized at the study pruner's predicted final when it is a
-        :class:`~metaopt_bayes.optuna_pruner.MetaoptPruner` with a fitted curve model (else
-        at the learner's own prediction)."""
+        proposed again, observed at the study pruner's predicted final, with its uncertainty,
+        when it is a :class:`~metaopt_bayes.optuna_pruner.MetaoptPruner` with a fitted curve
+        model (else fantasized at the learner's own prediction)."""
         from metaopt_bayes.curve_pruning import PrunedEvidence
+        from metaopt_bayes.pruning import VALUE_BOUND, VALUE_Q05, VALUE_Q95
 
         pruner = getattr(study, "pruner", None)
         model = getattr(pruner, "curve_model", None)
@@ -463,7 +465,8 @@ class MetaoptSampler(BaseSampler):
         rows = self._evidence.rows(wh)
         if not len(rows):
             return pending
-        rows = rows[[c for c in rows.columns if c in space.names or c == "value"]]
+        values = ("value", VALUE_Q05, VALUE_Q95, VALUE_BOUND)
+        rows = rows[[c for c in rows.columns if c in space.names or c in values]]
         return pd.concat([f for f in (pending, rows) if f is not None], ignore_index=True)
 
     def _pending(

@@ -16,6 +16,12 @@ each trial decides where it runs, and its curve comes back with its result):
   ``min_fraction`` of the budget (in steps), never with no incumbent, never at the budget.
 - :class:`TrialHandle` — what an objective that takes a second argument receives:
   ``report(step, value, elapsed_s=None)`` and ``should_prune()``.
+
+And what a pruned trial tells the proposer afterwards: :func:`evidence_moments` and
+:func:`pruned_targets` turn its predicted final (quantiles on the metric's scale,
+:class:`metaopt_bayes.curve_pruning.PrunedEvidence`) into a mean and a variance of its own on
+a meta-learner's modelling scale, which the few-shot update adds to the observation noise
+(they live here, below the learner that uses them).
 """
 
 from __future__ import annotations
@@ -25,10 +31,11 @@ import math
 import numbers
 import time
 import warnings
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
+import pandas as pd
 
 from warehouse.errors import ValidationError
 
@@ -291,9 +298,97 @@ def last_point(curve: Sequence[Mapping[str, Any]] | None) -> tuple[int | None, f
     return int(point["step"]), float(point["value"])
 
 
+#: The columns of a pruned trial's row besides ``value`` (the predicted median final, metric
+#: scale): the curve model's 5% and 95% predictive quantiles of the final value, and the best
+#: value its partial curve reached (only with ``curve_pruning.CENSOR_AT_PARTIAL_BEST``).
+VALUE_Q05, VALUE_Q95, VALUE_BOUND = "value_q05", "value_q95", "value_bound"
+#: ``Φ⁻¹(0.95)``: a Gaussian's 5%–95% span is ``2 · 1.645`` standard deviations
+_Z95 = 1.6448536269514722
+
+
+def evidence_moments(
+    q05: np.ndarray,
+    q50: np.ndarray,
+    q95: np.ndarray,
+    forward: Callable[[np.ndarray], np.ndarray],
+    bound: np.ndarray | None = None,
+    maximize: bool = True,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Mean and variance on a learner's modelling scale of predicted final values given by
+    their 5/50/95% quantiles on the metric's scale (:meth:`CurveModel.predict_final`).
+
+    ``forward`` is the learner's monotone transform (:meth:`TargetTransform.forward`): the
+    quantiles are mapped through it, which keeps them quantiles, and read as a Gaussian with
+    mean ``t(q50)`` and standard deviation ``(t(q95) − t(q05)) / (2 · 1.645)``. The curve
+    model's predictive is a Gaussian mixture on its own scale (logit of an accuracy,
+    standardized), close to the learner's; the Gaussian keeps its centre and its 90% width.
+    With ``bound`` (finite values; NaN: none) the final is known to be at least it (at most,
+    minimizing): the Gaussian is truncated there and its mean and variance are the truncated
+    normal's. Rows whose quantiles do not map to finite values get variance 0 at ``t(q50)``."""
+    from scipy.stats import truncnorm
+
+    t05, t50, t95 = (forward(np.asarray(q, dtype=float)) for q in (q05, q50, q95))
+    sd = np.abs(t95 - t05) / (2.0 * _Z95)
+    ok = np.isfinite(sd) & np.isfinite(t50)
+    mean = np.where(np.isfinite(t50), t50, np.nan)
+    var = np.where(ok, sd * sd, 0.0)
+    if bound is None:
+        return mean, var
+    tb = forward(np.asarray(bound, dtype=float))
+    cut = ok & np.isfinite(tb) & (sd > 0)
+    if cut.any():
+        m, s_, b = mean[cut], sd[cut], (tb[cut] - mean[cut]) / sd[cut]
+        lo, hi = (b, np.inf) if maximize else (-np.inf, b)
+        tm, tv = truncnorm.stats(lo, hi, loc=m, scale=s_, moments="mv")
+        # far beyond the bound the truncated law is a point mass at it
+        far = ~np.isfinite(tm) | ~np.isfinite(tv)
+        mean[cut] = np.where(far, tb[cut], tm)
+        var[cut] = np.where(far, 0.0, np.maximum(tv, 0.0))
+    flat = ok & np.isfinite(tb) & (sd <= 0)
+    if flat.any():
+        mean[flat] = (
+            np.maximum(mean[flat], tb[flat]) if maximize else np.minimum(mean[flat], tb[flat])
+        )
+    return mean, var
+
+
+def pruned_targets(
+    obs: pd.DataFrame,
+    y: np.ndarray,
+    forward: Callable[[np.ndarray], np.ndarray],
+    maximize: bool = True,
+) -> tuple[np.ndarray, np.ndarray | None]:
+    """A dataset's observations ``y`` (modelling scale) with each row's own variance: rows
+    of ``obs`` with predictive quantiles (:data:`VALUE_Q05`, :data:`VALUE_Q95`; a pruned
+    trial's predicted final) take :func:`evidence_moments`' mean and variance, every other
+    row its ``y`` and variance 0. The variances are None when no row has quantiles (every
+    observation is a measurement)."""
+    if VALUE_Q05 not in obs.columns or VALUE_Q95 not in obs.columns:
+        return y, None
+    q05 = pd.to_numeric(obs[VALUE_Q05], errors="coerce").to_numpy(dtype=float)
+    q95 = pd.to_numeric(obs[VALUE_Q95], errors="coerce").to_numpy(dtype=float)
+    has = np.isfinite(q05) & np.isfinite(q95)
+    if not has.any():
+        return y, None
+    bound = None
+    if VALUE_BOUND in obs.columns:
+        bound = pd.to_numeric(obs[VALUE_BOUND], errors="coerce").to_numpy(dtype=float)[has]
+    q50 = pd.to_numeric(obs["value"], errors="coerce").to_numpy(dtype=float)[has]
+    mean, var = evidence_moments(q05[has], q50, q95[has], forward, bound, maximize)
+    y = np.array(y, dtype=float)
+    v = np.zeros(len(y))
+    keep = np.isfinite(mean)
+    y[np.flatnonzero(has)[keep]] = mean[keep]
+    v[np.flatnonzero(has)[keep]] = var[keep]
+    return y, (v if np.any(v > 0) else None)
+
+
 __all__ = [
     "DEFAULT_MIN_FRACTION",
     "DEFAULT_THRESHOLD",
+    "VALUE_BOUND",
+    "VALUE_Q05",
+    "VALUE_Q95",
     "CurvePruner",
     "Pruner",
     "RecordOnly",
@@ -303,5 +398,7 @@ __all__ = [
     "check_budget",
     "check_pruner",
     "check_threshold",
+    "evidence_moments",
     "last_point",
+    "pruned_targets",
 ]

@@ -191,3 +191,78 @@ def test_predict_summarizes_the_predictive_components(fitted_map, synth, mode):
     for q, col in ((0.05, "lower"), (0.95, "upper")):
         ends = np.array([adapt.mixture_quantile(W[i], M[[i]], V[[i]], q)[0] for i in range(len(W))])
         np.testing.assert_allclose(t.inverse(ends), p[col].to_numpy(), rtol=1e-3, atol=1e-4)
+
+
+def test_uncertain_runs_enter_both_leave_one_outs_with_their_own_variance():
+    """A pruned trial's predicted final (variance ``v`` on top of the noise): the GP's and the
+    linear model's covariances carry ``v`` on its diagonal, a measured run's prediction given
+    the others is the dense one, and a zero variance changes nothing."""
+    U, y = _toy(10, seed=3)
+    v = np.r_[np.zeros(7), 0.3, 1.0, 0.05]
+    assert (
+        adapt.fit_task_gp(U, y, np.zeros(10)).alpha.tolist()
+        == adapt.fit_task_gp(U, y).alpha.tolist()
+    )
+    gp = adapt.fit_task_gp(U, y, v)
+    K = gp.signal * adapt._matern_r(np.sqrt(5.0 * adapt._sqdist(U, U)) / gp.length)
+    K = K + np.diag(gp.noise + v)
+    np.testing.assert_allclose(gp.chol @ gp.chol.T, K, rtol=1e-10)
+    mean, var = gp.loo()
+    for i in (0, 8):
+        keep = np.arange(10) != i
+        k = K[i, keep]
+        m = gp.mean + k @ np.linalg.solve(K[np.ix_(keep, keep)], y[keep] - gp.mean)
+        assert mean[i] == pytest.approx(m, rel=1e-8)
+        assert var[i] == pytest.approx(K[i, i] - k @ np.linalg.solve(K[np.ix_(keep, keep)], k))
+    Phi = np.column_stack([np.ones(10), U])
+    m0, S0, s2 = np.zeros(3), np.eye(3), 0.04
+    lm, lv = adapt.linear_loo(Phi, y, m0, S0, s2, obs_var=v)
+    keep = np.arange(10) != 0
+    D = s2 + v[keep]
+    Sn = np.linalg.inv(np.linalg.inv(S0) + Phi[keep].T @ (Phi[keep] / D[:, None]))
+    mn = Sn @ (Phi[keep].T @ (y[keep] / D))
+    assert lm[0] == pytest.approx(Phi[0] @ mn, rel=1e-6)
+    assert lv[0] == pytest.approx(Phi[0] @ Sn @ Phi[0] + s2, rel=1e-6)
+
+
+def test_a_pruned_trials_interval_is_an_uncertain_observation(fitted_map, synth):
+    """``extra_runs`` rows with predictive quantiles (a pruned trial) update the dataset as
+    observations with their own variance: the posterior is ``update_dataset``'s with
+    ``obs_var``, a wider interval moves the surface less, the memo tells them apart, and
+    without quantiles the row is a plain fantasy as before."""
+    from metaopt_bayes.pruning import VALUE_Q05, VALUE_Q95
+    from metaopt_bayes.update import update_dataset
+
+    _, meta, _ = synth
+    d = _periodic(40, seed=5)
+    obs = d.iloc[:6]
+    cfg = d.iloc[6:][["params.lr", "params.depth", "params.booster"]]
+    pruned = d.iloc[[30, 31]][["params.lr", "params.depth", "params.booster"]].copy()
+    pruned["value"] = [0.2, 0.25]
+    plain = fitted_map.latent("ds7", cfg, meta=meta, runs=obs, extra_runs=pruned)[0]
+    states = {}
+    for width in (0.02, 0.2):
+        rows = pruned.assign(
+            **{VALUE_Q05: pruned["value"] - width, VALUE_Q95: pruned["value"] + width}
+        )
+        state = fitted_map._conditioned("ds7", None, meta, obs, rows)
+        post, X, y, _, _ = state["update"]
+        v = state["obs_var"]
+        t = fitted_map.transform.forward
+        want = ((t(rows[VALUE_Q95].to_numpy()) - t(rows[VALUE_Q05].to_numpy())) / 3.29) ** 2
+        np.testing.assert_allclose(v[-2:], want, rtol=1e-3)
+        assert (v[:-2] == 0).all()
+        dr = fitted_map._draws
+        z = fitted_map.scaler.transform(meta, ["ds7"])[0]
+        ref = update_dataset(
+            np.einsum("spq,q->sp", dr["B"], z), dr["tau"] ** 2, X, y, obs_var=v,
+            log_sigma_mu=dr["log_sigma_mu"], log_sigma_sd=dr["log_sigma_sd"],
+            n_nodes=int(fitted_map.config["n_nodes"]),
+            sigma_floor2=float(fitted_map.config["sigma_floor"]) ** 2, **fitted_map._scales(),
+        )  # fmt: skip
+        np.testing.assert_allclose(post.mean, ref.mean, rtol=1e-10, atol=1e-12)
+        states[width] = fitted_map.latent("ds7", cfg, meta=meta, runs=obs, extra_runs=rows)[0]
+    none = fitted_map.latent("ds7", cfg, meta=meta, runs=obs)[0]
+    # the wider the interval, the closer to not having seen the pruned trials at all
+    far, near = np.abs(states[0.2] - none).mean(), np.abs(states[0.02] - none).mean()
+    assert far < near < np.abs(plain - none).mean() * 1.0001

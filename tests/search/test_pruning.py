@@ -350,3 +350,47 @@ def test_a_curve_pruner_around_the_real_curve_model_judges_curves_and_travels():
     assert pruner.should_prune(early, [value(0.3, s) for s in early]) is True
     assert pruner.should_prune(early, [value(0.65, s) for s in early]) is False
     assert pruner.last_probability > 0.5
+
+
+# ------------------------------------------------------------------ a pruned trial's evidence
+def test_a_predicted_final_becomes_a_mean_and_variance_on_the_learners_scale():
+    """The quantiles map through the learner's transform (a logit here) and read as a
+    Gaussian: mean t(q50), sd = the transformed 5–95% span / (2·1.645)."""
+    from scipy.special import logit
+    from scipy.stats import truncnorm
+
+    from metaopt_bayes.pruning import evidence_moments
+
+    def fwd(y):
+        return (logit(y) - 1.0) / 0.5
+
+    q05, q50, q95 = np.array([0.70, 0.80]), np.array([0.80, 0.85]), np.array([0.88, 0.95])
+    mean, var = evidence_moments(q05, q50, q95, fwd)
+    np.testing.assert_allclose(mean, fwd(q50))
+    np.testing.assert_allclose(var, ((fwd(q95) - fwd(q05)) / (2 * 1.6448536269514722)) ** 2)
+    # a lower bound (maximizing): the truncated normal's moments; none (NaN) leaves a row be
+    bound = np.array([0.83, np.nan])
+    tm, tv = evidence_moments(q05, q50, q95, fwd, bound=bound)
+    sd0, b0 = np.sqrt(var[0]), (fwd(0.83) - mean[0]) / np.sqrt(var[0])
+    want = truncnorm.stats(b0, np.inf, loc=mean[0], scale=sd0, moments="mv")
+    np.testing.assert_allclose([tm[0], tv[0]], np.array(want, dtype=float), rtol=1e-10)
+    assert tm[0] > mean[0] and tv[0] < var[0]
+    assert (tm[1], tv[1]) == (mean[1], var[1])
+    # minimizing, the bound caps the value; far beyond the predictive it is a point mass
+    lm, _ = evidence_moments(q05, q50, q95, fwd, bound=np.array([0.78, 0.999]), maximize=False)
+    assert lm[0] < mean[0]
+    hm, hv = evidence_moments(q05, q50, q95, fwd, bound=np.array([0.999999, np.nan]))
+    assert hm[0] == pytest.approx(fwd(0.999999), rel=1e-3) and hv[0] < 1e-3 * var[0]
+
+
+def test_rows_without_quantiles_stay_measurements():
+    from metaopt_bayes.pruning import pruned_targets
+
+    obs = pd.DataFrame({"value": [0.5, 0.6, 0.7], "value_q05": [np.nan, 0.5, np.nan],
+                        "value_q95": [np.nan, 0.7, np.nan]})  # fmt: skip
+    y = np.array([0.5, 0.6, 0.7])
+    y2, v = pruned_targets(obs, y, lambda a: np.asarray(a) * 1.0)
+    np.testing.assert_array_equal(y2, y)
+    np.testing.assert_allclose(v, [0.0, (0.2 / 3.2897072539029444) ** 2, 0.0])
+    assert pruned_targets(obs.iloc[[0, 2]], y[[0, 2]], lambda a: a)[1] is None
+    assert pruned_targets(obs[["value"]], y, lambda a: a)[1] is None

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import math
+import types
 import warnings
 
 import numpy as np
@@ -131,8 +132,14 @@ def test_the_evidence_of_a_pruned_trial_is_its_predicted_final(wh, pool):
     assert len(rows) == wh.count_runs(dataset="d1", status="pruned") >= 1
     for _, r in rows.iterrows():  # Margin's prediction: the truth, from the partial curve
         assert r["value"] == pytest.approx(final_of(r["x"], r["c"]), abs=1e-6)
+        # with its predictive interval, which the update reads as the row's own variance
+        assert (r["value_q05"], r["value_q95"]) == pytest.approx(
+            (r["value"] - 0.02, r["value"] + 0.02)
+        )
+    assert "value_bound" not in rows.columns  # CENSOR_AT_PARTIAL_BEST is off
     plain = PrunedEvidence("d1", "toy", "score").rows(wh)  # no curve model: the learner's
     assert plain["value"].isna().all() and len(plain) == len(rows)
+    assert plain["value_q05"].isna().all()
 
 
 def test_trials_in_worker_processes_decide_there_and_bring_their_curve_back(wh, pool):
@@ -334,11 +341,16 @@ def test_metaopt_pruner_in_a_real_optuna_study(tmp_path):
     with Warehouse(db, read_only=True) as wh:
         runs = wh.sql("SELECT run_id, status FROM runs WHERE source LIKE 'optuna:%'")
         curves = wh.curves(run_ids=list(runs.run_id))
+        # the sampler passes the pruned runs on with their predictive quantiles
+        space = types.SimpleNamespace(names=["x", "c"])
+        evidence = sampler._with_pruned(wh, study, None, space)
         metrics = wh.sql(
             "SELECT r.run_id, m.value FROM runs r JOIN run_metrics m USING (run_id) "
             "WHERE r.status = 'pruned'"
         )
     assert (runs.status == "pruned").sum() == n_pruned
+    assert len(evidence) == n_pruned and evidence[["value_q05", "value_q95"]].notna().all(None)
+    assert (evidence["value_q05"] <= evidence["value"]).all()
     assert set(runs.status) == {"finished", "pruned"}
     assert set(curves.run_id) == set(runs.run_id)  # every trial's intermediate values
     for rid, v in zip(metrics.run_id, metrics.value, strict=True):
