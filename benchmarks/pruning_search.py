@@ -194,6 +194,11 @@ def _metaopt(target: Target, seed: int, prune: bool, threshold: float) -> Trajec
         seed=seed,
         prune=st["pruner"] if prune else False,
         budget_steps=int(cs.steps[-1]),
+        # no refits: a refit learns from every dataset in the shared warehouse, i.e. from the
+        # searches run before this one — the same dataset under another method's alias
+        # included — and replaces the shared learner for the searches after it (as
+        # benchmarks/search.py, the history's learner stays the one fitted on it)
+        refit_every=0,
     )
     with search:
         while not ledger.exhausted:
