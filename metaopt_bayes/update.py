@@ -214,12 +214,12 @@ def update_dataset(
     lam, log_prior = lam[keep], np.log(lam_w[keep] / lam_w[keep].sum())
     H, G, r = len(lam), sig2.shape[1], p - 1
     tau2 = np.maximum(np.asarray(tau2, dtype=float), 1e-300)
-    if ns == 0:
-        return _prior_posterior(mu, tau2, sig2, lam, log_prior)
     if obs_var is not None:
         obs_var = np.asarray(obs_var, dtype=float).reshape(-1)
         if len(obs_var) != ns or not np.all(np.isfinite(obs_var) & (obs_var >= 0)):
             raise ValueError("obs_var must hold one finite variance ≥ 0 per observation")
+    if ns == 0:
+        return _prior_posterior(mu, tau2, sig2, lam, log_prior)
     if obs_var is not None and np.any(obs_var > 0):
         # statistics per draw and node (S, G, …); the sums of the scaled rows
         Ss, bs, cs, noise_logdet = _scaled_stats(np.asarray(X), np.asarray(y), obs_var, sig2)
