@@ -159,8 +159,9 @@ class Discrepancy:
 
     def mean_weights(self) -> np.ndarray:
         """``(n, L)`` dual weights of the posterior mean, one column per length scale: the
-        mean at ``U_new`` is ``Σ_ℓ k_ℓ(U_new, U) V[:, ℓ]`` (:func:`mean_at`), the amplitudes
-        and their weights summed in. Keeps what a mean needs without the decompositions."""
+        mean at ``U_new`` is ``Σ_ℓ k_ℓ(U_new, U) V[:, ℓ]`` (:meth:`StackedMeans.at`), the
+        amplitudes and their weights summed in. Keeps what a mean needs without the
+        decompositions."""
         V = np.zeros((len(self.r), len(LENGTH_SCALES)))
         w = self.weights[:-1].reshape(len(LENGTH_SCALES), len(AMPLITUDES))
         for i, ((lam, Q), w_ell) in enumerate(zip(self.eig, w, strict=True)):

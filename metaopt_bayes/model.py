@@ -699,8 +699,8 @@ class MetaLearner:
         Memoized by content — the draws, the settings and learnt grid weights, the
         meta-features row and the runs' values — for the last few states: one search step
         predicts the same state several times (the shown predictions, the acquisition,
-        pending trials), and after a NUTS fit the update over every draw and noise level is
-        most of a step's cost."""
+        pending trials), and after a NUTS fit the update over every draw is the largest
+        single cost of a step."""
         self._require_fitted()
         z, runs, rows = self._dataset_inputs(dataset, warehouse, meta, runs)
         if extra_runs is not None and len(extra_runs):
@@ -808,6 +808,13 @@ class MetaLearner:
             return {}
         return {"scales": self.sensitivity_grid, "scale_weights": self.sensitivity_prior}
 
+    def _state_discrepancy(self, state: dict[str, Any]) -> Discrepancy | None:
+        """The discrepancy of a dataset state (:meth:`_conditioned`), fitted once per state."""
+        if "disc" not in state:
+            post, X, y, _, _ = state["update"]
+            state["disc"] = self._discrepancy(post, X, y, state.get("obs_var"))
+        return state["disc"]
+
     def _discrepancy(
         self,
         post: CoefficientPosterior,
@@ -899,9 +906,7 @@ class MetaLearner:
             return _fresh(seen[1])  # the same candidates again (shown, then scored)
         Phi = self.encoder.transform(configs, rows=rows)
         m, v = predictive_moments(post, Phi, noise=False)
-        if "disc" not in state:
-            state["disc"] = self._discrepancy(post, X, y, state.get("obs_var"))
-        disc = state["disc"]
+        disc = self._state_discrepancy(state)
         if disc is not None:
             dm, dv = disc.moments(self.encoder.linear_terms(Phi))
             m, v = m + dm, v + dv
@@ -1117,14 +1122,12 @@ class MetaLearner:
         the surface's uncertainty and :meth:`predict` alone the discrepancy's."""
         configs = _as_configs(configs)
         state = self._conditioned(dataset, warehouse, meta, runs, extra_runs)
-        post, X, y, rows, _ = state["update"]
+        post, _, _, rows, _ = state["update"]
         rng = np.random.default_rng(self.config["seed"] if seed is None else seed)
         beta, sig2 = post.sample(rng)
         Phi = self.encoder.transform(configs, rows=rows)
         f = beta @ Phi.T
-        if "disc" not in state:
-            state["disc"] = self._discrepancy(post, X, y, state.get("obs_var"))
-        disc = state["disc"]
+        disc = self._state_discrepancy(state)
         if disc is not None:  # the discrepancy's posterior mean (see the docstring)
             f += disc.moments(self.encoder.linear_terms(Phi))[0]
         if predictive:
