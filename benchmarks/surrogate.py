@@ -80,6 +80,21 @@ def _learner_scores(ml: MetaLearner, ds: str, test: pd.DataFrame, obs: pd.DataFr
     return (W * M).sum(1), W, M, V
 
 
+def _metric_coverage(a: dict, ml: MetaLearner, ds: str, test, obs, meta, se) -> None:
+    """The product's 90% interval (:meth:`MetaLearner.predict`) on the metric's own scale:
+    whether each held-out run lies inside it (``c90m``), and the same for the runs at the
+    metric's bound alone (``c90b``, e.g. accuracy 1.0: inside when the interval reaches it);
+    ``se``'s rows off the bound (``se_in``: a run at the bound is only "at least" there, so
+    its squared error on the transformed scale is not an error of the prediction)."""
+    p = ml.predict(ds, test, meta=meta, runs=obs)
+    raw = ml._target(test)
+    inside = (raw >= p["lower"].to_numpy()) & (raw <= p["upper"].to_numpy())
+    at_bound = (raw >= 1) | (raw <= 0) if ml.transform.kind == "logit" else raw <= 0
+    a.setdefault("c90m", []).append(inside)
+    a.setdefault("c90b", []).append(inside[at_bound])
+    a.setdefault("se_in", []).append(se[~at_bound])
+
+
 def _mixture_scores(y, m, W, M, V) -> dict[str, np.ndarray]:
     out = {"se": (y - m) ** 2, "nlpd": -adapt.mixture_logpdf(y, W, M, V)}
     for prob, key in ((0.5, "c50"), (0.9, "c90")):
@@ -121,6 +136,7 @@ def run_scenario(
                 "NLPD": float(np.concatenate(a["nlpd"]).mean()),
                 "cov50": float(np.concatenate(a["c50"]).mean()),
                 "cov90": float(np.concatenate(a["c90"]).mean()),
+                **_metric_columns(a),
             }
         )
     learner = {k: a for (m_, k), a in acc.items() if m_ == "MetaLearner"}
@@ -143,6 +159,22 @@ def run_scenario(
             }
         )
     return first
+
+
+def _metric_columns(a: dict) -> dict:
+    """``RMSE off bound``, ``cov90 metric`` (± s.e. clustered by task) and ``cov90 at bound``
+    (with the number of such runs) when :func:`_metric_coverage` scored this method."""
+    if "c90m" not in a:
+        return {}
+    c, se = _clustered(a["c90m"])
+    bound = np.concatenate(a["c90b"])
+    return {
+        "RMSE off bound": float(np.sqrt(np.concatenate(a["se_in"]).mean())),
+        "cov90 metric": c,
+        "s.e.": se,
+        "cov90 at bound": float(bound.mean()) if len(bound) else float("nan"),
+        "runs at bound": len(bound),
+    }
 
 
 def _clustered(per_task: list[np.ndarray]) -> tuple[float, float]:
@@ -228,6 +260,7 @@ def _run_fold(
             y_obs = g_task[perm[:k]]
             m, W, M, V = _learner_scores(ml, ds, test, obs, meta)
             add("MetaLearner", k, y, m, None, ds, _mixture_scores(y, m, W, M, V))
+            _metric_coverage(acc[("MetaLearner", k)], ml, ds, test, obs, meta, (y - m) ** 2)
             for mode in compare_adapt or ():  # the same fit, another way to adapt
                 kept = ml.config["adapt"]
                 ml.config["adapt"] = mode

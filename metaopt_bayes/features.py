@@ -731,6 +731,45 @@ class TargetTransform:
             out[sel] = min(max(grain / 2, self.eps), self.eps_max)
         return out
 
+    def censored(self, y: np.ndarray) -> np.ndarray:
+        """Per value, +1 when it sits at the metric's upper bound (accuracy 1.0: the latent
+        value is at least where :meth:`forward` puts it), −1 at a lower bound (0 under a logit
+        or log scale: at most there), else 0 — see :mod:`metaopt_bayes.censoring`."""
+        y = np.asarray(y, dtype=float)
+        if self.kind == "logit":
+            return np.where(y >= 1, 1, np.where(y <= 0, -1, 0))
+        if self.kind == "log":
+            return np.where(y <= 0, -1, 0)
+        return np.zeros(len(y), dtype=int)
+
+    def band(self, y: np.ndarray, rows: float = float("nan")) -> tuple[float, float]:
+        """The modelling-scale interval outside which one dataset's runs show at the bound:
+        ``(t(ε), t(1 − ε))`` under a logit scale, unbounded otherwise. ``ε`` is the
+        resolution of the dataset's runs ``y`` (:meth:`bound_eps`); without runs half of one
+        row of the dataset (``rows``: a score over at most that many rows moves in steps of at
+        least ``1/rows``), within ``[eps, eps_max]``; ``eps`` when neither is known."""
+        if self.kind != "logit":
+            return -np.inf, np.inf
+        y = np.asarray(y, dtype=float)
+        if len(y):
+            e = float(self.bound_eps(y)[0])
+        elif np.isfinite(rows) and rows > 0:
+            e = min(max(0.5 / rows, self.eps), self.eps_max)
+        else:
+            e = self.eps
+        lo, hi = np.log(e) - np.log1p(-e), np.log1p(-e) - np.log(e)
+        return (lo - self.center) / self.scale, (hi - self.center) / self.scale
+
+    def observe(self, t: np.ndarray, band: tuple[float, float] = (-np.inf, np.inf)) -> np.ndarray:
+        """Modelling scale → the metric a run would show: :meth:`inverse`, with values beyond
+        the ``band`` (:meth:`band`) at the bound itself (an accuracy beyond the dataset's
+        resolution is reported as 1.0)."""
+        t = np.asarray(t, dtype=float)
+        out = self.inverse(t)
+        if self.kind == "logit":
+            out = np.where(t >= band[1], 1.0, np.where(t <= band[0], 0.0, out))
+        return out
+
     def _g(self, y: np.ndarray, groups: np.ndarray | None = None) -> np.ndarray:
         y = np.asarray(y, dtype=float)
         if self.kind == "logit":

@@ -64,6 +64,7 @@ from metaopt_bayes.adapt import (
     ranking_weight,
     stacking_weight,
 )
+from metaopt_bayes.censoring import censored_sites
 from metaopt_bayes.discrepancy import (
     LENGTH_SCALES,
     Discrepancy,
@@ -714,7 +715,8 @@ class MetaLearner:
                 }
             )
         frames = [f for f in (runs, extra_runs) if f is not None and len(f)]
-        X = y = v = None
+        X = y = v = side = None
+        band = self.transform.band(np.array([]), rows)
         if frames:
             obs = pd.concat(frames, ignore_index=True)
             y_raw = self._target(obs)
@@ -725,6 +727,9 @@ class MetaLearner:
                 X = self.encoder.transform(obs.reset_index(drop=True), rows=rows)
                 y = self.transform.forward(y_raw)
                 y, v = pruned_targets(obs, y, self.transform.forward, self.direction == "maximize")
+                measured = np.ones(len(y), bool) if v is None else v <= 0
+                side = np.where(measured, self.transform.censored(y_raw), 0)
+                band = self.transform.band(y_raw[measured])
         index = self.datasets.index(str(dataset)) if str(dataset) in self.datasets else None
         key = (
             index,
@@ -746,14 +751,26 @@ class MetaLearner:
             if key in memo:
                 memo.move_to_end(key)
                 return memo[key]
-        post = self._posterior_xy(index, z, X, y, v)
+        if side is not None and side.any():  # runs at the metric's bound: censored
+            # the update takes each as an EP site; the discrepancy and the task GP, which
+            # take exact observations, its expected value beyond the bound
+            cens = side != 0
+            _, _, post, y = censored_sites(
+                lambda yy, vv: self._posterior_xy(index, z, X, yy, vv),
+                lambda p: (*predictive_moments(p, X[cens], noise=False), p.moments()[2]),
+                y,
+                v,
+                side,
+            )
+        else:
+            post = self._posterior_xy(index, z, X, y, v)
         for arr in (post.mean, post.factor, post.eig, post.sigma2, post.weight, post.lift):
             if arr is not None:
                 arr.flags.writeable = False  # shared by every caller of this state
         mu = np.einsum("spq,q->sp", self._draws["B"], z)
         tau2 = self._draws["tau"] ** 2
         prior = lambda: tuned_prior(post, mu, tau2, **self._scales())  # noqa: E731
-        state = {"update": (post, X, y, rows, prior), "obs_var": v}
+        state = {"update": (post, X, y, rows, prior), "obs_var": v, "band": band}
         with self._memo_lock:
             memo[key] = state
             while len(memo) > _MEMO_STATES:
@@ -895,15 +912,17 @@ class MetaLearner:
         meta: pd.DataFrame | None,
         runs: pd.DataFrame | None,
         extra_runs: pd.DataFrame | None,
-    ) -> tuple[np.ndarray, np.ndarray, CoefficientPosterior, tuple | None]:
+    ) -> tuple[np.ndarray, np.ndarray, CoefficientPosterior, tuple | None, tuple[float, float]]:
         """The transferred latent mean and variance (modelling scale), the coefficient
-        posterior, and the task component ``(w, mean, variance, noise)`` when adapting."""
+        posterior, the task component ``(w, mean, variance, noise)`` when adapting, and the
+        band beyond which a run shows at the metric's bound
+        (:meth:`~metaopt_bayes.features.TargetTransform.band`)."""
         configs = _as_configs(configs)
         state = self._conditioned(dataset, warehouse, meta, runs, extra_runs)
         post, X, y, rows, prior = state["update"]
         key, seen = _content_key(configs), state.get("parts")
         if key is not None and seen is not None and seen[0] == key:
-            return _fresh(seen[1])  # the same candidates again (shown, then scored)
+            return (*_fresh(seen[1]), state["band"])  # the same candidates again
         Phi = self.encoder.transform(configs, rows=rows)
         m, v = predictive_moments(post, Phi, noise=False)
         disc = self._state_discrepancy(state)
@@ -920,7 +939,7 @@ class MetaLearner:
             task = (w, mg, vg, gp.noise)
         if key is not None:
             state["parts"] = (key, _fresh((m, v, post, task)))
-        return m, v, post, task
+        return m, v, post, task, state["band"]
 
     def latent(
         self,
@@ -935,7 +954,7 @@ class MetaLearner:
         each config, and the coefficient posterior behind them: the quadratic surface after the
         closed-form update plus the dataset's model discrepancy, when it has runs — mixed with
         the task GP when adapting (:meth:`_adaptation`; the moments of the mixture)."""
-        m, v, post, task = self._parts(dataset, configs, warehouse, meta, runs, extra_runs)
+        m, v, post, task, _ = self._parts(dataset, configs, warehouse, meta, runs, extra_runs)
         if task is not None:
             w, mg, vg, _ = task
             m, v = mix_moments(w, m, v, mg, vg)
@@ -979,13 +998,15 @@ class MetaLearner:
             self._require_fitted()
             configs = _as_configs(configs)
             self.encoder.check(configs)
-        m, v, post, task = self._parts(dataset, configs, warehouse, meta, runs, extra_runs)
+        m, v, post, task, band = self._parts(dataset, configs, warehouse, meta, runs, extra_runs)
+        if not predictive:  # the latent metric, not a run's: no bound to show at
+            band = (-np.inf, np.inf)
         if task is None:
             if not predictive:
-                return self._summarize(m, np.sqrt(v), interval)
+                return self._summarize(m, np.sqrt(v), interval, band=band)
             w, s2 = noise_mixture(post)
             half = mixture_quantile(v, w, s2, interval)
-            return self._summarize(m, np.sqrt(v + float(w @ s2)), interval, half)
+            return self._summarize(m, np.sqrt(v + float(w @ s2)), interval, half, band)
         W, M, V = self._components(m, v, post, task, predictive)
         lo, hi = mixture_interval(W, M, V, interval)
         # mean and sd: each component's noise mixture moment-matched (as without adaptation)
@@ -993,7 +1014,7 @@ class MetaLearner:
         v_t = (W[:-1] @ V[:, :-1].T) / wt if predictive else v
         two = np.array([wt, 1.0 - wt])
         return self._summarize_mixture(
-            two, np.column_stack([m, M[:, -1]]), np.column_stack([v_t, V[:, -1]]), lo, hi
+            two, np.column_stack([m, M[:, -1]]), np.column_stack([v_t, V[:, -1]]), lo, hi, band
         )
 
     def _components(
@@ -1025,7 +1046,7 @@ class MetaLearner:
         as a Gaussian mixture, for scoring predictions: weights (n, K), means (n, K),
         variances (n, K) — the observation noise's scale mixture and, when adapting, the task
         GP's component (:meth:`predict` summarizes the same distribution)."""
-        m, v, post, task = self._parts(dataset, configs, warehouse, meta, runs, extra_runs)
+        m, v, post, task, _ = self._parts(dataset, configs, warehouse, meta, runs, extra_runs)
         if task is None:
             w, s2 = noise_mixture(post)
             W, M, V = w, np.repeat(m[:, None], len(w), 1), v[:, None] + s2[None, :]
@@ -1034,12 +1055,19 @@ class MetaLearner:
         return np.broadcast_to(W, M.shape).copy(), M, V
 
     def _summarize(
-        self, m: np.ndarray, s: np.ndarray, interval: float, half: np.ndarray | None = None
+        self,
+        m: np.ndarray,
+        s: np.ndarray,
+        interval: float,
+        half: np.ndarray | None = None,
+        band: tuple[float, float] = (-np.inf, np.inf),
     ) -> pd.DataFrame:
+        """Metric-scale mean, sd and interval of ``N(m, s²)`` on the modelling scale; values
+        beyond ``band`` show at the metric's bound (a run's censored observation)."""
         if half is None:
             half = float(ndtri(0.5 + interval / 2.0)) * s
-        lower = self.transform.inverse(m - half)
-        upper = self.transform.inverse(m + half)
+        lower = self.transform.observe(m - half, band)
+        upper = self.transform.observe(m + half, band)
         if self.transform.kind == "identity":
             mean = self.transform.inverse(m)
             sd = s * self.transform.scale
@@ -1047,7 +1075,7 @@ class MetaLearner:
             x, w = np.polynomial.hermite_e.hermegauss(20)
             w = w / w.sum()
             with np.errstate(over="ignore"):
-                vals = self.transform.inverse(m[:, None] + s[:, None] * x[None, :])
+                vals = self.transform.observe(m[:, None] + s[:, None] * x[None, :], band)
             # a log-scale metric with a vast spread (a zero-shot RMSE, whose level is the
             # target's unit) has moments beyond floats: capped so that they stay finite
             vals = np.minimum(vals, _MOMENT_CAP)
@@ -1056,19 +1084,26 @@ class MetaLearner:
         return pd.DataFrame({"mean": mean, "sd": sd, "lower": lower, "upper": upper})
 
     def _summarize_mixture(
-        self, W: np.ndarray, M: np.ndarray, V: np.ndarray, lo: np.ndarray, hi: np.ndarray
+        self,
+        W: np.ndarray,
+        M: np.ndarray,
+        V: np.ndarray,
+        lo: np.ndarray,
+        hi: np.ndarray,
+        band: tuple[float, float] = (-np.inf, np.inf),
     ) -> pd.DataFrame:
         """Metric-scale mean and sd of the Gaussian mixture ``Σ_k W_k N(M_k, V_k)`` on the
-        modelling scale (Gauss–Hermite per component), and its interval ends mapped back."""
+        modelling scale (Gauss–Hermite per component), and its interval ends mapped back
+        (beyond ``band`` at the metric's bound, as in :meth:`_summarize`)."""
         x, gw = np.polynomial.hermite_e.hermegauss(20)
         gw = gw / gw.sum()
         with np.errstate(over="ignore"):
-            vals = self.transform.inverse(M[:, :, None] + np.sqrt(V)[:, :, None] * x)
+            vals = self.transform.observe(M[:, :, None] + np.sqrt(V)[:, :, None] * x, band)
         vals = np.minimum(vals, _MOMENT_CAP)  # (n, K, 20)
         first = np.einsum("k,nkq,q->n", W, vals, gw)
         second = np.einsum("k,nkq,q->n", W, vals**2, gw)
         sd = np.sqrt(np.maximum(second - first**2, 0.0))
-        lower, upper = self.transform.inverse(lo), self.transform.inverse(hi)
+        lower, upper = self.transform.observe(lo, band), self.transform.observe(hi, band)
         return pd.DataFrame({"mean": first, "sd": sd, "lower": lower, "upper": upper})
 
     def history_regret(self, configs: pd.DataFrame) -> np.ndarray | None:
