@@ -9,7 +9,7 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-__version__ = "0.6.2"
+__version__ = "0.7.0"
 
 _EXPORTS = {
     "MetaLearner": "metaopt_bayes.model",

@@ -716,7 +716,9 @@ class MetaLearner:
             )
         frames = [f for f in (runs, extra_runs) if f is not None and len(f)]
         X = y = v = side = None
-        band = self.transform.band(np.array([]), rows)
+        # the resolution of the dataset's own scores (not of fantasies or predicted finals)
+        own = self._target(runs) if runs is not None and len(runs) else np.array([])
+        band = self.transform.band(own[np.isfinite(own)], rows)
         if frames:
             obs = pd.concat(frames, ignore_index=True)
             y_raw = self._target(obs)
@@ -729,7 +731,6 @@ class MetaLearner:
                 y, v = pruned_targets(obs, y, self.transform.forward, self.direction == "maximize")
                 measured = np.ones(len(y), bool) if v is None else v <= 0
                 side = np.where(measured, self.transform.censored(y_raw), 0)
-                band = self.transform.band(y_raw[measured])
         index = self.datasets.index(str(dataset)) if str(dataset) in self.datasets else None
         key = (
             index,
@@ -751,9 +752,10 @@ class MetaLearner:
             if key in memo:
                 memo.move_to_end(key)
                 return memo[key]
-        if side is not None and side.any():  # runs at the metric's bound: censored
-            # the update takes each as an EP site; the discrepancy and the task GP, which
-            # take exact observations, its expected value beyond the bound
+        if side is not None and side.any():  # runs at the metric's bound
+            # their threshold values unless the censored update is on (censoring.SWEEPS):
+            # then an EP site each for the update, and for the discrepancy and the task GP,
+            # which take exact observations, the expected value beyond the bound
             cens = side != 0
             _, _, post, y = censored_sites(
                 lambda yy, vv: self._posterior_xy(index, z, X, yy, vv),
