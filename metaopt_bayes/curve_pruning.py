@@ -43,7 +43,7 @@ import contextlib
 import dataclasses
 import math
 import warnings
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -78,16 +78,23 @@ CENSOR_AT_PARTIAL_BEST = False
 
 
 def best_value(
-    warehouse: WarehouseLike, dataset: str, model: str, metric: str, maximize: bool
+    warehouse: WarehouseLike,
+    dataset: str,
+    model: str | Sequence[str],
+    metric: str,
+    maximize: bool,
 ) -> float | None:
-    """The best finished value of ``metric`` for ``model`` on ``dataset`` (the incumbent a
-    trial must beat), or None."""
-    try:
-        runs = warehouse.training_matrix(metric, model=model, datasets=[dataset])
-    except NotFoundError:
-        return None
-    vals = pd.to_numeric(runs["value"], errors="coerce").to_numpy(float) if len(runs) else []
-    vals = np.asarray(vals, float)
+    """The best finished value of ``metric`` for ``model`` (or any of several) on
+    ``dataset`` (the incumbent a trial must beat), or None."""
+    found: list[np.ndarray] = []
+    for m in [model] if isinstance(model, str) else list(model):
+        try:
+            runs = warehouse.training_matrix(metric, model=m, datasets=[dataset])
+        except NotFoundError:
+            continue
+        if len(runs):
+            found.append(pd.to_numeric(runs["value"], errors="coerce").to_numpy(float))
+    vals = np.concatenate(found) if found else np.array([])
     vals = vals[np.isfinite(vals)]
     if not len(vals):
         return None
@@ -168,6 +175,9 @@ class SearchPruning:
     budget: int | None = None
     steps_of: Callable[[Mapping[str, Any]], int | None] | None = None
     curve_model: Any = None
+    #: the models whose best finished run is the incumbent (default: ``model``'s own; a
+    #: search across families: all of them)
+    incumbent_of: tuple[str, ...] | None = None
 
     def budget_for(self, config: Mapping[str, Any]) -> int | None:
         if self.budget is not None:
@@ -177,13 +187,16 @@ class SearchPruning:
                 return self.steps_of(config)
         return None
 
-    def for_trial(self, warehouse: WarehouseLike, config: Mapping[str, Any]) -> Any:
+    def for_trial(
+        self, warehouse: WarehouseLike, config: Mapping[str, Any], model: str | None = None
+    ) -> Any:
         """The pruner for one trial of ``config``: bound to the incumbent, the dataset's
         finished curves and the config's budget as of now (a pruner without ``bind`` as it
-        is)."""
+        is). ``model``: the trial's family, which is this search's."""
         if not callable(getattr(self.pruner, "bind", None)):
             return self.pruner
-        incumbent = best_value(warehouse, self.dataset, self.model, self.metric, self.maximize)
+        models = self.incumbent_of or self.model
+        incumbent = best_value(warehouse, self.dataset, models, self.metric, self.maximize)
         context = _context(finished_curves(warehouse, self.dataset, self.model, self.metric))
         return bind_pruner(
             self.pruner,

@@ -723,8 +723,14 @@ class FamilyLearner:
         if pending is not None and len(pending):
             extra = pending.reset_index(drop=True).copy()
             if "value" not in extra.columns:
-                lat0 = self.predict(dataset, extra, warehouse, meta, obs, predictive=False)
-                extra["value"] = lat0["mean"].to_numpy(float)
+                extra["value"] = np.nan
+            guess = pd.to_numeric(extra["value"], errors="coerce").isna().to_numpy()
+            if guess.any():  # in flight: at the predicted mean (a pruned trial has its own)
+                lat0 = self.predict(
+                    dataset, extra[guess].reset_index(drop=True), warehouse, meta, obs,
+                    predictive=False,
+                )  # fmt: skip
+                extra.loc[guess, "value"] = lat0["mean"].to_numpy(float)
         shown = self.predict(dataset, pool, warehouse, meta, obs, extra, share=share)
         cost = shown["predicted_s"].to_numpy(float) if key == "cost-ei" else None
         if cost is not None:

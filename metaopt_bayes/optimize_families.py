@@ -21,6 +21,7 @@ import pandas as pd
 
 from metaopt_bayes.batch import RANDOM_EVERY, acquisition_key
 from metaopt_bayes.candidates import exclude_run, is_set
+from metaopt_bayes.curve_pruning import PrunedEvidence, SearchPruning, search_pruning
 from metaopt_bayes.families import (
     MODEL_COLUMN,
     FamilyLearner,
@@ -101,6 +102,70 @@ def family_learner(
     return out
 
 
+class FamilyPruning:
+    """Pruning in a search across families: each family that trains in steps (mlp epochs,
+    boosting iterations) has its own :class:`~metaopt_bayes.curve_pruning.SearchPruning` —
+    its curve model, its configs' budgets — and every trial must beat the dataset's best
+    finished run of *any* family; the trials of the other families are not pruned."""
+
+    def __init__(self, parts: dict[str, SearchPruning]) -> None:
+        self.parts = parts
+        self.evidence: dict[str, PrunedEvidence] = {f: p.evidence() for f, p in parts.items()}
+
+    def for_trial(
+        self, warehouse: WarehouseLike, config: dict[str, Any], model: str | None = None
+    ) -> Any:
+        """The pruner bound for one trial of ``model`` (None: that family is not pruned)."""
+        part = self.parts.get(str(model))
+        return None if part is None else part.for_trial(warehouse, config)
+
+    def pruned_rows(self, warehouse: WarehouseLike) -> pd.DataFrame:
+        """The pruned trials of every family (``model`` column, parameters, the predicted
+        final and its quantiles: :meth:`PrunedEvidence.rows`)."""
+        frames = []
+        for fam, ev in self.evidence.items():
+            rows = ev.rows(warehouse)
+            if len(rows):
+                frames.append(rows.assign(**{MODEL_COLUMN: fam}))
+        return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+
+
+def joint_pruning(
+    warehouse: WarehouseLike,
+    dataset: str,
+    families: list[str],
+    metric: str,
+    maximize: bool,
+    settings: SearchSettings,
+) -> FamilyPruning | None:
+    """The pruning of a search across ``families`` (None when ``prune`` is off, or when no
+    family trains in steps: a warning says so)."""
+    if settings.prune is None or settings.prune is False:
+        return None
+    from metaopt_bayes.zoo import get_family
+
+    parts: dict[str, SearchPruning] = {}
+    for fam in families:
+        family = get_family(fam)
+        if family.step_unit is None:
+            continue
+        part = search_pruning(
+            warehouse, dataset, fam, metric, maximize, settings.prune, settings.prune_threshold,
+            settings.budget_steps, steps_of=family.max_steps,
+        )  # fmt: skip
+        if part is not None:
+            part.incumbent_of = tuple(families)
+            parts[fam] = part
+    if not parts:
+        warnings.warn(
+            f"pruning is off: none of {', '.join(families)} trains in steps (the zoo reports "
+            "steps for mlp epochs and hist_gradient_boosting iterations)",
+            stacklevel=4,
+        )
+        return None
+    return FamilyPruning(parts)
+
+
 class JointProposer(LearningProposer):
     """Proposals across families: joint recommendations, or design points of the families
     that have no fitted learner yet."""
@@ -122,6 +187,7 @@ class JointProposer(LearningProposer):
         self.warehouse, self.metric, self.space, self.key = warehouse, metric, space, key
         self.n_candidates, self.seed = settings.n_candidates, settings.seed
         self.random_every = settings.random_every
+        self.pruning: FamilyPruning | None = None
         super().__init__(
             lambda exclude: family_learner(
                 warehouse, metric, families, dataset=dataset, exclude=exclude,
@@ -132,9 +198,16 @@ class JointProposer(LearningProposer):
         )  # fmt: skip
 
     def propose(self, pending: Sequence[Proposal]) -> Proposal:
+        # pruned trials: never proposed again, observed at their predicted final (± its
+        # spread) like the pending ones in flight
+        frames = [pd.DataFrame([p.config for p in pending])]
+        if self.pruning is not None:
+            frames.append(self.pruning.pruned_rows(self.warehouse))
+        frames = [f for f in frames if len(f)]
+        ahead = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
         info = _next_joint(
             self.learner, self.warehouse, self.dataset, self.space,
-            pd.DataFrame([p.config for p in pending]), self.key, self.n_candidates,
+            ahead, self.key, self.n_candidates,
             self.seed * 100003 + self.step, self.n_init, self.metric, self.step,
             self.random_every,
         )  # fmt: skip
@@ -189,8 +262,12 @@ def optimize_families(
         warehouse, dataset, fams, metric, space, key, learner, settings, n_resumed, n_init,
         remaining,
     )  # fmt: skip
+    proposer.pruning = joint_pruning(warehouse, dataset, fams, metric, maximize, settings)
     Xtr, ytr = data.training()
-    runner = TrainerRunner(dataset, Xtr, ytr, task, settings.cv, settings.timeout_s, TRIAL_SOURCE)
+    runner = TrainerRunner(
+        dataset, Xtr, ytr, task, settings.cv, settings.timeout_s, TRIAL_SOURCE, metric,
+        proposer.pruning,
+    )  # fmt: skip
     done = run_trials(
         warehouse, proposer, runner, remaining, jobs=settings.jobs, executor=settings.executor,
         release=settings.release, on_logged=settings.reporter(n_resumed, proposer, metric, True),
@@ -279,4 +356,10 @@ def _next_joint(
     return {"config": cfg, "mean": None, "sd": None, "rec": None}
 
 
-__all__ = ["JointProposer", "family_learner", "optimize_families"]
+__all__ = [
+    "FamilyPruning",
+    "JointProposer",
+    "family_learner",
+    "joint_pruning",
+    "optimize_families",
+]

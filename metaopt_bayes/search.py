@@ -227,7 +227,9 @@ def optimize(
     and enters the few-shot update at the curve model's predicted final (see
     :mod:`metaopt_bayes.curve_pruning`). With no finished curve of ``model`` in the
     warehouse nothing is pruned, with a warning, and the trials' curves are logged for the
-    next search. One model family only.
+    next search. Across families each family that trains in steps is pruned under its own
+    curve model against the dataset's best finished run of any family; the others train
+    in one go.
 
     ``model=None`` (every zoo family for the dataset's task) or a list of families searches
     the families and their spaces together (:func:`metaopt_bayes.families.optimize_families`;
@@ -244,8 +246,6 @@ def optimize(
         budget_steps=budget_steps,
     )  # fmt: skip
     if model is None or isinstance(model, list | tuple):
-        if prune is not None and prune is not False:
-            raise ValidationError("prune= works in a search of one model family; pass one model")
         if objective is not None or candidates is not None:
             raise ValidationError(
                 "a search across model families takes no objective= or candidates=; "

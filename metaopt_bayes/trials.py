@@ -586,7 +586,9 @@ def run_trials(
                         claims.beat(list(claimed))
                     pruning = getattr(runner, "pruning", None)
                     if pruning is not None:  # the incumbent and context as of now
-                        proposal.pruner = pruning.for_trial(warehouse, proposal.params)
+                        proposal.pruner = pruning.for_trial(
+                            warehouse, proposal.params, proposal.model
+                        )
                     fn, args = runner.call(proposal, shipped)
                     with released_while(warehouse, release and inline):
                         fut = ex.submit(fn, *args)

@@ -633,8 +633,8 @@ def _run_optimize(
     is_flag=True,
     help="Stop trials whose learning curve gives them little chance of beating the best "
     "(a curve model learnt from the warehouse's curves of the model; docs/pruning.md). The "
-    "zoo reports steps for mlp (epochs) and hist_gradient_boosting (10 iterations); an "
-    "--objective reports through its second argument.",
+    "zoo reports steps for mlp (epochs) and hist_gradient_boosting (10 iterations), also "
+    "in a search across families; an --objective reports through its second argument.",
 )
 @click.option(
     "--prune-threshold",
@@ -716,8 +716,6 @@ def optimize_cmd(
         raise ValidationError("give --space or --candidates, not both")
     check_threshold(prune_threshold)
     check_budget(budget_steps, "--budget-steps")
-    if prune and len(model) != 1:
-        raise ValidationError("--prune works in a search of one model family; give one --model")
     if len(model) != 1 and (space is not None or candidates is not None):
         raise ValidationError("--space and --candidates need exactly one --model")
     if learner is not None and len(model) != 1:

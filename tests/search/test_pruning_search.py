@@ -18,7 +18,7 @@ from click.testing import CliRunner
 from metaopt_bayes.ask_tell import Search
 from metaopt_bayes.candidates import config_keys
 from metaopt_bayes.cli import main
-from metaopt_bayes.curve_pruning import PrunedEvidence
+from metaopt_bayes.curve_pruning import PrunedEvidence, SearchPruning
 from metaopt_bayes.pruning import CurvePruner, TrialPruned
 from metaopt_bayes.search import TRIAL_SOURCE, optimize
 from tests.search.conftest import FakeLearner
@@ -166,8 +166,6 @@ def test_bad_pruning_options_are_one_line_errors(wh, pool):
                 learner=FakeLearner(), metric="score", **kw,
             )  # fmt: skip
         assert "\n" not in str(err.value)
-    with pytest.raises(ValidationError, match="one model family"):
-        optimize(wh, "d1", ["svc", "knn"], 2, prune=True)
     assert wh.count_runs() == 0
 
 
@@ -229,6 +227,49 @@ def test_the_zoo_reports_steps_and_is_pruned(wh, model, space, first):
     for rid in t.run_id[1:]:
         assert curves[curves.run_id == rid].step.tolist() == [first]
     assert res.best_run_id == t.run_id[0]
+
+
+def test_a_search_across_families_prunes_the_families_that_train_in_steps(wh):
+    from metaopt_bayes.families import JointSpace
+    from metaopt_bayes.optimize_families import FamilyPruning
+    from metaopt_bayes.space import SearchSpace
+
+    name = _tiny(wh)
+    knn = {"n_neighbors": {"type": "int", "low": 3, "high": 9}}
+    space = JointSpace({"mlp": SearchSpace.from_dict(MLP_SPACE), "knn": SearchSpace.from_dict(knn)})
+    pruner = CurvePruner(Zero(), min_fraction=0.0, threshold=0.5)
+    res = optimize(
+        wh, name, ["mlp", "knn"], 6, space=space, prune=pruner, cv=3, retrain=False,
+        fit_method="map", n_init=4,
+    )  # fmt: skip
+    t = res.trials
+    mlp, knn = t[t.model == "mlp"], t[t.model == "knn"]
+    assert len(mlp) >= 2 and len(knn) >= 2
+    # the first trial has no incumbent; afterwards every mlp trial faces the best run of
+    # either family and this pruner stops it at its first epoch; knn trains in one go
+    assert mlp.status.iloc[0] == "finished" and set(mlp.status.iloc[1:]) == {"pruned"}
+    assert set(knn.status) == {"finished"}
+    curves = wh.curves(run_ids=list(mlp.run_id), metric="accuracy")
+    for rid in mlp.run_id.iloc[1:]:
+        assert curves[curves.run_id == rid].step.tolist() == [1]
+    # a pruned config is never proposed again
+    keys = list(zip(mlp.width, mlp.learning_rate_init, strict=True))
+    assert len(set(keys)) == len(keys)
+    # the pruned rows the joint learner sees: one per pruned trial, with its family and the
+    # family's curve model's predicted final (a stand-in model here)
+    part = SearchPruning(pruner, name, "mlp", "accuracy", True, None, None, Margin())
+    rows = FamilyPruning({"mlp": part}).pruned_rows(wh)
+    assert len(rows) == len(mlp) - 1 and set(rows.model) == {"mlp"}
+    assert rows["value"].notna().all() and (rows["value_q95"] > rows["value_q05"]).all()
+
+
+def test_a_search_across_families_none_of_which_trains_in_steps_warns(wh):
+    name = _tiny(wh)
+    with pytest.warns(UserWarning, match="none of knn, svc trains in steps"):
+        res = optimize(
+            wh, name, ["knn", "svc"], 2, prune=True, cv=3, retrain=False, fit_method="map"
+        )
+    assert set(res.trials.status) == {"finished"}
 
 
 def test_the_zoo_without_a_pruner_is_unchanged(wh):
@@ -407,7 +448,10 @@ def test_cli_optimize_prune(tmp_path):
     bad = CliRunner().invoke(main, [*args, "--prune-threshold", "1.5"])
     assert bad.exit_code == 1 and "threshold must be in (0, 1)" in bad.output
     assert len(bad.output.strip().splitlines()) == 1
-    two = CliRunner().invoke(
-        main, ["--db", str(db), "optimize", "-d", "bc", "-m", "svc", "-m", "knn", "--prune"]
-    )
-    assert two.exit_code == 1 and "one --model" in two.output
+    two = ["--db", str(db), "optimize", "-d", "bc", "-m", "svc", "-m", "knn", "-t", "2",
+           "--cv", "3", "--no-retrain", "--method", "map", "--format", "json",
+           "--prune"]  # fmt: skip
+    with pytest.warns(UserWarning, match="none of svc, knn trains in steps"):
+        out = CliRunner().invoke(main, two)  # across families: the families that step prune
+    assert out.exit_code == 0, out.output
+    assert json.loads(out.stdout)[0]["pruned_trials"] == 0
