@@ -72,7 +72,7 @@ def main() -> int:
             runs[~runs["dataset"].isin(bound)], meta
         )
     yard = TargetTransform(ml.transform.kind, resolution=True)
-    original = model_module.censored_sites
+    original, kept = model_module.censored_sites, censoring.SWEEPS
     variants = {
         "threshold": (0, original),
         "censored": (censoring.SWEEPS or 4, original),
@@ -108,7 +108,7 @@ def main() -> int:
                             "cov90 off bound": inside[~at].mean(),
                         }
                     )
-    censoring.SWEEPS, model_module.censored_sites = variants["censored"][0], original
+    censoring.SWEEPS, model_module.censored_sites = kept, original
     df = pd.DataFrame(rows)
     cols = [c for c in df.columns if c not in ("variant", "dataset", "k")]
     per_ds = df.groupby(["k", "variant", "dataset"])[cols].mean()

@@ -89,7 +89,7 @@ def _metric_coverage(a: dict, ml: MetaLearner, ds: str, test, obs, meta, se) -> 
     p = ml.predict(ds, test, meta=meta, runs=obs)
     raw = ml._target(test)
     inside = (raw >= p["lower"].to_numpy()) & (raw <= p["upper"].to_numpy())
-    at_bound = (raw >= 1) | (raw <= 0) if ml.transform.kind == "logit" else raw <= 0
+    at_bound = ml.transform.censored(raw) != 0
     a.setdefault("c90m", []).append(inside)
     a.setdefault("c90b", []).append(inside[at_bound])
     a.setdefault("se_in", []).append(se[~at_bound])

@@ -105,7 +105,7 @@ def censored_sites(
     v[cens] = MAX_SITE  # first without the censored runs (a site that says nothing) …
     post = fit(y, v)
     m_f, v_f, noise = latent(post)
-    tau = np.full(len(cens), 1.0 / (MAX_SITE * noise))
+    tau = np.full(len(cens), 1.0 / (MAX_SITE + noise))
     nu = c * tau
     for sweep in range(sweeps):  # … then each sweep moves the sites to the tilted moments
         damping = 1.0 if sweep == 0 else DAMPING
@@ -127,8 +127,11 @@ def censored_sites(
         v[cens] = np.maximum(1.0 / tau - noise, 0.0)
         post = fit(y, v if np.any(v > 0) else None)
         m_f, v_f, noise = latent(post)
+    # E[z | the other runs, z beyond c]: from the cavity, the posterior without the run's site
+    tau_cav = np.maximum(1.0 / v_f - tau, 1e-12)
+    m_cav = (m_f / v_f - nu) / tau_cav
     imputed = y.copy()
-    imputed[cens] = censored_mean(m_f, v_f + noise, c, sd)
+    imputed[cens] = censored_mean(m_cav, 1.0 / tau_cav + noise, c, sd)
     return y, (v if np.any(v > 0) else None), post, imputed
 
 

@@ -721,7 +721,12 @@ class FamilyLearner:
         )
         extra = None
         if pending is not None and len(pending):
-            extra = pending.reset_index(drop=True).copy()
+            # only families with a learner can be conditioned on (the others' pending rows
+            # still keep their configs out of the pool above)
+            known = pending[MODEL_COLUMN].astype(str).isin(set(self.learners))
+            extra = pending[known.to_numpy()].reset_index(drop=True).copy()
+            extra = extra if len(extra) else None
+        if extra is not None:
             if "value" not in extra.columns:
                 extra["value"] = np.nan
             guess = pd.to_numeric(extra["value"], errors="coerce").isna().to_numpy()

@@ -742,21 +742,26 @@ class TargetTransform:
             return np.where(y <= 0, -1, 0)
         return np.zeros(len(y), dtype=int)
 
-    def band(self, y: np.ndarray, rows: float = float("nan")) -> tuple[float, float]:
-        """The modelling-scale interval outside which one dataset's runs show at the bound:
-        ``(t(ε), t(1 − ε))`` under a logit scale, unbounded otherwise. ``ε`` is the
-        resolution of the dataset's runs ``y`` (:meth:`bound_eps`); without runs half of one
-        row of the dataset (``rows``: a score over at most that many rows moves in steps of at
-        least ``1/rows``), within ``[eps, eps_max]``; ``eps`` when neither is known."""
+    def resolution_of(self, y: np.ndarray, rows: float = float("nan")) -> float:
+        """One dataset's ``ε``: half the finest spacing of its scores ``y``
+        (:meth:`bound_eps`); when they show no spacing (no runs, or one value) half of one
+        row of the dataset (``rows``: a score over at most that many rows moves in steps of
+        at least ``1/rows``), within ``[eps, eps_max]``; ``eps`` when neither is known."""
+        y = np.asarray(y, dtype=float)
+        y = y[np.isfinite(y)]
+        if len(np.unique(np.round(y, 9))) > 1:
+            return float(self.bound_eps(y)[0])
+        if np.isfinite(rows) and rows > 0:
+            return min(max(0.5 / rows, self.eps), self.eps_max)
+        return self.eps
+
+    def band(self, eps: float) -> tuple[float, float]:
+        """The modelling-scale interval outside which a dataset's runs show at the bound:
+        ``(t(ε), t(1 − ε))`` under a logit scale (``ε``: :meth:`resolution_of`), unbounded
+        otherwise."""
         if self.kind != "logit":
             return -np.inf, np.inf
-        y = np.asarray(y, dtype=float)
-        if len(y):
-            e = float(self.bound_eps(y)[0])
-        elif np.isfinite(rows) and rows > 0:
-            e = min(max(0.5 / rows, self.eps), self.eps_max)
-        else:
-            e = self.eps
+        e = float(eps)
         lo, hi = np.log(e) - np.log1p(-e), np.log1p(-e) - np.log(e)
         return (lo - self.center) / self.scale, (hi - self.center) / self.scale
 
@@ -770,10 +775,12 @@ class TargetTransform:
             out = np.where(t >= band[1], 1.0, np.where(t <= band[0], 0.0, out))
         return out
 
-    def _g(self, y: np.ndarray, groups: np.ndarray | None = None) -> np.ndarray:
+    def _g(
+        self, y: np.ndarray, groups: np.ndarray | None = None, eps: float | None = None
+    ) -> np.ndarray:
         y = np.asarray(y, dtype=float)
         if self.kind == "logit":
-            e = self.bound_eps(y, groups)
+            e = self.bound_eps(y, groups) if eps is None else np.full(len(y), float(eps))
             y = np.where(y >= 1, 1 - e, np.where(y <= 0, e, np.clip(y, self.eps, 1 - self.eps)))
             return np.log(y) - np.log1p(-y)
         if self.kind == "log":
@@ -793,10 +800,13 @@ class TargetTransform:
                 out[sel] = pos.min() / 2
         return out
 
-    def forward(self, y: np.ndarray, groups: np.ndarray | None = None) -> np.ndarray:
+    def forward(
+        self, y: np.ndarray, groups: np.ndarray | None = None, eps: float | None = None
+    ) -> np.ndarray:
         """Metric → standardized modelling scale (``groups``: each value's dataset; all one
-        dataset without it)."""
-        return (self._g(y, groups) - self.center) / self.scale
+        dataset without it; ``eps``: the one dataset's resolution, instead of the values'
+        own spacing)."""
+        return (self._g(y, groups, eps) - self.center) / self.scale
 
     def inverse(self, t: np.ndarray) -> np.ndarray:
         """Standardized modelling scale → metric."""

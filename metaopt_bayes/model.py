@@ -38,6 +38,7 @@ collapsed-Gibbs / "marginalized" treatment of Gaussian hierarchical models (e.g.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import math
@@ -53,6 +54,7 @@ import numpy as np
 import pandas as pd
 from scipy.special import ndtri
 
+from metaopt_bayes import censoring
 from metaopt_bayes.adapt import (
     MIN_RUNS,
     TaskGP,
@@ -716,9 +718,12 @@ class MetaLearner:
             )
         frames = [f for f in (runs, extra_runs) if f is not None and len(f)]
         X = y = v = side = None
-        # the resolution of the dataset's own scores (not of fantasies or predicted finals)
+        # the resolution of the dataset's own scores (not of fantasies or predicted finals):
+        # where every row at the bound sits, and the band beyond which a run shows the bound
         own = self._target(runs) if runs is not None and len(runs) else np.array([])
-        band = self.transform.band(own[np.isfinite(own)], rows)
+        eps = self.transform.resolution_of(own, rows) if self.transform.resolution else None
+        band = self.transform.band(self.transform.eps if eps is None else eps)
+        forward = functools.partial(self.transform.forward, eps=eps)
         if frames:
             obs = pd.concat(frames, ignore_index=True)
             y_raw = self._target(obs)
@@ -727,8 +732,8 @@ class MetaLearner:
             if len(obs):
                 self.transform.check(y_raw, f"dataset {dataset!r} run")
                 X = self.encoder.transform(obs.reset_index(drop=True), rows=rows)
-                y = self.transform.forward(y_raw)
-                y, v = pruned_targets(obs, y, self.transform.forward, self.direction == "maximize")
+                y = forward(y_raw)
+                y, v = pruned_targets(obs, y, forward, self.direction == "maximize")
                 measured = np.ones(len(y), bool) if v is None else v <= 0
                 side = np.where(measured, self.transform.censored(y_raw), 0)
         index = self.datasets.index(str(dataset)) if str(dataset) in self.datasets else None
@@ -738,6 +743,8 @@ class MetaLearner:
             rows,
             None if X is None else (X.shape, X.tobytes(), y.tobytes()),
             None if v is None else v.tobytes(),
+            band,
+            censoring.SWEEPS,
             json.dumps(self.config, sort_keys=True, default=str),
             *(
                 None if a is None else np.asarray(a, dtype=float).tobytes()
@@ -1047,7 +1054,8 @@ class MetaLearner:
         """The predictive distribution of a run's metric on the modelling (transformed) scale
         as a Gaussian mixture, for scoring predictions: weights (n, K), means (n, K),
         variances (n, K) — the observation noise's scale mixture and, when adapting, the task
-        GP's component (:meth:`predict` summarizes the same distribution)."""
+        GP's component (:meth:`predict` summarizes the same distribution, showing the values
+        beyond the dataset's resolution at the metric's bound)."""
         m, v, post, task, _ = self._parts(dataset, configs, warehouse, meta, runs, extra_runs)
         if task is None:
             w, s2 = noise_mixture(post)

@@ -139,7 +139,9 @@ def joint_pruning(
     settings: SearchSettings,
 ) -> FamilyPruning | None:
     """The pruning of a search across ``families`` (None when ``prune`` is off, or when no
-    family trains in steps: a warning says so)."""
+    family trains in steps: a warning says so). ``prune=True`` fits one curve model per
+    family; a pruner object and ``budget_steps`` given by the user serve every family that
+    trains in steps alike (its curve model then predicts the pruned finals of each)."""
     if settings.prune is None or settings.prune is False:
         return None
     from metaopt_bayes.zoo import get_family

@@ -160,3 +160,19 @@ def test_a_family_that_already_reached_more_than_predicted_ranks_by_it():
     assert r["model"].tolist() == ["b", "a"]
     assert r.loc[0, "expected_best"] == pytest.approx(0.95)
     assert r.loc[1, "expected_best"] == pytest.approx(r.loc[1, "mean"])
+
+
+def test_recommend_with_pending_rows_of_a_family_without_a_learner_and_with_values():
+    """Pending rows of a family the learner has no fit for (explored by design points) leave
+    the pick alone; a pending row that carries a value (a pruned trial's predicted final)
+    keeps it instead of being fantasized at the predicted mean."""
+    fl = _fake()
+    plain = fl.recommend(None, "t", _pool(), n=1, runs=_obs([]))
+    other = pd.DataFrame({"model": ["c"], "x": [5.0], "value": [np.nan]})
+    out = fl.recommend(None, "t", _pool(), n=1, runs=_obs([]), pending=other)
+    pd.testing.assert_frame_equal(out, plain)
+    # a's best config pending with a poor value of its own: it is out of the pool, and the
+    # pick stays within the pool's other configs
+    held = pd.DataFrame({"model": ["a", "c"], "x": [1.0, 5.0], "value": [0.1, np.nan]})
+    out = fl.recommend(None, "t", _pool(), n=3, runs=_obs([]), pending=held)
+    assert not ((out["model"] == "a") & (out["x"] == 1.0)).any() and len(out) == 3

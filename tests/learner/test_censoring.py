@@ -8,7 +8,7 @@ import pytest
 from scipy.stats import norm
 
 from metaopt_bayes import censoring
-from metaopt_bayes.censoring import censored_sites, tilted_moments
+from metaopt_bayes.censoring import censored_mean, censored_sites, tilted_moments
 from metaopt_bayes.features import TargetTransform
 
 
@@ -72,10 +72,15 @@ def test_one_censored_run_gives_the_exact_posterior():
     """EP with one non-Gaussian site is exact in the posterior's mean and variance."""
     model = _Scalar()
     y, side = np.array([0.2, 0.6, 1.0]), np.array([0, 0, 1])
-    _, _, post, _ = censored_sites(model.fit, model.latent(1), y, None, side, sweeps=30)
+    _, _, post, imputed = censored_sites(model.fit, model.latent(1), y, None, side, sweeps=30)
     mean, var = model.exact(y, side)
     assert post[0] == pytest.approx(mean, abs=1e-4)
     assert post[1] == pytest.approx(var, rel=1e-3)
+    # its expected value beyond the bound given the *other* runs (the cavity: exact here)
+    m0, v0 = model.fit(y[:2], None)
+    expect = censored_mean(np.array([m0]), np.array([v0 + model.noise]), np.array([1.0]), 1.0)
+    assert imputed[2] == pytest.approx(expect[0], abs=1e-4)
+    assert imputed[:2] == pytest.approx(y[:2])
     # the bound says "at least 1.0": the surface rises above what the threshold as a value gave
     as_value = model.fit(y, None)
     assert post[0] > as_value[0]
@@ -115,15 +120,22 @@ def test_transform_flags_bounds_and_shows_a_run_beyond_its_resolution_at_the_bou
     assert list(t.censored(np.array([0.0, 0.5, 1.0]))) == [-1, 0, 1]
     assert list(TargetTransform("log").censored(np.array([0.0, 2.0]))) == [-1, 0]
     assert not TargetTransform("identity").censored(np.array([0.0, 1.0])).any()
-    lo, hi = t.band(np.array([0.5, 0.75, 1.0]))  # grain .25: ε = .01 (eps_max)
+    e = t.resolution_of(np.array([0.5, 0.75, 1.0]))  # grain .25: ε = .01 (eps_max)
+    lo, hi = t.band(e)
     assert t.inverse(np.array([hi]))[0] == pytest.approx(0.99)
     shown = t.observe(np.array([hi - 1e-6, hi, lo, 0.0]), (lo, hi))
     assert shown[0] < 1.0 and shown[1] == 1.0 and shown[2] == 0.0
     assert shown[3] == pytest.approx(t.inverse(np.array([0.0]))[0])
-    assert t.band(np.array([])) == t.band(np.array([1.0]))  # nothing known: the finest
-    # no runs, a dataset of 200 rows: a score moves in steps of at least 1/200
-    assert t.inverse(np.array([t.band(np.array([]), 200.0)[1]]))[0] == pytest.approx(0.9975)
-    assert TargetTransform("log").band(np.array([1.0])) == (-np.inf, np.inf)
+    # no spacing to measure (no runs, one value): half a row of the dataset, else the finest
+    assert t.resolution_of(np.array([])) == t.resolution_of(np.array([1.0, 1.0])) == t.eps
+    assert t.resolution_of(np.array([]), 200.0) == t.resolution_of(np.array([1.0]), 200.0)
+    assert t.resolution_of(np.array([]), 200.0) == pytest.approx(0.0025)
+    assert t.resolution_of(np.array([0.5, 0.75]), 200.0) == pytest.approx(0.01)  # runs first
+    # every row at the bound sits at one dataset's resolution, whatever the other rows are
+    assert (
+        t.forward(np.array([1.0, 0.9312]), eps=0.005)[0] == t.forward(np.array([1.0]), eps=0.005)[0]
+    )
+    assert TargetTransform("log").band(0.01) == (-np.inf, np.inf)
 
 
 @pytest.fixture(scope="module")
@@ -171,3 +183,17 @@ def test_predictions_without_runs_at_a_bound_are_unchanged_by_censoring(
     monkeypatch.setattr(censoring, "SWEEPS", 4)
     b = ml.predict("ds5", cands, meta=meta, runs=obs)
     pd.testing.assert_frame_equal(a, b)
+
+
+def test_a_run_at_the_bound_sits_at_its_datasets_resolution_whatever_the_fantasies(
+    perfect_learner,
+):
+    """Pending trials fantasized near 1.0 do not move a measured 1.0 (nor the band)."""
+    ml, target, meta = perfect_learner
+    obs = target.iloc[:20]
+    at = int(np.flatnonzero(obs["value"].to_numpy() == 1.0)[0])
+    fantasy = target.iloc[20:22].assign(value=[0.9312, 0.9905])
+    alone = ml._conditioned("ds5", None, meta, obs, None)
+    with_f = ml._conditioned("ds5", None, meta, obs, fantasy)
+    assert with_f["update"][2][at] == pytest.approx(alone["update"][2][at])
+    assert with_f["band"] == alone["band"]
