@@ -249,11 +249,14 @@ def fantasies(
     pending: pd.DataFrame | None,
     runs: pd.DataFrame,
     warehouse: WarehouseLike,
+    meta: pd.DataFrame | None = None,
 ) -> pd.DataFrame | None:
     """Pending configs with ``value`` = their predicted mean (Kriging believer). Rows that
     come with a ``value`` of their own (a pruned trial's predicted final,
     :class:`metaopt_bayes.curve_pruning.PrunedEvidence`) keep it and its quantiles, which the
-    update reads as the row's own variance; the others are predicted (variance 0)."""
+    update reads as the row's own variance; the others are predicted (variance 0) by
+    ``learner`` — a MetaLearner or a FamilyLearner — given ``runs`` (and ``meta``, else the
+    warehouse's meta-features)."""
     if pending is None or len(pending) == 0:
         return None
     pend = pending.reset_index(drop=True).copy()
@@ -263,7 +266,9 @@ def fantasies(
     todo = ~np.isfinite(value)
     if todo.any():
         rows = pend.loc[todo].drop(columns=["value"])
-        pred = learner.predict(dataset, rows, warehouse=warehouse, runs=runs, predictive=False)
+        pred = learner.predict(
+            dataset, rows, warehouse=warehouse, meta=meta, runs=runs, predictive=False
+        )
         value[todo] = pred["mean"].to_numpy(float)
     pend["value"] = value
     return pend

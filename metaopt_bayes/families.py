@@ -51,6 +51,7 @@ import pandas as pd
 from metaopt_bayes.batch import (
     RANDOM_EVERY,
     believer_batch,
+    fantasies,
     random_steps,
     ranked,
     trials_since_best,
@@ -723,19 +724,8 @@ class FamilyLearner:
         if pending is not None and len(pending):
             # only families with a learner can be conditioned on (the others' pending rows
             # still keep their configs out of the pool above)
-            known = pending[MODEL_COLUMN].astype(str).isin(set(self.learners))
-            extra = pending[known.to_numpy()].reset_index(drop=True).copy()
-            extra = extra if len(extra) else None
-        if extra is not None:
-            if "value" not in extra.columns:
-                extra["value"] = np.nan
-            guess = pd.to_numeric(extra["value"], errors="coerce").isna().to_numpy()
-            if guess.any():  # in flight: at the predicted mean (a pruned trial has its own)
-                lat0 = self.predict(
-                    dataset, extra[guess].reset_index(drop=True), warehouse, meta, obs,
-                    predictive=False,
-                )  # fmt: skip
-                extra.loc[guess, "value"] = lat0["mean"].to_numpy(float)
+            known = pending[MODEL_COLUMN].astype(str).isin(set(self.learners)).to_numpy()
+            extra = fantasies(self, dataset, pending[known], obs, warehouse, meta)
         shown = self.predict(dataset, pool, warehouse, meta, obs, extra, share=share)
         cost = shown["predicted_s"].to_numpy(float) if key == "cost-ei" else None
         if cost is not None:

@@ -746,7 +746,10 @@ class TargetTransform:
         """One dataset's ``ε``: half the finest spacing of its scores ``y``
         (:meth:`bound_eps`); when they show no spacing (no runs, or one value) half of one
         row of the dataset (``rows``: a score over at most that many rows moves in steps of
-        at least ``1/rows``), within ``[eps, eps_max]``; ``eps`` when neither is known."""
+        at least ``1/rows``), within ``[eps, eps_max]``; ``eps`` when neither is known, and
+        always for a transform fitted before resolutions (``resolution=False``)."""
+        if not self.resolution:
+            return self.eps
         y = np.asarray(y, dtype=float)
         y = y[np.isfinite(y)]
         if len(np.unique(np.round(y, 9))) > 1:

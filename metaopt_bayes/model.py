@@ -721,8 +721,8 @@ class MetaLearner:
         # the resolution of the dataset's own scores (not of fantasies or predicted finals):
         # where every row at the bound sits, and the band beyond which a run shows the bound
         own = self._target(runs) if runs is not None and len(runs) else np.array([])
-        eps = self.transform.resolution_of(own, rows) if self.transform.resolution else None
-        band = self.transform.band(self.transform.eps if eps is None else eps)
+        eps = self.transform.resolution_of(own, rows)
+        band = self.transform.band(eps)
         forward = functools.partial(self.transform.forward, eps=eps)
         if frames:
             obs = pd.concat(frames, ignore_index=True)
@@ -734,8 +734,7 @@ class MetaLearner:
                 X = self.encoder.transform(obs.reset_index(drop=True), rows=rows)
                 y = forward(y_raw)
                 y, v = pruned_targets(obs, y, forward, self.direction == "maximize")
-                measured = np.ones(len(y), bool) if v is None else v <= 0
-                side = np.where(measured, self.transform.censored(y_raw), 0)
+                side = np.where(_measured(v, len(y)), self.transform.censored(y_raw), 0)
         index = self.datasets.index(str(dataset)) if str(dataset) in self.datasets else None
         key = (
             index,
@@ -858,11 +857,10 @@ class MetaLearner:
         surface failed to fit, and what it says is already in the update."""
         if X is None or y is None or not self.config["discrepancy"]:
             return None
-        if obs_var is not None:
-            measured = obs_var <= 0
-            if not measured.any():
-                return None
-            X, y = X[measured], y[measured]
+        measured = _measured(obs_var, len(y))
+        if not measured.any():
+            return None
+        X, y = X[measured], y[measured]
         mbar, _, s2 = post.moments()
         return fit_discrepancy(
             self.encoder.linear_terms(X),
@@ -900,13 +898,12 @@ class MetaLearner:
         extra = disc.covariance(U) if disc is not None else None
         loo_transfer = linear_loo(X, y, m0, S0, noise, extra, obs_var)
         loo_task = gp.loo()
-        if obs_var is not None:
-            measured = obs_var <= 0
-            if not measured.any():
-                return None
-            y = y[measured]
-            loo_transfer = (loo_transfer[0][measured], loo_transfer[1][measured])
-            loo_task = (loo_task[0][measured], loo_task[1][measured])
+        measured = _measured(obs_var, len(y))
+        if not measured.any():
+            return None
+        y = y[measured]
+        loo_transfer = (loo_transfer[0][measured], loo_transfer[1][measured])
+        loo_task = (loo_task[0][measured], loo_task[1][measured])
         if mode == "rank":
             w = ranking_weight(y, loo_transfer, loo_task, seed=int(self.config["seed"]))
         else:
@@ -1257,6 +1254,12 @@ def _why_no_runs(wh: WarehouseLike, metric: str, model: str | None, filtered: bo
         f"no finished {of} logged metric {metric!r} (metrics logged: "
         f"{', '.join(map(str, logged[:8])) or 'none'})"
     )
+
+
+def _measured(obs_var: np.ndarray | None, n: int) -> np.ndarray:
+    """Which of a dataset's ``n`` observations are measurements: those without a variance of
+    their own (``obs_var`` 0 or None; a pruned trial's predicted final has one)."""
+    return np.ones(n, dtype=bool) if obs_var is None else np.asarray(obs_var) <= 0
 
 
 def _fresh(parts: tuple) -> tuple:
